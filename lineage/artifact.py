@@ -1,0 +1,158 @@
+"""``lineage.Artifact``: the builder a run fills with files, then logs as a new version."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from lineage.errors import InvalidPath, UnsupportedScheme
+from lineage.names import check_json, check_manifest_path, check_name
+
+__all__ = ["Artifact", "PendingFile", "PendingReference"]
+
+REFERENCE_SCHEMES = ("file",)
+DEFAULT_MAX_OBJECTS = 10_000
+
+
+@dataclass(frozen=True, kw_only=True)
+class PendingFile:
+    name: str
+    source: Path
+
+
+@dataclass(frozen=True, kw_only=True)
+class PendingReference:
+    name: str
+    uri: str
+    source: Path | None
+    checksum: bool
+
+
+class Artifact:
+    """A new version in the making: name, type, files, and what to say about it.
+
+    >>> art = Artifact("mnist", type="dataset", metadata={"rows": 60000})
+    >>> art.add_dir("data/mnist")              # every file, named by its path inside the dir
+    >>> art.add_file("README.md", name="docs/README.md")
+    """
+
+    def __init__(
+        self,
+        name: str,
+        type: str,
+        description: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self.name = check_name(name, "artifact name")
+        self.type = check_name(type, "artifact type")
+        self.description = description
+        self.metadata: dict[str, Any] = check_json(metadata, "metadata")
+        self._entries: dict[str, PendingFile | PendingReference] = {}
+
+    @property
+    def entries(self) -> list[PendingFile | PendingReference]:
+        return [self._entries[name] for name in sorted(self._entries)]
+
+    def _add(self, entry: PendingFile | PendingReference) -> None:
+        if entry.name in self._entries:
+            raise InvalidPath(
+                f"{entry.name!r} is already in artifact {self.name!r}", path=entry.name
+            )
+        self._entries[entry.name] = entry
+
+    def add_file(self, local_path: str | os.PathLike[str], name: str | None = None) -> str:
+        """Add one file; ``name`` is its path inside the artifact (default: the file's name)."""
+        source = Path(local_path)
+        if not source.is_file():
+            raise InvalidPath(f"{source} is not a file", path=str(source))
+        target = check_manifest_path(name if name is not None else source.name)
+        self._add(PendingFile(name=target, source=source.resolve()))
+        return target
+
+    def add_dir(self, local_path: str | os.PathLike[str], prefix: str = "") -> int:
+        """Add every file under a directory; symlinks may not point outside it."""
+        root = Path(local_path)
+        if not root.is_dir():
+            raise InvalidPath(f"{root} is not a directory", path=str(root))
+        if prefix:
+            check_manifest_path(prefix.rstrip("/"))
+        found = list(_walk(root))
+        staged = []
+        for rel, source in found:
+            name = f"{prefix.rstrip('/')}/{rel}" if prefix else rel
+            check_manifest_path(name)
+            if name in self._entries:
+                raise InvalidPath(f"{name!r} is already in artifact {self.name!r}", path=name)
+            staged.append(PendingFile(name=name, source=source))
+        for entry in staged:
+            self._entries[entry.name] = entry
+        return len(staged)
+
+    def add_reference(
+        self,
+        uri: str,
+        name: str | None = None,
+        checksum: bool = True,
+        max_objects: int = DEFAULT_MAX_OBJECTS,
+    ) -> int:
+        """Track bytes that stay where they are; a directory expands to one entry a file."""
+        parts = urlsplit(uri)
+        if parts.scheme not in REFERENCE_SCHEMES:
+            raise UnsupportedScheme(
+                f"unsupported reference {uri!r}: supported schemes are "
+                + ", ".join(f"{s}://" for s in REFERENCE_SCHEMES),
+                uri=uri,
+            )
+        source = Path(unquote(parts.path))
+        if source.is_file():
+            target = check_manifest_path(name if name is not None else source.name)
+            self._add(PendingReference(name=target, uri=uri, source=source, checksum=checksum))
+            return 1
+        if not source.is_dir():
+            raise InvalidPath(f"reference {uri} names nothing that exists", path=str(source))
+        files = list(_walk(source))
+        if len(files) > max_objects:
+            raise InvalidPath(
+                f"reference {uri} holds {len(files)} files, more than max_objects={max_objects}",
+                path=str(source),
+            )
+        base = (name if name is not None else source.name).rstrip("/")
+        staged = []
+        for rel, path in files:
+            target = check_manifest_path(f"{base}/{rel}" if base else rel)
+            staged.append(
+                PendingReference(name=target, uri=path.as_uri(), source=path, checksum=checksum)
+            )
+        for entry in staged:
+            self._add(entry)
+        return len(staged)
+
+
+def _walk(root: Path) -> list[tuple[str, Path]]:
+    """Files under ``root`` as ``(relative name, resolved path)``, refusing escaping symlinks."""
+    real_root = root.resolve()
+    found = []
+    for folder, dirs, files in os.walk(root, followlinks=False):
+        for dirname in list(dirs):
+            path = Path(folder, dirname)
+            if path.is_symlink():
+                target = path.resolve()
+                if not target.is_relative_to(real_root):
+                    raise InvalidPath(
+                        f"symlink {path} points to {target}, outside {root}", path=str(path)
+                    )
+        dirs.sort()
+        for filename in sorted(files):
+            path = Path(folder, filename)
+            target = path.resolve()
+            if not target.is_relative_to(real_root):
+                raise InvalidPath(
+                    f"symlink {path} points to {target}, outside {root}", path=str(path)
+                )
+            if not target.is_file():
+                continue
+            found.append((path.relative_to(root).as_posix(), target))
+    return found

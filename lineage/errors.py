@@ -1,0 +1,160 @@
+"""The one error tree of lineage.
+
+Every refusal raises a subclass of :class:`LineageError`. Each class carries the CLI exit code
+and the GraphQL ``extensions.code`` it maps to, and the context that names what was wrong as
+attributes (``ref``, ``digest``, ``path``)::
+
+    LineageError                    exit 1   INTERNAL
+    ├── InvalidInput                exit 2   INVALID_INPUT
+    │   ├── InvalidName
+    │   ├── InvalidRef
+    │   ├── InvalidPath
+    │   ├── InvalidMetadata
+    │   └── UnsupportedScheme
+    ├── NotFound                    exit 3   NOT_FOUND
+    │   ├── RunNotFound
+    │   ├── VersionNotFound
+    │   └── BlobNotFound
+    ├── Conflict                    exit 4   CONFLICT
+    │   ├── CycleError
+    │   ├── RunNotActive
+    │   ├── TypeMismatch
+    │   └── AliasedVersion
+    ├── IntegrityError              exit 5   DATA_LOSS
+    │   └── DigestMismatch
+    ├── StoreUnavailable            exit 6   UNAVAILABLE
+    ├── Unauthenticated             exit 7   UNAUTHENTICATED
+    └── Forbidden                   exit 7   FORBIDDEN
+
+A refusal changes nothing: the check happens before the first write.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AliasedVersion",
+    "BlobNotFound",
+    "Conflict",
+    "CycleError",
+    "DigestMismatch",
+    "Forbidden",
+    "IntegrityError",
+    "InvalidInput",
+    "InvalidMetadata",
+    "InvalidName",
+    "InvalidPath",
+    "InvalidRef",
+    "LineageError",
+    "NotFound",
+    "RunNotActive",
+    "RunNotFound",
+    "StoreUnavailable",
+    "TypeMismatch",
+    "Unauthenticated",
+    "UnsupportedScheme",
+    "VersionNotFound",
+]
+
+
+class LineageError(Exception):
+    """Root of every error lineage raises on purpose."""
+
+    exit_code = 1
+    code = "INTERNAL"
+
+    def __init__(self, message: str, **context: object) -> None:
+        super().__init__(message)
+        self.message = message
+        self.context = context
+        for key, value in context.items():
+            setattr(self, key, value)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InvalidInput(LineageError):
+    exit_code = 2
+    code = "INVALID_INPUT"
+
+
+class InvalidName(InvalidInput):
+    pass
+
+
+class InvalidRef(InvalidInput):
+    pass
+
+
+class InvalidPath(InvalidInput):
+    pass
+
+
+class InvalidMetadata(InvalidInput):
+    pass
+
+
+class UnsupportedScheme(InvalidInput):
+    pass
+
+
+class NotFound(LineageError):
+    exit_code = 3
+    code = "NOT_FOUND"
+
+
+class RunNotFound(NotFound):
+    pass
+
+
+class VersionNotFound(NotFound):
+    pass
+
+
+class BlobNotFound(NotFound):
+    pass
+
+
+class Conflict(LineageError):
+    exit_code = 4
+    code = "CONFLICT"
+
+
+class CycleError(Conflict):
+    pass
+
+
+class RunNotActive(Conflict):
+    pass
+
+
+class TypeMismatch(Conflict):
+    pass
+
+
+class AliasedVersion(Conflict):
+    pass
+
+
+class IntegrityError(LineageError):
+    exit_code = 5
+    code = "DATA_LOSS"
+
+
+class DigestMismatch(IntegrityError):
+    pass
+
+
+class StoreUnavailable(LineageError):
+    exit_code = 6
+    code = "UNAVAILABLE"
+
+
+class Unauthenticated(LineageError):
+    exit_code = 7
+    code = "UNAUTHENTICATED"
+
+
+class Forbidden(LineageError):
+    exit_code = 7
+    code = "FORBIDDEN"

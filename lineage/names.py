@@ -1,0 +1,178 @@
+"""Validation of everything a user names: projects, artifacts, aliases, refs, paths, metadata.
+
+A ref names one artifact version::
+
+    name            -> name:latest in the default project
+    name:v3         -> version 3
+    name:production -> whichever version holds the alias
+    project/name:v3 -> fully qualified; ``str(Ref)`` is always this form
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from lineage.errors import InvalidMetadata, InvalidName, InvalidPath, InvalidRef
+
+__all__ = [
+    "MAX_METADATA_BYTES",
+    "MAX_METADATA_DEPTH",
+    "MAX_NAME_LENGTH",
+    "Ref",
+    "check_alias",
+    "check_json",
+    "check_manifest_path",
+    "check_name",
+    "parse_ref",
+]
+
+MAX_NAME_LENGTH = 128
+MAX_METADATA_BYTES = 256 * 1024
+MAX_METADATA_DEPTH = 16
+MAX_PATH_LENGTH = 4096
+
+_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+_VERSION = re.compile(r"v(0|[1-9][0-9]*)")
+
+
+def check_name(value: object, what: str = "name") -> str:
+    """Return ``value`` if it is a valid project, artifact or job name, else raise InvalidName."""
+    if not isinstance(value, str) or not value:
+        raise InvalidName(f"{what} must be a non-empty string, got {value!r}", value=value)
+    if len(value) > MAX_NAME_LENGTH:
+        raise InvalidName(
+            f"{what} {value[:40]!r}... is {len(value)} characters; "
+            f"at most {MAX_NAME_LENGTH} allowed",
+            value=value,
+        )
+    if not _NAME.fullmatch(value) or value in (".", ".."):
+        raise InvalidName(
+            f"invalid {what} {value!r}: use letters, digits, '_', '.' and '-' only", value=value
+        )
+    return value
+
+
+def check_alias(value: object) -> str:
+    """An alias is a name that cannot be mistaken for a version number."""
+    alias = check_name(value, "alias")
+    if _VERSION.fullmatch(alias):
+        raise InvalidName(
+            f"invalid alias {alias!r}: 'v<number>' is reserved for versions", value=alias
+        )
+    return alias
+
+
+@dataclass(frozen=True, kw_only=True)
+class Ref:
+    """A parsed reference to one artifact version, by index or by alias."""
+
+    project: str
+    name: str
+    index: int | None = None
+    alias: str | None = None
+
+    @property
+    def selector(self) -> str:
+        return f"v{self.index}" if self.index is not None else str(self.alias)
+
+    def __str__(self) -> str:
+        return f"{self.project}/{self.name}:{self.selector}"
+
+
+def parse_ref(text: object, default_project: str | None = None) -> Ref:
+    """Parse ``[project/]name[:vN|:alias]``; a bare name means ``name:latest``."""
+    if not isinstance(text, str) or not text:
+        raise InvalidRef(f"a ref must be a non-empty string, got {text!r}", ref=text)
+    body, _, selector = text.partition(":")
+    if ":" in selector:
+        raise InvalidRef(f"invalid ref {text!r}: expected [project/]name[:vN|:alias]", ref=text)
+    project, slash, name = body.rpartition("/")
+    if not slash:
+        project = default_project or ""
+        if not project:
+            raise InvalidRef(
+                f"ref {text!r} names no project and none is set: write 'project/{text}'",
+                ref=text,
+            )
+    try:
+        check_name(project, "project")
+        check_name(name, "artifact name")
+    except InvalidName as exc:
+        raise InvalidRef(f"invalid ref {text!r}: {exc}", ref=text) from None
+    selector = selector or "latest"
+    match = _VERSION.fullmatch(selector)
+    if match:
+        return Ref(project=project, name=name, index=int(match.group(1)))
+    try:
+        check_name(selector, "alias")
+    except InvalidName as exc:
+        raise InvalidRef(f"invalid ref {text!r}: {exc}", ref=text) from None
+    return Ref(project=project, name=name, alias=selector)
+
+
+def check_manifest_path(path: object) -> str:
+    """A path inside an artifact: relative, '/'-separated, no '..', no NUL, no empty parts."""
+    if not isinstance(path, str) or not path:
+        raise InvalidPath(f"file name must be a non-empty string, got {path!r}", path=path)
+    if "\x00" in path:
+        raise InvalidPath(f"file name {path!r} contains a NUL byte", path=path)
+    if len(path) > MAX_PATH_LENGTH:
+        raise InvalidPath(f"file name is longer than {MAX_PATH_LENGTH} characters", path=path)
+    if path.startswith("/") or re.match(r"[A-Za-z]:[\\/]", path):
+        raise InvalidPath(
+            f"file name {path!r} is absolute; names inside an artifact are relative", path=path
+        )
+    if "\\" in path:
+        raise InvalidPath(f"file name {path!r} contains '\\'; use '/' between folders", path=path)
+    parts = path.split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        raise InvalidPath(
+            f"file name {path!r} has an empty, '.' or '..' part; it must stay inside the artifact",
+            path=path,
+        )
+    return path
+
+
+def check_json(value: Any, what: str = "metadata") -> dict[str, Any]:
+    """A JSON object of bounded size and depth, with finite numbers and string keys."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidMetadata(
+            f"{what} must be a dict, got {type(value).__name__}", value_type=type(value).__name__
+        )
+    _check_json_value(value, what, 0)
+    try:
+        encoded = json.dumps(value, sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidMetadata(f"{what} is not JSON-serialisable: {exc}") from None
+    if len(encoded.encode()) > MAX_METADATA_BYTES:
+        raise InvalidMetadata(
+            f"{what} is {len(encoded.encode())} bytes as JSON; at most {MAX_METADATA_BYTES} allowed"
+        )
+    result: dict[str, Any] = json.loads(encoded)
+    return result
+
+
+def _check_json_value(value: Any, what: str, depth: int) -> None:
+    if depth > MAX_METADATA_DEPTH:
+        raise InvalidMetadata(f"{what} nests deeper than {MAX_METADATA_DEPTH} levels")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidMetadata(f"{what} has a non-string key {key!r}")
+            _check_json_value(item, what, depth + 1)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _check_json_value(item, what, depth + 1)
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidMetadata(f"{what} holds {value!r}, which JSON cannot represent")
+    elif value is not None and not isinstance(value, (str, int, bool)):
+        raise InvalidMetadata(
+            f"{what} is not JSON-serialisable: {type(value).__name__} value {value!r:.60}"
+        )

@@ -1,0 +1,175 @@
+"""Value types that cross the GraphStore boundary: what a store keeps and what traversals return.
+
+Node ids: a run's id is its run id (8 characters, no ':'); an artifact version's id is its
+fully qualified ref ``project/name:vN``. Edges point downstream, in the direction data flows::
+
+    (version)-[:CONSUMED_BY]->(run)-[:PRODUCED]->(version)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+__all__ = [
+    "CONSUMED_BY",
+    "DERIVED",
+    "PRODUCED",
+    "ArtifactRecord",
+    "CodeVersion",
+    "Edge",
+    "Event",
+    "Node",
+    "RunRecord",
+    "Subgraph",
+    "TokenRecord",
+    "VersionRecord",
+    "version_id",
+]
+
+CONSUMED_BY = "consumed_by"
+PRODUCED = "produced"
+DERIVED = "derived"
+
+RunState = Literal["running", "finished", "failed", "crashed"]
+RUN_STATES = ("running", "finished", "failed", "crashed")
+
+
+def version_id(project: str, name: str, index: int) -> str:
+    """The node id (and canonical ref) of one artifact version."""
+    return f"{project}/{name}:v{index}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class CodeVersion:
+    commit: str
+    dirty: bool
+    remote: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunRecord:
+    id: str
+    project: str
+    name: str
+    job_type: str | None = None
+    state: str = "running"
+    config: Mapping[str, Any] = field(default_factory=dict)
+    summary: Mapping[str, Any] = field(default_factory=dict)
+    tags: tuple[str, ...] = ()
+    notes: str | None = None
+    code: CodeVersion | None = None
+    host: str | None = None
+    pid: int | None = None
+    started_at: float = 0.0
+    finished_at: float | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ArtifactRecord:
+    project: str
+    name: str
+    type: str
+    description: str | None = None
+    created_at: float = 0.0
+
+    @property
+    def key(self) -> str:
+        return f"{self.project}/{self.name}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class VersionRecord:
+    project: str
+    name: str
+    type: str
+    index: int
+    digest: str
+    size: int
+    file_count: int
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    description: str | None = None
+    aliases: tuple[str, ...] = ()
+    created_by: str | None = None
+    created_at: float = 0.0
+    state: str = "committed"
+
+    @property
+    def id(self) -> str:
+        return version_id(self.project, self.name, self.index)
+
+    ref = id
+
+
+@dataclass(frozen=True, kw_only=True)
+class Event:
+    """One entry of the append-only event log. ``seq`` is assigned by the store."""
+
+    project: str
+    target: str
+    kind: str
+    at: float
+    actor: str | None = None
+    old: Any = None
+    new: Any = None
+    seq: int | None = None
+    uid: str | None = None  # stable identity across stores (push, pull, sync); set by the store
+
+
+@dataclass(frozen=True, kw_only=True)
+class TokenRecord:
+    """An API token, kept only as the BLAKE3 digest of its secret."""
+
+    id: str
+    digest: str
+    scope: str  # "read" or "write"
+    created_at: float
+    description: str | None = None
+    revoked: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class Edge:
+    source: str
+    target: str
+    kind: str
+    run: str | None = None  # for DERIVED edges: the run that consumed source and produced target
+
+
+@dataclass(frozen=True, kw_only=True)
+class Node:
+    id: str
+    kind: Literal["run", "artifact_version"]
+    ref: str | None = None
+    run: RunRecord | None = None
+    version: VersionRecord | None = None
+
+    @property
+    def label(self) -> str:
+        if self.version is not None:
+            return f"{self.version.name}:v{self.version.index}"
+        if self.run is not None:
+            return self.run.name
+        return self.id
+
+
+@dataclass(frozen=True, kw_only=True)
+class Subgraph:
+    """The answer of every traversal: nodes, edges, and whether ``depth`` cut it short."""
+
+    nodes: tuple[Node, ...] = ()
+    edges: tuple[Edge, ...] = ()
+    truncated: bool = False
+    root: str | None = None
+
+    def node(self, node_id: str) -> Node:
+        for node in self.nodes:
+            if node.id == node_id:
+                return node
+        raise KeyError(node_id)
+
+    @property
+    def ids(self) -> frozenset[str]:
+        return frozenset(node.id for node in self.nodes)

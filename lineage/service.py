@@ -1,0 +1,493 @@
+"""The service layer: every rule of lineage, once, over a GraphStore and a BlobStore.
+
+The SDK, the CLI and the GraphQL resolvers are thin callers of :class:`Service`. Rules held
+here: names and refs, run states, the commit protocol (blobs first, then the version), dedup
+of byte-identical versions, the cycle check, alias uniqueness and the event log.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import os
+import secrets
+import socket
+import string
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from lineage.errors import (
+    AliasedVersion,
+    CycleError,
+    IntegrityError,
+    InvalidInput,
+    RunNotActive,
+    RunNotFound,
+    VersionNotFound,
+)
+from lineage.hashing import check_digest
+from lineage.manifest import Manifest, manifest_digests, read_manifest
+from lineage.names import Ref, check_alias, check_json, check_name, parse_ref
+from lineage.records import (
+    PRODUCED,
+    RUN_STATES,
+    ArtifactRecord,
+    CodeVersion,
+    Edge,
+    Event,
+    RunRecord,
+    VersionRecord,
+)
+from lineage.storage.blobs import BlobStore
+from lineage.storage.graph import GraphStore, NewVersion
+from lineage.traversal import Traversal
+
+__all__ = ["GcReport", "Service"]
+
+logger = logging.getLogger(__name__)
+
+_RUN_ID_ALPHABET = string.ascii_lowercase + string.digits
+MAX_TAGS = 64
+MAX_TEXT = 64 * 1024
+
+
+def new_run_id() -> str:
+    return "".join(secrets.choice(_RUN_ID_ALPHABET) for _ in range(8))
+
+
+@dataclass(frozen=True, kw_only=True)
+class GcReport:
+    blobs_total: int
+    blobs_live: int
+    blobs_removed: int
+    dry_run: bool
+
+
+class Service(Traversal):
+    def __init__(self, graph: GraphStore, blobs: BlobStore) -> None:
+        super().__init__(graph)
+        self.graph = graph
+        self.blobs = blobs
+
+    # runs ----------------------------------------------------------------------------------
+
+    def start_run(
+        self,
+        *,
+        project: str,
+        job_type: str | None = None,
+        name: str | None = None,
+        config: Mapping[str, Any] | None = None,
+        tags: Sequence[str] | None = None,
+        notes: str | None = None,
+        code: CodeVersion | None = None,
+        host: str | None = None,
+        pid: int | None = None,
+        run_id: str | None = None,
+        started_at: float | None = None,
+    ) -> RunRecord:
+        check_name(project, "project")
+        if job_type is not None:
+            check_name(job_type, "job_type")
+        run_id = run_id or new_run_id()
+        check_name(run_id, "run id")
+        if ":" in run_id or "/" in run_id:
+            raise InvalidInput(f"invalid run id {run_id!r}")
+        if name is not None:
+            check_name(name, "run name")
+        tags = tuple(check_name(tag, "tag") for tag in (tags or ()))
+        if len(tags) > MAX_TAGS:
+            raise InvalidInput(f"a run has at most {MAX_TAGS} tags, got {len(tags)}")
+        if notes is not None and (not isinstance(notes, str) or len(notes) > MAX_TEXT):
+            raise InvalidInput(f"notes must be a string of at most {MAX_TEXT} characters")
+        run = RunRecord(
+            id=run_id,
+            project=project,
+            name=name or f"{job_type or 'run'}-{run_id}",
+            job_type=job_type,
+            config=check_json(dict(config or {}), "config"),
+            tags=tags,
+            notes=notes,
+            code=code,
+            host=host,
+            pid=pid,
+            started_at=started_at or time.time(),
+        )
+        self.graph.create_run(run)
+        return run
+
+    def get_run(self, run_id: str) -> RunRecord:
+        run = self.graph.get_runs([run_id]).get(run_id)
+        if run is None:
+            raise RunNotFound(f"run {run_id!r} does not exist", run_id=run_id)
+        return run
+
+    def active_run(self, run_id: str) -> RunRecord:
+        run = self.get_run(run_id)
+        if run.state != "running":
+            raise RunNotActive(
+                f"run {run.name} ({run.id}) is {run.state}; start a new run to log more",
+                run_id=run_id,
+            )
+        return run
+
+    def finish_run(
+        self,
+        run_id: str,
+        *,
+        state: str = "finished",
+        summary: Mapping[str, Any] | None = None,
+        error: str | None = None,
+        at: float | None = None,
+    ) -> RunRecord:
+        if state not in RUN_STATES or state == "running":
+            raise InvalidInput(f"a run finishes as finished, failed or crashed, not {state!r}")
+        run = self.active_run(run_id)
+        changes: dict[str, Any] = {"state": state, "finished_at": at or time.time()}
+        if summary is not None:
+            changes["summary"] = {**run.summary, **check_json(dict(summary), "summary")}
+        if error is not None:
+            changes["error"] = str(error)[:MAX_TEXT]
+        updated = self.graph.update_run(run_id, changes)
+        assert updated is not None
+        return updated
+
+    def update_summary(self, run_id: str, summary: Mapping[str, Any]) -> RunRecord:
+        run = self.active_run(run_id)
+        merged = check_json({**run.summary, **dict(summary)}, "summary")
+        updated = self.graph.update_run(run_id, {"summary": merged})
+        assert updated is not None
+        return updated
+
+    def reap_stale(self, project: str | None = None) -> list[RunRecord]:
+        """Mark ``crashed`` every running run of this host whose process is gone."""
+        host = socket.gethostname()
+        reaped = []
+        for run in self.graph.list_runs(project, state="running"):
+            if run.host != host or run.pid is None or _alive(run.pid):
+                continue
+            updated = self.graph.update_run(
+                run.id,
+                {"state": "crashed", "finished_at": time.time(), "error": "process exited"},
+            )
+            if updated is not None:
+                reaped.append(updated)
+        return reaped
+
+    # versions ------------------------------------------------------------------------------
+
+    def resolve(self, ref: str | Ref, default_project: str | None = None) -> VersionRecord:
+        parsed = ref if isinstance(ref, Ref) else parse_ref(ref, default_project)
+        if parsed.index is not None:
+            found = self.graph.get_versions([str(parsed)]).get(str(parsed))
+        else:
+            assert parsed.alias is not None
+            found = self.graph.find_alias(parsed.project, parsed.name, parsed.alias)
+        if found is None:
+            raise VersionNotFound(self._not_found(parsed), ref=str(parsed))
+        return found
+
+    def _not_found(self, ref: Ref) -> str:
+        artifact = self.graph.get_artifact(ref.project, ref.name)
+        if artifact is None:
+            names = [a.name for a in self.graph.list_artifacts(ref.project)]
+            close = difflib.get_close_matches(ref.name, names, n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            return f"no artifact {ref.name!r} in project {ref.project!r}{hint}"
+        versions = self.graph.list_versions(ref.project, ref.name, include_deleted=True)
+        live = [v for v in versions if v.state == "committed"]
+        if ref.index is not None and any(v.index == ref.index for v in versions):
+            return f"{ref} was deleted"
+        target = ref.index if ref.index is not None else (live[-1].index if live else 0)
+        nearest = sorted(live, key=lambda v: abs(v.index - target))[:3]
+        listing = ", ".join(
+            f"v{v.index}" + (f" ({', '.join(v.aliases)})" if v.aliases else "")
+            for v in sorted(nearest, key=lambda v: v.index)
+        )
+        return f"{ref} does not exist; nearest versions of {ref.project}/{ref.name}: " + (
+            listing or "none"
+        )
+
+    def use(self, run_id: str, ref: str | Ref) -> VersionRecord:
+        """Record that a run consumed a version: ``(version)-[:CONSUMED_BY]->(run)``."""
+        run = self.active_run(run_id)
+        version = self.resolve(ref, run.project)
+        if version.state != "committed":
+            raise VersionNotFound(f"{version.ref} was deleted", ref=version.ref)
+        if self.reaches(run.id, version.id, "down"):
+            raise CycleError(
+                f"run {run.name} ({run.id}) cannot consume {version.ref}: it, or a run "
+                "downstream of it, produced that version, and lineage must stay acyclic",
+                ref=version.ref,
+                run_id=run.id,
+            )
+        self.graph.add_edges([Edge(source=version.id, target=run.id, kind="consumed_by")])
+        return version
+
+    def check_manifest(self, digest: str) -> Manifest:
+        """Load a manifest and confirm every blob it needs is present (the commit precondition)."""
+        check_digest(digest)
+        missing_root = self.blobs.missing([digest])
+        if missing_root:
+            raise IntegrityError(
+                f"manifest {digest} is not in the blob store {self.blobs.url}", digest=digest
+            )
+        manifest = read_manifest(self.blobs, digest)
+        missing = self.blobs.missing(manifest.blob_digests())
+        if missing:
+            paths = sorted(e.path for e in manifest if e.digest in missing)
+            raise IntegrityError(
+                f"{len(missing)} blob(s) of the manifest are not in {self.blobs.url}, "
+                f"e.g. {paths[0]!r}: upload them before committing",
+                digest=digest,
+            )
+        return manifest
+
+    def commit(
+        self,
+        run_id: str,
+        *,
+        name: str,
+        type: str,
+        manifest: str,
+        description: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        aliases: Iterable[str] = (),
+    ) -> tuple[VersionRecord, bool]:
+        """Commit a version whose manifest and blobs are already stored.
+
+        Byte-identical content returns the existing version (``created`` False) and records the
+        run as a producer too, unless that edge would close a cycle: then the fact goes to
+        the event log instead.
+        """
+        check_name(name, "artifact name")
+        check_name(type, "artifact type")
+        metadata = check_json(metadata, "metadata")
+        aliases = [alias for alias in dict.fromkeys(map(check_alias, aliases)) if alias != "latest"]
+        if description is not None and (
+            not isinstance(description, str) or len(description) > MAX_TEXT
+        ):
+            raise InvalidInput(f"description must be a string of at most {MAX_TEXT} characters")
+        run = self.active_run(run_id)
+        loaded = self.check_manifest(manifest)
+        now = time.time()
+        version, created = self.graph.commit_version(
+            NewVersion(
+                project=run.project,
+                name=name,
+                type=type,
+                digest=manifest,
+                size=loaded.size,
+                file_count=len(loaded),
+                metadata=metadata,
+                description=description,
+                run_id=run.id,
+                at=now,
+            )
+        )
+        if not created:
+            if self.reaches(run.id, version.id, "up"):
+                self.graph.append_events(
+                    [
+                        Event(
+                            project=run.project,
+                            target=version.id,
+                            kind="version.reproduced",
+                            at=now,
+                            actor=run.id,
+                            new={"run": run.id, "edge": False, "reason": "would close a cycle"},
+                        )
+                    ]
+                )
+            else:
+                self.graph.add_edges([Edge(source=run.id, target=version.id, kind=PRODUCED)])
+        for alias in aliases:
+            self._move_alias(version, alias, actor=run.id)
+        if aliases:
+            version = self.resolve(version.id)
+        return version, created
+
+    def set_alias(self, ref: str, alias: str, *, actor: str | None = None) -> VersionRecord:
+        alias = check_alias(alias)
+        if alias == "latest":
+            raise InvalidInput("'latest' moves by itself to the newest version; it cannot be set")
+        version = self.resolve(ref)
+        self._move_alias(version, alias, actor=actor)
+        return self.resolve(version.id)
+
+    def _move_alias(self, version: VersionRecord, alias: str, *, actor: str | None) -> None:
+        current = self.graph.find_alias(version.project, version.name, alias)
+        if current is not None and current.index == version.index:
+            return
+        event = Event(
+            project=version.project,
+            target=version.id,
+            kind="alias.moved",
+            at=time.time(),
+            actor=actor,
+            old=None if current is None else {"alias": alias, "version": f"v{current.index}"},
+            new={"alias": alias, "version": f"v{version.index}"},
+        )
+        self.graph.set_alias(version.project, version.name, alias, version.index, event)
+
+    def remove_alias(
+        self, project: str, name: str, alias: str, *, actor: str | None = None
+    ) -> None:
+        alias = check_alias(alias)
+        if alias == "latest":
+            raise InvalidInput("'latest' cannot be removed; delete the version instead")
+        current = self.graph.find_alias(project, name, alias)
+        if current is None:
+            raise VersionNotFound(f"{project}/{name} has no alias {alias!r}", ref=alias)
+        event = Event(
+            project=project,
+            target=current.id,
+            kind="alias.removed",
+            at=time.time(),
+            actor=actor,
+            old={"alias": alias, "version": f"v{current.index}"},
+        )
+        self.graph.set_alias(project, name, alias, None, event)
+
+    def update_version(
+        self,
+        ref: str,
+        *,
+        metadata: Mapping[str, Any] | None = None,
+        description: str | None = None,
+        actor: str | None = None,
+    ) -> VersionRecord:
+        version = self.resolve(ref)
+        changes: dict[str, Any] = {}
+        events = []
+        now = time.time()
+        if metadata is not None:
+            new = check_json(metadata, "metadata")
+            if new != dict(version.metadata):
+                changes["metadata"] = new
+                events.append(
+                    Event(
+                        project=version.project,
+                        target=version.id,
+                        kind="metadata.updated",
+                        at=now,
+                        actor=actor,
+                        old=dict(version.metadata),
+                        new=new,
+                    )
+                )
+        if description is not None:
+            if not isinstance(description, str) or len(description) > MAX_TEXT:
+                raise InvalidInput(f"description must be a string of at most {MAX_TEXT} characters")
+            if description != version.description:
+                changes["description"] = description
+                events.append(
+                    Event(
+                        project=version.project,
+                        target=version.id,
+                        kind="description.updated",
+                        at=now,
+                        actor=actor,
+                        old=version.description,
+                        new=description,
+                    )
+                )
+        if not changes:
+            return version
+        return self.graph.update_version(version.id, changes, events)
+
+    def delete_version(
+        self, ref: str, *, force: bool = False, actor: str | None = None
+    ) -> VersionRecord:
+        version = self.resolve(ref)
+        held = [alias for alias in version.aliases if alias != "latest"]
+        if held and not force:
+            raise AliasedVersion(
+                f"{version.ref} holds alias(es) {', '.join(held)}: move them first or force",
+                ref=version.ref,
+            )
+        self.graph.delete_version(
+            version.id,
+            Event(
+                project=version.project,
+                target=version.id,
+                kind="version.deleted",
+                at=time.time(),
+                actor=actor,
+                old={"aliases": list(version.aliases), "digest": version.digest},
+            ),
+        )
+        return version
+
+    def events(self, ref: str, default_project: str | None = None) -> list[Event]:
+        """The event log of a version (``name:v3``) or of a whole artifact (``name``)."""
+        if ":" in ref:
+            version = self.resolve(ref, default_project)
+            return self.graph.events(version.project, target_prefix=version.id)
+        parsed = parse_ref(ref, default_project)
+        if self.graph.get_artifact(parsed.project, parsed.name) is None:
+            raise VersionNotFound(self._not_found(parsed), ref=ref)
+        return self.graph.events(parsed.project, target_prefix=f"{parsed.project}/{parsed.name}:")
+
+    def manifest(self, version: VersionRecord) -> Manifest:
+        return read_manifest(self.blobs, version.digest)
+
+    def artifacts(
+        self, project: str | None = None, *, type: str | None = None
+    ) -> list[ArtifactRecord]:
+        return self.graph.list_artifacts(project, type=type)
+
+    def producers(self, version: VersionRecord) -> list[RunRecord]:
+        runs = [e.source for e in self.graph.expand([version.id], "up")]
+        found = self.graph.get_runs(runs)
+        return sorted(found.values(), key=lambda r: r.started_at)
+
+    def consumers(self, version: VersionRecord) -> list[RunRecord]:
+        runs = [e.target for e in self.graph.expand([version.id], "down")]
+        found = self.graph.get_runs(runs)
+        return sorted(found.values(), key=lambda r: r.started_at)
+
+    def run_io(self, run_id: str) -> tuple[list[VersionRecord], list[VersionRecord]]:
+        """The versions a run consumed and produced."""
+        inputs = [e.source for e in self.graph.expand([run_id], "up")]
+        outputs = [e.target for e in self.graph.expand([run_id], "down")]
+        found = self.graph.get_versions([*inputs, *outputs])
+        return [found[i] for i in inputs if i in found], [found[o] for o in outputs if o in found]
+
+    # garbage -------------------------------------------------------------------------------
+
+    def gc(self, *, dry_run: bool = False, grace: float = 3600.0) -> GcReport:
+        """Remove blobs that no live version's manifest references.
+
+        Blobs younger than ``grace`` seconds are kept: they may belong to a version whose
+        blobs are stored but whose commit has not landed yet.
+        """
+        live: set[str] = set()
+        for digest in self.graph.manifest_digests():
+            try:
+                live |= manifest_digests(self.blobs, digest)
+                live |= read_manifest(self.blobs, digest).blob_digests()
+            except Exception:  # noqa: BLE001 - a broken manifest keeps what it might reference
+                logger.warning("manifest %s is unreadable; gc keeps everything", digest)
+                return GcReport(blobs_total=0, blobs_live=0, blobs_removed=0, dry_run=True)
+        everything = set(self.blobs.digests(older_than=grace))
+        dead = everything - live
+        removed = 0 if dry_run else self.blobs.delete(dead)
+        return GcReport(
+            blobs_total=len(everything),
+            blobs_live=len(everything & live),
+            blobs_removed=removed if not dry_run else len(dead),
+            dry_run=dry_run,
+        )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,140 @@
+"""The GraphStore protocol: what a backend must do to hold lineage.
+
+Rules (naming, validation, cycle checks, dedup decisions, traversal semantics) live in
+:mod:`lineage.service`; a store only keeps facts and answers small questions about them.
+The contract every backend honours, checked by ``tests/storage/``:
+
+- Writes are atomic per call: after a failure or a retry nothing is half-written, and
+  re-running the same call is harmless (edges and events are idempotent by key).
+- ``commit_version`` is the one place a version index is assigned: ``v0, v1, ...`` per
+  artifact, consecutive and without duplicates even with concurrent writers in several
+  processes. A live version with the same digest is returned instead of a new one.
+- ``latest`` always names the newest live version; other aliases are unique per artifact.
+- Deleting a version is a tombstone: the node and its edges stay (history is not rewritten),
+  its aliases go, and its manifest no longer keeps blobs alive.
+- ``import_records`` copies facts from another store keeping their identity (run ids,
+  version indexes, event uids): running it twice changes nothing the second time.
+- ``expand`` returns every edge leaving (``down``) or entering (``up``) the given nodes, in one
+  round trip, costing about the size of its answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from lineage.records import ArtifactRecord, Edge, Event, RunRecord, TokenRecord, VersionRecord
+
+__all__ = ["Direction", "GraphStore", "NewVersion"]
+
+Direction = Literal["down", "up"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class NewVersion:
+    """A validated version about to be committed by ``run_id``."""
+
+    project: str
+    name: str
+    type: str
+    digest: str
+    size: int
+    file_count: int
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    description: str | None = None
+    run_id: str
+    at: float
+
+
+class GraphStore(Protocol):
+    url: str
+
+    def close(self) -> None: ...
+
+    # runs
+    def create_run(self, run: RunRecord) -> None: ...
+    def update_run(self, run_id: str, changes: Mapping[str, Any]) -> RunRecord | None: ...
+    def get_runs(self, ids: Collection[str]) -> dict[str, RunRecord]: ...
+    def list_runs(
+        self,
+        project: str | None = None,
+        *,
+        job_type: str | None = None,
+        state: str | None = None,
+        limit: int | None = None,
+        after: str | None = None,
+    ) -> list[RunRecord]: ...
+
+    # artifacts and versions
+    def list_projects(self) -> list[str]: ...
+    def get_artifact(self, project: str, name: str) -> ArtifactRecord | None: ...
+    def list_artifacts(
+        self,
+        project: str | None = None,
+        *,
+        type: str | None = None,
+        limit: int | None = None,
+        after: str | None = None,
+    ) -> list[ArtifactRecord]: ...
+    def update_artifact(self, project: str, name: str, description: str | None) -> None: ...
+    def commit_version(self, new: NewVersion) -> tuple[VersionRecord, bool]:
+        """Create the artifact if new, then the version, its PRODUCED edge and ``latest``.
+
+        Returns ``(version, True)``; or ``(existing, False)`` and writes nothing when a live
+        version of the artifact already has ``new.digest``. Raises TypeMismatch when the
+        artifact exists with another type.
+        """
+        ...
+
+    def get_versions(self, ids: Collection[str]) -> dict[str, VersionRecord]: ...
+    def find_alias(self, project: str, name: str, alias: str) -> VersionRecord | None: ...
+    def list_versions(
+        self, project: str, name: str, *, include_deleted: bool = False
+    ) -> list[VersionRecord]: ...
+    def set_alias(
+        self, project: str, name: str, alias: str, index: int | None, event: Event | None
+    ) -> None:
+        """Point ``alias`` at version ``index`` (None removes it), appending ``event``."""
+        ...
+
+    def update_version(
+        self, version_id: str, changes: Mapping[str, Any], events: Sequence[Event]
+    ) -> VersionRecord: ...
+    def delete_version(self, version_id: str, event: Event) -> None: ...
+    def manifest_digests(self) -> set[str]:
+        """Digests of the manifests of every live version (what keeps blobs alive)."""
+        ...
+
+    # edges and traversal
+    def add_edges(self, edges: Iterable[Edge]) -> None: ...
+    def expand(self, ids: Collection[str], direction: Direction) -> list[Edge]: ...
+
+    # the event log
+    def append_events(self, events: Iterable[Event]) -> None: ...
+    def events(
+        self, project: str, *, target_prefix: str | None = None, after: int | None = None
+    ) -> list[Event]: ...
+
+    # copying between stores (push, pull, sync)
+    def import_records(
+        self,
+        *,
+        runs: Sequence[RunRecord] = (),
+        artifacts: Sequence[ArtifactRecord] = (),
+        versions: Sequence[VersionRecord] = (),
+        edges: Sequence[Edge] = (),
+        events: Sequence[Event] = (),
+    ) -> dict[str, int]:
+        """Merge records as they are; return how many of each kind were new.
+
+        Versions keep their index and state; ``versions[i].aliases`` are applied (an alias held
+        elsewhere moves); the artifact's next index stays above every imported index. Events
+        are deduplicated by ``uid``.
+        """
+        ...
+
+    # API tokens (the server's; stored hashed)
+    def create_token(self, token: TokenRecord) -> None: ...
+    def find_token(self, digest: str) -> TokenRecord | None: ...
+    def revoke_token(self, token_id: str) -> bool: ...

@@ -1,0 +1,724 @@
+"""The embedded default GraphStore: one SQLite file in WAL mode, stdlib ``sqlite3`` only.
+
+Writers serialise on ``BEGIN IMMEDIATE`` (so version numbering is safe across processes);
+readers never block. Each thread gets its own connection. Traversals are one query per
+level: ``expand`` takes the whole frontier as a JSON array and uses the edge indexes in
+both directions, so a level costs about the number of edges it returns.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+import uuid
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from lineage.errors import StoreUnavailable, TypeMismatch, VersionNotFound
+from lineage.records import (
+    PRODUCED,
+    ArtifactRecord,
+    CodeVersion,
+    Edge,
+    Event,
+    RunRecord,
+    TokenRecord,
+    VersionRecord,
+    version_id,
+)
+from lineage.storage.graph import Direction, NewVersion
+
+__all__ = ["SQLiteGraphStore"]
+
+logger = logging.getLogger(__name__)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    project TEXT NOT NULL,
+    name TEXT NOT NULL,
+    job_type TEXT,
+    state TEXT NOT NULL,
+    config TEXT NOT NULL,
+    summary TEXT NOT NULL,
+    tags TEXT NOT NULL,
+    notes TEXT,
+    code TEXT,
+    host TEXT,
+    pid INTEGER,
+    started_at REAL NOT NULL,
+    finished_at REAL,
+    error TEXT
+);
+CREATE INDEX IF NOT EXISTS runs_project ON runs (project, id);
+CREATE INDEX IF NOT EXISTS runs_state ON runs (state);
+CREATE TABLE IF NOT EXISTS artifacts (
+    project TEXT NOT NULL,
+    name TEXT NOT NULL,
+    type TEXT NOT NULL,
+    description TEXT,
+    created_at REAL NOT NULL,
+    next_index INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (project, name)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS versions (
+    id TEXT PRIMARY KEY,
+    project TEXT NOT NULL,
+    name TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    digest TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    file_count INTEGER NOT NULL,
+    metadata TEXT NOT NULL,
+    description TEXT,
+    created_by TEXT,
+    created_at REAL NOT NULL,
+    state TEXT NOT NULL,
+    UNIQUE (project, name, idx)
+);
+CREATE INDEX IF NOT EXISTS versions_digest ON versions (project, name, digest);
+CREATE TABLE IF NOT EXISTS aliases (
+    project TEXT NOT NULL,
+    name TEXT NOT NULL,
+    alias TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    PRIMARY KEY (project, name, alias)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS aliases_version ON aliases (project, name, idx);
+CREATE TABLE IF NOT EXISTS edges (
+    src TEXT NOT NULL,
+    dst TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    PRIMARY KEY (src, dst)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS edges_dst ON edges (dst, src);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    project TEXT NOT NULL,
+    target TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    at REAL NOT NULL,
+    actor TEXT,
+    old TEXT,
+    new TEXT,
+    uid TEXT NOT NULL UNIQUE
+);
+CREATE INDEX IF NOT EXISTS events_target ON events (project, target);
+CREATE TABLE IF NOT EXISTS tokens (
+    id TEXT PRIMARY KEY,
+    digest TEXT NOT NULL UNIQUE,
+    scope TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    description TEXT,
+    revoked INTEGER NOT NULL DEFAULT 0
+);
+"""
+
+_RUN_COLUMNS = (
+    "id, project, name, job_type, state, config, summary, tags, notes, code, host, pid, "
+    "started_at, finished_at, error"
+)
+_VERSION_COLUMNS = (
+    "v.project, v.name, a.type, v.idx, v.digest, v.size, v.file_count, v.metadata, "
+    "v.description, v.created_by, v.created_at, v.state, "
+    "(SELECT json_group_array(alias) FROM (SELECT alias FROM aliases l "
+    " WHERE l.project = v.project AND l.name = v.name AND l.idx = v.idx ORDER BY alias))"
+)
+_VERSION_FROM = "versions v JOIN artifacts a ON a.project = v.project AND a.name = v.name"
+
+
+class SQLiteGraphStore:
+    """GraphStore on one SQLite file. ``SQLiteGraphStore(":memory:")`` is not supported:
+    every thread must see the same database."""
+
+    def __init__(self, path: str | Path, *, timeout: float = 60.0) -> None:
+        self.path = Path(path)
+        self.url = f"sqlite:///{self.path.resolve()}"
+        self._timeout = timeout
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db().executescript("BEGIN IMMEDIATE;" + SCHEMA + "COMMIT;")
+
+    # connections ---------------------------------------------------------------------------
+
+    def _db(self) -> sqlite3.Connection:
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            try:
+                db = sqlite3.connect(
+                    self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False
+                )
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")
+                db.execute("PRAGMA foreign_keys=OFF")
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(
+                    f"cannot open the SQLite store at {self.path}: {exc}", url=self.url
+                ) from exc
+            self._local.db = db
+            with self._lock:
+                self._connections.append(db)
+        return db
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        db = self._db()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        else:
+            db.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._lock:
+            for db in self._connections:
+                db.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+    # runs ----------------------------------------------------------------------------------
+
+    def create_run(self, run: RunRecord) -> None:
+        with self._write() as db:
+            db.execute(
+                f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                _run_row(run),
+            )
+
+    def update_run(self, run_id: str, changes: Mapping[str, Any]) -> RunRecord | None:
+        allowed = {"state", "summary", "finished_at", "error", "notes", "tags", "config"}
+        unknown = set(changes) - allowed
+        if unknown:
+            raise ValueError(f"cannot update run fields {sorted(unknown)}")
+        encoded = {
+            key: json.dumps(value) if key in ("summary", "tags", "config") else value
+            for key, value in changes.items()
+        }
+        with self._write() as db:
+            if encoded:
+                sets = ", ".join(f"{key} = ?" for key in encoded)
+                db.execute(f"UPDATE runs SET {sets} WHERE id = ?", [*encoded.values(), run_id])
+            row = db.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return _run(row) if row else None
+
+    def get_runs(self, ids: Collection[str]) -> dict[str, RunRecord]:
+        rows = self._db().execute(
+            f"SELECT {_RUN_COLUMNS} FROM runs WHERE id IN (SELECT value FROM json_each(?))",
+            (json.dumps(list(ids)),),
+        )
+        return {row[0]: _run(row) for row in rows}
+
+    def list_runs(
+        self,
+        project: str | None = None,
+        *,
+        job_type: str | None = None,
+        state: str | None = None,
+        limit: int | None = None,
+        after: str | None = None,
+    ) -> list[RunRecord]:
+        where, params = _filters(
+            ("project = ?", project),
+            ("job_type = ?", job_type),
+            ("state = ?", state),
+            ("started_at || '/' || id > ?", after),
+        )
+        params.append(-1 if limit is None else limit)
+        rows = self._db().execute(
+            f"SELECT {_RUN_COLUMNS} FROM runs {where} ORDER BY started_at, id LIMIT ?", params
+        )
+        return [_run(row) for row in rows]
+
+    # artifacts and versions ----------------------------------------------------------------
+
+    def list_projects(self) -> list[str]:
+        rows = self._db().execute(
+            "SELECT project FROM runs UNION SELECT project FROM artifacts ORDER BY 1"
+        )
+        return [row[0] for row in rows]
+
+    def get_artifact(self, project: str, name: str) -> ArtifactRecord | None:
+        row = (
+            self._db()
+            .execute(
+                "SELECT project, name, type, description, created_at FROM artifacts "
+                "WHERE project = ? AND name = ?",
+                (project, name),
+            )
+            .fetchone()
+        )
+        return _artifact(row) if row else None
+
+    def list_artifacts(
+        self,
+        project: str | None = None,
+        *,
+        type: str | None = None,
+        limit: int | None = None,
+        after: str | None = None,
+    ) -> list[ArtifactRecord]:
+        where, params = _filters(
+            ("project = ?", project), ("type = ?", type), ("project || '/' || name > ?", after)
+        )
+        params.append(-1 if limit is None else limit)
+        rows = self._db().execute(
+            "SELECT project, name, type, description, created_at FROM artifacts "
+            f"{where} ORDER BY project, name LIMIT ?",
+            params,
+        )
+        return [_artifact(row) for row in rows]
+
+    def update_artifact(self, project: str, name: str, description: str | None) -> None:
+        with self._write() as db:
+            db.execute(
+                "UPDATE artifacts SET description = ? WHERE project = ? AND name = ?",
+                (description, project, name),
+            )
+
+    def commit_version(self, new: NewVersion) -> tuple[VersionRecord, bool]:
+        with self._write() as db:
+            row = db.execute(
+                "SELECT type, next_index FROM artifacts WHERE project = ? AND name = ?",
+                (new.project, new.name),
+            ).fetchone()
+            if row is None:
+                db.execute(
+                    "INSERT INTO artifacts (project, name, type, description, created_at, "
+                    "next_index) VALUES (?,?,?,?,?,0)",
+                    (new.project, new.name, new.type, new.description, new.at),
+                )
+                index = 0
+            else:
+                if row[0] != new.type:
+                    raise TypeMismatch(
+                        f"artifact {new.project}/{new.name} has type {row[0]!r}, not {new.type!r}",
+                        artifact=f"{new.project}/{new.name}",
+                    )
+                existing = db.execute(
+                    f"SELECT {_VERSION_COLUMNS} FROM {_VERSION_FROM} WHERE v.project = ? "
+                    "AND v.name = ? AND v.digest = ? AND v.state = 'committed' "
+                    "ORDER BY v.idx LIMIT 1",
+                    (new.project, new.name, new.digest),
+                ).fetchone()
+                if existing:
+                    return _version(existing), False
+                index = row[1]
+            vid = version_id(new.project, new.name, index)
+            db.execute(
+                "INSERT INTO versions (id, project, name, idx, digest, size, file_count, "
+                "metadata, description, created_by, created_at, state) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?, 'committed')",
+                (
+                    vid,
+                    new.project,
+                    new.name,
+                    index,
+                    new.digest,
+                    new.size,
+                    new.file_count,
+                    json.dumps(dict(new.metadata)),
+                    new.description,
+                    new.run_id,
+                    new.at,
+                ),
+            )
+            db.execute(
+                "UPDATE artifacts SET next_index = ? WHERE project = ? AND name = ?",
+                (index + 1, new.project, new.name),
+            )
+            db.execute(
+                "INSERT OR IGNORE INTO edges (src, dst, kind) VALUES (?,?,?)",
+                (new.run_id, vid, PRODUCED),
+            )
+            db.execute(
+                "INSERT OR REPLACE INTO aliases (project, name, alias, idx) VALUES (?,?,?,?)",
+                (new.project, new.name, "latest", index),
+            )
+            created = db.execute(
+                f"SELECT {_VERSION_COLUMNS} FROM {_VERSION_FROM} WHERE v.id = ?", (vid,)
+            ).fetchone()
+        return _version(created), True
+
+    def get_versions(self, ids: Collection[str]) -> dict[str, VersionRecord]:
+        rows = self._db().execute(
+            f"SELECT {_VERSION_COLUMNS} FROM {_VERSION_FROM} "
+            "WHERE v.id IN (SELECT value FROM json_each(?))",
+            (json.dumps(list(ids)),),
+        )
+        versions = (_version(row) for row in rows)
+        return {version.id: version for version in versions}
+
+    def find_alias(self, project: str, name: str, alias: str) -> VersionRecord | None:
+        row = (
+            self._db()
+            .execute(
+                f"SELECT {_VERSION_COLUMNS} FROM {_VERSION_FROM} JOIN aliases l "
+                "ON l.project = v.project AND l.name = v.name AND l.idx = v.idx "
+                "WHERE l.project = ? AND l.name = ? AND l.alias = ?",
+                (project, name, alias),
+            )
+            .fetchone()
+        )
+        return _version(row) if row else None
+
+    def list_versions(
+        self, project: str, name: str, *, include_deleted: bool = False
+    ) -> list[VersionRecord]:
+        state = "" if include_deleted else "AND v.state = 'committed'"
+        rows = self._db().execute(
+            f"SELECT {_VERSION_COLUMNS} FROM {_VERSION_FROM} "
+            f"WHERE v.project = ? AND v.name = ? {state} ORDER BY v.idx",
+            (project, name),
+        )
+        return [_version(row) for row in rows]
+
+    def set_alias(
+        self, project: str, name: str, alias: str, index: int | None, event: Event | None
+    ) -> None:
+        with self._write() as db:
+            if index is None:
+                db.execute(
+                    "DELETE FROM aliases WHERE project = ? AND name = ? AND alias = ?",
+                    (project, name, alias),
+                )
+            else:
+                db.execute(
+                    "INSERT OR REPLACE INTO aliases (project, name, alias, idx) VALUES (?,?,?,?)",
+                    (project, name, alias, index),
+                )
+            if event is not None:
+                _insert_events(db, [event])
+
+    def update_version(
+        self, version_id: str, changes: Mapping[str, Any], events: Sequence[Event]
+    ) -> VersionRecord:
+        allowed = {"metadata", "description"}
+        if set(changes) - allowed:
+            raise ValueError(f"cannot update version fields {sorted(set(changes) - allowed)}")
+        with self._write() as db:
+            for key, value in changes.items():
+                stored = json.dumps(value) if key == "metadata" else value
+                db.execute(f"UPDATE versions SET {key} = ? WHERE id = ?", (stored, version_id))
+            _insert_events(db, events)
+            row = db.execute(
+                f"SELECT {_VERSION_COLUMNS} FROM {_VERSION_FROM} WHERE v.id = ?", (version_id,)
+            ).fetchone()
+        if row is None:
+            raise VersionNotFound(f"version {version_id} does not exist", ref=version_id)
+        return _version(row)
+
+    def delete_version(self, version_id: str, event: Event) -> None:
+        with self._write() as db:
+            row = db.execute(
+                "SELECT project, name, idx FROM versions WHERE id = ?", (version_id,)
+            ).fetchone()
+            if row is None:
+                return
+            project, name, index = row
+            db.execute("UPDATE versions SET state = 'deleted' WHERE id = ?", (version_id,))
+            db.execute(
+                "DELETE FROM aliases WHERE project = ? AND name = ? AND idx = ?",
+                (project, name, index),
+            )
+            newest = db.execute(
+                "SELECT max(idx) FROM versions WHERE project = ? AND name = ? "
+                "AND state = 'committed'",
+                (project, name),
+            ).fetchone()[0]
+            if newest is not None:
+                db.execute(
+                    "INSERT OR REPLACE INTO aliases (project, name, alias, idx) "
+                    "VALUES (?, ?, 'latest', ?)",
+                    (project, name, newest),
+                )
+            _insert_events(db, [event])
+
+    def manifest_digests(self) -> set[str]:
+        rows = self._db().execute("SELECT DISTINCT digest FROM versions WHERE state = 'committed'")
+        return {row[0] for row in rows}
+
+    # edges ---------------------------------------------------------------------------------
+
+    def add_edges(self, edges: Iterable[Edge]) -> None:
+        with self._write() as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO edges (src, dst, kind) VALUES (?,?,?)",
+                [(edge.source, edge.target, edge.kind) for edge in edges],
+            )
+
+    def expand(self, ids: Collection[str], direction: Direction) -> list[Edge]:
+        if not ids:
+            return []
+        near = "src" if direction == "down" else "dst"
+        rows = self._db().execute(
+            f"SELECT src, dst, kind FROM edges WHERE {near} IN (SELECT value FROM json_each(?))",
+            (json.dumps(list(ids)),),
+        )
+        return [Edge(source=src, target=dst, kind=kind) for src, dst, kind in rows]
+
+    # events --------------------------------------------------------------------------------
+
+    def append_events(self, events: Iterable[Event]) -> None:
+        with self._write() as db:
+            _insert_events(db, events)
+
+    def events(
+        self, project: str, *, target_prefix: str | None = None, after: int | None = None
+    ) -> list[Event]:
+        clauses: list[str] = ["project = ?"]
+        params: list[Any] = [project]
+        if target_prefix is not None:
+            clauses.append("substr(target, 1, ?) = ?")
+            params += [len(target_prefix), target_prefix]
+        if after is not None:
+            clauses.append("seq > ?")
+            params.append(after)
+        where = "WHERE " + " AND ".join(clauses)
+        rows = self._db().execute(
+            f"SELECT seq, project, target, kind, at, actor, old, new, uid FROM events {where} "
+            "ORDER BY seq",
+            params,
+        )
+        return [
+            Event(
+                seq=seq,
+                project=proj,
+                target=target,
+                kind=kind,
+                at=at,
+                actor=actor,
+                old=json.loads(old) if old is not None else None,
+                new=json.loads(new) if new is not None else None,
+                uid=uid,
+            )
+            for seq, proj, target, kind, at, actor, old, new, uid in rows
+        ]
+
+    # copying between stores ----------------------------------------------------------------
+
+    def import_records(
+        self,
+        *,
+        runs: Sequence[RunRecord] = (),
+        artifacts: Sequence[ArtifactRecord] = (),
+        versions: Sequence[VersionRecord] = (),
+        edges: Sequence[Edge] = (),
+        events: Sequence[Event] = (),
+    ) -> dict[str, int]:
+        counts = {}
+        with self._write() as db:
+            before = db.total_changes
+            db.executemany(
+                f"INSERT OR IGNORE INTO runs ({_RUN_COLUMNS}) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                [_run_row(run) for run in runs],
+            )
+            # a run that finished since an earlier import: take the newer state
+            db.executemany(
+                "UPDATE runs SET state = ?, summary = ?, finished_at = ?, error = ? "
+                "WHERE id = ? AND state = 'running' AND ? != 'running'",
+                [
+                    (r.state, json.dumps(dict(r.summary)), r.finished_at, r.error, r.id, r.state)
+                    for r in runs
+                ],
+            )
+            counts["runs"] = db.total_changes - before
+            before = db.total_changes
+            db.executemany(
+                "INSERT OR IGNORE INTO artifacts (project, name, type, description, created_at, "
+                "next_index) VALUES (?,?,?,?,?,0)",
+                [(a.project, a.name, a.type, a.description, a.created_at) for a in artifacts],
+            )
+            counts["artifacts"] = db.total_changes - before
+            before = db.total_changes
+            for v in versions:
+                db.execute(
+                    "INSERT OR IGNORE INTO artifacts (project, name, type, description, "
+                    "created_at, next_index) VALUES (?,?,?,NULL,?,0)",
+                    (v.project, v.name, v.type, v.created_at),
+                )
+                db.execute(
+                    "INSERT OR IGNORE INTO versions (id, project, name, idx, digest, size, "
+                    "file_count, metadata, description, created_by, created_at, state) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (
+                        v.id, v.project, v.name, v.index, v.digest, v.size, v.file_count,
+                        json.dumps(dict(v.metadata)), v.description, v.created_by,
+                        v.created_at, v.state,
+                    ),
+                )  # fmt: skip
+            counts["versions"] = db.total_changes - before
+            for v in versions:
+                db.execute(
+                    "UPDATE versions SET metadata = ?, description = ?, state = ? WHERE id = ?",
+                    (json.dumps(dict(v.metadata)), v.description, v.state, v.id),
+                )
+                db.execute(
+                    "UPDATE artifacts SET next_index = max(next_index, ?) "
+                    "WHERE project = ? AND name = ?",
+                    (v.index + 1, v.project, v.name),
+                )
+                db.executemany(
+                    "INSERT OR REPLACE INTO aliases (project, name, alias, idx) VALUES (?,?,?,?)",
+                    [(v.project, v.name, alias, v.index) for alias in v.aliases],
+                )
+            before = db.total_changes
+            db.executemany(
+                "INSERT OR IGNORE INTO edges (src, dst, kind) VALUES (?,?,?)",
+                [(e.source, e.target, e.kind) for e in edges],
+            )
+            counts["edges"] = db.total_changes - before
+            counts["events"] = _insert_events(db, events)
+        return counts
+
+    # tokens --------------------------------------------------------------------------------
+
+    def create_token(self, token: TokenRecord) -> None:
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO tokens (id, digest, scope, created_at, description, revoked) "
+                "VALUES (?,?,?,?,?,?)",
+                (
+                    token.id,
+                    token.digest,
+                    token.scope,
+                    token.created_at,
+                    token.description,
+                    int(token.revoked),
+                ),
+            )
+
+    def find_token(self, digest: str) -> TokenRecord | None:
+        row = (
+            self._db()
+            .execute(
+                "SELECT id, digest, scope, created_at, description, revoked FROM tokens "
+                "WHERE digest = ?",
+                (digest,),
+            )
+            .fetchone()
+        )
+        if row is None:
+            return None
+        return TokenRecord(
+            id=row[0],
+            digest=row[1],
+            scope=row[2],
+            created_at=row[3],
+            description=row[4],
+            revoked=bool(row[5]),
+        )
+
+    def revoke_token(self, token_id: str) -> bool:
+        with self._write() as db:
+            return (
+                db.execute("UPDATE tokens SET revoked = 1 WHERE id = ?", (token_id,)).rowcount > 0
+            )
+
+
+def _filters(*pairs: tuple[str, object]) -> tuple[str, list[Any]]:
+    clauses = [clause for clause, value in pairs if value is not None]
+    params = [value for _, value in pairs if value is not None]
+    return ("WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+def _insert_events(db: sqlite3.Connection, events: Iterable[Event]) -> int:
+    before = db.total_changes
+    db.executemany(
+        "INSERT OR IGNORE INTO events (project, target, kind, at, actor, old, new, uid) "
+        "VALUES (?,?,?,?,?,?,?,?)",
+        [
+            (
+                event.project,
+                event.target,
+                event.kind,
+                event.at,
+                event.actor,
+                json.dumps(event.old) if event.old is not None else None,
+                json.dumps(event.new) if event.new is not None else None,
+                event.uid or uuid.uuid4().hex,
+            )
+            for event in events
+        ],
+    )
+    return db.total_changes - before
+
+
+def _run_row(run: RunRecord) -> tuple[Any, ...]:
+    code = (
+        json.dumps({"commit": run.code.commit, "dirty": run.code.dirty, "remote": run.code.remote})
+        if run.code
+        else None
+    )
+    return (
+        run.id,
+        run.project,
+        run.name,
+        run.job_type,
+        run.state,
+        json.dumps(dict(run.config)),
+        json.dumps(dict(run.summary)),
+        json.dumps(list(run.tags)),
+        run.notes,
+        code,
+        run.host,
+        run.pid,
+        run.started_at,
+        run.finished_at,
+        run.error,
+    )
+
+
+def _run(row: Sequence[Any]) -> RunRecord:
+    code = json.loads(row[9]) if row[9] else None
+    return RunRecord(
+        id=row[0],
+        project=row[1],
+        name=row[2],
+        job_type=row[3],
+        state=row[4],
+        config=json.loads(row[5]),
+        summary=json.loads(row[6]),
+        tags=tuple(json.loads(row[7])),
+        notes=row[8],
+        code=CodeVersion(**code) if code else None,
+        host=row[10],
+        pid=row[11],
+        started_at=row[12],
+        finished_at=row[13],
+        error=row[14],
+    )
+
+
+def _artifact(row: Sequence[Any]) -> ArtifactRecord:
+    return ArtifactRecord(
+        project=row[0], name=row[1], type=row[2], description=row[3], created_at=row[4]
+    )
+
+
+def _version(row: Sequence[Any]) -> VersionRecord:
+    return VersionRecord(
+        project=row[0],
+        name=row[1],
+        type=row[2],
+        index=row[3],
+        digest=row[4],
+        size=row[5],
+        file_count=row[6],
+        metadata=json.loads(row[7]),
+        description=row[8],
+        created_by=row[9],
+        created_at=row[10],
+        state=row[11],
+        aliases=tuple(json.loads(row[12])) if row[12] else (),
+    )

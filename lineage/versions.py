@@ -1,0 +1,135 @@
+"""``ArtifactVersion``: the SDK's handle on one committed version."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lineage.download import download, verify
+from lineage.errors import IntegrityError
+from lineage.manifest import Entry, Manifest
+from lineage.records import Event, RunRecord, VersionRecord
+
+if TYPE_CHECKING:
+    from lineage.client import Client
+
+__all__ = ["ArtifactVersion"]
+
+
+class ArtifactVersion:
+    """One immutable version. Attributes read the record as of when the handle was made."""
+
+    def __init__(self, record: VersionRecord, client: Client) -> None:
+        self._record = record
+        self._client = client
+        self._manifest: Manifest | None = None
+
+    def __repr__(self) -> str:
+        return f"<ArtifactVersion {self.ref} {self.type} {self.size} bytes>"
+
+    @property
+    def record(self) -> VersionRecord:
+        return self._record
+
+    @property
+    def ref(self) -> str:
+        return self._record.ref
+
+    @property
+    def project(self) -> str:
+        return self._record.project
+
+    @property
+    def name(self) -> str:
+        return self._record.name
+
+    @property
+    def type(self) -> str:
+        return self._record.type
+
+    @property
+    def version(self) -> str:
+        return f"v{self._record.index}"
+
+    @property
+    def index(self) -> int:
+        return self._record.index
+
+    @property
+    def digest(self) -> str:
+        return self._record.digest
+
+    @property
+    def size(self) -> int:
+        return self._record.size
+
+    @property
+    def metadata(self) -> Mapping[str, Any]:
+        return self._record.metadata
+
+    @property
+    def description(self) -> str | None:
+        return self._record.description
+
+    @property
+    def aliases(self) -> tuple[str, ...]:
+        return self._record.aliases
+
+    @property
+    def created_by(self) -> str | None:
+        return self._record.created_by
+
+    def manifest(self) -> Manifest:
+        if self._manifest is None:
+            self._manifest = self._client.service.manifest(self._record)
+        return self._manifest
+
+    def files(self) -> list[Entry]:
+        """Every file of the version, sorted by path."""
+        return list(self.manifest())
+
+    def download(self, root: str | os.PathLike[str] | None = None) -> Path:
+        """Write every file under ``root`` (default ``./artifacts/<name>:vN``), each verified."""
+        target = (
+            Path(root) if root is not None else Path("artifacts") / f"{self.name}:{self.version}"
+        )
+        stores = self._client.stores
+        return download(self.manifest(), target, stores.blobs, stores.cache)
+
+    def verify(self) -> None:
+        """Re-hash every byte; raise IntegrityError naming each file that does not match."""
+        problems = verify(self.manifest(), self._client.stores.blobs)
+        if problems:
+            raise IntegrityError(
+                f"{self.ref} failed verification: " + "; ".join(problems), ref=self.ref
+            )
+
+    def logged_by(self) -> list[RunRecord]:
+        """Runs that produced this version (the creator first, then reproductions)."""
+        return self._client.service.producers(self._record)
+
+    def used_by(self) -> list[RunRecord]:
+        return self._client.service.consumers(self._record)
+
+    def events(self) -> list[Event]:
+        return self._client.service.events(self.ref)
+
+    def set_alias(self, alias: str) -> None:
+        self._record = self._client.service.set_alias(self.ref, alias)
+
+    def remove_alias(self, alias: str) -> None:
+        self._client.service.remove_alias(self.project, self.name, alias)
+        self.refresh()
+
+    def update(
+        self, *, metadata: Mapping[str, Any] | None = None, description: str | None = None
+    ) -> None:
+        """Edit metadata or description; the change goes to the event log."""
+        self._record = self._client.service.update_version(
+            self.ref, metadata=metadata, description=description
+        )
+
+    def refresh(self) -> None:
+        self._record = self._client.service.resolve(self.ref)
