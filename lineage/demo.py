@@ -1,0 +1,317 @@
+"""``lineage demo``: a 20-stage model-surgery history, logged through the public SDK only.
+
+In the spirit of OpenAI's Dota 2 "surgery": a small logistic-regression policy is pretrained
+on a game-outcome dataset, then fine-tuned stage after stage. Each stage tries two or three
+branches (different learning rates and seeds), evaluates every branch on a holdout split and
+continues from the best; the rest are dead ends. Every fifth stage performs surgery: the
+dataset gains observation features and the model's weights are widened to match, keeping
+what was learned. At stage 12 a new data source with noisy labels is tried; every branch is
+worse, so the history backtracks to the best earlier version. All training is real (plain
+Python SGD), all files are small real bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import lineage
+from lineage.versions import ArtifactVersion
+
+__all__ = ["DemoResult", "run_demo"]
+
+PROJECT = "surgery"
+FEATURES = 6
+SURGERY_EVERY = 5
+NOISY_STAGE = 12
+ROWS, HOLDOUT = 600, 200
+TOLERANCE = 0.03
+_MARKER = ".lineage-demo"
+
+
+@dataclass(frozen=True, kw_only=True)
+class DemoResult:
+    store: str
+    blobs: str
+    base: str
+    final: str
+    bad_dataset: str | None
+    runs: int
+    versions: int
+    out: Path
+
+
+def _dataset(features: int, noisy: bool) -> tuple[str, str]:
+    """Train and holdout CSVs: outcomes of a hidden linear rule over 12 observations."""
+    rng = random.Random(7)
+    truth = [rng.uniform(-2, 2) for _ in range(12)]
+    flip = random.Random(99)
+
+    def rows(count: int, seed: int, noise: bool) -> str:
+        r = random.Random(seed)
+        lines = [",".join([f"x{i}" for i in range(features)] + ["win"])]
+        for _ in range(count):
+            x = [r.gauss(0, 1) for _ in range(12)]
+            y = int(sum(w * v for w, v in zip(truth, x, strict=True)) > 0)
+            if noise and flip.random() < 0.45:
+                y = 1 - y
+            lines.append(",".join([f"{v:.4f}" for v in x[:features]] + [str(y)]))
+        return "\n".join(lines) + "\n"
+
+    return rows(ROWS, 1, noisy), rows(HOLDOUT, 2, False)
+
+
+def _load(csv: str) -> tuple[list[list[float]], list[int]]:
+    lines = csv.strip().splitlines()[1:]
+    xs, ys = [], []
+    for line in lines:
+        *x, y = line.split(",")
+        xs.append([float(v) for v in x])
+        ys.append(int(y))
+    return xs, ys
+
+
+def _train(
+    weights: list[float], xs: list[list[float]], ys: list[int], lr: float, epochs: int, seed: int
+) -> tuple[list[float], float]:
+    w = list(weights)
+    order = list(range(len(xs)))
+    rng = random.Random(seed)
+    loss = 0.0
+    for _ in range(epochs):
+        rng.shuffle(order)
+        loss = 0.0
+        for i in order:
+            z = w[-1] + sum(a * b for a, b in zip(w, xs[i], strict=False))
+            p = 1 / (1 + math.exp(-max(-30.0, min(30.0, z))))
+            loss -= math.log(max(1e-9, p if ys[i] else 1 - p))
+            g = p - ys[i]
+            for j, v in enumerate(xs[i]):
+                w[j] -= lr * g * v
+            w[-1] -= lr * g
+    return w, loss / len(xs)
+
+
+def _accuracy(weights: list[float], xs: list[list[float]], ys: list[int]) -> float:
+    right = 0
+    for x, y in zip(xs, ys, strict=True):
+        z = weights[-1] + sum(a * b for a, b in zip(weights, x, strict=False))
+        right += int((z > 0) == bool(y))
+    return right / len(xs)
+
+
+class _Demo:
+    def __init__(self, work: Path, store: str, blobs: str, echo: Callable[[str], None]) -> None:
+        self.work = work
+        self.store = store
+        self.blobs = blobs
+        self.echo = echo
+        self.runs = 0
+        self.counter = 0
+
+    def init(self, job_type: str, name: str, config: dict[str, object]) -> lineage.Run:
+        self.runs += 1
+        return lineage.init(
+            project=PROJECT,
+            job_type=job_type,
+            name=name,
+            config=config,
+            store=self.store,
+            blobs=self.blobs,
+        )
+
+    def folder(self) -> Path:
+        self.counter += 1
+        path = self.work / f"files-{self.counter:04d}"
+        path.mkdir(parents=True)
+        return path
+
+    def log_model(
+        self, run: lineage.Run, weights: list[float], description: str, meta: dict[str, object]
+    ) -> ArtifactVersion:
+        folder = self.folder()
+        (folder / "weights.json").write_text(json.dumps({"w": weights[:-1], "b": weights[-1]}))
+        (folder / "config.json").write_text(json.dumps(dict(run.config), sort_keys=True))
+        art = lineage.Artifact("policy", type="model", description=description, metadata=meta)
+        art.add_dir(folder)
+        return run.log_artifact(art)
+
+    def log_dataset(self, run: lineage.Run, features: int, noisy: bool) -> ArtifactVersion:
+        folder = self.folder()
+        train, holdout = _dataset(features, noisy)
+        (folder / "train.csv").write_text(train)
+        (folder / "holdout.csv").write_text(holdout)
+        what = "noisy labels from a new source" if noisy else f"{features} observation features"
+        art = lineage.Artifact(
+            "games",
+            type="dataset",
+            description=f"game outcomes, {what}",
+            metadata={"features": features, "rows": ROWS, "holdout": HOLDOUT, "noisy": noisy},
+        )
+        art.add_dir(folder)
+        return run.log_artifact(art)
+
+    def evaluate(self, model: ArtifactVersion, data: ArtifactVersion, stage: int) -> float:
+        with self.init("evaluate", f"eval-{model.version}", {"stage": stage}) as run:
+            m = run.use_artifact(model)
+            d = run.use_artifact(data)
+            weights = _read_weights(m.download(self.folder()))
+            xs, ys = _load((d.download(self.folder()) / "holdout.csv").read_text())
+            acc = _accuracy(weights, xs, ys)
+            folder = self.folder()
+            (folder / "metrics.json").write_text(
+                json.dumps({"model": m.ref, "dataset": d.ref, "accuracy": acc}, sort_keys=True)
+            )
+            art = lineage.Artifact("policy-eval", type="result", metadata={"accuracy": acc})
+            art.add_dir(folder)
+            run.log_artifact(art)
+            run.log({"accuracy": acc})
+        return acc
+
+
+def _read_weights(folder: Path) -> list[float]:
+    data = json.loads((folder / "weights.json").read_text())
+    return [*data["w"], data["b"]]
+
+
+def run_demo(
+    out: Path,
+    *,
+    stages: int = 20,
+    store: str | None = None,
+    blobs: str | None = None,
+    serve: bool = True,
+    echo: Callable[[str], None] = print,
+) -> DemoResult:
+    out = Path(out)
+    if out.exists():
+        if not (out / _MARKER).exists():
+            raise lineage.InvalidInput(f"{out} exists and is not a lineage demo folder; pick --out")
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    (out / _MARKER).write_text("made by `lineage demo`; deleted by the next demo run\n")
+    store = store or str(out / ".lineage")
+    blobs = blobs or str(out / ".lineage" / "blobs")
+    demo = _Demo(out / "work", store, blobs, echo)
+    echo(f"logging a {stages}-stage model-surgery history into {store}")
+
+    with demo.init("prepare", "prepare-games", {"features": FEATURES}) as run:
+        data = demo.log_dataset(run, FEATURES, noisy=False)
+    with demo.init("pretrain", "pretrain", {"lr": 0.1, "epochs": 3}) as run:
+        d = run.use_artifact(data)
+        xs, ys = _load((d.download(demo.folder()) / "train.csv").read_text())
+        weights, loss = _train([0.0] * (FEATURES + 1), xs, ys, 0.1, 3, seed=0)
+        base = demo.log_model(run, weights, "pretrained from scratch", {"stage": 0, "loss": loss})
+        run.log({"loss": loss})
+    base.set_alias("base")
+    best, best_acc = base, demo.evaluate(base, data, 0)
+    best.set_alias("best")
+    current, features, bad_dataset = base, FEATURES, None
+    echo(f"stage  0: {base.ref} accuracy {best_acc:.3f}")
+
+    for stage in range(1, stages + 1):
+        train_data = data
+        if stage % SURGERY_EVERY == 0 and features < 12:
+            features += 2
+            with demo.init("prepare", f"prepare-games-{features}", {"features": features}) as run:
+                data = train_data = demo.log_dataset(run, features, noisy=False)
+            with demo.init("surgery", f"surgery-{stage}", {"add_features": 2}) as run:
+                parent = run.use_artifact(current)
+                run.use_artifact(data)
+                old = _read_weights(parent.download(demo.folder()))
+                widened = [*old[:-1], 0.0, 0.0, old[-1]]  # new inputs start with zero weight
+                current = demo.log_model(
+                    run,
+                    widened,
+                    f"surgery at stage {stage}: +2 observation features",
+                    {"stage": stage, "surgery": True, "features": features},
+                )
+            echo(f"stage {stage:2}: surgery -> {current.ref} ({features} features)")
+        if stage == NOISY_STAGE:
+            with demo.init("prepare", "prepare-games-newsource", {"source": "scraped"}) as run:
+                train_data = demo.log_dataset(run, features, noisy=True)
+            bad_dataset = train_data.ref
+        branches = 2 if stage % 3 == 0 else 3
+        results = []
+        for branch in range(branches):
+            lr = [0.05, 0.02, 0.1][branch] / (1 + stage / 10)
+            config = {
+                "stage": stage,
+                "branch": branch,
+                "lr": lr,
+                "epochs": 2,
+                "seed": stage * 10 + branch,
+            }
+            with demo.init("finetune", f"finetune-{stage}-{'abc'[branch]}", config) as run:
+                parent = run.use_artifact(current)
+                d = run.use_artifact(train_data)
+                xs, ys = _load((d.download(demo.folder()) / "train.csv").read_text())
+                weights, loss = _train(
+                    _read_weights(parent.download(demo.folder())),
+                    xs,
+                    ys,
+                    lr,
+                    2,
+                    stage * 10 + branch,
+                )
+                model = demo.log_model(
+                    run,
+                    weights,
+                    f"stage {stage} branch {'abc'[branch]}",
+                    {"stage": stage, "branch": branch, "loss": loss},
+                )
+                run.log({"loss": loss})
+            results.append((demo.evaluate(model, data, stage), model))
+        acc, winner = max(results, key=lambda pair: pair[0])
+        if acc < best_acc - TOLERANCE:
+            echo(
+                f"stage {stage:2}: every branch is worse ({acc:.3f} < {best_acc:.3f}); "
+                f"backtracking to {best.ref}"
+            )
+            current = best
+            continue
+        current = winner
+        if acc > best_acc:
+            best, best_acc = winner, acc
+            best.set_alias("best")
+        echo(f"stage {stage:2}: {len(results)} branches, continuing from {winner.ref} ({acc:.3f})")
+
+    best.set_alias("production")
+    best.update(description=f"production policy, holdout accuracy {best_acc:.3f}")
+    echo(f"production: {best.ref} (holdout accuracy {best_acc:.3f}); {demo.runs} runs logged")
+
+    api = lineage.Api(store=store, blobs=blobs, project=PROJECT)
+    from lineage.cli import print_lineage, print_tree
+
+    echo("")
+    echo(f"== upstream lineage of {best.ref} ==")
+    upstream = api.lineage(best.ref, direction="upstream", depth=20)
+    print_lineage(upstream, "upstream", echo)
+    echo("")
+    echo(f"== derivation tree from {base.ref} ==")
+    tree = api.tree(base.ref, depth=40)
+    print_tree(tree, echo, api.service.graph.get_runs({e.run for e in tree.edges if e.run}))
+    if bad_dataset:
+        impact = api.impact(bad_dataset)
+        hit = sorted(
+            n.ref for n in impact.nodes if n.ref and n.version and n.version.type == "model"
+        )
+        echo("")
+        echo(f"== impact of {bad_dataset} (the noisy new source) ==")
+        echo(f"{len(hit)} models trained on it: {', '.join(hit)}")
+    versions = sum(len(api.versions(a.name)) for a in api.artifacts())
+    return DemoResult(
+        store=store,
+        blobs=blobs,
+        base=base.ref,
+        final=best.ref,
+        bad_dataset=bad_dataset,
+        runs=demo.runs,
+        versions=versions,
+        out=out,
+    )
