@@ -16,7 +16,7 @@ import json
 import math
 import random
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,7 +114,7 @@ class _Demo:
         self.runs = 0
         self.counter = 0
 
-    def init(self, job_type: str, name: str, config: dict[str, object]) -> lineage.Run:
+    def init(self, job_type: str, name: str, config: Mapping[str, object]) -> lineage.Run:
         self.runs += 1
         return lineage.init(
             project=PROJECT,

@@ -178,14 +178,21 @@ class Service(Traversal):
 
     # versions ------------------------------------------------------------------------------
 
-    def resolve(self, ref: str | Ref, default_project: str | None = None) -> VersionRecord:
+    def resolve(
+        self,
+        ref: str | Ref,
+        default_project: str | None = None,
+        *,
+        include_deleted: bool = False,
+    ) -> VersionRecord:
+        """The version a ref names; a deleted version only with ``include_deleted``."""
         parsed = ref if isinstance(ref, Ref) else parse_ref(ref, default_project)
         if parsed.index is not None:
             found = self.graph.get_versions([str(parsed)]).get(str(parsed))
         else:
             assert parsed.alias is not None
             found = self.graph.find_alias(parsed.project, parsed.name, parsed.alias)
-        if found is None:
+        if found is None or (found.state != "committed" and not include_deleted):
             raise VersionNotFound(self._not_found(parsed), ref=str(parsed))
         return found
 

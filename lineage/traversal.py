@@ -96,7 +96,7 @@ class Traversal:
         from lineage.service import Service
 
         assert isinstance(self, Service)
-        return self.resolve(start, default_project).id, "artifact_version"
+        return self.resolve(start, default_project, include_deleted=True).id, "artifact_version"
 
     def lineage(
         self,

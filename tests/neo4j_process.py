@@ -72,9 +72,7 @@ class Neo4jProcess:
         self._proc: subprocess.Popen[str] | None = None
         self._reader: threading.Thread | None = None
         self._ready = threading.Event()
-        self._output: collections.deque[str] = collections.deque(
-            maxlen=OUTPUT_LINES_KEPT
-        )
+        self._output: collections.deque[str] = collections.deque(maxlen=OUTPUT_LINES_KEPT)
         self._lock = threading.Lock()
         self._data_dir: Path | None = None
         self._port: int | None = None
@@ -120,9 +118,7 @@ class Neo4jProcess:
 
     # -- lifecycle -------------------------------------------------------------
 
-    def start(
-        self, data_dir: Path, port: int | None = None, timeout: float = 120
-    ) -> None:
+    def start(self, data_dir: Path, port: int | None = None, timeout: float = 120) -> None:
         """Start Neo4j on ``data_dir`` and wait until Bolt answers a driver.
 
         Picks a free 127.0.0.1 port when ``port`` is None. Raises RuntimeError (with
@@ -250,8 +246,7 @@ class Neo4jProcess:
                 raise self._failure("exited while the driver was connecting")
             if time.monotonic() > deadline:
                 raise self._failure(
-                    "printed READY but the driver could not connect within "
-                    f"{timeout:g}s: {last!r}"
+                    f"printed READY but the driver could not connect within {timeout:g}s: {last!r}"
                 )
             time.sleep(0.2)
 
@@ -291,15 +286,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "data_dir", nargs="?", type=Path, help="data directory (default: a temp dir)"
     )
-    parser.add_argument(
-        "--port", type=int, default=None, help="Bolt port (default: a free one)"
-    )
-    parser.add_argument(
-        "--password", default=None, help="enable auth with this neo4j password"
-    )
-    parser.add_argument(
-        "--timeout", type=float, default=300, help="start timeout in seconds"
-    )
+    parser.add_argument("--port", type=int, default=None, help="Bolt port (default: a free one)")
+    parser.add_argument("--password", default=None, help="enable auth with this neo4j password")
+    parser.add_argument("--timeout", type=float, default=300, help="start timeout in seconds")
     args = parser.parse_args(argv)
 
     # Ctrl-C and SIGTERM both end the wait below and stop Neo4j cleanly (SIGINT is

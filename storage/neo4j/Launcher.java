@@ -100,15 +100,21 @@ public final class Launcher {
             watcher.start();
         }
 
-        GraphDatabaseService db = dbms.database(GraphDatabaseSettings.DEFAULT_DATABASE_NAME);
-        if (!db.isAvailable(AVAILABLE_TIMEOUT_MS)) {
-            System.err.println("database 'neo4j' did not become available in time");
+        try {
+            GraphDatabaseService db = dbms.database(GraphDatabaseSettings.DEFAULT_DATABASE_NAME);
+            if (!db.isAvailable(AVAILABLE_TIMEOUT_MS)) {
+                System.err.println("database 'neo4j' did not become available in time");
+                System.exit(1);
+            }
+            if (password != null) {
+                setPassword(dbms, password);
+            }
+            waitForBolt(port, AVAILABLE_TIMEOUT_MS);
+        } catch (Exception e) {
+            // Neo4j's threads are not daemons: without an explicit exit the JVM would linger.
+            e.printStackTrace();
             System.exit(1);
         }
-        if (password != null) {
-            setPassword(dbms, password);
-        }
-        waitForBolt(port, AVAILABLE_TIMEOUT_MS);
 
         System.out.println("READY bolt://" + HOST + ":" + port);
         System.out.flush();

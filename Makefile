@@ -1,0 +1,54 @@
+# lineage: `make demo` runs the demo on the embedded store; `make test` runs the whole suite.
+# Both start from a bare machine: they create .venv, install what is missing (Python packages,
+# Debian packages, the Neo4j jars from Maven Central) and start what the tests need.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+CHECK_PATHS := lineage tests $(wildcard bench)
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: demo test check format system neo4j-jars neo4j bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+# Debian packages the project needs: graphviz (rendering); java + maven (the Neo4j launcher)
+system:
+	@missing=""; \
+	command -v dot >/dev/null || missing="$$missing graphviz"; \
+	command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
+	command -v mvn >/dev/null || missing="$$missing maven"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		$(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+neo4j-jars:
+	storage/neo4j/fetch.sh
+
+demo: $(STAMP) system
+	$(BIN)/lineage demo
+
+test: $(STAMP) system neo4j-jars
+	$(BIN)/pytest
+
+check: $(STAMP)
+	$(BIN)/ruff format --check $(CHECK_PATHS)
+	$(BIN)/ruff check $(CHECK_PATHS)
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff format $(CHECK_PATHS)
+	$(BIN)/ruff check --fix $(CHECK_PATHS)
+
+# a Neo4j for a developer, on 127.0.0.1:7687, data in .neo4j-data (Ctrl-C stops it)
+neo4j: $(STAMP) neo4j-jars
+	$(BIN)/python tests/neo4j_process.py .neo4j-data --port 7687
+
+clean:
+	rm -rf $(VENV) demo-out .lineage storage/neo4j/lib

@@ -1,0 +1,85 @@
+"""Shared fixtures: the backends every store-level and SDK-level test runs against.
+
+``BACKENDS`` lists the graph stores the whole suite is parametrised over. Neo4j is the real
+server started once per session by ``tests/neo4j_process.py`` (or the one named by
+``NEO4J_URI``); if it cannot start, the tests that need it fail: they are never skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+BACKENDS = ["sqlite"]
+
+
+@dataclass
+class Neo4jServer:
+    uri: str
+    user: str | None = None
+    password: str | None = None
+    process: object | None = None
+
+    def wipe(self) -> None:
+        import neo4j
+
+        auth = (self.user, self.password) if self.user and self.password else None
+        with neo4j.GraphDatabase.driver(self.uri, auth=auth) as driver:
+            driver.execute_query("MATCH (n) DETACH DELETE n")
+
+
+@pytest.fixture(scope="session")
+def neo4j_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Neo4jServer]:
+    uri = os.environ.get("NEO4J_URI")
+    if uri:
+        yield Neo4jServer(
+            uri=uri,
+            user=os.environ.get("NEO4J_USER"),
+            password=os.environ.get("NEO4J_PASSWORD"),
+        )
+        return
+    from neo4j_process import Neo4jProcess
+
+    process = Neo4jProcess()
+    process.start(tmp_path_factory.mktemp("neo4j-data"))
+    try:
+        yield Neo4jServer(uri=process.uri, process=process)
+    finally:
+        process.stop()
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    store: str  # what lineage.init(store=...) takes
+    blobs: str
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    """A fresh, empty graph store (and blob store) of each kind."""
+    blobs = str(tmp_path / "blobs")
+    if request.param == "sqlite":
+        return Backend(name="sqlite", store=str(tmp_path / "store"), blobs=blobs)
+    server: Neo4jServer = request.getfixturevalue("neo4j_server")
+    server.wipe()
+    return Backend(name="neo4j", store=server.uri, blobs=blobs)
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Run the test inside an empty directory, with no LINEAGE_* settings leaking in."""
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    for key in list(os.environ):
+        if key.startswith("LINEAGE_"):
+            monkeypatch.delenv(key)
+    return work

@@ -1,0 +1,233 @@
+"""The GraphStore conformance suite: every backend in tests/conftest.py BACKENDS runs it."""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from lineage.errors import TypeMismatch
+from lineage.records import CodeVersion, Edge, Event, RunRecord, TokenRecord
+from lineage.storage import open_graph
+from lineage.storage.graph import GraphStore, NewVersion
+
+D = [f"{i:064x}" for i in range(1, 50)]  # well-formed digests
+
+
+@pytest.fixture
+def graph(backend) -> Iterator[GraphStore]:  # type: ignore[no-untyped-def]
+    store = open_graph(backend.store)
+    yield store
+    store.close()
+
+
+def run(run_id: str, project: str = "p", **kw: object) -> RunRecord:
+    return RunRecord(id=run_id, project=project, name=f"n-{run_id}", started_at=1.5, **kw)  # type: ignore[arg-type]
+
+
+def new(name: str, digest: str, run_id: str, type: str = "model", **kw: object) -> NewVersion:
+    return NewVersion(
+        project="p", name=name, type=type, digest=digest, size=10, file_count=1,
+        run_id=run_id, at=time.time(), **kw,  # type: ignore[arg-type]
+    )  # fmt: skip
+
+
+def test_run_round_trip(graph: GraphStore) -> None:
+    record = run(
+        "r1",
+        job_type="train",
+        config={"lr": 0.1, "layers": [1, 2]},
+        tags=("a", "b"),
+        notes="hi",
+        code=CodeVersion(commit="abc", dirty=True, remote=None),
+        host="h",
+        pid=42,
+    )
+    graph.create_run(record)
+    assert graph.get_runs(["r1"]) == {"r1": record}
+    assert graph.get_runs(["nope"]) == {}
+    updated = graph.update_run(
+        "r1", {"state": "finished", "summary": {"acc": 0.5}, "finished_at": 2.5}
+    )
+    assert updated is not None
+    assert (updated.state, updated.summary, updated.finished_at) == ("finished", {"acc": 0.5}, 2.5)
+    assert graph.get_runs(["r1"])["r1"] == updated
+
+
+def test_list_runs_filters_and_pages(graph: GraphStore) -> None:
+    for i in range(5):
+        graph.create_run(
+            RunRecord(id=f"r{i}", project="p" if i < 4 else "q", name=f"n{i}",
+                      job_type="eval" if i % 2 else "train", started_at=float(i))
+        )  # fmt: skip
+    assert [r.id for r in graph.list_runs("p")] == ["r0", "r1", "r2", "r3"]
+    assert [r.id for r in graph.list_runs("p", job_type="eval")] == ["r1", "r3"]
+    assert [r.id for r in graph.list_runs(limit=2)] == ["r0", "r1"]
+    assert sorted(graph.list_projects()) == ["p", "q"]
+
+
+def test_versions_are_numbered_in_commit_order(graph: GraphStore) -> None:
+    graph.create_run(run("r1"))
+    first, created = graph.commit_version(new("m", D[0], "r1", metadata={"k": 1}))
+    assert created and first.index == 0 and first.id == "p/m:v0"
+    second, created = graph.commit_version(new("m", D[1], "r1"))
+    assert created and second.index == 1
+    assert graph.find_alias("p", "m", "latest") == second
+    assert first.metadata == {"k": 1}
+    assert [v.index for v in graph.list_versions("p", "m")] == [0, 1]
+    assert graph.expand(["r1"], "down") == [
+        Edge(source="r1", target="p/m:v0", kind="produced"),
+        Edge(source="r1", target="p/m:v1", kind="produced"),
+    ] or sorted(e.target for e in graph.expand(["r1"], "down")) == ["p/m:v0", "p/m:v1"]
+
+
+def test_identical_digest_returns_existing_and_writes_nothing(graph: GraphStore) -> None:
+    graph.create_run(run("r1"))
+    graph.create_run(run("r2"))
+    v0, _ = graph.commit_version(new("m", D[0], "r1"))
+    again, created = graph.commit_version(new("m", D[0], "r2"))
+    assert not created and again == v0
+    assert len(graph.list_versions("p", "m")) == 1
+    assert graph.expand(["r2"], "down") == []
+
+
+def test_type_mismatch_is_refused(graph: GraphStore) -> None:
+    graph.create_run(run("r1"))
+    graph.commit_version(new("m", D[0], "r1"))
+    with pytest.raises(TypeMismatch, match="type 'model'"):
+        graph.commit_version(new("m", D[1], "r1", type="dataset"))
+    assert len(graph.list_versions("p", "m")) == 1
+
+
+def test_aliases_are_unique_and_move(graph: GraphStore) -> None:
+    graph.create_run(run("r1"))
+    graph.commit_version(new("m", D[0], "r1"))
+    graph.commit_version(new("m", D[1], "r1"))
+    ev = Event(project="p", target="p/m:v0", kind="alias.moved", at=1.0, new={"alias": "best"})
+    graph.set_alias("p", "m", "best", 0, ev)
+    assert graph.find_alias("p", "m", "best").index == 0  # type: ignore[union-attr]
+    graph.set_alias("p", "m", "best", 1, None)
+    found = graph.find_alias("p", "m", "best")
+    assert found is not None and found.index == 1 and found.aliases == ("best", "latest")
+    assert graph.get_versions(["p/m:v0"])["p/m:v0"].aliases == ()
+    graph.set_alias("p", "m", "best", None, None)
+    assert graph.find_alias("p", "m", "best") is None
+    assert [e.kind for e in graph.events("p")] == ["alias.moved"]
+
+
+def test_delete_is_a_tombstone(graph: GraphStore) -> None:
+    graph.create_run(run("r1"))
+    graph.commit_version(new("m", D[0], "r1"))
+    graph.commit_version(new("m", D[1], "r1"))
+    graph.set_alias("p", "m", "prod", 1, None)
+    graph.delete_version(
+        "p/m:v1", Event(project="p", target="p/m:v1", kind="version.deleted", at=2.0)
+    )
+    gone = graph.get_versions(["p/m:v1"])["p/m:v1"]
+    assert gone.state == "deleted" and gone.aliases == ()
+    assert graph.find_alias("p", "m", "latest").index == 0  # type: ignore[union-attr]
+    assert graph.find_alias("p", "m", "prod") is None
+    assert [v.index for v in graph.list_versions("p", "m")] == [0]
+    assert graph.manifest_digests() == {D[0]}
+    assert {e.target for e in graph.expand(["r1"], "down")} == {"p/m:v0", "p/m:v1"}
+    # the same bytes again make a new version: the deleted one is not resurrected
+    again, created = graph.commit_version(new("m", D[1], "r1"))
+    assert created and again.index == 2
+
+
+def test_edges_are_idempotent_and_expand_both_ways(graph: GraphStore) -> None:
+    graph.create_run(run("r1"))
+    graph.create_run(run("r2"))
+    graph.commit_version(new("d", D[0], "r1", type="dataset"))
+    edge = Edge(source="p/d:v0", target="r2", kind="consumed_by")
+    graph.add_edges([edge, edge])
+    graph.add_edges([edge])
+    assert graph.expand(["p/d:v0"], "down") == [edge]
+    assert graph.expand(["r2"], "up") == [edge]
+    assert graph.expand(["p/d:v0"], "up") == [Edge(source="r1", target="p/d:v0", kind="produced")]
+    assert graph.expand([], "down") == []
+
+
+def test_events_are_ordered_filtered_and_deduplicated(graph: GraphStore) -> None:
+    events = [
+        Event(project="p", target=f"p/{name}:v0", kind="k", at=float(i), actor="a",
+              old={"x": i}, new=[i], uid=f"u{i}")
+        for i, name in enumerate(["a", "b", "a", "ab"])
+    ]  # fmt: skip
+    graph.append_events(events)
+    graph.append_events(events[:2])  # same uids: nothing new
+    got = graph.events("p")
+    assert [e.uid for e in got] == ["u0", "u1", "u2", "u3"]
+    seqs = [e.seq for e in got]
+    assert seqs == sorted(seqs) and len(set(seqs)) == 4
+    assert [e.uid for e in graph.events("p", target_prefix="p/a:")] == ["u0", "u2"]
+    assert [e.uid for e in graph.events("p", after=seqs[1])] == ["u2", "u3"]
+    assert got[0].old == {"x": 0} and got[0].new == [0]
+    assert graph.events("other") == []
+
+
+def test_import_records_is_idempotent_and_keeps_identity(graph: GraphStore) -> None:
+    from lineage.records import ArtifactRecord, VersionRecord
+
+    runs = [run("r1"), run("r2")]
+    art = ArtifactRecord(project="p", name="m", type="model", description="d", created_at=1.0)
+    versions = [
+        VersionRecord(project="p", name="m", type="model", index=3, digest=D[3], size=5,
+                      file_count=1, aliases=("latest", "prod"), created_by="r1", created_at=1.0),
+        VersionRecord(project="p", name="m", type="model", index=1, digest=D[1], size=5,
+                      file_count=1, created_by="r1", created_at=1.0),
+    ]  # fmt: skip
+    edges = [
+        Edge(source="r1", target="p/m:v3", kind="produced"),
+        Edge(source="p/m:v3", target="r2", kind="consumed_by"),
+    ]
+    events = [Event(project="p", target="p/m:v3", kind="alias.moved", at=1.0, uid="e1")]
+    first = graph.import_records(
+        runs=runs, artifacts=[art], versions=versions, edges=edges, events=events
+    )
+    assert first == {"runs": 2, "artifacts": 1, "versions": 2, "edges": 2, "events": 1}
+    second = graph.import_records(
+        runs=runs, artifacts=[art], versions=versions, edges=edges, events=events
+    )
+    assert second == {"runs": 0, "artifacts": 0, "versions": 0, "edges": 0, "events": 0}
+    assert graph.find_alias("p", "m", "prod").index == 3  # type: ignore[union-attr]
+    graph.create_run(run("r3"))
+    nxt, created = graph.commit_version(new("m", D[9], "r3"))
+    assert created and nxt.index == 4  # numbering continues above imported versions
+
+
+def test_tokens(graph: GraphStore) -> None:
+    token = TokenRecord(id="t1", digest=D[5], scope="write", created_at=1.0, description="ci")
+    graph.create_token(token)
+    assert graph.find_token(D[5]) == token
+    assert graph.find_token(D[6]) is None
+    assert graph.revoke_token("t1") is True
+    assert graph.find_token(D[5]).revoked  # type: ignore[union-attr]
+    assert graph.revoke_token("nope") is False
+
+
+def _commit_many(url: str, worker: int, count: int) -> None:
+    store = open_graph(url)
+    store.create_run(run(f"w{worker}"))
+    for i in range(count):
+        store.commit_version(new("m", f"{worker * 1000 + i + 1:064x}", f"w{worker}"))
+    store.close()
+
+
+def test_concurrent_writers_get_consecutive_versions(backend) -> None:  # type: ignore[no-untyped-def]
+    workers, each = 4, 8
+    ctx = multiprocessing.get_context("spawn")
+    procs = [
+        ctx.Process(target=_commit_many, args=(backend.store, w, each)) for w in range(workers)
+    ]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(120)
+        assert proc.exitcode == 0
+    store = open_graph(backend.store)
+    indexes = [v.index for v in store.list_versions("p", "m")]
+    store.close()
+    assert indexes == list(range(workers * each))

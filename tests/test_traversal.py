@@ -1,0 +1,159 @@
+"""Traversals checked against networkx on the same edges, on random DAGs (hypothesis)."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+
+import pytest
+from helpers import expected_lineage, oracle
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from lineage.errors import InvalidInput
+from lineage.records import ArtifactRecord, Edge, RunRecord, VersionRecord
+from lineage.service import Service
+from lineage.storage import open_stores
+
+_projects = itertools.count()
+
+
+@pytest.fixture
+def service(backend) -> Iterator[Service]:  # type: ignore[no-untyped-def]
+    stores = open_stores(backend.store, backend.blobs)
+    yield Service(stores.graph, stores.blobs)
+    stores.close()
+
+
+@st.composite
+def dags(draw: st.DrawFn) -> list[tuple[list[int], list[int]]]:
+    """Runs in creation order: each consumes earlier versions and produces new ones."""
+    runs: list[tuple[list[int], list[int]]] = []
+    versions = 0
+    for _ in range(draw(st.integers(1, 14))):
+        inputs = draw(st.lists(st.integers(0, max(versions - 1, 0)), max_size=3, unique=True))
+        inputs = inputs if versions else []
+        outputs = list(range(versions, versions + draw(st.integers(1, 3))))
+        versions += len(outputs)
+        runs.append((inputs, outputs))
+    return runs
+
+
+def load(service: Service, runs: list[tuple[list[int], list[int]]]) -> tuple[str, list[Edge]]:
+    project = f"t{next(_projects)}"
+    digest = "0" * 64
+    run_records, versions, edges = [], [], []
+    for r, (inputs, outputs) in enumerate(runs):
+        run_id = f"{project}r{r}"
+        run_records.append(RunRecord(id=run_id, project=project, name=run_id, started_at=float(r)))
+        for i in inputs:
+            edges.append(Edge(source=f"{project}/v:v{i}", target=run_id, kind="consumed_by"))
+        for o in outputs:
+            versions.append(
+                VersionRecord(project=project, name="v", type="model", index=o, digest=digest,
+                              size=0, file_count=0, created_by=run_id)
+            )  # fmt: skip
+            edges.append(Edge(source=run_id, target=f"{project}/v:v{o}", kind="produced"))
+    service.graph.import_records(
+        runs=run_records,
+        artifacts=[ArtifactRecord(project=project, name="v", type="model")],
+        versions=versions,
+        edges=edges,
+    )
+    return project, edges
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(runs=dags(), data=st.data())
+def test_lineage_matches_networkx(service: Service, runs, data) -> None:  # type: ignore[no-untyped-def]
+    project, edges = load(service, runs)
+    graph = oracle(edges)
+    nodes = sorted(graph.nodes)
+    start = data.draw(st.sampled_from(nodes))
+    depth = data.draw(st.one_of(st.none(), st.integers(0, 6)))
+    direction = data.draw(st.sampled_from(["upstream", "downstream"]))
+    got = service.lineage(start, direction, depth, default_project=project)
+    hops = None if depth is None else 2 * depth - (0 if ":" in start else 1)
+    if hops is not None and hops < 0:
+        hops = 0
+    want_nodes, want_edges, want_truncated = expected_lineage(
+        graph, start, hops, direction == "upstream"
+    )
+    assert got.ids == want_nodes
+    assert {(e.source, e.target) for e in got.edges} == want_edges
+    assert got.truncated == want_truncated
+    assert {n.kind for n in got.nodes if n.id == start} == {
+        "run" if ":" not in start else "artifact_version"
+    }
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(runs=dags(), data=st.data())
+def test_tree_path_and_impact_match_networkx(service: Service, runs, data) -> None:  # type: ignore[no-untyped-def]
+    import networkx as nx
+
+    _, edges = load(service, runs)
+    graph = oracle(edges)
+    versions = sorted(n for n in graph.nodes if ":" in n)
+    root = data.draw(st.sampled_from(versions))
+
+    # derivation tree: version -> version through one run, within the reachable set
+    tree = service.tree(root, None)
+    reach = nx.descendants(graph, root) | {root}
+    want = {
+        (a, b, r)
+        for r in reach
+        if ":" not in r
+        for a in graph.predecessors(r)
+        if a in reach
+        for b in graph.successors(r)
+    }
+    assert {(e.source, e.target, e.run) for e in tree.edges} == want
+    assert tree.ids == {n for n in reach if ":" in n}
+    assert all(e.kind == "derived" for e in tree.edges)
+
+    # impact: every descendant
+    impact = service.impact(root)
+    assert impact.ids == reach
+
+    # path between two versions, either way round
+    other = data.draw(st.sampled_from(versions))
+    path = service.path(root, other)
+    if other in reach:
+        on_path = (nx.descendants(graph, root) | {root}) & (nx.ancestors(graph, other) | {other})
+        assert path is not None and path.ids == on_path
+    elif root in nx.descendants(graph, other):
+        on_path = (nx.descendants(graph, other) | {other}) & (nx.ancestors(graph, root) | {root})
+        assert path is not None and path.ids == on_path
+    else:
+        assert path is None
+
+
+def test_shared_inputs_cost_about_the_answer(service: Service) -> None:
+    """A dataset consumed by 2,000 runs: upstream of one output reads one level per hop."""
+    runs = [([], [0])] + [([0], [i + 1]) for i in range(2000)]
+    calls = []
+    original = service.graph.expand
+
+    def counting(ids, direction):  # type: ignore[no-untyped-def]
+        found = original(ids, direction)
+        calls.append(len(found))
+        return found
+
+    project, _ = load(service, runs)
+    service.graph.expand = counting  # type: ignore[method-assign]
+    got = service.lineage(f"{project}/v:v7", "upstream", 20)
+    assert len(got.nodes) == 4  # v7 <- run <- v0 <- run
+    assert sum(calls) <= 10  # never reads the 2,000 sibling edges of v0's consumers
+    assert len(calls) <= 5
+
+
+def test_depth_is_validated(service: Service) -> None:
+    with pytest.raises(InvalidInput, match="depth"):
+        service.lineage("x/y:v0", "upstream", -1)
+    with pytest.raises(InvalidInput, match="direction"):
+        service.lineage("x/y:v0", "sideways", 1)
