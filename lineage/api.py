@@ -36,7 +36,7 @@ class Api:
     @property
     def project(self) -> str | None:
         if self._project is None:
-            projects = self.service.graph.list_projects()
+            projects = self.service.projects()
             if len(projects) == 1:
                 return projects[0]
         return self._project
@@ -59,8 +59,7 @@ class Api:
         if project is None:
             raise InvalidRef(f"artifact {name!r} names no project and none is set", ref=name)
         return [
-            ArtifactVersion(record, self._client)
-            for record in self.service.graph.list_versions(project, name)
+            ArtifactVersion(record, self._client) for record in self.service.versions(project, name)
         ]
 
     def run(self, run_id: str) -> RunRecord:
@@ -69,7 +68,7 @@ class Api:
     def runs(
         self, project: str | None = None, job_type: str | None = None, state: str | None = None
     ) -> list[RunRecord]:
-        return self.service.graph.list_runs(project or self.project, job_type=job_type, state=state)
+        return self.service.runs(project or self.project, job_type=job_type, state=state)
 
     def lineage(self, ref: str, direction: str = "upstream", depth: int | None = 20) -> Subgraph:
         """Runs and versions upstream (how it was made) or downstream (what it fed) of a node."""

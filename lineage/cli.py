@@ -102,7 +102,7 @@ def ls(ctx: Context, type_: str | None) -> None:
         click.echo("no artifacts")
         return
     for artifact in artifacts:
-        versions = api.service.graph.list_versions(artifact.project, artifact.name)
+        versions = api.service.versions(artifact.project, artifact.name)
         latest = versions[-1] if versions else None
         aliases = sorted({a for v in versions for a in v.aliases if a != "latest"})
         click.echo(
@@ -207,7 +207,7 @@ def print_tree(graph: Subgraph, echo: Callable[[str], None], runs: dict[str, Run
 def tree(ctx: Context, ref: str, depth: int) -> None:
     """The derivation tree under a version (version -> version, labelled by run)."""
     graph = ctx.api.tree(ref, depth=depth)
-    runs = ctx.api.service.graph.get_runs({e.run for e in graph.edges if e.run})
+    runs = ctx.api.service.get_runs({e.run for e in graph.edges if e.run})
     print_tree(graph, click.echo, runs)
 
 

@@ -295,7 +295,7 @@ def run_demo(
     echo("")
     echo(f"== derivation tree from {base.ref} ==")
     tree = api.tree(base.ref, depth=40)
-    print_tree(tree, echo, api.service.graph.get_runs({e.run for e in tree.edges if e.run}))
+    print_tree(tree, echo, api.service.get_runs({e.run for e in tree.edges if e.run}))
     if bad_dataset:
         impact = api.impact(bad_dataset)
         hit = sorted(

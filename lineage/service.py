@@ -446,6 +446,32 @@ class Service(Traversal):
     ) -> list[ArtifactRecord]:
         return self.graph.list_artifacts(project, type=type)
 
+    def versions(
+        self, project: str, name: str, *, include_deleted: bool = False
+    ) -> list[VersionRecord]:
+        check_name(project, "project")
+        check_name(name, "artifact name")
+        return self.graph.list_versions(project, name, include_deleted=include_deleted)
+
+    def runs(
+        self,
+        project: str | None = None,
+        *,
+        job_type: str | None = None,
+        state: str | None = None,
+        limit: int | None = None,
+        after: str | None = None,
+    ) -> list[RunRecord]:
+        return self.graph.list_runs(
+            project, job_type=job_type, state=state, limit=limit, after=after
+        )
+
+    def get_runs(self, ids: Iterable[str]) -> dict[str, RunRecord]:
+        return self.graph.get_runs(list(ids))
+
+    def projects(self) -> list[str]:
+        return self.graph.list_projects()
+
     def producers(self, version: VersionRecord) -> list[RunRecord]:
         runs = [e.source for e in self.graph.expand([version.id], "up")]
         found = self.graph.get_runs(runs)
