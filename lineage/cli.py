@@ -323,6 +323,56 @@ def gc(ctx: Context, dry_run: bool, grace: float) -> None:
     )
 
 
+@cli.command()
+@click.argument("ref")
+@click.option("--up", "mode", flag_value="up", default=True, help="Upstream lineage (default).")
+@click.option("--down", "mode", flag_value="down", help="Downstream lineage.")
+@click.option("--tree", "mode", flag_value="tree", help="Derivation tree (versions only).")
+@click.option("--depth", type=int, default=20, show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["svg", "png", "pdf", "dot"]), default=None,
+    help="Output format (default: from the file name, else svg).",
+)  # fmt: skip
+@click.option("--highlight", help="Highlight the path to the version holding this alias.")
+@click.option(
+    "--collapse",
+    type=int,
+    default=5,
+    show_default=True,
+    help="Siblings shown before '+k more' (0: all).",
+)
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True)
+@pass_ctx
+@_errors
+def render(
+    ctx: Context,
+    ref: str,
+    mode: str,
+    depth: int,
+    fmt: str | None,
+    highlight: str | None,
+    collapse: int,
+    output: Path,
+) -> None:
+    """Draw a lineage graph or derivation tree with graphviz."""
+    from lineage.render import render_ref
+
+    chosen = fmt or (
+        output.suffix.lstrip(".") if output.suffix in (".svg", ".png", ".pdf", ".dot") else "svg"
+    )
+    data = render_ref(
+        ctx.api,
+        ref,
+        mode=mode,
+        depth=depth,
+        fmt=chosen,
+        highlight=highlight,
+        collapse=collapse,  # type: ignore[arg-type]
+    )
+    output.write_bytes(data)
+    click.echo(f"wrote {output} ({_size(len(data))})")
+
+
 # -- moving history between stores -------------------------------------------------------
 
 

@@ -304,6 +304,16 @@ def run_demo(
         echo("")
         echo(f"== impact of {bad_dataset} (the noisy new source) ==")
         echo(f"{len(hit)} models trained on it: {', '.join(hit)}")
+    from lineage.render import render_ref
+
+    pictures = out / "tree.svg", out / "lineage.svg"
+    pictures[0].write_bytes(
+        render_ref(api, base.ref, mode="tree", depth=40, highlight="production")
+    )
+    pictures[1].write_bytes(render_ref(api, best.ref, mode="up", depth=20, highlight="production"))
+    echo("")
+    echo(f"derivation tree drawn to {pictures[0]}")
+    echo(f"upstream lineage of {best.ref} drawn to {pictures[1]}")
     versions = sum(len(api.versions(a.name)) for a in api.artifacts())
     return DemoResult(
         store=store,

@@ -1,0 +1,713 @@
+"""Pictures of lineage: a :class:`~lineage.records.Subgraph` as Graphviz DOT, drawn by ``dot``.
+
+Two views of one subgraph:
+
+- ``lineage`` (what ``Api.lineage`` returns): runs as boxes, artifact versions as ellipses
+  coloured by type with their aliases, edges labelled ``consumed`` / ``produced``;
+- ``tree`` (what ``Api.tree`` returns): versions only, each edge labelled with the run that made
+  the child and its job type, dead ends (abandoned branches of the root's type) greyed.
+
+Both highlight the path from the root to the version holding an alias (``highlight``), and
+collapse more than ``collapse`` siblings of one kind (same parent, same side, same kind and
+type) into one "+k more" node, as W&B does from five. Nodes on the highlighted path are always
+kept, then nodes that lead somewhere, then the oldest; a hidden sibling takes with it whatever
+is reachable only through it.
+
+:func:`build` decides what is drawn (a :class:`RenderPlan`), :func:`to_dot` writes it, and
+:func:`render` runs Graphviz's ``dot`` program (the ``graphviz`` OS package).
+
+>>> svg = render_ref(lineage.Api(), "base:v0", mode="tree", highlight="production")
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import shutil
+import subprocess
+import zlib
+from collections import deque
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal, TypedDict, Unpack
+from urllib.parse import quote
+
+from lineage.errors import InvalidInput, LineageError
+from lineage.records import CONSUMED_BY, PRODUCED, Edge, Node, RunRecord, Subgraph
+
+if TYPE_CHECKING:
+    from lineage.api import Api
+
+__all__ = [
+    "FORMATS",
+    "Options",
+    "PlanEdge",
+    "PlanNode",
+    "RenderPlan",
+    "build",
+    "plan_to_dot",
+    "quote_id",
+    "render",
+    "render_ref",
+    "to_dot",
+    "to_svg",
+]
+
+logger = logging.getLogger(__name__)
+
+Mode = Literal["lineage", "tree"]
+Format = Literal["svg", "png", "pdf", "dot"]
+FORMATS: tuple[Format, ...] = ("svg", "png", "pdf", "dot")
+DOT_TIMEOUT = 120.0
+
+TYPE_COLOURS = {"dataset": "#a6cee3", "model": "#b2df8a", "result": "#fdbf6f"}
+OTHER_COLOURS = ("#cab2d6", "#fb9a99", "#8dd3c7", "#ffffb3", "#bebada", "#fccde5", "#ccebc5")
+STATE_COLOURS = {"finished": "#ffffff", "running": "#deebf7", "failed": "#f4cccc"}
+CRASHED_COLOUR = "#fce5cd"
+HIGHLIGHT = "#d62728"
+DEAD_FILL, DEAD_LINE, DEAD_TEXT = "#eeeeee", "#bbbbbb", "#999999"
+EDGE_COLOUR = "#666666"
+Attrs = Mapping[str, str | float | None]
+GRAPH_ATTRS: Attrs = {"fontname": "Helvetica", "nodesep": 0.25}
+NODE_ATTRS: Attrs = {"fontname": "Helvetica", "fontsize": 11}
+EDGE_ATTRS: Attrs = {"fontname": "Helvetica", "fontsize": 9, "arrowsize": 0.7, "color": EDGE_COLOUR}
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlanNode:
+    """One node to draw: a run, a version, or a "+k more" group standing for hidden siblings."""
+
+    id: str  # the DOT node id: the subgraph's node id, or "more:..." for a group
+    kind: Literal["run", "artifact_version", "more"]
+    label: str
+    type: str  # artifact type, run job type, or the type of the hidden siblings
+    state: str | None = None  # a run's state
+    aliases: tuple[str, ...] = ()
+    dead: bool = False
+    highlighted: bool = False
+    target: bool = False  # holds the highlighted alias
+    url: str | None = None
+    tooltip: str = ""
+    hidden: tuple[str, ...] = ()  # a group: the siblings it stands for
+    below: int = 0  # a group: how many nodes further on vanished with them
+
+    @property
+    def fill(self) -> str:
+        if self.dead:
+            return DEAD_FILL
+        if self.kind == "artifact_version":
+            return type_colour(self.type)
+        if self.kind == "run":
+            return STATE_COLOURS.get(self.state or "", CRASHED_COLOUR)
+        return "#ffffff"
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlanEdge:
+    source: str
+    target: str
+    kind: str  # consumed_by, produced, derived, or "more" into or out of a group
+    label: str
+    highlighted: bool = False
+    dead: bool = False  # leads into a dead end
+
+
+@dataclass(frozen=True, kw_only=True)
+class RenderPlan:
+    """What will be drawn, in drawing order (roots first, siblings oldest first)."""
+
+    mode: Mode
+    nodes: tuple[PlanNode, ...]
+    edges: tuple[PlanEdge, ...]
+    root: str | None
+    targets: tuple[str, ...]  # versions holding the highlighted alias
+    path: frozenset[str]  # node ids on a path between the root and a target
+    truncated: bool
+
+    def node(self, node_id: str) -> PlanNode:
+        for node in self.nodes:
+            if node.id == node_id:
+                return node
+        raise KeyError(node_id)
+
+    @property
+    def groups(self) -> tuple[PlanNode, ...]:
+        """The "+k more" nodes."""
+        return tuple(node for node in self.nodes if node.kind == "more")
+
+
+def type_colour(artifact_type: str) -> str:
+    """A stable fill colour per artifact type: fixed for the common ones, hashed otherwise."""
+    if artifact_type in TYPE_COLOURS:
+        return TYPE_COLOURS[artifact_type]
+    return OTHER_COLOURS[zlib.crc32(artifact_type.encode()) % len(OTHER_COLOURS)]
+
+
+# deciding what to draw ---------------------------------------------------------------------
+
+
+def build(
+    graph: Subgraph,
+    *,
+    mode: Mode = "lineage",
+    highlight: str | None = None,
+    collapse: int = 5,
+    link: Callable[[Node], str] | None = None,
+    runs: Mapping[str, RunRecord] | None = None,
+    consumed: Collection[str] = (),
+) -> RenderPlan:
+    """Decide what to draw. ``runs`` names the runs on a tree's edges (else their ids show);
+    ``consumed`` lists versions consumed outside ``graph`` (not dead ends even as leaves).
+    ``collapse=0`` keeps every sibling."""
+    if mode not in ("lineage", "tree"):
+        raise InvalidInput(f"mode must be 'lineage' or 'tree', not {mode!r}")
+    if isinstance(collapse, bool) or not isinstance(collapse, int) or collapse < 0:
+        raise InvalidInput(f"collapse must be an integer >= 0 (0 keeps all), got {collapse!r}")
+    nodes = {n.id: n for n in graph.nodes if mode == "lineage" or n.kind == "artifact_version"}
+    edges = [e for e in graph.edges if e.source in nodes and e.target in nodes]
+    down: dict[str, list[Edge]] = {node_id: [] for node_id in nodes}
+    up: dict[str, list[Edge]] = {node_id: [] for node_id in nodes}
+    for edge in edges:
+        down[edge.source].append(edge)
+        up[edge.target].append(edge)
+    root = graph.root if graph.root in nodes else None
+
+    targets = tuple(
+        node_id
+        for node_id, node in nodes.items()
+        if highlight and node.version is not None and highlight in node.version.aliases
+    )
+    if highlight and not targets:
+        logger.info("no version in the graph holds alias %r: nothing to highlight", highlight)
+    path, path_edges = _path(root, targets, down, up)
+    # A dead end is an abandoned branch: a version of the root's type from which nothing of
+    # that type was derived (an evaluation result hanging off it does not keep it alive), that
+    # nobody consumed beyond the picture and that holds no alias of its own.
+    kind = _type(nodes[root]) if root is not None else None
+    dead = frozenset(
+        node_id
+        for node_id, node in nodes.items()
+        if mode == "tree" and _type(node) == kind
+        if not any(_type(nodes[e.target]) == kind for e in down[node_id])
+        if node_id not in consumed and node_id not in targets
+        if not (node.version and [a for a in node.version.aliases if a != "latest"])
+    )
+
+    order = {node_id: _age(node) for node_id, node in nodes.items()}
+    layers, depth = _layers(nodes, down, up, root, order)
+    shown, groups = _collapse(layers, depth, nodes, down, up, path, dead, collapse, order)
+
+    plan_nodes: list[PlanNode] = []
+    plan_edges: list[PlanEdge] = []
+    multi_project = len({_project(n) for n in nodes.values()}) > 1
+    by_level: dict[int, list[_Group]] = {}
+    for group in groups:
+        by_level.setdefault(depth[group.parent] + 1, []).append(group)
+    # Graphviz starts from the input order: roots first, siblings oldest first, groups last.
+    for level, layer in enumerate(layers):
+        for node_id in layer:
+            if node_id in shown:
+                plan_nodes.append(
+                    _plan_node(nodes[node_id], dead, path, targets, link, full_ref=multi_project)
+                )
+        for group in by_level.get(level, ()):
+            plan_nodes.append(group.node(nodes))
+            plan_edges.append(group.edge(runs))
+    for edge in edges:
+        if edge.source in shown and edge.target in shown:
+            plan_edges.append(
+                PlanEdge(
+                    source=edge.source,
+                    target=edge.target,
+                    kind=edge.kind,
+                    label=_edge_label(edge, runs),
+                    highlighted=(edge.source, edge.target) in path_edges,
+                    dead=edge.target in dead,
+                )
+            )
+    position = {node.id: i for i, node in enumerate(plan_nodes)}
+    plan_edges.sort(key=lambda e: (position[e.target], position[e.source]))
+    return RenderPlan(
+        mode=mode,
+        nodes=tuple(plan_nodes),
+        edges=tuple(plan_edges),
+        root=root,
+        targets=targets,
+        path=path,
+        truncated=graph.truncated,
+    )
+
+
+def _age(node: Node) -> tuple[float, int, str]:
+    if node.version is not None:
+        return (node.version.created_at, node.version.index, node.id)
+    if node.run is not None:
+        return (node.run.started_at, 0, node.id)
+    return (0.0, 0, node.id)
+
+
+def _project(node: Node) -> str:
+    record = node.version or node.run
+    return record.project if record is not None else ""
+
+
+def _type(node: Node) -> str:
+    if node.version is not None:
+        return node.version.type
+    if node.run is not None:
+        return node.run.job_type or "run"
+    return node.kind
+
+
+def _reach(start: str, adjacency: Mapping[str, list[Edge]], forward: bool) -> set[str]:
+    seen = {start}
+    frontier = [start]
+    while frontier:
+        following = []
+        for node_id in frontier:
+            for edge in adjacency[node_id]:
+                far = edge.target if forward else edge.source
+                if far not in seen:
+                    seen.add(far)
+                    following.append(far)
+        frontier = following
+    return seen
+
+
+def _path(
+    root: str | None,
+    targets: Iterable[str],
+    down: Mapping[str, list[Edge]],
+    up: Mapping[str, list[Edge]],
+) -> tuple[frozenset[str], frozenset[tuple[str, str]]]:
+    """Nodes and edges on some directed path between the root and a target, either way round."""
+    found: set[tuple[str, str]] = set()
+    nodes: set[str] = set()
+    for target in targets:
+        if root is None:
+            on = _reach(target, up, forward=False)  # no root: everything that led to it
+        else:
+            on = set()
+            for start, end in ((root, target), (target, root)):
+                after = _reach(start, down, forward=True)
+                if end in after:
+                    on = after & _reach(end, up, forward=False)
+                    break
+        nodes |= on
+        found |= {(e.source, e.target) for n in on for e in down[n] if e.target in on}
+    return frozenset(nodes), frozenset(found)
+
+
+def _layers(
+    nodes: Mapping[str, Node],
+    down: Mapping[str, list[Edge]],
+    up: Mapping[str, list[Edge]],
+    root: str | None,
+    order: Mapping[str, tuple[float, int, str]],
+) -> tuple[list[list[str]], dict[str, int]]:
+    """Breadth-first generations from the root (ignoring edge direction), oldest first."""
+    depth: dict[str, int] = {}
+    layers: list[list[str]] = []
+    sources = sorted((n for n in nodes if not up[n]), key=order.__getitem__)
+    seeds = ([root] if root is not None else []) + sources + sorted(nodes, key=order.__getitem__)
+    for seed in seeds:
+        if seed in depth:
+            continue
+        depth[seed] = 0
+        queue = deque([seed])
+        while queue:
+            node_id = queue.popleft()
+            level = depth[node_id]
+            while len(layers) <= level:
+                layers.append([])
+            layers[level].append(node_id)
+            near = [e.target for e in down[node_id]] + [e.source for e in up[node_id]]
+            for far in sorted(set(near), key=order.__getitem__):
+                if far not in depth:
+                    depth[far] = level + 1
+                    queue.append(far)
+    return layers, depth
+
+
+@dataclass(kw_only=True)
+class _Group:
+    parent: str
+    downstream: bool
+    kind: str
+    type: str
+    hidden: list[str]
+    edges: list[Edge]  # between the parent and the hidden siblings
+    below: int = 0
+
+    @property
+    def id(self) -> str:
+        side = "down" if self.downstream else "up"
+        return f"more:{self.parent}:{side}:{self.kind}:{self.type}"
+
+    def node(self, nodes: Mapping[str, Node]) -> PlanNode:
+        noun = f"{self.type} runs" if self.kind == "run" else f"{self.type} versions"
+        label = f"+{len(self.hidden)} more {noun}"
+        if self.below:
+            label += f"\n({self.below} more beyond)"
+        return PlanNode(
+            id=self.id,
+            kind="more",
+            label=label,
+            type=self.type,
+            tooltip=", ".join(nodes[h].ref or nodes[h].label for h in self.hidden),
+            hidden=tuple(self.hidden),
+            below=self.below,
+        )
+
+    def edge(self, runs: Mapping[str, RunRecord] | None) -> PlanEdge:
+        labels = sorted({_group_edge_label(edge, runs) for edge in self.edges})
+        source, target = (self.parent, self.id) if self.downstream else (self.id, self.parent)
+        return PlanEdge(source=source, target=target, kind="more", label=", ".join(labels))
+
+
+def _group_edge_label(edge: Edge, runs: Mapping[str, RunRecord] | None) -> str:
+    if edge.kind in (CONSUMED_BY, PRODUCED):
+        return _edge_label(edge, runs)
+    run = (runs or {}).get(edge.run or "")
+    return (run.job_type if run is not None else None) or "run"
+
+
+def _collapse(
+    layers: list[list[str]],
+    depth: Mapping[str, int],
+    nodes: Mapping[str, Node],
+    down: Mapping[str, list[Edge]],
+    up: Mapping[str, list[Edge]],
+    path: Collection[str],
+    dead: Collection[str],
+    collapse: int,
+    order: Mapping[str, tuple[float, int, str]],
+) -> tuple[set[str], list[_Group]]:
+    """Which nodes stay visible, and the groups that stand for the hidden siblings."""
+
+    def near(node_id: str) -> list[tuple[str, bool, Edge]]:
+        return [(e.target, True, e) for e in down[node_id]] + [
+            (e.source, False, e) for e in up[node_id]
+        ]
+
+    groups: list[_Group] = []
+    hidden: set[str] = set()
+    shown: set[str] = set()
+    for level, layer in enumerate(layers):
+        for node_id in layer:
+            parents = [n for n, _, _ in near(node_id) if depth[n] == level - 1]
+            if node_id not in hidden and (not parents or any(p in shown for p in parents)):
+                shown.add(node_id)
+        if not collapse:
+            continue
+        for parent in layer:
+            if parent not in shown:
+                continue
+            buckets: dict[tuple[bool, str, str], list[str]] = {}
+            links: dict[str, list[Edge]] = {}
+            for child, downstream, edge in near(parent):
+                if depth[child] != level + 1:
+                    continue
+                if {n for n, _, _ in near(child) if depth[n] == level} != {parent}:
+                    continue  # a join of several parents stays: hiding it would cut the others
+                key = (downstream, nodes[child].kind, _type(nodes[child]))
+                if child not in links:
+                    buckets.setdefault(key, []).append(child)
+                links.setdefault(child, []).append(edge)
+            for (downstream, kind, type_), kids in buckets.items():
+                if len(kids) <= collapse:
+                    continue
+                kids.sort(
+                    key=lambda k: (
+                        k not in path,
+                        not any(depth[n] > level + 1 for n, _, _ in near(k)),
+                        k in dead,
+                        order[k],
+                    )
+                )
+                keep = max(collapse, sum(1 for k in kids if k in path))
+                drop = kids[keep:]
+                hidden.update(drop)
+                groups.append(
+                    _Group(
+                        parent=parent,
+                        downstream=downstream,
+                        kind=kind,
+                        type=type_,
+                        hidden=drop,
+                        edges=[edge for k in drop for edge in links[k]],
+                    )
+                )
+    for group in groups:
+        beyond: set[str] = set()
+        frontier = list(group.hidden)
+        while frontier:
+            node_id = frontier.pop()
+            for far, _, _ in near(node_id):
+                if depth[far] > depth[node_id] and far not in shown and far not in beyond:
+                    if far not in hidden:
+                        beyond.add(far)
+                    frontier.append(far)
+        group.below = len(beyond)
+    return shown, groups
+
+
+def _plan_node(
+    node: Node,
+    dead: Collection[str],
+    path: Collection[str],
+    targets: Collection[str],
+    link: Callable[[Node], str] | None,
+    *,
+    full_ref: bool,
+) -> PlanNode:
+    url = link(node) if link is not None else None
+    if node.version is not None:
+        version = node.version
+        label = version.ref if full_ref else node.label
+        if version.aliases:
+            label += "\n" + ", ".join(version.aliases)
+        return PlanNode(
+            id=node.id,
+            kind="artifact_version",
+            label=label,
+            type=version.type,
+            aliases=version.aliases,
+            dead=node.id in dead,
+            highlighted=node.id in path,
+            target=node.id in targets,
+            url=url,
+            tooltip=f"{version.ref} ({version.type})",
+        )
+    run = node.run
+    state = run.state if run is not None else "unknown"
+    job_type = _type(node)
+    return PlanNode(
+        id=node.id,
+        kind="run",
+        label=f"{node.label}\n{job_type} · {state}",
+        type=job_type,
+        state=state,
+        highlighted=node.id in path,
+        url=url,
+        tooltip=f"run {node.id}" + (f" ({run.project})" if run is not None else ""),
+    )
+
+
+def _edge_label(edge: Edge, runs: Mapping[str, RunRecord] | None) -> str:
+    if edge.kind == CONSUMED_BY:
+        return "consumed"
+    if edge.kind == PRODUCED:
+        return "produced"
+    run = (runs or {}).get(edge.run or "")
+    if run is None:
+        return edge.run or edge.kind
+    return f"{run.name}\n{run.job_type or 'run'}"
+
+
+# writing DOT ---------------------------------------------------------------------------------
+
+
+def quote_id(text: str) -> str:
+    """A DOT double-quoted string: safe for any text, including refs with '/' and ':'."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + escaped.replace("\r", "").replace("\n", "\\n") + '"'
+
+
+def _attrs(values: Attrs) -> str:
+    items = [f"{key}={quote_id(str(value))}" for key, value in values.items() if value is not None]
+    return "[" + ", ".join(items) + "]"
+
+
+def _url(url: str) -> str:
+    # Graphviz (2.43) copies URLs into SVG unescaped: keep them valid XML and valid URLs.
+    return html.escape(quote(url, safe="/:?#[]@!$&'()*+,;=%~-._"), quote=True)
+
+
+def _node_attrs(node: PlanNode) -> dict[str, str | float | None]:
+    classes = [node.kind.replace("artifact_version", "version")]
+    style = ["filled"]
+    attrs: dict[str, str | float | None] = {"label": node.label, "tooltip": node.tooltip}
+    if node.kind == "run":
+        attrs["shape"] = "box"
+        style.append("rounded")
+    elif node.kind == "more":
+        attrs.update(shape="box", color=EDGE_COLOUR, fontcolor=EDGE_COLOUR)
+        style += ["rounded", "dashed"]
+    else:
+        attrs["shape"] = "ellipse"
+    attrs["fillcolor"] = node.fill
+    if node.dead:
+        attrs.update(color=DEAD_LINE, fontcolor=DEAD_TEXT)
+        style.append("dashed")
+        classes.append("dead")
+    if node.highlighted:
+        attrs.update(color=HIGHLIGHT, penwidth=2.5)
+        style.append("bold")
+        classes.append("highlighted")
+    if node.target:
+        attrs["peripheries"] = 2
+        classes.append("target")
+    if node.url is not None:
+        attrs.update(URL=_url(node.url), target="_top")
+    attrs.update(style=",".join(style), **{"class": " ".join(classes)})
+    return attrs
+
+
+def _edge_attrs(edge: PlanEdge) -> dict[str, str | float | None]:
+    attrs: dict[str, str | float | None] = {"label": edge.label, "fontcolor": EDGE_COLOUR}
+    if edge.kind == "more":
+        attrs["style"] = "dashed"
+    if edge.dead:
+        attrs.update(color=DEAD_LINE, fontcolor=DEAD_TEXT)
+    if edge.highlighted:
+        attrs.update(color=HIGHLIGHT, fontcolor=HIGHLIGHT, penwidth=2.5)
+        attrs["class"] = "highlighted"
+    return attrs
+
+
+def plan_to_dot(plan: RenderPlan) -> str:
+    """The DOT text of a plan: every id and value double-quoted."""
+    rankdir = "TB" if plan.mode == "tree" else "LR"
+    lines = [
+        "digraph lineage {",
+        f"  graph {_attrs({'rankdir': rankdir, **GRAPH_ATTRS})};",
+        f"  node {_attrs(NODE_ATTRS)};",
+        f"  edge {_attrs(EDGE_ATTRS)};",
+    ]
+    if plan.truncated:
+        note = {"label": "depth limit reached: the graph goes on", "labelloc": "b"}
+        lines.append(f"  graph {_attrs(note)};")
+    lines += [f"  {quote_id(node.id)} {_attrs(_node_attrs(node))};" for node in plan.nodes]
+    lines += [
+        f"  {quote_id(edge.source)} -> {quote_id(edge.target)} {_attrs(_edge_attrs(edge))};"
+        for edge in plan.edges
+    ]
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def to_dot(
+    graph: Subgraph,
+    *,
+    mode: Mode = "lineage",
+    highlight: str | None = None,
+    collapse: int = 5,
+    link: Callable[[Node], str] | None = None,
+    runs: Mapping[str, RunRecord] | None = None,
+    consumed: Collection[str] = (),
+) -> str:
+    """The DOT text of a lineage graph or derivation tree (see :func:`build` for the options).
+
+    >>> dot = to_dot(api.tree("base:v0"), mode="tree", highlight="production", runs=runs)
+    """
+    plan = build(
+        graph,
+        mode=mode,
+        highlight=highlight,
+        collapse=collapse,
+        link=link,
+        runs=runs,
+        consumed=consumed,
+    )
+    return plan_to_dot(plan)
+
+
+# running dot ---------------------------------------------------------------------------------
+
+
+def render(dot: str, fmt: Format = "svg") -> bytes:
+    """Lay out and draw DOT text with Graphviz's ``dot`` program; ``"dot"`` returns the text."""
+    if fmt not in FORMATS:
+        raise InvalidInput(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    if fmt == "dot":
+        return dot.encode()
+    program = shutil.which("dot")
+    if program is None:
+        raise LineageError(
+            "rendering needs Graphviz's `dot` program, which is not on PATH: install the "
+            "graphviz OS package (apt-get install graphviz, dnf install graphviz, "
+            "brew install graphviz), or use --format dot",
+            program="dot",
+        )
+    try:
+        done = subprocess.run(
+            [program, f"-T{fmt}"],
+            input=dot.encode(),
+            capture_output=True,
+            timeout=DOT_TIMEOUT,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise LineageError(
+            f"dot took more than {DOT_TIMEOUT:.0f}s: lower --depth or --collapse",
+            program="dot",
+        ) from None
+    message = done.stderr.decode(errors="replace").strip()
+    if done.returncode != 0:
+        raise LineageError(f"dot failed (exit {done.returncode}): {message}", program="dot")
+    if message:
+        logger.debug("dot: %s", message)
+    return done.stdout
+
+
+class Options(TypedDict, total=False):
+    """The options of :func:`build`, :func:`to_dot` and :func:`to_svg`."""
+
+    mode: Mode
+    highlight: str | None
+    collapse: int
+    link: Callable[[Node], str] | None
+    runs: Mapping[str, RunRecord] | None
+    consumed: Collection[str]
+
+
+def to_svg(graph: Subgraph, **options: Unpack[Options]) -> str:
+    """The SVG picture of a subgraph, as text (options as for :func:`to_dot`).
+
+    >>> svg = to_svg(api.lineage("policy:v4"), link=lambda node: f"/nodes/{node.id}")
+    """
+    return render(to_dot(graph, **options), "svg").decode()
+
+
+def render_ref(
+    api: Api,
+    ref: str,
+    *,
+    mode: Literal["up", "down", "tree"] = "up",
+    depth: int | None = 20,
+    fmt: Format = "svg",
+    highlight: str | None = None,
+    collapse: int = 5,
+    link: Callable[[Node], str] | None = None,
+) -> bytes:
+    """Fetch and draw the lineage (``up`` / ``down``) or the derivation tree of a ref.
+
+    What ``lineage render REF [--up|--down|--tree] --format svg -o FILE`` calls.
+    """
+    if mode not in ("up", "down", "tree"):
+        raise InvalidInput(f"mode must be up, down or tree, not {mode!r}")
+    if fmt not in FORMATS:
+        raise InvalidInput(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    if mode != "tree":
+        graph = api.lineage(ref, "upstream" if mode == "up" else "downstream", depth)
+        dot = to_dot(graph, highlight=highlight, collapse=collapse, link=link)
+        return render(dot, fmt)
+    graph = api.tree(ref, depth)
+    store = api.service.graph
+    runs = store.get_runs(sorted({edge.run for edge in graph.edges if edge.run}))
+    # A leaf that some run consumed (an evaluation that logged nothing, or beyond the depth
+    # limit) is not a dead end: one round trip asks the store about every leaf at once.
+    sources = {edge.source for edge in graph.edges}
+    leaves = [node.id for node in graph.nodes if node.id not in sources]
+    consumed = {edge.source for edge in store.expand(leaves, "down")} if leaves else set()
+    dot = to_dot(
+        graph,
+        mode="tree",
+        highlight=highlight,
+        collapse=collapse,
+        link=link,
+        runs=runs,
+        consumed=consumed,
+    )
+    return render(dot, fmt)
