@@ -363,11 +363,11 @@ def render(
     data = render_ref(
         ctx.api,
         ref,
-        mode=mode,
+        mode=mode,  # type: ignore[arg-type]  # click.Choice/flag_value checked it
         depth=depth,
-        fmt=chosen,
+        fmt=chosen,  # type: ignore[arg-type]
         highlight=highlight,
-        collapse=collapse,  # type: ignore[arg-type]
+        collapse=collapse,
     )
     output.write_bytes(data)
     click.echo(f"wrote {output} ({_size(len(data))})")
