@@ -27,9 +27,15 @@ class Api:
     """
 
     def __init__(
-        self, store: str | None = None, blobs: str | None = None, project: str | None = None
+        self,
+        store: str | None = None,
+        blobs: str | None = None,
+        project: str | None = None,
+        *,
+        token: str | None = None,
+        mode: str | None = None,
     ) -> None:
-        self._client = Client.shared(store, blobs)
+        self._client = Client.shared(store, blobs, token=token, mode=mode)
         self.service = self._client.service
         self._project = project or os.environ.get("LINEAGE_PROJECT")
 

@@ -1,4 +1,9 @@
-"""What a Run or an Api holds: the opened stores and the service over them.
+"""What a Run or an Api holds: a service (local or remote), the blob store, the stat cache.
+
+``store`` picks the service: a directory or ``neo4j://`` opens the stores in this process
+and runs the service layer here; ``http(s)://`` talks to a lineage server, whose service
+layer applies the rules. ``mode="offline"`` (or ``LINEAGE_MODE=offline``) logs into the local
+default store even when a server is configured; ``lineage sync`` sends it later.
 
 Clients are shared per process and per (store, blobs) pair, like a connection pool: a
 script that starts a thousand runs opens its stores once. They close at interpreter exit.
@@ -10,34 +15,93 @@ import atexit
 import contextlib
 import os
 import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
 
+from lineage.errors import InvalidInput
 from lineage.service import Service
+from lineage.statcache import StatCache
 from lineage.storage import DEFAULT_STORE, Stores, open_stores
+from lineage.storage.blobs import BlobStore
 
-__all__ = ["Client"]
+if TYPE_CHECKING:
+    from lineage.remote import RemoteService
+
+__all__ = ["Client", "is_remote"]
 
 _lock = threading.Lock()
-_shared: dict[tuple[str, str | None], Client] = {}
+_shared: dict[tuple[str, str | None, str | None], Client] = {}
+
+
+def is_remote(store: str) -> bool:
+    return store.startswith(("http://", "https://"))
+
+
+def _resolve(store: str | None, mode: str | None) -> str:
+    mode = mode or os.environ.get("LINEAGE_MODE") or "online"
+    if mode not in ("online", "offline"):
+        raise InvalidInput(f"mode must be 'online' or 'offline', not {mode!r}")
+    store = store or os.environ.get("LINEAGE_STORE") or DEFAULT_STORE
+    if mode == "offline" and is_remote(store):
+        return DEFAULT_STORE
+    return store
 
 
 class Client:
-    def __init__(self, store: str | None = None, blobs: str | None = None) -> None:
-        self.stores: Stores = open_stores(store, blobs)
-        self.service = Service(self.stores.graph, self.stores.blobs)
+    service: Service | RemoteService
+    blobs: BlobStore
+    cache: StatCache
+    stores: Stores | None
+
+    def __init__(
+        self,
+        store: str | None = None,
+        blobs: str | None = None,
+        *,
+        token: str | None = None,
+        mode: str | None = None,
+    ) -> None:
+        store = _resolve(store, mode)
+        self.url = store
+        if is_remote(store):
+            from lineage.remote import RemoteService
+
+            remote = RemoteService(store, token=token or os.environ.get("LINEAGE_TOKEN"))
+            self.service = remote
+            self.blobs = remote.blobs
+            self.cache = StatCache(Path(DEFAULT_STORE) / "statcache.db")
+            self.stores = None
+        else:
+            self.stores = open_stores(store, blobs)
+            self.service = Service(self.stores.graph, self.stores.blobs)
+            self.blobs = self.stores.blobs
+            self.cache = self.stores.cache
 
     @classmethod
-    def shared(cls, store: str | None = None, blobs: str | None = None) -> Client:
-        store = store or os.environ.get("LINEAGE_STORE") or DEFAULT_STORE
+    def shared(
+        cls,
+        store: str | None = None,
+        blobs: str | None = None,
+        *,
+        token: str | None = None,
+        mode: str | None = None,
+    ) -> Client:
+        store = _resolve(store, mode)
         blobs = blobs or os.environ.get("LINEAGE_BLOBS") or None
-        key = (os.path.abspath(store) if "://" not in store else store, blobs)
+        token = token or os.environ.get("LINEAGE_TOKEN") or None
+        key = (os.path.abspath(store) if "://" not in store else store, blobs, token)
         with _lock:
             client = _shared.get(key)
             if client is None:
-                client = _shared[key] = cls(store, blobs)
+                client = _shared[key] = cls(store, blobs, token=token, mode="online")
             return client
 
     def close(self) -> None:
-        self.stores.close()
+        if self.stores is not None:
+            self.stores.close()
+        else:
+            self.service.close()  # type: ignore[union-attr]
+            self.cache.close()
 
 
 @atexit.register

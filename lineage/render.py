@@ -694,13 +694,12 @@ def render_ref(
         dot = to_dot(graph, highlight=highlight, collapse=collapse, link=link)
         return render(dot, fmt)
     graph = api.tree(ref, depth)
-    store = api.service.graph
-    runs = store.get_runs(sorted({edge.run for edge in graph.edges if edge.run}))
+    runs = api.service.get_runs(sorted({edge.run for edge in graph.edges if edge.run}))
     # A leaf that some run consumed (an evaluation that logged nothing, or beyond the depth
     # limit) is not a dead end: one round trip asks the store about every leaf at once.
     sources = {edge.source for edge in graph.edges}
     leaves = [node.id for node in graph.nodes if node.id not in sources]
-    consumed = {edge.source for edge in store.expand(leaves, "down")} if leaves else set()
+    consumed = api.service.consumed(leaves) if leaves else set()
     dot = to_dot(
         graph,
         mode="tree",

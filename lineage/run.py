@@ -122,7 +122,7 @@ class Run:
 
         wanted = [check_alias(alias) for alias in aliases or ()]
         metadata = check_json(artifact.metadata, "metadata")
-        digest = store_files(artifact.entries, self._client.stores.blobs, self._client.stores.cache)
+        digest = store_files(artifact.entries, self._client.blobs, self._client.cache)
         record, _created = self._client.service.commit(
             self.id,
             name=artifact.name,
@@ -169,6 +169,8 @@ def init(
     notes: str | None = None,
     store: str | None = None,
     blobs: str | None = None,
+    token: str | None = None,
+    mode: str | None = None,
 ) -> Run:
     """Start a run.
 
@@ -176,9 +178,11 @@ def init(
     ...     base = run.use_artifact("policy:latest")
 
     ``store`` defaults to ``LINEAGE_STORE`` or ``./.lineage``; ``blobs`` to ``LINEAGE_BLOBS`` or
-    the ``blobs`` folder beside the graph store.
+    the ``blobs`` folder beside the graph store. ``store="http://host:8000"`` logs to a lineage
+    server (``token`` or ``LINEAGE_TOKEN``); ``mode="offline"`` (or ``LINEAGE_MODE``) logs to the
+    local default store even then, for ``lineage sync`` to send later.
     """
-    client = Client.shared(store, blobs)
+    client = Client.shared(store, blobs, token=token, mode=mode)
     service = client.service
     for crashed in service.reap_stale():
         logger.warning("run %s (%s) had died; marked crashed", crashed.name, crashed.id)

@@ -482,6 +482,10 @@ class Service(Traversal):
         found = self.graph.get_runs(runs)
         return sorted(found.values(), key=lambda r: r.started_at)
 
+    def consumed(self, ids: Sequence[str]) -> set[str]:
+        """Which of these versions some run consumed (one round trip)."""
+        return {edge.source for edge in self.graph.expand(list(ids), "down")}
+
     def run_io(self, run_id: str) -> tuple[list[VersionRecord], list[VersionRecord]]:
         """The versions a run consumed and produced."""
         inputs = [e.source for e in self.graph.expand([run_id], "up")]

@@ -95,12 +95,11 @@ class ArtifactVersion:
         target = (
             Path(root) if root is not None else Path("artifacts") / f"{self.name}:{self.version}"
         )
-        stores = self._client.stores
-        return download(self.manifest(), target, stores.blobs, stores.cache)
+        return download(self.manifest(), target, self._client.blobs, self._client.cache)
 
     def verify(self) -> None:
         """Re-hash every byte; raise IntegrityError naming each file that does not match."""
-        problems = verify(self.manifest(), self._client.stores.blobs)
+        problems = verify(self.manifest(), self._client.blobs)
         if problems:
             raise IntegrityError(
                 f"{self.ref} failed verification: " + "; ".join(problems), ref=self.ref

@@ -1,0 +1,256 @@
+"""BlobStore over a lineage server's blob endpoints: what remote logging uploads through.
+
+``POST /blobs/missing`` asks which digests the server lacks; only those travel. Uploads stream
+from disk (``PUT /blobs/{digest}``; the server re-hashes and refuses a mismatch), run in
+parallel (bounded), and retry transient failures with exponential backoff. Downloads stream.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import BinaryIO, cast
+
+import httpx
+
+from lineage.errors import (
+    BlobNotFound,
+    DigestMismatch,
+    Forbidden,
+    InvalidInput,
+    LineageError,
+    StoreUnavailable,
+    Unauthenticated,
+)
+from lineage.hashing import CHUNK, check_digest, hash_file
+
+__all__ = ["HttpBlobStore"]
+
+logger = logging.getLogger(__name__)
+
+_RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
+_MISSING_BATCH = 10_000
+
+
+class HttpBlobStore:
+    def __init__(
+        self,
+        url: str,
+        *,
+        token: str | None = None,
+        threads: int = 8,
+        retries: int = 5,
+        timeout: float = 60.0,
+        client: httpx.Client | None = None,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self._threads = threads
+        self._retries = retries
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._client = client or httpx.Client(
+            base_url=self.url,
+            headers=headers,
+            timeout=httpx.Timeout(timeout, connect=10.0),
+            limits=httpx.Limits(max_connections=threads * 2),
+        )
+        self._lock = threading.Lock()
+        self.bytes_sent = 0  # what actually travelled: the dedup is measurable
+
+    def close(self) -> None:
+        self._client.close()
+
+    # the retry loop --------------------------------------------------------------------------
+
+    def _request(
+        self, method: str, path: str, *, body: Callable[[], object] | None = None, **kw: object
+    ) -> httpx.Response:
+        delay = 0.2
+        for attempt in range(self._retries + 1):
+            try:
+                if body is not None:
+                    kw["content"] = body()
+                response = self._client.request(method, path, **kw)  # type: ignore[arg-type]
+            except httpx.TransportError as exc:
+                if attempt == self._retries:
+                    raise StoreUnavailable(
+                        f"lineage server {self.url} unreachable: {exc}", url=self.url
+                    ) from exc
+            else:
+                if response.status_code not in _RETRY_STATUS or attempt == self._retries:
+                    _raise_for(response, self.url)
+                    return response
+            logger.info("retrying %s %s in %.1fs (attempt %d)", method, path, delay, attempt + 1)
+            time.sleep(delay)
+            delay = min(delay * 2, 10.0)
+        raise AssertionError("unreachable")
+
+    # the protocol ------------------------------------------------------------------------------
+
+    def missing(self, digests: Iterable[str]) -> set[str]:
+        wanted = sorted({check_digest(d) for d in digests})
+        absent: set[str] = set()
+        for start in range(0, len(wanted), _MISSING_BATCH):
+            batch = wanted[start : start + _MISSING_BATCH]
+            response = self._request("POST", "/blobs/missing", json={"digests": batch})
+            absent |= set(response.json()["missing"])
+        return absent
+
+    def put_file(self, path: Path, digest: str | None = None) -> tuple[str, int]:
+        return self.put_files([(path, digest)])[0]
+
+    def put_files(
+        self,
+        items: Sequence[tuple[Path, str | None]],
+        progress: Callable[[int], None] | None = None,
+    ) -> list[tuple[str, int]]:
+        """Hash what is not known, ask what is missing, upload only that, in parallel."""
+        with ThreadPoolExecutor(self._threads) as pool:
+            hashed = list(
+                pool.map(
+                    lambda item: (
+                        (item[1], Path(item[0]).stat().st_size)
+                        if item[1] is not None
+                        else hash_file(item[0])
+                    ),
+                    items,
+                )
+            )
+            absent = self.missing(digest for digest, _ in hashed)
+            uploads = {}
+            for (path, _), (digest, size) in zip(items, hashed, strict=True):
+                if digest in absent and digest not in uploads:
+                    uploads[digest] = Path(path)
+                elif progress is not None:
+                    progress(size)
+            results = pool.map(lambda kv: self._upload(kv[1], kv[0], progress), uploads.items())
+            for _ in results:
+                pass
+        return [(digest, size) for digest, size in hashed]
+
+    def _upload(self, path: Path, digest: str, progress: Callable[[int], None] | None) -> None:
+        def body() -> Iterator[bytes]:
+            with open(path, "rb") as file:
+                while chunk := file.read(CHUNK):
+                    yield chunk
+                    with self._lock:
+                        self.bytes_sent += len(chunk)
+                    if progress is not None:
+                        progress(len(chunk))
+
+        try:
+            self._request(
+                "PUT",
+                f"/blobs/{digest}",
+                body=body,
+                headers={"Content-Type": "application/octet-stream"},
+            )
+        except DigestMismatch:
+            raise DigestMismatch(
+                f"{path} changed while it was being uploaded "
+                f"(the server refused digest {digest[:16]}...)",
+                path=str(path),
+                digest=digest,
+            ) from None
+
+    def put_stream(self, stream: BinaryIO, digest: str | None = None) -> tuple[str, int]:
+        data = stream.read()
+        return self._put_data(data, digest), len(data)
+
+    def put_bytes(self, data: bytes) -> str:
+        return self._put_data(data, None)
+
+    def _put_data(self, data: bytes, digest: str | None) -> str:
+        from lineage.hashing import hash_bytes
+
+        actual = hash_bytes(data)
+        if digest is not None and digest != actual:
+            raise DigestMismatch(f"bytes hash to {actual}, not the claimed {digest}", digest=digest)
+        if self.missing([actual]):
+            self._request("PUT", f"/blobs/{actual}", content=data)
+            with self._lock:
+                self.bytes_sent += len(data)
+        return actual
+
+    def open(self, digest: str) -> BinaryIO:
+        check_digest(digest)
+        request = self._client.build_request("GET", f"/blobs/{digest}")
+        try:
+            response = self._client.send(request, stream=True)
+        except httpx.TransportError as exc:
+            raise StoreUnavailable(f"lineage server {self.url} unreachable: {exc}") from exc
+        if response.status_code != 200:
+            response.read()
+            response.close()
+            _raise_for(response, self.url, digest=digest)
+        return cast(BinaryIO, io.BufferedReader(_ResponseStream(response), CHUNK))
+
+    def get_bytes(self, digest: str) -> bytes:
+        with self.open(digest) as stream:
+            return stream.read()
+
+    def size(self, digest: str) -> int | None:
+        response = self._client.head(f"/blobs/{check_digest(digest)}")
+        if response.status_code == 404:
+            return None
+        _raise_for(response, self.url)
+        return int(response.headers.get("content-length", 0))
+
+    def delete(self, digests: Iterable[str]) -> int:
+        raise InvalidInput("blobs on a lineage server are collected by `lineage gc` on the server")
+
+    def digests(self, older_than: float | None = None) -> Iterator[str]:
+        raise InvalidInput("a lineage server does not list its blobs to clients")
+
+
+class _ResponseStream(io.RawIOBase):
+    def __init__(self, response: httpx.Response) -> None:
+        self._response = response
+        self._chunks = response.iter_raw(CHUNK)
+        self._buffer = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, target: bytearray | memoryview) -> int:  # type: ignore[override]
+        while not self._buffer:
+            try:
+                self._buffer = next(self._chunks)
+            except StopIteration:
+                return 0
+        n = min(len(target), len(self._buffer))
+        target[:n] = self._buffer[:n]
+        self._buffer = self._buffer[n:]
+        return n
+
+    def close(self) -> None:
+        self._response.close()
+        super().close()
+
+
+def _raise_for(response: httpx.Response, url: str, digest: str | None = None) -> None:
+    status = response.status_code
+    if status < 400:
+        return
+    try:
+        detail = response.json().get("error") or response.text
+    except ValueError:
+        detail = response.text
+    detail = str(detail).strip().splitlines()[0] if str(detail).strip() else f"HTTP {status}"
+    if status == 401:
+        raise Unauthenticated(f"{url}: {detail}")
+    if status == 403:
+        raise Forbidden(f"{url}: {detail}")
+    if status == 404:
+        raise BlobNotFound(f"{url}: {detail}", digest=digest)
+    if status == 409 or "mismatch" in detail.lower():
+        raise DigestMismatch(f"{url}: {detail}", digest=digest)
+    if status in (400, 413, 422):
+        raise InvalidInput(f"{url}: {detail}")
+    if status >= 500:
+        raise StoreUnavailable(f"{url}: server error {status}: {detail}", url=url)
+    raise LineageError(f"{url}: HTTP {status}: {detail}")
