@@ -1,0 +1,343 @@
+"""The lineage server as an ASGI application (Starlette): GraphQL, blob transfer, health.
+
+Routes::
+
+    GET  /graphql                GraphiQL, in a browser
+    POST /graphql                the provenance API (lineage.graphql)
+    POST /blobs/missing          {"digests": [...]} -> {"missing": [...]}      read
+    PUT  /blobs/{digest}         the bytes, streamed; hashed on arrival         write
+    GET  /blobs/{digest}         the bytes, streamed (HEAD: the size only)      read
+    GET  /healthz                {"status": "ok"} once the graph store answers
+
+``/`` is left to ``extra_routes`` (the dashboard), which find the service and the caller with
+:func:`service` and :func:`principal`. The application keeps nothing of its own: every fact is
+in the graph store (tokens included) or the blob store, so any number of processes can serve
+one deployment. Refusals from the blob routes are JSON: ``{"error": {"code", "message"}}``
+with the HTTP status of the code; nothing is stored by a refused upload.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO, cast
+
+import anyio.from_thread
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import BaseRoute, Route
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+
+from lineage.auth import Gate, Principal
+from lineage.errors import BlobNotFound, DigestMismatch, InvalidInput, LineageError
+from lineage.graphql import Context, Limits, build_schema
+from lineage.graphql.loaders import call
+from lineage.graphql.schema import MAX_ALIASES, MAX_QUERY_DEPTH, MAX_TOKENS
+from lineage.hashing import CHUNK, check_digest
+from lineage.service import Service
+from lineage.storage import DEFAULT_STORE, local_dir, open_blobs, open_graph
+
+__all__ = [
+    "DEFAULT_MAX_UPLOAD",
+    "MAX_GRAPHQL_BODY",
+    "MAX_MISSING",
+    "UploadTooLarge",
+    "create_app",
+    "open_service",
+    "principal",
+    "service",
+]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_UPLOAD = 10 * 1024**3
+MAX_GRAPHQL_BODY = 1024**2
+MAX_MISSING = 10_000
+STATUS = {
+    "INVALID_INPUT": 400,
+    "UNAUTHENTICATED": 401,
+    "FORBIDDEN": 403,
+    "NOT_FOUND": 404,
+    "CONFLICT": 409,
+    "PAYLOAD_TOO_LARGE": 413,
+    "DATA_LOSS": 422,
+    "UNAVAILABLE": 503,
+}
+
+
+class UploadTooLarge(InvalidInput):
+    code = "PAYLOAD_TOO_LARGE"
+
+
+@dataclass(kw_only=True)
+class _Runtime:
+    service: Service
+    gate: Gate
+    limits: Limits
+    max_upload: int
+    owned: bool  # whether closing the app closes the stores
+    closed: bool = field(default=False)
+
+    def close(self) -> None:
+        if self.owned and not self.closed:
+            self.closed = True
+            self.service.graph.close()
+
+
+def _runtime(request: Request | WebSocket) -> _Runtime:
+    runtime: _Runtime = request.app.state.lineage
+    return runtime
+
+
+def service(request: Request) -> Service:
+    """The service behind the application serving ``request``."""
+    return _runtime(request).service
+
+
+async def principal(request: Request | WebSocket) -> Principal:
+    """Who ``request`` acts as (one store lookup when it carries a token)."""
+    gate = _runtime(request).gate
+    client = request.client.host if request.client else None
+    headers = request.headers
+    if "authorization" not in headers:
+        return gate.identify(headers, client, headers.get("host"))
+    return await call(gate.identify, headers, client, headers.get("host"))
+
+
+# GraphQL -------------------------------------------------------------------------------------
+
+
+class _GraphQL(GraphQL[Context, None]):
+    async def get_context(
+        self, request: Request | WebSocket, response: Response | WebSocket
+    ) -> Context:
+        runtime = _runtime(request)
+        return Context(
+            service=runtime.service, principal=await principal(request), limits=runtime.limits
+        )
+
+
+# blobs ---------------------------------------------------------------------------------------
+
+
+def _refusal(error: LineageError) -> JSONResponse:
+    body: dict[str, object] = {"code": error.code, "message": error.message}
+    body.update((k, v) for k, v in error.context.items() if isinstance(v, (str, int, float, bool)))
+    headers = {"WWW-Authenticate": "Bearer"} if error.code == "UNAUTHENTICATED" else None
+    return JSONResponse({"error": body}, status_code=STATUS.get(error.code, 500), headers=headers)
+
+
+def _refusals(
+    endpoint: Callable[[Request], Awaitable[Response]],
+) -> Callable[[Request], Awaitable[Response]]:
+    async def guarded(request: Request) -> Response:
+        try:
+            return await endpoint(request)
+        except LineageError as error:
+            logger.info(
+                "%s %s refused (%s): %s", request.method, request.url.path, error.code, error
+            )
+            return _refusal(error)
+
+    guarded.__name__ = endpoint.__name__
+    return guarded
+
+
+class _Upload(io.RawIOBase):
+    """A request body as a blocking stream, read from a worker thread, with a size limit."""
+
+    def __init__(self, request: Request, limit: int) -> None:
+        self._chunks = request.stream()
+        self._limit = limit
+        self._pending = memoryview(b"")
+        self._done = False
+        self.received = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: object) -> int:
+        target = memoryview(cast(bytearray, buffer)).cast("B")
+        if not self._pending and not self._done:
+            self._pending = memoryview(anyio.from_thread.run(self._pull, len(target)))
+        size = min(len(target), len(self._pending))
+        target[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
+
+    async def _pull(self, wanted: int) -> bytes:
+        parts: list[bytes] = []
+        size = 0
+        while size < wanted:
+            try:
+                chunk = await anext(self._chunks)
+            except StopAsyncIteration:
+                self._done = True
+                break
+            self.received += len(chunk)
+            if self.received > self._limit:
+                raise UploadTooLarge(
+                    f"upload is over this server's limit of {self._limit} bytes; nothing was "
+                    "stored",
+                    limit=self._limit,
+                )
+            parts.append(chunk)
+            size += len(chunk)
+        return b"".join(parts)
+
+
+@_refusals
+async def _missing(request: Request) -> Response:
+    (await principal(request)).require("read")
+    try:
+        body = json.loads(await request.body())
+    except ValueError:
+        raise InvalidInput('expected a JSON body {"digests": ["<blake3 hex>", ...]}') from None
+    digests = body.get("digests") if isinstance(body, dict) else None
+    if not isinstance(digests, list) or len(digests) > MAX_MISSING:
+        raise InvalidInput(
+            f'expected a JSON body {{"digests": [...]}} with at most {MAX_MISSING} digests'
+        )
+    wanted = [check_digest(digest) for digest in digests]
+    missing = await call(_runtime(request).service.blobs.missing, wanted)
+    return JSONResponse({"missing": sorted(missing)})
+
+
+@_refusals
+async def _put(request: Request) -> Response:
+    (await principal(request)).require("write")
+    digest = check_digest(request.path_params["digest"])
+    limit = _runtime(request).max_upload
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise UploadTooLarge(
+            f"upload of {declared} bytes is over this server's limit of {limit} bytes",
+            limit=limit,
+        )
+    blobs = _runtime(request).service.blobs
+    try:
+        stored, size = await call(blobs.put_stream, cast(BinaryIO, _Upload(request, limit)), digest)
+    except DigestMismatch as error:
+        raise DigestMismatch(
+            f"digest mismatch, nothing stored: {error.message}", digest=digest
+        ) from None
+    return JSONResponse({"digest": stored, "size": size})
+
+
+@_refusals
+async def _get(request: Request) -> Response:
+    (await principal(request)).require("read")
+    digest = check_digest(request.path_params["digest"])
+    blobs = _runtime(request).service.blobs
+    headers = {"ETag": f'"{digest}"', "Cache-Control": "public, max-age=31536000, immutable"}
+    size = await call(blobs.size, digest)
+    if size is not None:
+        headers["Content-Length"] = str(size)
+    if request.method == "HEAD":
+        if size is None:
+            raise BlobNotFound(f"blob {digest} is not in {blobs.url}", digest=digest)
+        return Response(headers=headers, media_type="application/octet-stream")
+    stream = await call(blobs.open, digest)
+
+    def chunks() -> Iterator[bytes]:
+        with stream:
+            while chunk := stream.read(CHUNK):
+                yield chunk
+
+    return StreamingResponse(chunks(), media_type="application/octet-stream", headers=headers)
+
+
+async def _healthz(request: Request) -> Response:
+    try:
+        await call(_runtime(request).service.get_runs, [])
+    except Exception as error:  # noqa: BLE001 - any failure means not healthy
+        logger.warning("health check failed: %s", error)
+        return JSONResponse({"status": "unavailable"}, status_code=503)
+    return JSONResponse({"status": "ok"})
+
+
+# the application -----------------------------------------------------------------------------
+
+
+def open_service(store: str | None = None, blobs: str | None = None) -> Service:
+    """The service over the stores ``open_stores`` would open, without its stat cache."""
+    store = store or os.environ.get("LINEAGE_STORE") or DEFAULT_STORE
+    home = local_dir(store) or Path(DEFAULT_STORE)
+    blobs = blobs or os.environ.get("LINEAGE_BLOBS") or str(home / "blobs")
+    graph = open_graph(store)
+    try:
+        return Service(graph, open_blobs(blobs))
+    except BaseException:
+        graph.close()
+        raise
+
+
+def create_app(
+    store: str | None = None,
+    blobs: str | None = None,
+    *,
+    require_token: bool = False,
+    max_upload: int = DEFAULT_MAX_UPLOAD,
+    max_depth: int = MAX_QUERY_DEPTH,
+    max_tokens: int = MAX_TOKENS,
+    max_aliases: int = MAX_ALIASES,
+    max_lineage_depth: int = Limits.max_lineage_depth,
+    service: Service | None = None,
+    extra_routes: Sequence[BaseRoute] = (),
+) -> Starlette:
+    """The lineage server over the stores named by ``store`` and ``blobs`` (or ``service``).
+
+    ``require_token``: refuse anonymous reads even from loopback. ``max_upload``: bytes per
+    blob upload. ``max_depth``, ``max_tokens``, ``max_aliases``: the shape of a GraphQL query.
+    ``max_lineage_depth``: the ``depth`` argument of lineage queries. ``extra_routes`` go after
+    the server's own (``/`` is theirs).
+
+    >>> app = create_app("sqlite:///srv/lineage", "s3://bucket/blobs", require_token=True)
+    """
+    for name, value in (
+        ("max_upload", max_upload),
+        ("max_depth", max_depth),
+        ("max_tokens", max_tokens),
+        ("max_aliases", max_aliases),
+        ("max_lineage_depth", max_lineage_depth),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InvalidInput(f"{name} must be a positive integer, got {value!r}")
+    owned = service is None
+    service = service or open_service(store, blobs)
+    runtime = _Runtime(
+        service=service,
+        gate=Gate(service.graph, require_token=require_token),
+        limits=Limits(max_lineage_depth=max_lineage_depth),
+        max_upload=max_upload,
+        owned=owned,
+    )
+    schema = build_schema(max_depth=max_depth, max_tokens=max_tokens, max_aliases=max_aliases)
+    graphql = _GraphQL(schema, allow_queries_via_get=False, subscription_protocols=())
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            runtime.close()
+
+    routes: list[BaseRoute] = [
+        Route("/graphql", graphql, methods=["GET", "POST"], max_body_size=MAX_GRAPHQL_BODY),
+        Route("/blobs/missing", _missing, methods=["POST"], max_body_size=MAX_GRAPHQL_BODY),
+        Route("/blobs/{digest}", _put, methods=["PUT"]),
+        Route("/blobs/{digest}", _get, methods=["GET"]),
+        Route("/healthz", _healthz, methods=["GET"]),
+        *extra_routes,
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.lineage = runtime
+    return app

@@ -1,0 +1,138 @@
+"""Per-request state of the GraphQL API: the service, the caller, and the DataLoaders.
+
+Every loader batches the keys requested in one turn of the event loop into one GraphStore
+call (``get_runs``, ``get_versions``, ``expand``), and remembers what it fetched for the rest
+of the request, so a query for 100 versions with their producing runs costs a handful of
+store calls, not hundreds. Store calls are blocking; they run in worker threads so that one
+slow query does not stall the others.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ParamSpec, TypeVar
+
+import anyio.to_thread
+from strawberry.dataloader import DataLoader
+
+from lineage.auth import ANONYMOUS_READ, Principal
+from lineage.errors import InvalidInput
+from lineage.names import parse_ref
+from lineage.records import ArtifactRecord, Edge, RunRecord, Subgraph, VersionRecord
+from lineage.service import Service
+
+__all__ = ["Context", "Limits", "Loaders", "call"]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+async def call(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+    """Run a blocking service or store call in a worker thread."""
+    return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Limits:
+    """What one request may ask for beyond the query-shape limits of the schema."""
+
+    max_lineage_depth: int = 100
+    max_page: int = 500
+
+    def depth(self, depth: int) -> int:
+        if depth > self.max_lineage_depth:
+            raise InvalidInput(
+                f"depth {depth} is over this server's limit of {self.max_lineage_depth} "
+                "generations; ask for less, or page through with several queries",
+                depth=depth,
+            )
+        return depth
+
+    def first(self, first: int) -> int:
+        if not 0 <= first <= self.max_page:
+            raise InvalidInput(f"first must be from 0 to {self.max_page}, got {first}")
+        return first
+
+
+class Loaders:
+    """DataLoaders over one service, for one request."""
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+        graph = service.graph
+        self.runs: DataLoader[str, RunRecord | None] = DataLoader(self._runs)
+        self.versions: DataLoader[str, VersionRecord | None] = DataLoader(self._versions)
+        self.upstream: DataLoader[str, list[Edge]] = DataLoader(
+            functools.partial(self._expand, "up")
+        )
+        self.downstream: DataLoader[str, list[Edge]] = DataLoader(
+            functools.partial(self._expand, "down")
+        )
+        self.artifacts: DataLoader[tuple[str, str], ArtifactRecord | None] = DataLoader(
+            self._each(lambda key: graph.get_artifact(*key))
+        )
+        # every version of an artifact, deleted ones included, oldest first
+        self.version_lists: DataLoader[tuple[str, str], list[VersionRecord]] = DataLoader(
+            self._each(lambda key: service.versions(*key, include_deleted=True))
+        )
+
+    async def _runs(self, ids: list[str]) -> list[RunRecord | None]:
+        found = await call(self.service.graph.get_runs, ids)
+        return [found.get(i) for i in ids]
+
+    async def _versions(self, ids: list[str]) -> list[VersionRecord | None]:
+        found = await call(self.service.graph.get_versions, ids)
+        return [found.get(i) for i in ids]
+
+    async def _expand(self, direction: str, ids: list[str]) -> list[list[Edge]]:
+        edges = await call(self.service.graph.expand, ids, "up" if direction == "up" else "down")
+        near: dict[str, list[Edge]] = defaultdict(list)
+        for edge in edges:
+            near[edge.target if direction == "up" else edge.source].append(edge)
+        return [sorted(near.get(i, ()), key=lambda e: (e.source, e.target)) for i in ids]
+
+    @staticmethod
+    def _each(
+        fetch: Callable[[tuple[str, str]], Any],
+    ) -> Callable[[list[tuple[str, str]]], Any]:
+        # no batch call exists for these: one thread hop for the lot, one store call a key
+        async def load(keys: list[tuple[str, str]]) -> Sequence[Any]:
+            return await call(lambda: [fetch(key) for key in keys])
+
+        return load
+
+    async def version(self, ref: str) -> VersionRecord:
+        """What ``Service.resolve`` returns, with refs by index batched into one store call."""
+        parsed = parse_ref(ref)
+        if parsed.index is not None:
+            found = await self.versions.load(str(parsed))
+            if found is not None and found.state == "committed":
+                return found
+        # by alias, or not found: the service resolves it, or explains what is missing
+        record = await call(self.service.resolve, parsed)
+        self.versions.prime(record.id, record)
+        return record
+
+    def prime(self, graph: Subgraph) -> None:
+        """Remember the records a traversal already fetched."""
+        for node in graph.nodes:
+            if node.run is not None:
+                self.runs.prime(node.id, node.run)
+            if node.version is not None:
+                self.versions.prime(node.id, node.version)
+
+
+@dataclass(kw_only=True)
+class Context:
+    """``info.context`` of every resolver."""
+
+    service: Service
+    principal: Principal = ANONYMOUS_READ
+    limits: Limits = field(default_factory=Limits)
+    loaders: Loaders = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.loaders = Loaders(self.service)

@@ -1,0 +1,90 @@
+"""Cursor pagination: a connection of ``edges`` (cursor, node), ``nodes`` and ``pageInfo``.
+
+Cursors are opaque (base64 of the sort key of the last item seen), so a page stays right when
+items are added before it is fetched.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable, Sequence
+from typing import Any, Generic, TypeVar
+
+import strawberry
+
+from lineage.errors import InvalidInput
+from lineage.graphql.loaders import Context
+
+__all__ = ["DEFAULT_PAGE", "Connection", "PageEdge", "PageInfo", "paginate"]
+
+DEFAULT_PAGE = 50
+
+N = TypeVar("N")
+X = TypeVar("X")
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    end_cursor: str | None
+
+
+@strawberry.type(name="Edge")
+class PageEdge(Generic[N]):
+    cursor: str
+    node: N
+
+
+@strawberry.type
+class Connection(Generic[N]):
+    edges: list[PageEdge[N]]
+    page_info: PageInfo
+    total_count: int
+
+    @strawberry.field
+    def nodes(self) -> list[N]:
+        return [edge.node for edge in self.edges]
+
+
+def _cursor(key: Sequence[Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(list(key)).encode()).decode()
+
+
+def _uncursor(cursor: str) -> list[Any]:
+    try:
+        key = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+    except ValueError:
+        key = None
+    if not isinstance(key, list):
+        raise InvalidInput(f"invalid cursor {cursor[:40]!r}: pass an endCursor from a page")
+    return key
+
+
+def paginate(
+    items: Sequence[X],
+    key: Callable[[X], list[Any]],
+    wrap: Callable[[X], N],
+    context: Context,
+    first: int,
+    after: str | None,
+) -> Connection[N]:
+    """The page of ``items`` (sorted by ``key``) after the cursor ``after``."""
+    context.limits.first(first)
+    start = 0
+    if after is not None:
+        bound = _uncursor(after)
+        try:
+            start = next((i for i, item in enumerate(items) if key(item) > bound), len(items))
+        except TypeError:
+            raise InvalidInput(f"cursor {after[:40]!r} belongs to another list") from None
+    page = items[start : start + first]
+    edges = [PageEdge(cursor=_cursor(key(item)), node=wrap(item)) for item in page]
+    return Connection(
+        edges=edges,
+        page_info=PageInfo(
+            has_next_page=start + first < len(items),
+            end_cursor=edges[-1].cursor if edges else after,
+        ),
+        total_count=len(items),
+    )

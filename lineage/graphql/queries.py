@@ -1,0 +1,132 @@
+"""The ``Query`` root: parse the arguments, call the service, wrap the answer."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import strawberry
+
+from lineage.errors import NotFound
+from lineage.graphql.graphs import Direction, LineageGraph, lineage_graph
+from lineage.graphql.loaders import call
+from lineage.graphql.pagination import DEFAULT_PAGE, Connection
+from lineage.graphql.types import (
+    Artifact,
+    ArtifactVersion,
+    Info,
+    Project,
+    Run,
+    RunState,
+    artifact_page,
+    field,
+    run_page,
+)
+from lineage.names import check_name
+
+__all__ = ["Query"]
+
+
+@strawberry.type
+class Query:
+    @field("Every project, by name.")
+    async def projects(self, info: Info) -> list[Project]:
+        names = await call(info.context.service.projects)
+        return [Project(name=name) for name in names]
+
+    @strawberry.field
+    async def project(self, info: Info, name: str) -> Project:
+        check_name(name, "project")
+        if name not in await call(info.context.service.projects):
+            raise NotFound(f"no project {name!r}", project=name)
+        return Project(name=name)
+
+    @field("A version by ref: project/name:v3 or project/name:alias.")
+    async def artifact_version(self, info: Info, ref: str) -> ArtifactVersion | None:
+        return ArtifactVersion(record=await info.context.loaders.version(ref))
+
+    @strawberry.field
+    async def artifact(self, info: Info, project: str, name: str) -> Artifact | None:
+        check_name(project, "project")
+        check_name(name, "artifact name")
+        found = await info.context.loaders.artifacts.load((project, name))
+        if found is None:
+            raise NotFound(f"no artifact {name!r} in project {project!r}", project=project)
+        return Artifact(record=found)
+
+    @strawberry.field
+    async def run(self, info: Info, id: strawberry.ID) -> Run | None:
+        found = await info.context.loaders.runs.load(str(id))
+        if found is None:
+            found = await call(info.context.service.get_run, str(id))  # raises RunNotFound
+        return Run(record=found)
+
+    @field("A project's artifacts by name, a page at a time.")
+    async def artifacts(
+        self,
+        info: Info,
+        project: str,
+        type: str | None = None,
+        first: int = DEFAULT_PAGE,
+        after: str | None = None,
+    ) -> Connection[Artifact]:
+        check_name(project, "project")
+        return await artifact_page(info, project, type, first, after)
+
+    @field("A project's runs, oldest first, a page at a time.")
+    async def runs(
+        self,
+        info: Info,
+        project: str,
+        job_type: str | None = None,
+        state: RunState | None = None,
+        first: int = DEFAULT_PAGE,
+        after: str | None = None,
+    ) -> Connection[Run]:
+        check_name(project, "project")
+        return await run_page(info, project, job_type, state, first, after)
+
+    @field(
+        "Runs and versions upstream (how it was made), downstream (what it fed) "
+        "or both ways of a version ref or a run id, up to `depth` generations."
+    )
+    async def lineage(
+        self,
+        info: Info,
+        ref: str,
+        direction: Direction = Direction.UPSTREAM,
+        depth: int = 20,
+    ) -> LineageGraph:
+        context = info.context
+        found = await call(
+            context.service.lineage, ref, direction.value, context.limits.depth(depth)
+        )
+        return lineage_graph(found, context)
+
+    @field(
+        "The version-to-version view under a version: an edge a -> b (DERIVED) "
+        "for each run that consumed a and produced b. Fine-tuning stages and model surgery."
+    )
+    async def derivation_tree(self, info: Info, ref: str, depth: int = 20) -> LineageGraph:
+        context = info.context
+        found = await call(context.service.tree, ref, context.limits.depth(depth))
+        return lineage_graph(found, context, mode="tree")
+
+    @field(
+        "Every node on a path between two versions or runs (either way round), "
+        "or null when neither came from the other."
+    )
+    async def path(
+        self,
+        info: Info,
+        source: Annotated[str, strawberry.argument(name="from")],
+        target: Annotated[str, strawberry.argument(name="to")],
+    ) -> LineageGraph | None:
+        found = await call(info.context.service.path, source, target)
+        return None if found is None else lineage_graph(found, info.context)
+
+    @field(
+        "Everything downstream of a version, at any depth: which runs and "
+        "models a bad dataset touched."
+    )
+    async def impact(self, info: Info, ref: str) -> LineageGraph:
+        return lineage_graph(await call(info.context.service.impact, ref), info.context)

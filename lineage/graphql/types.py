@@ -1,0 +1,500 @@
+"""The GraphQL object types: thin views over the records of :mod:`lineage.records`.
+
+Each type wraps one record (a ``Private`` field) and resolves its relations through the
+request's DataLoaders. Lists that can grow without bound are cursor-paginated connections
+(:mod:`lineage.graphql.pagination`); lineage graphs are in :mod:`lineage.graphql.graphs`.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, NewType, TypeVar
+
+import strawberry
+from strawberry.scalars import JSON
+
+from lineage.graphql.loaders import Context, call
+from lineage.graphql.pagination import DEFAULT_PAGE, Connection, paginate
+from lineage.manifest import Entry
+from lineage.records import ArtifactRecord, RunRecord, VersionRecord
+from lineage.records import CodeVersion as CodeRecord
+from lineage.records import Event as EventRecord
+
+__all__ = [
+    "LONG",
+    "Alias",
+    "Artifact",
+    "ArtifactVersion",
+    "CodeVersion",
+    "Event",
+    "File",
+    "Info",
+    "Long",
+    "Project",
+    "Run",
+    "RunState",
+    "VersionState",
+    "artifact_page",
+    "field",
+    "mutation",
+    "run_page",
+]
+
+Info = strawberry.Info[Context, None]
+Long = NewType("Long", int)
+LONG = strawberry.scalar(
+    name="Long",
+    description="An integer of up to 64 bits, such as a size in bytes.",
+    serialize=int,
+    parse_value=int,
+)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def field(description: str) -> Callable[[F], F]:
+    """``strawberry.field(description=...)``, keeping the resolver's type for mypy."""
+    decorator: Callable[[F], F] = strawberry.field(description=description)
+    return decorator
+
+
+def mutation(description: str) -> Callable[[F], F]:
+    """``strawberry.mutation(description=...)``, keeping the resolver's type for mypy."""
+    decorator: Callable[[F], F] = strawberry.mutation(description=description)
+    return decorator
+
+
+# enums ---------------------------------------------------------------------------------------
+
+
+@strawberry.enum
+class RunState(enum.Enum):
+    RUNNING = "running"
+    FINISHED = "finished"
+    FAILED = "failed"
+    CRASHED = "crashed"
+
+
+@strawberry.enum
+class VersionState(enum.Enum):
+    COMMITTED = "committed"
+    DELETED = "deleted"
+
+
+def _time(at: float | None) -> datetime | None:
+    return None if at is None else datetime.fromtimestamp(at, tz=UTC)
+
+
+# runs ----------------------------------------------------------------------------------------
+
+
+@strawberry.type(description="The git commit a run's code was at.")
+class CodeVersion:
+    commit: str
+    dirty: bool
+    remote: str | None
+
+    @classmethod
+    def of(cls, code: CodeRecord | None) -> CodeVersion | None:
+        if code is None:
+            return None
+        return cls(commit=code.commit, dirty=code.dirty, remote=code.remote)
+
+
+@strawberry.type(description="One execution of a process: what it consumed and produced.")
+class Run:
+    record: strawberry.Private[RunRecord]
+
+    @strawberry.field
+    def id(self) -> strawberry.ID:
+        return strawberry.ID(self.record.id)
+
+    @strawberry.field
+    def project(self) -> str:
+        return self.record.project
+
+    @strawberry.field
+    def name(self) -> str:
+        return self.record.name
+
+    @strawberry.field
+    def job_type(self) -> str | None:
+        return self.record.job_type
+
+    @strawberry.field
+    def state(self) -> RunState:
+        return RunState(self.record.state)
+
+    @strawberry.field
+    def config(self) -> JSON:
+        return JSON(dict(self.record.config))
+
+    @field("Final metrics.")
+    def summary(self) -> JSON:
+        return JSON(dict(self.record.summary))
+
+    @strawberry.field
+    def tags(self) -> list[str]:
+        return list(self.record.tags)
+
+    @strawberry.field
+    def notes(self) -> str | None:
+        return self.record.notes
+
+    @strawberry.field
+    def code(self) -> CodeVersion | None:
+        return CodeVersion.of(self.record.code)
+
+    @strawberry.field
+    def host(self) -> str | None:
+        return self.record.host
+
+    @strawberry.field
+    def started_at(self) -> datetime:
+        started = _time(self.record.started_at)
+        assert started is not None
+        return started
+
+    @strawberry.field
+    def finished_at(self) -> datetime | None:
+        return _time(self.record.finished_at)
+
+    @strawberry.field
+    def error(self) -> str | None:
+        return self.record.error
+
+    @field("The versions this run consumed.")
+    async def consumed(self, info: Info) -> list[ArtifactVersion]:
+        loaders = info.context.loaders
+        edges = await loaders.upstream.load(self.record.id)
+        found = await loaders.versions.load_many([e.source for e in edges])
+        return [ArtifactVersion(record=v) for v in found if v is not None]
+
+    @field("The versions this run produced (or reproduced).")
+    async def produced(self, info: Info) -> list[ArtifactVersion]:
+        loaders = info.context.loaders
+        edges = await loaders.downstream.load(self.record.id)
+        found = await loaders.versions.load_many([e.target for e in edges])
+        return [ArtifactVersion(record=v) for v in found if v is not None]
+
+
+async def _runs(info: Info, ids: list[str]) -> list[Run]:
+    found = await info.context.loaders.runs.load_many(ids)
+    return [Run(record=r) for r in sorted((r for r in found if r), key=lambda r: r.started_at)]
+
+
+# versions ------------------------------------------------------------------------------------
+
+
+@strawberry.type(description="An entry of the append-only event log.")
+class Event:
+    record: strawberry.Private[EventRecord]
+
+    @strawberry.field
+    def seq(self) -> int | None:
+        return self.record.seq
+
+    @field("alias.moved, alias.removed, metadata.updated, ...")
+    def kind(self) -> str:
+        return self.record.kind
+
+    @field("The node the event is about (a version ref).")
+    def target(self) -> str:
+        return self.record.target
+
+    @strawberry.field
+    def at(self) -> datetime:
+        at = _time(self.record.at)
+        assert at is not None
+        return at
+
+    @field("Who made the change: a run id or token:<id>.")
+    def actor(self) -> str | None:
+        return self.record.actor
+
+    @strawberry.field
+    def old(self) -> JSON | None:
+        return JSON(self.record.old)
+
+    @strawberry.field
+    def new(self) -> JSON | None:
+        return JSON(self.record.new)
+
+
+@strawberry.type(description="One file of a version: stored bytes, or a reference elsewhere.")
+class File:
+    entry: strawberry.Private[Entry]
+
+    @strawberry.field
+    def path(self) -> str:
+        return self.entry.path
+
+    @strawberry.field
+    def size(self) -> Long:
+        return Long(self.entry.size)
+
+    @field("BLAKE3 of the bytes: GET /blobs/{digest} downloads them.")
+    def digest(self) -> str | None:
+        return self.entry.digest
+
+    @field("Where a reference points (files it does not store).")
+    def uri(self) -> str | None:
+        return self.entry.uri
+
+    @strawberry.field
+    def etag(self) -> str | None:
+        return self.entry.etag
+
+    @strawberry.field
+    def is_reference(self) -> bool:
+        return self.entry.is_reference
+
+
+@strawberry.type(description="One immutable content state of an artifact.")
+class ArtifactVersion:
+    record: strawberry.Private[VersionRecord]
+
+    @field("The fully qualified ref, project/name:vN.")
+    def id(self) -> strawberry.ID:
+        return strawberry.ID(self.record.id)
+
+    @field("project/name:vN")
+    def ref(self) -> str:
+        return self.record.ref
+
+    @strawberry.field
+    def project(self) -> str:
+        return self.record.project
+
+    @strawberry.field
+    def name(self) -> str:
+        return self.record.name
+
+    @strawberry.field
+    def type(self) -> str:
+        return self.record.type
+
+    @field("v0, v1, ... in creation order.")
+    def version(self) -> str:
+        return f"v{self.record.index}"
+
+    @strawberry.field
+    def index(self) -> int:
+        return self.record.index
+
+    @field("The manifest's digest: same content, same digest.")
+    def digest(self) -> str:
+        return self.record.digest
+
+    @field("Total bytes of its files.")
+    def size(self) -> Long:
+        return Long(self.record.size)
+
+    @strawberry.field
+    def file_count(self) -> int:
+        return self.record.file_count
+
+    @strawberry.field
+    def metadata(self) -> JSON:
+        return JSON(dict(self.record.metadata))
+
+    @strawberry.field
+    def description(self) -> str | None:
+        return self.record.description
+
+    @strawberry.field
+    def aliases(self) -> list[str]:
+        return list(self.record.aliases)
+
+    @strawberry.field
+    def state(self) -> VersionState:
+        return VersionState(self.record.state)
+
+    @strawberry.field
+    def created_at(self) -> datetime:
+        at = _time(self.record.created_at)
+        assert at is not None
+        return at
+
+    @field("The run that created this version.")
+    async def created_by(self, info: Info) -> Run | None:
+        if self.record.created_by is None:
+            return None
+        found = await info.context.loaders.runs.load(self.record.created_by)
+        return None if found is None else Run(record=found)
+
+    @strawberry.field
+    async def artifact(self, info: Info) -> Artifact:
+        key = (self.record.project, self.record.name)
+        found = await info.context.loaders.artifacts.load(key)
+        assert found is not None
+        return Artifact(record=found)
+
+    @field("Runs that produced it: the creator, then reproductions.")
+    async def logged_by(self, info: Info) -> list[Run]:
+        edges = await info.context.loaders.upstream.load(self.record.id)
+        return await _runs(info, [e.source for e in edges])
+
+    @field("Runs that consumed it.")
+    async def used_by(self, info: Info) -> list[Run]:
+        edges = await info.context.loaders.downstream.load(self.record.id)
+        return await _runs(info, [e.target for e in edges])
+
+    @field("Alias moves, metadata edits, deletion.")
+    async def events(self, info: Info) -> list[Event]:
+        graph = info.context.service.graph
+        found = await call(graph.events, self.record.project, target_prefix=self.record.id)
+        # the store matches a prefix: v1 would also collect v10..v19
+        return [Event(record=e) for e in found if e.target == self.record.id]
+
+    @field("Its files, sorted by path.")
+    async def files(
+        self,
+        info: Info,
+        first: int = 100,
+        after: str | None = None,
+        prefix: str | None = None,
+    ) -> Connection[File]:
+        manifest = await call(info.context.service.manifest, self.record)
+        entries = [e for e in manifest if prefix is None or e.path.startswith(prefix)]
+        return paginate(
+            entries, lambda e: [e.path], lambda e: File(entry=e), info.context, first, after
+        )
+
+
+# artifacts -----------------------------------------------------------------------------------
+
+
+@strawberry.type(description="A movable label on one version, unique within its artifact.")
+class Alias:
+    alias: str
+    version: ArtifactVersion
+
+
+@strawberry.type(description="A named, typed collection of versions.")
+class Artifact:
+    record: strawberry.Private[ArtifactRecord]
+
+    @strawberry.field
+    def project(self) -> str:
+        return self.record.project
+
+    @strawberry.field
+    def name(self) -> str:
+        return self.record.name
+
+    @strawberry.field
+    def type(self) -> str:
+        return self.record.type
+
+    @strawberry.field
+    def description(self) -> str | None:
+        return self.record.description
+
+    @strawberry.field
+    def created_at(self) -> datetime:
+        at = _time(self.record.created_at)
+        assert at is not None
+        return at
+
+    async def _versions(self, info: Info) -> list[VersionRecord]:
+        key = (self.record.project, self.record.name)
+        return await info.context.loaders.version_lists.load(key)
+
+    @field("Its versions, oldest first.")
+    async def versions(
+        self,
+        info: Info,
+        first: int = DEFAULT_PAGE,
+        after: str | None = None,
+        include_deleted: bool = False,
+    ) -> Connection[ArtifactVersion]:
+        found = [v for v in await self._versions(info) if include_deleted or v.state == "committed"]
+        info.context.loaders.versions.prime_many({v.id: v for v in found})
+        return paginate(
+            found,
+            lambda v: [v.index],
+            lambda v: ArtifactVersion(record=v),
+            info.context,
+            first,
+            after,
+        )
+
+    @field("Every alias and the version holding it.")
+    async def aliases(self, info: Info) -> list[Alias]:
+        found = await self._versions(info)
+        held = [(a, v) for v in found if v.state == "committed" for a in v.aliases]
+        return [Alias(alias=a, version=ArtifactVersion(record=v)) for a, v in sorted(held)]
+
+    @field("The newest live version.")
+    async def latest(self, info: Info) -> ArtifactVersion | None:
+        live = [v for v in await self._versions(info) if v.state == "committed"]
+        return ArtifactVersion(record=live[-1]) if live else None
+
+    @field("The event log of every version of the artifact.")
+    async def events(self, info: Info) -> list[Event]:
+        found = await call(info.context.service.events, self.record.key)
+        return [Event(record=e) for e in found]
+
+
+async def artifact_page(
+    info: Info, project: str, type: str | None, first: int, after: str | None
+) -> Connection[Artifact]:
+    """A page of a project's artifacts by name (``Query.artifacts``, ``Project.artifacts``)."""
+    found = await call(info.context.service.artifacts, project, type=type)
+    return paginate(
+        found, lambda a: [a.name], lambda a: Artifact(record=a), info.context, first, after
+    )
+
+
+async def run_page(
+    info: Info,
+    project: str,
+    job_type: str | None,
+    state: RunState | None,
+    first: int,
+    after: str | None,
+) -> Connection[Run]:
+    """A page of a project's runs, oldest first (``Query.runs``, ``Project.runs``)."""
+    found = await call(
+        info.context.service.runs,
+        project,
+        job_type=job_type,
+        state=None if state is None else state.value,
+    )
+    info.context.loaders.runs.prime_many({r.id: r for r in found})
+    return paginate(
+        found,
+        lambda r: [r.started_at, r.id],
+        lambda r: Run(record=r),
+        info.context,
+        first,
+        after,
+    )
+
+
+@strawberry.type(description="A namespace: every run and artifact belongs to one.")
+class Project:
+    name: str
+
+    @strawberry.field
+    async def artifacts(
+        self,
+        info: Info,
+        type: str | None = None,
+        first: int = DEFAULT_PAGE,
+        after: str | None = None,
+    ) -> Connection[Artifact]:
+        return await artifact_page(info, self.name, type, first, after)
+
+    @strawberry.field
+    async def runs(
+        self,
+        info: Info,
+        job_type: str | None = None,
+        state: RunState | None = None,
+        first: int = DEFAULT_PAGE,
+        after: str | None = None,
+    ) -> Connection[Run]:
+        return await run_page(info, self.name, job_type, state, first, after)
