@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import lineage
+from lineage.records import Subgraph
 from lineage.versions import ArtifactVersion
 
 __all__ = ["DemoResult", "run_demo"]
@@ -314,6 +315,8 @@ def run_demo(
     echo("")
     echo(f"derivation tree drawn to {pictures[0]}")
     echo(f"upstream lineage of {best.ref} drawn to {pictures[1]}")
+    if serve:
+        _query_over_http(store, blobs, best.ref, upstream, echo)
     versions = sum(len(api.versions(a.name)) for a in api.artifacts())
     return DemoResult(
         store=store,
@@ -325,3 +328,53 @@ def run_demo(
         versions=versions,
         out=out,
     )
+
+
+UPSTREAM_QUERY = (
+    Path(__file__).resolve().parents[1] / "graphql" / "queries" / "upstream_lineage.graphql"
+)
+_FALLBACK_QUERY = """query UpstreamLineage($ref: String!, $depth: Int! = 20) {
+  lineage(ref: $ref, direction: UPSTREAM, depth: $depth) {
+    root truncated
+    nodes { id kind ref run { id name jobType state config } artifactVersion { ref type aliases } }
+    edges { source target kind }
+  }
+}"""
+
+
+def _query_over_http(
+    store: str, blobs: str, ref: str, expected: Subgraph, echo: Callable[[str], None]
+) -> None:
+    """Ask the same question through a real HTTP server, as a remote user would."""
+    import httpx
+
+    from lineage.server import background
+
+    query = UPSTREAM_QUERY.read_text() if UPSTREAM_QUERY.exists() else _FALLBACK_QUERY
+    with background(store, blobs) as url:
+        response = httpx.post(
+            f"{url}/graphql",
+            json={"query": query, "variables": {"ref": ref, "depth": 20}},
+            timeout=60,
+        )
+    response.raise_for_status()
+    body = response.json()
+    if body.get("errors"):
+        raise lineage.LineageError(f"GraphQL query failed: {body['errors'][0]['message']}")
+    graph = body["data"]["lineage"]
+    runs = [n["run"] for n in graph["nodes"] if n["kind"] == "RUN"]
+    same = {n["id"] for n in graph["nodes"]} == expected.ids
+    echo("")
+    echo(f"== the same question over GraphQL: POST {url}/graphql ==")
+    echo(f"query UpstreamLineage(ref: {ref!r}, depth: 20)  [{UPSTREAM_QUERY.name}]")
+    echo(
+        f"answer: {len(graph['nodes']) - len(runs)} versions, {len(runs)} runs, "
+        f"{len(graph['edges'])} edges, truncated={graph['truncated']}; "
+        + ("identical to the SDK's answer" if same else "DIFFERENT from the SDK's answer")
+    )
+    by_type: dict[str, int] = {}
+    for run in runs:
+        by_type[run["jobType"] or "run"] = by_type.get(run["jobType"] or "run", 0) + 1
+    echo("runs by job type: " + ", ".join(f"{k} {v}" for k, v in sorted(by_type.items())))
+    if not same:
+        raise lineage.LineageError("the server and the SDK disagree on the upstream lineage")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -141,6 +142,8 @@ def check_json(value: Any, what: str = "metadata") -> dict[str, Any]:
     """A JSON object of bounded size and depth, with finite numbers and string keys."""
     if value is None:
         return {}
+    if isinstance(value, Mapping) and not isinstance(value, dict):
+        value = dict(value)
     if not isinstance(value, dict):
         raise InvalidMetadata(
             f"{what} must be a dict, got {type(value).__name__}", value_type=type(value).__name__

@@ -107,7 +107,7 @@ class Service(Traversal):
             project=project,
             name=name or f"{job_type or 'run'}-{run_id}",
             job_type=job_type,
-            config=check_json(dict(config or {}), "config"),
+            config=check_json(config, "config"),
             tags=tags,
             notes=notes,
             code=code,
@@ -147,7 +147,7 @@ class Service(Traversal):
         run = self.active_run(run_id)
         changes: dict[str, Any] = {"state": state, "finished_at": at or time.time()}
         if summary is not None:
-            changes["summary"] = {**run.summary, **check_json(dict(summary), "summary")}
+            changes["summary"] = {**run.summary, **check_json(summary, "summary")}
         if error is not None:
             changes["error"] = str(error)[:MAX_TEXT]
         updated = self.graph.update_run(run_id, changes)
@@ -156,7 +156,7 @@ class Service(Traversal):
 
     def update_summary(self, run_id: str, summary: Mapping[str, Any]) -> RunRecord:
         run = self.active_run(run_id)
-        merged = check_json({**run.summary, **dict(summary)}, "summary")
+        merged = check_json({**run.summary, **check_json(summary, "summary")}, "summary")
         updated = self.graph.update_run(run_id, {"summary": merged})
         assert updated is not None
         return updated
@@ -431,8 +431,9 @@ class Service(Traversal):
     def events(self, ref: str, default_project: str | None = None) -> list[Event]:
         """The event log of a version (``name:v3``) or of a whole artifact (``name``)."""
         if ":" in ref:
-            version = self.resolve(ref, default_project)
-            return self.graph.events(version.project, target_prefix=version.id)
+            version = self.resolve(ref, default_project, include_deleted=True)
+            found = self.graph.events(version.project, target_prefix=version.id)
+            return [event for event in found if event.target == version.id]
         parsed = parse_ref(ref, default_project)
         if self.graph.get_artifact(parsed.project, parsed.name) is None:
             raise VersionNotFound(self._not_found(parsed), ref=ref)
@@ -445,6 +446,12 @@ class Service(Traversal):
         self, project: str | None = None, *, type: str | None = None
     ) -> list[ArtifactRecord]:
         return self.graph.list_artifacts(project, type=type)
+
+    def get_artifact(self, project: str, name: str) -> ArtifactRecord:
+        artifact = self.graph.get_artifact(check_name(project, "project"), check_name(name))
+        if artifact is None:
+            raise VersionNotFound(self._not_found(Ref(project=project, name=name, alias="latest")))
+        return artifact
 
     def versions(
         self, project: str, name: str, *, include_deleted: bool = False

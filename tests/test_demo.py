@@ -10,7 +10,7 @@ from lineage.demo import run_demo
 
 def test_demo_history(workdir) -> None:  # type: ignore[no-untyped-def]
     lines: list[str] = []
-    result = run_demo(workdir / "demo", stages=20, serve=False, echo=lines.append)
+    result = run_demo(workdir / "demo", stages=20, serve=True, echo=lines.append)
     api = lineage.Api(store=result.store, blobs=result.blobs, project="surgery")
 
     final = api.artifact_version("policy:production")
@@ -49,6 +49,9 @@ def test_demo_history(workdir) -> None:  # type: ignore[no-untyped-def]
     p13 = {parents[n] for n in models if stage[n] == 13}
     assert p12 == p13  # same parent: the stage-12 branches were abandoned
     assert any("backtracking" in line for line in lines)
+    # the GraphQL query over a real HTTP server gave the SDK's answer; the pictures exist
+    assert any("identical to the SDK's answer" in line for line in lines)
+    assert (result.out / "tree.svg").read_text().lstrip().startswith("<?xml")
 
     # impact of the noisy dataset: exactly the stage-12 models and their evaluations
     assert result.bad_dataset is not None

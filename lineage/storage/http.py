@@ -236,20 +236,24 @@ def _raise_for(response: httpx.Response, url: str, digest: str | None = None) ->
     status = response.status_code
     if status < 400:
         return
+    code = ""
     try:
-        detail = response.json().get("error") or response.text
+        error = response.json().get("error") or response.text
     except ValueError:
-        detail = response.text
-    detail = str(detail).strip().splitlines()[0] if str(detail).strip() else f"HTTP {status}"
+        error = response.text
+    if isinstance(error, dict):
+        code = str(error.get("code", ""))
+        error = error.get("message", "")
+    detail = str(error).strip().splitlines()[0] if str(error).strip() else f"HTTP {status}"
     if status == 401:
         raise Unauthenticated(f"{url}: {detail}")
     if status == 403:
         raise Forbidden(f"{url}: {detail}")
     if status == 404:
         raise BlobNotFound(f"{url}: {detail}", digest=digest)
-    if status == 409 or "mismatch" in detail.lower():
+    if code == "DATA_LOSS":
         raise DigestMismatch(f"{url}: {detail}", digest=digest)
-    if status in (400, 413, 422):
+    if status in (400, 409, 413, 422):
         raise InvalidInput(f"{url}: {detail}")
     if status >= 500:
         raise StoreUnavailable(f"{url}: server error {status}: {detail}", url=url)
