@@ -561,8 +561,12 @@ class RemoteService:
         return _graph(data["path"]) if data["path"] else None
 
     def _qualify(self, start: str, default_project: str | None) -> str:
-        if ":" in start or "/" in start or default_project is None:
+        """A ref with its project (a run id stays as it is)."""
+        if "/" in start or default_project is None:
             return start
+        if ":" not in start:
+            with contextlib.suppress(errors.RunNotFound):
+                return self.get_run(start).id
         return str(parse_ref(start, default_project))
 
     def gc(self, *, dry_run: bool = False, grace: float = 3600.0) -> GcReport:
