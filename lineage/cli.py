@@ -434,6 +434,39 @@ def _default_blobs(store: str | None) -> str:
     return str(home / "blobs")
 
 
+@cli.command()
+@click.option("--to", "to", required=True, envvar="LINEAGE_SERVER", help="The lineage server URL.")
+@click.option("--token", envvar="LINEAGE_TOKEN", help="A write token for the server.")
+@pass_ctx
+@_errors
+def sync(ctx: Context, to: str, token: str | None) -> None:
+    """Send runs logged offline (LINEAGE_MODE=offline) to a lineage server; safe to repeat."""
+    from lineage.client import is_remote
+    from lineage.remote import RemoteService
+    from lineage.storage import DEFAULT_STORE, local_dir, open_stores
+    from lineage.sync import state_path, sync_project
+
+    store = ctx.store if ctx.store and not is_remote(ctx.store) else DEFAULT_STORE
+    home = local_dir(store)
+    if home is None:
+        raise InvalidInput(f"sync sends a local store, not {store}")
+    local = open_stores(store, ctx.blobs)
+    remote = RemoteService(to, token=token)
+    try:
+        projects = [ctx.project] if ctx.project else local.graph.list_projects()
+        for project in projects:
+            report = sync_project(local, remote, project, state_path(home, to), click.echo)
+            click.echo(
+                f"{project}: {report.runs} runs, {report.versions} versions, {report.edges} inputs"
+                f" and {report.blobs} blobs ({_size(report.blob_bytes)}) sent to {to}"
+            )
+            for old, new in sorted(report.renumbered.items()):
+                click.echo(f"  {old} is {new} on the server")
+    finally:
+        local.close()
+        remote.close()
+
+
 # -- the server --------------------------------------------------------------------------
 
 

@@ -65,8 +65,13 @@ class Client:
         self.url = store
         if is_remote(store):
             from lineage.remote import RemoteService
+            from lineage.storage import open_graph
 
-            remote = RemoteService(store, token=token or os.environ.get("LINEAGE_TOKEN"))
+            remote = RemoteService(
+                store,
+                token=token or os.environ.get("LINEAGE_TOKEN"),
+                mirror=open_graph(DEFAULT_STORE),
+            )
             self.service = remote
             self.blobs = remote.blobs
             self.cache = StatCache(Path(DEFAULT_STORE) / "statcache.db")

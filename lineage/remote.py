@@ -15,7 +15,8 @@ import os
 import socket
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -35,6 +36,7 @@ from lineage.records import (
     VersionRecord,
 )
 from lineage.service import GcReport
+from lineage.storage.graph import GraphStore
 from lineage.storage.http import HttpBlobStore
 
 __all__ = ["RemoteService"]
@@ -149,18 +151,31 @@ def _graph(data: Mapping[str, Any]) -> Subgraph:
 class RemoteService:
     """What :class:`lineage.service.Service` offers, over a lineage server's GraphQL API."""
 
-    def __init__(self, url: str, *, token: str | None = None, timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        token: str | None = None,
+        timeout: float = 60.0,
+        mirror: GraphStore | None = None,
+    ) -> None:
         self.url = url.rstrip("/")
+        # versions resolved online are remembered locally, so that a run logged offline later
+        # can consume them and `lineage sync` can send that edge
+        self.mirror = mirror
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._http = httpx.Client(
             base_url=self.url, headers=headers, timeout=httpx.Timeout(timeout, connect=10.0)
         )
         self.blobs = HttpBlobStore(self.url, token=token)
+        self.requests = 0  # GraphQL requests made: what a second sync must not repeat
         self._ping()
 
     def close(self) -> None:
         self._http.close()
         self.blobs.close()
+        if self.mirror is not None:
+            self.mirror.close()
 
     def _ping(self) -> None:
         try:
@@ -176,6 +191,7 @@ class RemoteService:
             )
 
     def query(self, document: str, **variables: Any) -> Any:
+        self.requests += 1
         delay = 0.2
         for attempt in range(5):
             try:
@@ -214,13 +230,18 @@ class RemoteService:
             "code": None
             if code is None
             else {"commit": code.commit, "dirty": code.dirty, "remote": code.remote},
+            "id": kw.get("run_id"),
+            "startedAt": None
+            if kw.get("started_at") is None
+            else datetime.fromtimestamp(kw["started_at"], tz=UTC).isoformat(),
         }
         data = self.query(
             "mutation($project: String!, $jobType: String, $name: String, $config: JSON,"
             " $tags: [String!], $notes: String, $host: String, $pid: Int,"
-            " $code: CodeVersionInput) { createRun(project: $project, jobType: $jobType,"
-            " name: $name, config: $config, tags: $tags, notes: $notes, host: $host, pid: $pid,"
-            f" code: $code) {{ {RUN} }} }}",
+            " $code: CodeVersionInput, $id: ID, $startedAt: DateTime) {"
+            " createRun(project: $project, jobType: $jobType, name: $name, config: $config,"
+            " tags: $tags, notes: $notes, host: $host, pid: $pid, code: $code, id: $id,"
+            f" startedAt: $startedAt) {{ {RUN} }} }}",
             **variables,
         )
         return _run(data["createRun"])
@@ -323,7 +344,22 @@ class RemoteService:
         )
         if data["artifactVersion"] is None:
             raise errors.VersionNotFound(f"{parsed} does not exist", ref=str(parsed))
-        return _version(data["artifactVersion"])
+        return self._remember(_version(data["artifactVersion"]))
+
+    def _remember(self, version: VersionRecord) -> VersionRecord:
+        if self.mirror is not None:
+            try:
+                self.mirror.import_records(
+                    artifacts=[
+                        ArtifactRecord(
+                            project=version.project, name=version.name, type=version.type
+                        )
+                    ],
+                    versions=[replace(version, aliases=())],
+                )
+            except LineageError as exc:  # the mirror is a convenience, never a failure
+                logger.warning("could not remember %s locally: %s", version.ref, exc)
+        return version
 
     def use(self, run_id: str, ref: str | Ref) -> VersionRecord:
         data = self.query(
@@ -332,7 +368,7 @@ class RemoteService:
             id=run_id,
             ref=str(ref),
         )
-        return _version(data["useArtifact"])
+        return self._remember(_version(data["useArtifact"]))
 
     def commit(
         self,

@@ -20,6 +20,7 @@ from typing import Any
 
 from lineage.errors import (
     AliasedVersion,
+    Conflict,
     CycleError,
     IntegrityError,
     InvalidInput,
@@ -91,10 +92,11 @@ class Service(Traversal):
         check_name(project, "project")
         if job_type is not None:
             check_name(job_type, "job_type")
+        if run_id is not None:
+            check_name(run_id, "run id")
+            if self.graph.get_runs([run_id]):
+                raise Conflict(f"a run with id {run_id!r} already exists", run_id=run_id)
         run_id = run_id or new_run_id()
-        check_name(run_id, "run id")
-        if ":" in run_id or "/" in run_id:
-            raise InvalidInput(f"invalid run id {run_id!r}")
         if name is not None:
             check_name(name, "run name")
         tags = tuple(check_name(tag, "tag") for tag in (tags or ()))

@@ -152,3 +152,58 @@ def test_offline_mode_logs_locally(remote: Remote, monkeypatch: pytest.MonkeyPat
     assert lineage.Api(store=".lineage", project="p").artifact_version("m:v0").size == 7
     online = lineage.Api(store=remote.url, token=remote.read, mode="online")
     assert online.runs("p") == []
+
+
+def test_offline_then_sync(remote: Remote, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from lineage.cli import cli
+    from lineage.remote import RemoteService
+    from lineage.storage import open_stores
+    from lineage.sync import state_path, sync_project
+
+    def log(run: lineage.Run, content: bytes) -> lineage.ArtifactVersion:
+        Path("w.bin").write_bytes(content)
+        art = lineage.Artifact("policy", type="model")
+        art.add_file("w.bin")
+        return run.log_artifact(art)
+
+    online = {"store": remote.url, "token": remote.write, "mode": "online"}
+    with lineage.init(project="p", job_type="pretrain", **online) as run:  # type: ignore[arg-type]
+        log(run, b"base")
+    with lineage.init(project="p", job_type="probe", **online) as run:  # type: ignore[arg-type]
+        run.use_artifact("policy:v0")  # resolved online: remembered locally
+
+    with lineage.init(project="p", job_type="finetune", mode="offline") as offline:
+        offline.use_artifact("p/policy:v0")
+        mine = log(offline, b"tuned on a plane")
+        offline.log({"loss": 0.1})
+    assert mine.ref == "p/policy:v1"  # numbered locally
+    with lineage.init(project="p", job_type="finetune", **online) as run:  # type: ignore[arg-type]
+        log(run, b"tuned on the ground")  # meanwhile, the server's v1
+
+    result = CliRunner().invoke(
+        cli, ["sync", "--to", remote.url, "--token", remote.write], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    assert "p/policy:v1 is p/policy:v2 on the server" in result.output
+
+    api = lineage.Api(store=remote.url, token=remote.read, project="p", mode="online")
+    synced = api.artifact_version("policy:v2")
+    assert synced.digest == mine.digest
+    assert [r.id for r in synced.logged_by()] == [offline.id]
+    assert api.run(offline.id).summary == {"loss": 0.1} and api.run(offline.id).state == "finished"
+    assert (
+        offline.id in api.lineage("policy:v2").ids and "p/policy:v0" in api.lineage("policy:v2").ids
+    )
+    synced.verify()
+
+    # a second sync sends nothing
+    local = open_stores(".lineage")
+    service = RemoteService(remote.url, token=remote.write)
+    before = (service.requests, service.blobs.bytes_sent)
+    report = sync_project(local, service, "p", state_path(Path(".lineage"), remote.url))
+    assert (service.requests, service.blobs.bytes_sent) == before
+    assert (report.runs, report.versions, report.edges, report.blobs) == (0, 0, 0, 0)
+    service.close()
+    local.close()

@@ -8,6 +8,7 @@ Every mutation needs a write token (checked once per operation, see ``schema.py`
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 import strawberry
@@ -45,7 +46,10 @@ def _object(value: object, what: str) -> Mapping[str, Any] | None:
 
 @strawberry.type
 class Mutation:
-    @mutation("Start a run; finish it with finishRun.")
+    @mutation(
+        "Start a run; finish it with finishRun. `id` and `startedAt` keep a run's identity when"
+        " `lineage sync` sends a run logged offline."
+    )
     async def create_run(
         self,
         info: Info,
@@ -58,9 +62,13 @@ class Mutation:
         code: CodeVersionInput | None = None,
         host: str | None = None,
         pid: int | None = None,
+        id: strawberry.ID | None = None,
+        started_at: datetime | None = None,
     ) -> Run:
         record = await call(
             info.context.service.start_run,
+            run_id=None if id is None else str(id),
+            started_at=None if started_at is None else started_at.timestamp(),
             project=project,
             job_type=job_type,
             name=name,
