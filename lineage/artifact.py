@@ -8,12 +8,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from lineage.errors import InvalidPath, UnsupportedScheme
+from lineage.errors import InvalidPath
 from lineage.names import check_json, check_manifest_path, check_name
 
 __all__ = ["Artifact", "PendingFile", "PendingReference"]
 
-REFERENCE_SCHEMES = ("file",)
 DEFAULT_MAX_OBJECTS = 10_000
 
 
@@ -27,8 +26,12 @@ class PendingFile:
 class PendingReference:
     name: str
     uri: str
-    source: Path | None
+    source: Path | None  # a local file (file://), hashed when logged
     checksum: bool
+    size: int = 0
+    etag: str | None = None
+    version_id: str | None = None
+    last_modified: str | None = None
 
 
 class Artifact:
@@ -79,7 +82,7 @@ class Artifact:
             raise InvalidPath(f"{root} is not a directory", path=str(root))
         if prefix:
             check_manifest_path(prefix.rstrip("/"))
-        found = list(_walk(root))
+        found = list(walk(root))
         staged = []
         for rel, source in found:
             name = f"{prefix.rstrip('/')}/{rel}" if prefix else rel
@@ -98,40 +101,46 @@ class Artifact:
         checksum: bool = True,
         max_objects: int = DEFAULT_MAX_OBJECTS,
     ) -> int:
-        """Track bytes that stay where they are; a directory expands to one entry a file."""
-        parts = urlsplit(uri)
-        if parts.scheme not in REFERENCE_SCHEMES:
-            raise UnsupportedScheme(
-                f"unsupported reference {uri!r}: supported schemes are "
-                + ", ".join(f"{s}://" for s in REFERENCE_SCHEMES),
-                uri=uri,
-            )
-        source = Path(unquote(parts.path))
-        if source.is_file():
-            target = check_manifest_path(name if name is not None else source.name)
-            self._add(PendingReference(name=target, uri=uri, source=source, checksum=checksum))
-            return 1
-        if not source.is_dir():
-            raise InvalidPath(f"reference {uri} names nothing that exists", path=str(source))
-        files = list(_walk(source))
-        if len(files) > max_objects:
-            raise InvalidPath(
-                f"reference {uri} holds {len(files)} files, more than max_objects={max_objects}",
-                path=str(source),
-            )
-        base = (name if name is not None else source.name).rstrip("/")
+        """Track bytes that stay where they are (``file://``, ``s3://``, ``http(s)://``).
+
+        A directory or prefix expands to one entry per object, named below ``name`` (default:
+        its last path part); more than ``max_objects`` objects is an error. Returns how many
+        entries were added.
+        """
+        from lineage.references import locate
+
+        found = locate(uri, max_objects)
+        base = name if name is not None else Path(unquote(urlsplit(uri).path.rstrip("/"))).name
         staged = []
-        for rel, path in files:
-            target = check_manifest_path(f"{base}/{rel}" if base else rel)
+        for item in found:
+            if item.relative:
+                target = f"{base.rstrip('/')}/{item.relative}" if base else item.relative
+            else:
+                target = base
             staged.append(
-                PendingReference(name=target, uri=path.as_uri(), source=path, checksum=checksum)
+                PendingReference(
+                    name=check_manifest_path(target),
+                    uri=item.uri,
+                    source=item.source,
+                    checksum=checksum,
+                    size=item.size,
+                    etag=item.etag,
+                    version_id=item.version_id,
+                    last_modified=item.last_modified,
+                )
             )
+        names = [entry.name for entry in staged]
+        clash = next((n for n in names if n in self._entries), None)
+        if clash is None and len(set(names)) != len(names):
+            clash = next(n for n in names if names.count(n) > 1)
+        if clash is not None:
+            raise InvalidPath(f"{clash!r} is already in artifact {self.name!r}", path=clash)
         for entry in staged:
-            self._add(entry)
+            self._entries[entry.name] = entry
         return len(staged)
 
 
-def _walk(root: Path) -> list[tuple[str, Path]]:
+def walk(root: Path) -> list[tuple[str, Path]]:
     """Files under ``root`` as ``(relative name, resolved path)``, refusing escaping symlinks."""
     real_root = root.resolve()
     found = []

@@ -86,7 +86,15 @@ def store_files(
         size = sizes.get(entry.name, 0)
         if isinstance(entry, PendingReference):
             manifest.append(
-                Entry(path=entry.name, size=size, uri=entry.uri, digest=digests.get(entry.name))
+                Entry(
+                    path=entry.name,
+                    size=size if entry.source is not None else entry.size,
+                    uri=entry.uri,
+                    digest=digests.get(entry.name),
+                    etag=entry.etag,
+                    version_id=entry.version_id,
+                    last_modified=entry.last_modified,
+                )
             )
         else:
             manifest.append(Entry(path=entry.name, size=size, digest=digests[entry.name]))
