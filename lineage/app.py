@@ -291,14 +291,14 @@ def create_app(
     max_aliases: int = MAX_ALIASES,
     max_lineage_depth: int = Limits.max_lineage_depth,
     service: Service | None = None,
-    extra_routes: Sequence[BaseRoute] = (),
+    extra_routes: Sequence[BaseRoute] | None = None,
 ) -> Starlette:
     """The lineage server over the stores named by ``store`` and ``blobs`` (or ``service``).
 
     ``require_token``: refuse anonymous reads even from loopback. ``max_upload``: bytes per
     blob upload. ``max_depth``, ``max_tokens``, ``max_aliases``: the shape of a GraphQL query.
     ``max_lineage_depth``: the ``depth`` argument of lineage queries. ``extra_routes`` go after
-    the server's own (``/`` is theirs).
+    the server's own (``/`` is theirs); by default, the dashboard (:mod:`lineage.dashboard`).
 
     >>> app = create_app("sqlite:///srv/lineage", "s3://bucket/blobs", require_token=True)
     """
@@ -311,6 +311,10 @@ def create_app(
     ):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise InvalidInput(f"{name} must be a positive integer, got {value!r}")
+    if extra_routes is None:
+        from lineage.dashboard import routes as dashboard  # it imports this module
+
+        extra_routes = dashboard()
     owned = service is None
     service = service or open_service(store, blobs)
     runtime = _Runtime(

@@ -1,0 +1,458 @@
+"""The dashboard: server-rendered HTML over the service, served by ``lineage server`` at ``/``.
+
+Pages::
+
+    GET  /                                    projects: artifacts by type, latest version, aliases
+    GET  /search?q=                           artifacts and runs whose name contains ``q``
+    GET  /artifacts/{project}/{name}          versions, and the artifact's event log
+    GET  /versions/{project}/{name}/{index}   files, runs, event log, lineage and tree pictures
+    POST /versions/{project}/{name}/{index}   new notes (the description): needs a write token
+    GET  /runs/{run_id}                       config, summary, code version, inputs and outputs
+
+Reading follows the server's rule (anonymous on loopback, else a bearer token). A browser
+sends no ``Authorization`` header of its own, so the notes form carries the write token in a
+field; either way the change is logged with the token as its actor. Every store call and every
+Graphviz run of a page happens in one trip to a worker thread. Templates autoescape everything; the
+only markup inserted as is comes from Graphviz, whose labels are validated names.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import re
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import jinja2
+from markupsafe import Markup
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+from starlette.templating import Jinja2Templates
+
+from lineage.app import STATUS, principal, service
+from lineage.auth import Gate, Principal
+from lineage.errors import InvalidInput, LineageError
+from lineage.graphql.loaders import call
+from lineage.names import check_name
+from lineage.records import Event, Node, RunRecord, Subgraph, VersionRecord, version_id
+from lineage.render import Mode, build, plan_to_dot, render, type_colour
+from lineage.service import Service
+
+__all__ = [
+    "DEPTH",
+    "MAX_ROWS",
+    "artifact_url",
+    "blob_url",
+    "routes",
+    "run_url",
+    "version_url",
+]
+
+logger = logging.getLogger(__name__)
+
+DEPTH = 20  # generations drawn in a version's lineage and derivation tree
+MAX_ROWS = 1000  # rows of one table (versions, files, events, search hits)
+MAX_QUERY = 128
+MAX_FORM = 1024**2  # a description is up to 64K characters, URL-encoded
+_CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; script-src 'nonce-{nonce}'; "
+    "img-src 'self' data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+_VERSION_ID = re.compile(r"([^/]+)/([^:]+):v([0-9]+)")
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+# URLs: built from parts, every part quoted ---------------------------------------------------
+
+
+def _part(text: object) -> str:
+    return quote(str(text), safe="")
+
+
+def artifact_url(project: str, name: str) -> str:
+    """The page of an artifact: its versions and event log."""
+    return f"/artifacts/{_part(project)}/{_part(name)}"
+
+
+def version_url(version: VersionRecord) -> str:
+    """The page of one version: files, runs, pictures, notes."""
+    return f"/versions/{_part(version.project)}/{_part(version.name)}/{version.index}"
+
+
+def run_url(run_id: str) -> str:
+    """The page of a run."""
+    return f"/runs/{_part(run_id)}"
+
+
+def blob_url(digest: str) -> str:
+    """A file's bytes, served by :mod:`lineage.app`."""
+    return f"/blobs/{_part(digest)}"
+
+
+def _link(node: Node) -> str:
+    return version_url(node.version) if node.version is not None else run_url(node.id)
+
+
+# formatting ----------------------------------------------------------------------------------
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "-"
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def _utc(at: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(at)) if at else "-"
+
+
+def _iso(at: float | None) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at)) if at else ""
+
+
+def _duration(run: RunRecord) -> str:
+    if run.finished_at is None:
+        return "-"
+    seconds = max(0.0, run.finished_at - run.started_at)
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, seconds = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {seconds:02d}s"
+
+
+def _pretty(value: object) -> str:
+    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+
+
+def _compact(value: object, limit: int = 240) -> str:
+    text = json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+_env = jinja2.Environment(
+    loader=jinja2.PackageLoader("lineage", "templates"),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+_env.filters.update(
+    size=_size, utc=_utc, iso=_iso, pretty=_pretty, compact=_compact, duration=_duration
+)
+_env.globals.update(
+    artifact_url=artifact_url,
+    version_url=version_url,
+    run_url=run_url,
+    blob_url=blob_url,
+    type_colour=type_colour,
+)
+_templates = Jinja2Templates(env=_env)
+
+
+# pictures ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Picture:
+    """A rendered graph for inline use, or why there is none."""
+
+    svg: Markup | None = None
+    nodes: int = 0  # nodes drawn, "+k more" groups included
+    groups: int = 0
+    truncated: bool = False
+    note: str | None = None
+
+
+def _picture(
+    graph: Subgraph,
+    prefix: str,
+    *,
+    mode: Mode = "lineage",
+    runs: Mapping[str, RunRecord] | None = None,
+    consumed: Collection[str] = (),
+) -> _Picture:
+    plan = build(graph, mode=mode, link=_link, runs=runs, consumed=consumed)
+    try:
+        svg = render(plan_to_dot(plan), "svg").decode()
+    except LineageError as error:  # no Graphviz here: the page still shows everything else
+        logger.warning("cannot draw %s: %s", graph.root, error)
+        return _Picture(nodes=len(plan.nodes), note=error.message)
+    svg = svg[svg.index("<svg") :]
+    # two pictures share a page: keep Graphviz's element ids (node1, edge1, ...) unique
+    svg = re.sub(r'(\s)id="', rf'\1id="{prefix}-', svg)
+    # Graphviz escapes its labels, and they are validated names: safe to insert as markup
+    return _Picture(
+        svg=Markup(svg),
+        nodes=len(plan.nodes),
+        groups=len(plan.groups),
+        truncated=plan.truncated,
+    )
+
+
+def _tree_picture(svc: Service, ref: str) -> _Picture:
+    graph = svc.tree(ref, DEPTH)
+    if not graph.edges:
+        return _Picture(nodes=len(graph.nodes), note="nothing was derived from this version")
+    # as lineage.render.render_ref does: run names on the edges, and leaves that some run
+    # consumed (beyond the depth, or a run that logged nothing) are not dead ends
+    runs = svc.get_runs(sorted({edge.run for edge in graph.edges if edge.run}))
+    sources = {edge.source for edge in graph.edges}
+    consumed = svc.consumed([node.id for node in graph.nodes if node.id not in sources])
+    return _picture(graph, "tree", mode="tree", runs=runs, consumed=consumed)
+
+
+# what each page shows (run in a worker thread) -----------------------------------------------
+
+
+def _event_rows(events: Sequence[Event]) -> list[dict[str, Any]]:
+    rows = []
+    for event in sorted(events, key=lambda e: (e.seq or 0, e.at), reverse=True)[:MAX_ROWS]:
+        match = _VERSION_ID.fullmatch(event.target)
+        url = None
+        if match:
+            url = f"/versions/{_part(match[1])}/{_part(match[2])}/{int(match[3])}"
+        rows.append({"event": event, "url": url, "label": event.target.rpartition("/")[2]})
+    return rows
+
+
+def _index_data(svc: Service) -> dict[str, Any]:
+    projects: dict[str, dict[str, list[dict[str, Any]]]] = {p: {} for p in svc.projects()}
+    for artifact in svc.artifacts():
+        versions = svc.versions(artifact.project, artifact.name)
+        by_type = projects.setdefault(artifact.project, {})
+        by_type.setdefault(artifact.type, []).append(
+            {
+                "artifact": artifact,
+                "latest": versions[-1] if versions else None,
+                "count": len(versions),
+                "aliases": sorted({a for v in versions for a in v.aliases if a != "latest"}),
+            }
+        )
+    return {"projects": {p: dict(sorted(types.items())) for p, types in projects.items()}}
+
+
+def _search_data(svc: Service, q: str) -> dict[str, Any]:
+    needle = q.casefold()
+    artifacts = [a for a in svc.artifacts() if needle in a.name.casefold()]
+    runs = [r for r in svc.runs() if needle in r.name.casefold() or r.id == q]
+    runs.sort(key=lambda r: r.started_at, reverse=True)
+    version = None
+    if ":" in q:  # a ref: offer the version itself
+        projects = svc.projects()
+        try:
+            version = svc.resolve(q, projects[0] if len(projects) == 1 else None)
+        except LineageError:
+            version = None
+    return {
+        "artifacts": artifacts[:MAX_ROWS],
+        "runs": runs[:MAX_ROWS],
+        "more_artifacts": max(0, len(artifacts) - MAX_ROWS),
+        "more_runs": max(0, len(runs) - MAX_ROWS),
+        "version": version,
+    }
+
+
+def _artifact_data(svc: Service, project: str, name: str) -> dict[str, Any]:
+    artifact = svc.get_artifact(project, name)
+    versions = svc.versions(project, name, include_deleted=True)[::-1]
+    shown = versions[:MAX_ROWS]
+    runs = svc.get_runs({v.created_by for v in shown if v.created_by})
+    return {
+        "artifact": artifact,
+        "versions": shown,
+        "more_versions": len(versions) - len(shown),
+        "runs": runs,
+        "events": _event_rows(svc.events(f"{project}/{name}")),
+    }
+
+
+def _version_data(svc: Service, project: str, name: str, index: int) -> dict[str, Any]:
+    ref = version_id(check_name(project, "project"), check_name(name, "artifact name"), index)
+    version = svc.resolve(ref)
+    files = list(svc.manifest(version))
+    return {
+        "version": version,
+        "files": files[:MAX_ROWS],
+        "more_files": len(files) - min(len(files), MAX_ROWS),
+        "producers": svc.producers(version),
+        "consumers": svc.consumers(version),
+        "events": _event_rows(svc.events(ref)),
+        "lineage": _picture(svc.lineage(ref, "upstream", DEPTH), "lineage"),
+        "tree": _tree_picture(svc, ref),
+        "depth": DEPTH,
+    }
+
+
+def _run_data(svc: Service, run_id: str) -> dict[str, Any]:
+    run = svc.get_run(check_name(run_id, "run id"))
+    inputs, outputs = svc.run_io(run.id)
+    return {
+        "run": run,
+        "inputs": inputs,
+        "outputs": outputs,
+        "graph": _picture(svc.lineage(run.id, "both", 1), "run"),
+    }
+
+
+# pages ---------------------------------------------------------------------------------------
+
+
+def _render(
+    request: Request, template: str, context: Mapping[str, Any], status_code: int = 200
+) -> Response:
+    nonce = secrets.token_urlsafe(16)
+    response = _templates.TemplateResponse(
+        request,
+        template,
+        {"q": "", **context, "nonce": nonce},
+        status_code=status_code,
+        headers={
+            "Content-Security-Policy": _CSP.format(nonce=nonce),
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "same-origin",
+            "Cache-Control": "no-cache",
+        },
+    )
+    return response
+
+
+def _error(request: Request, error: LineageError) -> Response:
+    status = STATUS.get(error.code, 500)
+    logger.info("%s %s refused (%s): %s", request.method, request.url.path, error.code, error)
+    response = _render(
+        request,
+        "error.html",
+        {"status": status, "code": error.code, "message": error.message},
+        status,
+    )
+    if error.code == "UNAUTHENTICATED":
+        response.headers["WWW-Authenticate"] = "Bearer"
+    return response
+
+
+def _page(endpoint: Endpoint) -> Endpoint:
+    """Refusals become an error page with the service's message and the matching status."""
+
+    @functools.wraps(endpoint)
+    async def guarded(request: Request) -> Response:
+        try:
+            return await endpoint(request)
+        except LineageError as error:
+            return _error(request, error)
+
+    return guarded
+
+
+async def _reader(request: Request) -> Service:
+    (await principal(request)).require("read")
+    return service(request)
+
+
+@_page
+async def _index(request: Request) -> Response:
+    svc = await _reader(request)
+    return _render(request, "index.html", await call(_index_data, svc))
+
+
+@_page
+async def _search(request: Request) -> Response:
+    svc = await _reader(request)
+    q = request.query_params.get("q", "").strip()
+    if len(q) > MAX_QUERY:
+        raise InvalidInput(f"a search is at most {MAX_QUERY} characters, got {len(q)}")
+    data = await call(_search_data, svc, q) if q else {}
+    return _render(request, "search.html", {"q": q, **data})
+
+
+@_page
+async def _artifact(request: Request) -> Response:
+    svc = await _reader(request)
+    params = request.path_params
+    data = await call(_artifact_data, svc, params["project"], params["name"])
+    return _render(request, "artifact.html", data)
+
+
+@_page
+async def _version(request: Request) -> Response:
+    svc = await _reader(request)
+    params = request.path_params
+    data = await call(_version_data, svc, params["project"], params["name"], params["index"])
+    return _render(request, "version.html", data)
+
+
+async def _writer(request: Request, form: FormData) -> Principal:
+    """The caller, by its Authorization header, else by the token typed into the form."""
+    token = form.get("token")
+    if "authorization" in request.headers or not isinstance(token, str) or not token.strip():
+        return await principal(request)
+    gate = Gate(service(request).graph)
+    client = request.client.host if request.client else None
+    headers = {"authorization": f"Bearer {token.strip()}"}
+    return await call(gate.identify, headers, client, request.headers.get("host"))
+
+
+@_page
+async def _edit(request: Request) -> Response:
+    svc = service(request)
+    params = request.path_params
+    form = await request.form(max_files=0, max_fields=8)
+    description = form.get("description")
+    try:
+        who = await _writer(request, form)
+        who.require("write")
+        if not isinstance(description, str):
+            raise InvalidInput("the form needs a 'description' field")
+        ref = version_id(
+            check_name(params["project"], "project"),
+            check_name(params["name"], "artifact name"),
+            params["index"],
+        )
+        version = await call(
+            svc.update_version,
+            ref,
+            description=description.replace("\r\n", "\n"),
+            actor=who.actor,
+        )
+    except LineageError as error:
+        # show the page again, with the reason and with what was typed, and change nothing
+        await _reader(request)
+        data = await call(_version_data, svc, params["project"], params["name"], params["index"])
+        data["edit_error"] = error.message
+        data["draft"] = description if isinstance(description, str) else None
+        return _render(request, "version.html", data, STATUS.get(error.code, 500))
+    logger.info("notes of %s updated by %s", version.ref, who.actor)
+    return RedirectResponse(version_url(version) + "#notes", status_code=303)
+
+
+@_page
+async def _run(request: Request) -> Response:
+    svc = await _reader(request)
+    return _render(request, "run.html", await call(_run_data, svc, request.path_params["run_id"]))
+
+
+def routes() -> list[BaseRoute]:
+    """The dashboard's routes, for :func:`lineage.app.create_app` (``extra_routes``)."""
+    version = "/versions/{project}/{name}/{index:int}"
+    return [
+        Route("/", _index, methods=["GET"]),
+        Route("/search", _search, methods=["GET"]),
+        Route("/artifacts/{project}/{name}", _artifact, methods=["GET"]),
+        Route(version, _version, methods=["GET"]),
+        Route(version, _edit, methods=["POST"], max_body_size=MAX_FORM),
+        Route("/runs/{run_id}", _run, methods=["GET"]),
+    ]

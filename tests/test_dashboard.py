@@ -1,0 +1,377 @@
+"""The dashboard through httpx's ASGI transport: pages, links, escaping, refusals, notes."""
+
+from __future__ import annotations
+
+import importlib.resources
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import httpx
+import pytest
+from markupsafe import escape
+from starlette.applications import Starlette
+
+import lineage
+from lineage import render
+from lineage.app import create_app
+from lineage.auth import create_token
+from lineage.service import Service
+
+pytestmark = pytest.mark.anyio
+
+PROJECT = "vision"
+EVIL = '<script>alert("x")</script> & <b>bold</b>'
+EVIL_META = {"note": "<img src=x onerror=alert(1)>", "<key>": 1}
+LOOPBACK = ("127.0.0.1", 50000)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@dataclass
+class History:
+    """Four runs logged through the SDK: prepare -> train -> finetune -> evaluate."""
+
+    runs: dict[str, str] = field(default_factory=dict)  # run name -> id
+    files: dict[str, bytes] = field(default_factory=dict)  # file name -> bytes
+
+
+def log_history(store: str, blobs: str, root: Path) -> History:
+    history = History()
+
+    def step(
+        name: str,
+        job_type: str,
+        inputs: list[str],
+        output: tuple[str, str] | None,
+        aliases: tuple[str, ...] = (),
+        **options: Any,
+    ) -> None:
+        with lineage.init(
+            project=PROJECT,
+            job_type=job_type,
+            name=name,
+            store=store,
+            blobs=blobs,
+            config={"lr": 0.1, "html": "<i>cfg</i>"},
+        ) as run:
+            history.runs[name] = run.id
+            for ref in inputs:
+                run.use_artifact(ref)
+            if output is not None:
+                artifact = lineage.Artifact(output[0], type=output[1], **options)
+                for i in range(2):
+                    path = root / name / f"part-{i}.bin"
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.write_bytes(f"{name} part {i}".encode())
+                    history.files[f"{name}/part-{i}.bin"] = path.read_bytes()
+                artifact.add_dir(root / name)
+                run.log_artifact(artifact, aliases=list(aliases))
+            run.log({"accuracy": 0.9})
+
+    step("prepare", "prepare", [], ("corpus", "dataset"), description=EVIL, metadata=EVIL_META)
+    step("train", "train", ["corpus:v0"], ("net", "model"), ("candidate",))
+    step("finetune", "finetune", ["net:v0", "corpus:v0"], ("net", "model"), ("production",))
+    step("evaluate", "evaluate", ["net:production"], ("report", "result"))
+    return history
+
+
+@dataclass
+class Dashboard:
+    app: Starlette
+    service: Service
+    history: History
+
+    async def get(
+        self, url: str, *, client: tuple[str, int] = LOOPBACK, **kwargs: Any
+    ) -> httpx.Response:
+        return await self.request("GET", url, client=client, **kwargs)
+
+    async def request(
+        self, method: str, url: str, *, client: tuple[str, int] = LOOPBACK, **kwargs: Any
+    ) -> httpx.Response:
+        transport = httpx.ASGITransport(app=self.app, client=client)
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as c:
+            return await c.request(method, url, **kwargs)
+
+
+@pytest.fixture
+async def dash(workdir: Path, backend: Any) -> AsyncIterator[Dashboard]:
+    history = log_history(backend.store, backend.blobs, workdir / "files")
+    app = create_app(backend.store, backend.blobs)
+    try:
+        yield Dashboard(app=app, service=app.state.lineage.service, history=history)
+    finally:
+        app.state.lineage.close()
+
+
+class Page(HTMLParser):
+    """What a test reads off a page: links, element ids, figures and their SVG nodes."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.links: list[str] = []
+        self.ids: set[str] = set()
+        self.figures: dict[str, dict[str, str]] = {}
+        self.svg_nodes: dict[str, list[str]] = {}  # figure id -> classes of its nodes
+        self._figure: str | None = None
+        self.feed(text)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = {key: value or "" for key, value in attrs}
+        for key in ("href", "xlink:href"):
+            if key in values:
+                self.links.append(values[key])
+        if "id" in values:
+            self.ids.add(values["id"])
+        if tag == "figure":
+            self._figure = values.get("id", "")
+            self.figures[self._figure] = values
+            self.svg_nodes[self._figure] = []
+        classes = values.get("class", "").split()
+        if tag == "g" and "node" in classes and self._figure is not None:
+            self.svg_nodes[self._figure].append(" ".join(classes))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "figure":
+            self._figure = None
+
+
+async def test_index_lists_artifacts_by_type(dash: Dashboard) -> None:
+    response = await dash.get("/")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    text = response.text
+    for name in ("corpus", "net", "report"):
+        assert f'href="/artifacts/{PROJECT}/{name}"' in text
+    # net: latest v1, both aliases of the artifact listed
+    assert f'href="/versions/{PROJECT}/net/1">net:v1</a>' in text
+    assert "candidate" in text and "production" in text
+    assert text.index(">dataset<") < text.index(">model<") < text.index(">result<")
+    assert "nonce-" in response.headers["content-security-policy"]
+
+
+async def test_every_link_resolves(dash: Dashboard) -> None:
+    """Crawl the dashboard from / : every page, picture node and download link answers."""
+    seen: set[str] = set()
+    queue = ["/"]
+    downloads: dict[str, bytes] = {}
+    while queue:
+        url = queue.pop()
+        if url in seen:
+            continue
+        seen.add(url)
+        response = await dash.get(url)
+        assert response.status_code == 200, (url, response.text[:500])
+        if url.startswith("/blobs/"):
+            downloads[url] = response.content
+            continue
+        for link in Page(response.text).links:
+            parts = urlsplit(link)
+            if parts.scheme or parts.netloc or link.startswith("data:"):
+                continue
+            if parts.path and parts.path not in seen:
+                queue.append(parts.path + (f"?{parts.query}" if parts.query else ""))
+    versions = {u for u in seen if u.startswith("/versions/")}
+    runs = {u for u in seen if u.startswith("/runs/")}
+    assert versions == {
+        f"/versions/{PROJECT}/{name}" for name in ("corpus/0", "net/0", "net/1", "report/0")
+    }
+    assert runs == {f"/runs/{run_id}" for run_id in dash.history.runs.values()}
+    # each file of each version downloads as its own bytes
+    assert sorted(downloads.values()) == sorted(dash.history.files.values())
+
+
+async def test_version_page(dash: Dashboard) -> None:
+    response = await dash.get(f"/versions/{PROJECT}/net/1")
+    assert response.status_code == 200
+    page = Page(response.text)
+    text = response.text
+    record = dash.service.resolve(f"{PROJECT}/net:v1")
+    assert record.digest in text
+    # files with sizes, digests, downloads named after the file
+    for entry in dash.service.manifest(record):
+        assert entry.path in text and entry.digest is not None
+        assert f'href="/blobs/{entry.digest}" download="{entry.path.rpartition("/")[2]}"' in text
+    # producing and consuming runs, linked
+    assert f"/runs/{dash.history.runs['finetune']}" in page.links
+    assert f"/runs/{dash.history.runs['evaluate']}" in page.links
+
+    # the upstream lineage, drawn as the renderer plans it, every node a link
+    graph = dash.service.lineage(record.ref, "upstream", 20)
+    plan = render.build(graph)
+    lineage_nodes = page.svg_nodes["lineage"]
+    assert len(lineage_nodes) == len(plan.nodes) == len(graph.nodes) == 6
+    assert page.figures["lineage"]["data-nodes"] == str(len(plan.nodes))
+    assert sum("run" in c.split() for c in lineage_nodes) == 3
+    for node in graph.nodes:
+        url = (
+            f"/versions/{PROJECT}/{node.version.name}/{node.version.index}"
+            if node.version
+            else f"/runs/{node.id}"
+        )
+        assert url in page.links
+    # the derivation tree under net:v1: the evaluation's report
+    tree = page.svg_nodes["tree"]
+    assert len(tree) == 2 and all(c.split()[1] == "version" for c in tree)
+    assert {"lineage", "tree"} <= page.ids
+
+
+async def test_leaf_version_has_no_tree_picture(dash: Dashboard) -> None:
+    page = Page((await dash.get(f"/versions/{PROJECT}/report/0")).text)
+    assert "tree" not in page.figures and "tree" in page.ids
+    assert len(page.svg_nodes["lineage"]) == 8  # report, evaluate, net:v1, finetune, ...
+
+
+async def test_artifact_page(dash: Dashboard) -> None:
+    response = await dash.get(f"/artifacts/{PROJECT}/net")
+    assert response.status_code == 200
+    page = Page(response.text)
+    assert f"/versions/{PROJECT}/net/0" in page.links and f"/versions/{PROJECT}/net/1" in page.links
+    assert f"/runs/{dash.history.runs['train']}" in page.links  # created by
+    # the event log names the alias moves
+    assert response.text.count("alias.moved") == 2
+
+
+async def test_run_page(dash: Dashboard) -> None:
+    run_id = dash.history.runs["finetune"]
+    response = await dash.get(f"/runs/{run_id}")
+    assert response.status_code == 200
+    page = Page(response.text)
+    text = response.text
+    assert "finished" in text and "finetune" in text and "accuracy" in text
+    assert "&lt;i&gt;cfg&lt;/i&gt;" in text and "<i>cfg</i>" not in text  # config, escaped
+    inputs = {f"/versions/{PROJECT}/net/0", f"/versions/{PROJECT}/corpus/0"}
+    assert inputs | {f"/versions/{PROJECT}/net/1"} <= set(page.links)
+    assert len(page.svg_nodes["lineage"]) == 4  # two inputs, the run, one output
+
+
+async def test_html_in_descriptions_and_metadata_is_escaped(dash: Dashboard) -> None:
+    for url in (f"/versions/{PROJECT}/corpus/0", f"/artifacts/{PROJECT}/corpus"):
+        text = (await dash.get(url)).text
+        assert "<script>alert" not in text and "<img src=x" not in text and "<b>bold" not in text
+        assert "&lt;script&gt;alert(" in text and "&lt;b&gt;bold&lt;/b&gt;" in text
+        assert "&lt;img src=x onerror=alert(1)&gt;" in text and "&lt;key&gt;" in text
+        # the one script on the page is the dashboard's own, under the CSP nonce
+        assert text.count("<script") == 1
+
+
+async def test_unknown_refs_are_404_with_the_service_message(dash: Dashboard) -> None:
+    cases = {
+        f"/versions/{PROJECT}/net/7": "does not exist; nearest versions",
+        f"/versions/{PROJECT}/nett/0": "did you mean net",
+        f"/artifacts/{PROJECT}/nett": "did you mean net",
+        "/artifacts/elsewhere/net": "no artifact 'net' in project 'elsewhere'",
+        "/runs/zzzzzzzz": "run 'zzzzzzzz' does not exist",
+    }
+    for url, message in cases.items():
+        response = await dash.get(url)
+        assert response.status_code == 404, url
+        assert escape(message) in response.text, (url, response.text)
+        assert "NOT_FOUND" in response.text
+    # not a name at all: refused as bad input
+    response = await dash.get(f"/artifacts/{PROJECT}/bad%20name")
+    assert response.status_code == 400 and escape("invalid name 'bad name'") in response.text
+    assert (await dash.get(f"/versions/{PROJECT}/net/latest")).status_code == 404  # no route
+
+
+async def test_search(dash: Dashboard) -> None:
+    response = await dash.get("/search", params={"q": "NE"})
+    assert response.status_code == 200
+    page = Page(response.text)
+    assert f"/artifacts/{PROJECT}/net" in page.links
+    assert f"/runs/{dash.history.runs['finetune']}" in page.links
+    assert f"/runs/{dash.history.runs['prepare']}" not in page.links
+    assert 'value="NE"' in response.text
+    # a run id, and a ref
+    run_id = dash.history.runs["prepare"]
+    assert f"/runs/{run_id}" in Page((await dash.get(f"/search?q={run_id}")).text).links
+    by_ref = Page((await dash.get("/search?q=net:production")).text)
+    assert f"/versions/{PROJECT}/net/1" in by_ref.links
+    # escaped, bounded
+    text = (await dash.get("/search", params={"q": "<svg onload=x>"})).text
+    assert "<svg onload" not in text and "&lt;svg onload=x&gt;" in text
+    assert (await dash.get("/search", params={"q": "x" * 200})).status_code == 400
+    assert (await dash.get("/search")).status_code == 200
+
+
+async def test_off_loopback_reads_need_a_token(dash: Dashboard) -> None:
+    response = await dash.get("/", client=("10.1.2.3", 40000))
+    assert response.status_code == 401 and "authentication required" in response.text
+    token = create_token(dash.service, "read")
+    response = await dash.get(
+        "/", client=("10.1.2.3", 40000), headers={"Authorization": f"Bearer {token}"}
+    )
+    assert response.status_code == 200 and "corpus" in response.text
+
+
+async def test_editing_notes_needs_a_write_token_and_is_logged(dash: Dashboard) -> None:
+    url = f"/versions/{PROJECT}/net/1"
+    ref = f"{PROJECT}/net:v1"
+    before = dash.service.events(ref)
+    new = "checked by hand\r\n<em>ok</em> for release"
+
+    # anonymous (loopback reads are free, writes are not), and a read token: refused
+    refused = await dash.request("POST", url, data={"description": new})
+    assert refused.status_code == 401 and "writes need a write token" in refused.text
+    assert "checked by hand" in refused.text  # what was typed is kept in the form
+    read = create_token(dash.service, "read")
+    refused = await dash.request("POST", url, data={"description": new, "token": read})
+    assert refused.status_code == 403 and "has scope read" in refused.text
+    bogus = "lin_abcdefgh_" + "0" * 64
+    refused = await dash.request("POST", url, data={"description": new, "token": bogus})
+    assert refused.status_code == 401 and "unknown or revoked" in refused.text
+    assert dash.service.resolve(ref).description is None
+    assert dash.service.events(ref) == before
+
+    # a write token typed into the form
+    write = create_token(dash.service, "write", "notes")
+    saved = await dash.request("POST", url, data={"description": new, "token": write})
+    assert saved.status_code == 303 and saved.headers["location"] == url + "#notes"
+    assert dash.service.resolve(ref).description == "checked by hand\n<em>ok</em> for release"
+    events = dash.service.events(ref)
+    assert len(events) == len(before) + 1
+    event = events[-1]
+    assert event.kind == "description.updated" and event.old is None
+    assert event.new == "checked by hand\n<em>ok</em> for release"
+    token_id = write.split("_")[1]
+    assert event.actor == f"token:{token_id}"
+
+    # shown escaped, with the event in the log
+    text = (await dash.get(url)).text
+    assert "&lt;em&gt;ok&lt;/em&gt; for release" in text and "<em>ok" not in text
+    assert "description.updated" in text and f"token:{token_id}" in text
+
+    # or a write token in the Authorization header, as a script would send it
+    saved = await dash.request(
+        "POST", url, data={"description": "v2"}, headers={"Authorization": f"Bearer {write}"}
+    )
+    assert saved.status_code == 303 and dash.service.resolve(ref).description == "v2"
+    # a form without the field changes nothing
+    refused = await dash.request("POST", url, data={"token": write})
+    assert refused.status_code == 400 and dash.service.resolve(ref).description == "v2"
+
+
+def test_templates_ship_inside_the_package() -> None:
+    templates = importlib.resources.files("lineage") / "templates"
+    names = {entry.name for entry in templates.iterdir()}
+    assert {"base.html", "index.html", "artifact.html", "version.html", "run.html"} <= names
+    assert {"search.html", "error.html"} <= names
+    # every template the module renders exists
+    source = (importlib.resources.files("lineage") / "dashboard.py").read_text()
+    used = set(re.findall(r'"(\w+\.html)"', source))
+    assert used and used <= names
+
+
+def test_urls_are_built_from_quoted_parts() -> None:
+    from lineage.dashboard import artifact_url, run_url
+
+    assert artifact_url("a/b", "c:d") == "/artifacts/a%2Fb/c%3Ad"
+    assert unquote(run_url("x y")) == "/runs/x y"
