@@ -207,3 +207,45 @@ def test_offline_then_sync(remote: Remote, monkeypatch: pytest.MonkeyPatch) -> N
     assert (report.runs, report.versions, report.edges, report.blobs) == (0, 0, 0, 0)
     service.close()
     local.close()
+
+
+def test_a_killed_upload_leaves_no_version_and_resumes(remote: Remote, workdir: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    data = files(workdir / "big", 400, size=64 * 1024)  # 25 MiB in 400 files
+    code = (
+        "import sys, lineage\n"
+        "with lineage.init(project='p', store=sys.argv[1], token=sys.argv[2]) as run:\n"
+        "    art = lineage.Artifact('big', type='dataset')\n"
+        "    art.add_dir(sys.argv[3])\n"
+        "    run.log_artifact(art)\n"
+    )
+    blob_dir = Path(remote.backend.blobs)  # type: ignore[attr-defined]
+
+    def stored() -> int:
+        return sum(1 for p in blob_dir.glob("??/*")) if blob_dir.exists() else 0
+
+    child = subprocess.Popen(
+        [sys.executable, "-c", code, remote.url, remote.write, str(data)], env=os.environ
+    )
+    deadline = time.monotonic() + 60
+    while stored() < 50 and time.monotonic() < deadline and child.poll() is None:
+        time.sleep(0.01)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    arrived = stored()
+    assert 0 < arrived < 400, arrived  # killed part-way
+    api = lineage.Api(store=remote.url, token=remote.read, project="p", mode="online")
+    assert api.artifacts() == []  # no visible version
+    with lineage.init(project="p", store=remote.url, token=remote.write) as run:
+        art = lineage.Artifact("big", type="dataset")
+        art.add_dir(data)
+        before = Client.shared(remote.url, token=remote.write).blobs.bytes_sent  # type: ignore[attr-defined]
+        version = run.log_artifact(art)
+    sent = Client.shared(remote.url, token=remote.write).blobs.bytes_sent - before  # type: ignore[attr-defined]
+    assert sent <= (400 - arrived + 5) * 64 * 1024  # what had arrived was not sent again
+    assert version.ref == "p/big:v0" and version.record.file_count == 400
+    version.verify()
