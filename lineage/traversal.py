@@ -2,7 +2,9 @@
 
 Every walk is breadth-first, one ``expand`` round trip per level, with a visited set: on a
 DAG with shared inputs (one dataset consumed by thousands of runs, diamonds) it costs about
-the size of its answer, never the number of paths.
+the size of its answer, never the number of paths. A store may do better with the optional
+methods described in :mod:`lineage.storage.graph` (``expand_rows``, ``walk_rows``,
+``reaches``); the answers are the same.
 
 ``depth`` counts generations. One generation is a run plus the versions on its far side, so
 from a version ``depth`` is ``2 * depth`` hops, and from a run ``2 * depth - 1``.
@@ -10,12 +12,14 @@ from a version ``depth`` is ``2 * depth`` hops, and from a run ``2 * depth - 1``
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+import gc
+from collections.abc import Collection, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Literal
 
 from lineage.errors import InvalidInput, RunNotFound
 from lineage.names import parse_ref
-from lineage.records import DERIVED, Edge, Node, Subgraph
+from lineage.records import CONSUMED_BY, DERIVED, Edge, Node, RunRecord, Subgraph
 from lineage.storage.graph import Direction, GraphStore
 
 __all__ = ["MAX_DEPTH", "Traversal", "Walk"]
@@ -23,14 +27,17 @@ __all__ = ["MAX_DEPTH", "Traversal", "Walk"]
 MAX_DEPTH = 1000
 LineageDirection = Literal["upstream", "downstream", "both"]
 _DIRECTIONS = {"upstream": "up", "downstream": "down", "up": "up", "down": "down"}
+Row = tuple[str, str, str]  # an edge as (source, target, kind)
 
 
 class Walk:
-    """The raw result of one breadth-first walk: node ids, edges, whether depth cut it."""
+    """The raw result of one breadth-first walk: node ids, edges as ``(source, target, kind)``,
+    whether depth cut it. Edges stay tuples until an answer is assembled: a walk of a
+    100,000-run tree meets about 400,000 of them."""
 
     def __init__(self, start: Iterable[str]) -> None:
         self.nodes: set[str] = set(start)
-        self.edges: dict[tuple[str, str], Edge] = {}
+        self.edges: set[Row] = set()
         self.truncated = False
 
 
@@ -40,42 +47,59 @@ class Traversal:
 
     # the primitive -------------------------------------------------------------------------
 
+    def _expand_rows(self, ids: Collection[str], direction: Direction) -> list[Row]:
+        """``graph.expand`` as tuples: the store's ``expand_rows`` when it has one."""
+        rows = getattr(self.graph, "expand_rows", None)
+        if rows is not None:
+            found: list[Row] = rows(ids, direction)
+            return found
+        return [(e.source, e.target, e.kind) for e in self.graph.expand(ids, direction)]
+
     def walk(self, start: Collection[str], direction: Direction, hops: int | None) -> Walk:
         walk = Walk(start)
+        whole = getattr(self.graph, "walk_rows", None)
+        if whole is not None:  # the store walks in one round trip
+            with paused_gc():
+                walk.nodes, walk.edges, walk.truncated = whole(start, direction, hops)
+            return walk
+        nodes, edges = walk.nodes, walk.edges
+        far = 1 if direction == "down" else 0
         frontier = set(start)
         done = 0
-        while frontier:
-            found = self.graph.expand(frontier, direction)
-            at_limit = hops is not None and done >= hops
-            following: set[str] = set()
-            for edge in found:
-                far = edge.target if direction == "down" else edge.source
-                if far in walk.nodes:
-                    walk.edges[(edge.source, edge.target)] = edge
-                elif at_limit:
-                    walk.truncated = True
-                else:
-                    walk.edges[(edge.source, edge.target)] = edge
-                    following.add(far)
-            if at_limit:
-                break
-            walk.nodes |= following
-            frontier = following
-            done += 1
+        with paused_gc():
+            while frontier:
+                found = self._expand_rows(frontier, direction)
+                if hops is not None and done >= hops:
+                    # at the depth limit: keep edges between found nodes, note any beyond
+                    for row in found:
+                        if row[far] in nodes:
+                            edges.add(row)
+                        else:
+                            walk.truncated = True
+                    break
+                edges.update(found)
+                frontier = {row[far] for row in found}
+                frontier -= nodes
+                nodes |= frontier
+                done += 1
         return walk
 
     def reaches(self, source: str, target: str, direction: Direction) -> bool:
         """Whether ``target`` is reachable from ``source`` following ``direction``."""
+        own = getattr(self.graph, "reaches", None)
+        if own is not None:
+            found: bool = own(source, target, direction)
+            return found
+        far = 1 if direction == "down" else 0
         seen = {source}
         frontier = {source}
         while frontier:
             following = set()
-            for edge in self.graph.expand(frontier, direction):
-                far = edge.target if direction == "down" else edge.source
-                if far == target:
+            for row in self._expand_rows(frontier, direction):
+                if row[far] == target:
                     return True
-                if far not in seen:
-                    following.add(far)
+                if row[far] not in seen:
+                    following.add(row[far])
             seen |= following
             frontier = following
         return False
@@ -117,10 +141,8 @@ class Traversal:
             for way in (("up", "down") if direction == "both" else (_DIRECTIONS[direction],))
         ]
         nodes = set().union(*(w.nodes for w in walks))
-        edges = {key: edge for w in walks for key, edge in w.edges.items()}
-        return self.subgraph(
-            nodes, edges.values(), truncated=any(w.truncated for w in walks), root=node
-        )
+        edges = set().union(*(w.edges for w in walks))
+        return self.subgraph(nodes, edges, truncated=any(w.truncated for w in walks), root=node)
 
     def impact(self, ref: str, *, default_project: str | None = None) -> Subgraph:
         """Every run and version downstream of a version: what a bad dataset touched."""
@@ -136,7 +158,7 @@ class Traversal:
             raise InvalidInput(f"a derivation tree starts at a version, not run {ref!r}")
         walk = self.walk([node], "down", None if depth is None else 2 * depth)
         return self.subgraph(
-            walk.nodes, walk.edges.values(), truncated=walk.truncated, root=node, derived=True
+            walk.nodes, walk.edges, truncated=walk.truncated, root=node, derived=True
         )
 
     def path(
@@ -150,20 +172,20 @@ class Traversal:
             if start not in ancestors.nodes:
                 continue
             # forward from start inside end's ancestry: the nodes on start -> end paths
-            children: dict[str, list[Edge]] = {}
-            for edge in ancestors.edges.values():
-                children.setdefault(edge.source, []).append(edge)
+            children: dict[str, list[Row]] = {}
+            for row in ancestors.edges:
+                children.setdefault(row[0], []).append(row)
             on_path, frontier, edges = {start}, [start], []
             while frontier:
                 following = []
                 for node in frontier:
-                    for edge in children.get(node, ()):
-                        edges.append(edge)
-                        if edge.target not in on_path:
-                            on_path.add(edge.target)
-                            following.append(edge.target)
+                    for row in children.get(node, ()):
+                        edges.append(row)
+                        if row[1] not in on_path:
+                            on_path.add(row[1])
+                            following.append(row[1])
                 frontier = following
-            kept = [e for e in edges if e.source in on_path and e.target in on_path]
+            kept = [row for row in edges if row[0] in on_path and row[1] in on_path]
             return self.subgraph(on_path, kept, truncated=False, root=start)
         return None
 
@@ -172,46 +194,62 @@ class Traversal:
     def subgraph(
         self,
         ids: Collection[str],
-        edges: Iterable[Edge],
+        edges: Iterable[Row],
         *,
         truncated: bool,
         root: str | None,
         derived: bool = False,
     ) -> Subgraph:
-        versions = self.graph.get_versions([i for i in ids if ":" in i])
-        runs = self.graph.get_runs([i for i in ids if ":" not in i])
-        edge_list = sorted(edges, key=lambda e: (e.source, e.target))
-        if derived:
-            edge_list = derive(edge_list)
-            ids = [i for i in ids if i in versions]
-        nodes = []
-        for node_id in sorted(ids):
-            if node_id in versions:
-                version = versions[node_id]
-                nodes.append(
-                    Node(id=node_id, kind="artifact_version", ref=version.ref, version=version)
-                )
-            elif node_id in runs:
-                nodes.append(Node(id=node_id, kind="run", run=runs[node_id]))
+        with paused_gc():
+            versions = self.graph.get_versions([i for i in ids if ":" in i])
+            runs: dict[str, RunRecord] = {}
+            if derived:  # runs become edge labels: their records are not needed
+                edge_list = derive(edges)
+                ids = versions.keys()
+            else:
+                runs = self.graph.get_runs([i for i in ids if ":" not in i])
+                edge_list = [Edge(source=s, target=t, kind=k) for s, t, k in sorted(edges)]
+            nodes = [
+                Node(id=i, kind="artifact_version", ref=i, version=versions[i])
+                if i in versions
+                else Node(id=i, kind="run", run=runs[i])
+                for i in sorted(ids)
+                if i in versions or i in runs
+            ]
         return Subgraph(nodes=tuple(nodes), edges=tuple(edge_list), truncated=truncated, root=root)
 
 
-def derive(edges: Iterable[Edge]) -> list[Edge]:
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """Keep the cyclic collector off while a big answer is built.
+
+    An answer of 100,000 records allocates about a million acyclic objects; with the
+    collector on, that triggers full collections of the whole heap, which cost more than
+    building the answer. The collector is switched back on only if it was on before.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def derive(edges: Iterable[Row]) -> list[Edge]:
     """Collapse runs: ``a -consumed_by-> r -produced-> b`` becomes ``a -derived(r)-> b``."""
-    inputs: dict[str, list[str]] = {}
+    rows = edges if isinstance(edges, set | frozenset) else set(edges)
+    consumed: list[Row] = []
     outputs: dict[str, list[str]] = {}
-    for edge in edges:
-        if edge.kind == "consumed_by":
-            inputs.setdefault(edge.target, []).append(edge.source)
+    for row in rows:
+        if row[2] == CONSUMED_BY:
+            consumed.append(row)
         else:
-            outputs.setdefault(edge.source, []).append(edge.target)
-    derived = {
-        (a, b, run): Edge(source=a, target=b, kind=DERIVED, run=run)
-        for run, sources in inputs.items()
-        for a in sources
-        for b in outputs.get(run, ())
-    }
-    return [derived[key] for key in sorted(derived)]
+            outputs.setdefault(row[0], []).append(row[1])
+    # unique rows make unique (a, b, run) triples: no dedup needed
+    derived = [(a, b, run) for a, run, _ in consumed if run in outputs for b in outputs[run]]
+    derived.sort()
+    return [Edge(source=a, target=b, kind=DERIVED, run=run) for a, b, run in derived]
 
 
 def check_depth(depth: object) -> int | None:

@@ -17,7 +17,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-BACKENDS = ["sqlite"]
+BACKENDS = ["sqlite", "neo4j"]
 
 
 @dataclass
@@ -31,8 +31,9 @@ class Neo4jServer:
         import neo4j
 
         auth = (self.user, self.password) if self.user and self.password else None
-        with neo4j.GraphDatabase.driver(self.uri, auth=auth) as driver:
-            driver.execute_query("MATCH (n) DETACH DELETE n")
+        with neo4j.GraphDatabase.driver(self.uri, auth=auth) as driver, driver.session() as session:
+            # in batches: one transaction over a big graph exhausts the server's memory pool
+            session.run("MATCH (n) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS")
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,17 @@ The contract every backend honours, checked by ``tests/storage/``:
   version indexes, event uids): running it twice changes nothing the second time.
 - ``expand`` returns every edge leaving (``down``) or entering (``up``) the given nodes, in one
   round trip, costing about the size of its answer.
+
+Optional fast paths. :mod:`lineage.traversal` uses them when a store has them, and falls back
+to ``expand`` otherwise; each must give exactly the answer of that fallback:
+
+- ``expand_rows(ids, direction) -> list[tuple[source, target, kind]]``: ``expand`` without
+  building an ``Edge`` per edge (a 100,000-run tree walk meets ~400,000 of them).
+- ``walk_rows(start, direction, hops) -> (nodes, edges, truncated)``: a whole breadth-first
+  walk in one round trip, for a server where a round trip per level costs more than the
+  level (``edges`` as ``(source, target, kind)`` tuples: every edge between two found
+  nodes; ``truncated`` when an edge leads from a found node to one beyond ``hops``).
+- ``reaches(source, target, direction) -> bool``: the cycle check, likewise in one trip.
 """
 
 from __future__ import annotations
