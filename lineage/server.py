@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
+from uvicorn.supervisors.multiprocess import Multiprocess
 
 from lineage.app import DEFAULT_MAX_UPLOAD, create_app, open_service
 from lineage.auth import is_loopback
@@ -59,13 +61,18 @@ def serve(
         os.environ["LINEAGE_BLOBS"] = blobs
     os.environ[_REQUIRE_TOKEN] = "1" if require_token else "0"
     os.environ[_MAX_UPLOAD] = str(max_upload)
-    uvicorn.run(
-        "lineage.server:app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
+    if workers == 1:
+        uvicorn.run("lineage.server:app_from_env", factory=True, host=host, port=port)
+        return
+    config = uvicorn.Config(
+        "lineage.server:app_from_env", factory=True, host=host, port=port, workers=workers
     )
+    # uvicorn binds the shared listener with proto 0, so asyncio never sets TCP_NODELAY on
+    # accepted connections and every keep-alive response waits ~40 ms for a delayed ACK
+    # (uvicorn issue #3149; measured in bench/README.md). Rebind it as IPPROTO_TCP.
+    bound = config.bind_socket()
+    sock = socket.socket(bound.family, bound.type, socket.IPPROTO_TCP, fileno=bound.detach())
+    Multiprocess(config, sockets=[sock]).run()
 
 
 def app_from_env() -> Starlette:

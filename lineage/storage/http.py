@@ -35,6 +35,7 @@ logger = logging.getLogger(__name__)
 
 _RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
 _MISSING_BATCH = 10_000
+_REMEMBER = 100_000  # digests reported missing and not yet sent, kept to skip a second ask
 
 
 class HttpBlobStore:
@@ -59,6 +60,9 @@ class HttpBlobStore:
             limits=httpx.Limits(max_connections=threads * 2),
         )
         self._lock = threading.Lock()
+        # what the server said it lacks, until we send it: write_manifest asks about all
+        # its pages at once, then puts each; asking again per page doubled its requests
+        self._absent: set[str] = set()
         self.bytes_sent = 0  # what actually travelled: the dedup is measurable
 
     def close(self) -> None:
@@ -98,6 +102,10 @@ class HttpBlobStore:
             batch = wanted[start : start + _MISSING_BATCH]
             response = self._request("POST", "/blobs/missing", json={"digests": batch})
             absent |= set(response.json()["missing"])
+        with self._lock:
+            if len(self._absent) + len(absent) > _REMEMBER:
+                self._absent.clear()
+            self._absent |= absent
         return absent
 
     def put_file(self, path: Path, digest: str | None = None) -> tuple[str, int]:
@@ -149,6 +157,8 @@ class HttpBlobStore:
                 body=body,
                 headers={"Content-Type": "application/octet-stream"},
             )
+            with self._lock:
+                self._absent.discard(digest)
         except DigestMismatch:
             raise DigestMismatch(
                 f"{path} changed while it was being uploaded "
@@ -170,10 +180,13 @@ class HttpBlobStore:
         actual = hash_bytes(data)
         if digest is not None and digest != actual:
             raise DigestMismatch(f"bytes hash to {actual}, not the claimed {digest}", digest=digest)
-        if self.missing([actual]):
+        with self._lock:
+            known = actual in self._absent
+        if known or self.missing([actual]):
             self._request("PUT", f"/blobs/{actual}", content=data)
             with self._lock:
                 self.bytes_sent += len(data)
+                self._absent.discard(actual)
         return actual
 
     def open(self, digest: str) -> BinaryIO:
