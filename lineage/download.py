@@ -1,7 +1,10 @@
 """From a manifest to files on disk, every byte checked against its digest.
 
 Files already present with the right digest (by the stat cache, else by hashing them) are
-left alone: downloading into a directory that holds the version costs a ``stat`` per file.
+left alone: downloading into a directory that holds the version costs a ``stat`` per file
+(an ``lstat``, which also shows that no symlink leads the write outside the directory).
+Missing files are copied and hashed in one pass by a few threads, written under a
+temporary name beside the target and renamed into place only when their digest matches.
 References are fetched from their source and refused when the source no longer matches.
 """
 
@@ -9,18 +12,29 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import stat
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from typing import BinaryIO
 
-from lineage.errors import BlobNotFound, DigestMismatch, IntegrityError, UnsupportedScheme
-from lineage.hashing import CHUNK, Hasher, hash_file
+from lineage.errors import (
+    BlobNotFound,
+    DigestMismatch,
+    IntegrityError,
+    StoreUnavailable,
+)
+from lineage.hashing import CHUNK, Hasher, copy_and_hash, hash_fd, hash_file
 from lineage.manifest import Entry, Manifest
 from lineage.progress import bar
-from lineage.statcache import StatCache, stat_key
+from lineage.references import check, open_reference
+from lineage.statcache import StatCache, StatKey, stat_key
 from lineage.storage.blobs import BlobStore
 
 __all__ = ["download", "verify"]
+
+THREADS = min(4, (os.cpu_count() or 1) + 1)
 
 
 def download(
@@ -33,43 +47,113 @@ def download(
 ) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     real_root = root.resolve()
-    targets = {entry.path: real_root / entry.path for entry in manifest}
-    for path in targets.values():
-        if not path.resolve().is_relative_to(real_root):
-            raise IntegrityError(f"{path} would be written outside {root}", path=str(path))
-    present: dict[str, tuple[int, int, int, int]] = {}
-    for name, path in targets.items():
-        with contextlib.suppress(FileNotFoundError):
-            present[name] = stat_key(os.stat(path))
-    known = cache.lookup((str(targets[name]), key) for name, key in present.items())
-    todo = [
-        entry
-        for entry in manifest
-        if known.get(str(targets[entry.path])) != _expected(entry) or _expected(entry) is None
-    ]
-    fresh = []
+    entries = list(manifest)
+    targets = {entry.path: os.path.join(real_root, entry.path) for entry in entries}
+    present = _inspect(targets, real_root, root)
+    known = cache.lookup((targets[name], key) for name, key in present.items())
+    todo = [e for e in entries if e.digest is None or known.get(targets[e.path]) != e.digest]
+    for folder in sorted({os.path.dirname(targets[e.path]) for e in todo}):
+        os.makedirs(folder, exist_ok=True)
+
+    fresh: list[tuple[str, StatKey, str]] = []
+
+    def place(entry: Entry) -> tuple[str, StatKey, str]:
+        target = targets[entry.path]
+        if entry.path in present and entry.digest is not None:
+            digest, _ = hash_file(target)  # there, but not in the cache: hash, don't copy
+            if digest == entry.digest:
+                return target, present[entry.path], digest
+        digest = _fetch(entry, target, blobs)
+        return target, stat_key(os.stat(target)), digest
+
     with bar("downloading", sum(e.size for e in todo), enabled=progress) as advance:
-        for entry in todo:
-            target = targets[entry.path]
-            if entry.path in present and _expected(entry) is not None:
-                digest, _ = hash_file(target)
-                if digest == entry.digest:
-                    fresh.append((str(target), present[entry.path], digest))
-                    advance(entry.size)
-                    continue
-            digest = _fetch(entry, target, blobs)
-            fresh.append((str(target), stat_key(os.stat(target)), digest))
-            advance(entry.size)
-    cache.store(fresh)
+        try:
+            _each(todo, place, fresh.append, advance)
+        finally:
+            cache.store(fresh)
     return root
 
 
-def _expected(entry: Entry) -> str | None:
-    return entry.digest
+def _inspect(targets: dict[str, str], real_root: Path, root: Path) -> dict[str, StatKey]:
+    """Stat keys of the targets that exist; refuse any whose path leaves ``real_root``.
+
+    Entry paths are relative and free of ``..`` (checked when the manifest is read), so only
+    a symlink already in the directory can lead outside it: ``lstat`` finds those, and only
+    those are resolved. Each folder is looked at once.
+    """
+    folders: dict[str, bool] = {str(real_root): True}
+
+    def inside(path: str) -> bool:
+        return Path(path).resolve().is_relative_to(real_root)
+
+    def folder_ok(folder: str) -> bool:
+        ok = folders.get(folder)
+        if ok is None:
+            ok = folder_ok(os.path.dirname(folder))
+            if ok:
+                with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+                    ok = not stat.S_ISLNK(os.lstat(folder).st_mode) or inside(folder)
+            folders[folder] = ok
+        return ok
+
+    present: dict[str, StatKey] = {}
+    for name, target in targets.items():
+        try:
+            if not folder_ok(os.path.dirname(target)):
+                raise IntegrityError(f"{target} would be written outside {root}", path=target)
+            st = os.lstat(target)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        if stat.S_ISLNK(st.st_mode):
+            if not inside(target):
+                raise IntegrityError(f"{target} would be written outside {root}", path=target)
+            try:
+                st = os.stat(target)
+            except FileNotFoundError:
+                continue
+        present[name] = stat_key(st)
+    return present
 
 
-def _fetch(entry: Entry, target: Path, blobs: BlobStore) -> str:
-    target.parent.mkdir(parents=True, exist_ok=True)
+def _each(
+    todo: list[Entry],
+    place: Callable[[Entry], tuple[str, StatKey, str]],
+    done: Callable[[tuple[str, StatKey, str]], None],
+    advance: Callable[[int], None],
+) -> None:
+    """``place`` every entry on a few threads; stop at the first error and raise it."""
+    errors: list[BaseException] = []
+    work = iter(todo)
+    lock = threading.Lock()
+
+    def worker() -> None:
+        while True:
+            with lock:
+                entry = None if errors else next(work, None)
+            if entry is None:
+                return
+            try:
+                result = place(entry)
+            except BaseException as exc:  # noqa: BLE001 - raised by the caller's thread
+                with lock:
+                    errors.append(exc)
+                return
+            with lock:
+                done(result)
+            advance(entry.size)
+
+    threads = min(THREADS, len(todo))
+    if threads <= 1:
+        worker()
+    else:
+        with ThreadPoolExecutor(threads) as pool:
+            for future in [pool.submit(worker) for _ in range(threads)]:
+                future.result()
+    if errors:
+        raise errors[0]
+
+
+def _fetch(entry: Entry, target: str, blobs: BlobStore) -> str:
     if entry.is_reference:
         source = _open_reference(entry)
     else:
@@ -82,14 +166,11 @@ def _fetch(entry: Entry, target: Path, blobs: BlobStore) -> str:
                 path=entry.path,
                 digest=entry.digest,
             ) from None
-    fd, name = tempfile.mkstemp(dir=target.parent, prefix=".lineage-")
+    folder, name = os.path.split(target)
+    fd, temp = _create(folder, name)
     try:
-        hasher = Hasher()
-        with source, os.fdopen(fd, "wb") as out:
-            while chunk := source.read(CHUNK):
-                hasher.update(chunk)
-                out.write(chunk)
-        digest: str = hasher.hexdigest()
+        with source:
+            digest = _copy(source, fd)
         if entry.digest is not None and digest != entry.digest:
             where = entry.uri if entry.is_reference else f"blob {entry.digest[:16]}..."
             raise DigestMismatch(
@@ -98,25 +179,64 @@ def _fetch(entry: Entry, target: Path, blobs: BlobStore) -> str:
                 path=entry.path,
                 digest=entry.digest,
             )
-        os.replace(name, target)
+        os.close(fd)
+        fd = -1
+        os.replace(temp, target)
     except BaseException:
-        Path(name).unlink(missing_ok=True)
+        if fd >= 0:
+            os.close(fd)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
         raise
     return digest
 
 
-def _open_reference(entry: Entry):  # type: ignore[no-untyped-def]
-    assert entry.uri is not None
-    parts = urlsplit(entry.uri)
-    if parts.scheme != "file":
-        raise UnsupportedScheme(f"{entry.path}: cannot fetch {entry.uri}", uri=entry.uri)
-    path = Path(unquote(parts.path))
+def _create(folder: str, name: str) -> tuple[int, str]:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+    while True:
+        temp = os.path.join(folder, f".lineage-{os.urandom(6).hex()}-{name[:64]}")
+        try:
+            return os.open(temp, flags, 0o666), temp
+        except FileExistsError:  # pragma: no cover - 48 random bits
+            continue
+
+
+def _copy(source: BinaryIO, fd: int) -> str:
+    """Copy ``source`` into ``fd``, returning the digest of exactly the bytes written."""
     try:
-        return open(path, "rb")
-    except FileNotFoundError:
-        raise IntegrityError(
-            f"{entry.path}: referenced file {path} no longer exists", path=entry.path
-        ) from None
+        src = source.fileno()
+    except (AttributeError, OSError, ValueError):
+        hasher = Hasher()
+        with os.fdopen(os.dup(fd), "wb") as out:
+            while chunk := source.read(CHUNK):
+                hasher.update(chunk)
+                out.write(chunk)
+        digest: str = hasher.hexdigest()
+        return digest
+    return copy_and_hash(src, fd)[0]
+
+
+def _hash(source: BinaryIO) -> tuple[str, int]:
+    try:
+        return hash_fd(source.fileno())
+    except (AttributeError, OSError, ValueError):
+        hasher, size = Hasher(), 0
+        while chunk := source.read(CHUNK):
+            hasher.update(chunk)
+            size += len(chunk)
+        return hasher.hexdigest(), size
+
+
+def _open_reference(entry: Entry) -> BinaryIO:
+    """The referenced bytes, refused (naming the file) when the source changed."""
+    assert entry.uri is not None
+    return open_reference(
+        entry.uri,
+        name=entry.path,
+        etag=entry.etag,
+        version_id=entry.version_id,
+        last_modified=entry.last_modified,
+    )
 
 
 def verify(manifest: Manifest, blobs: BlobStore, *, progress: bool | None = None) -> list[str]:
@@ -125,21 +245,33 @@ def verify(manifest: Manifest, blobs: BlobStore, *, progress: bool | None = None
     with bar("verifying", manifest.size, enabled=progress) as advance:
         for entry in manifest:
             try:
-                source = _open_reference(entry) if entry.is_reference else None
-                if source is None:
+                if entry.is_reference and entry.digest is None:
+                    # s3:// and http(s)://: the source's identity, asked without downloading
+                    assert entry.uri is not None
+                    problem = check(
+                        entry.uri,
+                        name=entry.path,
+                        size=entry.size,
+                        etag=entry.etag,
+                        version_id=entry.version_id,
+                        last_modified=entry.last_modified,
+                    )
+                    if problem:
+                        problems.append(problem)
+                    advance(entry.size)
+                    continue
+                if entry.is_reference:
+                    source = _open_reference(entry)
+                else:
                     assert entry.digest is not None
                     source = blobs.open(entry.digest)
-                hasher = Hasher()
-                size = 0
                 with source:
-                    while chunk := source.read(CHUNK):
-                        hasher.update(chunk)
-                        size += len(chunk)
-                if entry.digest is not None and hasher.hexdigest() != entry.digest:
+                    digest, size = _hash(source)
+                if entry.digest is not None and digest != entry.digest:
                     problems.append(f"{entry.path}: content does not match digest {entry.digest}")
                 elif size != entry.size:
                     problems.append(f"{entry.path}: size {size}, expected {entry.size}")
-            except (BlobNotFound, IntegrityError) as exc:
+            except (BlobNotFound, IntegrityError, StoreUnavailable) as exc:
                 problems.append(f"{entry.path}: {exc}")
             advance(entry.size)
     return problems

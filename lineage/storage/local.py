@@ -2,20 +2,28 @@
 
 Writes copy and hash in one pass into ``<root>/tmp/``, then publish with ``rename`` once the
 bytes are durable. A batch (``put_files``) pays for durability once: every temporary file is
-written, one ``syncfs`` flushes them, then all are renamed and the directories synced. Where
-the filesystem can clone (btrfs, XFS), a copy is a reflink and only the hash reads the bytes.
-Never a hard link: a user editing the original would corrupt the store.
+written, one ``syncfs`` flushes them, then all are renamed and one more ``syncfs`` makes the
+renames durable. Where the filesystem can clone (btrfs, XFS), a copy is a reflink and only
+the hash reads the bytes. Never a hard link: a user editing the original would corrupt the
+store.
+
+A file costs two opens, its reads and writes, a ``fchmod``, a ``stat`` and a ``rename``; a
+batch two ``syncfs`` calls. Files are staged by a few threads (hashing and I/O release the
+GIL), each with its own reused 1 MiB buffer. Measured in ``bench/`` on 10,000 files / 1 GiB:
+a first log runs at about the speed of ``cp -r`` (and of ``cp -r && sync``), and neither the
+hash nor the two flushes are what it waits on: the kernel's writing of new files is.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import errno
 import fcntl
 import logging
 import os
-import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -23,13 +31,18 @@ from pathlib import Path
 from typing import BinaryIO
 
 from lineage.errors import BlobNotFound, DigestMismatch, StoreUnavailable
-from lineage.hashing import CHUNK, Hasher, check_digest
+from lineage.hashing import CHUNK, Hasher, check_digest, copy_and_hash, hash_fd
 
 __all__ = ["LocalBlobStore"]
 
 logger = logging.getLogger(__name__)
 
 _FICLONE = 0x40049409
+_CREATE = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+# list a folder instead of a stat a digest when it holds at most 16 names a digest asked
+# (a directory entry for a 62-character name takes 72 bytes; a stat costs ~16 listed names)
+_LIST_MIN = 4
+_LIST_BYTES = 16 * 72
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
 
 
@@ -39,6 +52,7 @@ class LocalBlobStore:
         self.url = self.root.as_uri()
         self._threads = threads or min(4, (os.cpu_count() or 1) + 1)
         self._tmp = self.root / "tmp"
+        self._prefix = f"{self.root}{os.sep}"
         try:
             self._tmp.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -46,15 +60,41 @@ class LocalBlobStore:
         self._reflink = True
 
     def path(self, digest: str) -> Path:
-        check_digest(digest)
-        return self.root / digest[:2] / digest[2:]
+        return Path(self._path(check_digest(digest)))
+
+    def _path(self, digest: str) -> str:
+        return f"{self._prefix}{digest[:2]}{os.sep}{digest[2:]}"
 
     def missing(self, digests: Iterable[str]) -> set[str]:
-        return {digest for digest in set(digests) if not self.path(digest).is_file()}
+        """A ``stat`` a digest, or one listing of a folder when it holds few more names.
+
+        Every re-log asks this for all its files (10,000 in ``bench/``): listing the
+        256 folders of a small store answers in a fraction of the time of 10,000 stats,
+        while a large store, where a listing would read far more names than asked, is
+        asked one digest at a time.
+        """
+        by_folder: dict[str, list[str]] = {}
+        for digest in set(digests):
+            by_folder.setdefault(check_digest(digest)[:2], []).append(digest)
+        absent: set[str] = set()
+        for prefix, group in by_folder.items():
+            folder = self._prefix + prefix
+            if len(group) >= _LIST_MIN:
+                try:
+                    listable = os.stat(folder).st_size <= len(group) * _LIST_BYTES
+                    names = set(os.listdir(folder)) if listable else None
+                except (FileNotFoundError, NotADirectoryError):
+                    absent.update(group)
+                    continue
+                if names is not None:
+                    absent.update(d for d in group if d[2:] not in names)
+                    continue
+            absent.update(d for d in group if not os.path.isfile(self._path(d)))
+        return absent
 
     def size(self, digest: str) -> int | None:
         try:
-            return self.path(digest).stat().st_size
+            return os.stat(self._path(check_digest(digest))).st_size
         except FileNotFoundError:
             return None
 
@@ -73,37 +113,48 @@ class LocalBlobStore:
         All-or-nothing per file: a file whose bytes do not match its expected digest raises
         DigestMismatch after the others are published; nothing is stored for it.
         """
-        staged: list[tuple[Path, str, int] | BaseException] = []
+        staged: list[tuple[str, str, int] | BaseException | None] = [None] * len(items)
 
-        def stage(item: tuple[Path, str | None]) -> tuple[Path, str, int]:
-            source, expected = item
-            temp, digest, size = self._stage_file(Path(source))
-            if expected is not None and digest != expected:
-                temp.unlink(missing_ok=True)
-                raise DigestMismatch(
-                    f"{source} changed while it was being stored: expected digest "
-                    f"{expected[:16]}..., read {digest[:16]}...",
-                    path=str(source),
-                    digest=expected,
-                )
+        def stage(index: int) -> None:
+            source, expected = items[index]
+            try:
+                temp, digest, size = self._stage_file(source)
+                if expected is not None and digest != expected:
+                    _unlink(temp)
+                    raise DigestMismatch(
+                        f"{source} changed while it was being stored: expected digest "
+                        f"{expected[:16]}..., read {digest[:16]}...",
+                        path=str(source),
+                        digest=expected,
+                    )
+            except BaseException as exc:  # noqa: BLE001 - re-raised below, after publishing
+                staged[index] = exc
+                return
+            staged[index] = (temp, digest, size)
             if progress is not None:
                 progress(size)
-            return temp, digest, size
 
-        if len(items) == 1:
-            try:
-                staged.append(stage(items[0]))
-            except BaseException as exc:  # noqa: BLE001 - re-raised below, after cleanup
-                staged.append(exc)
+        threads = min(self._threads, len(items))
+        if threads <= 1:
+            for index in range(len(items)):
+                stage(index)
         else:
-            with ThreadPoolExecutor(self._threads) as pool:
-                futures = [pool.submit(stage, item) for item in items]
-                for future in futures:
-                    try:
-                        staged.append(future.result())
-                    except BaseException as exc:  # noqa: BLE001
-                        staged.append(exc)
-        ok = [entry for entry in staged if not isinstance(entry, BaseException)]
+            # a few long-lived workers pulling indexes: no future per file
+            todo = iter(range(len(items)))
+            lock = threading.Lock()
+
+            def work() -> None:
+                while True:
+                    with lock:
+                        index = next(todo, None)
+                    if index is None:
+                        return
+                    stage(index)
+
+            with ThreadPoolExecutor(threads) as pool:
+                for future in [pool.submit(work) for _ in range(threads)]:
+                    future.result()
+        ok = [entry for entry in staged if isinstance(entry, tuple)]
         self._publish([(temp, digest) for temp, digest, _ in ok])
         for entry in staged:
             if isinstance(entry, BaseException):
@@ -113,76 +164,90 @@ class LocalBlobStore:
     def put_stream(self, stream: BinaryIO, digest: str | None = None) -> tuple[str, int]:
         hasher = Hasher()
         size = 0
-        fd, name = tempfile.mkstemp(dir=self._tmp)
-        temp = Path(name)
+        fd, temp = self._create_temp()
         try:
             with os.fdopen(fd, "wb") as out:
                 while chunk := stream.read(CHUNK):
                     hasher.update(chunk)
                     out.write(chunk)
                     size += len(chunk)
+                os.fchmod(out.fileno(), 0o444)
             actual = hasher.hexdigest()
             if digest is not None and actual != digest:
                 raise DigestMismatch(
                     f"received bytes hash to {actual}, not the claimed {digest}", digest=digest
                 )
         except BaseException:
-            temp.unlink(missing_ok=True)
+            _unlink(temp)
             raise
         self._publish([(temp, actual)])
         return actual, size
 
     def put_bytes(self, data: bytes) -> str:
         digest = Hasher(data).hexdigest()
-        if self.path(digest).is_file():
+        if os.path.isfile(self._path(digest)):
             return digest
-        fd, name = tempfile.mkstemp(dir=self._tmp)
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        self._publish([(Path(name), digest)])
+        fd, temp = self._create_temp()
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+                os.fchmod(out.fileno(), 0o444)
+        except BaseException:
+            _unlink(temp)
+            raise
+        self._publish([(temp, digest)])
         return digest
 
-    def _stage_file(self, source: Path) -> tuple[Path, str, int]:
-        fd, name = tempfile.mkstemp(dir=self._tmp)
-        temp = Path(name)
+    def _create_temp(self) -> tuple[int, str]:
+        while True:
+            name = f"{self._tmp}{os.sep}{os.urandom(8).hex()}"
+            try:
+                return os.open(name, _CREATE, 0o600), name
+            except FileExistsError:  # pragma: no cover - 64 random bits
+                continue
+
+    def _stage_file(self, source: Path) -> tuple[str, str, int]:
+        """Copy ``source`` into a new temporary file, hashing exactly the bytes written."""
+        fd, temp = self._create_temp()
         try:
-            with open(source, "rb") as src, os.fdopen(fd, "wb") as out:
-                if self._reflink and _clone(src.fileno(), out.fileno()):
-                    with open(temp, "rb") as clone:
-                        hasher, size = _hash_stream(clone)
+            src = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                if self._reflink and _clone(src, fd):
+                    digest, size = hash_fd(fd)  # the clone is ours alone: hash what it holds
                 else:
                     self._reflink = False
-                    hasher, size = Hasher(), 0
-                    buffer = bytearray(CHUNK)
-                    view = memoryview(buffer)
-                    while n := src.readinto(buffer):
-                        hasher.update(view[:n])
-                        out.write(view[:n])
-                        size += n
+                    digest, size = copy_and_hash(src, fd)
+            finally:
+                os.close(src)
+            os.fchmod(fd, 0o444)
         except BaseException:
-            temp.unlink(missing_ok=True)
+            os.close(fd)
+            _unlink(temp)
             raise
-        return temp, hasher.hexdigest(), size
+        os.close(fd)
+        return temp, digest, size
 
-    def _publish(self, staged: Sequence[tuple[Path, str]]) -> None:
+    def _publish(self, staged: Sequence[tuple[str, str]]) -> None:
         if not staged:
             return
         _syncfs(self._tmp)
         for temp, digest in staged:
-            final = self.path(digest)
-            if final.is_file():
-                temp.unlink(missing_ok=True)
+            final = self._path(digest)
+            if os.path.isfile(final):  # already stored (or twice in this batch): keep the first
+                _unlink(temp)
                 continue
-            final.parent.mkdir(exist_ok=True)
-            os.chmod(temp, 0o444)
-            os.replace(temp, final)
+            try:
+                os.replace(temp, final)
+            except FileNotFoundError:  # the first blob under this prefix
+                os.makedirs(os.path.dirname(final), exist_ok=True)
+                os.replace(temp, final)
         _syncfs(self.root)
 
     # reads ---------------------------------------------------------------------------------
 
     def open(self, digest: str) -> BinaryIO:
         try:
-            return open(self.path(digest), "rb")
+            return open(self._path(check_digest(digest)), "rb")
         except FileNotFoundError:
             raise BlobNotFound(f"blob {digest} is not in {self.url}", digest=digest) from None
 
@@ -194,7 +259,7 @@ class LocalBlobStore:
         removed = 0
         for digest in digests:
             try:
-                self.path(digest).unlink()
+                os.unlink(self._path(check_digest(digest)))
                 removed += 1
             except FileNotFoundError:
                 pass
@@ -210,12 +275,9 @@ class LocalBlobStore:
                     yield folder.name + entry.name
 
 
-def _hash_stream(stream: BinaryIO) -> tuple[Hasher, int]:
-    hasher, size = Hasher(), 0
-    while chunk := stream.read(CHUNK):
-        hasher.update(chunk)
-        size += len(chunk)
-    return hasher, size
+def _unlink(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
 
 
 def _clone(src: int, dst: int) -> bool:
