@@ -129,48 +129,8 @@ def no_syncfs() -> Iterator[None]:
         lineage.storage.local._syncfs = saved
 
 
-def scandir_walk(root: Path) -> list[tuple[str, Path]]:
-    """``lineage.artifact.walk`` on ``os.scandir``: the same result, resolving only symlinks.
-
-    A file reached through real directories resolves to the resolved root plus its relative
-    path, so only symlinks need ``resolve()``; the file type comes from the directory entry.
-    Measured here to show what the walk of ``add_dir`` could cost.
-    """
-    real_root = root.resolve()
-    found: list[tuple[str, Path]] = []
-
-    def outside(path: str) -> bool:
-        return not Path(path).resolve().is_relative_to(real_root)
-
-    def visit(folder: str, rel: str) -> None:
-        with os.scandir(folder) as listing:
-            entries = sorted(listing, key=lambda e: e.name)
-        subdirs = []
-        for entry in entries:
-            if entry.is_dir():
-                if entry.is_symlink():
-                    if outside(entry.path):
-                        raise lineage.InvalidPath(
-                            f"symlink {entry.path} points outside {root}", path=entry.path
-                        )
-                else:
-                    subdirs.append(entry)
-                continue
-            if entry.is_symlink():
-                if outside(entry.path):
-                    raise lineage.InvalidPath(
-                        f"symlink {entry.path} points outside {root}", path=entry.path
-                    )
-                target = Path(entry.path).resolve()
-                if target.is_file():
-                    found.append((rel + entry.name, target))
-            elif entry.is_file(follow_symlinks=False):
-                found.append((rel + entry.name, Path(f"{real_root}/{rel}{entry.name}")))
-        for entry in subdirs:
-            visit(entry.path, f"{rel}{entry.name}/")
-
-    visit(str(root), "")
-    return found
+# The scandir walk measured here now is ``lineage.artifact.walk`` itself.
+scandir_walk = lineage.artifact.walk
 
 
 def log(store: Path, data: Path) -> lineage.ArtifactVersion:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import socket
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -35,7 +34,7 @@ from lineage.records import (
     Subgraph,
     VersionRecord,
 )
-from lineage.service import GcReport
+from lineage.service import GcReport, process_alive
 from lineage.storage.graph import GraphStore
 from lineage.storage.http import HttpBlobStore
 
@@ -294,7 +293,7 @@ class RemoteService:
         projects = [project] if project else self.projects()
         for name in projects:
             for run in self.runs(name, state="running"):
-                if run.host == host and run.pid is not None and not _alive(run.pid):
+                if run.host == host and run.pid is not None and not process_alive(run.pid):
                     reaped.append(self.finish_run(run.id, state="crashed", error="process exited"))
         return reaped
 
@@ -616,13 +615,3 @@ def _error(error: Mapping[str, Any]) -> LineageError:
         str(extensions.get("code", "")), LineageError
     )
     return cls(message)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

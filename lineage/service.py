@@ -168,7 +168,7 @@ class Service(Traversal):
         host = socket.gethostname()
         reaped = []
         for run in self.graph.list_runs(project, state="running"):
-            if run.host != host or run.pid is None or _alive(run.pid):
+            if run.host != host or run.pid is None or process_alive(run.pid):
                 continue
             updated = self.graph.update_run(
                 run.id,
@@ -529,7 +529,7 @@ class Service(Traversal):
         )
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
