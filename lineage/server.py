@@ -61,12 +61,17 @@ def serve(
         os.environ["LINEAGE_BLOBS"] = blobs
     os.environ[_REQUIRE_TOKEN] = "1" if require_token else "0"
     os.environ[_MAX_UPLOAD] = str(max_upload)
-    if workers == 1:
-        uvicorn.run("lineage.server:app_from_env", factory=True, host=host, port=port)
-        return
-    config = uvicorn.Config(
-        "lineage.server:app_from_env", factory=True, host=host, port=port, workers=workers
+    _run(
+        uvicorn.Config(
+            "lineage.server:app_from_env", factory=True, host=host, port=port, workers=workers
+        )
     )
+
+
+def _run(config: uvicorn.Config) -> None:
+    if config.workers == 1:
+        uvicorn.Server(config).run()
+        return
     # uvicorn binds the shared listener with proto 0, so asyncio never sets TCP_NODELAY on
     # accepted connections and every keep-alive response waits ~40 ms for a delayed ACK
     # (uvicorn issue #3149; measured in bench/README.md). Rebind it as IPPROTO_TCP.

@@ -121,8 +121,8 @@ def test_is_loopback() -> None:
 
 
 def test_serve_requires_tokens_off_loopback(monkeypatch: pytest.MonkeyPatch, backend: Any) -> None:
-    calls: list[dict[str, Any]] = []
-    monkeypatch.setattr(lineage_server.uvicorn, "run", lambda *a, **k: calls.append(k))
+    calls: list[dict[str, Any]] = []  # the uvicorn.Config each serve() would run
+    monkeypatch.setattr(lineage_server, "_run", lambda config: calls.append(vars(config)))
     for key in ("LINEAGE_STORE", "LINEAGE_BLOBS", "LINEAGE_SERVER_REQUIRE_TOKEN"):
         monkeypatch.setenv(key, "unset")
     lineage_server.serve(backend.store, backend.blobs, host="127.0.0.1", port=1)
