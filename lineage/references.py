@@ -16,7 +16,6 @@ A directory or prefix expands to one entry per object; more than ``max_objects``
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, cast
@@ -31,6 +30,7 @@ from lineage.errors import (
     StoreUnavailable,
     UnsupportedScheme,
 )
+from lineage.storage.http import ResponseStream
 
 __all__ = ["SCHEMES", "Located", "check", "locate", "open_reference"]
 
@@ -228,7 +228,7 @@ def open_reference(
         if problem:
             response.close()
             raise DigestMismatch(f"{name}: {uri} {problem}", path=name)
-        return cast(BinaryIO, io.BufferedReader(_HttpStream(response, client)))
+        return cast(BinaryIO, io.BufferedReader(ResponseStream(response, client)))
     raise UnsupportedScheme(f"{name}: cannot fetch {uri}", uri=uri)
 
 
@@ -281,30 +281,3 @@ def check(
             problem = f"is {length} bytes, logged {size}"
         return f"{name}: {uri} {problem}" if problem else None
     return None
-
-
-class _HttpStream(io.RawIOBase):
-    def __init__(self, response: httpx.Response, client: httpx.Client) -> None:
-        self._response = response
-        self._client = client
-        self._chunks: Iterator[bytes] = response.iter_raw(1 << 20)
-        self._buffer = b""
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, target: Any) -> int:
-        while not self._buffer:
-            try:
-                self._buffer = next(self._chunks)
-            except StopIteration:
-                return 0
-        n = min(len(target), len(self._buffer))
-        target[:n] = self._buffer[:n]
-        self._buffer = self._buffer[n:]
-        return n
-
-    def close(self) -> None:
-        self._response.close()
-        self._client.close()
-        super().close()

@@ -29,7 +29,7 @@ from lineage.errors import (
 )
 from lineage.hashing import CHUNK, check_digest, hash_file
 
-__all__ = ["HttpBlobStore"]
+__all__ = ["HttpBlobStore", "ResponseStream"]
 
 logger = logging.getLogger(__name__)
 
@@ -200,7 +200,7 @@ class HttpBlobStore:
             response.read()
             response.close()
             _raise_for(response, self.url, digest=digest)
-        return cast(BinaryIO, io.BufferedReader(_ResponseStream(response), CHUNK))
+        return cast(BinaryIO, io.BufferedReader(ResponseStream(response), CHUNK))
 
     def get_bytes(self, digest: str) -> bytes:
         with self.open(digest) as stream:
@@ -220,9 +220,13 @@ class HttpBlobStore:
         raise InvalidInput("a lineage server does not list its blobs to clients")
 
 
-class _ResponseStream(io.RawIOBase):
-    def __init__(self, response: httpx.Response) -> None:
+class ResponseStream(io.RawIOBase):
+    """A streamed httpx response as a readable binary stream (closing it closes the response,
+    and ``client`` too when the stream owns one)."""
+
+    def __init__(self, response: httpx.Response, client: httpx.Client | None = None) -> None:
         self._response = response
+        self._client = client
         self._chunks = response.iter_raw(CHUNK)
         self._buffer = b""
 
@@ -242,6 +246,8 @@ class _ResponseStream(io.RawIOBase):
 
     def close(self) -> None:
         self._response.close()
+        if self._client is not None:
+            self._client.close()
         super().close()
 
 
