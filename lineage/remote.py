@@ -42,6 +42,9 @@ __all__ = ["RemoteService"]
 
 logger = logging.getLogger(__name__)
 
+# aliased fields per request: under the server's default MaxAliasesLimiter (50)
+_BATCH = 40
+
 _CODES: dict[str, type[LineageError]] = {
     "INVALID_INPUT": errors.InvalidInput,
     "NOT_FOUND": errors.NotFound,
@@ -189,7 +192,8 @@ class RemoteService:
                 url=self.url,
             )
 
-    def query(self, document: str, **variables: Any) -> Any:
+    def query(self, document: str, *, missing_ok: bool = False, **variables: Any) -> Any:
+        """The data of one GraphQL request; with ``missing_ok``, NOT_FOUND fields are None."""
         self.requests += 1
         delay = 0.2
         for attempt in range(5):
@@ -210,14 +214,17 @@ class RemoteService:
         if response.status_code in (401, 403) and not response.content.startswith(b"{"):
             raise errors.Unauthenticated(f"{self.url}: HTTP {response.status_code}")
         body = response.json()
-        if body.get("errors"):
-            raise _error(body["errors"][0])
+        errors_ = body.get("errors") or []
+        if missing_ok and body.get("data") is not None:
+            errors_ = [e for e in errors_ if (e.get("extensions") or {}).get("code") != "NOT_FOUND"]
+        if errors_:
+            raise _error(errors_[0])
         return body["data"]
 
     # runs ----------------------------------------------------------------------------------
 
     def start_run(self, *, project: str, code: CodeVersion | None = None, **kw: Any) -> RunRecord:
-        variables = {
+        variables: dict[str, Any] = {
             "project": project,
             "jobType": kw.get("job_type"),
             "name": kw.get("name"),
@@ -252,11 +259,29 @@ class RemoteService:
         return _run(data["run"])
 
     def get_runs(self, ids: Iterable[str]) -> dict[str, RunRecord]:
+        """Many runs, a batch of aliased fields per request (never a request per run)."""
         found = {}
-        for run_id in sorted(set(ids)):
-            with contextlib.suppress(errors.RunNotFound):
-                found[run_id] = self.get_run(run_id)
+        for key, data in self._batch(sorted(set(ids)), "run(id: {})", RUN, "ID!").items():
+            if data is not None:
+                found[key] = _run(data)
         return found
+
+    def _batch(self, keys: Sequence[str], field: str, selection: str, kind: str) -> dict[str, Any]:
+        """One GraphQL field per key, up to the server's alias limit in each request."""
+        answers: dict[str, Any] = {}
+        for start in range(0, len(keys), _BATCH):
+            chunk = keys[start : start + _BATCH]
+            params = ", ".join(f"$k{i}: {kind}" for i in range(len(chunk)))
+            fields = " ".join(
+                f"a{i}: {field.format(f'$k{i}')} {{ {selection} }}" for i in range(len(chunk))
+            )
+            data = self.query(
+                f"query({params}) {{ {fields} }}",
+                missing_ok=True,
+                **{f"k{i}": k for i, k in enumerate(chunk)},
+            )
+            answers.update((k, data.get(f"a{i}")) for i, k in enumerate(chunk))
+        return answers
 
     def finish_run(
         self,
@@ -540,8 +565,10 @@ class RemoteService:
         return [_run(r) for r in (data["artifactVersion"] or {}).get("usedBy", [])]
 
     def consumed(self, ids: Sequence[str]) -> set[str]:
-        """Which of these versions some run consumed."""
-        return {i for i in ids if ":" in i and self.consumers(self.resolve(i))}
+        """Which of these versions some run consumed (batched like :meth:`get_runs`)."""
+        refs = sorted({i for i in ids if ":" in i})
+        answers = self._batch(refs, "artifactVersion(ref: {})", "usedBy { id }", "String!")
+        return {ref for ref, data in answers.items() if data and data["usedBy"]}
 
     # traversals ----------------------------------------------------------------------------
 
