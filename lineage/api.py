@@ -47,9 +47,6 @@ class Api:
                 return projects[0]
         return self._project
 
-    def _ref(self, ref: str) -> str:
-        return ref
-
     def artifact_version(self, ref: str) -> ArtifactVersion:
         return ArtifactVersion(self.service.resolve(ref, self.project), self._client)
 

@@ -18,7 +18,7 @@ import click
 
 from lineage.api import Api
 from lineage.errors import InvalidInput, LineageError
-from lineage.records import RunRecord, Subgraph, VersionRecord
+from lineage.records import RunRecord, Subgraph
 from lineage.service import Service
 from lineage.text import dead_ends, lineage_lines, print_subgraph_summary, tree_lines
 
@@ -143,13 +143,6 @@ def show(ctx: Context, ref: str, files: bool) -> None:
 
 def _run_label(run: RunRecord) -> str:
     return f"{run.name} ({run.id}, {run.state})"
-
-
-def _version_label(version: VersionRecord | None, fallback: str) -> str:
-    if version is None:
-        return fallback
-    aliases = [a for a in version.aliases if a != "latest"]
-    return version.ref + (f" [{', '.join(aliases)}]" if aliases else "")
 
 
 @cli.command("lineage")
