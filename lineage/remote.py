@@ -44,6 +44,9 @@ logger = logging.getLogger(__name__)
 
 # aliased fields per request: under the server's default MaxAliasesLimiter (50)
 _BATCH = 40
+# a request is tried this often, 0.2 s after the first failure, doubling: 6.2 s in all, as a
+# blob upload is (HttpBlobStore), so that a commit rides out what its uploads rode out
+_ATTEMPTS = 6
 
 _CODES: dict[str, type[LineageError]] = {
     "INVALID_INPUT": errors.InvalidInput,
@@ -196,19 +199,26 @@ class RemoteService:
         """The data of one GraphQL request; with ``missing_ok``, NOT_FOUND fields are None."""
         self.requests += 1
         delay = 0.2
-        for attempt in range(5):
+        for attempt in range(_ATTEMPTS):
+            last = attempt == _ATTEMPTS - 1
             try:
                 response = self._http.post(
                     "/graphql", json={"query": document, "variables": variables}
                 )
             except httpx.TransportError as exc:
-                if attempt == 4:
+                if last:
                     raise StoreUnavailable(
                         f"lineage server {self.url} unreachable: {exc}", url=self.url
                     ) from None
             else:
                 if response.status_code not in (502, 503, 504):
                     break
+                if last:
+                    raise StoreUnavailable(
+                        f"lineage server {self.url} answered HTTP {response.status_code} "
+                        f"{_ATTEMPTS} times",
+                        url=self.url,
+                    )
             time.sleep(delay)
             delay *= 2
         if response.status_code in (401, 403) and not response.content.startswith(b"{"):

@@ -13,7 +13,7 @@ from typing import Any
 
 from lineage.artifact import Artifact
 from lineage.client import Client
-from lineage.errors import InvalidInput, RunNotActive
+from lineage.errors import InvalidInput, LineageError, RunNotActive
 from lineage.gitinfo import code_version
 from lineage.ingest import store_files
 from lineage.records import RunRecord
@@ -36,6 +36,7 @@ class Run:
     def __init__(self, record: RunRecord, client: Client) -> None:
         self._record = record
         self._client = client
+        self._outcome: tuple[str, str | None] = ("finished", None)  # what exit records
         atexit.register(self._at_exit)
 
     def __repr__(self) -> str:
@@ -54,9 +55,13 @@ class Run:
             return
         if exc is None:
             self.finish()
-        else:
-            detail = "".join(traceback.format_exception_only(exc_type, exc)).strip()
+            return
+        detail = "".join(traceback.format_exception_only(exc_type, exc)).strip()
+        self._outcome = ("failed", detail)
+        try:
             self.finish(state="failed", error=detail)
+        except LineageError as failure:  # the store is gone too: the user's error comes first
+            logger.warning("could not mark run %s failed (will try at exit): %s", self.id, failure)
 
     @property
     def id(self) -> str:
@@ -154,8 +159,9 @@ class Run:
 
     def _at_exit(self) -> None:
         if self._record.state == "running":
+            state, error = self._outcome
             try:
-                self.finish()
+                self.finish(state=state, error=error)
             except Exception:
                 logger.exception("could not finish run %s at exit", self.id)
 

@@ -135,10 +135,45 @@ class HttpBlobStore:
                     uploads[digest] = Path(path)
                 elif progress is not None:
                     progress(size)
-            results = pool.map(lambda kv: self._upload(kv[1], kv[0], progress), uploads.items())
-            for _ in results:
-                pass
+            self._upload_all(pool, uploads, progress)
         return [(digest, size) for digest, size in hashed]
+
+    def _upload_all(
+        self,
+        pool: ThreadPoolExecutor,
+        uploads: dict[str, Path],
+        progress: Callable[[int], None] | None,
+    ) -> None:
+        """Upload each blob once; after a failure, start no more (each would wait out its own
+        retries against a server that is gone) and raise it, saying how far it got."""
+        failed: list[Exception] = []
+        done = 0
+
+        def upload(digest: str, path: Path) -> None:
+            nonlocal done
+            if failed:
+                return
+            try:
+                self._upload(path, digest, progress)
+            except Exception as exc:  # noqa: BLE001 - raised below, once the others stop
+                with self._lock:
+                    failed.append(exc)
+                return
+            with self._lock:
+                done += 1
+
+        for future in [pool.submit(upload, d, p) for d, p in uploads.items()]:
+            future.result()
+        if not failed:
+            return
+        error = failed[0]
+        if isinstance(error, LineageError):
+            raise type(error)(
+                f"{error.message} ({done} of {len(uploads)} files were uploaded before it; "
+                "they stay on the server and are not sent again)",
+                **error.context,
+            ) from error
+        raise error
 
     def _upload(self, path: Path, digest: str, progress: Callable[[int], None] | None) -> None:
         def body() -> Iterator[bytes]:
