@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import re
+import signal
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from helpers import snapshot
+from s3_server import free_port
+from server_process import ServerProcess
 
 import lineage
 from lineage.app import open_service
 from lineage.auth import create_token
 from lineage.client import Client
+from lineage.manifest import manifest_digests
 from lineage.server import background
+from lineage.storage import open_blobs
 
 
 @dataclass
@@ -249,3 +257,144 @@ def test_a_killed_upload_leaves_no_version_and_resumes(remote: Remote, workdir: 
     assert sent <= (400 - arrived + 5) * 64 * 1024  # what had arrived was not sent again
     assert version.ref == "p/big:v0" and version.record.file_count == 400
     version.verify()
+
+
+# the server restarted mid-upload -------------------------------------------------------------
+
+
+@dataclass
+class Restart:
+    server: ServerProcess
+    write: str
+    read: str
+    data: Path
+    files: int = 200
+
+    def log(self) -> lineage.ArtifactVersion:
+        """The user's code, the same every time it is run."""
+        with lineage.init(project="p", store=self.server.url, token=self.write) as run:
+            art = lineage.Artifact("big", type="dataset")
+            art.add_dir(self.data)
+            return run.log_artifact(art)
+
+    def sent(self) -> int:
+        blobs = Client.shared(self.server.url, token=self.write).blobs
+        return blobs.bytes_sent  # type: ignore[attr-defined, no-any-return]
+
+    def landed(self, pid: int) -> set[str]:
+        """Digests that server life ``pid`` stored and answered 2xx for."""
+        return {d for p, d, status in self.server.puts() if p == pid and status < 300}
+
+    def server_state(self) -> dict[str, object]:
+        service = open_service(self.server.store, self.server.blobs)
+        try:
+            return snapshot(service.graph, service.blobs)
+        finally:
+            service.graph.close()
+
+
+@pytest.fixture
+def restart(backend, workdir, tmp_path: Path) -> Iterator[Restart]:  # type: ignore[no-untyped-def]
+    service = open_service(backend.store, backend.blobs)
+    write = create_token(service, "write", "sdk")
+    read = create_token(service, "read", "reader")
+    service.graph.close()
+    server = ServerProcess(
+        backend.store, backend.blobs, port=free_port(), log=tmp_path / "puts.log"
+    )
+    try:
+        yield Restart(
+            server=server, write=write, read=read, data=files(workdir / "big", 200, 64 * 1024)
+        )
+    finally:
+        server.stop()
+
+
+CRASH_AFTER = 60  # blob PUTs answered before the server dies, of 200 files and the manifest
+
+
+def blob_count(restart: Restart, tmp_path: Path) -> int:
+    """How many blobs a version of the dataset occupies: its files and its manifest."""
+    with lineage.init(project="p", store=str(tmp_path / "count")) as run:
+        art = lineage.Artifact("big", type="dataset")
+        art.add_dir(restart.data)
+        version = run.log_artifact(art)
+    return restart.files + len(
+        manifest_digests(open_blobs(str(tmp_path / "count" / "blobs")), version.digest)
+    )
+
+
+@pytest.mark.parametrize("crash", ["during-files", "before-commit"])
+def test_server_restarted_mid_upload_while_the_client_retries(
+    restart: Restart, crash: str, tmp_path: Path
+) -> None:
+    server = restart.server
+    # part-way through the files; or after the last blob, so that the commit finds it gone
+    crash_after = CRASH_AFTER if crash == "during-files" else blob_count(restart, tmp_path)
+    server.start(crash_after=crash_after)
+    first_life = server.process.pid  # type: ignore[union-attr]
+    at_crash: dict[str, object] = {}
+
+    def restart_at_once() -> None:
+        at_crash["status"] = server.wait()
+        at_crash.update(restart.server_state())  # what the stores hold while nobody serves
+        server.start()  # the same port, the same stores
+
+    restarter = threading.Thread(target=restart_at_once)
+    restarter.start()
+    version = restart.log()  # rides out the restart with its retries
+    restarter.join()
+
+    landed = restart.landed(first_life)
+    assert at_crash["status"] == -signal.SIGKILL
+    assert len(landed) == crash_after
+    assert at_crash["versions"] == [] and at_crash["edges"] == []  # nothing visible yet
+    assert set(at_crash["blobs"]) == landed  # type: ignore[call-overload]
+    second_life = server.process.pid  # type: ignore[union-attr]
+    resent = restart.landed(second_life) & landed
+    assert resent == set()  # what had landed was not sent again
+    assert version.ref == "p/big:v0" and version.record.file_count == restart.files
+    version.verify()
+
+    # the same code again: the same version, nothing uploaded, no duplicate anything
+    puts, before = len(server.puts()), restart.sent()
+    again = restart.log()
+    assert (again.ref, again.digest) == (version.ref, version.digest)
+    assert len(server.puts()) == puts and restart.sent() == before
+    state = restart.server_state()
+    runs = state["runs"]
+    assert [v.id for v in state["versions"]] == ["p/big:v0"]  # type: ignore[attr-defined]
+    assert len(runs) == 2  # type: ignore[arg-type]
+    # each run produced the version once (the second as a reproduction); no edge twice
+    assert state["edges"] == sorted((r.id, "p/big:v0", "produced") for r in runs)  # type: ignore[attr-defined]
+
+
+def test_server_down_until_the_client_gives_up_then_restarted(restart: Restart) -> None:
+    server = restart.server
+    server.start(crash_after=CRASH_AFTER)
+    first_life = server.process.pid  # type: ignore[union-attr]
+    with pytest.raises(lineage.StoreUnavailable, match=re.escape(server.url)) as caught:
+        restart.log()
+    # the upload's own error, saying how far it got (not a later one from marking the run)
+    assert re.search(r"\b\d+ of \d+ files were uploaded", str(caught.value)), caught.value
+    assert server.wait() == -signal.SIGKILL
+    landed = restart.landed(first_life)
+    assert len(landed) == CRASH_AFTER
+    server.start()  # the same port, the same stores
+    api = lineage.Api(store=server.url, token=restart.read, project="p", mode="online")
+    assert api.artifacts() == []  # no visible version
+
+    before = restart.sent()
+    version = restart.log()
+    sent = restart.landed(server.process.pid)  # type: ignore[union-attr]
+    stored = open_blobs(server.blobs)
+    file_digests = {entry.digest for entry in version.manifest()}
+    assert sent & landed == set()  # what had landed was not sent again
+    # the files that had not landed and the manifest travelled, nothing else
+    assert sent == (file_digests - landed) | manifest_digests(stored, version.digest)
+    assert restart.sent() - before == sum(stored.size(d) or 0 for d in sent)
+    assert version.ref == "p/big:v0" and version.record.file_count == restart.files
+    version.verify()
+    state = restart.server_state()
+    assert [v.id for v in state["versions"]] == ["p/big:v0"]  # type: ignore[attr-defined]
+    assert state["edges"] == [(version.created_by, "p/big:v0", "produced")]
