@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+
+from s3_server import ENV, UNSET, Flaky, S3Server
 
 BACKENDS = ["sqlite", "neo4j"]
 
@@ -84,3 +86,42 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         if key.startswith("LINEAGE_"):
             monkeypatch.delenv(key)
     return work
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """A moto S3 server for the session, with fake credentials in the environment."""
+    with pytest.MonkeyPatch.context() as env:
+        for key, value in ENV.items():
+            env.setenv(key, value)
+        for key in UNSET:
+            env.delenv(key, raising=False)
+        server = S3Server()
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fake credentials of ``s3_server``, without starting it."""
+    for key, value in ENV.items():
+        monkeypatch.setenv(key, value)
+    for key in UNSET:
+        monkeypatch.delenv(key, raising=False)
+
+
+@pytest.fixture
+def flaky() -> Iterator[Callable[..., Flaky]]:
+    """Start S3 endpoints that fail as scripted: ``flaky([(500, "InternalError")], body)``."""
+    servers: list[Flaky] = []
+
+    def start(script: list[tuple[int, str]], body: bytes = b"hello") -> Flaky:
+        servers.append(Flaky(script, body))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()

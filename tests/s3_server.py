@@ -11,7 +11,7 @@ boto3 runs its whole stack (signing, retries, checksums, multipart) as it would 
     server.stop()
 
 The child watches its stdin and exits when it closes, so a killed test run leaves no server
-behind.
+behind. :class:`Flaky` is the opposite: an S3 endpoint that fails as scripted.
 
 ``python tests/s3_server.py [--port N]`` starts one, prints its endpoint and runs until Ctrl-C.
 """
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import http.server
 import os
 import signal
 import socket
@@ -160,6 +161,56 @@ class S3Server:
 
     def _failure(self, what: str) -> RuntimeError:
         return RuntimeError(f"moto S3 server on port {self.port} {what}:\n{self.output()}")
+
+
+class Flaky(http.server.ThreadingHTTPServer):
+    """An S3 endpoint on loopback answering from a script: (status, code) per request, then
+    200 with ``body`` (a HEAD gets the headers only). ``requests`` lists what was asked."""
+
+    def __init__(self, script: list[tuple[int, str]], body: bytes) -> None:
+        super().__init__((HOST, 0), _FlakyHandler)
+        self.script = list(script)
+        self.body = body
+        self.requests: list[str] = []
+        self.thread = threading.Thread(target=self.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.server_address[1]}"
+
+    def close(self) -> None:
+        self.shutdown()
+        self.server_close()
+        self.thread.join()
+
+
+class _FlakyHandler(http.server.BaseHTTPRequestHandler):
+    server: Flaky
+
+    def _answer(self, body: bool) -> None:
+        self.server.requests.append(f"{self.command} {self.path}")
+        if self.server.script:
+            status, code = self.server.script.pop(0)
+            payload = f"<Error><Code>{code}</Code><Message>scripted</Message></Error>".encode()
+        else:
+            status, payload = 200, self.server.body
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(payload)))
+        if status == 200:
+            self.send_header("ETag", '"scripted"')
+        self.end_headers()
+        if body:
+            self.wfile.write(payload)
+
+    def do_GET(self) -> None:
+        self._answer(body=True)
+
+    def do_HEAD(self) -> None:
+        self._answer(body=False)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
 
 
 def _serve(port: int, stop_on_eof: bool) -> int:

@@ -8,20 +8,19 @@ the bottom cover URLs and an endpoint that fails.
 
 from __future__ import annotations
 
-import http.server
 import io
 import os
 import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
 import pytest
-from s3_server import ENV, UNSET, S3Server, free_port
+from s3_server import Flaky, S3Server, free_port
 
 import lineage.storage.s3 as s3_module
 from lineage.download import verify
@@ -46,22 +45,6 @@ MiB = 1 << 20
 # from there multipart in 8 MiB parts. The sizes below take each path.
 THRESHOLD = 10 * MiB
 SIZES = [0, 1, 3 * MiB + 1, 9 * MiB, 17 * MiB]
-
-
-@pytest.fixture(scope="session")
-def s3_server() -> Iterator[S3Server]:
-    """A moto S3 server for the session, with fake credentials in the environment."""
-    with pytest.MonkeyPatch.context() as env:
-        for key, value in ENV.items():
-            env.setenv(key, value)
-        for key in UNSET:
-            env.delenv(key, raising=False)
-        server = S3Server()
-        server.start()
-        try:
-            yield server
-        finally:
-            server.stop()
 
 
 @dataclass
@@ -499,67 +482,6 @@ def test_s3_missing_list_and_head_strategies_agree(
 
 
 # S3 only: an endpoint that fails -------------------------------------------------------------
-
-
-@pytest.fixture
-def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for key, value in ENV.items():
-        monkeypatch.setenv(key, value)
-    for key in UNSET:
-        monkeypatch.delenv(key, raising=False)
-
-
-class Flaky(http.server.ThreadingHTTPServer):
-    """An S3 endpoint on loopback answering from a script: (status, code) per request, then 200."""
-
-    def __init__(self, script: list[tuple[int, str]], body: bytes) -> None:
-        super().__init__(("127.0.0.1", 0), _FlakyHandler)
-        self.script = list(script)
-        self.body = body
-        self.requests: list[str] = []
-        self.thread = threading.Thread(target=self.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-    def close(self) -> None:
-        self.shutdown()
-        self.server_close()
-        self.thread.join()
-
-
-class _FlakyHandler(http.server.BaseHTTPRequestHandler):
-    server: Flaky
-
-    def do_GET(self) -> None:
-        self.server.requests.append(self.path)
-        if self.server.script:
-            status, code = self.server.script.pop(0)
-            payload = f"<Error><Code>{code}</Code><Message>scripted</Message></Error>".encode()
-        else:
-            status, payload = 200, self.server.body
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-@pytest.fixture
-def flaky(request: pytest.FixtureRequest) -> Iterator[Callable[..., Flaky]]:
-    servers: list[Flaky] = []
-
-    def start(script: list[tuple[int, str]], body: bytes = b"hello") -> Flaky:
-        servers.append(Flaky(script, body))
-        return servers[-1]
-
-    yield start
-    for server in servers:
-        server.close()
 
 
 @pytest.mark.usefixtures("aws_env")
