@@ -49,15 +49,16 @@ from lineage.records import (
     PRODUCED,
     ArtifactRecord,
     Edge,
-    Node,
     RunRecord,
     Subgraph,
     VersionRecord,
+    run_node,
+    version_node,
 )
 from lineage.service import Service
 from lineage.storage.graph import GraphStore, NewVersion
 from lineage.storage.local import LocalBlobStore
-from lineage.traversal import Row, derive, paused_gc
+from lineage.traversal import Row, derived_answer, derived_triples, paused_gc
 
 BATCH = 5000
 QUERIES = 50
@@ -225,19 +226,18 @@ class NetworkxSubject:
     def _subgraph(
         self, ids: set[str], edges: set[Row], truncated: bool, root: str, derived: bool
     ) -> Subgraph:
-        if derived:
-            edge_list = derive(edges)
-            ids = {i for i in ids if ":" in i}
-        else:
-            edge_list = [Edge(source=s, target=t, kind=k) for s, t, k in sorted(edges)]
         attrs = self.g.nodes
+        if derived:  # as lineage.traversal assembles it, with the same fast constructors
+            versions = {i: attrs[i]["record"] for i in ids if ":" in i}
+            return derived_answer(versions, derived_triples(edges), truncated=truncated, root=root)
+        edge_list = [Edge(source=s, target=t, kind=k) for s, t, k in sorted(edges)]
         nodes = []
         for node_id in sorted(ids):
             record = attrs[node_id]["record"]
             if ":" in node_id:
-                nodes.append(Node(id=node_id, kind="artifact_version", ref=node_id, version=record))
+                nodes.append(version_node(node_id, record))
             else:
-                nodes.append(Node(id=node_id, kind="run", run=record))
+                nodes.append(run_node(record))
         return Subgraph(nodes=tuple(nodes), edges=tuple(edge_list), truncated=truncated, root=root)
 
     def upstream(self, ref: str) -> Subgraph:

@@ -19,7 +19,15 @@ from typing import Literal
 
 from lineage.errors import InvalidInput, RunNotFound
 from lineage.names import parse_ref
-from lineage.records import CONSUMED_BY, DERIVED, Edge, Node, RunRecord, Subgraph
+from lineage.records import (
+    CONSUMED_BY,
+    Edge,
+    Subgraph,
+    VersionRecord,
+    derived_edge,
+    run_node,
+    version_node,
+)
 from lineage.storage.graph import Direction, GraphStore
 
 __all__ = ["MAX_DEPTH", "Traversal", "Walk"]
@@ -156,6 +164,11 @@ class Traversal:
         node, kind = self.node_id(ref, default_project)
         if kind != "artifact_version":
             raise InvalidInput(f"a derivation tree starts at a version, not run {ref!r}")
+        own = getattr(self.graph, "tree_rows", None)
+        if own is not None:  # the store walks and fetches records in one pass
+            with paused_gc():
+                versions, triples, truncated = own(node, depth)
+                return derived_answer(versions, triples, truncated=truncated, root=node)
         walk = self.walk([node], "down", None if depth is None else 2 * depth)
         return self.subgraph(
             walk.nodes, walk.edges, truncated=walk.truncated, root=node, derived=True
@@ -202,21 +215,33 @@ class Traversal:
     ) -> Subgraph:
         with paused_gc():
             versions = self.graph.get_versions([i for i in ids if ":" in i])
-            runs: dict[str, RunRecord] = {}
             if derived:  # runs become edge labels: their records are not needed
-                edge_list = derive(edges)
-                ids = versions.keys()
-            else:
-                runs = self.graph.get_runs([i for i in ids if ":" not in i])
-                edge_list = [Edge(source=s, target=t, kind=k) for s, t, k in sorted(edges)]
+                return derived_answer(
+                    versions, derived_triples(edges), truncated=truncated, root=root
+                )
+            runs = self.graph.get_runs([i for i in ids if ":" not in i])
+            edge_list = [Edge(source=s, target=t, kind=k) for s, t, k in sorted(edges)]
             nodes = [
-                Node(id=i, kind="artifact_version", ref=i, version=versions[i])
-                if i in versions
-                else Node(id=i, kind="run", run=runs[i])
+                version_node(i, versions[i]) if i in versions else run_node(runs[i])
                 for i in sorted(ids)
                 if i in versions or i in runs
             ]
         return Subgraph(nodes=tuple(nodes), edges=tuple(edge_list), truncated=truncated, root=root)
+
+
+def derived_answer(
+    versions: dict[str, VersionRecord],
+    triples: list[tuple[str, str, str]],
+    *,
+    truncated: bool,
+    root: str | None,
+) -> Subgraph:
+    """A derivation tree: its versions as nodes, ``(a, b, run)`` triples as derived edges,
+    both sorted. ``triples`` is sorted in place."""
+    triples.sort()
+    nodes = [version_node(ref, versions[ref]) for ref in sorted(versions)]
+    edges = [derived_edge(a, b, run) for a, b, run in triples]
+    return Subgraph(nodes=tuple(nodes), edges=tuple(edges), truncated=truncated, root=root)
 
 
 @contextmanager
@@ -236,8 +261,8 @@ def paused_gc() -> Iterator[None]:
             gc.enable()
 
 
-def derive(edges: Iterable[Row]) -> list[Edge]:
-    """Collapse runs: ``a -consumed_by-> r -produced-> b`` becomes ``a -derived(r)-> b``."""
+def derived_triples(edges: Iterable[Row]) -> list[tuple[str, str, str]]:
+    """Collapse runs: ``a -consumed_by-> r -produced-> b`` becomes ``(a, b, r)``."""
     rows = edges if isinstance(edges, set | frozenset) else set(edges)
     consumed: list[Row] = []
     outputs: dict[str, list[str]] = {}
@@ -247,9 +272,12 @@ def derive(edges: Iterable[Row]) -> list[Edge]:
         else:
             outputs.setdefault(row[0], []).append(row[1])
     # unique rows make unique (a, b, run) triples: no dedup needed
-    derived = [(a, b, run) for a, run, _ in consumed if run in outputs for b in outputs[run]]
-    derived.sort()
-    return [Edge(source=a, target=b, kind=DERIVED, run=run) for a, b, run in derived]
+    return [(a, b, run) for a, run, _ in consumed if run in outputs for b in outputs[run]]
+
+
+def derive(edges: Iterable[Row]) -> list[Edge]:
+    """``triples`` as sorted ``derived`` edges."""
+    return [derived_edge(a, b, run) for a, b, run in sorted(derived_triples(edges))]
 
 
 def check_depth(depth: object) -> int | None:

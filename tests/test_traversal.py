@@ -27,13 +27,14 @@ def service(backend) -> Iterator[Service]:  # type: ignore[no-untyped-def]
 
 @st.composite
 def dags(draw: st.DrawFn) -> list[tuple[list[int], list[int]]]:
-    """Runs in creation order: each consumes earlier versions and produces new ones."""
+    """Runs in creation order: each consumes earlier versions and produces new ones (or none:
+    an evaluation that logged nothing, a run still going)."""
     runs: list[tuple[list[int], list[int]]] = []
     versions = 0
     for _ in range(draw(st.integers(1, 14))):
         inputs = draw(st.lists(st.integers(0, max(versions - 1, 0)), max_size=3, unique=True))
         inputs = inputs if versions else []
-        outputs = list(range(versions, versions + draw(st.integers(1, 3))))
+        outputs = list(range(versions, versions + draw(st.integers(0 if versions else 1, 3))))
         versions += len(outputs)
         runs.append((inputs, outputs))
     return runs
@@ -131,6 +132,56 @@ def test_tree_path_and_impact_match_networkx(service: Service, runs, data) -> No
         assert path is not None and path.ids == on_path
     else:
         assert path is None
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(runs=dags(), data=st.data())
+def test_tree_with_depth_matches_networkx(service: Service, runs, data) -> None:  # type: ignore[no-untyped-def]
+    """The derivation tree ``depth`` generations deep: the versions within ``2 * depth`` hops,
+    a derived edge for every consumed -> run -> produced pair among them, truncated when an
+    edge leaves them; the records are the store's own (types, aliases)."""
+    project, edges = load(service, runs)
+    graph = oracle(edges)
+    versions = sorted(n for n in graph.nodes if ":" in n)
+    root = data.draw(st.sampled_from(versions))
+    depth = data.draw(st.one_of(st.none(), st.integers(0, 5)))
+    alias = data.draw(st.sampled_from(versions))
+    service.graph.set_alias(project, "v", "best", int(alias.rsplit(":v", 1)[1]), None)
+
+    tree = service.tree(root, depth)
+    nodes, within, truncated = expected_lineage(
+        graph, root, None if depth is None else 2 * depth, upstream=False
+    )
+    want = {
+        (a, b, r) for a, r in within if ":" in a for b in graph.successors(r) if (r, b) in within
+    }
+    assert {(e.source, e.target, e.run) for e in tree.edges} == want
+    assert [e.source for e in tree.edges] == sorted(e.source for e in tree.edges)
+    assert tree.ids == {n for n in nodes if ":" in n}
+    assert [n.id for n in tree.nodes] == sorted(tree.ids)
+    assert tree.truncated == truncated
+    assert {n.id: n.version for n in tree.nodes} == service.graph.get_versions(tree.ids)
+    assert any("best" in n.version.aliases for n in tree.nodes if n.version) == (alias in tree.ids)
+
+
+def test_tree_depth_limit_cases(service: Service) -> None:
+    """At the depth limit a version consumed by a run already in the tree keeps its derived
+    edges (the run and its outputs are inside); a run not yet reached marks it truncated,
+    even one with no outputs."""
+    # v0 -> r1 -> v1; (v0, v1) -> r2 -> v2; v1 -> r3 (nothing logged)
+    project, _ = load(service, [([], [0]), ([0], [1]), ([0, 1], [2]), ([1], [])])
+    v0, v1, v2 = (f"{project}/v:v{i}" for i in range(3))
+    r1, r2 = f"{project}r1", f"{project}r2"
+    tree = service.tree(v0, 1)
+    assert {(e.source, e.target, e.run) for e in tree.edges} == {
+        (v0, v1, r1), (v0, v2, r2), (v1, v2, r2),
+    }  # fmt: skip
+    assert tree.truncated  # r3, beyond the limit, consumed v1
+    whole = service.tree(v0, None)
+    assert whole.ids == tree.ids and not whole.truncated
+    assert service.tree(v0, 0).ids == {v0} and service.tree(v0, 0).truncated
 
 
 def test_shared_inputs_cost_about_the_answer(service: Service) -> None:

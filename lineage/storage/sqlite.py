@@ -30,6 +30,7 @@ from lineage.records import (
     TokenRecord,
     VersionRecord,
     version_id,
+    version_record,
 )
 from lineage.storage.graph import Direction, NewVersion
 
@@ -135,6 +136,28 @@ _VERSION_FROM = "versions v JOIN artifacts a ON a.project = v.project AND a.name
 # loop), each id is one index seek; ``IN (SELECT ... json_each)`` would first copy the list
 # into a temporary B-tree, 15-30% slower on a 100,000-id frontier.
 _EACH_ID = "(SELECT value AS want FROM json_each(?)) i"  # ``want``: json_each has an ``id``
+# One generation of a derivation tree: (version, output, run, the output's record but its
+# type and aliases...) per run consuming a version of the frontier and per version it
+# produced (NULLs: a run without outputs, an output without a record)
+_TREE_LEVEL = (
+    "SELECT c.src, p.dst, c.dst, v.project, v.name, v.idx, v.digest, v.size, v.file_count, "
+    "v.metadata, v.description, v.created_by, v.created_at, v.state "
+    f"FROM {_EACH_ID} CROSS JOIN edges c ON c.src = i.want AND c.kind = 'consumed_by' "
+    "LEFT JOIN edges p ON p.src = c.dst AND p.kind = 'produced' "
+    "LEFT JOIN versions v ON v.id = p.dst"
+)
+_EACH_ARTIFACT = (  # ? = a JSON array of [project, name] pairs
+    "(SELECT json_extract(value, '$[0]') AS project, json_extract(value, '$[1]') AS name "
+    "FROM json_each(?)) k"
+)
+_TYPES_OF = (
+    f"SELECT a.project, a.name, a.type FROM {_EACH_ARTIFACT} "
+    "CROSS JOIN artifacts a ON a.project = k.project AND a.name = k.name"
+)
+_ALIASES_OF = (
+    f"SELECT l.project || '/' || l.name || ':v' || l.idx, l.alias FROM {_EACH_ARTIFACT} "
+    "CROSS JOIN aliases l ON l.project = k.project AND l.name = k.name ORDER BY l.alias"
+)
 
 
 class SQLiteGraphStore:
@@ -491,6 +514,64 @@ class SQLiteGraphStore:
         )
         return rows
 
+    def tree_rows(
+        self, root: str, generations: int | None
+    ) -> tuple[dict[str, VersionRecord], list[tuple[str, str, str]], bool]:
+        """The derivation tree under a version, one query per generation, in one snapshot.
+
+        Each query takes a generation's versions and returns, per run consuming one of them
+        and per version that run produced, the ``(version, output, run)`` triple with the
+        output's record: the walk, the records and the derived edges of
+        ``lineage.traversal``'s generic path in one pass, about a third of its time.
+        """
+        db = self._db()
+        db.execute("BEGIN")  # one read snapshot for every level
+        try:
+            versions = self.get_versions([root])
+            triples: list[tuple[str, str, str]] = []
+            seen = {root}  # versions, with a record or not (the walk goes on either way)
+            runs: set[str] = set()
+            found: list[tuple[Any, ...]] = []
+            frontier = [root]
+            done = 0
+            truncated = False
+            while frontier:
+                rows = db.execute(_TREE_LEVEL, (json.dumps(frontier),)).fetchall()
+                if generations is not None and done >= generations:
+                    # at the depth limit: only runs already in the tree are followed
+                    for row in rows:
+                        if row[2] not in runs:
+                            truncated = True
+                        elif row[1] is not None:
+                            triples.append(row[:3])
+                    break
+                runs.update([row[2] for row in rows])
+                produced = [row for row in rows if row[1] is not None]  # NULL: no outputs
+                triples += [row[:3] for row in produced]
+                fresh = {row[1]: row for row in produced if row[1] not in seen}
+                seen.update(fresh)
+                frontier = list(fresh)
+                found += [row for row in fresh.values() if row[3] is not None]
+                done += 1
+            # the artifacts' types and aliases: few, fetched once rather than once a row
+            keys = json.dumps(list({(row[3], row[4]) for row in found}))
+            types = {(p, n): t for p, n, t in db.execute(_TYPES_OF, (keys,))}
+            aliases: dict[str, list[str]] = {}
+            for ref, alias in db.execute(_ALIASES_OF, (keys,)):
+                aliases.setdefault(ref, []).append(alias)
+        finally:
+            db.execute("COMMIT")
+        metadata = _decode(row[9] for row in found)
+        for row, meta in zip(found, metadata, strict=True):
+            kind = types.get((row[3], row[4]))
+            if kind is not None:  # a version and its artifact: a record
+                held = aliases.get(row[1])
+                versions[row[1]] = version_record(
+                    row[3], row[4], kind, row[5], row[6], row[7], row[8], meta, row[10],
+                    tuple(held) if held else (), row[11], row[12], row[13],
+                )  # fmt: skip
+        return versions, triples, truncated
+
     # events --------------------------------------------------------------------------------
 
     def append_events(self, events: Iterable[Event]) -> None:
@@ -798,23 +879,12 @@ def _versions(rows: Iterable[Sequence[Any]]) -> list[VersionRecord]:
     rows = rows if isinstance(rows, list) else list(rows)
     fields = _decode(t for row in rows for t in (row[7], row[12]))
     return [
-        VersionRecord(
-            project=row[0],
-            name=row[1],
-            type=row[2],
-            index=row[3],
-            digest=row[4],
-            size=row[5],
-            file_count=row[6],
-            metadata=metadata,
-            description=row[8],
-            created_by=row[9],
-            created_at=row[10],
-            state=row[11],
-            aliases=tuple(aliases) if aliases else (),
+        version_record(
+            row[0], row[1], row[2], row[3], row[4], row[5], row[6], metadata, row[8],
+            tuple(aliases) if aliases else (), row[9], row[10], row[11],
         )
         for row, metadata, aliases in zip(rows, fields[0::2], fields[1::2], strict=True)
-    ]
+    ]  # fmt: skip
 
 
 def _version(row: Sequence[Any]) -> VersionRecord:
