@@ -13,7 +13,7 @@ from a version ``depth`` is ``2 * depth`` hops, and from a run ``2 * depth - 1``
 from __future__ import annotations
 
 import gc
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Literal
 
@@ -22,6 +22,7 @@ from lineage.names import parse_ref
 from lineage.records import (
     CONSUMED_BY,
     Edge,
+    RunRecord,
     Subgraph,
     VersionRecord,
     derived_edge,
@@ -34,7 +35,12 @@ __all__ = ["MAX_DEPTH", "Traversal", "Walk"]
 
 MAX_DEPTH = 1000
 LineageDirection = Literal["upstream", "downstream", "both"]
-_DIRECTIONS = {"upstream": "up", "downstream": "down", "up": "up", "down": "down"}
+_DIRECTIONS: dict[str, Direction] = {
+    "upstream": "up",
+    "downstream": "down",
+    "up": "up",
+    "down": "down",
+}
 Row = tuple[str, str, str]  # an edge as (source, target, kind)
 
 
@@ -144,10 +150,26 @@ class Traversal:
         depth = check_depth(depth)
         node, kind = self.node_id(start, default_project)
         hops = None if depth is None else (2 * depth - (1 if kind == "run" else 0))
-        walks = [
-            self.walk([node], way, hops)
-            for way in (("up", "down") if direction == "both" else (_DIRECTIONS[direction],))
-        ]
+        ways: tuple[Direction, ...] = (
+            ("up", "down") if direction == "both" else (_DIRECTIONS[direction],)
+        )
+        own = getattr(self.graph, "walk_records", None)
+        if own is not None:  # the store walks and reads the records in one round trip
+            with paused_gc():
+                versions: dict[str, VersionRecord] = {}
+                runs: dict[str, RunRecord] = {}
+                nodes: set[str] = set()
+                edges: set[Row] = set()
+                truncated = False
+                for way in ways:
+                    found, rows, cut, held, ran = own([node], way, hops)
+                    nodes |= found
+                    edges |= rows
+                    truncated = truncated or cut
+                    versions.update(held)
+                    runs.update(ran)
+                return answer(nodes, edges, versions, runs, truncated=truncated, root=node)
+        walks = [self.walk([node], way, hops) for way in ways]
         nodes = set().union(*(w.nodes for w in walks))
         edges = set().union(*(w.edges for w in walks))
         return self.subgraph(nodes, edges, truncated=any(w.truncated for w in walks), root=node)
@@ -220,13 +242,26 @@ class Traversal:
                     versions, derived_triples(edges), truncated=truncated, root=root
                 )
             runs = self.graph.get_runs([i for i in ids if ":" not in i])
-            edge_list = [Edge(source=s, target=t, kind=k) for s, t, k in sorted(edges)]
-            nodes = [
-                version_node(i, versions[i]) if i in versions else run_node(runs[i])
-                for i in sorted(ids)
-                if i in versions or i in runs
-            ]
-        return Subgraph(nodes=tuple(nodes), edges=tuple(edge_list), truncated=truncated, root=root)
+            return answer(ids, edges, versions, runs, truncated=truncated, root=root)
+
+
+def answer(
+    ids: Collection[str],
+    edges: Iterable[Row],
+    versions: Mapping[str, VersionRecord],
+    runs: Mapping[str, RunRecord],
+    *,
+    truncated: bool,
+    root: str | None,
+) -> Subgraph:
+    """A lineage answer: the nodes that have a record, the edges, both sorted."""
+    edge_list = [Edge(source=s, target=t, kind=k) for s, t, k in sorted(edges)]
+    nodes = [
+        version_node(i, versions[i]) if i in versions else run_node(runs[i])
+        for i in sorted(ids)
+        if i in versions or i in runs
+    ]
+    return Subgraph(nodes=tuple(nodes), edges=tuple(edge_list), truncated=truncated, root=root)
 
 
 def derived_answer(

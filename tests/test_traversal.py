@@ -50,9 +50,11 @@ def load(service: Service, runs: list[tuple[list[int], list[int]]]) -> tuple[str
         for i in inputs:
             edges.append(Edge(source=f"{project}/v:v{i}", target=run_id, kind="consumed_by"))
         for o in outputs:
-            versions.append(
+            versions.append(  # some with a description, some with no creator (imported)
                 VersionRecord(project=project, name="v", type="model", index=o, digest=digest,
-                              size=0, file_count=0, created_by=run_id)
+                              size=o, file_count=0, created_by=run_id if o % 3 else None,
+                              description=f"v{o}\tdesc" if o % 2 else None,
+                              metadata={"o": o} if o % 2 else {}, created_at=float(o))
             )  # fmt: skip
             edges.append(Edge(source=run_id, target=f"{project}/v:v{o}", kind="produced"))
     service.graph.import_records(
@@ -88,6 +90,13 @@ def test_lineage_matches_networkx(service: Service, runs, data) -> None:  # type
     assert {n.kind for n in got.nodes if n.id == start} == {
         "run" if ":" not in start else "artifact_version"
     }
+    # the records are the store's own, whichever way the store fetched them
+    assert {n.id: n.version for n in got.nodes if n.version} == service.graph.get_versions(
+        [i for i in got.ids if ":" in i]
+    )
+    assert {n.id: n.run for n in got.nodes if n.run} == service.graph.get_runs(
+        [i for i in got.ids if ":" not in i]
+    )
 
 
 @settings(

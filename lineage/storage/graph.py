@@ -27,6 +27,13 @@ to ``expand`` otherwise; each must give exactly the answer of that fallback:
   level (``edges`` as ``(source, target, kind)`` tuples: every edge between two found
   nodes; ``truncated`` when an edge leads from a found node to one beyond ``hops``).
 - ``reaches(source, target, direction) -> bool``: the cycle check, likewise in one trip.
+- ``walk_records(start, direction, hops, runs=True) -> (nodes, edges, truncated, versions,
+  runs)``: ``walk_rows`` and the records of the nodes found (``get_versions``/``get_runs``
+  of them) in one round trip; ``runs`` empty when not asked for.
+- ``tree_rows(root, generations) -> (versions, triples, truncated)``: the derivation tree
+  under a version: the records of the versions within ``2 * generations`` hops (``None``: no
+  limit) and a ``(version, output, run)`` triple per run among them consuming one and
+  producing the other (what ``lineage.traversal.derived_triples`` makes of the walk's edges).
 """
 
 from __future__ import annotations

@@ -15,8 +15,9 @@ read skips them, and importing or creating the real record fills them in.
 Every call is one managed transaction (``execute_write``/``execute_read``) whose function is
 idempotent (MERGE on unique keys, generated uids fixed before the first attempt), so the
 driver's retries never duplicate a node or an edge. Batches go through ``UNWIND``. Besides
-the protocol, ``walk_rows`` and ``reaches`` answer a whole traversal in one round trip (a
-pruning BFS on the server). Needs Neo4j 5.26 or later (``CALL () {...}``, ``OPTIONAL CALL``).
+the protocol, ``walk_rows``, ``walk_records``, ``tree_rows`` and ``reaches`` answer a whole
+traversal, records included, in one round trip (a pruning BFS on the server). Needs Neo4j
+5.26 or later (``CALL () {...}``, ``OPTIONAL CALL``).
 """
 
 from __future__ import annotations
@@ -60,8 +61,10 @@ from lineage.records import (
     TokenRecord,
     VersionRecord,
     version_id,
+    version_record,
 )
 from lineage.storage.graph import Direction, NewVersion
+from lineage.traversal import derived_triples
 
 __all__ = ["Neo4jGraphStore"]
 
@@ -192,6 +195,11 @@ _EXPAND: dict[str, LiteralString] = {
 # about 9 db hits per node of the answer. Upstream of a depth-20 leaf: 40 nodes, 370 db
 # hits, about 1 ms a walk against 25-35 ms for 40 expand round trips.
 def _walk_query(direction: Direction, hops: int | None) -> LiteralString:
+    return _walk_body(direction, hops) + "RETURN [n IN found | n.id] AS nodes, near, far"
+
+
+def _walk_body(direction: Direction, hops: int | None) -> LiteralString:
+    """The walk up to ``found`` (the nodes), ``near`` and ``far`` (the edges leaving them)."""
     # Cypher takes no parameter for a var-length bound: the one value formatted into a
     # query is this int (validated by lineage.traversal.check_depth, cast again here).
     bound = "" if hops is None else str(max(0, int(hops)))  # below 0 walks like 0
@@ -204,9 +212,44 @@ def _walk_query(direction: Direction, hops: int | None) -> LiteralString:
         "CALL (found) { UNWIND found AS n "
         f"  MATCH (n){left}[:PRODUCED|CONSUMED_BY]{right}(m) "
         "  RETURN collect(n.id) AS near, collect(m.id) AS far } "
-        "RETURN [n IN found | n.id] AS nodes, near, far"
     )
     return query
+
+
+# walk_records: the same walk and, in the same query, the records of the nodes found (they
+# are in hand: no index seek per id), each artifact's type and aliases once. Records come
+# back as columns, one list per property: the driver decodes a 130,000-version answer as
+# columns in 0.07 s of CPU, as a list of rows in 0.57 s (the server's cost is the same).
+_VERSION_COLUMNS: LiteralString = (
+    # collect() drops nulls: created_by's null travels as '' (a run id is never empty), a
+    # description (rare) as an [id, text] pair
+    "CALL (found) { UNWIND found AS v WITH v WHERE v:ArtifactVersion AND v.project IS NOT NULL "
+    "  RETURN [collect(v.id), collect(v.project), collect(v.name), collect(v.index), "
+    "  collect(v.digest), collect(v.size), collect(v.file_count), collect(v.metadata), "
+    "  collect(coalesce(v.created_by, '')), collect(v.created_at), collect(v.state), "
+    "  collect(CASE WHEN v.description IS NOT NULL THEN [v.id, v.description] END)] AS versions, "
+    "  collect(DISTINCT v.project + '/' + v.name) AS keys } "
+    "CALL (keys) { UNWIND keys AS key MATCH (a:Artifact {key: key}) "
+    "  RETURN collect([key, a.type, COLLECT { MATCH (l:Alias) "
+    "  WHERE l.key STARTS WITH key + '/' RETURN [l.version, l.alias] }]) AS artifacts } "
+)
+_RUN_COLUMNS: LiteralString = (
+    "CALL (found) { WITH [r IN found WHERE r:Run AND r.project IS NOT NULL] AS rs "
+    "  RETURN [[r IN rs | r.id], [r IN rs | r.project], [r IN rs | r.name], "
+    "  [r IN rs | r.job_type], [r IN rs | r.state], [r IN rs | r.config], "
+    "  [r IN rs | r.summary], [r IN rs | r.tags], [r IN rs | r.notes], [r IN rs | r.code], "
+    "  [r IN rs | r.host], [r IN rs | r.pid], [r IN rs | r.started_at], "
+    "  [r IN rs | r.finished_at], [r IN rs | r.error]] AS runs } "
+)
+
+
+def _walk_records_query(direction: Direction, hops: int | None, runs: bool) -> LiteralString:
+    return (
+        _walk_body(direction, hops)
+        + _VERSION_COLUMNS
+        + (_RUN_COLUMNS if runs else "WITH *, [] AS runs ")
+        + "RETURN [n IN found | n.id] AS nodes, near, far, versions, artifacts, runs"
+    )
 
 
 def _reaches_query(direction: str, source_version: bool, target_version: bool) -> str:
@@ -686,7 +729,6 @@ class Neo4jGraphStore:
         lineage edges leaving each; an edge whose far end lies beyond ``hops`` marks the walk
         truncated.
         """
-        down = direction == "down"
         query = _walk_query(direction, hops)
         found = self._read(
             lambda tx: tx.run(
@@ -695,18 +737,54 @@ class Neo4jGraphStore:
                 versions=[i for i in start if ":" in i],
             ).single(strict=True)
         )
-        nodes = set(start)
-        nodes.update(found["nodes"])
-        edges: set[tuple[str, str, str]] = set()
-        truncated = False
-        for near, far in zip(found["near"], found["far"], strict=True):
-            if far not in nodes:
-                truncated = True  # only a node at exactly `hops` has such an edge
-            elif down:
-                edges.add((near, far, CONSUMED_BY if ":" in near else PRODUCED))
-            else:
-                edges.add((far, near, PRODUCED if ":" in near else CONSUMED_BY))
-        return nodes, edges, truncated
+        return _walked(start, direction, found)
+
+    def walk_records(
+        self, start: Collection[str], direction: Direction, hops: int | None, *, runs: bool = True
+    ) -> tuple[
+        set[str], set[tuple[str, str, str]], bool, dict[str, VersionRecord], dict[str, RunRecord]
+    ]:
+        """``walk_rows`` and the records of the nodes found, in one round trip: ``(nodes,
+        edges, truncated, versions, runs)`` (``runs`` empty unless asked for).
+
+        The server reads the records from the nodes the walk holds (no index seek per id)
+        and each artifact's type and aliases once: upstream of a depth-20 leaf in one round
+        trip instead of four.
+        """
+        query = _walk_records_query(direction, hops, runs)
+        found = self._read(
+            lambda tx: tx.run(
+                query,
+                runs=[i for i in start if ":" not in i],
+                versions=[i for i in start if ":" in i],
+            ).single(strict=True)
+        )
+        nodes, edges, truncated = _walked(start, direction, found)
+        types, aliases = _artifact_maps(found["artifacts"])
+        versions: dict[str, VersionRecord] = {}
+        columns = found["versions"]
+        texts = dict(columns[11])
+        metadata = _decode(columns[7])
+        for ref, project, name, index, digest, size, count, meta, by, at, state in zip(
+            *columns[:7], metadata, *columns[8:11], strict=True
+        ):
+            kind = types.get(f"{project}/{name}")
+            if kind is not None:  # a version without its artifact is no record
+                held = aliases.get(ref)
+                versions[ref] = version_record(
+                    project, name, kind, index, digest, size, count, meta, texts.get(ref),
+                    tuple(sorted(held)) if held else (), by or None, at, state,
+                )  # fmt: skip
+        ran = _runs([list(row) for row in zip(*found["runs"], strict=True)]) if runs else []
+        return nodes, edges, truncated, versions, {run.id: run for run in ran}
+
+    def tree_rows(
+        self, root: str, generations: int | None
+    ) -> tuple[dict[str, VersionRecord], list[tuple[str, str, str]], bool]:
+        """The derivation tree under a version: one ``walk_records`` round trip."""
+        hops = None if generations is None else 2 * generations
+        _, edges, truncated, versions, _ = self.walk_records([root], "down", hops, runs=False)
+        return versions, derived_triples(edges), truncated
 
     def reaches(self, source: str, target: str, direction: Direction) -> bool:
         """Whether ``target`` is reachable from ``source``: one bidirectional BFS on the server."""
@@ -970,12 +1048,13 @@ def _versions_by_id(tx: neo4j.ManagedTransaction, ids: list[str]) -> list[Versio
 def _with_artifacts(tx: neo4j.ManagedTransaction, rows: list[list[Any]]) -> list[list[Any]]:
     """Fill in each _VERSION_FIELDS row's type and aliases: one query for all the artifacts."""
     keys = sorted({f"{row[0]}/{row[1]}" for row in rows})
-    types: dict[str, str] = {}
-    aliases: dict[str, list[str]] = {}
-    for key, artifact_type, held in _collect(tx, _ARTIFACT_ALIASES, keys=keys):
-        types[key] = artifact_type
-        for version, alias in held:
-            aliases.setdefault(version, []).append(alias)
+    return _join_artifacts(rows, _collect(tx, _ARTIFACT_ALIASES, keys=keys))
+
+
+def _join_artifacts(rows: list[list[Any]], artifacts: list[list[Any]]) -> list[list[Any]]:
+    """Fill in each _VERSION_FIELDS row's type and aliases from ``[key, type, [[version,
+    alias], ...]]`` rows, in place; rows without their artifact are dropped."""
+    types, aliases = _artifact_maps(artifacts)
     joined = []
     for row in rows:
         key = f"{row[0]}/{row[1]}"
@@ -984,6 +1063,39 @@ def _with_artifacts(tx: neo4j.ManagedTransaction, rows: list[list[Any]]) -> list
             row[12] = aliases.get(row[12], [])
             joined.append(row)
     return joined
+
+
+def _artifact_maps(
+    artifacts: list[list[Any]],
+) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """From ``[key, type, [[version, alias], ...]]`` rows: types by artifact key, aliases by
+    version id."""
+    types: dict[str, str] = {}
+    aliases: dict[str, list[str]] = {}
+    for key, artifact_type, held in artifacts:
+        types[key] = artifact_type
+        for version, alias in held:
+            aliases.setdefault(version, []).append(alias)
+    return types, aliases
+
+
+def _walked(
+    start: Collection[str], direction: Direction, found: neo4j.Record
+) -> tuple[set[str], set[tuple[str, str, str]], bool]:
+    """A walk's ``(nodes, edges, truncated)`` from its ``nodes``, ``near`` and ``far``."""
+    nodes = set(start)
+    nodes.update(found["nodes"])
+    edges: set[tuple[str, str, str]] = set()
+    truncated = False
+    down = direction == "down"
+    for near, far in zip(found["near"], found["far"], strict=True):
+        if far not in nodes:
+            truncated = True  # only a node at exactly `hops` has such an edge
+        elif down:
+            edges.add((near, far, CONSUMED_BY if ":" in near else PRODUCED))
+        else:
+            edges.add((far, near, PRODUCED if ":" in near else CONSUMED_BY))
+    return nodes, edges, truncated
 
 
 # rows in and out ----------------------------------------------------------------------------
@@ -1054,10 +1166,9 @@ def _artifact(a: Mapping[str, Any]) -> ArtifactRecord:
 def _versions(rows: list[list[Any]]) -> list[VersionRecord]:
     metadata = _decode(row[7] for row in rows)
     return [
-        VersionRecord(
-            project=row[0], name=row[1], type=row[2], index=row[3], digest=row[4], size=row[5],
-            file_count=row[6], metadata=meta, description=row[8], created_by=row[9],
-            created_at=row[10], state=row[11], aliases=tuple(sorted(row[12])),
+        version_record(
+            row[0], row[1], row[2], row[3], row[4], row[5], row[6], meta, row[8],
+            tuple(sorted(row[12])), row[9], row[10], row[11],
         )
         for row, meta in zip(rows, metadata, strict=True)
     ]  # fmt: skip
