@@ -3,12 +3,15 @@
 ``POST /blobs/missing`` asks which digests the server lacks; only those travel. Uploads stream
 from disk (``PUT /blobs/{digest}``; the server re-hashes and refuses a mismatch), run in
 parallel (bounded), and retry transient failures with exponential backoff. Downloads stream.
+A single stream (``put_stream``, what ``lineage sync`` and ``push`` send) is hashed first and
+then streamed from the file it came from, or from a temporary spool: never whole in memory.
 """
 
 from __future__ import annotations
 
 import io
 import logging
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -27,15 +30,16 @@ from lineage.errors import (
     StoreUnavailable,
     Unauthenticated,
 )
-from lineage.hashing import CHUNK, check_digest, hash_file
+from lineage.hashing import CHUNK, Hasher, check_digest, hash_bytes, hash_file
 
-__all__ = ["HttpBlobStore", "ResponseStream"]
+__all__ = ["SPOOL", "HttpBlobStore", "ResponseStream"]
 
 logger = logging.getLogger(__name__)
 
 _RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
 _MISSING_BATCH = 10_000
 _REMEMBER = 100_000  # digests reported missing and not yet sent, kept to skip a second ask
+SPOOL = 4 * 1024 * 1024  # put_stream keeps at most this much of an unseekable stream in memory
 
 
 class HttpBlobStore:
@@ -203,26 +207,66 @@ class HttpBlobStore:
             ) from None
 
     def put_stream(self, stream: BinaryIO, digest: str | None = None) -> tuple[str, int]:
-        data = stream.read()
-        return self._put_data(data, digest), len(data)
+        """Hash the stream, then send it if the server lacks it; never whole in memory.
 
-    def put_bytes(self, data: bytes) -> str:
-        return self._put_data(data, None)
+        A seekable stream (a file) is read twice: hashed, then sent from where it started.
+        Any other is hashed into a temporary file (the first ``SPOOL`` bytes in memory) that
+        is then sent. Either way the body can be sent again on a retry, with its length.
+        """
+        if digest is not None:
+            check_digest(digest)
+        if _seekable(stream):
+            start = stream.tell()
+            actual, size = _hash_stream(stream, None)
+            self._put_body(stream, start, actual, size, digest)
+            return actual, size
+        with tempfile.SpooledTemporaryFile(max_size=SPOOL) as spooled:
+            spool = cast(BinaryIO, spooled)
+            actual, size = _hash_stream(stream, spool)
+            self._put_body(spool, 0, actual, size, digest)
+        return actual, size
 
-    def _put_data(self, data: bytes, digest: str | None) -> str:
-        from lineage.hashing import hash_bytes
-
-        actual = hash_bytes(data)
-        if digest is not None and digest != actual:
-            raise DigestMismatch(f"bytes hash to {actual}, not the claimed {digest}", digest=digest)
+    def _put_body(
+        self, body: BinaryIO, start: int, actual: str, size: int, claimed: str | None
+    ) -> None:
+        if claimed is not None and claimed != actual:
+            raise DigestMismatch(
+                f"bytes hash to {actual}, not the claimed {claimed}; nothing was sent",
+                digest=claimed,
+            )
         with self._lock:
             known = actual in self._absent
-        if known or self.missing([actual]):
-            self._request("PUT", f"/blobs/{actual}", content=data)
+        if not known and not self.missing([actual]):
+            return
+
+        def chunks() -> Iterator[bytes]:
+            body.seek(start)  # each attempt sends the whole body again
+            left = size
+            while left > 0 and (chunk := body.read(min(CHUNK, left))):
+                left -= len(chunk)
+                yield chunk
+                with self._lock:
+                    self.bytes_sent += len(chunk)
+
+        self._request(
+            "PUT",
+            f"/blobs/{actual}",
+            body=chunks,
+            headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
+        )
+        with self._lock:
+            self._absent.discard(actual)
+
+    def put_bytes(self, data: bytes) -> str:
+        digest = hash_bytes(data)
+        with self._lock:
+            known = digest in self._absent
+        if known or self.missing([digest]):
+            self._request("PUT", f"/blobs/{digest}", content=data)
             with self._lock:
                 self.bytes_sent += len(data)
-                self._absent.discard(actual)
-        return actual
+                self._absent.discard(digest)
+        return digest
 
     def open(self, digest: str) -> BinaryIO:
         check_digest(digest)
@@ -284,6 +328,27 @@ class ResponseStream(io.RawIOBase):
         if self._client is not None:
             self._client.close()
         super().close()
+
+
+def _seekable(stream: BinaryIO) -> bool:
+    try:
+        if stream.seekable():
+            stream.tell()
+            return True
+    except (AttributeError, OSError, ValueError):
+        pass
+    return False
+
+
+def _hash_stream(stream: BinaryIO, copy: BinaryIO | None) -> tuple[str, int]:
+    hasher, size = Hasher(), 0
+    while chunk := stream.read(CHUNK):
+        hasher.update(chunk)
+        size += len(chunk)
+        if copy is not None:
+            copy.write(chunk)
+    digest: str = hasher.hexdigest()
+    return digest, size
 
 
 def _raise_for(response: httpx.Response, url: str, digest: str | None = None) -> None:
