@@ -269,10 +269,12 @@ class Restart:
     read: str
     data: Path
     files: int = 200
+    run: lineage.Run | None = None  # the last one started
 
     def log(self) -> lineage.ArtifactVersion:
         """The user's code, the same every time it is run."""
         with lineage.init(project="p", store=self.server.url, token=self.write) as run:
+            self.run = run
             art = lineage.Artifact("big", type="dataset")
             art.add_dir(self.data)
             return run.log_artifact(art)
@@ -383,6 +385,10 @@ def test_server_down_until_the_client_gives_up_then_restarted(restart: Restart) 
     server.start()  # the same port, the same stores
     api = lineage.Api(store=server.url, token=restart.read, project="p", mode="online")
     assert api.artifacts() == []  # no visible version
+    failed = restart.run
+    assert failed is not None and api.run(failed.id).state == "running"  # nobody could say
+    failed.finish(state="failed", error="server gone")  # as it would at exit
+    assert api.run(failed.id).state == "failed"
 
     before = restart.sent()
     version = restart.log()
