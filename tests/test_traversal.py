@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lineage.errors import InvalidInput
-from lineage.records import ArtifactRecord, Edge, RunRecord, VersionRecord
+from lineage.records import ArtifactRecord, Edge, Event, RunRecord, VersionRecord
 from lineage.service import Service
 from lineage.storage import open_stores
 
@@ -156,6 +156,10 @@ def test_tree_with_depth_matches_networkx(service: Service, runs, data) -> None:
     versions = sorted(n for n in graph.nodes if ":" in n)
     root = data.draw(st.sampled_from(versions))
     depth = data.draw(st.one_of(st.none(), st.integers(0, 5)))
+    deleted = data.draw(st.sampled_from(versions))  # a tombstone stays in the tree
+    service.graph.delete_version(
+        deleted, Event(project=project, target=deleted, kind="version.deleted", at=1.0)
+    )
     alias = data.draw(st.sampled_from(versions))
     service.graph.set_alias(project, "v", "best", int(alias.rsplit(":v", 1)[1]), None)
 
@@ -173,6 +177,9 @@ def test_tree_with_depth_matches_networkx(service: Service, runs, data) -> None:
     assert tree.truncated == truncated
     assert {n.id: n.version for n in tree.nodes} == service.graph.get_versions(tree.ids)
     assert any("best" in n.version.aliases for n in tree.nodes if n.version) == (alias in tree.ids)
+    assert {n.id for n in tree.nodes if n.version and n.version.state == "deleted"} == (
+        {deleted} & tree.ids
+    )
 
 
 def test_tree_depth_limit_cases(service: Service) -> None:
