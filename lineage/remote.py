@@ -9,7 +9,9 @@ and manifest are on the server.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import json
 import logging
 import socket
 import time
@@ -339,14 +341,19 @@ class RemoteService:
         job_type: str | None = None,
         state: str | None = None,
         limit: int | None = None,
-        after: str | None = None,
+        after: tuple[float, str] | None = None,
     ) -> list[RunRecord]:
         if project is None:
             return [
                 r for p in self.projects() for r in self.runs(p, job_type=job_type, state=state)
             ]
         found: list[RunRecord] = []
-        cursor = after
+        # the server's cursor for a run: its sort key (started_at, id), as JSON in base64
+        cursor = (
+            None
+            if after is None
+            else base64.urlsafe_b64encode(json.dumps([float(after[0]), after[1]]).encode()).decode()
+        )
         while True:
             data = self.query(
                 "query($p: String!, $j: String, $s: RunState, $after: String) {"

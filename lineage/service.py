@@ -469,8 +469,10 @@ class Service(Traversal):
         job_type: str | None = None,
         state: str | None = None,
         limit: int | None = None,
-        after: str | None = None,
+        after: tuple[float, str] | None = None,
     ) -> list[RunRecord]:
+        """Runs oldest first (by ``started_at``, then id); ``after`` the ``(started_at, id)``
+        of the last run of the previous page."""
         return self.graph.list_runs(
             project, job_type=job_type, state=state, limit=limit, after=after
         )

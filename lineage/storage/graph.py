@@ -81,7 +81,7 @@ class GraphStore(Protocol):
         job_type: str | None = None,
         state: str | None = None,
         limit: int | None = None,
-        after: str | None = None,
+        after: tuple[float, str] | None = None,
     ) -> list[RunRecord]: ...
 
     # artifacts and versions

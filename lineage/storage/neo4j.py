@@ -448,7 +448,7 @@ class Neo4jGraphStore:
         job_type: str | None = None,
         state: str | None = None,
         limit: int | None = None,
-        after: str | None = None,
+        after: tuple[float, str] | None = None,
     ) -> list[RunRecord]:
         where: list[LiteralString] = ["r.project IS NOT NULL"]
         if project is not None:
@@ -457,14 +457,20 @@ class Neo4jGraphStore:
             where.append("r.job_type = $job_type")
         if state is not None:
             where.append("r.state = $state")
-        if after is not None:
-            where.append("r.cursor > $after")
+        if after is not None:  # keyset: the (started_at, id) of the last run seen
+            where.append("(r.started_at > $at OR (r.started_at = $at AND r.id > $id))")
         query: LiteralString = (
             "MATCH (r:Run) WHERE " + " AND ".join(where) + " WITH r "
             "ORDER BY r.started_at, r.id" + _limit(limit) + " " + _RUNS
         )
         rows = self._collect(
-            query, project=project, job_type=job_type, state=state, after=after, limit=limit
+            query,
+            project=project,
+            job_type=job_type,
+            state=state,
+            at=None if after is None else float(after[0]),
+            id=None if after is None else after[1],
+            limit=limit,
         )
         return _runs(rows)
 
@@ -1160,7 +1166,6 @@ def _run_props(run: RunRecord) -> dict[str, Any]:
         "started_at": started_at,
         "finished_at": None if run.finished_at is None else float(run.finished_at),
         "error": run.error,
-        "cursor": f"{_sqlite_real(started_at)}/{run.id}",
     }
     return {key: value for key, value in props.items() if value is not None}
 
@@ -1296,15 +1301,6 @@ def _chunks(items: list[T], size: int = BATCH) -> Iterator[list[T]]:
 def _limit(limit: int | None) -> LiteralString:
     # SQLite reads a negative LIMIT as "no limit"
     return "" if limit is None or limit < 0 else " LIMIT $limit"
-
-
-def _sqlite_real(value: float) -> str:
-    """``value`` as SQLite renders a REAL as text (``%!.15g``), for the ``after`` cursor."""
-    text = f"{value:.15g}"
-    if "e" in text:
-        mantissa, exponent = text.split("e")
-        return (mantissa if "." in mantissa else mantissa + ".0") + "e" + exponent
-    return text if "." in text or "n" in text else text + ".0"
 
 
 def _redact(url: str) -> str:

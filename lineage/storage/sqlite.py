@@ -259,14 +259,16 @@ class SQLiteGraphStore:
         job_type: str | None = None,
         state: str | None = None,
         limit: int | None = None,
-        after: str | None = None,
+        after: tuple[float, str] | None = None,
     ) -> list[RunRecord]:
         where, params = _filters(
             ("project = ?", project),
             ("job_type = ?", job_type),
             ("state = ?", state),
-            ("started_at || '/' || id > ?", after),
         )
+        if after is not None:  # keyset: the (started_at, id) of the last run seen
+            where += (" AND " if where else "WHERE ") + "(started_at, id) > (?, ?)"
+            params += [float(after[0]), after[1]]
         params.append(-1 if limit is None else limit)
         rows = self._db().execute(
             f"SELECT {_RUN_COLUMNS} FROM runs {where} ORDER BY started_at, id LIMIT ?", params

@@ -68,6 +68,22 @@ def test_list_runs_filters_and_pages(graph: GraphStore) -> None:
     assert sorted(graph.list_projects()) == ["p", "q"]
 
 
+def test_list_runs_pages_by_time_then_id(graph: GraphStore) -> None:
+    """``after`` is the (started_at, id) of the last run seen: numbers compare as numbers
+    (9.5 before 10.0, which text would put after), ties on started_at go by id."""
+    times = {"a": 9.5, "b": 10.0, "c": 10.0, "d": 100.25, "e": 1e10}
+    for run_id, at in reversed(times.items()):
+        graph.create_run(RunRecord(id=run_id, project="t", name=run_id, started_at=at))
+    assert [r.id for r in graph.list_runs("t")] == ["a", "b", "c", "d", "e"]
+    pages, after = [], None
+    while page := graph.list_runs("t", limit=2, after=after):
+        pages.append([r.id for r in page])
+        after = (page[-1].started_at, page[-1].id)
+    assert pages == [["a", "b"], ["c", "d"], ["e"]]
+    assert [r.id for r in graph.list_runs("t", after=(9.5, "a"))] == ["b", "c", "d", "e"]
+    assert [r.id for r in graph.list_runs("t", after=(10.0, "b"))] == ["c", "d", "e"]
+
+
 def test_versions_are_numbered_in_commit_order(graph: GraphStore) -> None:
     graph.create_run(run("r1"))
     first, created = graph.commit_version(new("m", D[0], "r1", metadata={"k": 1}))
