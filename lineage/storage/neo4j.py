@@ -136,6 +136,8 @@ _EVENTS: LiteralString = (
 )
 # ids per lookup query: bounds the list the server builds for one answer
 _LOOKUP = 20_000
+# up to this many ids, get_versions is one query (resolving a ref: one round trip, not two)
+_FEW = 16
 
 # expand: ids are split by shape (a version id has ':', a run id never does), so each id is
 # one unique-index seek on its own label, then an expand of the one relationship type that
@@ -591,6 +593,13 @@ class Neo4jGraphStore:
         return self._write(work)
 
     def get_versions(self, ids: Collection[str]) -> dict[str, VersionRecord]:
+        if len(ids) <= _FEW:  # one query, its artifact looked up per version
+            rows = self._collect(
+                "UNWIND $ids AS id MATCH (v:ArtifactVersion {id: id}) "
+                "WHERE v.project IS NOT NULL WITH v " + _VERSIONS,
+                ids=list(ids),
+            )
+            return {version.id: version for version in _versions(rows)}
         versions = self._read(partial(_versions_by_id, ids=list(ids)))
         return {version.id: version for version in versions}
 
