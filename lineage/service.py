@@ -477,6 +477,11 @@ class Service(Traversal):
             project, job_type=job_type, state=state, limit=limit, after=after
         )
 
+    def count_runs(
+        self, project: str, *, job_type: str | None = None, state: str | None = None
+    ) -> int:
+        return self.graph.count_runs(project, job_type=job_type, state=state)
+
     def get_runs(self, ids: Iterable[str]) -> dict[str, RunRecord]:
         return self.graph.get_runs(list(ids))
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 import strawberry
@@ -16,7 +16,7 @@ import strawberry
 from lineage.errors import InvalidInput
 from lineage.graphql.loaders import Context
 
-__all__ = ["DEFAULT_PAGE", "Connection", "PageEdge", "PageInfo", "paginate"]
+__all__ = ["DEFAULT_PAGE", "Connection", "PageEdge", "PageInfo", "keyset_page", "paginate"]
 
 DEFAULT_PAGE = 50
 
@@ -40,7 +40,12 @@ class PageEdge(Generic[N]):
 class Connection(Generic[N]):
     edges: list[PageEdge[N]]
     page_info: PageInfo
-    total_count: int
+    # the count, or how to get it when asked for (counting a big list is a query of its own)
+    count: strawberry.Private[int | Callable[[], Awaitable[int]]]
+
+    @strawberry.field
+    async def total_count(self) -> int:
+        return self.count if isinstance(self.count, int) else await self.count()
 
     @strawberry.field
     def nodes(self) -> list[N]:
@@ -86,5 +91,31 @@ def paginate(
             has_next_page=start + first < len(items),
             end_cursor=edges[-1].cursor if edges else after,
         ),
-        total_count=len(items),
+        count=len(items),
+    )
+
+
+async def keyset_page(
+    fetch: Callable[[int, list[Any] | None], Awaitable[Sequence[X]]],
+    key: Callable[[X], list[Any]],
+    wrap: Callable[[X], N],
+    count: Callable[[], Awaitable[int]],
+    context: Context,
+    first: int,
+    after: str | None,
+) -> Connection[N]:
+    """A page the store cuts: ``fetch(limit, after_key)`` returns up to ``limit`` items in
+    ``key`` order after ``after_key``; one more than asked tells whether a next page exists.
+    ``totalCount`` is counted only when a query asks for it."""
+    context.limits.first(first)
+    items = await fetch(first + 1, None if after is None else _uncursor(after))
+    page = items[:first]
+    edges = [PageEdge(cursor=_cursor(key(item)), node=wrap(item)) for item in page]
+    return Connection(
+        edges=edges,
+        page_info=PageInfo(
+            has_next_page=len(items) > first,
+            end_cursor=edges[-1].cursor if edges else after,
+        ),
+        count=count,
     )

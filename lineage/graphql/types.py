@@ -15,8 +15,9 @@ from typing import Any, NewType, TypeVar
 import strawberry
 from strawberry.scalars import JSON
 
+from lineage.errors import InvalidInput
 from lineage.graphql.loaders import Context, call
-from lineage.graphql.pagination import DEFAULT_PAGE, Connection, paginate
+from lineage.graphql.pagination import DEFAULT_PAGE, Connection, keyset_page, paginate
 from lineage.manifest import Entry
 from lineage.records import ArtifactRecord, RunRecord, VersionRecord
 from lineage.records import CodeVersion as CodeRecord
@@ -456,22 +457,36 @@ async def run_page(
     first: int,
     after: str | None,
 ) -> Connection[Run]:
-    """A page of a project's runs, oldest first (``Query.runs``, ``Project.runs``)."""
-    found = await call(
-        info.context.service.runs,
-        project,
-        job_type=job_type,
-        state=None if state is None else state.value,
-    )
-    info.context.loaders.runs.prime_many({r.id: r for r in found})
-    return paginate(
-        found,
-        lambda r: [r.started_at, r.id],
-        lambda r: Run(record=r),
-        info.context,
-        first,
-        after,
-    )
+    """A page of a project's runs, oldest first (``Query.runs``, ``Project.runs``): the store
+    returns just the page (a project may hold 100,000 runs), by ``(started_at, id)``."""
+    service = info.context.service
+    state_value = None if state is None else state.value
+
+    async def fetch(limit: int, bound: list[Any] | None) -> list[RunRecord]:
+        keyset = None
+        if bound is not None:
+            if (
+                len(bound) != 2
+                or not isinstance(bound[0], int | float)
+                or isinstance(bound[0], bool)
+                or not isinstance(bound[1], str)
+            ):
+                raise InvalidInput(f"cursor {(after or '')[:40]!r} belongs to another list")
+            keyset = (float(bound[0]), bound[1])
+        found: list[RunRecord] = await call(
+            service.runs, project, job_type=job_type, state=state_value, limit=limit, after=keyset
+        )
+        info.context.loaders.runs.prime_many({r.id: r for r in found})
+        return found
+
+    async def count() -> int:
+        counted: int = await call(service.count_runs, project, job_type=job_type, state=state_value)
+        return counted
+
+    return await keyset_page(
+        fetch, lambda r: [r.started_at, r.id], lambda r: Run(record=r), count,
+        info.context, first, after,
+    )  # fmt: skip
 
 
 @strawberry.type(description="A namespace: every run and artifact belongs to one.")

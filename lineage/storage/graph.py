@@ -83,6 +83,9 @@ class GraphStore(Protocol):
         limit: int | None = None,
         after: tuple[float, str] | None = None,
     ) -> list[RunRecord]: ...
+    def count_runs(
+        self, project: str, *, job_type: str | None = None, state: str | None = None
+    ) -> int: ...
 
     # artifacts and versions
     def list_projects(self) -> list[str]: ...

@@ -476,6 +476,20 @@ class Neo4jGraphStore:
         )
         return _runs(rows)
 
+    def count_runs(
+        self, project: str, *, job_type: str | None = None, state: str | None = None
+    ) -> int:
+        row = self._rows(
+            "MATCH (r:Run {project: $project}) "
+            "WHERE ($job_type IS NULL OR r.job_type = $job_type) "
+            "AND ($state IS NULL OR r.state = $state) RETURN count(r) AS n",
+            project=project,
+            job_type=job_type,
+            state=state,
+        )[0]
+        count: int = row["n"]
+        return count
+
     # artifacts and versions ----------------------------------------------------------------
 
     def list_projects(self) -> list[str]:

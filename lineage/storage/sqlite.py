@@ -275,6 +275,15 @@ class SQLiteGraphStore:
         )
         return _runs(rows)
 
+    def count_runs(
+        self, project: str, *, job_type: str | None = None, state: str | None = None
+    ) -> int:
+        where, params = _filters(
+            ("project = ?", project), ("job_type = ?", job_type), ("state = ?", state)
+        )
+        count: int = self._db().execute(f"SELECT count(*) FROM runs {where}", params).fetchone()[0]
+        return count
+
     # artifacts and versions ----------------------------------------------------------------
 
     def list_projects(self) -> list[str]:
