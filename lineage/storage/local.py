@@ -3,9 +3,11 @@
 Writes copy and hash in one pass into ``<root>/tmp/``, then publish with ``rename`` once the
 bytes are durable. A batch (``put_files``) pays for durability once: every temporary file is
 written, one ``syncfs`` flushes them, then all are renamed and one more ``syncfs`` makes the
-renames durable. Where the filesystem can clone (btrfs, XFS), a copy is a reflink and only
-the hash reads the bytes. Never a hard link: a user editing the original would corrupt the
-store.
+renames durable. A single blob (``put_stream``, ``put_bytes``: each upload to the server)
+flushes only itself: ``fsync`` of its file, ``rename``, ``fsync`` of its folder, so that it
+does not wait on what other processes write to the same filesystem (bench/README.md).
+Where the filesystem can clone (btrfs, XFS), a copy is a reflink and only the hash reads the
+bytes. Never a hard link: a user editing the original would corrupt the store.
 
 A file costs two opens, its reads and writes, a ``fchmod``, a ``stat`` and a ``rename``; a
 batch two ``syncfs`` calls. Files are staged by a few threads (hashing and I/O release the
@@ -171,16 +173,19 @@ class LocalBlobStore:
                     hasher.update(chunk)
                     out.write(chunk)
                     size += len(chunk)
+                actual = hasher.hexdigest()
+                if digest is not None and actual != digest:
+                    raise DigestMismatch(
+                        f"received bytes hash to {actual}, not the claimed {digest}",
+                        digest=digest,
+                    )
                 os.fchmod(out.fileno(), 0o444)
-            actual = hasher.hexdigest()
-            if digest is not None and actual != digest:
-                raise DigestMismatch(
-                    f"received bytes hash to {actual}, not the claimed {digest}", digest=digest
-                )
+                out.flush()
+                os.fsync(out.fileno())
         except BaseException:
             _unlink(temp)
             raise
-        self._publish([(temp, actual)])
+        self._publish_one(temp, actual)
         return actual, size
 
     def put_bytes(self, data: bytes) -> str:
@@ -192,10 +197,12 @@ class LocalBlobStore:
             with os.fdopen(fd, "wb") as out:
                 out.write(data)
                 os.fchmod(out.fileno(), 0o444)
+                out.flush()
+                os.fsync(out.fileno())
         except BaseException:
             _unlink(temp)
             raise
-        self._publish([(temp, digest)])
+        self._publish_one(temp, digest)
         return digest
 
     def _create_temp(self) -> tuple[int, str]:
@@ -243,6 +250,24 @@ class LocalBlobStore:
                 os.replace(temp, final)
         _syncfs(self.root)
 
+    def _publish_one(self, temp: str, digest: str) -> None:
+        """Publish one blob whose bytes are already fsynced: rename it into place, then
+        fsync the folder that now names it. Only this blob's own data and one directory are
+        flushed, where ``_publish`` waits for every dirty page of the filesystem, twice."""
+        final = self._path(digest)
+        folder = os.path.dirname(final)
+        if os.path.isfile(final):  # already stored: its writer made it durable
+            _unlink(temp)
+        else:
+            try:
+                os.replace(temp, final)
+            except FileNotFoundError:  # the first blob under this prefix
+                os.makedirs(folder, exist_ok=True)
+                _fsync_dir(str(self.root))  # the new folder's own name
+                os.replace(temp, final)
+        # also when it was there: its writer may not have synced the name yet
+        _fsync_dir(folder)
+
     # reads ---------------------------------------------------------------------------------
 
     def open(self, digest: str) -> BinaryIO:
@@ -288,6 +313,14 @@ def _clone(src: int, dst: int) -> bool:
             return False
         raise
     return True
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _syncfs(path: Path) -> None:
