@@ -36,7 +36,7 @@ from lineage.records import (
     Subgraph,
     VersionRecord,
 )
-from lineage.service import GcReport, process_alive
+from lineage.service import GcReport, new_run_id, process_alive
 from lineage.storage.graph import GraphStore
 from lineage.storage.http import HttpBlobStore
 
@@ -176,6 +176,7 @@ class RemoteService:
         )
         self.blobs = HttpBlobStore(self.url, token=token)
         self.requests = 0  # GraphQL requests made: what a second sync must not repeat
+        self.retried = 0  # requests sent again after a failure (the first may have landed)
         self._ping()
 
     def close(self) -> None:
@@ -221,6 +222,7 @@ class RemoteService:
                         f"{_ATTEMPTS} times",
                         url=self.url,
                     )
+            self.retried += 1
             time.sleep(delay)
             delay *= 2
         if response.status_code in (401, 403) and not response.content.startswith(b"{"):
@@ -248,20 +250,28 @@ class RemoteService:
             "code": None
             if code is None
             else {"commit": code.commit, "dirty": code.dirty, "remote": code.remote},
-            "id": kw.get("run_id"),
+            # named here, not by the server: a retry of a request whose answer was lost
+            # then finds this run instead of starting a second one
+            "id": kw.get("run_id") or new_run_id(),
             "startedAt": None
             if kw.get("started_at") is None
             else datetime.fromtimestamp(kw["started_at"], tz=UTC).isoformat(),
         }
-        data = self.query(
-            "mutation($project: String!, $jobType: String, $name: String, $config: JSON,"
-            " $tags: [String!], $notes: String, $host: String, $pid: Int,"
-            " $code: CodeVersionInput, $id: ID, $startedAt: DateTime) {"
-            " createRun(project: $project, jobType: $jobType, name: $name, config: $config,"
-            " tags: $tags, notes: $notes, host: $host, pid: $pid, code: $code, id: $id,"
-            f" startedAt: $startedAt) {{ {RUN} }} }}",
-            **variables,
-        )
+        retried = self.retried
+        try:
+            data = self.query(
+                "mutation($project: String!, $jobType: String, $name: String, $config: JSON,"
+                " $tags: [String!], $notes: String, $host: String, $pid: Int,"
+                " $code: CodeVersionInput, $id: ID, $startedAt: DateTime) {"
+                " createRun(project: $project, jobType: $jobType, name: $name, config: $config,"
+                " tags: $tags, notes: $notes, host: $host, pid: $pid, code: $code, id: $id,"
+                f" startedAt: $startedAt) {{ {RUN} }} }}",
+                **variables,
+            )
+        except errors.Conflict:
+            if kw.get("run_id") or self.retried == retried:
+                raise  # the id was the caller's, or no earlier attempt can have used it
+            return self.get_run(variables["id"])  # an attempt whose answer was lost made it
         return _run(data["createRun"])
 
     def get_run(self, run_id: str) -> RunRecord:
@@ -304,15 +314,24 @@ class RemoteService:
         error: str | None = None,
         at: float | None = None,
     ) -> RunRecord:
-        data = self.query(
-            "mutation($id: ID!, $state: RunState!, $summary: JSON, $error: String) {"
-            " finishRun(runId: $id, state: $state, summary: $summary, error: $error)"
-            f" {{ {RUN} }} }}",
-            id=run_id,
-            state=state.upper(),
-            summary=dict(summary) if summary is not None else None,
-            error=error,
-        )
+        retried = self.retried
+        try:
+            data = self.query(
+                "mutation($id: ID!, $state: RunState!, $summary: JSON, $error: String) {"
+                " finishRun(runId: $id, state: $state, summary: $summary, error: $error)"
+                f" {{ {RUN} }} }}",
+                id=run_id,
+                state=state.upper(),
+                summary=dict(summary) if summary is not None else None,
+                error=error,
+            )
+        except errors.Conflict:
+            if self.retried == retried:
+                raise
+            run = self.get_run(run_id)  # an attempt whose answer was lost may have finished it
+            if run.state != state:
+                raise
+            return run
         return _run(data["finishRun"])
 
     def update_summary(self, run_id: str, summary: Mapping[str, Any]) -> RunRecord:
