@@ -2,10 +2,12 @@
 
 The child serves the real application of :func:`lineage.app.create_app` with uvicorn, over
 the stores it is given, behind one ASGI middleware that writes down every answered blob
-upload. Nothing on the client side is touched: the SDK talks HTTP to a real server.
+upload and crashes the process where it is told to. Nothing on the client side is
+touched: the SDK talks HTTP to a real server.
 
     server = ServerProcess(store, blobs, port=free_port(), log=tmp_path / "puts.log")
     server.start(crash_after=40)  # PUTs one at a time; SIGKILL right after the 40th answer
+    server.start(crash_on="createRun")  # SIGKILL once such a GraphQL request is done, unanswered
     server.wait()                 # until it has died
     server.start()                # the same port, the same stores
     server.puts()                 # [(pid, digest, status), ...] of every answered PUT
@@ -50,10 +52,10 @@ class ServerProcess:
         self.url = f"http://{HOST}:{port}"
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self, crash_after: int = 0, timeout: float = 60) -> None:
+    def start(self, crash_after: int = 0, crash_on: str = "", timeout: float = 60) -> None:
         self.stop()  # the previous life, if any (dead by now, or made so)
         command = [sys.executable, __file__, self.store, self.blobs, str(self.port)]
-        command += [str(self.log), "--crash-after", str(crash_after)]
+        command += [str(self.log), "--crash-after", str(crash_after), "--crash-on", crash_on]
         self.process = subprocess.Popen(command, stdin=subprocess.PIPE)
         deadline = time.monotonic() + timeout
         while True:
@@ -96,14 +98,17 @@ class ServerProcess:
         return found
 
 
-class _Uploads:
+class _Faults:
     """Writes down each answered blob PUT; with ``crash_after``, serves PUTs one at a time
-    and SIGKILLs the process right after answering that many."""
+    and SIGKILLs the process right after answering that many. With ``crash_on``, SIGKILLs it
+    when the answer to a GraphQL request whose body holds that word is about to leave: the
+    request has done its work, and the client never hears of it."""
 
-    def __init__(self, app: Any, log: Path, crash_after: int) -> None:
+    def __init__(self, app: Any, log: Path, crash_after: int, crash_on: str) -> None:
         self.app = app
         self.log = log
         self.crash_after = crash_after
+        self.crash_on = crash_on.encode()
         self.answered = 0
         self.one_at_a_time = asyncio.Lock()
 
@@ -113,6 +118,9 @@ class _Uploads:
         receive: Callable[[], Awaitable[Message]],
         send: Callable[[Message], Awaitable[None]],
     ) -> None:
+        if scope["type"] == "http" and self.crash_on and scope["path"] == "/graphql":
+            await self._graphql(scope, receive, send)
+            return
         if scope["type"] != "http" or scope["method"] != "PUT":
             await self.app(scope, receive, send)
             return
@@ -133,15 +141,35 @@ class _Uploads:
             if self.crash_after and self.answered >= self.crash_after:
                 os.kill(os.getpid(), signal.SIGKILL)  # a crash: no shutdown, no cleanup
 
+    async def _graphql(
+        self,
+        scope: Scope,
+        receive: Callable[[], Awaitable[Message]],
+        send: Callable[[Message], Awaitable[None]],
+    ) -> None:
+        body = bytearray()
 
-def _serve(store: str, blobs: str, port: int, log: Path, crash_after: int) -> None:
+        async def reading() -> Message:
+            message = await receive()
+            body.extend(message.get("body", b""))
+            return message
+
+        async def answer(message: Message) -> None:
+            if message["type"] == "http.response.start" and self.crash_on in body:
+                os.kill(os.getpid(), signal.SIGKILL)
+            await send(message)
+
+        await self.app(scope, reading, answer)
+
+
+def _serve(store: str, blobs: str, port: int, log: Path, crash_after: int, crash_on: str) -> None:
     import uvicorn
 
     from lineage.app import create_app
 
     app = create_app(store, blobs)
     config = uvicorn.Config(
-        _Uploads(app, log, crash_after), host=HOST, port=port, log_level="warning"
+        _Faults(app, log, crash_after, crash_on), host=HOST, port=port, log_level="warning"
     )
     server = uvicorn.Server(config)
 
@@ -160,8 +188,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("port", type=int)
     parser.add_argument("log", type=Path)
     parser.add_argument("--crash-after", type=int, default=0)
+    parser.add_argument("--crash-on", default="")
     args = parser.parse_args(argv)
-    _serve(args.store, args.blobs, args.port, args.log, args.crash_after)
+    _serve(args.store, args.blobs, args.port, args.log, args.crash_after, args.crash_on)
     return 0
 
 

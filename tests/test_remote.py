@@ -404,3 +404,26 @@ def test_server_down_until_the_client_gives_up_then_restarted(restart: Restart) 
     state = restart.server_state()
     assert [v.id for v in state["versions"]] == ["p/big:v0"]  # type: ignore[attr-defined]
     assert state["edges"] == [(version.created_by, "p/big:v0", "produced")]
+
+
+@pytest.mark.parametrize("mutation", ["createRun", "commitVersion", "finishRun"])
+def test_server_killed_after_a_mutation_before_its_answer(restart: Restart, mutation: str) -> None:
+    """The request did its work, the answer never came: the client's retry must not do it
+    twice (a second run) nor refuse what is already done (a finished run)."""
+    server = restart.server
+    server.start(crash_on=mutation)
+
+    def restart_at_once() -> None:
+        server.wait()
+        server.start()  # the same port, the same stores, no more crashes
+
+    restarter = threading.Thread(target=restart_at_once)
+    restarter.start()
+    version = restart.log()  # the retry reaches the restarted server
+    restarter.join()
+    state = restart.server_state()
+    [run] = state["runs"]  # type: ignore[misc]
+    assert run.id == version.created_by and run.state == "finished"
+    assert [v.id for v in state["versions"]] == ["p/big:v0"]  # type: ignore[attr-defined]
+    assert state["edges"] == [(run.id, "p/big:v0", "produced")]
+    version.verify()
