@@ -286,6 +286,12 @@ def paused_gc() -> Iterator[None]:
     An answer of 100,000 records allocates about a million acyclic objects; with the
     collector on, that triggers full collections of the whole heap, which cost more than
     building the answer. The collector is switched back on only if it was on before.
+
+    Switched back on, it would still examine every one of those objects once, in the next
+    young collection (0.12-0.16 s for a 130,000-version tree, to find nothing: an answer
+    holds no cycles). So what was allocated meanwhile moves straight to the oldest
+    generation (``freeze`` then ``unfreeze``: two list splices), unless the process keeps
+    objects frozen itself, which ``unfreeze`` would undo.
     """
     was_enabled = gc.isenabled()
     gc.disable()
@@ -293,6 +299,9 @@ def paused_gc() -> Iterator[None]:
         yield
     finally:
         if was_enabled:
+            if gc.get_freeze_count() == 0:
+                gc.freeze()
+                gc.unfreeze()
             gc.enable()
 
 

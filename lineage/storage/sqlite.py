@@ -556,7 +556,8 @@ class SQLiteGraphStore:
                         elif row[1] is not None:
                             triples.append(row[:3])
                     break
-                runs.update([row[2] for row in rows])
+                if generations is not None:  # the runs matter at the depth limit only
+                    runs.update([row[2] for row in rows])
                 produced = [row for row in rows if row[1] is not None]  # NULL: no outputs
                 triples += [row[:3] for row in produced]
                 fresh = {row[1]: row for row in produced if row[1] not in seen}
