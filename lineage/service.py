@@ -198,6 +198,10 @@ class Service(Traversal):
             raise VersionNotFound(self._not_found(parsed), ref=str(parsed))
         return found
 
+    def latest(self, project: str, name: str) -> VersionRecord | None:
+        """The newest live version of an artifact (its ``latest`` alias), or None."""
+        return self.graph.find_alias(project, name, "latest")
+
     def _not_found(self, ref: Ref) -> str:
         artifact = self.graph.get_artifact(ref.project, ref.name)
         if artifact is None:

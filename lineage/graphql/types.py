@@ -430,8 +430,9 @@ class Artifact:
 
     @field("The newest live version.")
     async def latest(self, info: Info) -> ArtifactVersion | None:
-        live = [v for v in await self._versions(info) if v.state == "committed"]
-        return ArtifactVersion(record=live[-1]) if live else None
+        # the store's `latest` alias: one lookup, not every version of the artifact
+        found = await call(info.context.service.latest, self.record.project, self.record.name)
+        return ArtifactVersion(record=found) if found is not None else None
 
     @field("The event log of every version of the artifact.")
     async def events(self, info: Info) -> list[Event]:

@@ -15,6 +15,7 @@ from helpers import expected_lineage, oracle, snapshot, within
 from serving import ROOT, Server
 
 from lineage.demo import DemoResult, run_demo
+from lineage.manifest import Entry, write_manifest
 from lineage.records import RunRecord
 from lineage.service import Service
 
@@ -185,3 +186,19 @@ async def test_runs_page_through_the_store(server: Server, service: Service) -> 
         '{ runs(project: "paged", after: "WyJhIl0=") { totalCount } }'  # ["a"]: not a run key
     )
     assert error["extensions"]["code"] == "INVALID_INPUT"
+
+
+async def test_latest_is_the_newest_live_version(server: Server, service: Service) -> None:
+    run = service.start_run(project="lat", job_type="train")
+    for i in range(3):
+        entry = Entry(path="w.bin", size=1, digest=service.blobs.put_bytes(bytes([i])))
+        service.commit(
+            run.id, name="m", type="model", manifest=write_manifest(service.blobs, [entry])
+        )
+    query = '{ artifact(project: "lat", name: "m") { latest { ref } } }'
+    assert (await server.data(query))["artifact"]["latest"] == {"ref": "lat/m:v2"}
+    service.delete_version("lat/m:v2")
+    assert (await server.data(query))["artifact"]["latest"] == {"ref": "lat/m:v1"}
+    service.delete_version("lat/m:v1")
+    service.delete_version("lat/m:v0", force=True)
+    assert (await server.data(query))["artifact"]["latest"] is None
