@@ -460,11 +460,24 @@ class Service(Traversal):
         return artifact
 
     def versions(
-        self, project: str, name: str, *, include_deleted: bool = False
+        self,
+        project: str,
+        name: str,
+        *,
+        include_deleted: bool = False,
+        limit: int | None = None,
+        after: int | None = None,
     ) -> list[VersionRecord]:
+        """An artifact's versions, oldest first; ``after`` the index of the last one of the
+        previous page."""
         check_name(project, "project")
         check_name(name, "artifact name")
-        return self.graph.list_versions(project, name, include_deleted=include_deleted)
+        return self.graph.list_versions(
+            project, name, include_deleted=include_deleted, limit=limit, after=after
+        )
+
+    def count_versions(self, project: str, name: str, *, include_deleted: bool = False) -> int:
+        return self.graph.count_versions(project, name, include_deleted=include_deleted)
 
     def runs(
         self,

@@ -411,16 +411,35 @@ class Artifact:
         after: str | None = None,
         include_deleted: bool = False,
     ) -> Connection[ArtifactVersion]:
-        found = [v for v in await self._versions(info) if include_deleted or v.state == "committed"]
-        info.context.loaders.versions.prime_many({v.id: v for v in found})
-        return paginate(
-            found,
-            lambda v: [v.index],
-            lambda v: ArtifactVersion(record=v),
-            info.context,
-            first,
-            after,
-        )
+        # the store cuts the page (an artifact may hold 100,000 versions), by index
+        service, project, name = info.context.service, self.record.project, self.record.name
+
+        async def fetch(limit: int, bound: list[Any] | None) -> list[VersionRecord]:
+            if bound is not None and (
+                len(bound) != 1 or not isinstance(bound[0], int) or isinstance(bound[0], bool)
+            ):
+                raise InvalidInput(f"cursor {(after or '')[:40]!r} belongs to another list")
+            found: list[VersionRecord] = await call(
+                service.versions,
+                project,
+                name,
+                include_deleted=include_deleted,
+                limit=limit,
+                after=None if bound is None else bound[0],
+            )
+            info.context.loaders.versions.prime_many({v.id: v for v in found})
+            return found
+
+        async def count() -> int:
+            counted: int = await call(
+                service.count_versions, project, name, include_deleted=include_deleted
+            )
+            return counted
+
+        return await keyset_page(
+            fetch, lambda v: [v.index], lambda v: ArtifactVersion(record=v), count,
+            info.context, first, after,
+        )  # fmt: skip
 
     @field("Every alias and the version holding it.")
     async def aliases(self, info: Info) -> list[Alias]:

@@ -111,8 +111,18 @@ class GraphStore(Protocol):
     def get_versions(self, ids: Collection[str]) -> dict[str, VersionRecord]: ...
     def find_alias(self, project: str, name: str, alias: str) -> VersionRecord | None: ...
     def list_versions(
-        self, project: str, name: str, *, include_deleted: bool = False
-    ) -> list[VersionRecord]: ...
+        self,
+        project: str,
+        name: str,
+        *,
+        include_deleted: bool = False,
+        limit: int | None = None,
+        after: int | None = None,
+    ) -> list[VersionRecord]:
+        """An artifact's versions by index, from the one after index ``after``."""
+        ...
+
+    def count_versions(self, project: str, name: str, *, include_deleted: bool = False) -> int: ...
     def set_alias(
         self, project: str, name: str, alias: str, index: int | None, event: Event | None
     ) -> None:

@@ -96,6 +96,9 @@ SCHEMA: dict[str, LiteralString] = {
     "FOR (n:Artifact) ON (n.project)",
     "version_artifact": "CREATE INDEX version_artifact IF NOT EXISTS "
     "FOR (n:ArtifactVersion) ON (n.project, n.name)",
+    # a page of an artifact's versions in index order, without sorting them all
+    "version_index": "CREATE INDEX version_index IF NOT EXISTS "
+    "FOR (n:ArtifactVersion) ON (n.project, n.name, n.index)",
     "version_digest": "CREATE INDEX version_digest IF NOT EXISTS "
     "FOR (n:ArtifactVersion) ON (n.digest)",
     "alias_version": "CREATE INDEX alias_version IF NOT EXISTS FOR (n:Alias) ON (n.version)",
@@ -626,20 +629,40 @@ class Neo4jGraphStore:
         return _versions(rows)[0] if rows else None
 
     def list_versions(
-        self, project: str, name: str, *, include_deleted: bool = False
+        self,
+        project: str,
+        name: str,
+        *,
+        include_deleted: bool = False,
+        limit: int | None = None,
+        after: int | None = None,
     ) -> list[VersionRecord]:
         def work(tx: neo4j.ManagedTransaction) -> list[VersionRecord]:
             rows = _collect(
                 tx,
                 "MATCH (v:ArtifactVersion {project: $project, name: $name}) "
-                "WHERE $all OR v.state = 'committed' " + _VERSION_FIELDS,
+                "WHERE v.index > $after AND ($all OR v.state = 'committed') "
+                "WITH v ORDER BY v.index" + _limit(limit) + " " + _VERSION_FIELDS,
                 project=project,
                 name=name,
                 all=include_deleted,
+                after=-1 if after is None else after,
+                limit=limit,
             )
             return _versions(_with_artifacts(tx, rows))
 
-        return sorted(self._read(work), key=lambda v: v.index)
+        return self._read(work)
+
+    def count_versions(self, project: str, name: str, *, include_deleted: bool = False) -> int:
+        row = self._rows(
+            "MATCH (v:ArtifactVersion {project: $project, name: $name}) "
+            "WHERE $all OR v.state = 'committed' RETURN count(v) AS n",
+            project=project,
+            name=name,
+            all=include_deleted,
+        )[0]
+        count: int = row["n"]
+        return count
 
     def set_alias(
         self, project: str, name: str, alias: str, index: int | None, event: Event | None

@@ -423,15 +423,33 @@ class SQLiteGraphStore:
         return _version(row) if row else None
 
     def list_versions(
-        self, project: str, name: str, *, include_deleted: bool = False
+        self,
+        project: str,
+        name: str,
+        *,
+        include_deleted: bool = False,
+        limit: int | None = None,
+        after: int | None = None,
     ) -> list[VersionRecord]:
         state = "" if include_deleted else "AND v.state = 'committed'"
         rows = self._db().execute(
             f"SELECT {_VERSION_COLUMNS} FROM {_VERSION_FROM} "
-            f"WHERE v.project = ? AND v.name = ? {state} ORDER BY v.idx",
-            (project, name),
+            f"WHERE v.project = ? AND v.name = ? AND v.idx > ? {state} ORDER BY v.idx LIMIT ?",
+            (project, name, -1 if after is None else after, -1 if limit is None else limit),
         )
         return _versions(rows)
+
+    def count_versions(self, project: str, name: str, *, include_deleted: bool = False) -> int:
+        state = "" if include_deleted else "AND state = 'committed'"
+        count: int = (
+            self._db()
+            .execute(
+                f"SELECT count(*) FROM versions WHERE project = ? AND name = ? {state}",
+                (project, name),
+            )
+            .fetchone()[0]
+        )
+        return count
 
     def set_alias(
         self, project: str, name: str, alias: str, index: int | None, event: Event | None

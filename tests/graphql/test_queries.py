@@ -202,3 +202,35 @@ async def test_latest_is_the_newest_live_version(server: Server, service: Servic
     service.delete_version("lat/m:v1")
     service.delete_version("lat/m:v0", force=True)
     assert (await server.data(query))["artifact"]["latest"] is None
+
+
+async def test_versions_page_through_the_store(server: Server, service: Service) -> None:
+    run = service.start_run(project="vp", job_type="train")
+    for i in range(12):
+        entry = Entry(path="w.bin", size=1, digest=service.blobs.put_bytes(bytes([i])))
+        service.commit(
+            run.id, name="m", type="model", manifest=write_manifest(service.blobs, [entry])
+        )
+    service.delete_version("vp/m:v4")
+    query = (
+        'query($after: String, $all: Boolean!) { artifact(project: "vp", name: "m") {'
+        " versions(first: 5, after: $after, includeDeleted: $all) {"
+        " totalCount nodes { ref } pageInfo { hasNextPage endCursor } } } }"
+    )
+    for include_deleted, total in ((False, 11), (True, 12)):
+        seen: list[str] = []
+        after = None
+        while True:
+            data = await server.data(query, {"after": after, "all": include_deleted})
+            page = data["artifact"]["versions"]
+            assert page["totalCount"] == total
+            seen += [node["ref"] for node in page["nodes"]]
+            if not page["pageInfo"]["hasNextPage"]:
+                break
+            after = page["pageInfo"]["endCursor"]
+        want = [i for i in range(12) if include_deleted or i != 4]
+        assert seen == [f"vp/m:v{i}" for i in want]
+    error = await server.error(
+        '{ artifact(project: "vp", name: "m") { versions(after: "WyJhIl0=") { totalCount } } }'
+    )
+    assert error["extensions"]["code"] == "INVALID_INPUT"

@@ -133,6 +133,28 @@ def test_aliases_are_unique_and_move(graph: GraphStore) -> None:
     assert [e.kind for e in graph.events("p")] == ["alias.moved"]
 
 
+def test_versions_page_by_index(graph: GraphStore) -> None:
+    graph.create_run(run("r1"))
+    for i in range(12):  # v10 and v11: an index compares as a number, not as text
+        graph.commit_version(new("m", D[i], "r1"))
+    graph.delete_version(
+        "p/m:v2", Event(project="p", target="p/m:v2", kind="version.deleted", at=2.0)
+    )
+
+    def indexes(**kw: object) -> list[int]:
+        return [v.index for v in graph.list_versions("p", "m", **kw)]  # type: ignore[arg-type]
+
+    assert indexes() == [0, 1, *range(3, 12)]
+    assert indexes(limit=2) == [0, 1] and indexes(limit=2, after=1) == [3, 4]
+    assert indexes(after=9) == [10, 11] and indexes(after=11) == []
+    assert indexes(include_deleted=True, after=1, limit=2) == [2, 3]
+    assert graph.count_versions("p", "m") == 11
+    assert graph.count_versions("p", "m", include_deleted=True) == 12
+    assert graph.count_versions("p", "none") == 0
+    page = graph.list_versions("p", "m", limit=1, after=3)[0]
+    assert page == graph.get_versions(["p/m:v4"])["p/m:v4"]  # whole records, aliases too
+
+
 def test_delete_is_a_tombstone(graph: GraphStore) -> None:
     graph.create_run(run("r1"))
     graph.commit_version(new("m", D[0], "r1"))
