@@ -479,6 +479,10 @@ class Service(Traversal):
     def count_versions(self, project: str, name: str, *, include_deleted: bool = False) -> int:
         return self.graph.count_versions(project, name, include_deleted=include_deleted)
 
+    def aliases(self, project: str, name: str) -> list[tuple[str, VersionRecord]]:
+        """An artifact's aliases, by name, each with the version it names."""
+        return self.graph.list_aliases(project, name)
+
     def runs(
         self,
         project: str | None = None,

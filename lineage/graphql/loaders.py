@@ -74,10 +74,6 @@ class Loaders:
         self.artifacts: DataLoader[tuple[str, str], ArtifactRecord | None] = DataLoader(
             self._each(lambda key: graph.get_artifact(*key))
         )
-        # every version of an artifact, deleted ones included, oldest first
-        self.version_lists: DataLoader[tuple[str, str], list[VersionRecord]] = DataLoader(
-            self._each(lambda key: service.versions(*key, include_deleted=True))
-        )
 
     async def _runs(self, ids: list[str]) -> list[RunRecord | None]:
         found = await call(self.service.graph.get_runs, ids)

@@ -399,10 +399,6 @@ class Artifact:
         assert at is not None
         return at
 
-    async def _versions(self, info: Info) -> list[VersionRecord]:
-        key = (self.record.project, self.record.name)
-        return await info.context.loaders.version_lists.load(key)
-
     @field("Its versions, oldest first.")
     async def versions(
         self,
@@ -443,9 +439,8 @@ class Artifact:
 
     @field("Every alias and the version holding it.")
     async def aliases(self, info: Info) -> list[Alias]:
-        found = await self._versions(info)
-        held = [(a, v) for v in found if v.state == "committed" for a in v.aliases]
-        return [Alias(alias=a, version=ArtifactVersion(record=v)) for a, v in sorted(held)]
+        held = await call(info.context.service.aliases, self.record.project, self.record.name)
+        return [Alias(alias=a, version=ArtifactVersion(record=v)) for a, v in held]
 
     @field("The newest live version.")
     async def latest(self, info: Info) -> ArtifactVersion | None:

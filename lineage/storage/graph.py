@@ -123,6 +123,10 @@ class GraphStore(Protocol):
         ...
 
     def count_versions(self, project: str, name: str, *, include_deleted: bool = False) -> int: ...
+    def list_aliases(self, project: str, name: str) -> list[tuple[str, VersionRecord]]:
+        """An artifact's aliases, by name, each with the version it names."""
+        ...
+
     def set_alias(
         self, project: str, name: str, alias: str, index: int | None, event: Event | None
     ) -> None:

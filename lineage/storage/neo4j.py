@@ -664,6 +664,18 @@ class Neo4jGraphStore:
         count: int = row["n"]
         return count
 
+    def list_aliases(self, project: str, name: str) -> list[tuple[str, VersionRecord]]:
+        # an alias key is project/name/alias and names hold no '/': the prefix is exact
+        rows = self._rows(
+            "MATCH (l:Alias) WHERE l.key STARTS WITH $prefix "
+            "RETURN l.alias AS alias, l.version AS version ORDER BY alias",
+            prefix=f"{project}/{name}/",
+        )
+        versions = self.get_versions({row["version"] for row in rows})
+        return [
+            (row["alias"], versions[row["version"]]) for row in rows if row["version"] in versions
+        ]
+
     def set_alias(
         self, project: str, name: str, alias: str, index: int | None, event: Event | None
     ) -> None:

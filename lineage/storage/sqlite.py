@@ -451,6 +451,20 @@ class SQLiteGraphStore:
         )
         return count
 
+    def list_aliases(self, project: str, name: str) -> list[tuple[str, VersionRecord]]:
+        rows = (
+            self._db()
+            .execute(
+                f"SELECT {_VERSION_COLUMNS}, h.alias FROM aliases h JOIN versions v "
+                "ON v.project = h.project AND v.name = h.name AND v.idx = h.idx "
+                "JOIN artifacts a ON a.project = v.project AND a.name = v.name "
+                "WHERE h.project = ? AND h.name = ? ORDER BY h.alias",
+                (project, name),
+            )
+            .fetchall()
+        )
+        return [(row[13], version) for row, version in zip(rows, _versions(rows), strict=True)]
+
     def set_alias(
         self, project: str, name: str, alias: str, index: int | None, event: Event | None
     ) -> None:

@@ -155,6 +155,21 @@ def test_versions_page_by_index(graph: GraphStore) -> None:
     assert page == graph.get_versions(["p/m:v4"])["p/m:v4"]  # whole records, aliases too
 
 
+def test_list_aliases(graph: GraphStore) -> None:
+    graph.create_run(run("r1"))
+    for i in range(3):
+        graph.commit_version(new("m", D[i], "r1"))
+        graph.commit_version(new("mm", D[10 + i], "r1"))  # "p/mm/..." must not match "p/m/"
+    graph.set_alias("p", "m", "prod", 0, None)
+    graph.set_alias("p", "m", "best", 1, None)
+    held = graph.list_aliases("p", "m")
+    assert [(alias, v.id) for alias, v in held] == [
+        ("best", "p/m:v1"), ("latest", "p/m:v2"), ("prod", "p/m:v0"),
+    ]  # fmt: skip
+    assert held[0][1] == graph.get_versions(["p/m:v1"])["p/m:v1"]
+    assert graph.list_aliases("p", "none") == []
+
+
 def test_delete_is_a_tombstone(graph: GraphStore) -> None:
     graph.create_run(run("r1"))
     graph.commit_version(new("m", D[0], "r1"))
