@@ -232,15 +232,15 @@ def _event_rows(events: Sequence[Event]) -> list[dict[str, Any]]:
 
 def _index_data(svc: Service) -> dict[str, Any]:
     projects: dict[str, dict[str, list[dict[str, Any]]]] = {p: {} for p in svc.projects()}
-    for artifact in svc.artifacts():
-        versions = svc.versions(artifact.project, artifact.name)
+    for artifact in svc.artifacts():  # three small queries each, whatever its versions
+        key = (artifact.project, artifact.name)
         by_type = projects.setdefault(artifact.project, {})
         by_type.setdefault(artifact.type, []).append(
             {
                 "artifact": artifact,
-                "latest": versions[-1] if versions else None,
-                "count": len(versions),
-                "aliases": sorted({a for v in versions for a in v.aliases if a != "latest"}),
+                "latest": svc.latest(*key),
+                "count": svc.count_versions(*key),
+                "aliases": [alias for alias, _ in svc.aliases(*key) if alias != "latest"],
             }
         )
     return {"projects": {p: dict(sorted(types.items())) for p, types in projects.items()}}
