@@ -269,13 +269,13 @@ def _search_data(svc: Service, q: str) -> dict[str, Any]:
 
 def _artifact_data(svc: Service, project: str, name: str) -> dict[str, Any]:
     artifact = svc.get_artifact(project, name)
-    versions = svc.versions(project, name, include_deleted=True)[::-1]
-    shown = versions[:MAX_ROWS]
+    shown = svc.versions(project, name, include_deleted=True, limit=MAX_ROWS, newest_first=True)
+    total = svc.count_versions(project, name, include_deleted=True)
     runs = svc.get_runs({v.created_by for v in shown if v.created_by})
     return {
         "artifact": artifact,
         "versions": shown,
-        "more_versions": len(versions) - len(shown),
+        "more_versions": total - len(shown),
         "runs": runs,
         "events": _event_rows(svc.events(f"{project}/{name}")),
     }

@@ -467,13 +467,19 @@ class Service(Traversal):
         include_deleted: bool = False,
         limit: int | None = None,
         after: int | None = None,
+        newest_first: bool = False,
     ) -> list[VersionRecord]:
-        """An artifact's versions, oldest first; ``after`` the index of the last one of the
-        previous page."""
+        """An artifact's versions, oldest (or newest) first; ``after`` the index of the last
+        one of the previous page."""
         check_name(project, "project")
         check_name(name, "artifact name")
         return self.graph.list_versions(
-            project, name, include_deleted=include_deleted, limit=limit, after=after
+            project,
+            name,
+            include_deleted=include_deleted,
+            limit=limit,
+            after=after,
+            newest_first=newest_first,
         )
 
     def count_versions(self, project: str, name: str, *, include_deleted: bool = False) -> int:

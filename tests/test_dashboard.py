@@ -236,6 +236,7 @@ async def test_artifact_page(dash: Dashboard) -> None:
     page = Page(response.text)
     assert f"/versions/{PROJECT}/net/0" in page.links and f"/versions/{PROJECT}/net/1" in page.links
     assert f"/runs/{dash.history.runs['train']}" in page.links  # created by
+    assert "· 2 versions</p>" in response.text and "older versions not shown" not in response.text
     # the event log names the alias moves
     assert response.text.count("alias.moved") == 2
 

@@ -118,8 +118,10 @@ class GraphStore(Protocol):
         include_deleted: bool = False,
         limit: int | None = None,
         after: int | None = None,
+        newest_first: bool = False,
     ) -> list[VersionRecord]:
-        """An artifact's versions by index, from the one after index ``after``."""
+        """An artifact's versions by index, from the one after index ``after`` in that order
+        (``newest_first``: by descending index, from the one below ``after``)."""
         ...
 
     def count_versions(self, project: str, name: str, *, include_deleted: bool = False) -> int: ...

@@ -636,17 +636,27 @@ class Neo4jGraphStore:
         include_deleted: bool = False,
         limit: int | None = None,
         after: int | None = None,
+        newest_first: bool = False,
     ) -> list[VersionRecord]:
+        query: LiteralString = (
+            "MATCH (v:ArtifactVersion {project: $project, name: $name}) "
+            "WHERE v.index < $after AND ($all OR v.state = 'committed') "
+            "WITH v ORDER BY v.index DESC"
+            if newest_first
+            else "MATCH (v:ArtifactVersion {project: $project, name: $name}) "
+            "WHERE v.index > $after AND ($all OR v.state = 'committed') "
+            "WITH v ORDER BY v.index"
+        )
+        start = ((1 << 62) if newest_first else -1) if after is None else after
+
         def work(tx: neo4j.ManagedTransaction) -> list[VersionRecord]:
             rows = _collect(
                 tx,
-                "MATCH (v:ArtifactVersion {project: $project, name: $name}) "
-                "WHERE v.index > $after AND ($all OR v.state = 'committed') "
-                "WITH v ORDER BY v.index" + _limit(limit) + " " + _VERSION_FIELDS,
+                query + _limit(limit) + " " + _VERSION_FIELDS,
                 project=project,
                 name=name,
                 all=include_deleted,
-                after=-1 if after is None else after,
+                after=start,
                 limit=limit,
             )
             return _versions(_with_artifacts(tx, rows))

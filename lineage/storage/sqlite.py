@@ -430,12 +430,19 @@ class SQLiteGraphStore:
         include_deleted: bool = False,
         limit: int | None = None,
         after: int | None = None,
+        newest_first: bool = False,
     ) -> list[VersionRecord]:
         state = "" if include_deleted else "AND v.state = 'committed'"
+        if newest_first:
+            bound, order = "v.idx < ?", "v.idx DESC"
+            start = (1 << 62) if after is None else after
+        else:
+            bound, order = "v.idx > ?", "v.idx"
+            start = -1 if after is None else after
         rows = self._db().execute(
             f"SELECT {_VERSION_COLUMNS} FROM {_VERSION_FROM} "
-            f"WHERE v.project = ? AND v.name = ? AND v.idx > ? {state} ORDER BY v.idx LIMIT ?",
-            (project, name, -1 if after is None else after, -1 if limit is None else limit),
+            f"WHERE v.project = ? AND v.name = ? AND {bound} {state} ORDER BY {order} LIMIT ?",
+            (project, name, start, -1 if limit is None else limit),
         )
         return _versions(rows)
 

@@ -148,6 +148,9 @@ def test_versions_page_by_index(graph: GraphStore) -> None:
     assert indexes(limit=2) == [0, 1] and indexes(limit=2, after=1) == [3, 4]
     assert indexes(after=9) == [10, 11] and indexes(after=11) == []
     assert indexes(include_deleted=True, after=1, limit=2) == [2, 3]
+    assert indexes(newest_first=True, limit=3) == [11, 10, 9]
+    assert indexes(newest_first=True, after=4) == [3, 1, 0]
+    assert indexes(newest_first=True, after=4, include_deleted=True, limit=2) == [3, 2]
     assert graph.count_versions("p", "m") == 11
     assert graph.count_versions("p", "m", include_deleted=True) == 12
     assert graph.count_versions("p", "none") == 0
