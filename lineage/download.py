@@ -25,7 +25,7 @@ from lineage.errors import (
     IntegrityError,
     StoreUnavailable,
 )
-from lineage.hashing import CHUNK, Hasher, copy_and_hash, hash_fd, hash_file
+from lineage.hashing import copy_and_hash, hash_fd, hash_file, hash_stream
 from lineage.manifest import Entry, Manifest
 from lineage.progress import bar
 from lineage.references import check, open_reference
@@ -206,13 +206,8 @@ def _copy(source: BinaryIO, fd: int) -> str:
     try:
         src = source.fileno()
     except (AttributeError, OSError, ValueError):
-        hasher = Hasher()
         with os.fdopen(os.dup(fd), "wb") as out:
-            while chunk := source.read(CHUNK):
-                hasher.update(chunk)
-                out.write(chunk)
-        digest: str = hasher.hexdigest()
-        return digest
+            return hash_stream(source, out)[0]
     return copy_and_hash(src, fd)[0]
 
 
@@ -220,11 +215,7 @@ def _hash(source: BinaryIO) -> tuple[str, int]:
     try:
         return hash_fd(source.fileno())
     except (AttributeError, OSError, ValueError):
-        hasher, size = Hasher(), 0
-        while chunk := source.read(CHUNK):
-            hasher.update(chunk)
-            size += len(chunk)
-        return hasher.hexdigest(), size
+        return hash_stream(source)
 
 
 def _open_reference(entry: Entry) -> BinaryIO:

@@ -23,7 +23,7 @@ import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, BinaryIO
 
 import blake3
 
@@ -94,6 +94,19 @@ def copy_and_hash(src: int, dst: int) -> tuple[str, int]:
             chunk = chunk[os.write(dst, chunk) :]
         size += n
     return hasher.hexdigest(), size
+
+
+def hash_stream(stream: IO[bytes], copy: IO[bytes] | None = None) -> tuple[str, int]:
+    """Digest and size of what ``stream`` yields to its end, read in ``CHUNK`` pieces; each
+    piece is also written to ``copy`` when given, so what is hashed is what is written."""
+    hasher, size = Hasher(), 0
+    while chunk := stream.read(CHUNK):
+        hasher.update(chunk)
+        size += len(chunk)
+        if copy is not None:
+            copy.write(chunk)
+    digest: str = hasher.hexdigest()
+    return digest, size
 
 
 def read_chunks(file: BinaryIO, size: int = CHUNK) -> Iterator[bytes]:

@@ -30,7 +30,7 @@ from lineage.errors import (
     StoreUnavailable,
     Unauthenticated,
 )
-from lineage.hashing import CHUNK, Hasher, check_digest, hash_bytes, hash_file
+from lineage.hashing import CHUNK, check_digest, hash_bytes, hash_file, hash_stream
 
 __all__ = ["SPOOL", "HttpBlobStore", "ResponseStream"]
 
@@ -217,12 +217,12 @@ class HttpBlobStore:
             check_digest(digest)
         if _seekable(stream):
             start = stream.tell()
-            actual, size = _hash_stream(stream, None)
+            actual, size = hash_stream(stream)
             self._put_body(stream, start, actual, size, digest)
             return actual, size
         with tempfile.SpooledTemporaryFile(max_size=SPOOL) as spooled:
             spool = cast(BinaryIO, spooled)
-            actual, size = _hash_stream(stream, spool)
+            actual, size = hash_stream(stream, spool)
             self._put_body(spool, 0, actual, size, digest)
         return actual, size
 
@@ -338,17 +338,6 @@ def _seekable(stream: BinaryIO) -> bool:
     except (AttributeError, OSError, ValueError):
         pass
     return False
-
-
-def _hash_stream(stream: BinaryIO, copy: BinaryIO | None) -> tuple[str, int]:
-    hasher, size = Hasher(), 0
-    while chunk := stream.read(CHUNK):
-        hasher.update(chunk)
-        size += len(chunk)
-        if copy is not None:
-            copy.write(chunk)
-    digest: str = hasher.hexdigest()
-    return digest, size
 
 
 def _raise_for(response: httpx.Response, url: str, digest: str | None = None) -> None:

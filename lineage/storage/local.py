@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from lineage.errors import BlobNotFound, DigestMismatch, StoreUnavailable
-from lineage.hashing import CHUNK, Hasher, check_digest, copy_and_hash, hash_fd
+from lineage.hashing import check_digest, copy_and_hash, hash_bytes, hash_fd, hash_stream
 
 __all__ = ["LocalBlobStore"]
 
@@ -164,46 +164,38 @@ class LocalBlobStore:
         return [(digest, size) for _, digest, size in ok]
 
     def put_stream(self, stream: BinaryIO, digest: str | None = None) -> tuple[str, int]:
-        hasher = Hasher()
-        size = 0
-        fd, temp = self._create_temp()
-        try:
-            with os.fdopen(fd, "wb") as out:
-                while chunk := stream.read(CHUNK):
-                    hasher.update(chunk)
-                    out.write(chunk)
-                    size += len(chunk)
-                actual = hasher.hexdigest()
-                if digest is not None and actual != digest:
-                    raise DigestMismatch(
-                        f"received bytes hash to {actual}, not the claimed {digest}",
-                        digest=digest,
-                    )
-                os.fchmod(out.fileno(), 0o444)
-                out.flush()
-                os.fsync(out.fileno())
-        except BaseException:
-            _unlink(temp)
-            raise
+        with self._durable_temp() as (out, temp):
+            actual, size = hash_stream(stream, out)
+            if digest is not None and actual != digest:
+                raise DigestMismatch(
+                    f"received bytes hash to {actual}, not the claimed {digest}", digest=digest
+                )
         self._publish_one(temp, actual)
         return actual, size
 
     def put_bytes(self, data: bytes) -> str:
-        digest = Hasher(data).hexdigest()
+        digest = hash_bytes(data)
         if os.path.isfile(self._path(digest)):
             return digest
+        with self._durable_temp() as (out, temp):
+            out.write(data)
+        self._publish_one(temp, digest)
+        return digest
+
+    @contextlib.contextmanager
+    def _durable_temp(self) -> Iterator[tuple[BinaryIO, str]]:
+        """A new temporary file to fill: read-only and fsynced once filled, removed if
+        filling it fails."""
         fd, temp = self._create_temp()
         try:
             with os.fdopen(fd, "wb") as out:
-                out.write(data)
+                yield out, temp
                 os.fchmod(out.fileno(), 0o444)
                 out.flush()
                 os.fsync(out.fileno())
         except BaseException:
             _unlink(temp)
             raise
-        self._publish_one(temp, digest)
-        return digest
 
     def _create_temp(self) -> tuple[int, str]:
         while True:

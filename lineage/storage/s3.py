@@ -48,7 +48,7 @@ from lineage.errors import (
     StoreUnavailable,
     Unauthenticated,
 )
-from lineage.hashing import CHUNK, Hasher, check_digest, hash_bytes, hash_file
+from lineage.hashing import CHUNK, Hasher, check_digest, hash_bytes, hash_file, hash_stream
 
 __all__ = ["S3BlobStore"]
 
@@ -334,13 +334,13 @@ class S3BlobStore:
         if digest is None:
             # the key is the digest: learn it first, keeping at most INLINE bytes in memory
             with tempfile.SpooledTemporaryFile(max_size=INLINE) as spool:
-                actual, size = _copy(stream, spool)
+                actual, size = hash_stream(stream, spool)
                 if self.missing([actual]):
                     spool.seek(0)
                     self._upload(_Checked(spool, actual, size, "stream"), actual, size)
             return actual, size
         if not self.missing([digest]):
-            actual, size = _copy(stream, None)  # stored already, but a wrong claim is refused
+            actual, size = hash_stream(stream)  # stored already, but a wrong claim is refused
             if actual != digest:
                 raise _mismatch("stream", digest, actual)
             return digest, size
@@ -623,17 +623,6 @@ def _make_client(endpoint_url: str | None, region: str | None, threads: int, att
     # one session per store: sessions are not thread-safe, the client they make is
     session = boto3.session.Session()
     return session.client("s3", endpoint_url=endpoint_url, region_name=region, config=config)
-
-
-def _copy(stream: IO[bytes], out: IO[bytes] | None) -> tuple[str, int]:
-    hasher, size = Hasher(), 0
-    while chunk := stream.read(CHUNK):
-        hasher.update(chunk)
-        size += len(chunk)
-        if out is not None:
-            out.write(chunk)
-    digest: str = hasher.hexdigest()
-    return digest, size
 
 
 def _code(exc: botocore.exceptions.ClientError) -> str:
