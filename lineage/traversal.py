@@ -319,11 +319,6 @@ def derived_triples(edges: Iterable[Row]) -> list[tuple[str, str, str]]:
     return [(a, b, run) for a, run, _ in consumed if run in outputs for b in outputs[run]]
 
 
-def derive(edges: Iterable[Row]) -> list[Edge]:
-    """``triples`` as sorted ``derived`` edges."""
-    return [derived_edge(a, b, run) for a, b, run in sorted(derived_triples(edges))]
-
-
 def check_depth(depth: object) -> int | None:
     if depth is None:
         return None

@@ -455,13 +455,7 @@ class Neo4jGraphStore:
         limit: int | None = None,
         after: tuple[float, str] | None = None,
     ) -> list[RunRecord]:
-        where: list[LiteralString] = ["r.project IS NOT NULL"]
-        if project is not None:
-            where.append("r.project = $project")
-        if job_type is not None:
-            where.append("r.job_type = $job_type")
-        if state is not None:
-            where.append("r.state = $state")
+        where = _run_filters(project, job_type, state)
         if after is not None:  # keyset: the (started_at, id) of the last run seen
             where.append("(r.started_at > $at OR (r.started_at = $at AND r.id > $id))")
         query: LiteralString = (
@@ -482,10 +476,9 @@ class Neo4jGraphStore:
     def count_runs(
         self, project: str, *, job_type: str | None = None, state: str | None = None
     ) -> int:
+        where = _run_filters(project, job_type, state)
         row = self._rows(
-            "MATCH (r:Run {project: $project}) "
-            "WHERE ($job_type IS NULL OR r.job_type = $job_type) "
-            "AND ($state IS NULL OR r.state = $state) RETURN count(r) AS n",
+            "MATCH (r:Run) WHERE " + " AND ".join(where) + " RETURN count(r) AS n",
             project=project,
             job_type=job_type,
             state=state,
@@ -638,14 +631,11 @@ class Neo4jGraphStore:
         after: int | None = None,
         newest_first: bool = False,
     ) -> list[VersionRecord]:
+        bound, order = ("<", " DESC") if newest_first else (">", "")
         query: LiteralString = (
             "MATCH (v:ArtifactVersion {project: $project, name: $name}) "
-            "WHERE v.index < $after AND ($all OR v.state = 'committed') "
-            "WITH v ORDER BY v.index DESC"
-            if newest_first
-            else "MATCH (v:ArtifactVersion {project: $project, name: $name}) "
-            "WHERE v.index > $after AND ($all OR v.state = 'committed') "
-            "WITH v ORDER BY v.index"
+            "WHERE v.index " + bound + " $after AND ($all OR v.state = 'committed') "
+            "WITH v ORDER BY v.index" + order
         )
         start = ((1 << 62) if newest_first else -1) if after is None else after
 
@@ -818,15 +808,7 @@ class Neo4jGraphStore:
         lineage edges leaving each; an edge whose far end lies beyond ``hops`` marks the walk
         truncated.
         """
-        query = _walk_query(direction, hops)
-        found = self._read(
-            lambda tx: tx.run(
-                query,
-                runs=[i for i in start if ":" not in i],
-                versions=[i for i in start if ":" in i],
-            ).single(strict=True)
-        )
-        return _walked(start, direction, found)
+        return _walked(start, direction, self._walk(_walk_query(direction, hops), start))
 
     def walk_records(
         self, start: Collection[str], direction: Direction, hops: int | None, *, runs: bool = True
@@ -840,18 +822,21 @@ class Neo4jGraphStore:
         and each artifact's type and aliases once: upstream of a depth-20 leaf in one round
         trip instead of four.
         """
-        query = _walk_records_query(direction, hops, runs)
-        found = self._read(
+        found = self._walk(_walk_records_query(direction, hops, runs), start)
+        nodes, edges, truncated = _walked(start, direction, found)
+        versions = _version_columns(found["versions"], found["artifacts"])
+        ran = _runs([list(row) for row in zip(*found["runs"], strict=True)]) if runs else []
+        return nodes, edges, truncated, versions, {run.id: run for run in ran}
+
+    def _walk(self, query: LiteralString, start: Collection[str]) -> neo4j.Record:
+        """Run a walk query from ``start``, its ids split by shape (a version id has ':')."""
+        return self._read(
             lambda tx: tx.run(
                 query,
                 runs=[i for i in start if ":" not in i],
                 versions=[i for i in start if ":" in i],
             ).single(strict=True)
         )
-        nodes, edges, truncated = _walked(start, direction, found)
-        versions = _version_columns(found["versions"], found["artifacts"])
-        ran = _runs([list(row) for row in zip(*found["runs"], strict=True)]) if runs else []
-        return nodes, edges, truncated, versions, {run.id: run for run in ran}
 
     def tree_rows(
         self, root: str, generations: int | None
@@ -863,9 +848,8 @@ class Neo4jGraphStore:
                 [root], "down", 2 * generations, runs=False
             )
             return versions, derived_triples(edges), truncated
-        found = self._read(lambda tx: tx.run(_TREE, root=root).single())
-        if found is None:  # no such version
-            return {}, [], False
+        # one row always (aggregates over nothing): an unknown root gives empty columns
+        found = self._read(lambda tx: tx.run(_TREE, root=root).single(strict=True))
         return (
             _version_columns(found["versions"], found["artifacts"]),
             list(zip(*found["triples"], strict=True)),
@@ -1364,6 +1348,20 @@ def _unique(items: Iterable[T], key: Callable[[T], str]) -> list[T]:
 def _chunks(items: list[T], size: int = BATCH) -> Iterator[list[T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def _run_filters(
+    project: str | None, job_type: str | None, state: str | None
+) -> list[LiteralString]:
+    """WHERE clauses for runs (parameters $project, $job_type, $state), stubs excluded."""
+    where: list[LiteralString] = ["r.project IS NOT NULL"]
+    if project is not None:
+        where.append("r.project = $project")
+    if job_type is not None:
+        where.append("r.job_type = $job_type")
+    if state is not None:
+        where.append("r.state = $state")
+    return where
 
 
 def _limit(limit: int | None) -> LiteralString:
