@@ -9,9 +9,7 @@ and manifest are on the server.
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import json
 import logging
 import socket
 import time
@@ -23,6 +21,7 @@ from typing import Any
 import httpx
 
 from lineage import errors
+from lineage.cursors import cursor as make_cursor
 from lineage.errors import InvalidInput, LineageError, StoreUnavailable
 from lineage.manifest import Manifest, read_manifest
 from lineage.names import Ref, parse_ref
@@ -367,12 +366,11 @@ class RemoteService:
                 r for p in self.projects() for r in self.runs(p, job_type=job_type, state=state)
             ]
         found: list[RunRecord] = []
-        # the server's cursor for a run: its sort key (started_at, id), as JSON in base64
-        cursor = (
-            None
-            if after is None
-            else base64.urlsafe_b64encode(json.dumps([float(after[0]), after[1]]).encode()).decode()
-        )
+        # The server's cursor for a run is made from its sort key, (started_at, id); but times
+        # reach a client to the microsecond (GraphQL DateTime) and the server keeps them to the
+        # float. So ask from a microsecond earlier, and drop what is not after ``after`` as
+        # this client sees times.
+        cursor = None if after is None else make_cursor([float(after[0]) - 1e-6, after[1]])
         while True:
             data = self.query(
                 "query($p: String!, $j: String, $s: RunState, $after: String) {"
@@ -383,7 +381,8 @@ class RemoteService:
                 s=state.upper() if state else None,
                 after=cursor,
             )
-            found += [_run(node) for node in data["runs"]["nodes"]]
+            runs = [_run(node) for node in data["runs"]["nodes"]]
+            found += runs if after is None else [r for r in runs if (r.started_at, r.id) > after]
             page = data["runs"]["pageInfo"]
             if not page["hasNextPage"] or (limit is not None and len(found) >= limit):
                 return found[:limit] if limit is not None else found

@@ -137,6 +137,19 @@ def test_remote_refusals_are_the_service_errors(remote: Remote) -> None:
             run.use_artifact(v.ref)
 
 
+def test_remote_runs_page_after_a_run(remote: Remote) -> None:
+    """``runs(after=)`` from a run the client holds: exactly the runs after it, although
+    the client sees times to the microsecond and the server keeps them to the float."""
+    for _ in range(4):
+        with lineage.init(project="paged", store=remote.url, token=remote.write):
+            pass
+    service = Client.shared(remote.url, token=remote.read).service
+    runs = service.runs("paged")
+    assert len(runs) == 4
+    for i, run in enumerate(runs):  # times reach the client rounded to the microsecond
+        assert service.runs("paged", after=(run.started_at, run.id)) == runs[i + 1 :]
+
+
 def test_unreachable_server_fails_fast() -> None:
     import socket
 

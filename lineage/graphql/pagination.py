@@ -6,13 +6,12 @@ items are added before it is fetched.
 
 from __future__ import annotations
 
-import base64
-import json
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 import strawberry
 
+from lineage.cursors import cursor, cursor_key
 from lineage.errors import InvalidInput
 from lineage.graphql.loaders import Context
 
@@ -52,20 +51,6 @@ class Connection(Generic[N]):
         return [edge.node for edge in self.edges]
 
 
-def _cursor(key: Sequence[Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(list(key)).encode()).decode()
-
-
-def _uncursor(cursor: str) -> list[Any]:
-    try:
-        key = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-    except ValueError:
-        key = None
-    if not isinstance(key, list):
-        raise InvalidInput(f"invalid cursor {cursor[:40]!r}: pass an endCursor from a page")
-    return key
-
-
 def paginate(
     items: Sequence[X],
     key: Callable[[X], list[Any]],
@@ -78,13 +63,13 @@ def paginate(
     context.limits.first(first)
     start = 0
     if after is not None:
-        bound = _uncursor(after)
+        bound = cursor_key(after)
         try:
             start = next((i for i, item in enumerate(items) if key(item) > bound), len(items))
         except TypeError:
             raise InvalidInput(f"cursor {after[:40]!r} belongs to another list") from None
     page = items[start : start + first]
-    edges = [PageEdge(cursor=_cursor(key(item)), node=wrap(item)) for item in page]
+    edges = [PageEdge(cursor=cursor(key(item)), node=wrap(item)) for item in page]
     return Connection(
         edges=edges,
         page_info=PageInfo(
@@ -108,9 +93,9 @@ async def keyset_page(
     ``key`` order after ``after_key``; one more than asked tells whether a next page exists.
     ``totalCount`` is counted only when a query asks for it."""
     context.limits.first(first)
-    items = await fetch(first + 1, None if after is None else _uncursor(after))
+    items = await fetch(first + 1, None if after is None else cursor_key(after))
     page = items[:first]
-    edges = [PageEdge(cursor=_cursor(key(item)), node=wrap(item)) for item in page]
+    edges = [PageEdge(cursor=cursor(key(item)), node=wrap(item)) for item in page]
     return Connection(
         edges=edges,
         page_info=PageInfo(
