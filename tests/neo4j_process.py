@@ -22,7 +22,6 @@ import collections
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,24 +31,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Self
 
 import neo4j
+from ports import HOST, free_port
 
 if TYPE_CHECKING:
     from types import FrameType, TracebackType
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RUN_SCRIPT = REPO_ROOT / "storage" / "neo4j" / "run.sh"
-HOST = "127.0.0.1"
 OUTPUT_LINES_KEPT = 400
 OUTPUT_LINES_REPORTED = 40
 _CONNECT_ERRORS = (neo4j.exceptions.Neo4jError, neo4j.exceptions.DriverError, OSError)
-
-
-def free_port(host: str = HOST) -> int:
-    """Return a TCP port on ``host`` that is free right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class Neo4jProcess:

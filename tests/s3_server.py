@@ -23,7 +23,6 @@ import contextlib
 import http.server
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -33,10 +32,11 @@ import urllib.request
 from collections import deque
 from typing import TYPE_CHECKING, Any, Self
 
+from ports import HOST, free_port
+
 if TYPE_CHECKING:
     from types import TracebackType
 
-HOST = "127.0.0.1"
 REGION = "us-east-1"
 # Fake credentials: moto accepts anything, and these keep a developer's real ones out of tests.
 ENV = {
@@ -48,14 +48,6 @@ ENV = {
     "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
 }
 UNSET = ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_MAX_ATTEMPTS")
-
-
-def free_port(host: str = HOST) -> int:
-    """Return a TCP port on ``host`` that is free right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class S3Server:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from helpers import snapshot
-from s3_server import free_port
+from ports import free_port
 from server_process import ServerProcess
 
 import lineage
@@ -151,11 +151,7 @@ def test_remote_runs_page_after_a_run(remote: Remote) -> None:
 
 
 def test_unreachable_server_fails_fast() -> None:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # nothing listens there
     started = time.monotonic()
     with pytest.raises(lineage.StoreUnavailable, match=f"127.0.0.1:{port}"):
         lineage.init(project="p", store=f"http://127.0.0.1:{port}", token="x")

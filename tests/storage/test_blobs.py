@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any, BinaryIO, cast
 
 import pytest
-from s3_server import Flaky, S3Server, free_port
+from ports import free_port
+from s3_server import Flaky, S3Server
 
 import lineage.storage.s3 as s3_module
 from lineage.download import verify

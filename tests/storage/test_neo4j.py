@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import multiprocessing
 import random
-import socket
 import threading
 import time
 from collections import Counter
@@ -17,6 +16,7 @@ from typing import Any
 import neo4j
 import networkx as nx
 import pytest
+from ports import free_port
 
 import lineage
 from lineage.errors import StoreUnavailable
@@ -208,10 +208,7 @@ def _assert_no_orphans(uri: str) -> None:
 
 
 def test_unreachable_server_fails_fast_naming_the_uri(workdir: Path) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    uri = f"bolt://127.0.0.1:{port}"  # closed: nothing listens there now
+    uri = f"bolt://127.0.0.1:{free_port()}"  # closed: nothing listens there now
     started = time.monotonic()
     with pytest.raises(StoreUnavailable) as failure:
         lineage.init(project="p", store=uri, blobs=str(workdir / "blobs"))
