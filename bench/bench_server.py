@@ -278,7 +278,17 @@ def server(root: Path, workers: int, nodelay: bool = False) -> Iterator[tuple[st
     else:
         command = [str(LINEAGE), "--store", store, "--blobs", blobs, "server"]
         command += ["--port", str(port), "--workers", str(workers)]
-    log = (root / f"server-{workers}.log").open("wb")
+    with process_server(command, root, port, root / f"server-{workers}.log") as started:
+        yield started
+
+
+@contextmanager
+def process_server(
+    command: list[str], root: Path, port: int, log_path: Path
+) -> Iterator[tuple[str, int]]:
+    """Run ``command`` (a lineage server on ``port``) as its own process, its output in
+    ``log_path``; yield its URL and pid once ``/healthz`` answers (at most 60 s)."""
+    log = log_path.open("wb")
     process = subprocess.Popen(command, cwd=root, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:

@@ -29,7 +29,6 @@ import os
 import platform
 import resource
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,14 +39,13 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
-
 import lineage
 from lineage.app import open_service
 from lineage.auth import create_token
 from lineage.client import Client
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_server import free_port, process_server
 from gen_dataset import DEFAULT_DIR, content, generate, layout
 
 REPO = Path(__file__).resolve().parent.parent
@@ -157,13 +155,6 @@ def chdir(path: Path) -> Iterator[None]:
         os.chdir(saved)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @contextmanager
 def server(root: Path, workers: int, syncfs: bool = True) -> Iterator[tuple[str, int, list[str]]]:
     """``lineage server`` on fresh stores, as its own process; yield URL, pid, write tokens."""
@@ -177,27 +168,8 @@ def server(root: Path, workers: int, syncfs: bool = True) -> Iterator[tuple[str,
         command += ["--port", str(port), "--workers", str(workers)]
     else:
         command = [sys.executable, "-c", NO_SYNCFS, str(store), str(blobs), str(port)]
-    log_file = (root / "server.log").open("wb")
-    process = subprocess.Popen(command, cwd=root, stdout=log_file, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"server did not start: see {log_file.name}")
-            with suppress(httpx.TransportError):
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            time.sleep(0.1)
-        yield url, process.pid, tokens
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log_file.close()
+    with process_server(command, root, port, root / "server.log") as (url, pid):
+        yield url, pid, tokens
 
 
 def edit(data: Path, rel: str, size: int, salt: int) -> None:
