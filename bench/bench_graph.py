@@ -305,7 +305,7 @@ def warm_up(subject: Subject, warm: Tree | None) -> None:
     """Untimed: ingest a tree into a project of its own and ask it each question many times,
     so that a server is measured warm, as a long-running one is. Measured on this machine: a
     fresh Neo4j JVM ingests its first 20,000 runs at 1,261 runs/s, the next two 20,000 at
-    4,357 and 5,140, and a warm one 6,800-8,800; upstream queries take 5.5-8 ms median
+    4,357 and 5,140, and a warm one 6,700-8,900; upstream queries take 5.5-8 ms median
     until about a thousand have run, then ~3 ms."""
     if warm is None or subject.name == "networkx":
         return
