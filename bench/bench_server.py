@@ -50,8 +50,8 @@ from typing import Any
 import httpx
 from gen_tree import DEPTH, Tree, generate
 
-from lineage.auth import create_token
-from lineage.graphql import Context, build_schema
+from lineage.server.auth import create_token
+from lineage.server.graphql import Context, build_schema
 from lineage.service import Service
 from lineage.storage.local import LocalBlobStore
 from lineage.storage.sqlite import SQLiteGraphStore
@@ -77,7 +77,7 @@ VERSION = """query Version($ref: String!) {
 NODELAY = """
 import socket, sys
 import uvicorn.config
-from lineage.server import serve
+from lineage.server.serving import serve
 bind = uvicorn.config.Config.bind_socket
 def bind_socket(self):
     sock = bind(self)

@@ -40,9 +40,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import lineage
-from lineage.app import open_service
-from lineage.auth import create_token
 from lineage.client import Client
+from lineage.server.app import open_service
+from lineage.server.auth import create_token
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_server import free_port, process_server
@@ -56,7 +56,7 @@ LINEAGE = REPO / ".venv" / "bin" / "lineage"
 NO_SYNCFS = """
 import os, sys
 import lineage.storage.local
-from lineage.server import serve
+from lineage.server.serving import serve
 lineage.storage.local._syncfs = lambda path: None
 lineage.storage.local._fsync_dir = lambda path: None
 os.fsync = lambda fd: None

@@ -1,6 +1,6 @@
 """The opaque cursors of the GraphQL connections: base64 of the JSON sort key of an item.
 
-The server makes and reads them (:mod:`lineage.graphql.pagination`); a client that knows an
+The server makes and reads them (:mod:`lineage.server.graphql.pagination`); a client that knows an
 item's sort key (:mod:`lineage.remote`) can make the cursor that pages after it.
 """
 

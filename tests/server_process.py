@@ -1,6 +1,6 @@
 """A lineage server in a child process on a fixed port: one a test can kill and start again.
 
-The child serves the real application of :func:`lineage.app.create_app` with uvicorn, over
+The child serves the real application of :func:`lineage.server.app.create_app` with uvicorn, over
 the stores it is given, behind one ASGI middleware that writes down every answered blob
 upload and crashes the process where it is told to. Nothing on the client side is
 touched: the SDK talks HTTP to a real server.
@@ -165,7 +165,7 @@ class _Faults:
 def _serve(store: str, blobs: str, port: int, log: Path, crash_after: int, crash_on: str) -> None:
     import uvicorn
 
-    from lineage.app import create_app
+    from lineage.server.app import create_app
 
     app = create_app(store, blobs)
     config = uvicorn.Config(

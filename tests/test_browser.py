@@ -14,9 +14,9 @@ from playwright.sync_api import Page, expect, sync_playwright
 
 import lineage
 from lineage import render
-from lineage.auth import create_token
-from lineage.dashboard import DEPTH
-from lineage.server import background
+from lineage.server.auth import create_token
+from lineage.server.dashboard import DEPTH
+from lineage.server.serving import background
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

@@ -18,8 +18,8 @@ from starlette.applications import Starlette
 
 import lineage
 from lineage import render
-from lineage.app import create_app
-from lineage.auth import create_token
+from lineage.server.app import create_app
+from lineage.server.auth import create_token
 from lineage.service import Service
 
 pytestmark = pytest.mark.anyio
@@ -361,7 +361,7 @@ async def test_editing_notes_needs_a_write_token_and_is_logged(dash: Dashboard) 
 
 
 def test_templates_ship_inside_the_package() -> None:
-    templates = importlib.resources.files("lineage") / "templates"
+    templates = importlib.resources.files("lineage.server") / "templates"
     names = {entry.name for entry in templates.iterdir()}
     assert {"base.html", "index.html", "artifact.html", "version.html", "run.html"} <= names
     assert {"search.html", "error.html"} <= names
@@ -372,7 +372,7 @@ def test_templates_ship_inside_the_package() -> None:
 
 
 def test_urls_are_built_from_quoted_parts() -> None:
-    from lineage.dashboard import artifact_url, run_url
+    from lineage.server.dashboard import artifact_url, run_url
 
     assert artifact_url("a/b", "c:d") == "/artifacts/a%2Fb/c%3Ad"
     assert unquote(run_url("x y")) == "/runs/x y"

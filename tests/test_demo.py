@@ -5,7 +5,7 @@ from __future__ import annotations
 import networkx as nx
 
 import lineage
-from lineage.demo import run_demo
+from lineage.cli.demo import run_demo
 
 
 def test_demo_history(workdir) -> None:  # type: ignore[no-untyped-def]

@@ -16,11 +16,11 @@ from ports import free_port
 from server_process import ServerProcess
 
 import lineage
-from lineage.app import open_service
-from lineage.auth import create_token
 from lineage.client import Client
 from lineage.manifest import manifest_digests
-from lineage.server import background
+from lineage.server.app import open_service
+from lineage.server.auth import create_token
+from lineage.server.serving import background
 from lineage.storage import open_blobs
 
 

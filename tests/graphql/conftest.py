@@ -9,8 +9,8 @@ import pytest
 from serving import Server
 from starlette.applications import Starlette
 
-from lineage.app import create_app, open_service
-from lineage.auth import create_token
+from lineage.server.app import create_app, open_service
+from lineage.server.auth import create_token
 from lineage.service import Service
 
 SCOPES = ("read", "write")

@@ -10,10 +10,10 @@ import pytest
 from helpers import snapshot
 from serving import Server
 
-from lineage import server as lineage_server
-from lineage.auth import create_token, is_loopback, revoke_token, token_id
 from lineage.errors import InvalidInput, Unauthenticated
 from lineage.hashing import hash_bytes
+from lineage.server import serving as lineage_server
+from lineage.server.auth import create_token, is_loopback, revoke_token, token_id
 from lineage.service import Service
 
 pytestmark = pytest.mark.anyio

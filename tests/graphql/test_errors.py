@@ -8,7 +8,7 @@ import pytest
 
 from graphql import GraphQLError, GraphQLSyntaxError, Source
 from lineage.errors import Forbidden, IntegrityError, VersionNotFound
-from lineage.graphql.errors import INTERNAL_MESSAGE, format_error
+from lineage.server.graphql.errors import INTERNAL_MESSAGE, format_error
 
 
 def _formatted(error: GraphQLError) -> GraphQLError:
@@ -34,7 +34,7 @@ def test_lineage_errors_keep_message_code_and_context() -> None:
 
 
 def test_bugs_are_masked_and_logged(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.ERROR, logger="lineage.graphql.errors"):
+    with caplog.at_level(logging.ERROR, logger="lineage.server.graphql.errors"):
         error = _formatted(
             GraphQLError("secret path /srv/x", path=["run"], original_error=KeyError("/srv/x"))
         )

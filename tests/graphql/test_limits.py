@@ -8,9 +8,9 @@ import pytest
 from serving import Server
 
 import graphql as graphql_core
-from lineage.app import MAX_GRAPHQL_BODY
-from lineage.graphql.schema import MAX_ALIASES, MAX_QUERY_DEPTH, MAX_TOKENS
 from lineage.manifest import write_manifest
+from lineage.server.app import MAX_GRAPHQL_BODY
+from lineage.server.graphql.schema import MAX_ALIASES, MAX_QUERY_DEPTH, MAX_TOKENS
 from lineage.service import Service
 
 pytestmark = pytest.mark.anyio

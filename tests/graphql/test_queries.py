@@ -14,7 +14,7 @@ import pytest
 from helpers import expected_lineage, oracle, snapshot, within
 from serving import ROOT, Server
 
-from lineage.demo import DemoResult, run_demo
+from lineage.cli.demo import DemoResult, run_demo
 from lineage.manifest import Entry, write_manifest
 from lineage.records import RunRecord
 from lineage.service import Service

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import graphql as graphql_core
-from lineage.graphql import schema, sdl
+from lineage.server.graphql import schema, sdl
 
 ROOT = Path(__file__).resolve().parents[2]
 SDL = ROOT / "graphql" / "schema.graphql"
@@ -17,12 +17,12 @@ QUERIES = sorted((ROOT / "graphql" / "queries").glob("*.graphql"))
 def test_sdl_file_matches_code() -> None:
     assert SDL.read_text() == sdl(), (
         "graphql/schema.graphql is stale: regenerate it with python -c "
-        "'from lineage.graphql import sdl; print(sdl(), end=\"\")' > graphql/schema.graphql"
+        "'from lineage.server.graphql import sdl; print(sdl(), end=\"\")' > graphql/schema.graphql"
     )
 
 
 def test_graphql_is_graphql_core() -> None:
-    # lineage.graphql must never shadow the graphql-core package strawberry imports
+    # lineage.server.graphql must never shadow the graphql-core package strawberry imports
     assert graphql_core.__file__ is not None and "site-packages" in graphql_core.__file__
     assert not (ROOT / "graphql" / "__init__.py").exists()
 

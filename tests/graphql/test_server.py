@@ -16,14 +16,14 @@ import pytest
 from ports import free_port
 from serving import manifest_of
 
-from lineage.auth import create_token
-from lineage.server import background
+from lineage.server.auth import create_token
+from lineage.server.serving import background
 from lineage.service import Service
 
 pytestmark = pytest.mark.slow
 
 START = (
-    "import sys; from lineage.server import serve; "
+    "import sys; from lineage.server.serving import serve; "
     "serve(sys.argv[1], sys.argv[2], port=int(sys.argv[3]), workers=int(sys.argv[4]))"
 )
 

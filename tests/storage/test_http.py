@@ -10,11 +10,11 @@ from typing import BinaryIO, cast
 
 import pytest
 
-from lineage.app import open_service
-from lineage.auth import create_token
 from lineage.errors import DigestMismatch
 from lineage.hashing import Hasher
-from lineage.server import background
+from lineage.server.app import open_service
+from lineage.server.auth import create_token
+from lineage.server.serving import background
 from lineage.storage.http import HttpBlobStore
 from lineage.storage.local import LocalBlobStore
 

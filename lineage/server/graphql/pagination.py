@@ -13,7 +13,7 @@ import strawberry
 
 from lineage.cursors import cursor, cursor_key
 from lineage.errors import InvalidInput
-from lineage.graphql.loaders import Context
+from lineage.server.graphql.loaders import Context
 
 __all__ = ["DEFAULT_PAGE", "Connection", "PageEdge", "PageInfo", "keyset_page", "paginate"]
 

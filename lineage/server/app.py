@@ -3,7 +3,7 @@
 Routes::
 
     GET  /graphql                GraphiQL, in a browser
-    POST /graphql                the provenance API (lineage.graphql)
+    POST /graphql                the provenance API (lineage.server.graphql)
     POST /blobs/missing          {"digests": [...]} -> {"missing": [...]}      read
     PUT  /blobs/{digest}         the bytes, streamed; hashed on arrival         write
     GET  /blobs/{digest}         the bytes, streamed (HEAD: the size only)      read
@@ -36,12 +36,12 @@ from starlette.routing import BaseRoute, Route
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
-from lineage.auth import Gate, Principal
 from lineage.errors import BlobNotFound, DigestMismatch, InvalidInput, LineageError
-from lineage.graphql import Context, Limits, build_schema
-from lineage.graphql.loaders import call
-from lineage.graphql.schema import MAX_ALIASES, MAX_QUERY_DEPTH, MAX_TOKENS
 from lineage.hashing import CHUNK, check_digest
+from lineage.server.auth import Gate, Principal
+from lineage.server.graphql import Context, Limits, build_schema
+from lineage.server.graphql.loaders import call
+from lineage.server.graphql.schema import MAX_ALIASES, MAX_QUERY_DEPTH, MAX_TOKENS
 from lineage.service import Service
 from lineage.storage import DEFAULT_STORE, local_dir, open_blobs, open_graph
 
@@ -298,7 +298,7 @@ def create_app(
     ``require_token``: refuse anonymous reads even from loopback. ``max_upload``: bytes per
     blob upload. ``max_depth``, ``max_tokens``, ``max_aliases``: the shape of a GraphQL query.
     ``max_lineage_depth``: the ``depth`` argument of lineage queries. ``extra_routes`` go after
-    the server's own (``/`` is theirs); by default, the dashboard (:mod:`lineage.dashboard`).
+    the server's own (``/`` is theirs); by default, the dashboard (:mod:`lineage.server.dashboard`).
 
     >>> app = create_app("sqlite:///srv/lineage", "s3://bucket/blobs", require_token=True)
     """
@@ -312,7 +312,7 @@ def create_app(
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise InvalidInput(f"{name} must be a positive integer, got {value!r}")
     if extra_routes is None:
-        from lineage.dashboard import routes as dashboard  # it imports this module
+        from lineage.server.dashboard import routes as dashboard  # it imports this module
 
         extra_routes = dashboard()
     owned = service is None

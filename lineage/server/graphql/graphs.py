@@ -8,10 +8,10 @@ from typing import Any
 import strawberry
 
 from lineage import render
-from lineage.graphql.loaders import Context, call
-from lineage.graphql.types import ArtifactVersion, Info, Run, field
 from lineage.records import Edge, Node, Subgraph
 from lineage.render import Mode
+from lineage.server.graphql.loaders import Context, call
+from lineage.server.graphql.types import ArtifactVersion, Info, Run, field
 
 __all__ = [
     "Direction",

@@ -26,11 +26,11 @@ from strawberry.types import ExecutionContext
 from strawberry.types.graphql import OperationType
 
 from graphql import ASTValidationRule, GraphQLError
-from lineage.graphql.errors import format_error
-from lineage.graphql.loaders import Context
-from lineage.graphql.mutations import Mutation
-from lineage.graphql.queries import Query
-from lineage.graphql.types import LONG, Long
+from lineage.server.graphql.errors import format_error
+from lineage.server.graphql.loaders import Context
+from lineage.server.graphql.mutations import Mutation
+from lineage.server.graphql.queries import Query
+from lineage.server.graphql.types import LONG, Long
 
 __all__ = [
     "MAX_ALIASES",
@@ -69,7 +69,7 @@ class Authorize(SchemaExtension):
 
 
 class LineageSchema(strawberry.Schema):
-    """Gives every error its ``extensions.code`` (see :mod:`lineage.graphql.errors`)."""
+    """Gives every error its ``extensions.code`` (see :mod:`lineage.server.graphql.errors`)."""
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None

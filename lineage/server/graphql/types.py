@@ -2,7 +2,8 @@
 
 Each type wraps one record (a ``Private`` field) and resolves its relations through the
 request's DataLoaders. Lists that can grow without bound are cursor-paginated connections
-(:mod:`lineage.graphql.pagination`); lineage graphs are in :mod:`lineage.graphql.graphs`.
+(:mod:`lineage.server.graphql.pagination`); lineage graphs are in
+:mod:`lineage.server.graphql.graphs`.
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ import strawberry
 from strawberry.scalars import JSON
 
 from lineage.errors import InvalidInput
-from lineage.graphql.loaders import Context, call
-from lineage.graphql.pagination import DEFAULT_PAGE, Connection, keyset_page, paginate
 from lineage.manifest import Entry
 from lineage.records import ArtifactRecord, RunRecord, VersionRecord
 from lineage.records import CodeVersion as CodeRecord
 from lineage.records import Event as EventRecord
+from lineage.server.graphql.loaders import Context, call
+from lineage.server.graphql.pagination import DEFAULT_PAGE, Connection, keyset_page, paginate
 
 __all__ = [
     "LONG",

@@ -15,9 +15,9 @@ import strawberry
 from strawberry.scalars import JSON
 
 from lineage.errors import InvalidMetadata
-from lineage.graphql.loaders import call
-from lineage.graphql.types import Artifact, ArtifactVersion, Info, Run, RunState, mutation
 from lineage.records import CodeVersion
+from lineage.server.graphql.loaders import call
+from lineage.server.graphql.types import Artifact, ArtifactVersion, Info, Run, RunState, mutation
 
 __all__ = ["Mutation"]
 

@@ -1,4 +1,4 @@
-"""``lineage server``: the ASGI application of :mod:`lineage.app`, served by uvicorn.
+"""``lineage server``: the ASGI application of :mod:`lineage.server.app`, served by uvicorn.
 
 The server holds nothing of its own, so ``workers`` processes (or several hosts behind a
 load balancer) can serve one graph store and one blob store. Workers are started by uvicorn
@@ -23,9 +23,9 @@ import uvicorn
 from starlette.applications import Starlette
 from uvicorn.supervisors.multiprocess import Multiprocess
 
-from lineage.app import DEFAULT_MAX_UPLOAD, create_app, open_service
-from lineage.auth import is_loopback
 from lineage.errors import InvalidInput, StoreUnavailable
+from lineage.server.app import DEFAULT_MAX_UPLOAD, create_app, open_service
+from lineage.server.auth import is_loopback
 
 __all__ = ["app_from_env", "background", "serve"]
 
@@ -63,7 +63,11 @@ def serve(
     os.environ[_MAX_UPLOAD] = str(max_upload)
     _run(
         uvicorn.Config(
-            "lineage.server:app_from_env", factory=True, host=host, port=port, workers=workers
+            "lineage.server.serving:app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
         )
     )
 
@@ -102,7 +106,7 @@ def background(
     """Serve from a thread of this process until the block ends; yield the base URL.
 
     For the demo, benchmarks and tests: a real HTTP server on a free loopback port.
-    ``options`` go to :func:`~lineage.app.create_app`.
+    ``options`` go to :func:`~lineage.server.app.create_app`.
 
     >>> with background(store, blobs) as url:
     ...     httpx.post(f"{url}/graphql", json={"query": "{ projects { name } }"})

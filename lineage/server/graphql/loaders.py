@@ -18,10 +18,10 @@ from typing import Any, ParamSpec, TypeVar
 import anyio.to_thread
 from strawberry.dataloader import DataLoader
 
-from lineage.auth import ANONYMOUS_READ, Principal
 from lineage.errors import InvalidInput
 from lineage.names import parse_ref
 from lineage.records import ArtifactRecord, Edge, RunRecord, Subgraph, VersionRecord
+from lineage.server.auth import ANONYMOUS_READ, Principal
 from lineage.service import Service
 
 __all__ = ["Context", "Limits", "Loaders", "call"]

@@ -37,13 +37,13 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.templating import Jinja2Templates
 
-from lineage.app import STATUS, principal, service
-from lineage.auth import Gate, Principal
 from lineage.errors import InvalidInput, LineageError
-from lineage.graphql.loaders import call
 from lineage.names import check_name
 from lineage.records import Event, Node, RunRecord, Subgraph, VersionRecord, version_id
 from lineage.render import Mode, build, plan_to_dot, render, type_colour
+from lineage.server.app import STATUS, principal, service
+from lineage.server.auth import Gate, Principal
+from lineage.server.graphql.loaders import call
 from lineage.service import Service
 
 __all__ = [
@@ -94,7 +94,7 @@ def run_url(run_id: str) -> str:
 
 
 def blob_url(digest: str) -> str:
-    """A file's bytes, served by :mod:`lineage.app`."""
+    """A file's bytes, served by :mod:`lineage.server.app`."""
     return f"/blobs/{_part(digest)}"
 
 
@@ -145,7 +145,7 @@ def _compact(value: object, limit: int = 240) -> str:
 
 
 _env = jinja2.Environment(
-    loader=jinja2.PackageLoader("lineage", "templates"),
+    loader=jinja2.PackageLoader("lineage.server", "templates"),
     autoescape=True,
     undefined=jinja2.StrictUndefined,
     trim_blocks=True,
@@ -446,7 +446,7 @@ async def _run(request: Request) -> Response:
 
 
 def routes() -> list[BaseRoute]:
-    """The dashboard's routes, for :func:`lineage.app.create_app` (``extra_routes``)."""
+    """The dashboard's routes, for :func:`lineage.server.app.create_app` (``extra_routes``)."""
     version = "/versions/{project}/{name}/{index:int}"
     return [
         Route("/", _index, methods=["GET"]),

@@ -7,10 +7,11 @@ from typing import Annotated
 import strawberry
 
 from lineage.errors import NotFound
-from lineage.graphql.graphs import Direction, LineageGraph, lineage_graph
-from lineage.graphql.loaders import call
-from lineage.graphql.pagination import DEFAULT_PAGE, Connection
-from lineage.graphql.types import (
+from lineage.names import check_name
+from lineage.server.graphql.graphs import Direction, LineageGraph, lineage_graph
+from lineage.server.graphql.loaders import call
+from lineage.server.graphql.pagination import DEFAULT_PAGE, Connection
+from lineage.server.graphql.types import (
     Artifact,
     ArtifactVersion,
     Info,
@@ -21,7 +22,6 @@ from lineage.graphql.types import (
     field,
     run_page,
 )
-from lineage.names import check_name
 
 __all__ = ["Query"]
 

@@ -18,7 +18,10 @@ import random
 import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
+
+import click
 
 import lineage
 from lineage.records import Subgraph
@@ -287,7 +290,7 @@ def run_demo(
     echo(f"production: {best.ref} (holdout accuracy {best_acc:.3f}); {demo.runs} runs logged")
 
     api = lineage.Api(store=store, blobs=blobs, project=PROJECT)
-    from lineage.cli import print_lineage, print_tree
+    from lineage.cli.graphs import print_lineage, print_tree
 
     echo("")
     echo(f"== upstream lineage of {best.ref} ==")
@@ -330,16 +333,7 @@ def run_demo(
     )
 
 
-UPSTREAM_QUERY = (
-    Path(__file__).resolve().parents[1] / "graphql" / "queries" / "upstream_lineage.graphql"
-)
-_FALLBACK_QUERY = """query UpstreamLineage($ref: String!, $depth: Int! = 20) {
-  lineage(ref: $ref, direction: UPSTREAM, depth: $depth) {
-    root truncated
-    nodes { id kind ref run { id name jobType state config } artifactVersion { ref type aliases } }
-    edges { source target kind }
-  }
-}"""
+UPSTREAM_QUERY = resources.files("lineage.server.graphql") / "queries" / "upstream_lineage.graphql"
 
 
 def _query_over_http(
@@ -348,9 +342,9 @@ def _query_over_http(
     """Ask the same question through a real HTTP server, as a remote user would."""
     import httpx
 
-    from lineage.server import background
+    from lineage.server.serving import background
 
-    query = UPSTREAM_QUERY.read_text() if UPSTREAM_QUERY.exists() else _FALLBACK_QUERY
+    query = UPSTREAM_QUERY.read_text()
     with background(store, blobs) as url:
         response = httpx.post(
             f"{url}/graphql",
@@ -378,3 +372,23 @@ def _query_over_http(
     echo("runs by job type: " + ", ".join(f"{k} {v}" for k, v in sorted(by_type.items())))
     if not same:
         raise lineage.LineageError("the server and the SDK disagree on the upstream lineage")
+
+
+from lineage.cli.main import Context, cli, errors, pass_ctx  # noqa: E402  (the verb)
+
+
+@cli.command()
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("demo-out"),
+    show_default=True,
+    help="Where the demo keeps its store, files and pictures.",
+)
+@click.option("--stages", type=int, default=20, show_default=True)
+@click.option("--serve/--no-serve", default=True, help="Query the demo over a real HTTP server.")
+@pass_ctx
+@errors
+def demo(ctx: Context, out: Path, stages: int, serve: bool) -> None:
+    """Log a 20-stage model-surgery history through the SDK, then query and render it."""
+    run_demo(out, stages=stages, store=ctx.store, blobs=ctx.blobs, serve=serve, echo=click.echo)

@@ -1,0 +1,9 @@
+"""The ``lineage`` command: :mod:`.main` holds the group and its global options, each other
+module one group of verbs."""
+
+from __future__ import annotations
+
+from lineage.cli import artifacts, demo, graphs, runs, serve, transfer  # noqa: F401  (verbs)
+from lineage.cli.main import cli, main
+
+__all__ = ["cli", "main"]

@@ -1,0 +1,154 @@
+"""Reading and changing artifact versions: ls, show, get, verify, log, alias, delete, gc."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from lineage.cli.main import Context, cli, errors, pass_ctx, run_label, size, when
+
+
+@cli.command("ls")
+@click.option("--type", "type_", help="Only artifacts of this type.")
+@pass_ctx
+@errors
+def ls(ctx: Context, type_: str | None) -> None:
+    """List artifacts with their latest version and aliases."""
+    api = ctx.api
+    artifacts = api.artifacts(ctx.project, type=type_)
+    if not artifacts:
+        click.echo("no artifacts")
+        return
+    for artifact in artifacts:
+        versions = api.service.versions(artifact.project, artifact.name)
+        latest = versions[-1] if versions else None
+        aliases = sorted({a for v in versions for a in v.aliases if a != "latest"})
+        click.echo(
+            f"{artifact.project}/{artifact.name:<24} {artifact.type:<10} "
+            f"{len(versions):>4} versions  latest "
+            f"{'v' + str(latest.index) if latest else '-':<5} "
+            f"{size(latest.size) if latest else '':>10}  {' '.join(aliases)}"
+        )
+
+
+@cli.command()
+@click.argument("ref")
+@click.option("--files/--no-files", default=True, help="List the version's files.")
+@pass_ctx
+@errors
+def show(ctx: Context, ref: str, files: bool) -> None:
+    """Show one version: digest, size, aliases, metadata, producing and consuming runs."""
+    version = ctx.api.artifact_version(ref)
+    record = version.record
+    click.echo(f"{record.ref}  ({record.type})")
+    click.echo(f"  digest       {record.digest}")
+    click.echo(f"  size         {size(record.size)} in {record.file_count} files")
+    click.echo(f"  aliases      {', '.join(record.aliases) or '-'}")
+    click.echo(f"  created      {when(record.created_at)} by run {record.created_by}")
+    if record.description:
+        click.echo(f"  description  {record.description}")
+    if record.metadata:
+        click.echo(f"  metadata     {json.dumps(dict(record.metadata), sort_keys=True)}")
+    for label, runs in (("logged by", version.logged_by()), ("used by", version.used_by())):
+        click.echo(f"  {label:<12} " + (", ".join(run_label(r) for r in runs) or "-"))
+    if files:
+        click.echo("  files")
+        for entry in version.files():
+            where = entry.uri if entry.is_reference else (entry.digest or "")[:16]
+            click.echo(f"    {entry.path:<40} {size(entry.size):>10}  {where}")
+
+
+@cli.command()
+@click.argument("ref")
+@click.option("-o", "--output", "root", type=click.Path(path_type=Path), help="Target directory.")
+@pass_ctx
+@errors
+def get(ctx: Context, ref: str, root: Path | None) -> None:
+    """Download a version's files, each verified against its digest."""
+    version = ctx.api.artifact_version(ref)
+    path = version.download(root)
+    click.echo(f"{version.ref}: {version.record.file_count} files in {path}")
+
+
+@cli.command()
+@click.argument("ref")
+@pass_ctx
+@errors
+def verify(ctx: Context, ref: str) -> None:
+    """Re-hash every byte of a version and name each file that does not match."""
+    version = ctx.api.artifact_version(ref)
+    version.verify()
+    click.echo(f"{version.ref}: {version.record.file_count} files verified")
+
+
+@cli.command("log")
+@click.argument("ref")
+@pass_ctx
+@errors
+def log_cmd(ctx: Context, ref: str) -> None:
+    """The event log of a version (name:vN) or a whole artifact (name)."""
+    events = ctx.api.events(ref)
+    if not events:
+        click.echo("no events")
+    for event in events:
+        change = ""
+        if event.old is not None:
+            change += f" from {json.dumps(event.old, sort_keys=True)}"
+        if event.new is not None:
+            change += f" to {json.dumps(event.new, sort_keys=True)}"
+        click.echo(
+            f"#{event.seq} {when(event.at)} {event.kind:<20} {event.target}"
+            f" by {event.actor or '-'}{change}"
+        )
+
+
+@cli.command()
+@click.argument("ref")
+@click.option("--force", is_flag=True, help="Delete even if the version holds aliases.")
+@pass_ctx
+@errors
+def delete(ctx: Context, ref: str, force: bool) -> None:
+    """Delete a version (its lineage stays; its bytes go at the next gc)."""
+    version = ctx.api.artifact_version(ref)
+    ctx.api.delete(version.ref, force=force)
+    click.echo(f"deleted {version.ref}")
+
+
+@cli.command()
+@click.argument("ref")
+@click.argument("alias")
+@click.option("--remove", is_flag=True, help="Remove the alias instead of moving it here.")
+@pass_ctx
+@errors
+def alias(ctx: Context, ref: str, alias: str, remove: bool) -> None:
+    """Move ALIAS to the version REF (recorded in the event log)."""
+    version = ctx.api.artifact_version(ref)
+    if remove:
+        version.remove_alias(alias)
+        click.echo(f"removed {alias} from {version.project}/{version.name}")
+    else:
+        version.set_alias(alias)
+        click.echo(f"{alias} -> {version.ref}")
+
+
+@cli.command()
+@click.option("--dry-run", is_flag=True, help="Count what would go, delete nothing.")
+@click.option(
+    "--grace",
+    type=float,
+    default=3600.0,
+    show_default=True,
+    help="Keep blobs younger than this (s).",
+)
+@pass_ctx
+@errors
+def gc(ctx: Context, dry_run: bool, grace: float) -> None:
+    """Delete blobs that no live version references."""
+    report = ctx.api.gc(dry_run=dry_run, grace=grace)
+    verb = "would remove" if dry_run else "removed"
+    click.echo(
+        f"{report.blobs_total} blobs checked, {report.blobs_live} live, "
+        f"{verb} {report.blobs_removed}"
+    )

@@ -1,0 +1,73 @@
+"""The server and its tokens: server, token create, token revoke."""
+
+from __future__ import annotations
+
+import click
+
+from lineage.cli.main import Context, cli, errors, pass_ctx
+from lineage.errors import InvalidInput
+from lineage.service import Service
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
+@click.option("--port", type=int, default=8000, show_default=True)
+@click.option("--workers", type=int, default=1, show_default=True, help="Server processes.")
+@click.option("--require-token", is_flag=True, help="Refuse anonymous reads, even on loopback.")
+@click.option("--max-upload", type=int, default=None, help="Largest blob upload, in bytes.")
+@pass_ctx
+@errors
+def server(
+    ctx: Context, host: str, port: int, workers: int, require_token: bool, max_upload: int | None
+) -> None:
+    """Serve the GraphQL API, blob transfer and dashboard over HTTP.
+
+    Bound to loopback, anonymous reads are allowed unless --require-token; bound to anything
+    else, every request needs a token (`lineage token create`). Writes always need a write token.
+    """
+    from lineage.server.serving import serve
+
+    options = {} if max_upload is None else {"max_upload": max_upload}
+    serve(ctx.store, ctx.blobs, host, port, workers, require_token, **options)
+
+
+@cli.group()
+def token() -> None:
+    """API tokens for the server (stored hashed in the graph store)."""
+
+
+@token.command("create")
+@click.option("--scope", type=click.Choice(["read", "write"]), required=True)
+@click.option("--description", help="What the token is for.")
+@pass_ctx
+@errors
+def token_create(ctx: Context, scope: str, description: str | None) -> None:
+    """Create a token and print its secret (shown once: store it now)."""
+    from lineage.server.auth import create_token, token_id
+
+    secret = create_token(_local_service(ctx), scope, description)
+    click.echo(secret)
+    click.echo(
+        f"token {token_id(secret)} ({scope}) created; the secret is not shown again", err=True
+    )
+
+
+@token.command("revoke")
+@click.argument("token_id")
+@pass_ctx
+@errors
+def token_revoke(ctx: Context, token_id: str) -> None:
+    """Revoke a token by its id (the 8 characters after lin_)."""
+    from lineage.errors import NotFound
+    from lineage.server.auth import revoke_token
+
+    if not revoke_token(_local_service(ctx), token_id):
+        raise NotFound(f"no token with id {token_id!r}")
+    click.echo(f"token {token_id} revoked")
+
+
+def _local_service(ctx: Context) -> Service:
+    service = ctx.api.service
+    if not isinstance(service, Service):
+        raise InvalidInput("tokens are managed where the server's graph store is, not through it")
+    return service
