@@ -366,7 +366,7 @@ def test_templates_ship_inside_the_package() -> None:
     assert {"base.html", "index.html", "artifact.html", "version.html", "run.html"} <= names
     assert {"search.html", "error.html"} <= names
     # every template the module renders exists
-    source = (importlib.resources.files("lineage") / "dashboard.py").read_text()
+    source = (importlib.resources.files("lineage.server") / "dashboard.py").read_text()
     used = set(re.findall(r'"(\w+\.html)"', source))
     assert used and used <= names
 
