@@ -39,11 +39,12 @@ from lineage.records import (
     Edge,
     Event,
     RunRecord,
+    Subgraph,
     VersionRecord,
 )
 from lineage.storage.blobs import BlobStore
-from lineage.storage.graph import GraphStore, NewVersion
-from lineage.traversal import Traversal
+from lineage.storage.graph import Direction, GraphStore, NewVersion
+from lineage.traversal import Traversal, check_depth, check_direction
 
 __all__ = ["GcReport", "Service"]
 
@@ -66,11 +67,14 @@ class GcReport:
     dry_run: bool
 
 
-class Service(Traversal):
+class Service:
+    """Every rule of lineage over one graph store and one blob store; what
+    :class:`lineage.protocol.LineageService` describes, run in this process."""
+
     def __init__(self, graph: GraphStore, blobs: BlobStore) -> None:
-        super().__init__(graph)
         self.graph = graph
         self.blobs = blobs
+        self.traversal = Traversal(graph)
 
     # runs ----------------------------------------------------------------------------------
 
@@ -535,6 +539,64 @@ class Service(Traversal):
         outputs = [e.target for e in self.graph.expand([run_id], "down")]
         found = self.graph.get_versions([*inputs, *outputs])
         return [found[i] for i in inputs if i in found], [found[o] for o in outputs if o in found]
+
+    # traversals: refs resolved here, walked by node id in lineage.traversal ---------------
+
+    def node_id(self, start: str, default_project: str | None = None) -> tuple[str, str]:
+        """Resolve a ref or a run id to ``(node id, kind)``; a deleted version too (its
+        lineage stays)."""
+        if ":" not in start and "/" not in start:
+            if self.graph.get_runs([start]):
+                return start, "run"
+            if default_project is None:
+                try:
+                    parse_ref(start, default_project)
+                except InvalidInput:
+                    raise RunNotFound(
+                        f"{start!r} is neither a run id nor a ref with a project", run_id=start
+                    ) from None
+        return self.resolve(start, default_project, include_deleted=True).id, "artifact_version"
+
+    def lineage(
+        self,
+        start: str,
+        direction: str = "upstream",
+        depth: int | None = 20,
+        *,
+        default_project: str | None = None,
+    ) -> Subgraph:
+        """Runs and versions upstream, downstream or both ways of a version or run."""
+        check_direction(direction)
+        depth = check_depth(depth)
+        node, _ = self.node_id(start, default_project)
+        return self.traversal.lineage(node, direction, depth)
+
+    def impact(self, ref: str, *, default_project: str | None = None) -> Subgraph:
+        """Every run and version downstream of a version: what a bad dataset touched."""
+        node, _ = self.node_id(ref, default_project)
+        return self.traversal.impact(node)
+
+    def tree(
+        self, ref: str, depth: int | None = 20, *, default_project: str | None = None
+    ) -> Subgraph:
+        """The derivation view under a version: ``a -> b`` labelled by the run that did it."""
+        depth = check_depth(depth)
+        node, kind = self.node_id(ref, default_project)
+        if kind != "artifact_version":
+            raise InvalidInput(f"a derivation tree starts at a version, not run {ref!r}")
+        return self.traversal.tree(node, depth)
+
+    def path(
+        self, source: str, target: str, *, default_project: str | None = None
+    ) -> Subgraph | None:
+        """Every node on some path between two nodes (either way round), or None."""
+        a, _ = self.node_id(source, default_project)
+        b, _ = self.node_id(target, default_project)
+        return self.traversal.path(a, b)
+
+    def reaches(self, source: str, target: str, direction: Direction) -> bool:
+        """Whether node ``target`` is reachable from node ``source`` (the cycle check)."""
+        return self.traversal.reaches(source, target, direction)
 
     # garbage -------------------------------------------------------------------------------
 

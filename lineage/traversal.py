@@ -1,10 +1,15 @@
-"""Traversals over any GraphStore: ancestors, descendants, derivation tree, path, impact.
+"""Traversals over any GraphStore, by node id: ancestors, descendants, derivation tree, path,
+impact.
+
+:class:`Traversal` knows node ids only (a run id, or a version's ``project/name:vN``: the
+ones with a colon); turning a user's ref into one is the service's job
+(:meth:`lineage.service.Service.lineage` resolves, then calls in here).
 
 Every walk is breadth-first, one ``expand`` round trip per level, with a visited set: on a
 DAG with shared inputs (one dataset consumed by thousands of runs, diamonds) it costs about
 the size of its answer, never the number of paths. A store may do better with the optional
-methods described in :mod:`lineage.storage.graph` (``expand_rows``, ``walk_rows``,
-``reaches``); the answers are the same.
+fast paths of :mod:`lineage.storage.graph` (``ExpandRows``, ``WalkRows``, ``WalkRecords``,
+``TreeRows``, ``Reaches``); the answers are the same.
 
 ``depth`` counts generations. One generation is a run plus the versions on its far side, so
 from a version ``depth`` is ``2 * depth`` hops, and from a run ``2 * depth - 1``.
@@ -13,12 +18,10 @@ from a version ``depth`` is ``2 * depth`` hops, and from a run ``2 * depth - 1``
 from __future__ import annotations
 
 import gc
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Literal
 
-from lineage.errors import InvalidInput, RunNotFound
-from lineage.names import parse_ref
+from lineage.errors import InvalidInput
 from lineage.records import (
     CONSUMED_BY,
     Edge,
@@ -29,19 +32,32 @@ from lineage.records import (
     run_node,
     version_node,
 )
-from lineage.storage.graph import Direction, GraphStore
+from lineage.storage.graph import (
+    Direction,
+    ExpandRows,
+    GraphStore,
+    Reaches,
+    Row,
+    TreeRows,
+    WalkRecords,
+    WalkRows,
+)
 
-__all__ = ["MAX_DEPTH", "Traversal", "Walk"]
+__all__ = ["DIRECTIONS", "MAX_DEPTH", "Traversal", "Walk", "check_depth", "check_direction"]
 
 MAX_DEPTH = 1000
-LineageDirection = Literal["upstream", "downstream", "both"]
-_DIRECTIONS: dict[str, Direction] = {
-    "upstream": "up",
-    "downstream": "down",
-    "up": "up",
-    "down": "down",
+Expand = Callable[[Collection[str], Direction], list[Row]]
+# what a lineage question asks for -> the ways it walks
+DIRECTIONS: dict[str, tuple[Direction, ...]] = {
+    "upstream": ("up",),
+    "downstream": ("down",),
+    "both": ("up", "down"),
 }
-Row = tuple[str, str, str]  # an edge as (source, target, kind)
+
+
+def is_version(node: str) -> bool:
+    """Whether a node id names a version (``project/name:vN``) rather than a run."""
+    return ":" in node
 
 
 class Walk:
@@ -56,33 +72,40 @@ class Walk:
 
 
 class Traversal:
+    """The lineage questions over one GraphStore, asked with node ids.
+
+    >>> Traversal(graph).lineage("surgery/policy:v4", "upstream", depth=20)
+    """
+
     def __init__(self, graph: GraphStore) -> None:
         self.graph = graph
 
-    # the primitive -------------------------------------------------------------------------
+    # the primitives ------------------------------------------------------------------------
 
-    def _expand_rows(self, ids: Collection[str], direction: Direction) -> list[Row]:
+    def expand_rows(self, ids: Collection[str], direction: Direction) -> list[Row]:
         """``graph.expand`` as tuples: the store's ``expand_rows`` when it has one."""
-        rows = getattr(self.graph, "expand_rows", None)
-        if rows is not None:
-            found: list[Row] = rows(ids, direction)
-            return found
+        if isinstance(self.graph, ExpandRows):
+            return self.graph.expand_rows(ids, direction)
         return [(e.source, e.target, e.kind) for e in self.graph.expand(ids, direction)]
 
     def walk(self, start: Collection[str], direction: Direction, hops: int | None) -> Walk:
+        """Every node within ``hops`` edges of ``start`` (None: no limit), and the edges
+        between them."""
         walk = Walk(start)
-        whole = getattr(self.graph, "walk_rows", None)
-        if whole is not None:  # the store walks in one round trip
+        if isinstance(self.graph, WalkRows):  # the store walks in one round trip
             with paused_gc():
-                walk.nodes, walk.edges, walk.truncated = whole(start, direction, hops)
+                walk.nodes, walk.edges, walk.truncated = self.graph.walk_rows(
+                    start, direction, hops
+                )
             return walk
+        expand = self._expander()
         nodes, edges = walk.nodes, walk.edges
         far = 1 if direction == "down" else 0
         frontier = set(start)
         done = 0
         with paused_gc():
             while frontier:
-                found = self._expand_rows(frontier, direction)
+                found = expand(frontier, direction)
                 if hops is not None and done >= hops:
                     # at the depth limit: keep edges between found nodes, note any beyond
                     for row in found:
@@ -100,16 +123,15 @@ class Traversal:
 
     def reaches(self, source: str, target: str, direction: Direction) -> bool:
         """Whether ``target`` is reachable from ``source`` following ``direction``."""
-        own = getattr(self.graph, "reaches", None)
-        if own is not None:
-            found: bool = own(source, target, direction)
-            return found
+        if isinstance(self.graph, Reaches):
+            return self.graph.reaches(source, target, direction)
+        expand = self._expander()
         far = 1 if direction == "down" else 0
         seen = {source}
         frontier = {source}
         while frontier:
             following = set()
-            for row in self._expand_rows(frontier, direction):
+            for row in expand(frontier, direction):
                 if row[far] == target:
                     return True
                 if row[far] not in seen:
@@ -118,43 +140,20 @@ class Traversal:
             frontier = following
         return False
 
-    # what users ask ------------------------------------------------------------------------
+    def _expander(self) -> Expand:
+        """``expand_rows`` of the store, or the fallback, decided once for a whole walk."""
+        if isinstance(self.graph, ExpandRows):
+            return self.graph.expand_rows
+        return self.expand_rows
 
-    def node_id(self, start: str, default_project: str | None = None) -> tuple[str, str]:
-        """Resolve a ref or a run id to ``(node id, kind)``."""
-        if ":" not in start and "/" not in start and self.graph.get_runs([start]):
-            return start, "run"
-        if ":" not in start and "/" not in start and default_project is None:
-            try:
-                parse_ref(start, default_project)
-            except InvalidInput:
-                raise RunNotFound(
-                    f"{start!r} is neither a run id nor a ref with a project", run_id=start
-                ) from None
-        from lineage.service import Service
+    # the questions -------------------------------------------------------------------------
 
-        assert isinstance(self, Service)
-        return self.resolve(start, default_project, include_deleted=True).id, "artifact_version"
-
-    def lineage(
-        self,
-        start: str,
-        direction: str = "upstream",
-        depth: int | None = 20,
-        *,
-        default_project: str | None = None,
-    ) -> Subgraph:
-        """Runs and versions upstream, downstream or both ways of a version or run."""
-        if direction not in ("upstream", "downstream", "both"):
-            raise InvalidInput(f"direction must be upstream, downstream or both, not {direction!r}")
+    def lineage(self, node: str, direction: str = "upstream", depth: int | None = 20) -> Subgraph:
+        """Runs and versions upstream, downstream or both ways of a node."""
+        ways = check_direction(direction)
         depth = check_depth(depth)
-        node, kind = self.node_id(start, default_project)
-        hops = None if depth is None else (2 * depth - (1 if kind == "run" else 0))
-        ways: tuple[Direction, ...] = (
-            ("up", "down") if direction == "both" else (_DIRECTIONS[direction],)
-        )
-        own = getattr(self.graph, "walk_records", None)
-        if own is not None:  # the store walks and reads the records in one round trip
+        hops = None if depth is None else 2 * depth - (0 if is_version(node) else 1)
+        if isinstance(self.graph, WalkRecords):  # walks and reads the records in one trip
             with paused_gc():
                 versions: dict[str, VersionRecord] = {}
                 runs: dict[str, RunRecord] = {}
@@ -162,7 +161,7 @@ class Traversal:
                 edges: set[Row] = set()
                 truncated = False
                 for way in ways:
-                    found, rows, cut, held, ran = own([node], way, hops)
+                    found, rows, cut, held, ran = self.graph.walk_records([node], way, hops)
                     nodes |= found
                     edges |= rows
                     truncated = truncated or cut
@@ -174,34 +173,26 @@ class Traversal:
         edges = set().union(*(w.edges for w in walks))
         return self.subgraph(nodes, edges, truncated=any(w.truncated for w in walks), root=node)
 
-    def impact(self, ref: str, *, default_project: str | None = None) -> Subgraph:
-        """Every run and version downstream of a version: what a bad dataset touched."""
-        return self.lineage(ref, "downstream", None, default_project=default_project)
+    def impact(self, node: str) -> Subgraph:
+        """Every run and version downstream of a node: what a bad dataset touched."""
+        return self.lineage(node, "downstream", None)
 
-    def tree(
-        self, ref: str, depth: int | None = 20, *, default_project: str | None = None
-    ) -> Subgraph:
+    def tree(self, node: str, depth: int | None = 20) -> Subgraph:
         """The derivation view under a version: ``a -> b`` labelled by the run that did it."""
         depth = check_depth(depth)
-        node, kind = self.node_id(ref, default_project)
-        if kind != "artifact_version":
-            raise InvalidInput(f"a derivation tree starts at a version, not run {ref!r}")
-        own = getattr(self.graph, "tree_rows", None)
-        if own is not None:  # the store walks and fetches records in one pass
+        if not is_version(node):
+            raise InvalidInput(f"a derivation tree starts at a version, not run {node!r}")
+        if isinstance(self.graph, TreeRows):  # the store walks and fetches records in one pass
             with paused_gc():
-                versions, triples, truncated = own(node, depth)
+                versions, triples, truncated = self.graph.tree_rows(node, depth)
                 return derived_answer(versions, triples, truncated=truncated, root=node)
         walk = self.walk([node], "down", None if depth is None else 2 * depth)
         return self.subgraph(
             walk.nodes, walk.edges, truncated=walk.truncated, root=node, derived=True
         )
 
-    def path(
-        self, source: str, target: str, *, default_project: str | None = None
-    ) -> Subgraph | None:
+    def path(self, a: str, b: str) -> Subgraph | None:
         """Every node on some path between two nodes (either way round), or None."""
-        a, _ = self.node_id(source, default_project)
-        b, _ = self.node_id(target, default_project)
         for start, end in ((a, b), (b, a)):
             ancestors = self.walk([end], "up", None)
             if start not in ancestors.nodes:
@@ -235,13 +226,14 @@ class Traversal:
         root: str | None,
         derived: bool = False,
     ) -> Subgraph:
+        """The answer for these nodes and edges, with the store's records of the nodes."""
         with paused_gc():
-            versions = self.graph.get_versions([i for i in ids if ":" in i])
+            versions = self.graph.get_versions([i for i in ids if is_version(i)])
             if derived:  # runs become edge labels: their records are not needed
                 return derived_answer(
                     versions, derived_triples(edges), truncated=truncated, root=root
                 )
-            runs = self.graph.get_runs([i for i in ids if ":" not in i])
+            runs = self.graph.get_runs([i for i in ids if not is_version(i)])
             return answer(ids, edges, versions, runs, truncated=truncated, root=root)
 
 
@@ -317,6 +309,15 @@ def derived_triples(edges: Iterable[Row]) -> list[tuple[str, str, str]]:
             outputs.setdefault(row[0], []).append(row[1])
     # unique rows make unique (a, b, run) triples: no dedup needed
     return [(a, b, run) for a, run, _ in consumed if run in outputs for b in outputs[run]]
+
+
+def check_direction(direction: object) -> tuple[Direction, ...]:
+    """The ways a lineage question walks; InvalidInput for anything but upstream,
+    downstream or both."""
+    ways = DIRECTIONS.get(direction) if isinstance(direction, str) else None
+    if ways is None:
+        raise InvalidInput(f"direction must be upstream, downstream or both, not {direction!r}")
+    return ways
 
 
 def check_depth(depth: object) -> int | None:

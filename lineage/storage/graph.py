@@ -17,36 +17,50 @@ The contract every backend honours, checked by ``tests/storage/``:
 - ``expand`` returns every edge leaving (``down``) or entering (``up``) the given nodes, in one
   round trip, costing about the size of its answer.
 
-Optional fast paths. :mod:`lineage.traversal` uses them when a store has them, and falls back
-to ``expand`` otherwise; each must give exactly the answer of that fallback:
+Optional fast paths, each a one-method protocol below (``isinstance`` tells whether a store
+has it; mypy checks its signature). :mod:`lineage.traversal` uses them when a store has them
+and falls back to ``expand`` otherwise; each must give exactly the answer of that fallback:
 
-- ``expand_rows(ids, direction) -> list[tuple[source, target, kind]]``: ``expand`` without
-  building an ``Edge`` per edge (a 100,000-run tree walk meets ~400,000 of them).
-- ``walk_rows(start, direction, hops) -> (nodes, edges, truncated)``: a whole breadth-first
-  walk in one round trip, for a server where a round trip per level costs more than the
-  level (``edges`` as ``(source, target, kind)`` tuples: every edge between two found
-  nodes; ``truncated`` when an edge leads from a found node to one beyond ``hops``).
-- ``reaches(source, target, direction) -> bool``: the cycle check, likewise in one trip.
-- ``walk_records(start, direction, hops, runs=True) -> (nodes, edges, truncated, versions,
-  runs)``: ``walk_rows`` and the records of the nodes found (``get_versions``/``get_runs``
-  of them) in one round trip; ``runs`` empty when not asked for.
-- ``tree_rows(root, generations) -> (versions, triples, truncated)``: the derivation tree
-  under a version: the records of the versions within ``2 * generations`` hops (``None``: no
-  limit) and a ``(version, output, run)`` triple per run among them consuming one and
-  producing the other (what ``lineage.traversal.derived_triples`` makes of the walk's edges).
+- :class:`ExpandRows` ``expand_rows(ids, direction) -> list[(source, target, kind)]``:
+  ``expand`` without building an ``Edge`` per edge (a 100,000-run tree walk meets ~400,000).
+- :class:`WalkRows` ``walk_rows(start, direction, hops) -> (nodes, edges, truncated)``: a
+  whole breadth-first walk in one round trip, for a server where a round trip per level
+  costs more than the level (``edges``: every edge between two found nodes; ``truncated``
+  when an edge leads from a found node to one beyond ``hops``).
+- :class:`Reaches` ``reaches(source, target, direction) -> bool``: the cycle check, likewise
+  in one trip.
+- :class:`WalkRecords` ``walk_records(start, direction, hops, runs=True) -> (nodes, edges,
+  truncated, versions, runs)``: ``walk_rows`` and the records of the nodes found
+  (``get_versions``/``get_runs`` of them) in one round trip; ``runs`` empty when not asked.
+- :class:`TreeRows` ``tree_rows(root, generations) -> (versions, triples, truncated)``: the
+  derivation tree under a version: the records of the versions within ``2 * generations``
+  hops (``None``: no limit) and a ``(version, output, run)`` triple per run among them
+  consuming one and producing the other (what ``lineage.traversal.derived_triples`` makes
+  of the walk's edges).
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from lineage.records import ArtifactRecord, Edge, Event, RunRecord, TokenRecord, VersionRecord
 
-__all__ = ["Direction", "GraphStore", "NewVersion"]
+__all__ = [
+    "Direction",
+    "ExpandRows",
+    "GraphStore",
+    "NewVersion",
+    "Reaches",
+    "Row",
+    "TreeRows",
+    "WalkRecords",
+    "WalkRows",
+]
 
 Direction = Literal["down", "up"]
+Row = tuple[str, str, str]  # an edge as (source, target, kind)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -175,3 +189,37 @@ class GraphStore(Protocol):
     def create_token(self, token: TokenRecord) -> None: ...
     def find_token(self, digest: str) -> TokenRecord | None: ...
     def revoke_token(self, token_id: str) -> bool: ...
+
+
+# optional fast paths (see the module docstring) ---------------------------------------------
+
+
+@runtime_checkable
+class ExpandRows(Protocol):
+    def expand_rows(self, ids: Collection[str], direction: Direction) -> list[Row]: ...
+
+
+@runtime_checkable
+class WalkRows(Protocol):
+    def walk_rows(
+        self, start: Collection[str], direction: Direction, hops: int | None
+    ) -> tuple[set[str], set[Row], bool]: ...
+
+
+@runtime_checkable
+class WalkRecords(Protocol):
+    def walk_records(
+        self, start: Collection[str], direction: Direction, hops: int | None, *, runs: bool = True
+    ) -> tuple[set[str], set[Row], bool, dict[str, VersionRecord], dict[str, RunRecord]]: ...
+
+
+@runtime_checkable
+class TreeRows(Protocol):
+    def tree_rows(
+        self, root: str, generations: int | None
+    ) -> tuple[dict[str, VersionRecord], list[Row], bool]: ...
+
+
+@runtime_checkable
+class Reaches(Protocol):
+    def reaches(self, source: str, target: str, direction: Direction) -> bool: ...
