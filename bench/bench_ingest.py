@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import lineage
-import lineage.artifact
+import lineage.files
 import lineage.storage.local
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -111,12 +111,12 @@ def tree_bytes(root: Path) -> int:
 @contextlib.contextmanager
 def scandir_walk_in_add_dir() -> Iterator[None]:
     """Swap ``add_dir``'s walk for :func:`scandir_walk` (same result): what it would give."""
-    saved = lineage.artifact.walk
-    lineage.artifact.walk = scandir_walk
+    saved = lineage.files.walk
+    lineage.files.walk = scandir_walk
     try:
         yield
     finally:
-        lineage.artifact.walk = saved
+        lineage.files.walk = saved
 
 
 @contextlib.contextmanager
@@ -129,8 +129,8 @@ def no_syncfs() -> Iterator[None]:
         lineage.storage.local._syncfs = saved
 
 
-# The scandir walk measured here now is ``lineage.artifact.walk`` itself.
-scandir_walk = lineage.artifact.walk
+# The scandir walk measured here now is ``lineage.files.walk`` itself.
+scandir_walk = lineage.files.walk
 
 
 def log(store: Path, data: Path) -> lineage.ArtifactVersion:
@@ -178,7 +178,7 @@ def one_round(i: int, data: Path, scratch: Path, res: Results) -> None:
     res.note("blob store bytes", tree_bytes(store / "blobs"))
 
     res.add("re-log unchanged", timed(lambda: log(store, data)))
-    res.add("  of which add_dir's walk", timed(lambda: lineage.artifact.walk(data)))
+    res.add("  of which add_dir's walk", timed(lambda: lineage.files.walk(data)))
     res.add("  the walk on os.scandir", timed(lambda: scandir_walk(data)))
     with scandir_walk_in_add_dir():
         res.add("re-log unchanged, scandir *", timed(lambda: log(store, data)))
@@ -277,7 +277,7 @@ def report(res: Results, runs: int, data: Path, scratch: Path) -> str:
         f"(new version each round: {all(res.notes['new version'])})",
         f"files downloaded: {int(statistics.median(res.notes['downloaded files']))}",
         "",
-        "* add_dir's walk (lineage.artifact.walk) swapped for bench_ingest.scandir_walk, which "
+        "* add_dir's walk (lineage.files.walk) swapped for bench_ingest.scandir_walk, which "
         "returns the same list",
         "",
         "goals: (1) first log <= 1.2x cp -r; (2) re-log unchanged < 0.2 s; (3) one-file change "

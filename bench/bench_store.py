@@ -6,7 +6,7 @@ variants so that a noisy neighbour hits them all alike.
 - ``LocalBlobStore.put_files`` of the whole dataset: 1, 2, 3, 4 threads; read chunk 256 KiB,
   1 MiB, 4 MiB; with and without ``syncfs``; against ``cp -r`` in the same round.
 - ``download()`` into an empty directory: 1 thread vs the default.
-- The per-file costs of a re-log: walking the directory (``artifact.walk`` vs a plain
+- The per-file costs of a re-log: walking the directory (``files.walk`` vs a plain
   ``os.scandir`` walk), ``stat`` of every file, the stat-cache lookup, ``missing()`` for
   10,000 digests, writing and reading a 10,000-entry manifest.
 
@@ -26,8 +26,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import lineage
-import lineage.artifact
 import lineage.download
+import lineage.files
 import lineage.hashing
 import lineage.manifest
 import lineage.storage.local
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     keys = [(str(path), stat_key(os.stat(path))) for path in files]
     assert isinstance(blobs, LocalBlobStore)
     parts = {
-        "walk: artifact.walk": lambda: lineage.artifact.walk(data),
+        "walk: files.walk": lambda: lineage.files.walk(data),
         "walk: os.scandir (same result)": lambda: scandir_walk(data),
         "stat every file": lambda: [os.stat(path) for path in files],
         "stat-cache lookup, 10k": lambda: cache.lookup(keys),
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
             blobs, manifest.digest or ""
         ),
     }
-    assert lineage.artifact.walk(data) == scandir_walk(data)
+    assert lineage.files.walk(data) == scandir_walk(data)
     part_times = {name: micro(fn) for name, fn in parts.items()}
     lineage.manifest._written = lineage.manifest._Written(limit=0)
     part_times["read_manifest, 10k (from disk)"] = micro(

@@ -86,7 +86,7 @@ def locate(uri: str, max_objects: int) -> list[Located]:
 
 
 def _locate_file(uri: str, max_objects: int) -> list[Located]:
-    from lineage.artifact import walk
+    from lineage.files import walk
 
     source = Path(unquote(urlsplit(uri).path))
     if source.is_file():
