@@ -32,8 +32,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, TypedDict, Unpack
 from urllib.parse import quote
 
+import graphviz
+
 from lineage.errors import InvalidInput, LineageError
-from lineage.records import CONSUMED_BY, PRODUCED, Edge, Node, RunRecord, Subgraph
+from lineage.records import CONSUMED_BY, PRODUCED, Edge, Node, RunRecord
+from lineage.view import DEAD_END, DELETED, TRUNCATED, NodeState, View, ask
+from lineage.view import Mode as ViewMode
 
 if TYPE_CHECKING:
     from lineage.api import Api
@@ -66,6 +70,7 @@ STATE_COLOURS = {"finished": "#ffffff", "running": "#deebf7", "failed": "#f4cccc
 CRASHED_COLOUR = "#fce5cd"
 HIGHLIGHT = "#d62728"
 DEAD_FILL, DEAD_LINE, DEAD_TEXT = "#eeeeee", "#bbbbbb", "#999999"
+DELETED_LINE = "#a05050"
 EDGE_COLOUR = "#666666"
 Attrs = Mapping[str, str | float | None]
 GRAPH_ATTRS: Attrs = {"fontname": "Helvetica", "nodesep": 0.25}
@@ -81,9 +86,9 @@ class PlanNode:
     kind: Literal["run", "artifact_version", "more"]
     label: str
     type: str  # artifact type, run job type, or the type of the hidden siblings
-    state: str | None = None  # a run's state
+    run_state: str | None = None  # a run's state
     aliases: tuple[str, ...] = ()
-    dead: bool = False
+    state: NodeState = "alive"  # as decided by lineage.view
     highlighted: bool = False
     target: bool = False  # holds the highlighted alias
     url: str | None = None
@@ -92,13 +97,19 @@ class PlanNode:
     below: int = 0  # a group: how many nodes further on vanished with them
 
     @property
+    def dead(self) -> bool:
+        return self.state == DEAD_END
+
+    @property
     def fill(self) -> str:
+        if self.state == DELETED:
+            return "#ffffff"
         if self.dead:
             return DEAD_FILL
         if self.kind == "artifact_version":
             return type_colour(self.type)
         if self.kind == "run":
-            return STATE_COLOURS.get(self.state or "", CRASHED_COLOUR)
+            return STATE_COLOURS.get(self.run_state or "", CRASHED_COLOUR)
         return "#ffffff"
 
 
@@ -147,22 +158,19 @@ def type_colour(artifact_type: str) -> str:
 
 
 def build(
-    graph: Subgraph,
+    view: View,
     *,
-    mode: Mode = "lineage",
     highlight: str | None = None,
     collapse: int = 5,
     link: Callable[[Node], str] | None = None,
-    runs: Mapping[str, RunRecord] | None = None,
-    consumed: Collection[str] = (),
 ) -> RenderPlan:
-    """Decide what to draw. ``runs`` names the runs on a tree's edges (else their ids show);
-    ``consumed`` lists versions consumed outside ``graph`` (not dead ends even as leaves).
-    ``collapse=0`` keeps every sibling."""
-    if mode not in ("lineage", "tree"):
-        raise InvalidInput(f"mode must be 'lineage' or 'tree', not {mode!r}")
+    """Decide what to draw of a classified answer: its states and labels are the view's, a
+    tree's edges are named by the view's runs. ``collapse=0`` keeps every sibling."""
     if isinstance(collapse, bool) or not isinstance(collapse, int) or collapse < 0:
         raise InvalidInput(f"collapse must be an integer >= 0 (0 keeps all), got {collapse!r}")
+    graph = view.graph
+    mode: Mode = "tree" if view.mode == "tree" else "lineage"
+    runs = view.runs
     nodes = {n.id: n for n in graph.nodes if mode == "lineage" or n.kind == "artifact_version"}
     edges = [e for e in graph.edges if e.source in nodes and e.target in nodes]
     down: dict[str, list[Edge]] = {node_id: [] for node_id in nodes}
@@ -180,18 +188,7 @@ def build(
     if highlight and not targets:
         logger.info("no version in the graph holds alias %r: nothing to highlight", highlight)
     path, path_edges = _path(root, targets, down, up)
-    # A dead end is an abandoned branch: a version of the root's type from which nothing of
-    # that type was derived (an evaluation result hanging off it does not keep it alive), that
-    # nobody consumed beyond the picture and that holds no alias of its own.
-    kind = _type(nodes[root]) if root is not None else None
-    dead = frozenset(
-        node_id
-        for node_id, node in nodes.items()
-        if mode == "tree" and _type(node) == kind
-        if not any(_type(nodes[e.target]) == kind for e in down[node_id])
-        if node_id not in consumed and node_id not in targets
-        if not (node.version and [a for a in node.version.aliases if a != "latest"])
-    )
+    dead = view.dead_ends
 
     order = {node_id: _age(node) for node_id, node in nodes.items()}
     layers, depth = _layers(nodes, down, up, root, order)
@@ -199,7 +196,6 @@ def build(
 
     plan_nodes: list[PlanNode] = []
     plan_edges: list[PlanEdge] = []
-    multi_project = len({_project(n) for n in nodes.values()}) > 1
     by_level: dict[int, list[_Group]] = {}
     for group in groups:
         by_level.setdefault(depth[group.parent] + 1, []).append(group)
@@ -207,24 +203,41 @@ def build(
     for level, layer in enumerate(layers):
         for node_id in layer:
             if node_id in shown:
-                plan_nodes.append(
-                    _plan_node(nodes[node_id], dead, path, targets, link, full_ref=multi_project)
-                )
+                plan_nodes.append(_plan_node(view, nodes[node_id], path, targets, link))
         for group in by_level.get(level, ()):
             plan_nodes.append(group.node(nodes))
             plan_edges.append(group.edge(runs))
+    # An edge between a shown node and a hidden one is drawn to the group that stands for the
+    # hidden one: what a hidden run produced keeps its producer, its inputs their consumer.
+    stands_for = {hidden: group.id for group in groups for hidden in group.hidden}
+    group_edges: set[tuple[str, str]] = {(e.source, e.target) for e in plan_edges}
     for edge in edges:
-        if edge.source in shown and edge.target in shown:
-            plan_edges.append(
-                PlanEdge(
-                    source=edge.source,
-                    target=edge.target,
-                    kind=edge.kind,
-                    label=_edge_label(edge, runs),
-                    highlighted=(edge.source, edge.target) in path_edges,
-                    dead=edge.target in dead,
+        source = edge.source if edge.source in shown else stands_for.get(edge.source)
+        target = edge.target if edge.target in shown else stands_for.get(edge.target)
+        if source is None or target is None or source == target:
+            continue
+        if source != edge.source or target != edge.target:
+            if (source, target) not in group_edges:
+                group_edges.add((source, target))
+                plan_edges.append(
+                    PlanEdge(
+                        source=source,
+                        target=target,
+                        kind="more",
+                        label=_group_edge_label(edge, runs),
+                    )
                 )
+            continue
+        plan_edges.append(
+            PlanEdge(
+                source=edge.source,
+                target=edge.target,
+                kind=edge.kind,
+                label=_edge_label(edge, runs),
+                highlighted=(edge.source, edge.target) in path_edges,
+                dead=edge.target in dead,
             )
+        )
     position = {node.id: i for i, node in enumerate(plan_nodes)}
     plan_edges.sort(key=lambda e: (position[e.target], position[e.source]))
     return RenderPlan(
@@ -453,45 +466,55 @@ def _collapse(
 
 
 def _plan_node(
+    view: View,
     node: Node,
-    dead: Collection[str],
     path: Collection[str],
     targets: Collection[str],
     link: Callable[[Node], str] | None,
-    *,
-    full_ref: bool,
 ) -> PlanNode:
     url = link(node) if link is not None else None
+    state = view.state(node.id)
     if node.version is not None:
         version = node.version
-        label = version.ref if full_ref else node.label
+        label = view.label(node)
         if version.aliases:
             label += "\n" + ", ".join(version.aliases)
+        if state in (TRUNCATED, DELETED):
+            label += "\n(" + _STATE_WORDS[state] + ")"
         return PlanNode(
             id=node.id,
             kind="artifact_version",
             label=label,
             type=version.type,
             aliases=version.aliases,
-            dead=node.id in dead,
+            state=state,
             highlighted=node.id in path,
             target=node.id in targets,
             url=url,
-            tooltip=f"{version.ref} ({version.type})",
+            tooltip=f"{version.ref} ({version.type}, {_STATE_WORDS[state]})",
         )
     run = node.run
-    state = run.state if run is not None else "unknown"
+    run_state = run.state if run is not None else "unknown"
     job_type = _type(node)
     return PlanNode(
         id=node.id,
         kind="run",
-        label=f"{node.label}\n{job_type} · {state}",
+        label=f"{view.label(node)}\n{job_type} · {run_state}",
         type=job_type,
+        run_state=run_state,
         state=state,
         highlighted=node.id in path,
         url=url,
         tooltip=f"run {node.id}" + (f" ({run.project})" if run is not None else ""),
     )
+
+
+_STATE_WORDS = {
+    "alive": "alive",
+    "dead_end": "dead end",
+    "truncated": "truncated",
+    "deleted": "deleted",
+}
 
 
 def _edge_label(edge: Edge, runs: Mapping[str, RunRecord] | None) -> str:
@@ -541,6 +564,13 @@ def _node_attrs(node: PlanNode) -> dict[str, str | float | None]:
         attrs.update(color=DEAD_LINE, fontcolor=DEAD_TEXT)
         style.append("dashed")
         classes.append("dead")
+    elif node.state == TRUNCATED:
+        style.append("dotted")
+        classes.append("truncated")
+    elif node.state == DELETED:
+        attrs.update(color=DELETED_LINE, fontcolor=DELETED_LINE)
+        style.append("dotted")
+        classes.append("deleted")
     if node.highlighted:
         attrs.update(color=HIGHLIGHT, penwidth=2.5)
         style.append("bold")
@@ -566,51 +596,50 @@ def _edge_attrs(edge: PlanEdge) -> dict[str, str | float | None]:
     return attrs
 
 
+def _dot_text(value: str | float) -> str:
+    # graphviz.Digraph quotes what it is given; a line break is DOT's escape \n
+    return str(value).replace("\\", "\\\\").replace("\r", "").replace("\n", "\\n")
+
+
+def _dot_attrs(values: Attrs) -> dict[str, str]:
+    return {key: _dot_text(value) for key, value in values.items() if value is not None}
+
+
 def plan_to_dot(plan: RenderPlan) -> str:
-    """The DOT text of a plan: every id and value double-quoted."""
+    """The DOT text of a plan, built by :class:`graphviz.Digraph` (which quotes ids and
+    values; the dot program runs apart, under :data:`DOT_TIMEOUT`)."""
     rankdir = "TB" if plan.mode == "tree" else "LR"
-    lines = [
-        "digraph lineage {",
-        f"  graph {_attrs({'rankdir': rankdir, **GRAPH_ATTRS})};",
-        f"  node {_attrs(NODE_ATTRS)};",
-        f"  edge {_attrs(EDGE_ATTRS)};",
-    ]
+    dot = graphviz.Digraph(
+        "lineage",
+        graph_attr=_dot_attrs({"rankdir": rankdir, **GRAPH_ATTRS}),
+        node_attr=_dot_attrs(NODE_ATTRS),
+        edge_attr=_dot_attrs(EDGE_ATTRS),
+    )
     if plan.truncated:
-        note = {"label": "depth limit reached: the graph goes on", "labelloc": "b"}
-        lines.append(f"  graph {_attrs(note)};")
-    lines += [f"  {quote_id(node.id)} {_attrs(_node_attrs(node))};" for node in plan.nodes]
-    lines += [
-        f"  {quote_id(edge.source)} -> {quote_id(edge.target)} {_attrs(_edge_attrs(edge))};"
-        for edge in plan.edges
-    ]
-    lines.append("}")
-    return "\n".join(lines) + "\n"
+        dot.attr("graph", label="depth limit reached: the graph goes on", labelloc="b")
+    for node in plan.nodes:
+        dot.node(_dot_text(node.id), **_dot_attrs(_node_attrs(node)))
+    # Digraph.edge reads "a:b" as node a, port b, and every version id holds a ':': edge
+    # statements are written with ids quoted whole
+    for edge in plan.edges:
+        ends = f"{quote_id(edge.source)} -> {quote_id(edge.target)}"
+        dot.body.append(f"\t{ends} {_attrs(_edge_attrs(edge))}\n")
+    return str(dot.source)
 
 
 def to_dot(
-    graph: Subgraph,
+    view: View,
     *,
-    mode: Mode = "lineage",
     highlight: str | None = None,
     collapse: int = 5,
     link: Callable[[Node], str] | None = None,
-    runs: Mapping[str, RunRecord] | None = None,
-    consumed: Collection[str] = (),
 ) -> str:
-    """The DOT text of a lineage graph or derivation tree (see :func:`build` for the options).
+    """The DOT text of a classified lineage graph or derivation tree (options as for
+    :func:`build`).
 
-    >>> dot = to_dot(api.tree("base:v0"), mode="tree", highlight="production", runs=runs)
+    >>> dot = to_dot(api.view("base:v0", "tree"), highlight="production")
     """
-    plan = build(
-        graph,
-        mode=mode,
-        highlight=highlight,
-        collapse=collapse,
-        link=link,
-        runs=runs,
-        consumed=consumed,
-    )
-    return plan_to_dot(plan)
+    return plan_to_dot(build(view, highlight=highlight, collapse=collapse, link=link))
 
 
 # running dot ---------------------------------------------------------------------------------
@@ -654,20 +683,20 @@ def render(dot: str, fmt: Format = "svg") -> bytes:
 class Options(TypedDict, total=False):
     """The options of :func:`build`, :func:`to_dot` and :func:`to_svg`."""
 
-    mode: Mode
     highlight: str | None
     collapse: int
     link: Callable[[Node], str] | None
-    runs: Mapping[str, RunRecord] | None
-    consumed: Collection[str]
 
 
-def to_svg(graph: Subgraph, **options: Unpack[Options]) -> str:
-    """The SVG picture of a subgraph, as text (options as for :func:`to_dot`).
+def to_svg(view: View, **options: Unpack[Options]) -> str:
+    """The SVG picture of a classified answer, as text (options as for :func:`to_dot`).
 
-    >>> svg = to_svg(api.lineage("policy:v4"), link=lambda node: f"/nodes/{node.id}")
+    >>> svg = to_svg(api.view("policy:v4"), link=lambda node: f"/nodes/{node.id}")
     """
-    return render(to_dot(graph, **options), "svg").decode()
+    return render(to_dot(view, **options), "svg").decode()
+
+
+_MODES: dict[str, ViewMode] = {"up": "upstream", "down": "downstream", "tree": "tree"}
 
 
 def render_ref(
@@ -681,32 +710,13 @@ def render_ref(
     collapse: int = 5,
     link: Callable[[Node], str] | None = None,
 ) -> bytes:
-    """Fetch and draw the lineage (``up`` / ``down``) or the derivation tree of a ref.
+    """Fetch, classify and draw the lineage (``up`` / ``down``) or the derivation tree of a ref.
 
     What ``lineage render REF [--up|--down|--tree] --format svg -o FILE`` calls.
     """
-    if mode not in ("up", "down", "tree"):
+    if mode not in _MODES:
         raise InvalidInput(f"mode must be up, down or tree, not {mode!r}")
     if fmt not in FORMATS:
         raise InvalidInput(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
-    if mode != "tree":
-        graph = api.lineage(ref, "upstream" if mode == "up" else "downstream", depth)
-        dot = to_dot(graph, highlight=highlight, collapse=collapse, link=link)
-        return render(dot, fmt)
-    graph = api.tree(ref, depth)
-    runs = api.service.get_runs(sorted({edge.run for edge in graph.edges if edge.run}))
-    # A leaf that some run consumed (an evaluation that logged nothing, or beyond the depth
-    # limit) is not a dead end: one round trip asks the store about every leaf at once.
-    sources = {edge.source for edge in graph.edges}
-    leaves = [node.id for node in graph.nodes if node.id not in sources]
-    consumed = api.service.consumed(leaves) if leaves else set()
-    dot = to_dot(
-        graph,
-        mode="tree",
-        highlight=highlight,
-        collapse=collapse,
-        link=link,
-        runs=runs,
-        consumed=consumed,
-    )
-    return render(dot, fmt)
+    view = ask(api, ref, _MODES[mode], depth)
+    return render(to_dot(view, highlight=highlight, collapse=collapse, link=link), fmt)

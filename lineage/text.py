@@ -1,144 +1,155 @@
-"""Plain-text pictures of lineage for the terminal: generations and derivation trees."""
+"""Plain-text pictures of lineage for the terminal: generations and derivation trees.
+
+Everything a line says about a node (its label, its project when it is another one, dead end,
+truncated, deleted) comes from the :class:`~lineage.view.View`; this module only lays it out.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
-from lineage.records import Node, RunRecord, Subgraph, VersionRecord
+from lineage.records import Node
+from lineage.view import ALIVE, View, outcome_types
 
-__all__ = ["dead_ends", "lineage_lines", "tree_lines"]
+__all__ = ["lineage_lines", "print_view", "summary", "tree_lines"]
 
-
-def _short(version: VersionRecord | None, fallback: str) -> str:
-    if version is None:
-        return fallback
-    aliases = [a for a in version.aliases if a != "latest"]
-    return f"{version.name}:v{version.index}" + (f" [{', '.join(aliases)}]" if aliases else "")
+_MARKS = {"dead_end": "(dead end)", "truncated": "(truncated)", "deleted": "(deleted)"}
 
 
-def lineage_lines(graph: Subgraph, direction: str) -> list[str]:
+def _aliases(node: Node) -> str:
+    aliases = [a for a in node.version.aliases if a != "latest"] if node.version else []
+    return f" [{', '.join(aliases)}]" if aliases else ""
+
+
+def _mark(view: View, node_id: str) -> str:
+    state = view.state(node_id)
+    return "" if state == ALIVE else "  " + _MARKS[state]
+
+
+def _version_text(view: View, node_id: str) -> str:
+    node = view.node(node_id)
+    if node is None:
+        return node_id
+    return view.label(node) + _aliases(node) + _mark(view, node_id)
+
+
+def _outcome_text(view: View, node_id: str) -> str:
+    # a folded leaf is a dead end by nature: only the other states are worth a word
+    node = view.node(node_id)
+    if node is None:
+        return node_id
+    state = view.state(node_id)
+    word = f" ({_MARKS[state][1:-1]})" if state in ("truncated", "deleted") else ""
+    return view.label(node) + _aliases(node) + word
+
+
+def _run_text(view: View, node_id: str) -> str:
+    node = view.node(node_id)
+    if node is None or node.run is None:
+        return node_id
+    run = node.run
+    state = "" if run.state == "finished" else f", {run.state}"
+    return f"{view.label(node)} ({run.job_type or 'run'}{state})"
+
+
+def lineage_lines(view: View) -> list[str]:
     """One line per run, grouped by generation away from the root.
 
     Upstream, each run is listed with the versions it consumed; downstream, with the versions
-    it produced. A version reached by several paths appears at its nearest generation only.
+    it produced; ``both`` prints the two halves one after the other. A version reached by
+    several paths appears at its nearest generation only.
     """
-    nodes = {node.id: node for node in graph.nodes}
-    upstream = direction != "downstream"
-    step: dict[str, list[str]] = {}
-    for edge in graph.edges:
-        near, far = (edge.target, edge.source) if upstream else (edge.source, edge.target)
-        step.setdefault(near, []).append(far)
-    root = graph.root
+    root = view.graph.root
     if root is None:
         return []
-    root_node = nodes.get(root)
-    lines = [_node_text(root_node, root)]
+    root_node = view.node(root)
+    head = (
+        "run " + _run_text(view, root)
+        if root_node is not None and root_node.kind == "run"
+        else _version_text(view, root)
+    )
+    if view.mode != "both":
+        return [head, *_generations(view, root, upstream=view.mode != "downstream")]
+    return [
+        head,
+        "  upstream",
+        *_generations(view, root, upstream=True),
+        "  downstream",
+        *_generations(view, root, upstream=False),
+    ]
+
+
+def _generations(view: View, root: str, *, upstream: bool) -> list[str]:
+    step: dict[str, list[str]] = {}
+    for edge in view.graph.edges:
+        near, far = (edge.target, edge.source) if upstream else (edge.source, edge.target)
+        step.setdefault(near, []).append(far)
+    root_node = view.node(root)
+    lines: list[str] = []
     seen = {root}
     frontier = [root]
     generation = 0
     arrow = "<-" if upstream else "->"
     while frontier:
-        runs = sorted({r for n in frontier for r in step.get(n, ()) if r not in seen})
-        if root_node is not None and root_node.kind == "run" and generation == 0:
-            runs, frontier = [root], [root]
+        if generation == 0 and root_node is not None and root_node.kind == "run":
+            runs = [root]
         else:
+            found = {r for n in frontier for r in step.get(n, ()) if r not in seen}
+            runs = sorted(found, key=lambda r: (_run_text(view, r), r))
             seen.update(runs)
-        generation += 1 if runs else 0
+        if not runs:
+            break
+        generation += 1
         following: list[str] = []
         for run_id in runs:
             versions = sorted(step.get(run_id, ()))
-            run = nodes.get(run_id)
-            label = _run_text(run.run if run else None, run_id)
-            names = ", ".join(_short(_version(nodes, v), v) for v in versions) or "nothing"
-            lines.append(f"  {generation:>3}  {label:<36} {arrow} {names}")
+            names = ", ".join(_version_text(view, v) for v in versions) or "nothing"
+            lines.append(f"  {generation:>3}  {_run_text(view, run_id):<36} {arrow} {names}")
             following += [v for v in versions if v not in seen]
         seen.update(following)
         frontier = sorted(set(following))
-        if not runs:
-            break
     return lines
 
 
-def _order(nodes: Mapping[str, Node], node_id: str) -> tuple[str, int, str]:
-    version = _version(nodes, node_id)
-    return (version.name, version.index, "") if version else ("", 0, node_id)
-
-
-def _version(nodes: Mapping[str, Node], node_id: str) -> VersionRecord | None:
-    node = nodes.get(node_id)
-    return node.version if node else None
-
-
-def _node_text(node: Node | None, fallback: str) -> str:
-    if node is not None and node.version is not None:
-        return node.version.ref + _alias_text(node.version)
-    if node is not None and node.run is not None:
-        return "run " + _run_text(node.run, fallback)
-    return fallback
-
-
-def _alias_text(version: VersionRecord) -> str:
-    aliases = [a for a in version.aliases if a != "latest"]
-    return f" [{', '.join(aliases)}]" if aliases else ""
-
-
-def _run_text(run: RunRecord | None, fallback: str) -> str:
-    if run is None:
-        return fallback
-    state = "" if run.state == "finished" else f", {run.state}"
-    return f"{run.name} ({run.job_type or 'run'}{state})"
-
-
-def dead_ends(graph: Subgraph) -> set[str]:
-    """Versions of the root's type that nothing of that type was derived from: abandoned
-    branches. A version holding an alias other than ``latest`` is a destination, not a dead end.
-    """
-    nodes = {node.id: node for node in graph.nodes}
-    root = nodes.get(graph.root or "")
-    if root is None or root.version is None:
-        return set()
-    kind = root.version.type
-    parents = {e.source for e in graph.edges if (v := _version(nodes, e.target)) and v.type == kind}
-    return {
-        node.id
-        for node in graph.nodes
-        if node.version is not None
-        and node.version.type == kind
-        and node.id not in parents
-        and not [a for a in node.version.aliases if a != "latest"]
-    }
-
-
-def tree_lines(graph: Subgraph, runs: Mapping[str, RunRecord]) -> list[str]:
+def tree_lines(view: View) -> list[str]:
     """A derivation tree: each version under the one it came from, with the run that made it.
 
-    Leaves of other types (evaluation results) are folded into their parent's line.
+    Leaves of outcome types (evaluation results: types whose versions are all leaves here) are
+    folded into their parent's line.
     """
-    nodes = {node.id: node for node in graph.nodes}
-    root = nodes.get(graph.root or "")
-    kind = root.version.type if root is not None and root.version is not None else None
+    graph = view.graph
     children: dict[str, list[tuple[str, str | None]]] = {}
     for edge in graph.edges:
         children.setdefault(edge.source, []).append((edge.target, edge.run))
-    ends = dead_ends(graph)
+    outcomes = outcome_types(view)
     seen: set[str] = set()
     lines: list[str] = []
 
+    def order(node_id: str) -> tuple[str, str, int, str]:
+        node = view.node(node_id)
+        if node is None or node.version is None:
+            return ("", "", 0, node_id)
+        return (node.version.project, node.version.name, node.version.index, node_id)
+
     def folded(node_id: str) -> bool:
-        version = _version(nodes, node_id)
-        return version is not None and version.type != kind and not children.get(node_id)
+        node = view.node(node_id)
+        return (
+            node is not None
+            and node.version is not None
+            and node.version.type in outcomes
+            and not children.get(node_id)
+        )
 
     def visit(node_id: str, prefix: str, last: bool, via: str | None, top: bool) -> None:
-        text = _short(_version(nodes, node_id), node_id)
+        node = view.node(node_id)
+        text = (view.label(node) + _aliases(node)) if node is not None else node_id
         if via is not None:
-            run = runs.get(via)
-            text += f"  <- {run.name if run else via}"
-        kids = sorted(children.get(node_id, ()), key=lambda kid: _order(nodes, kid[0]))
+            text += f"  <- {view.run_label(via)}"
+        kids = sorted(children.get(node_id, ()), key=lambda kid: order(kid[0]))
         leaves = [k for k, _ in kids if folded(k)]
         if leaves:
-            text += "  => " + ", ".join(_short(_version(nodes, k), k) for k in leaves)
-        if node_id in ends:
-            text += "  (dead end)"
+            text += "  => " + ", ".join(_outcome_text(view, k) for k in leaves)
+        text += _mark(view, node_id)
         again = node_id in seen and bool(kids)
         connector = "" if top else ("`- " if last else "|- ")
         lines.append(prefix + connector + text + ("  (see above)" if again else ""))
@@ -155,9 +166,27 @@ def tree_lines(graph: Subgraph, runs: Mapping[str, RunRecord]) -> list[str]:
     return lines
 
 
-def print_subgraph_summary(graph: Subgraph, echo: Callable[[str], None]) -> None:
+def summary(view: View) -> str:
+    """One line of counts: nodes, edges, and the states other than alive."""
+    graph = view.graph
     runs = sum(1 for n in graph.nodes if n.kind == "run")
-    echo(
-        f"{len(graph.nodes) - runs} versions, {runs} runs, {len(graph.edges)} edges"
-        + ("  (truncated by depth)" if graph.truncated else "")
-    )
+    versions = len(graph.nodes) - runs
+    if view.mode == "tree":
+        head = f"{versions} versions, {len(graph.edges)} derivations"
+    else:
+        head = f"{versions} versions, {runs} runs, {len(graph.edges)} edges"
+    counts = [
+        f"{len(view.dead_ends)} dead ends",
+        f"{len(view.truncated)} truncated",
+        f"{len(view.deleted)} deleted",
+    ]
+    note = "  (cut by --depth: the graph goes on)" if graph.truncated else ""
+    return f"{head}; {', '.join(counts)}{note}"
+
+
+def print_view(view: View, echo: Callable[[str], None]) -> None:
+    """The text view of an answer (a tree, or generations), then its summary line."""
+    lines = tree_lines(view) if view.mode == "tree" else lineage_lines(view)
+    for line in lines:
+        echo(line)
+    echo(summary(view))

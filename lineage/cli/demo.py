@@ -290,16 +290,17 @@ def run_demo(
     echo(f"production: {best.ref} (holdout accuracy {best_acc:.3f}); {demo.runs} runs logged")
 
     api = lineage.Api(store=store, blobs=blobs, project=PROJECT)
-    from lineage.cli.graphs import print_lineage, print_tree
+    from lineage.text import print_view
+    from lineage.view import ask
 
     echo("")
     echo(f"== upstream lineage of {best.ref} ==")
-    upstream = api.lineage(best.ref, direction="upstream", depth=20)
-    print_lineage(upstream, "upstream", echo)
+    upstream_view = ask(api, best.ref, "upstream", 20)
+    upstream = upstream_view.graph
+    print_view(upstream_view, echo)
     echo("")
     echo(f"== derivation tree from {base.ref} ==")
-    tree = api.tree(base.ref, depth=40)
-    print_tree(tree, echo, api.service.get_runs({e.run for e in tree.edges if e.run}))
+    print_view(ask(api, base.ref, "tree", 40), echo)
     if bad_dataset:
         impact = api.impact(bad_dataset)
         hit = sorted(

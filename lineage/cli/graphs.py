@@ -1,17 +1,27 @@
-"""Lineage questions on the command line: lineage, tree, render."""
+"""Lineage questions on the command line: lineage, tree, render.
+
+Each asks :func:`lineage.view.ask` once and prints what the view says; ``--json`` prints the
+same view (nodes with their state and label, edges) as :meth:`lineage.view.View.to_json`.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import click
 
 from lineage.cli.main import Context, cli, errors, pass_ctx, size
-from lineage.records import RunRecord, Subgraph
-from lineage.text import dead_ends, lineage_lines, print_subgraph_summary, tree_lines
+from lineage.errors import InvalidInput
+from lineage.text import print_view
+from lineage.view import Mode, View, ask
+
+
+def _show(view: View, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(view.to_json(), indent=2, sort_keys=True))
+    else:
+        print_view(view, click.echo)
 
 
 @cli.command("lineage")
@@ -20,58 +30,31 @@ from lineage.text import dead_ends, lineage_lines, print_subgraph_summary, tree_
 @click.option("--down", "direction", flag_value="downstream", help="Descendants.")
 @click.option("--both", "direction", flag_value="both", help="Both ways.")
 @click.option("--depth", type=int, default=20, show_default=True, help="Generations to follow.")
-@click.option("--json", "as_json", is_flag=True, help="Print nodes and edges as JSON.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print nodes (with states) and edges as JSON."
+)
 @pass_ctx
 @errors
-def lineage_cmd(ctx: Context, ref: str, direction: str, depth: int, as_json: bool) -> None:
+def lineage_cmd(ctx: Context, ref: str, direction: Mode, depth: int, as_json: bool) -> None:
     """Runs and versions upstream or downstream of a version (or run id)."""
-    graph = ctx.api.lineage(ref, direction=direction, depth=depth)
-    if as_json:
-        click.echo(json.dumps(subgraph_json(graph), indent=2))
-        return
-    print_lineage(graph, direction, click.echo)
-
-
-def subgraph_json(graph: Subgraph) -> dict[str, Any]:
-    return {
-        "root": graph.root,
-        "truncated": graph.truncated,
-        "nodes": [
-            {"id": n.id, "kind": n.kind, "ref": n.ref, "label": n.label} for n in graph.nodes
-        ],
-        "edges": [
-            {"source": e.source, "target": e.target, "kind": e.kind, "run": e.run}
-            for e in graph.edges
-        ],
-    }
-
-
-def print_lineage(graph: Subgraph, direction: str, echo: Callable[[str], None]) -> None:
-    for line in lineage_lines(graph, direction):
-        echo(line)
-    print_subgraph_summary(graph, echo)
-
-
-def print_tree(graph: Subgraph, echo: Callable[[str], None], runs: dict[str, RunRecord]) -> None:
-    for line in tree_lines(graph, runs):
-        echo(line)
-    echo(
-        f"{len(graph.nodes)} versions, {len(graph.edges)} derivations, "
-        f"{len(dead_ends(graph))} dead ends"
-        + ("  (truncated by --depth)" if graph.truncated else "")
-    )
+    _show(ask(ctx.api, ref, direction, depth), as_json)
 
 
 @cli.command()
 @click.argument("ref")
-@click.option("--depth", type=int, default=20, show_default=True)
+@click.option("--depth", type=int, default=20, show_default=True, help="Generations to follow.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print nodes (with states) and edges as JSON."
+)
 @pass_ctx
 @errors
-def tree(ctx: Context, ref: str, depth: int) -> None:
-    """The derivation tree under a version (version -> version, labelled by run)."""
-    graph = ctx.api.tree(ref, depth=depth)
-    runs = ctx.api.service.get_runs({e.run for e in graph.edges if e.run})
-    print_tree(graph, click.echo, runs)
+def tree(ctx: Context, ref: str, depth: int, as_json: bool) -> None:
+    """The derivation tree under a version (version -> version, labelled by run), with dead
+    ends, truncated and deleted versions marked."""
+    _show(ask(ctx.api, ref, "tree", depth), as_json)
+
+
+SUFFIXES = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot", ".gv": "dot"}
 
 
 @cli.command()
@@ -82,7 +65,7 @@ def tree(ctx: Context, ref: str, depth: int) -> None:
 @click.option("--depth", type=int, default=20, show_default=True)
 @click.option(
     "--format", "fmt", type=click.Choice(["svg", "png", "pdf", "dot"]), default=None,
-    help="Output format (default: from the file name, else svg).",
+    help="Output format (default: from the file name: .svg .png .pdf .dot).",
 )  # fmt: skip
 @click.option("--highlight", help="Highlight the path to the version holding this alias.")
 @click.option(
@@ -108,17 +91,21 @@ def render(
     """Draw a lineage graph or derivation tree with graphviz."""
     from lineage.render import render_ref
 
-    chosen = fmt or (
-        output.suffix.lstrip(".") if output.suffix in (".svg", ".png", ".pdf", ".dot") else "svg"
-    )
+    suffix = output.suffix.lower()
+    if fmt is None and suffix not in SUFFIXES:
+        raise InvalidInput(
+            f"cannot tell the format of {output.name!r} from its name: name it .svg, .png, "
+            ".pdf or .dot, or say --format svg|png|pdf|dot"
+        )
+    chosen = fmt or SUFFIXES[suffix]
     data = render_ref(
         ctx.api,
         ref,
-        mode=mode,  # type: ignore[arg-type]  # click.Choice/flag_value checked it
+        mode=mode,  # type: ignore[arg-type]  # flag_value checked it
         depth=depth,
-        fmt=chosen,  # type: ignore[arg-type]
+        fmt=chosen,  # type: ignore[arg-type]  # click.Choice checked it
         highlight=highlight,
         collapse=collapse,
     )
     output.write_bytes(data)
-    click.echo(f"wrote {output} ({size(len(data))})")
+    click.echo(f"wrote {output} ({chosen}, {size(len(data))})")

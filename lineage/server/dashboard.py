@@ -24,7 +24,7 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -39,12 +39,13 @@ from starlette.templating import Jinja2Templates
 
 from lineage.errors import InvalidInput, LineageError
 from lineage.names import check_name
-from lineage.records import Event, Node, RunRecord, Subgraph, VersionRecord, version_id
-from lineage.render import Mode, build, plan_to_dot, render, type_colour
+from lineage.records import Event, Node, RunRecord, VersionRecord, version_id
+from lineage.render import build, plan_to_dot, render, type_colour
 from lineage.server.app import STATUS, principal, service
 from lineage.server.auth import Gate, Principal
 from lineage.server.graphql.loaders import call
 from lineage.service import Service
+from lineage.view import View, classify
 
 __all__ = [
     "DEPTH",
@@ -178,15 +179,9 @@ class _Picture:
     note: str | None = None
 
 
-def _picture(
-    graph: Subgraph,
-    prefix: str,
-    *,
-    mode: Mode = "lineage",
-    runs: Mapping[str, RunRecord] | None = None,
-    consumed: Collection[str] = (),
-) -> _Picture:
-    plan = build(graph, mode=mode, link=_link, runs=runs, consumed=consumed)
+def _picture(found: View, prefix: str) -> _Picture:
+    graph = found.graph
+    plan = build(found, link=_link)
     try:
         svg = render(plan_to_dot(plan), "svg").decode()
     except LineageError as error:  # no Graphviz here: the page still shows everything else
@@ -208,12 +203,7 @@ def _tree_picture(svc: Service, ref: str) -> _Picture:
     graph = svc.tree(ref, DEPTH)
     if not graph.edges:
         return _Picture(nodes=len(graph.nodes), note="nothing was derived from this version")
-    # as lineage.render.render_ref does: run names on the edges, and leaves that some run
-    # consumed (beyond the depth, or a run that logged nothing) are not dead ends
-    runs = svc.get_runs(sorted({edge.run for edge in graph.edges if edge.run}))
-    sources = {edge.source for edge in graph.edges}
-    consumed = svc.consumed([node.id for node in graph.nodes if node.id not in sources])
-    return _picture(graph, "tree", mode="tree", runs=runs, consumed=consumed)
+    return _picture(classify(graph, store=svc, mode="tree", depth=DEPTH), "tree")
 
 
 # what each page shows (run in a worker thread) -----------------------------------------------
@@ -283,8 +273,8 @@ def _artifact_data(svc: Service, project: str, name: str) -> dict[str, Any]:
 
 def _version_data(svc: Service, project: str, name: str, index: int) -> dict[str, Any]:
     ref = version_id(check_name(project, "project"), check_name(name, "artifact name"), index)
-    version = svc.resolve(ref)
-    files = list(svc.manifest(version))
+    version = svc.resolve(ref, include_deleted=True)  # a deleted version's lineage stays
+    files = [] if version.state != "committed" else list(svc.manifest(version))
     return {
         "version": version,
         "files": files[:MAX_ROWS],
@@ -292,7 +282,10 @@ def _version_data(svc: Service, project: str, name: str, index: int) -> dict[str
         "producers": svc.producers(version),
         "consumers": svc.consumers(version),
         "events": _event_rows(svc.events(ref)),
-        "lineage": _picture(svc.lineage(ref, "upstream", DEPTH), "lineage"),
+        "lineage": _picture(
+            classify(svc.lineage(ref, "upstream", DEPTH), store=svc, mode="upstream", depth=DEPTH),
+            "lineage",
+        ),
         "tree": _tree_picture(svc, ref),
         "depth": DEPTH,
     }
@@ -305,7 +298,9 @@ def _run_data(svc: Service, run_id: str) -> dict[str, Any]:
         "run": run,
         "inputs": inputs,
         "outputs": outputs,
-        "graph": _picture(svc.lineage(run.id, "both", 1), "run"),
+        "graph": _picture(
+            classify(svc.lineage(run.id, "both", 1), store=svc, mode="both", depth=1), "run"
+        ),
     }
 
 

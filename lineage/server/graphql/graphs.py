@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import enum
-from typing import Any
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 
 import strawberry
 
-from lineage import render
+from lineage import render, view
 from lineage.records import Edge, Node, Subgraph
-from lineage.render import Mode
 from lineage.server.graphql.loaders import Context, call
 from lineage.server.graphql.types import ArtifactVersion, Info, Run, field
 
@@ -20,6 +21,7 @@ __all__ = [
     "LineageGraph",
     "LineageNode",
     "NodeKind",
+    "NodeState",
     "lineage_graph",
 ]
 
@@ -44,9 +46,43 @@ class EdgeKind(enum.Enum):
     DERIVED = "derived"
 
 
+@strawberry.enum(description="What a node of an answer is (the same on every surface).")
+class NodeState(enum.Enum):
+    ALIVE = "alive"
+    DEAD_END = "dead_end"
+    TRUNCATED = "truncated"
+    DELETED = "deleted"
+
+
+@dataclass
+class _Answer:
+    """One answer's subgraph and, once a field asks for it, its classification (computed once
+    for every node that asks, with one round trip to the store)."""
+
+    graph: Subgraph
+    mode: view.Mode
+    depth: int | None
+    project: str | None = None
+    task: asyncio.Task[view.View] | None = dataclass_field(default=None)
+
+    async def view(self, context: Context) -> view.View:
+        if self.task is None:
+            self.task = asyncio.ensure_future(
+                call(
+                    view.classify,
+                    self.graph,
+                    store=context.service,
+                    mode=self.mode,
+                    depth=self.depth,
+                )
+            )
+        return await self.task
+
+
 @strawberry.type(description="A run or an artifact version in a lineage graph.")
 class LineageNode:
     node: strawberry.Private[Node]
+    answer: strawberry.Private[_Answer]
 
     @field("A run id, or a version's project/name:vN.")
     def id(self) -> strawberry.ID:
@@ -60,9 +96,26 @@ class LineageNode:
     def ref(self) -> str | None:
         return self.node.ref
 
-    @field("name:vN for a version, the run's name for a run.")
+    @field(
+        "name:vN for a version, the run's name for a run; prefixed with the node's project "
+        "when it is not the project of the root."
+    )
     def label(self) -> str:
-        return self.node.label
+        return view.label(self.node, self.answer.project)
+
+    @field("The project the node belongs to.")
+    def project(self) -> str | None:
+        record = self.node.version or self.node.run
+        return None if record is None else record.project
+
+    @field(
+        "DEAD_END: a version no run anywhere consumed; TRUNCATED: depth stopped the walk "
+        "here and the graph goes on; DELETED: a deleted version (its lineage stays); ALIVE: "
+        "anything else (every run)."
+    )
+    async def state(self, info: Info) -> NodeState:
+        found = await self.answer.view(info.context)
+        return NodeState(found.state(self.node.id))
 
     @strawberry.field
     def run(self) -> Run | None:
@@ -108,12 +161,15 @@ class LineageEdge:
     description="The answer of every traversal: nodes, edges, and whether depth cut it."
 )
 class LineageGraph:
-    graph: strawberry.Private[Subgraph]
-    mode: strawberry.Private[Mode] = "lineage"
+    answer: strawberry.Private[_Answer]
+
+    @property
+    def graph(self) -> Subgraph:
+        return self.answer.graph
 
     @strawberry.field
     def nodes(self) -> list[LineageNode]:
-        return [LineageNode(node=node) for node in self.graph.nodes]
+        return [LineageNode(node=node, answer=self.answer) for node in self.graph.nodes]
 
     @strawberry.field
     def edges(self) -> list[LineageEdge]:
@@ -129,42 +185,19 @@ class LineageGraph:
 
     @field("The graph as Graphviz DOT text (see `lineage render`).")
     async def dot(self, info: Info, highlight: str | None = None, collapse: int = 5) -> str:
-        options = await self._render_options(info)
-        return await call(
-            render.to_dot,
-            self.graph,
-            mode=self.mode,
-            highlight=highlight,
-            collapse=collapse,
-            **options,
-        )
+        found = await self.answer.view(info.context)
+        return await call(render.to_dot, found, highlight=highlight, collapse=collapse)
 
     @field("The graph drawn by Graphviz, as SVG text.")
     async def svg(self, info: Info, highlight: str | None = None, collapse: int = 5) -> str:
-        options = await self._render_options(info)
-        return await call(
-            render.to_svg,
-            self.graph,
-            mode=self.mode,
-            highlight=highlight,
-            collapse=collapse,
-            **options,
-        )
-
-    async def _render_options(self, info: Info) -> dict[str, Any]:
-        if self.mode != "tree":
-            return {}
-        loaders = info.context.loaders
-        run_ids = sorted({edge.run for edge in self.graph.edges if edge.run})
-        runs = {r.id: r for r in await loaders.runs.load_many(run_ids) if r is not None}
-        # a leaf some run consumed (an evaluation that logged nothing) is not a dead end
-        sources = {edge.source for edge in self.graph.edges}
-        leaves = [node.id for node in self.graph.nodes if node.id not in sources]
-        below = await loaders.downstream.load_many(leaves)
-        consumed = [leaf for leaf, edges in zip(leaves, below, strict=True) if edges]
-        return {"runs": runs, "consumed": consumed}
+        found = await self.answer.view(info.context)
+        return await call(render.to_svg, found, highlight=highlight, collapse=collapse)
 
 
-def lineage_graph(graph: Subgraph, context: Context, mode: Mode = "lineage") -> LineageGraph:
+def lineage_graph(
+    graph: Subgraph, context: Context, mode: view.Mode = "both", depth: int | None = None
+) -> LineageGraph:
+    """An answer for GraphQL: ``mode`` and ``depth`` are how it was asked for."""
     context.loaders.prime(graph)
-    return LineageGraph(graph=graph, mode=mode)
+    answer = _Answer(graph=graph, mode=mode, depth=depth, project=view.asked_project(graph))
+    return LineageGraph(answer=answer)

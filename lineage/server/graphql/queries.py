@@ -97,10 +97,9 @@ class Query:
         depth: int = 20,
     ) -> LineageGraph:
         context = info.context
-        found = await call(
-            context.service.lineage, ref, direction.value, context.limits.depth(depth)
-        )
-        return lineage_graph(found, context)
+        depth = context.limits.depth(depth)
+        found = await call(context.service.lineage, ref, direction.value, depth)
+        return lineage_graph(found, context, direction.value, depth)
 
     @field(
         "The version-to-version view under a version: an edge a -> b (DERIVED) "
@@ -108,8 +107,9 @@ class Query:
     )
     async def derivation_tree(self, info: Info, ref: str, depth: int = 20) -> LineageGraph:
         context = info.context
-        found = await call(context.service.tree, ref, context.limits.depth(depth))
-        return lineage_graph(found, context, mode="tree")
+        depth = context.limits.depth(depth)
+        found = await call(context.service.tree, ref, depth)
+        return lineage_graph(found, context, "tree", depth)
 
     @field(
         "Every node on a path between two versions or runs (either way round), "
@@ -129,4 +129,5 @@ class Query:
         "models a bad dataset touched."
     )
     async def impact(self, info: Info, ref: str) -> LineageGraph:
-        return lineage_graph(await call(info.context.service.impact, ref), info.context)
+        found = await call(info.context.service.impact, ref)
+        return lineage_graph(found, info.context, "downstream", None)

@@ -1,0 +1,297 @@
+"""What each node of a lineage answer is, decided once for every surface.
+
+A :class:`View` wraps one :class:`~lineage.records.Subgraph` (a lineage walk, or a derivation
+tree) with the facts that the text views, ``--json``, the pictures, the dashboard and GraphQL
+all show, so that none of them decides them for itself:
+
+- the state of every node (see ``../DESIGN.md``), exactly one of
+  ``dead_end``  a version that no run anywhere consumed (any project), and not deleted;
+  ``truncated`` a version where ``depth`` stopped the walk although the graph goes on;
+  ``deleted``   a tombstoned version (its lineage stays);
+  ``alive``     everything else (runs are always ``alive``);
+- the label of every node: ``name:vN`` (a run: its name), with the project in front for a node
+  outside the project that was asked about;
+- in a derivation tree, the runs named on its edges.
+
+:func:`classify` decides, on the fetched subgraph plus one round trip to the store (which of its
+leaves some run consumed, beyond the picture or in a run that logged nothing); the in-memory
+graph work is done with networkx.
+
+>>> v = view.classify(api.tree("base:v0", depth=2), store=api.service, depth=2, mode="tree")
+>>> sorted(v.dead_ends), sorted(v.truncated)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Literal, Protocol
+
+import networkx as nx
+
+from lineage.errors import InvalidInput
+from lineage.records import Node, RunRecord, Subgraph
+
+__all__ = [
+    "ALIVE",
+    "DEAD_END",
+    "DELETED",
+    "STATES",
+    "TRUNCATED",
+    "Asker",
+    "Lookups",
+    "Mode",
+    "NodeState",
+    "View",
+    "ask",
+    "asked_project",
+    "classify",
+    "label",
+    "outcome_types",
+]
+
+NodeState = Literal["alive", "dead_end", "truncated", "deleted"]
+ALIVE: NodeState = "alive"
+DEAD_END: NodeState = "dead_end"
+TRUNCATED: NodeState = "truncated"
+DELETED: NodeState = "deleted"
+STATES: tuple[NodeState, ...] = (ALIVE, DEAD_END, TRUNCATED, DELETED)
+
+Mode = Literal["upstream", "downstream", "both", "tree"]
+MODES: tuple[Mode, ...] = ("upstream", "downstream", "both", "tree")
+
+
+class Lookups(Protocol):
+    """What :func:`classify` asks of the store: the local and the remote service both answer."""
+
+    def consumed(self, ids: Sequence[str]) -> set[str]: ...
+
+    def get_runs(self, ids: Iterable[str]) -> dict[str, RunRecord]: ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class View:
+    """A subgraph with the state and label of each node (see the module docstring)."""
+
+    graph: Subgraph
+    mode: Mode
+    project: str | None
+    states: Mapping[str, NodeState]
+    runs: Mapping[str, RunRecord] = field(default_factory=dict)
+
+    @cached_property
+    def by_id(self) -> Mapping[str, Node]:
+        return {node.id: node for node in self.graph.nodes}
+
+    def node(self, node_id: str) -> Node | None:
+        return self.by_id.get(node_id)
+
+    def state(self, node_id: str) -> NodeState:
+        return self.states.get(node_id, ALIVE)
+
+    def _of(self, state: NodeState) -> frozenset[str]:
+        return frozenset(i for i, s in self.states.items() if s == state)
+
+    @property
+    def dead_ends(self) -> frozenset[str]:
+        return self._of(DEAD_END)
+
+    @property
+    def truncated(self) -> frozenset[str]:
+        return self._of(TRUNCATED)
+
+    @property
+    def deleted(self) -> frozenset[str]:
+        return self._of(DELETED)
+
+    def foreign(self, node: Node) -> bool:
+        """Whether the node is outside the project that was asked about."""
+        project = _project(node)
+        return self.project is not None and project is not None and project != self.project
+
+    def label(self, node: Node) -> str:
+        """``name:vN`` or a run's name, prefixed with its project when it is another one."""
+        return label(node, self.project)
+
+    def run_label(self, run_id: str | None) -> str:
+        """The name of the run on a derived edge (its id when its record is missing)."""
+        run = self.runs.get(run_id or "")
+        if run is None:
+            return run_id or "?"
+        foreign = self.project is not None and run.project != self.project
+        return (f"{run.project}/" if foreign else "") + run.name
+
+    def to_json(self) -> dict[str, Any]:
+        """The answer as plain JSON: what ``--json`` prints and the cross-surface tests read."""
+        graph = self.graph
+        return {
+            "root": graph.root,
+            "mode": self.mode,
+            "project": self.project,
+            "truncated": graph.truncated,
+            "nodes": [
+                {
+                    "id": node.id,
+                    "kind": node.kind,
+                    "ref": node.ref,
+                    "project": _project(node),
+                    "label": self.label(node),
+                    "state": self.state(node.id),
+                    **(
+                        {"type": node.version.type, "aliases": list(node.version.aliases)}
+                        if node.version is not None
+                        else {}
+                    ),
+                    **(
+                        {"job_type": node.run.job_type, "run_state": node.run.state}
+                        if node.run is not None
+                        else {}
+                    ),
+                }
+                for node in graph.nodes
+            ],
+            "edges": [
+                {"source": e.source, "target": e.target, "kind": e.kind, "run": e.run}
+                for e in graph.edges
+            ],
+        }
+
+
+def label(node: Node, project: str | None) -> str:
+    """A node's label seen from ``project``: ``name:vN`` (a run: its name), prefixed with the
+    node's own project when that is another one."""
+    own = _project(node)
+    foreign = project is not None and own is not None and own != project
+    return (f"{own}/" if foreign else "") + node.label
+
+
+def asked_project(graph: Subgraph) -> str | None:
+    """The project an answer was asked about: its root's."""
+    for node in graph.nodes:
+        if node.id == graph.root:
+            return _project(node)
+    return None
+
+
+def _project(node: Node) -> str | None:
+    record = node.version or node.run
+    return record.project if record is not None else None
+
+
+def classify(
+    graph: Subgraph,
+    *,
+    store: Lookups,
+    mode: Mode,
+    depth: int | None,
+    project: str | None = None,
+) -> View:
+    """Decide the state and label of every node of ``graph``.
+
+    ``mode`` says how ``graph`` was asked for (``upstream``, ``downstream``, ``both`` or
+    ``tree``), ``depth`` the generations it was cut at; ``project`` is the project asked about
+    (default: the root's), whose nodes are labelled without it.
+    """
+    if mode not in MODES:
+        raise InvalidInput(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+    nodes = {node.id: node for node in graph.nodes}
+    if project is None:
+        project = asked_project(graph)
+    g = nx.DiGraph()
+    g.add_nodes_from(nodes)
+    g.add_edges_from((e.source, e.target) for e in graph.edges)
+    versions = [i for i, n in nodes.items() if n.version is not None]
+
+    # A version with no consumer in the answer may still have one outside it: one question
+    # to the store for all of them (a derivation tree does not show runs that logged nothing).
+    def has_consumer(node_id: str) -> bool:
+        return bool(g.out_degree(node_id) > 0)
+
+    unknown = [v for v in versions if not has_consumer(v)]
+    consumed = store.consumed(unknown) if unknown else set()
+
+    cut = _cut(g, nodes, graph, mode, depth, consumed)
+    states: dict[str, NodeState] = {}
+    for node_id in versions:
+        version = nodes[node_id].version
+        assert version is not None
+        if version.state != "committed":
+            states[node_id] = DELETED
+        elif node_id in cut:
+            states[node_id] = TRUNCATED
+        elif node_id in consumed or has_consumer(node_id):
+            states[node_id] = ALIVE
+        else:
+            states[node_id] = DEAD_END
+    for node_id, node in nodes.items():
+        if node.kind == "run":
+            states[node_id] = ALIVE
+    runs: dict[str, RunRecord] = {}
+    if mode == "tree":
+        runs = store.get_runs(sorted({e.run for e in graph.edges if e.run}))
+    return View(graph=graph, mode=mode, project=project, states=states, runs=runs)
+
+
+def _cut(
+    g: Any,
+    nodes: Mapping[str, Node],
+    graph: Subgraph,
+    mode: Mode,
+    depth: int | None,
+    consumed: Collection[str],
+) -> set[str]:
+    """The versions at which ``depth`` stopped a walk that could have gone on."""
+    if not graph.truncated or graph.root not in nodes:
+        return set()
+    cut: set[str] = set()
+    if mode in ("downstream", "both", "tree"):
+        # consumed somewhere but not followed; in a tree (runs folded into edges) only at the
+        # last generation, as a run that logged nothing also leaves a consumed leaf
+        far = nx.single_source_shortest_path_length(g, graph.root)
+        for node_id, distance in far.items():
+            leaf = node_id in consumed and g.out_degree(node_id) == 0
+            if leaf and (mode != "tree" or depth is None or distance >= depth):
+                cut.add(node_id)
+    if mode in ("upstream", "both"):
+        # made by a run that is not in the answer
+        for node_id in nx.ancestors(g, graph.root) | {graph.root}:
+            version = nodes[node_id].version
+            if version is not None and version.created_by and g.in_degree(node_id) == 0:
+                cut.add(node_id)
+    return cut
+
+
+def outcome_types(view: View) -> frozenset[str]:
+    """Artifact types whose versions are all leaves of this derivation view (evaluation
+    results, reports): the text tree folds them into their parent's line. A type with one
+    version that something derives from (a model, when the tree starts at a dataset) is not."""
+    parents = {e.source for e in view.graph.edges}
+    types: dict[str, bool] = {}
+    for node in view.graph.nodes:
+        if node.version is None or node.id == view.graph.root:
+            continue
+        leafy = node.id not in parents and view.state(node.id) != TRUNCATED
+        types[node.version.type] = types.get(node.version.type, True) and leafy
+    return frozenset(t for t, leaf in types.items() if leaf)
+
+
+class Asker(Protocol):
+    """What :func:`ask` needs: :class:`lineage.Api` answers it."""
+
+    @property
+    def service(self) -> Any: ...
+
+    def lineage(self, ref: str, direction: str = ..., depth: int | None = ...) -> Subgraph: ...
+
+    def tree(self, ref: str, depth: int | None = ...) -> Subgraph: ...
+
+
+def ask(api: Asker, ref: str, mode: Mode = "upstream", depth: int | None = 20) -> View:
+    """Fetch and classify: the lineage (``upstream``, ``downstream``, ``both``) or the
+    derivation ``tree`` of a ref or run id. What ``Api.view`` and every surface call."""
+    if mode not in MODES:
+        raise InvalidInput(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+    graph = api.tree(ref, depth) if mode == "tree" else api.lineage(ref, mode, depth)
+    lookups: Lookups = api.service
+    return classify(graph, store=lookups, mode=mode, depth=depth)
