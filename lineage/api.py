@@ -11,6 +11,7 @@ from lineage.errors import InvalidRef
 from lineage.records import ArtifactRecord, Event, RunRecord, Subgraph
 from lineage.service import GcReport
 from lineage.versions import ArtifactVersion
+from lineage.view import Mode, View, ask
 
 __all__ = ["Api"]
 
@@ -80,6 +81,16 @@ class Api:
     def tree(self, ref: str, depth: int | None = 20) -> Subgraph:
         """The derivation tree under a version: version -> version edges labelled by run."""
         return self.service.tree(ref, depth, default_project=self.project)
+
+    def view(self, ref: str, mode: Mode = "upstream", depth: int | None = 20) -> View:
+        """The answer with every node's state and label, as every surface shows it.
+
+        ``mode`` is ``upstream``, ``downstream``, ``both`` or ``tree``.
+
+        >>> v = api.view("policy:v0", "tree", depth=2)
+        >>> sorted(v.dead_ends), sorted(v.truncated), sorted(v.deleted)
+        """
+        return ask(self, ref, mode, depth)
 
     def path(self, source: str, target: str) -> Subgraph | None:
         return self.service.path(source, target, default_project=self.project)
