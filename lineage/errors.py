@@ -24,7 +24,8 @@ attributes (``ref``, ``digest``, ``path``)::
     │   └── DigestMismatch
     ├── StoreUnavailable            exit 6   UNAVAILABLE
     ├── Unauthenticated             exit 7   UNAUTHENTICATED
-    └── Forbidden                   exit 7   FORBIDDEN
+    ├── Forbidden                   exit 7   FORBIDDEN
+    └── ServerError                 exit 8   UNAVAILABLE  (the server cannot start: port in use)
 
 A refusal changes nothing: the check happens before the first write.
 """
@@ -48,6 +49,7 @@ __all__ = [
     "NotFound",
     "RunNotActive",
     "RunNotFound",
+    "ServerError",
     "StoreUnavailable",
     "TypeMismatch",
     "Unauthenticated",
@@ -158,3 +160,10 @@ class Unauthenticated(LineageError):
 class Forbidden(LineageError):
     exit_code = 7
     code = "FORBIDDEN"
+
+
+class ServerError(LineageError):
+    """``lineage server`` cannot start: its address is in use or cannot be bound."""
+
+    exit_code = 8
+    code = "UNAVAILABLE"

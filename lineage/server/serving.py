@@ -10,6 +10,7 @@ Bound to a loopback address, the server lets anyone on the machine read without 
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import socket
@@ -23,7 +24,7 @@ import uvicorn
 from starlette.applications import Starlette
 from uvicorn.supervisors.multiprocess import Multiprocess
 
-from lineage.errors import InvalidInput, StoreUnavailable
+from lineage.errors import InvalidInput, ServerError
 from lineage.server.app import DEFAULT_MAX_UPLOAD, create_app, open_service
 from lineage.server.auth import is_loopback
 
@@ -47,6 +48,8 @@ def serve(
 ) -> None:
     """Serve the stores named by ``store`` and ``blobs`` (default: as the SDK) until stopped.
 
+    Raises :class:`~lineage.errors.ServerError` when ``host:port`` cannot be bound (in use).
+
     >>> serve("neo4j://graph:7687", "s3://bucket/blobs", host="0.0.0.0", workers=4)
     """
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
@@ -55,33 +58,52 @@ def serve(
         logger.warning("bound to %s, not loopback: every request needs a token", host)
         require_token = True
     open_service(store, blobs).graph.close()  # fail here, once, if a store cannot be opened
+    sock = _bind(host, port)
     if store:
         os.environ["LINEAGE_STORE"] = store
     if blobs:
         os.environ["LINEAGE_BLOBS"] = blobs
     os.environ[_REQUIRE_TOKEN] = "1" if require_token else "0"
     os.environ[_MAX_UPLOAD] = str(max_upload)
-    _run(
-        uvicorn.Config(
-            "lineage.server.serving:app_from_env",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-        )
+    config = uvicorn.Config(
+        "lineage.server.serving:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
     )
+    with sock:
+        if workers == 1:
+            uvicorn.Server(config).run(sockets=[sock])
+        else:
+            Multiprocess(config, sockets=[sock]).run()
 
 
-def _run(config: uvicorn.Config) -> None:
-    if config.workers == 1:
-        uvicorn.Server(config).run()
-        return
-    # uvicorn binds the shared listener with proto 0, so asyncio never sets TCP_NODELAY on
-    # accepted connections and every keep-alive response waits ~40 ms for a delayed ACK
-    # (uvicorn issue #3149; measured in bench/README.md). Rebind it as IPPROTO_TCP.
-    bound = config.bind_socket()
-    sock = socket.socket(bound.family, bound.type, socket.IPPROTO_TCP, fileno=bound.detach())
-    Multiprocess(config, sockets=[sock]).run()
+def _bind(host: str, port: int) -> socket.socket:
+    """The listening socket, bound here so that a busy port is a clear error, not uvicorn's
+    log line and exit code. IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets of
+    that proto, and without it every keep-alive response waits ~40 ms for a delayed ACK
+    (uvicorn issue #3149; measured in bench/README.md)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        reason = exc.strerror or str(exc)
+        if exc.errno == errno.EADDRINUSE:
+            raise ServerError(
+                f"port {port} on {host} is in use: {reason}; stop what listens there or "
+                "choose another with --port",
+                host=host,
+                port=port,
+            ) from exc
+        raise ServerError(
+            f"cannot listen on {host} port {port}: {reason}", host=host, port=port
+        ) from exc
+    sock.set_inheritable(True)
+    return sock
 
 
 def app_from_env() -> Starlette:
@@ -120,7 +142,7 @@ def background(
         deadline = time.monotonic() + 30
         while not server.started:
             if not thread.is_alive() or time.monotonic() > deadline:
-                raise StoreUnavailable(f"the lineage server did not start on {host}:{port}")
+                raise ServerError(f"the lineage server did not start on {host} port {port}")
             time.sleep(0.01)
         bound = server.servers[0].sockets[0].getsockname()[1]
         yield f"http://{host}:{bound}"
