@@ -2,15 +2,21 @@
 
 Errors print one line (``error: ...``) on stderr and exit with the error's code (see
 :mod:`lineage.errors`); usage errors exit 2.
+
+The global options ``--store``, ``--blobs`` and ``-p/--project`` are taken before or after the
+command (``lineage -p churn runs`` and ``lineage runs -p churn``), on every command and
+subcommand: :class:`LineageGroup` adds them to each command it is given. Given more than once,
+the last one on the command line wins; any of them beats its environment variable.
 """
 
 from __future__ import annotations
 
+import errno
 import functools
 import sys
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 
@@ -18,29 +24,70 @@ from lineage.api import Api
 from lineage.errors import LineageError
 from lineage.records import RunRecord
 
-__all__ = ["main"]
+__all__ = ["LineageGroup", "main"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+GLOBAL_OPTIONS = ("store", "blobs", "project")
+
+
+def _global_options(*, envvars: bool) -> list[click.Option]:
+    def env(name: str) -> str | None:
+        return name if envvars else None
+
+    return [
+        click.Option(
+            ["--store"],
+            envvar=env("LINEAGE_STORE"),
+            help="Graph store: a directory, or neo4j://host:7687.",
+        ),
+        click.Option(
+            ["--blobs"],
+            envvar=env("LINEAGE_BLOBS"),
+            help="Blob store: a directory, file:// or s3:// URL.",
+        ),
+        click.Option(
+            ["--project", "-p"],
+            envvar=env("LINEAGE_PROJECT"),
+            help="Project for refs without one.",
+        ),
+    ]
+
 
 def errors(func: F) -> F:
+    """Print a :class:`LineageError` as one line and exit with its code."""
+
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
         except LineageError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(exc.exit_code)
+            _fail(str(exc), exc.exit_code)
 
     return wrapper  # type: ignore[return-value]
 
 
+def _fail(message: str, code: int) -> NoReturn:
+    click.echo(f"error: {' '.join(message.split())}", err=True)
+    sys.exit(code)
+
+
 class Context:
+    """What every verb needs: the stores and the project, and the Api over them, made once."""
+
     def __init__(self, store: str | None, blobs: str | None, project: str | None) -> None:
         self.store = store
         self.blobs = blobs
         self.project = project
         self._api: Api | None = None
+
+    def override(self, **options: str | None) -> None:
+        """Options given after a command replace those given before it (or by environment)."""
+        for name, value in options.items():
+            if value is not None:
+                if self._api is not None:
+                    raise RuntimeError("global options changed after the Api was opened")
+                setattr(self, name, value)
 
     @property
     def api(self) -> Api:
@@ -52,19 +99,93 @@ class Context:
 pass_ctx = click.make_pass_decorator(Context)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option(
-    "--store", envvar="LINEAGE_STORE", help="Graph store: a directory, or neo4j://host:7687."
-)
-@click.option(
-    "--blobs", envvar="LINEAGE_BLOBS", help="Blob store: a directory, file:// or s3:// URL."
-)
-@click.option("--project", "-p", envvar="LINEAGE_PROJECT", help="Project for refs without one.")
+def _usage_error(exc: click.ClickException) -> NoReturn:
+    """Show a usage error (or any error click raises) as one ``error:`` line, and exit."""
+    message = exc.format_message()
+    ctx = getattr(exc, "ctx", None)
+    if isinstance(exc, click.UsageError) and ctx is not None:
+        message = f"{message.rstrip('.')} (see '{ctx.command_path} --help')"
+    click.echo(f"error: {' '.join(message.split())}", err=True)
+    raise click.exceptions.Exit(exc.exit_code)
+
+
+class LineageGroup(click.Group):
+    """A group that takes the global options on each of its commands, and shows every error,
+    click's usage errors included, as one line.
+
+    Subgroups made with ``@group.group()`` are LineageGroups too, so ``lineage token create
+    --store DIR`` works as ``lineage --store DIR token create`` does.
+    """
+
+    group_class = type  # subgroups are of this class too
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        _take_global_options(cmd)
+        super().add_command(cmd, name)
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.exceptions.NoArgsIsHelpError:
+            raise  # `lineage` alone shows the help
+        except click.ClickException as exc:
+            _usage_error(exc)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except click.ClickException as exc:
+            _usage_error(exc)
+        except LineageError as exc:  # a verb without @errors
+            _fail(str(exc), exc.exit_code)
+        except OSError as exc:
+            if exc.errno == errno.EPIPE:
+                raise  # click quiets a closed pipe (`lineage runs | head`)
+            _fail(str(exc), 1)
+
+
+def _take_global_options(cmd: click.Command) -> None:
+    """Add --store, --blobs and -p/--project to ``cmd``; values given merge into the Context."""
+    if getattr(cmd, "_lineage_global_options", False):
+        return
+    clash = {p.name for p in cmd.params} & set(GLOBAL_OPTIONS)
+    if clash:
+        raise TypeError(f"command {cmd.name!r} has its own {sorted(clash)}: a global option")
+    cmd.params.extend(_global_options(envvars=False))
+    callback = cmd.callback
+
+    def merged(
+        *args: Any, store: str | None, blobs: str | None, project: str | None, **kw: Any
+    ) -> Any:
+        obj = click.get_current_context().find_object(Context)
+        if obj is not None:
+            obj.override(store=store, blobs=blobs, project=project)
+        return callback(*args, **kw) if callback is not None else None
+
+    cmd.callback = functools.update_wrapper(merged, callback) if callback else merged
+    setattr(cmd, "_lineage_global_options", True)  # noqa: B010  (not a declared attribute)
+
+
+@click.group(cls=LineageGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="lineage")
 @click.pass_context
 def cli(ctx: click.Context, store: str | None, blobs: str | None, project: str | None) -> None:
-    """Record and query how every model was made."""
+    """Record and query how every model was made.
+
+    --store, --blobs and -p/--project may come before or after the command.
+    """
     ctx.obj = Context(store, blobs, project)
+
+
+cli.params[:0] = _global_options(envvars=True)  # the same three options, read from env too
 
 
 def main() -> None:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import click
 
 from lineage.cli.main import Context, cli, errors, pass_ctx, run_label, when
+from lineage.records import RUN_STATES
 
 
 @cli.command()
 @click.option("--stale", is_flag=True, help="Mark runs whose process died as crashed.")
-@click.option("--state", help="Only runs in this state.")
+@click.option("--state", type=click.Choice(RUN_STATES), help="Only runs in this state.")
 @click.option("--job-type", help="Only runs of this job type.")
 @pass_ctx
 @errors
@@ -18,7 +19,12 @@ def runs(ctx: Context, stale: bool, state: str | None, job_type: str | None) -> 
     if stale:
         for run in ctx.api.reap_stale():
             click.echo(f"marked crashed: {run_label(run)}")
-    for run in ctx.api.runs(ctx.project, job_type=job_type, state=state):
+    found = ctx.api.runs(ctx.project, job_type=job_type, state=state)
+    if not found:
+        where = [f"in project {ctx.project}" if ctx.project else "in any project"]
+        where += [f"of job type {job_type}"] * bool(job_type) + [f"in state {state}"] * bool(state)
+        click.echo("no runs " + ", ".join(where))
+    for run in found:
         click.echo(
             f"{run.id}  {run.project}/{run.name:<28} {run.job_type or '-':<10} "
             f"{run.state:<9} {when(run.started_at)}"
