@@ -2,7 +2,9 @@
 
 Everything is copied with its identity (run ids, version indexes, event uids), so running
 the same copy twice changes nothing the second time. Blobs travel first, only those the
-target lacks, so a version never lands on the target before its bytes.
+target lacks, so a version never lands on the target before its bytes. A local store's
+blobs go to its own blob store by default (:func:`default_blobs`): a moved directory reads
+as the original did.
 """
 
 from __future__ import annotations
@@ -14,9 +16,9 @@ from typing import TypeVar
 
 from lineage.manifest import manifest_digests, read_manifest
 from lineage.records import Edge, VersionRecord
-from lineage.storage import Stores
+from lineage.storage import Stores, local_dir
 
-__all__ = ["TransferReport", "copy_project"]
+__all__ = ["TransferReport", "copy_project", "default_blobs"]
 
 logger = logging.getLogger(__name__)
 _BATCH = 5000
@@ -34,7 +36,21 @@ class TransferReport:
     blob_bytes: int
 
 
+def default_blobs(store: str) -> str | None:
+    """The blob store that opening ``store`` alone reads (``<dir>/blobs``, as
+    :func:`lineage.storage.open_stores` without ``LINEAGE_BLOBS``), or None for a graph
+    server, which keeps no bytes of its own.
+
+    >>> default_blobs("/data/team")
+    '/data/team/blobs'
+    """
+    directory = local_dir(store)
+    return None if directory is None else str(directory / "blobs")
+
+
 def copy_project(source: Stores, target: Stores, project: str) -> TransferReport:
+    """Copy ``project``'s runs, versions, edges and events, and the blobs of its committed
+    versions that ``target`` lacks (none when both share one blob store)."""
     runs = source.graph.list_runs(project)
     artifacts = source.graph.list_artifacts(project)
     versions: list[VersionRecord] = []

@@ -2,33 +2,39 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from lineage.cli.main import Context, cli, errors, pass_ctx, size
 from lineage.errors import InvalidInput
 
 
-def _copy(
-    ctx: Context,
-    source: tuple[str | None, str | None],
-    target: tuple[str | None, str | None],
-    project: str | None,
-) -> None:
+def _copy(ctx: Context, other: str, other_blobs: str | None, *, pushing: bool) -> None:
+    """Copy between this store (``--store``, ``--blobs``) and ``other``, whose blob store is
+    ``other_blobs``, else its own default (``<dir>/blobs``), else (a graph server keeps no
+    bytes) this store's blob store, shared."""
     from lineage.storage import open_stores
-    from lineage.transfer import copy_project
+    from lineage.transfer import copy_project, default_blobs
 
-    src = open_stores(*source)
-    dst = open_stores(*target)
+    here = open_stores(ctx.store, ctx.blobs)
     try:
-        projects = [project] if project else src.graph.list_projects()
+        there = open_stores(other, other_blobs or default_blobs(other) or here.blobs.url)
+    except BaseException:
+        here.close()
+        raise
+    src, dst = (here, there) if pushing else (there, here)
+    try:
+        shared = src.blobs.url == dst.blobs.url
+        projects = [ctx.project] if ctx.project else src.graph.list_projects()
         for name in projects:
             report = copy_project(src, dst, name)
+            blobs = (
+                f"blobs not copied: both stores read them from {src.blobs.url}"
+                if shared
+                else f"{report.blobs} blobs ({size(report.blob_bytes)}) copied to {dst.blobs.url}"
+            )
             click.echo(
                 f"{name}: {report.runs} runs, {report.versions} versions, {report.edges} edges, "
-                f"{report.events} events new; "
-                f"{report.blobs} blobs ({size(report.blob_bytes)}) copied"
+                f"{report.events} events new; {blobs}"
             )
     finally:
         src.close()
@@ -37,34 +43,32 @@ def _copy(
 
 @cli.command()
 @click.option("--to", "to", required=True, help="Target graph store URL.")
-@click.option("--to-blobs", help="Target blob store (default: the source's blob store).")
+@click.option(
+    "--to-blobs",
+    help="Target blob store (default: TO/blobs for a directory; for a graph server, this "
+    "store's blob store, shared).",
+)
 @pass_ctx
 @errors
 def push(ctx: Context, to: str, to_blobs: str | None) -> None:
-    """Copy a project's history (all projects without -p) to another store, idempotently."""
-    source_blobs = ctx.blobs or _default_blobs(ctx.store)
-    _copy(ctx, (ctx.store, ctx.blobs), (to, to_blobs or source_blobs), ctx.project)
+    """Copy a project's history (all projects without -p) and its blobs to another store,
+    idempotently."""
+    _copy(ctx, to, to_blobs, pushing=True)
 
 
 @cli.command()
 @click.option("--from", "from_", required=True, help="Source graph store URL.")
-@click.option("--from-blobs", help="Source blob store (default: this store's blob store).")
+@click.option(
+    "--from-blobs",
+    help="Source blob store (default: FROM/blobs for a directory; for a graph server, this "
+    "store's blob store, shared).",
+)
 @pass_ctx
 @errors
 def pull(ctx: Context, from_: str, from_blobs: str | None) -> None:
-    """Copy a project's history from another store into this one, idempotently."""
-    target_blobs = ctx.blobs or _default_blobs(ctx.store)
-    _copy(ctx, (from_, from_blobs or target_blobs), (ctx.store, ctx.blobs), ctx.project)
-
-
-def _default_blobs(store: str | None) -> str:
-    import os
-
-    from lineage.storage import DEFAULT_STORE, local_dir
-
-    store = store or os.environ.get("LINEAGE_STORE") or DEFAULT_STORE
-    home = local_dir(store) or Path(DEFAULT_STORE)
-    return str(home / "blobs")
+    """Copy a project's history (all projects without -p) and its blobs from another store
+    into this one, idempotently."""
+    _copy(ctx, from_, from_blobs, pushing=False)
 
 
 @cli.command()
