@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 import lineage
 from lineage.cli import cli
+from lineage.errors import ServerError
+from lineage.records import RUN_STATES
 
 
 @pytest.fixture
@@ -92,3 +99,151 @@ def test_push_is_idempotent(run_cli, tmp_path, backend) -> None:  # type: ignore
     assert {n.id for n in api.lineage("model:prod").nodes} == {
         n.id for n in lineage.Api(project="p").lineage("model:prod").nodes
     }
+
+
+# --- issue 10: push/pull blobs, run filters, a busy port, global options, usage errors ---
+
+LINEAGE = Path(sys.executable).parent / "lineage"
+
+
+@pytest.fixture
+def history(workdir: Path, tmp_path: Path) -> tuple[str, str]:
+    """A SQLite store with project p (a dataset and a model), named by no LINEAGE_* variable."""
+    store, blobs = str(tmp_path / "store"), str(tmp_path / "store-blobs")
+    Path("a.txt").write_text("alpha")
+    with lineage.init(project="p", job_type="prepare", store=store, blobs=blobs) as run:
+        art = lineage.Artifact("ds", type="dataset")
+        art.add_file("a.txt")
+        run.log_artifact(art)
+    with lineage.init(project="p", job_type="train", store=store, blobs=blobs) as run:
+        run.use_artifact("ds:latest")
+        Path("m.bin").write_bytes(b"model")
+        art = lineage.Artifact("model", type="model")
+        art.add_file("m.bin")
+        run.log_artifact(art, aliases=["prod"])
+    return store, blobs
+
+
+def invoke(*args: str, code: int = 0, env: dict[str, str] | None = None) -> Result:
+    """The CLI in this process, with stdout and stderr apart, no LINEAGE_BLOBS leaking in."""
+    result = CliRunner().invoke(cli, list(args), env={"LINEAGE_BLOBS": None, **(env or {})})
+    assert result.exit_code == code, (result.output, result.exception)
+    return result
+
+
+def one_error_line(result: Result) -> str:
+    assert result.stdout == "" and result.stderr.count("\n") == 1, result.output
+    assert result.stderr.startswith("error: "), result.stderr
+    return result.stderr
+
+
+def test_push_without_to_blobs_copies_the_blobs(run_cli, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    target = tmp_path / "team"
+    out = run_cli("push", "--to", str(target))
+    assert "2 runs, 2 versions" in out and re.search(r"; [1-9]\d* blobs \(.+\) copied", out), out
+    assert "; 0 blobs (0 B) copied" in run_cli("push", "--to", str(target))
+    # the moved store is read with its own default blob store, target/blobs
+    got = tmp_path / "got"
+    invoke("--store", str(target), "-p", "p", "get", "model:prod", "-o", str(got))
+    assert (got / "m.bin").read_bytes() == b"model"
+    assert "1 files verified" in invoke("--store", str(target), "-p", "p", "verify", "ds").stdout
+    # and pulled back into a third store, read with its default blob store too
+    third = tmp_path / "third"
+    pulled = invoke("--store", str(third), "pull", "--from", str(target)).stdout
+    assert "2 versions" in pulled and re.search(r"; [1-9]\d* blobs", pulled), pulled
+    assert "1 files verified" in invoke("--store", str(third), "verify", "p/model:prod").stdout
+
+
+def test_push_to_a_fresh_directory_in_a_real_process(history, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    store, blobs = history
+    target, got = tmp_path / "moved", tmp_path / "got"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LINEAGE_")}
+
+    def lineage_cmd(*args: str) -> str:
+        done = subprocess.run(
+            [str(LINEAGE), *args], capture_output=True, text=True, env=env, timeout=120
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    lineage_cmd("--store", store, "--blobs", blobs, "push", "--to", str(target))
+    assert len([p for p in (target / "blobs").rglob("*") if p.is_file()]) >= 2
+    lineage_cmd("--store", str(target), "get", "p/model:prod", "-o", str(got))
+    assert (got / "m.bin").read_bytes() == b"model"
+    assert "verified" in lineage_cmd("--store", str(target), "verify", "p/ds:v0")
+
+
+def test_runs_refuses_an_unknown_state(history) -> None:  # type: ignore[no-untyped-def]
+    store, _ = history
+    line = one_error_line(invoke("--store", store, "runs", "--state", "bogus", code=2))
+    assert "bogus" in line and all(state in line for state in RUN_STATES), line
+    assert invoke("--store", store, "runs", "--state", "finished").stdout.count("finished") == 2
+
+
+def test_runs_that_match_nothing_say_so(history) -> None:  # type: ignore[no-untyped-def]
+    store, _ = history
+    said = invoke("--store", store, "-p", "p", "runs", "--job-type", "nosuch").stdout
+    assert "no runs" in said and "nosuch" in said
+    assert "no runs" in invoke("--store", store, "-p", "q", "runs").stdout
+    assert "no runs" not in invoke("--store", store, "runs", "--job-type", "train").stdout
+
+
+def test_server_on_a_busy_port_says_so(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LINEAGE_")}
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        command = [str(LINEAGE), "--store", str(tmp_path / "s"), "server", "--port", str(port)]
+        for workers in ("1", "2"):
+            done = subprocess.run(
+                [*command, "--workers", workers],
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=120,
+            )
+            assert done.returncode == ServerError.exit_code == 8, done.stderr
+            assert done.stdout == "" and done.stderr.count("\n") == 1, done.stderr
+            assert done.stderr.startswith(f"error: port {port} on 127.0.0.1 is in use: "), (
+                done.stderr
+            )
+
+
+def test_global_options_before_or_after_the_command(history, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    store, blobs = history
+    before = invoke("--store", store, "-p", "p", "runs").stdout
+    assert before.count("finished") == 2
+    assert invoke("runs", "--store", store, "-p", "p").stdout == before
+    assert invoke("runs", "--store", store, "--project", "p").stdout == before
+    listing = invoke("ls", "--store", store, "--blobs", blobs, "-p", "p").stdout
+    assert "p/model" in listing and "p/ds" in listing
+    got = tmp_path / "got"
+    invoke("get", "model:prod", "--store", store, "--blobs", blobs, "-p", "p", "-o", str(got))
+    assert (got / "m.bin").read_bytes() == b"model"
+    # the one after the command wins over the one before it and over the environment
+    assert "no runs" in invoke("--store", store, "-p", "p", "runs", "-p", "other").stdout
+    assert invoke("--store", str(tmp_path / "nowhere"), "runs", "--store", store).stdout == before
+    env = {"LINEAGE_STORE": "ftp://x"}
+    assert "ftp://x" in one_error_line(invoke("runs", "-p", "p", code=2, env=env))
+    assert invoke("runs", "--store", store, "-p", "p", env=env).stdout == before
+    # subgroups: token create, with the store before, between and after
+    for args in (
+        ["--store", store, "token", "create", "--scope", "read"],
+        ["token", "--store", store, "create", "--scope", "read"],
+        ["token", "create", "--scope", "read", "--store", store],
+    ):
+        assert invoke(*args).stdout.startswith("lin_")
+    # the server takes the store after the command too (refused here by the store's scheme)
+    line = one_error_line(invoke("server", "--store", "ftp://nowhere", code=2))
+    assert "ftp://nowhere" in line
+
+
+def test_usage_errors_are_one_line_and_exit_2(history) -> None:  # type: ignore[no-untyped-def]
+    store, _ = history
+    for args in (["runs", "--bogus"], ["nosuch"], ["show"], ["--store"], ["get", "a", "b"]):
+        line = one_error_line(invoke(*args, code=2))
+        assert "Usage" not in line and "Error" not in line, line
+    assert "--bogus" in one_error_line(invoke("--store", store, "runs", "--bogus", code=2))
+    assert invoke("--help").stdout.startswith("Usage")
+    assert invoke("runs", "--help").stdout.startswith("Usage")
