@@ -239,6 +239,19 @@ def test_global_options_before_or_after_the_command(history, tmp_path) -> None: 
     assert "ftp://nowhere" in line
 
 
+def test_an_unreachable_store_is_one_line_and_exit_6(workdir) -> None:  # type: ignore[no-untyped-def]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LINEAGE_")}
+    done = subprocess.run(
+        [str(LINEAGE), "--store", "neo4j://127.0.0.1:1", "ls"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 6 and done.stdout == "", done.stderr
+    assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1, done.stderr
+
+
 def test_usage_errors_are_one_line_and_exit_2(history) -> None:  # type: ignore[no-untyped-def]
     store, _ = history
     for args in (["runs", "--bogus"], ["nosuch"], ["show"], ["--store"], ["get", "a", "b"]):

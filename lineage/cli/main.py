@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import logging
 import sys
 import time
 from collections.abc import Callable
@@ -189,7 +190,23 @@ cli.params[:0] = _global_options(envvars=True)  # the same three options, read f
 
 
 def main() -> None:
+    _logging()
     cli(prog_name="lineage")
+
+
+class _Formatter(logging.Formatter):
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname.lower()}: {record.message}"
+
+
+def _logging() -> None:
+    """The command is an application, so it sets up logging: warnings print as ``warning: ...``
+    lines. The Neo4j driver's own error logs are dropped: its failures reach the user as one
+    ``error:`` line (StoreUnavailable), not as that line after the driver's."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(_Formatter())
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
+    logging.getLogger("neo4j").setLevel(logging.CRITICAL)
 
 
 def when(at: float | None) -> str:
