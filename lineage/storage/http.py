@@ -2,7 +2,7 @@
 
 ``POST /blobs/missing`` asks which digests the server lacks; only those travel. Uploads stream
 from disk (``PUT /blobs/{digest}``; the server re-hashes and refuses a mismatch), run in
-parallel (bounded), and retry transient failures with exponential backoff. Downloads stream.
+parallel (bounded), and retry transient failures under :mod:`lineage.retry`. Downloads stream.
 A single stream (``put_stream``, what ``lineage sync`` and ``push`` send) is hashed first and
 then streamed from the file it came from, or from a temporary spool: never whole in memory.
 """
@@ -13,7 +13,6 @@ import io
 import logging
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -31,12 +30,12 @@ from lineage.errors import (
     Unauthenticated,
 )
 from lineage.hashing import CHUNK, check_digest, hash_bytes, hash_file, hash_stream
+from lineage.retry import DEFAULT, Retry, send
 
 __all__ = ["SPOOL", "HttpBlobStore", "ResponseStream"]
 
 logger = logging.getLogger(__name__)
 
-_RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
 _MISSING_BATCH = 10_000
 _REMEMBER = 100_000  # digests reported missing and not yet sent, kept to skip a second ask
 SPOOL = 4 * 1024 * 1024  # put_stream keeps at most this much of an unseekable stream in memory
@@ -49,13 +48,13 @@ class HttpBlobStore:
         *,
         token: str | None = None,
         threads: int = 8,
-        retries: int = 5,
+        retry: Retry = DEFAULT,
         timeout: float = 60.0,
         client: httpx.Client | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self._threads = threads
-        self._retries = retries
+        self._retry = retry
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._client = client or httpx.Client(
             base_url=self.url,
@@ -72,30 +71,19 @@ class HttpBlobStore:
     def close(self) -> None:
         self._client.close()
 
-    # the retry loop --------------------------------------------------------------------------
+    # every request goes through the one retry policy ----------------------------------------
 
     def _request(
         self, method: str, path: str, *, body: Callable[[], object] | None = None, **kw: object
     ) -> httpx.Response:
-        delay = 0.2
-        for attempt in range(self._retries + 1):
-            try:
-                if body is not None:
-                    kw["content"] = body()
-                response = self._client.request(method, path, **kw)  # type: ignore[arg-type]
-            except httpx.TransportError as exc:
-                if attempt == self._retries:
-                    raise StoreUnavailable(
-                        f"lineage server {self.url} unreachable: {exc}", url=self.url
-                    ) from exc
-            else:
-                if response.status_code not in _RETRY_STATUS or attempt == self._retries:
-                    _raise_for(response, self.url)
-                    return response
-            logger.info("retrying %s %s in %.1fs (attempt %d)", method, path, delay, attempt + 1)
-            time.sleep(delay)
-            delay = min(delay * 2, 10.0)
-        raise AssertionError("unreachable")
+        def attempt() -> httpx.Response:
+            if body is not None:
+                kw["content"] = body()
+            return self._client.request(method, path, **kw)  # type: ignore[arg-type]
+
+        response = send(attempt, url=self.url, what=f"{method} {path}", policy=self._retry)
+        _raise_for(response, self.url)
+        return response
 
     # the protocol ------------------------------------------------------------------------------
 
@@ -120,37 +108,57 @@ class HttpBlobStore:
         items: Sequence[tuple[Path, str | None]],
         progress: Callable[[int], None] | None = None,
     ) -> list[tuple[str, int]]:
-        """Hash what is not known, ask what is missing, upload only that, in parallel."""
+        """Hash what is not known, ask what is missing, upload only that, in parallel.
+
+        A claimed digest is checked either way: by the server as the file arrives, or, when
+        the server already holds that digest (or another file of the batch carries it), by
+        hashing the file here. A wrong claim raises DigestMismatch once the other files are
+        stored; nothing is stored under it.
+        """
+        paths = [Path(path) for path, _ in items]
+        claims = [None if digest is None else check_digest(digest) for _, digest in items]
+
+        def known(i: int) -> tuple[str, int]:
+            claim = claims[i]
+            return (claim, paths[i].stat().st_size) if claim is not None else hash_file(paths[i])
+
         with ThreadPoolExecutor(self._threads) as pool:
-            hashed = list(
-                pool.map(
-                    lambda item: (
-                        (item[1], Path(item[0]).stat().st_size)
-                        if item[1] is not None
-                        else hash_file(item[0])
-                    ),
-                    items,
-                )
-            )
+            hashed = list(pool.map(known, range(len(items))))
             absent = self.missing(digest for digest, _ in hashed)
-            uploads = {}
-            for (path, _), (digest, size) in zip(items, hashed, strict=True):
+            uploads: dict[str, Path] = {}
+            verify: list[int] = []
+            for i, (digest, size) in enumerate(hashed):
                 if digest in absent and digest not in uploads:
-                    uploads[digest] = Path(path)
+                    uploads[digest] = paths[i]
+                    continue
+                if claims[i] is not None:
+                    verify.append(i)  # not sent: a wrong claim would go unnoticed
                 elif progress is not None:
                     progress(size)
-            self._upload_all(pool, uploads, progress)
-        return [(digest, size) for digest, size in hashed]
+            mismatches = self._upload_all(pool, uploads, progress)
+            rehashed = pool.map(lambda i: hash_file(paths[i]), verify)
+            for i, (digest, size) in zip(verify, rehashed, strict=True):
+                if digest != claims[i]:
+                    mismatches.append(_mismatch(paths[i], claims[i] or "", digest))
+                else:
+                    hashed[i] = (digest, size)
+                    if progress is not None:
+                        progress(size)
+        if mismatches:
+            raise mismatches[0]
+        return hashed
 
     def _upload_all(
         self,
         pool: ThreadPoolExecutor,
         uploads: dict[str, Path],
         progress: Callable[[int], None] | None,
-    ) -> None:
-        """Upload each blob once; after a failure, start no more (each would wait out its own
-        retries against a server that is gone) and raise it, saying how far it got."""
+    ) -> list[DigestMismatch]:
+        """Upload each blob once; return the files the server refused as not matching their
+        digest. After any other failure, start no more (each would wait out its own retries
+        against a server that is gone) and raise it, saying how far it got."""
         failed: list[Exception] = []
+        refused: list[DigestMismatch] = []
         done = 0
 
         def upload(digest: str, path: Path) -> None:
@@ -159,6 +167,10 @@ class HttpBlobStore:
                 return
             try:
                 self._upload(path, digest, progress)
+            except DigestMismatch as exc:  # this file's fault, not the server's: go on
+                with self._lock:
+                    refused.append(exc)
+                return
             except Exception as exc:  # noqa: BLE001 - raised below, once the others stop
                 with self._lock:
                     failed.append(exc)
@@ -169,7 +181,7 @@ class HttpBlobStore:
         for future in [pool.submit(upload, d, p) for d, p in uploads.items()]:
             future.result()
         if not failed:
-            return
+            return refused
         error = failed[0]
         if isinstance(error, LineageError):
             raise type(error)(
@@ -180,14 +192,20 @@ class HttpBlobStore:
         raise error
 
     def _upload(self, path: Path, digest: str, progress: Callable[[int], None] | None) -> None:
+        reported = 0  # bytes of this file told to ``progress``: a retry sends them again
+
         def body() -> Iterator[bytes]:
+            nonlocal reported
+            at = 0
             with open(path, "rb") as file:
                 while chunk := file.read(CHUNK):
                     yield chunk
+                    at += len(chunk)
                     with self._lock:
                         self.bytes_sent += len(chunk)
-                    if progress is not None:
-                        progress(len(chunk))
+                    if progress is not None and at > reported:
+                        progress(at - reported)
+                        reported = at
 
         try:
             self._request(
@@ -200,8 +218,8 @@ class HttpBlobStore:
                 self._absent.discard(digest)
         except DigestMismatch:
             raise DigestMismatch(
-                f"{path} changed while it was being uploaded "
-                f"(the server refused digest {digest[:16]}...)",
+                f"{path} does not hash to {digest[:16]}... (the server re-hashed it and "
+                "refused it: a wrong digest, or the file changed while it was uploaded)",
                 path=str(path),
                 digest=digest,
             ) from None
@@ -270,11 +288,12 @@ class HttpBlobStore:
 
     def open(self, digest: str) -> BinaryIO:
         check_digest(digest)
-        request = self._client.build_request("GET", f"/blobs/{digest}")
-        try:
-            response = self._client.send(request, stream=True)
-        except httpx.TransportError as exc:
-            raise StoreUnavailable(f"lineage server {self.url} unreachable: {exc}") from exc
+
+        def attempt() -> httpx.Response:
+            request = self._client.build_request("GET", f"/blobs/{digest}")
+            return self._client.send(request, stream=True)
+
+        response = send(attempt, url=self.url, what=f"GET /blobs/{digest}", policy=self._retry)
         if response.status_code != 200:
             response.read()
             response.close()
@@ -286,7 +305,10 @@ class HttpBlobStore:
             return stream.read()
 
     def size(self, digest: str) -> int | None:
-        response = self._client.head(f"/blobs/{check_digest(digest)}")
+        path = f"/blobs/{check_digest(digest)}"
+        response = send(
+            lambda: self._client.head(path), url=self.url, what=f"HEAD {path}", policy=self._retry
+        )
         if response.status_code == 404:
             return None
         _raise_for(response, self.url)
@@ -338,6 +360,15 @@ def _seekable(stream: BinaryIO) -> bool:
     except (AttributeError, OSError, ValueError):
         pass
     return False
+
+
+def _mismatch(path: Path, claimed: str, actual: str) -> DigestMismatch:
+    return DigestMismatch(
+        f"{path} hashes to {actual[:16]}..., not the claimed {claimed[:16]}...; "
+        "nothing was stored under that digest",
+        path=str(path),
+        digest=claimed,
+    )
 
 
 def _raise_for(response: httpx.Response, url: str, digest: str | None = None) -> None:

@@ -1,9 +1,13 @@
 """The blob-store conformance suite: every BlobStore backend honours one contract.
 
-Parametrised over ``BLOB_BACKENDS``: the local directory store, and the S3 store against a
+Parametrised over ``BLOB_BACKENDS``: the local directory store, the S3 store against a
 real moto server on loopback (``tests/s3_server.py``; a fresh versioned bucket a test, so
-that every write ever made to a key stays visible to the assertions). The S3-only tests at
-the bottom cover URLs and an endpoint that fails.
+that every write ever made to a key stays visible to the assertions), and the HTTP store
+against a real lineage server on loopback (its own blobs in a local directory, which the
+assertions look at). A lineage server neither lists nor deletes blobs for its clients: the
+tests of ``digests`` and ``delete`` run on the stores that do, and one test checks that the
+HTTP store refuses them. The S3-only tests at the bottom cover URLs and an endpoint that
+fails.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, cast
@@ -35,12 +39,17 @@ from lineage.errors import (
 )
 from lineage.hashing import hash_bytes
 from lineage.manifest import Entry, read_manifest, write_manifest
+from lineage.server.app import open_service
+from lineage.server.auth import create_token
+from lineage.server.serving import background
 from lineage.storage import open_blobs
 from lineage.storage.blobs import BlobStore
+from lineage.storage.http import HttpBlobStore
 from lineage.storage.local import LocalBlobStore
 from lineage.storage.s3 import S3BlobStore
 
-BLOB_BACKENDS = ["local", "s3"]
+BLOB_BACKENDS = ["local", "s3", "http"]
+LISTING_BACKENDS = ["local", "s3"]  # the stores that list and delete their blobs themselves
 MiB = 1 << 20
 # S3 paths: <= 8 MiB read whole and PUT from memory; up to the threshold one streamed PUT;
 # from there multipart in 8 MiB parts. The sizes below take each path.
@@ -56,10 +65,23 @@ class Blobs:
     store: BlobStore
     stamp: Callable[[str], object]  # changes with every write to a digest; None: never written
     leftovers: Callable[[], list[str]]  # temporary files, unfinished uploads, stray keys
+    held: Callable[[], list[str]]  # every digest stored, sorted, as the storage itself shows
 
 
 @pytest.fixture(params=BLOB_BACKENDS)
-def blobs(request: pytest.FixtureRequest, tmp_path: Path) -> Blobs:
+def blobs(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Blobs]:
+    if request.param == "http":
+        yield from http_store(tmp_path)
+    else:
+        yield open_backend(request, tmp_path)
+
+
+@pytest.fixture(params=LISTING_BACKENDS)
+def listing_blobs(request: pytest.FixtureRequest, tmp_path: Path) -> Blobs:
+    return open_backend(request, tmp_path)
+
+
+def open_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Blobs:
     if request.param == "local":
         return local_store(tmp_path)
     return s3_store(request.getfixturevalue("s3_server"))
@@ -85,7 +107,29 @@ def local_store(tmp_path: Path) -> Blobs:
             return None
         return st.st_ino, st.st_mtime_ns, st.st_ctime_ns
 
-    return Blobs("local", store, stamp, lambda: os.listdir(store.root / "tmp"))
+    return Blobs(
+        "local",
+        store,
+        stamp,
+        lambda: os.listdir(store.root / "tmp"),
+        lambda: sorted(store.digests()),
+    )
+
+
+def http_store(tmp_path: Path) -> Iterator[Blobs]:
+    """An HttpBlobStore of a real lineage server whose own blobs are a local store: what the
+    server holds is looked at there."""
+    behind = local_store(tmp_path)
+    store, blob_dir = str(tmp_path / "store"), str(tmp_path / "blobs")
+    service = open_service(store, blob_dir)
+    token = create_token(service, "write", "blob suite")
+    service.graph.close()
+    with background(store, blob_dir) as url:
+        client = HttpBlobStore(url, token=token)
+        try:
+            yield Blobs("http", client, behind.stamp, behind.leftovers, behind.held)
+        finally:
+            client.close()
 
 
 def s3_store(server: S3Server) -> Blobs:
@@ -112,7 +156,7 @@ def s3_store(server: S3Server) -> Blobs:
         ]
         return [f"upload {u['Key']}" for u in uploads] + stray
 
-    return Blobs("s3", store, stamp, leftovers)
+    return Blobs("s3", store, stamp, leftovers, lambda: sorted(store.digests()))
 
 
 def write(path: Path, data: bytes) -> Path:
@@ -159,7 +203,7 @@ def test_put_file_roundtrip(blobs: Blobs, tmp_path: Path, size: int) -> None:
         assert b"".join(chunks) == data
     assert blobs.store.size(digest) == size
     assert blobs.store.missing([digest]) == set()
-    assert list(blobs.store.digests()) == [digest]
+    assert blobs.held() == [digest]
     assert blobs.leftovers() == []
 
 
@@ -172,7 +216,7 @@ def test_put_stream_and_bytes_roundtrip(blobs: Blobs, size: int) -> None:
     for data in (one, two, three):
         assert blobs.store.get_bytes(hash_bytes(data)) == data
     expected = {hash_bytes(one), hash_bytes(two), hash_bytes(three)}
-    assert set(blobs.store.digests()) == expected
+    assert set(blobs.held()) == expected
     assert blobs.leftovers() == []
 
 
@@ -187,8 +231,9 @@ def test_put_files_batch_keeps_order(blobs: Blobs, tmp_path: Path) -> None:
     ]
     results = blobs.store.put_files(items, done.append)
     assert results == [(hash_bytes(data), len(data)) for data in datas]
-    assert sorted(done) == sorted(len(data) for data in datas)
-    assert set(blobs.store.digests()) == {hash_bytes(data) for data in datas}
+    # bytes done, each once: per file, or per chunk as it travels (the HTTP store)
+    assert sum(done) == sum(len(data) for data in datas)
+    assert set(blobs.held()) == {hash_bytes(data) for data in datas}
     assert blobs.store.get_bytes(hash_bytes(datas[-2])) == datas[-2]
 
 
@@ -211,7 +256,7 @@ def test_second_put_changes_nothing(blobs: Blobs, tmp_path: Path) -> None:
     assert blobs.store.put_stream(io.BytesIO(data)) == (digest, len(data))
     assert blobs.store.put_stream(pipe(data), digest) == (digest, len(data))
     assert blobs.stamp(digest) == before
-    assert list(blobs.store.digests()) == [digest]
+    assert blobs.held() == [digest]
 
 
 # missing -------------------------------------------------------------------------------------
@@ -244,7 +289,7 @@ def test_expected_digest_mismatch_is_refused(blobs: Blobs, tmp_path: Path, size:
         hash_bytes(path.read_bytes()),
     }
     assert blobs.stamp(claimed) is None  # never written, not even for a moment
-    assert list(blobs.store.digests()) == []
+    assert blobs.held() == []
     assert blobs.leftovers() == []
 
 
@@ -256,7 +301,7 @@ def test_batch_with_one_bad_file_stores_the_others(blobs: Blobs, tmp_path: Path)
     items.insert(2, (bad, wrong))
     with pytest.raises(DigestMismatch):
         blobs.store.put_files(items)
-    assert set(blobs.store.digests()) == {hash_bytes(path.read_bytes()) for path in good}
+    assert set(blobs.held()) == {hash_bytes(path.read_bytes()) for path in good}
     assert blobs.stamp(wrong) is None
 
 
@@ -269,7 +314,7 @@ def test_put_stream_with_wrong_claimed_digest_is_refused(blobs: Blobs, size: int
         blobs.store.put_stream(io.BytesIO(data), claimed)
     assert blobs.stamp(claimed) is None
     assert blobs.store.missing([claimed]) == {claimed}
-    assert list(blobs.store.digests()) == []
+    assert blobs.held() == []
     assert blobs.leftovers() == []
 
 
@@ -283,6 +328,19 @@ def test_wrong_claim_for_a_stored_digest_is_refused(blobs: Blobs, tmp_path: Path
         blobs.store.put_file(write(tmp_path / "forged", b"forged"), digest)
     assert blobs.stamp(digest) == before
     assert blobs.store.get_bytes(digest) == real
+
+
+def test_wrong_claim_for_a_digest_another_file_carries_is_refused(
+    blobs: Blobs, tmp_path: Path
+) -> None:
+    real = write(tmp_path / "real", content(3000, 1))
+    digest = hash_bytes(real.read_bytes())
+    forged = write(tmp_path / "forged", content(3000, 2))
+    with pytest.raises(DigestMismatch) as caught:
+        blobs.store.put_files([(real, None), (forged, digest)])
+    assert caught.value.context["digest"] == digest
+    assert blobs.store.get_bytes(digest) == real.read_bytes()
+    assert blobs.held() == [digest]
 
 
 # reads and deletes ---------------------------------------------------------------------------
@@ -301,7 +359,8 @@ def test_absent_blob(blobs: Blobs) -> None:
         blobs.store.open("../../etc/passwd")
 
 
-def test_delete(blobs: Blobs) -> None:
+def test_delete(listing_blobs: Blobs) -> None:
+    blobs = listing_blobs
     kept, gone, also_gone = (blobs.store.put_bytes(b"%d" % i) for i in range(3))
     never = hash_bytes(b"never")
     assert blobs.store.delete([gone, also_gone, never]) == 2
@@ -315,7 +374,8 @@ def test_delete(blobs: Blobs) -> None:
     assert blobs.store.get_bytes(gone) == b"1"
 
 
-def test_digests_lists_blobs_only_and_older_than(blobs: Blobs) -> None:
+def test_digests_lists_blobs_only_and_older_than(listing_blobs: Blobs) -> None:
+    blobs = listing_blobs
     old = blobs.store.put_bytes(b"old")
     time.sleep(2)
     before_new = time.time()
@@ -325,6 +385,17 @@ def test_digests_lists_blobs_only_and_older_than(blobs: Blobs) -> None:
     # S3 keeps LastModified to the second, rounded down: "new" may look up to 1 s older
     assert list(blobs.store.digests(older_than=time.time() - before_new + 1.25)) == [old]
     assert list(blobs.store.digests(older_than=3600)) == []
+
+
+def test_http_store_neither_lists_nor_deletes(tmp_path: Path) -> None:
+    """Blobs on a lineage server are collected by `lineage gc` on the server, not by clients."""
+    for blobs in http_store(tmp_path):
+        digest = blobs.store.put_bytes(b"kept")
+        with pytest.raises(InvalidInput, match="gc"):
+            blobs.store.delete([digest])
+        with pytest.raises(InvalidInput, match="does not list"):
+            list(blobs.store.digests())
+        assert blobs.held() == [digest]
 
 
 def _stray(blobs: Blobs) -> None:
@@ -367,7 +438,7 @@ def test_threads_putting_the_same_content(blobs: Blobs, tmp_path: Path) -> None:
     for thread in threads:
         thread.join()
     assert results == [(digest, len(data))] * 8
-    assert list(blobs.store.digests()) == [digest]
+    assert blobs.held() == [digest]
     assert blobs.store.get_bytes(digest) == data
     assert blobs.leftovers() == []
 
