@@ -28,6 +28,10 @@ attributes (``ref``, ``digest``, ``path``)::
     └── ServerError                 exit 8   UNAVAILABLE  (the server cannot start: port in use)
 
 A refusal changes nothing: the check happens before the first write.
+
+:class:`LineageWarning` (a ``UserWarning``) is not an error: what was asked happened in part,
+as said in its message (a re-log returned an existing version with its own metadata; a
+finished run was asked to end again as another state).
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ __all__ = [
     "InvalidPath",
     "InvalidRef",
     "LineageError",
+    "LineageWarning",
     "NotFound",
     "RunNotActive",
     "RunNotFound",
@@ -167,3 +172,7 @@ class ServerError(LineageError):
 
     exit_code = 8
     code = "UNAVAILABLE"
+
+
+class LineageWarning(UserWarning):
+    """Something was not done as asked, and lineage says what it did instead."""

@@ -37,7 +37,7 @@ PRODUCED = "produced"
 DERIVED = "derived"
 
 RunState = Literal["running", "finished", "failed", "crashed"]
-RUN_STATES = ("running", "finished", "failed", "crashed")
+RUN_STATES = ("running", "finished", "failed", "killed", "crashed")
 
 
 def version_id(project: str, name: str, index: int) -> str:

@@ -277,7 +277,9 @@ class Service:
 
         Byte-identical content returns the existing version (``created`` False) and records the
         run as a producer too, unless that edge would close a cycle: then the fact goes to
-        the event log instead.
+        the event log instead. The existing version keeps its metadata and description: what
+        the commit offered instead goes to its event log (``version.relogged``, see
+        :func:`relog_offer`), and the SDK warns.
         """
         check_name(name, "artifact name")
         check_name(type, "artifact type")
@@ -320,6 +322,24 @@ class Service:
                 )
             else:
                 self.graph.add_edges([Edge(source=run.id, target=version.id, kind=PRODUCED)])
+            offer = relog_offer(version, metadata, description)
+            if offer:
+                logger.info(
+                    "%s re-logged by run %s; offered %s not applied", version.id, run.id, offer
+                )
+                self.graph.append_events(
+                    [
+                        Event(
+                            project=run.project,
+                            target=version.id,
+                            kind="version.relogged",
+                            at=now,
+                            actor=run.id,
+                            old={key: _current(version, key) for key in offer},
+                            new={"run": run.id, **offer},
+                        )
+                    ]
+                )
         for alias in aliases:
             self._move_alias(version, alias, actor=run.id)
         if aliases:
@@ -623,6 +643,26 @@ class Service:
             blobs_removed=removed if not dry_run else len(dead),
             dry_run=dry_run,
         )
+
+
+def relog_offer(
+    version: VersionRecord, metadata: Mapping[str, Any] | None, description: str | None
+) -> dict[str, Any]:
+    """What a commit of ``version``'s exact bytes offered that the version does not say.
+
+    ``{"metadata": ..., "description": ...}``, each only when given and different from the
+    version's own; empty when nothing offered is lost (a plain reproduction).
+    """
+    offer: dict[str, Any] = {}
+    if metadata and dict(metadata) != dict(version.metadata):
+        offer["metadata"] = dict(metadata)
+    if description is not None and description != version.description:
+        offer["description"] = description
+    return offer
+
+
+def _current(version: VersionRecord, key: str) -> Any:
+    return dict(version.metadata) if key == "metadata" else version.description
 
 
 def process_alive(pid: int) -> bool:

@@ -339,3 +339,62 @@ def test_concurrent_log_artifact_from_processes(env, workdir) -> None:  # type: 
     assert len({v.digest for v in versions}) == 6
     contents = sorted(json.dumps(f.path) for v in versions for f in v.files())
     assert len(contents) == 6
+
+
+def test_an_error_message_with_a_lone_surrogate_propagates_unchanged(env) -> None:  # type: ignore[no-untyped-def]
+    error = OSError("bad\udcff")
+    with pytest.raises(OSError) as raised, lineage.init(project="p") as run:
+        raise error
+    assert raised.value is error and raised.value.args == ("bad\udcff",)
+    record = lineage.Api().run(run.id)
+    assert record.state == "failed"
+    assert (record.error or "").startswith("OSError: bad\\udcff")
+
+
+def test_finish_twice_is_forgiving(env) -> None:  # type: ignore[no-untyped-def]
+    run = lineage.init(project="p")
+    run.finish(summary={"acc": 0.9})
+    first = lineage.Api().run(run.id)
+    run.finish()  # the same state again: nothing happens
+    with pytest.warns(lineage.LineageWarning, match=r"already ended finished.*failed"):
+        run.finish(state="failed", error="too late")  # a run ends once
+    assert lineage.Api().run(run.id) == first
+    assert run.state == "finished"
+    with pytest.raises(lineage.InvalidInput, match="running"):
+        run.finish(state="running")
+
+
+def test_a_second_init_finishes_the_first(env, caplog) -> None:  # type: ignore[no-untyped-def]
+    first = lineage.init(project="p", job_type="explore")
+    with caplog.at_level("WARNING", logger="lineage.run"):
+        second = lineage.init(project="p", job_type="explore")
+    assert first.state == "finished"
+    api = lineage.Api()
+    assert api.run(first.id).state == "finished"
+    assert api.run(second.id).state == "running"
+    assert any(first.id in message and "finished" in message for message in caplog.messages)
+    second.finish()
+    assert api.run(second.id).state == "finished"
+
+
+def test_relogging_identical_bytes_warns_and_keeps_what_was_offered(env) -> None:  # type: ignore[no-untyped-def]
+    with lineage.init(project="p") as first:
+        v0 = log_model(first, b"same", metadata={"lr": 0.1}, description="first try")
+    with lineage.init(project="p") as second:
+        with pytest.warns(
+            lineage.LineageWarning,
+            match=r"p/policy:v0 already holds these exact bytes.*metadata and description",
+        ):
+            again = log_model(second, b"same", metadata={"lr": 0.2}, description="second try")
+        assert again.ref == v0.ref  # the dedup stays
+        assert again.metadata == {"lr": 0.1} and again.description == "first try"
+        log_model(second, b"same", metadata={"lr": 0.1})  # nothing new offered: no warning
+    relogged = [e for e in lineage.Api().events("p/policy:v0") if e.kind == "version.relogged"]
+    assert [(e.actor, e.old, e.new) for e in relogged] == [
+        (
+            second.id,
+            {"metadata": {"lr": 0.1}, "description": "first try"},
+            {"run": second.id, "metadata": {"lr": 0.2}, "description": "second try"},
+        )
+    ]
+    assert lineage.Api().artifact_version("p/policy:v0").metadata == {"lr": 0.1}

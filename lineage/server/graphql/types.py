@@ -75,6 +75,7 @@ class RunState(enum.Enum):
     RUNNING = "running"
     FINISHED = "finished"
     FAILED = "failed"
+    KILLED = "killed"
     CRASHED = "crashed"
 
 
