@@ -11,7 +11,7 @@ import json
 import subprocess
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ import networkx as nx
 import pytest
 
 import lineage
-from lineage import render
+from lineage import render, view
 from lineage.records import Edge, Node, RunRecord, Subgraph, VersionRecord
 
 PROJECT = "surgery"
@@ -158,11 +158,20 @@ def svg_nodes(svg: str | bytes) -> dict[str, set[str]]:
     return found
 
 
+def tree_view(b: Builder, depth: int = 20) -> view.View:
+    return b.api().view("base:v0", "tree", depth)
+
+
 def tree_plan(b: Builder, **kw: Any) -> render.RenderPlan:
-    api = b.api()
-    graph = api.tree("base:v0")
-    runs = api.service.graph.get_runs(sorted({e.run for e in graph.edges if e.run}))
-    return render.build(graph, mode="tree", runs=runs, **kw)
+    return render.build(tree_view(b), **kw)
+
+
+# DESIGN's rule: a dead end is a version that no run anywhere consumed. In the surgery tree:
+# the sweep outputs nobody used, both evaluation results, and student:v1 (it holds
+# "production", but no run has consumed it yet). policy:v4 was evaluated (eval-b consumed
+# it) and policy:v1 was probed (probe-b consumed it, logging nothing): both are alive.
+DEAD = {ref(f"policy:v{i}") for i in (3, 5, 6, 7, 9)}
+DEAD |= {ref("report:v0"), ref("report:v1"), ref("student:v1")}
 
 
 # the derivation tree ---------------------------------------------------------------------------
@@ -184,11 +193,20 @@ def test_tree_plan_has_the_expected_nodes_groups_dead_ends_and_path(surgery: Bui
     assert {n.id for n in plan.nodes if n.highlighted} == set(PATH)
     highlighted_edges = {(e.source, e.target) for e in plan.edges if e.highlighted}
     assert highlighted_edges == set(itertools.pairwise(PATH))
-    # Without knowing what else consumed them, every model that no model came from is a dead
-    # end (policy:v4 was only evaluated); results are outputs, not abandoned branches.
-    dead = {ref(f"policy:v{i}") for i in (1, 3, 4, 5, 6)}
-    assert {n.id for n in plan.nodes if n.dead} == dead
-    assert not plan.node(ref("student:v1")).dead and plan.node(ref("student:v1")).target
+    # The new rule (DESIGN): dead means no run anywhere consumed it. The old rule ("a model no
+    # model came from, without aliases") called the evaluated policy:v4 dead and the results
+    # alive; now policy:v4 is alive (eval-b consumed it) and the unread results are dead ends.
+    assert {n.id for n in plan.nodes if n.dead} == DEAD - set(group.hidden)
+    assert {n.id for n in plan.nodes if n.dead} == {
+        n.id for n in plan.nodes if n.state == view.DEAD_END
+    }
+    assert plan.node(ref("policy:v4")).state == view.ALIVE
+    assert plan.node(ref("policy:v1")).state == view.ALIVE  # consumed beyond the picture
+    assert plan.node(ref("report:v0")).dead and plan.node(ref("report:v1")).dead
+    # an alias does not make a version consumed: the production model is still a dead end
+    # (until something uses it), and it is the highlighted target all the same
+    assert plan.node(ref("student:v1")).dead and plan.node(ref("student:v1")).target
+    assert plan.node(ref("policy:v8")).state == view.ALIVE
     assert all(n.kind == "artifact_version" for n in plan.nodes if n.id != TREE_GROUP)
     assert plan.node(ref("student:v1")).label == "student:v1\nlatest, production"
 
@@ -199,10 +217,7 @@ def test_tree_plan_has_the_expected_nodes_groups_dead_ends_and_path(surgery: Bui
 
 
 def test_tree_dot_matches_the_plan(surgery: Builder) -> None:
-    api = surgery.api()
-    graph = api.tree("base:v0")
-    runs = api.service.graph.get_runs(sorted({e.run for e in graph.edges if e.run}))
-    dot = parse_dot(render.to_dot(graph, mode="tree", highlight="production", runs=runs))
+    dot = parse_dot(render.to_dot(tree_view(surgery), highlight="production"))
 
     assert set(dot.nodes) == TREE_SHOWN | {TREE_GROUP}
     labelled = {
@@ -220,9 +235,14 @@ def test_tree_dot_matches_the_plan(surgery: Builder) -> None:
     assert red == set(itertools.pairwise(PATH))
     assert dot.nodes[ref("student:v1")]["peripheries"] == "2"
     assert dot.nodes[ref("policy:v3")]["fillcolor"] == render.DEAD_FILL
-    assert dot.nodes[ref("policy:v4")]["fillcolor"] == render.DEAD_FILL
+    # evaluated, so consumed: alive under DESIGN's rule (the old rule greyed it)
+    assert dot.nodes[ref("policy:v4")]["fillcolor"] == render.type_colour("model")
     assert dot.nodes[ref("policy:v8")]["fillcolor"] == render.type_colour("model")
-    assert dot.nodes[ref("report:v0")]["fillcolor"] == render.type_colour("result")
+    # an evaluation result nobody consumed is a dead end (the old rule kept results alive)
+    assert dot.nodes[ref("report:v0")]["fillcolor"] == render.DEAD_FILL
+    classes = {name: set(a.get("class", "").split()) for name, a in dot.nodes.items()}
+    assert {n for n, c in classes.items() if "dead" in c} == DEAD & set(dot.nodes)
+    assert not any({"truncated", "deleted"} & c for c in classes.values())
     assert dot.nodes[TREE_GROUP]["shape"] == "box"
     assert lines(dot.nodes[TREE_GROUP]["label"]) == ["+2 more model versions"]
     assert dot.nodes[ref("report:v0")]["shape"] == "ellipse"
@@ -236,6 +256,9 @@ def test_render_ref_tree_svg_counts_nodes_and_knows_what_was_consumed(surgery: B
     # probe-b consumed policy:v1 and logged nothing: a leaf of the tree, not a dead end
     assert "dead" not in nodes[ref("policy:v1")]
     assert "dead" in nodes[ref("policy:v3")]
+    assert "dead" not in nodes[ref("policy:v4")]  # evaluated: consumed
+    assert "dead" in nodes[ref("report:v1")]  # the evaluation's result: nobody read it
+    assert {n for n, c in nodes.items() if "dead" in c} == DEAD & set(nodes)
     assert {n for n, c in nodes.items() if "highlighted" in c} == set(PATH)
     assert "target" in nodes[ref("student:v1")]
 
@@ -270,8 +293,7 @@ def test_collapse_zero_keeps_every_sibling(surgery: Builder) -> None:
 
 def test_downstream_lineage_collapses_runs_and_keeps_the_path(surgery: Builder) -> None:
     api = surgery.api()
-    graph = api.lineage("policy:v2", "downstream")
-    plan = render.build(graph, highlight="production")
+    plan = render.build(api.view("policy:v2", "downstream"), highlight="production")
 
     [group] = plan.groups
     ids = surgery.runs
@@ -297,17 +319,24 @@ def test_downstream_lineage_collapses_runs_and_keeps_the_path(surgery: Builder) 
     assert run["shape"] == "box"
     assert lines(run["label"]) == ["sweep-5", "sweep · finished"]
     assert run["color"] == render.HIGHLIGHT
-    assert dot.nodes[ref("report:v0")]["fillcolor"] == render.type_colour("result")
+    assert dot.nodes[ref("policy:v8")]["fillcolor"] == render.type_colour("model")
+    # eval-a's result: nobody consumed it, a dead end (the old rule drew no dead end here)
+    assert dot.nodes[ref("report:v0")]["fillcolor"] == render.DEAD_FILL
     kinds = {(t, h): lines(a["label"]) for t, h, a in dot.edges}
     assert kinds[(ref("policy:v2"), ids["eval-a"])] == ["consumed"]
     assert kinds[(ids["eval-a"], ref("report:v0"))] == ["produced"]
     assert kinds[(ref("policy:v2"), group.id)] == ["consumed"]
+    # the same states as the tree: the rule does not depend on the picture (the old code
+    # marked no dead end in a lineage picture); runs are never dead
+    assert {n.id for n in plan.nodes if n.dead} == DEAD & shown
+    assert not any(n.dead for n in plan.nodes if n.kind == "run")
+    classes = {name: set(a.get("class", "").split()) for name, a in dot.nodes.items()}
+    assert {n for n, c in classes.items() if "dead" in c} == DEAD & shown
 
 
 def test_upstream_lineage_is_the_whole_chain(surgery: Builder) -> None:
     api = surgery.api()
-    graph = api.lineage("student:production", "upstream")
-    plan = render.build(graph, highlight="production")
+    plan = render.build(api.view("student:production", "upstream"), highlight="production")
     dot = parse_dot(render.plan_to_dot(plan))
 
     ids = surgery.runs
@@ -322,17 +351,22 @@ def test_upstream_lineage_is_the_whole_chain(surgery: Builder) -> None:
     assert {n for n, s in shapes.items() if s == "box"} == set(ids.values()) & set(chain)
     assert dot.nodes[ref("corpus:v0")]["fillcolor"] == render.type_colour("dataset")
     assert dot.nodes[ref("base:v0")]["fillcolor"] == render.type_colour("model")
-    assert not any(a.get("fillcolor") == render.DEAD_FILL for a in dot.nodes.values())
+    # every ancestor was consumed (by the next run of the chain); the root itself holds
+    # "production" but no run consumed it: DESIGN's dead end (the old rule spared aliases)
+    grey = {name for name, a in dot.nodes.items() if a.get("fillcolor") == render.DEAD_FILL}
+    assert grey == {ref("student:v1")}
+    assert {n.id for n in plan.nodes if n.dead} == {ref("student:v1")}
 
 
 def test_links_become_clickable_svg(surgery: Builder) -> None:
     api = surgery.api()
-    graph = api.lineage("student:production", "upstream")
+    found = api.view("student:production", "upstream")
+    graph = found.graph
 
     def link(node: Node) -> str:
         return f"/nodes/{node.id}?view=full&from=<svg>"
 
-    svg = render.to_svg(graph, link=link)
+    svg = render.to_svg(found, link=link)
     root = ET.fromstring(svg)  # an unescaped '&' or '<' in a URL would not parse
     anchors = [a for a in root.iter(f"{SVG}a") if "{http://www.w3.org/1999/xlink}href" in a.attrib]
     hrefs = {a.attrib["{http://www.w3.org/1999/xlink}href"] for a in anchors}
@@ -351,6 +385,16 @@ def version(project: str, name: str, index: int, **kw: Any) -> Node:
     return Node(id=record.id, kind="artifact_version", ref=record.ref, version=record)
 
 
+class NoLookups:
+    """A store that knows of no consumer and no run: the graph is all there is."""
+
+    def consumed(self, ids: Sequence[str]) -> set[str]:
+        return set()
+
+    def get_runs(self, ids: Iterable[str]) -> dict[str, RunRecord]:
+        return {}
+
+
 def test_ids_and_labels_are_quoted_safely() -> None:
     a = version("p-1", "a.b", 3, aliases=("prod",))
     b = version("p.2", "x_y", 0)
@@ -366,18 +410,22 @@ def test_ids_and_labels_are_quoted_safely() -> None:
         ),
         root=a.id,
     )
-    dot = parse_dot(render.to_dot(graph))
+    found = view.classify(graph, store=NoLookups(), mode="downstream", depth=None)
+    dot = parse_dot(render.to_dot(found))
     assert set(dot.nodes) == {"p-1/a.b:v3", "p.2/x_y:v0", "r1", 'p.2/q"uo\\\\te:v1'}
     assert dot.pairs() == {
         ("p-1/a.b:v3", "r1"),
         ("r1", "p.2/x_y:v0"),
         ("r1", 'p.2/q"uo\\\\te:v1'),
     }
-    # two projects in one picture: versions are labelled with their full ref
-    assert lines(dot.nodes["p-1/a.b:v3"]["label"]) == ["p-1/a.b:v3", "prod"]
+    # two projects in one picture: the nodes of another project than the root's are labelled
+    # with it, the root's own are not (the old code prefixed every node of a mixed picture)
+    assert lines(dot.nodes["p-1/a.b:v3"]["label"]) == ["a.b:v3", "prod"]
+    assert lines(dot.nodes["p.2/x_y:v0"]["label"])[0] == "p.2/x_y:v0"
+    assert lines(dot.nodes['p.2/q"uo\\\\te:v1']["label"])[0] == 'p.2/q"uo\\\\te:v1'
     label = lines(dot.nodes["r1"]["label"])
     assert label == ['say "hi" \\\\ -> {x; y}', "[z]", "t · running"]
-    svg = render.render(render.to_dot(graph), "svg")
+    svg = render.render(render.to_dot(found), "svg")
     assert set(svg_nodes(svg)) == {"p-1/a.b:v3", "p.2/x_y:v0", "r1", 'p.2/q"uo\\\\te:v1'}
 
 
@@ -402,10 +450,15 @@ def test_missing_dot_names_the_package(
 def test_bad_options_are_refused(surgery: Builder) -> None:
     api = surgery.api()
     graph = api.tree("base:v0")
+    # the mode is the view's now: classify and ask refuse an unknown one
     with pytest.raises(lineage.InvalidInput, match="mode"):
-        render.build(graph, mode="sideways")  # type: ignore[arg-type]
-    with pytest.raises(lineage.InvalidInput, match="collapse"):
-        render.build(graph, collapse=-1)
+        view.classify(graph, store=api.service, mode="sideways", depth=20)  # type: ignore[arg-type]
+    with pytest.raises(lineage.InvalidInput, match="mode"):
+        api.view("base:v0", "sideways")  # type: ignore[arg-type]
+    found = view.classify(graph, store=api.service, mode="tree", depth=20)
+    for bad in (-1, True, 1.5):
+        with pytest.raises(lineage.InvalidInput, match="collapse"):
+            render.build(found, collapse=bad)  # type: ignore[arg-type]
     with pytest.raises(lineage.InvalidInput, match="format"):
         render.render("digraph {}", "gif")  # type: ignore[arg-type]
     with pytest.raises(lineage.InvalidInput, match="mode"):
@@ -435,7 +488,7 @@ def test_a_twenty_stage_tree_of_hundreds_of_versions_renders(workdir: Path, back
     fetched = time.perf_counter()
     svg = render.render_ref(api, "base:v0", mode="tree", depth=25, highlight="production")
     rendered = time.perf_counter()
-    everything = render.to_svg(graph, mode="tree", collapse=0)
+    everything = render.to_svg(api.view("base:v0", "tree", 25), collapse=0)
     done = time.perf_counter()
     print(
         f"\n{len(graph.nodes)} versions: fetch {fetched - started:.2f}s, "
@@ -443,7 +496,7 @@ def test_a_twenty_stage_tree_of_hundreds_of_versions_renders(workdir: Path, back
     )
 
     assert len(graph.nodes) == 321 and not graph.truncated
-    plan = render.build(graph, mode="tree", highlight="production")
+    plan = render.build(api.view("base:v0", "tree", 25), highlight="production")
     # base:v0 has 16 children of one kind, every later parent 8 (sweep and finetune runs
     # alike): each keeps 5 (its path or live child first) and shows a group for the rest
     assert len(plan.groups) == 1 + 19 * 2
