@@ -31,7 +31,7 @@ from typing import Any, Literal, Protocol
 import networkx as nx
 
 from lineage.errors import InvalidInput
-from lineage.records import Node, RunRecord, Subgraph
+from lineage.records import Node, RunRecord, Subgraph, VersionRecord
 
 __all__ = [
     "ALIVE",
@@ -66,6 +66,8 @@ class Lookups(Protocol):
     """What :func:`classify` asks of the store: the local and the remote service both answer."""
 
     def consumed(self, ids: Sequence[str]) -> set[str]: ...
+
+    def consumers(self, version: VersionRecord) -> list[RunRecord]: ...
 
     def get_runs(self, ids: Iterable[str]) -> dict[str, RunRecord]: ...
 
@@ -211,7 +213,7 @@ def classify(
     unknown = [v for v in versions if not has_consumer(v)]
     consumed = store.consumed(unknown) if unknown else set()
 
-    cut = _cut(g, nodes, graph, mode, depth, consumed)
+    cut = _cut(g, nodes, graph, mode, depth, consumed, store)
     states: dict[str, NodeState] = {}
     for node_id in versions:
         version = nodes[node_id].version
@@ -240,18 +242,33 @@ def _cut(
     mode: Mode,
     depth: int | None,
     consumed: Collection[str],
+    store: Lookups,
 ) -> set[str]:
     """The versions at which ``depth`` stopped a walk that could have gone on."""
-    if not graph.truncated or graph.root not in nodes:
+    root = graph.root
+    if not graph.truncated or root is None or root not in nodes:
         return set()
     cut: set[str] = set()
     if mode in ("downstream", "both", "tree"):
-        # consumed somewhere but not followed; in a tree (runs folded into edges) only at the
-        # last generation, as a run that logged nothing also leaves a consumed leaf
+        # Only the last generation can have consumers beyond the answer. Most of it has none
+        # in the answer (the consumed lookup answers for those); one that has some (a run
+        # that also consumed something nearer the root) is asked about its other consumers.
         far = nx.single_source_shortest_path_length(g, graph.root)
+        if depth is None:
+            last = max(far.values(), default=0)
+        elif mode == "tree":
+            last = depth
+        else:  # hops: a generation is a run and the versions beyond it
+            last = 2 * depth - (1 if nodes[root].kind == "run" else 0)
+        runs_in = {e.run for e in graph.edges if e.run} if mode == "tree" else set(nodes)
         for node_id, distance in far.items():
-            leaf = node_id in consumed and g.out_degree(node_id) == 0
-            if leaf and (mode != "tree" or depth is None or distance >= depth):
+            node = nodes[node_id]
+            if node.version is None or distance < last:
+                continue
+            if g.out_degree(node_id) == 0:
+                if node_id in consumed:
+                    cut.add(node_id)
+            elif any(run.id not in runs_in for run in store.consumers(node.version)):
                 cut.add(node_id)
     if mode in ("upstream", "both"):
         # made by a run that is not in the answer
