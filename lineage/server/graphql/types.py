@@ -346,10 +346,8 @@ class ArtifactVersion:
 
     @field("Alias moves, metadata edits, deletion.")
     async def events(self, info: Info) -> list[Event]:
-        graph = info.context.service.graph
-        found = await call(graph.events, self.record.project, target_prefix=self.record.id)
-        # the store matches a prefix: v1 would also collect v10..v19
-        return [Event(record=e) for e in found if e.target == self.record.id]
+        found = await call(info.context.service.events, self.record.id)
+        return [Event(record=e) for e in found]
 
     @field("Its files, sorted by path.")
     async def files(
