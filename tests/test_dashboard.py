@@ -17,7 +17,7 @@ from markupsafe import escape
 from starlette.applications import Starlette
 
 import lineage
-from lineage import render
+from lineage import render, view
 from lineage.server.app import create_app
 from lineage.server.auth import create_token
 from lineage.service import Service
@@ -121,7 +121,10 @@ class Page(HTMLParser):
         self.ids: set[str] = set()
         self.figures: dict[str, dict[str, str]] = {}
         self.svg_nodes: dict[str, list[str]] = {}  # figure id -> classes of its nodes
+        self.states: dict[str, dict[str, set[str]]] = {}  # figure id -> node title -> classes
         self._figure: str | None = None
+        self._node: set[str] | None = None  # the classes of the node whose <title> comes next
+        self._title: set[str] | None = None
         self.feed(text)
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
@@ -138,6 +141,14 @@ class Page(HTMLParser):
         classes = values.get("class", "").split()
         if tag == "g" and "node" in classes and self._figure is not None:
             self.svg_nodes[self._figure].append(" ".join(classes))
+            self._node = set(classes)
+        if tag == "title" and self._node is not None:
+            self._title, self._node = self._node, None
+
+    def handle_data(self, data: str) -> None:
+        if self._title is not None and self._figure is not None:
+            self.states.setdefault(self._figure, {})[data.strip()] = self._title
+            self._title = None
 
     def handle_endtag(self, tag: str) -> None:
         if tag == "figure":
@@ -206,7 +217,7 @@ async def test_version_page(dash: Dashboard) -> None:
 
     # the upstream lineage, drawn as the renderer plans it, every node a link
     graph = dash.service.lineage(record.ref, "upstream", 20)
-    plan = render.build(graph)
+    plan = render.build(view.classify(graph, store=dash.service, mode="upstream", depth=20))
     lineage_nodes = page.svg_nodes["lineage"]
     assert len(lineage_nodes) == len(plan.nodes) == len(graph.nodes) == 6
     assert page.figures["lineage"]["data-nodes"] == str(len(plan.nodes))
@@ -218,9 +229,15 @@ async def test_version_page(dash: Dashboard) -> None:
             else f"/runs/{node.id}"
         )
         assert url in page.links
-    # the derivation tree under net:v1: the evaluation's report
+    # no node of the lineage is a dead end: net:v1 itself was consumed, by the evaluation
+    # beyond the picture (one consumed lookup decides it), and every ancestor by a run in it
+    assert not any("dead" in c.split() for c in lineage_nodes)
+    # the derivation tree under net:v1: the evaluation's report, which nobody consumed: a
+    # dead end under DESIGN's rule (the old rule never greyed a result), net:v1 alive
     tree = page.svg_nodes["tree"]
     assert len(tree) == 2 and all(c.split()[1] == "version" for c in tree)
+    assert sorted("dead" in c.split() for c in tree) == [False, True]
+    assert "dead" in page.states["tree"][f"{PROJECT}/report:v0"]
     assert {"lineage", "tree"} <= page.ids
 
 
@@ -228,6 +245,45 @@ async def test_leaf_version_has_no_tree_picture(dash: Dashboard) -> None:
     page = Page((await dash.get(f"/versions/{PROJECT}/report/0")).text)
     assert "tree" not in page.figures and "tree" in page.ids
     assert len(page.svg_nodes["lineage"]) == 8  # report, evaluate, net:v1, finetune, ...
+    # the report is the one dead end of its lineage: no run consumed it
+    assert sum("dead" in c.split() for c in page.svg_nodes["lineage"]) == 1
+
+
+async def test_a_deleted_version_keeps_its_page_and_its_lineage(dash: Dashboard) -> None:
+    """Bug 10: deleted, not abandoned; its page answers, says so, and still draws."""
+    before = Page((await dash.get(f"/versions/{PROJECT}/corpus/0")).text).svg_nodes["tree"]
+    dash.service.delete_version(f"{PROJECT}/report:v0")
+
+    response = await dash.get(f"/versions/{PROJECT}/report/0")
+    assert response.status_code == 200, response.text[:500]  # was 404
+    page = Page(response.text)
+    assert '<span class="badge deleted">deleted</span>' in response.text
+    assert "This version was deleted" in response.text
+    # its lineage is drawn as before, with the report marked deleted (not dead: nobody
+    # consumed it, but it was deleted, not abandoned)
+    lineage_nodes = page.svg_nodes["lineage"]
+    assert len(lineage_nodes) == 8
+    assert sum("deleted" in c.split() for c in lineage_nodes) == 1
+    assert not any("dead" in c.split() for c in lineage_nodes)
+    assert "deleted" in page.states["lineage"][f"{PROJECT}/report:v0"]
+    assert page.figures["lineage"]["data-root"] == f"{PROJECT}/report:v0"
+    # no file to download any more
+    assert not [link for link in page.links if link.startswith("/blobs/")]
+
+    # the artifact page still lists and links it, marked deleted
+    response = await dash.get(f"/artifacts/{PROJECT}/report")
+    assert response.status_code == 200
+    assert f"/versions/{PROJECT}/report/0" in Page(response.text).links
+    assert '<tr class="deleted">' in response.text
+
+    # the tree of corpus:v0 draws it with class "deleted" where it was a dead end
+    after = Page((await dash.get(f"/versions/{PROJECT}/corpus/0")).text).svg_nodes["tree"]
+    assert len(after) == len(before) == 4  # corpus:v0, net:v0, net:v1, report:v0
+    assert sum("dead" in c.split() for c in before) == 1
+    assert not any("dead" in c.split() for c in after)
+    assert sum("deleted" in c.split() for c in after) == 1
+    corpus = Page((await dash.get(f"/versions/{PROJECT}/corpus/0")).text).states["tree"]
+    assert corpus[f"{PROJECT}/report:v0"] == {"node", "version", "deleted"}
 
 
 async def test_artifact_page(dash: Dashboard) -> None:
