@@ -35,6 +35,7 @@ from lineage.errors import (
 from lineage.records import Edge, Node, Subgraph
 from lineage.run import Run, init
 from lineage.versions import ArtifactVersion
+from lineage.view import View
 
 __version__ = "0.1.0"
 
@@ -64,5 +65,6 @@ __all__ = [
     "Subgraph",
     "UnsupportedScheme",
     "VersionNotFound",
+    "View",
     "init",
 ]
