@@ -30,6 +30,7 @@ CHROMIUM_ARGS = [
     "--disable-quic",
 ]
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+TREE_SHOT = Path("/tmp/browser-tree.png")  # the derivation tree with a dead and a deleted node
 PROJECT = "robot"
 SHARDS = 7  # more than render's default of 5 siblings: the picture collapses two of them
 
@@ -67,6 +68,11 @@ def drawn_nodes(page: Page, figure: str) -> int:
     return page.locator(f"figure#{figure} svg g.node").count()
 
 
+def titles(page: Page, selector: str) -> list[str]:
+    """The titles (node ids) of the SVG nodes a selector matches."""
+    return sorted(page.locator(f"{selector} > title").all_text_contents())
+
+
 def test_click_from_artifact_to_version_to_run(workdir: Path, tmp_path: Path) -> None:
     assert CHROMIUM.is_file(), (
         f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium), "
@@ -75,8 +81,9 @@ def test_click_from_artifact_to_version_to_run(workdir: Path, tmp_path: Path) ->
     store, blobs = str(tmp_path / "store"), str(tmp_path / "blobs")
     runs = log_history(store, blobs, workdir)
     api = lineage.Api(store=store, blobs=blobs, project=PROJECT)
-    graph = api.lineage(f"{PROJECT}/policy:v1", "upstream", DEPTH)
-    plan = render.build(graph)
+    found = api.view(f"{PROJECT}/policy:v1", "upstream", DEPTH)
+    graph = found.graph
+    plan = render.build(found)
     hidden = sum(len(group.hidden) + group.below for group in plan.groups)
     expected = len(graph.nodes) - hidden + len(plan.groups)
     assert len(plan.groups) == 1 and hidden == SHARDS - 5  # the picture does collapse
@@ -109,6 +116,9 @@ def test_click_from_artifact_to_version_to_run(workdir: Path, tmp_path: Path) ->
             assert page.locator("figure#lineage").get_attribute("data-nodes") == str(expected)
             assert page.locator("figure#lineage svg g.node.more").count() == 1
             assert drawn_nodes(page, "tree") == 2  # policy:v1 -> report:v0
+            # nobody consumed the evaluation's report: the tree greys it as a dead end
+            assert titles(page, "figure#tree svg g.node.dead") == [f"{PROJECT}/report:v0"]
+            assert page.locator("figure#tree svg g.node.deleted").count() == 0
             # the picture opens on the version it is about, marked
             expect(page.locator("figure#lineage g.node.root title")).to_have_text(
                 f"{PROJECT}/policy:v1"
@@ -152,6 +162,27 @@ def test_click_from_artifact_to_version_to_run(workdir: Path, tmp_path: Path) ->
             response = page.goto(f"{url}/versions/{PROJECT}/policy/9")
             assert response is not None and response.status == 404
             expect(page.locator("p.error")).to_contain_text("policy:v9 does not exist")
+            problems.clear()  # that 404 was asked for
+
+            # delete policy:v1 (it holds production: forced); policy:v0's tree still draws
+            # it, deleted (not dead), with the dead report below it
+            api.delete("policy:v1", force=True)
+            page.goto(f"{url}/versions/{PROJECT}/policy/0")
+            tree = page.locator("figure#tree")
+            expect(tree).to_be_visible()
+            assert drawn_nodes(page, "tree") == 3  # policy:v0 -> policy:v1 -> report:v0
+            assert titles(page, "figure#tree svg g.node.deleted") == [f"{PROJECT}/policy:v1"]
+            assert titles(page, "figure#tree svg g.node.dead") == [f"{PROJECT}/report:v0"]
+            deleted = page.locator("figure#tree svg g.node.deleted text")
+            expect(deleted.last).to_have_text("(deleted)")
+            tree.screenshot(path=str(TREE_SHOT))
+            # the deleted version's own page answers and says so
+            response = page.goto(f"{url}/versions/{PROJECT}/policy/1")
+            assert response is not None and response.status == 200
+            expect(page.locator("h1 .badge.deleted")).to_have_text("deleted")
+            assert titles(page, "figure#lineage svg g.node.deleted") == [f"{PROJECT}/policy:v1"]
+            assert problems == [], problems
         finally:
             browser.close()
     assert (ARTIFACTS / "dashboard-version.png").stat().st_size > 10_000
+    assert TREE_SHOT.stat().st_size > 2_000
