@@ -6,11 +6,23 @@ left alone: downloading into a directory that holds the version costs a ``stat``
 Missing files are copied and hashed in one pass by a few threads, written under a
 temporary name beside the target and renamed into place only when their digest matches.
 References are fetched from their source and refused when the source no longer matches.
+
+What else a folder may hold, so that two artifacts' files never mix in one folder:
+
+- an absent or empty folder, or one holding only paths of the version: the download goes ahead;
+- a folder that a download of the *same artifact* (project and name, any version) left,
+  known by the marker file it wrote at its root (``.lineage-download.json``): it is
+  lineage's, and every file in it that is not in the version is removed first (files added
+  there by hand too), with the folders left empty;
+- anything else (your own files; a folder marked as another artifact's download, even if
+  its paths match): refused with ``Conflict`` naming what is there, before anything is
+  written. Nothing outside a previous download of the same artifact is ever deleted.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import stat
 import threading
@@ -21,10 +33,12 @@ from typing import BinaryIO
 
 from lineage.errors import (
     BlobNotFound,
+    Conflict,
     DigestMismatch,
     IntegrityError,
     StoreUnavailable,
 )
+from lineage.files import DOWNLOAD_MARKER
 from lineage.hashing import copy_and_hash, hash_fd, hash_file, hash_stream
 from lineage.manifest import Entry, Manifest
 from lineage.progress import bar
@@ -44,10 +58,17 @@ def download(
     cache: StatCache,
     *,
     progress: bool | None = None,
+    ref: str | None = None,
 ) -> Path:
+    """Write every file of ``manifest`` under ``root``, each verified; return ``root``.
+
+    ``ref`` (``project/name:vN``) names the version: the folder is marked as a download of
+    its artifact, which lets a later download of that artifact clean it (module docstring).
+    """
     root.mkdir(parents=True, exist_ok=True)
     real_root = root.resolve()
     entries = list(manifest)
+    _claim(real_root, root, {entry.path for entry in entries}, ref)
     targets = {entry.path: os.path.join(real_root, entry.path) for entry in entries}
     present = _inspect(targets, real_root, root)
     known = cache.lookup((targets[name], key) for name, key in present.items())
@@ -72,6 +93,68 @@ def download(
         finally:
             cache.store(fresh)
     return root
+
+
+def _claim(real_root: Path, root: Path, paths: set[str], ref: str | None) -> None:
+    """Make ``root`` a folder for ``ref``'s files alone, or refuse (module docstring)."""
+    artifact = None if ref is None else ref.rpartition(":")[0]
+    marked = _marked(real_root)
+    strays = _strays(real_root, paths)
+    ours = artifact is not None and marked == artifact
+    if not ours and (strays or (marked is not None and artifact is not None)):
+        shown = ", ".join(strays[:3]) + (f" and {len(strays) - 3} more" if len(strays) > 3 else "")
+        what = f"a download of {marked}" if marked else "files that no download put there"
+        raise Conflict(
+            f"cannot download {ref or 'the version'} into {root}: it holds {what}"
+            + (f" ({shown})" if shown else "")
+            + "; download into a new or empty folder, or remove them",
+            path=str(root),
+        )
+    _remove(real_root, strays)
+    if artifact is not None and DOWNLOAD_MARKER not in paths:
+        marker = real_root / DOWNLOAD_MARKER
+        temp = marker.with_name(f"{DOWNLOAD_MARKER}.{os.urandom(6).hex()}")
+        temp.write_text(json.dumps({"artifact": artifact, "version": ref}) + "\n")
+        os.replace(temp, marker)
+
+
+def _strays(real_root: Path, paths: set[str]) -> list[str]:
+    """Files (and symlinks) under the folder that are not among ``paths``, sorted."""
+    strays = []
+    for folder, dirs, names in os.walk(real_root):
+        rel = os.path.relpath(folder, real_root)
+        prefix = "" if rel == "." else rel.replace(os.sep, "/") + "/"
+        links = [d for d in dirs if os.path.islink(os.path.join(folder, d))]
+        dirs[:] = sorted(d for d in dirs if d not in links)
+        for name in [*names, *links]:
+            path = prefix + name
+            if path not in paths and path != DOWNLOAD_MARKER:
+                strays.append(path)
+    return sorted(strays)
+
+
+def _marked(real_root: Path) -> str | None:
+    """The artifact (``project/name``) whose download left this folder, if one did."""
+    try:
+        found = json.loads((real_root / DOWNLOAD_MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+    artifact = found.get("artifact") if isinstance(found, dict) else None
+    return artifact if isinstance(artifact, str) else None
+
+
+def _remove(real_root: Path, strays: list[str]) -> None:
+    """Delete these files (a symlink itself, never its target), then the folders they emptied."""
+    folders: set[Path] = set()
+    for path in strays:
+        target = real_root / path
+        with contextlib.suppress(FileNotFoundError):
+            target.unlink()
+        folders.update(parent for parent in target.parents if parent.is_relative_to(real_root))
+    for folder in sorted(folders, key=lambda f: len(f.parts), reverse=True):
+        if folder != real_root:
+            with contextlib.suppress(OSError):  # not empty: it holds files of the version
+                folder.rmdir()
 
 
 def _inspect(targets: dict[str, str], real_root: Path, root: Path) -> dict[str, StatKey]:

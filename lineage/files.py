@@ -1,4 +1,9 @@
-"""Files on the local disk as an artifact sees them: the walk of a directory."""
+"""Files on the local disk as an artifact sees them: the walk of a directory.
+
+``DOWNLOAD_MARKER`` is the file a download leaves at the root of its folder to say which
+artifact the folder holds (lineage.download); it is lineage's bookkeeping, never content, so
+the walk never returns one.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,9 @@ from pathlib import Path
 
 from lineage.errors import InvalidPath
 
-__all__ = ["walk"]
+__all__ = ["DOWNLOAD_MARKER", "walk"]
+
+DOWNLOAD_MARKER = ".lineage-download.json"
 
 
 def walk(root: Path) -> list[tuple[str, Path]]:
@@ -16,7 +23,8 @@ def walk(root: Path) -> list[tuple[str, Path]]:
     Built on ``os.scandir``: a file reached through real directories resolves to the resolved
     root plus its relative path, so only symlinks pay for ``resolve()`` (a walk that resolved
     every path cost an ``lstat`` per path component: 300 ms instead of 26 ms for 10,000 files,
-    most of a re-log's time; bench/README.md). Symlinked directories are not descended.
+    most of a re-log's time; bench/README.md). Symlinked directories are not descended, and
+    download markers (``DOWNLOAD_MARKER``) are left out.
     """
     real_root = root.resolve()
     found: list[tuple[str, Path]] = []
@@ -29,6 +37,8 @@ def walk(root: Path) -> list[tuple[str, Path]]:
             entries = sorted(listing, key=lambda e: e.name)
         subdirs = []
         for entry in entries:
+            if entry.name == DOWNLOAD_MARKER:
+                continue
             if entry.is_symlink() and escapes(entry.path):
                 target = Path(entry.path).resolve()
                 raise InvalidPath(

@@ -91,11 +91,24 @@ class ArtifactVersion:
         return list(self.manifest())
 
     def download(self, root: str | os.PathLike[str] | None = None) -> Path:
-        """Write every file under ``root`` (default ``./artifacts/<name>:vN``), each verified."""
+        """Write every file under ``root`` (default ``./artifacts/<project>/<name>:vN``), each
+        verified, and return the folder.
+
+        The folder ends up holding exactly the version's files. It may be new or empty, hold
+        only paths of the version, or be a folder an earlier download of this same artifact
+        (any version) wrote: then every other file in it is removed, files added by hand too.
+        Any other folder (your files, another artifact's download) is refused (``Conflict``)
+        before anything is written: a download never deletes what it did not download. The
+        folder's ``.lineage-download.json`` says which version it holds (``add_dir`` skips it).
+        """
         target = (
-            Path(root) if root is not None else Path("artifacts") / f"{self.name}:{self.version}"
+            Path(root)
+            if root is not None
+            else Path("artifacts") / self.project / f"{self.name}:{self.version}"
         )
-        return download(self.manifest(), target, self._client.blobs, self._client.cache)
+        return download(
+            self.manifest(), target, self._client.blobs, self._client.cache, ref=self.ref
+        )
 
     def verify(self) -> None:
         """Re-hash every byte; raise IntegrityError naming each file that does not match."""

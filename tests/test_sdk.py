@@ -398,3 +398,84 @@ def test_relogging_identical_bytes_warns_and_keeps_what_was_offered(env) -> None
         )
     ]
     assert lineage.Api().artifact_version("p/policy:v0").metadata == {"lr": 0.1}
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    """Every file under ``root`` by relative path (the download marker included)."""
+    return {
+        str(path.relative_to(root)): path.read_bytes()
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
+    }
+
+
+def log_files(project: str, name: str, files: dict[str, str]) -> lineage.ArtifactVersion:
+    folder = Path(f"src-{project}-{name}-{len(files)}-{sorted(files)[0].replace('/', '_')}")
+    for path, content in files.items():
+        write(folder / path, content)
+    with lineage.init(project=project) as run:
+        art = lineage.Artifact(name, type="model")
+        art.add_dir(folder)
+        return run.log_artifact(art)
+
+
+MARKER = ".lineage-download.json"
+
+
+def test_default_download_folders_are_per_project(env) -> None:  # type: ignore[no-untyped-def]
+    churn = log_files("churn", "model", {"weights.bin": "churn"})
+    vision = log_files("vision", "model", {"weights.bin": "vision", "labels.txt": "cat"})
+    assert churn.version == vision.version == "v0"
+    a, b = churn.download(), vision.download()
+    assert a == Path("artifacts") / "churn" / "model:v0"
+    assert b == Path("artifacts") / "vision" / "model:v0"
+    assert set(tree(a)) == {"weights.bin", MARKER} and (a / "weights.bin").read_text() == "churn"
+    assert set(tree(b)) == {"weights.bin", "labels.txt", MARKER}
+    assert (b / "weights.bin").read_text() == "vision"
+
+
+def test_a_download_over_an_earlier_version_leaves_only_the_new_files(env, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    v0 = log_files("p", "model", {"a.txt": "a0", "b.txt": "b0", "deep/c.txt": "c0"})
+    v1 = log_files("p", "model", {"a.txt": "a1", "d/e.txt": "e1"})
+    out = tmp_path / "model"
+    v0.download(out)
+    (out / "deep" / "notes.txt").write_text("mine")  # a folder lineage downloaded into is its own
+    v1.download(out)
+    assert {k: v for k, v in tree(out).items() if k != MARKER} == {
+        "a.txt": b"a1",
+        "d/e.txt": b"e1",
+    }
+    assert not (out / "deep").exists()
+    v0.download(out)  # and back
+    assert {k for k in tree(out) if k != MARKER} == {"a.txt", "b.txt", "deep/c.txt"}
+
+
+def test_a_download_refuses_a_folder_that_holds_something_else(env, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    churn = log_files("churn", "model", {"weights.bin": "churn"})
+    vision = log_files("vision", "model", {"weights.bin": "vision", "labels.txt": "cat"})
+    mine = tmp_path / "mine"
+    write(mine / "train.py", "print('my code')")
+    with pytest.raises(lineage.Conflict, match=r"train\.py"):
+        churn.download(mine)
+    assert tree(mine) == {"train.py": b"print('my code')"}  # untouched
+    shared = tmp_path / "shared"
+    churn.download(shared)
+    before = tree(shared)
+    with pytest.raises(lineage.Conflict, match="churn/model"):
+        vision.download(shared)  # another project's artifact: its files would mix
+    assert tree(shared) == before
+    # a folder holding only files of the version (say, copied by hand) is fine
+    write(tmp_path / "copied" / "weights.bin", "stale")
+    assert (churn.download(tmp_path / "copied") / "weights.bin").read_text() == "churn"
+
+
+def test_the_download_marker_is_never_logged(env, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    v0 = log_files("p", "model", {"w.bin": "w"})
+    out = v0.download(tmp_path / "models" / "base")
+    assert (out / MARKER).exists()
+    (out / "w.bin").write_text("fine-tuned")
+    with lineage.init(project="p") as run:
+        art = lineage.Artifact("model", type="model")
+        assert art.add_dir(tmp_path / "models") == 1
+        v1 = run.log_artifact(art)
+    assert [f.path for f in v1.files()] == ["base/w.bin"]
