@@ -39,8 +39,8 @@ from starlette.templating import Jinja2Templates
 
 from lineage.errors import InvalidInput, LineageError
 from lineage.names import check_name
-from lineage.records import Event, Node, RunRecord, VersionRecord, version_id
 from lineage.plan import build
+from lineage.records import Event, Node, RunRecord, VersionRecord, version_id
 from lineage.render import plan_to_dot, render, type_colour
 from lineage.server.app import STATUS, principal, service
 from lineage.server.auth import Gate, Principal
