@@ -173,6 +173,17 @@ def test_push_to_a_fresh_directory_in_a_real_process(history, tmp_path) -> None:
     assert "verified" in lineage_cmd("--store", str(target), "verify", "p/ds:v0")
 
 
+def test_push_to_a_graph_server_shares_the_blob_store(history, neo4j_server, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    store, blobs = history
+    neo4j_server.wipe()
+    out = invoke("--store", store, "--blobs", blobs, "push", "--to", neo4j_server.uri).stdout
+    shared = Path(blobs).absolute().as_uri()
+    assert "2 versions" in out and f"blobs not copied: both stores read them from {shared}" in out
+    got = tmp_path / "got"
+    invoke("--store", neo4j_server.uri, "--blobs", blobs, "get", "p/model:v0", "-o", str(got))
+    assert (got / "m.bin").read_bytes() == b"model"
+
+
 def test_runs_refuses_an_unknown_state(history) -> None:  # type: ignore[no-untyped-def]
     store, _ = history
     line = one_error_line(invoke("--store", store, "runs", "--state", "bogus", code=2))
