@@ -36,7 +36,6 @@ CONSUMED_BY = "consumed_by"
 PRODUCED = "produced"
 DERIVED = "derived"
 
-RunState = Literal["running", "finished", "failed", "crashed"]
 RUN_STATES = ("running", "finished", "failed", "killed", "crashed")
 
 

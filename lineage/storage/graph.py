@@ -112,7 +112,6 @@ class GraphStore(Protocol):
         limit: int | None = None,
         after: str | None = None,
     ) -> list[ArtifactRecord]: ...
-    def update_artifact(self, project: str, name: str, description: str | None) -> None: ...
     def commit_version(self, new: NewVersion) -> tuple[VersionRecord, bool]:
         """Create the artifact if new, then the version, its PRODUCED edge and ``latest``.
 

@@ -12,7 +12,6 @@ import json
 import logging
 import sqlite3
 import threading
-import uuid
 from collections import Counter
 from collections.abc import Collection, Iterable, Iterator, KeysView, Mapping, Sequence
 from contextlib import contextmanager
@@ -23,14 +22,22 @@ from lineage.errors import StoreUnavailable, TypeMismatch, VersionNotFound
 from lineage.records import (
     PRODUCED,
     ArtifactRecord,
-    CodeVersion,
     Edge,
     Event,
     RunRecord,
     TokenRecord,
     VersionRecord,
-    version_id,
-    version_record,
+)
+from lineage.storage import codec
+from lineage.storage.codec import (
+    ARTIFACT_FIELDS,
+    EVENT_FIELDS,
+    RUN_FIELDS,
+    RUN_UPDATES_ON_IMPORT,
+    TOKEN_FIELDS,
+    VERSION_FIELDS,
+    VERSION_STORED,
+    VERSION_UPDATES_ON_IMPORT,
 )
 from lineage.storage.graph import Direction, NewVersion
 
@@ -121,16 +128,50 @@ CREATE TABLE IF NOT EXISTS tokens (
 );
 """
 
-_RUN_COLUMNS = (
-    "id, project, name, job_type, state, config, summary, tags, notes, code, host, pid, "
-    "started_at, finished_at, error"
-)
-_VERSION_COLUMNS = (
-    "v.project, v.name, a.type, v.idx, v.digest, v.size, v.file_count, v.metadata, "
-    "v.description, v.created_by, v.created_at, v.state, "
+
+def _column(field: str) -> str:
+    """The column of a record field: every field is a column of its name but ``index``
+    (an SQL keyword)."""
+    return "idx" if field == "index" else field
+
+
+def _slots(n: int) -> str:
+    return ",".join("?" * n)
+
+
+# Column lists follow the codec's field tuples: a record field is a column of its name.
+_RUN_COLUMNS = ", ".join(RUN_FIELDS)
+_RUN_INSERT = f"INSERT OR IGNORE INTO runs ({_RUN_COLUMNS}) VALUES ({_slots(len(RUN_FIELDS))})"
+_ALIASES_JSON = (
     "(SELECT json_group_array(alias) FROM (SELECT alias FROM aliases l "
     " WHERE l.project = v.project AND l.name = v.name AND l.idx = v.idx ORDER BY alias))"
 )
+# a version in VERSION_FIELDS order: its own columns, its artifact's type, its aliases
+_VERSION_COLUMNS = ", ".join(
+    "a.type" if f == "type" else _ALIASES_JSON if f == "aliases" else f"v.{_column(f)}"
+    for f in VERSION_FIELDS
+)
+# the same without the artifact's type and aliases (NULL in their places)
+_VERSION_OWN = ", ".join(
+    "NULL" if f in ("type", "aliases") else f"v.{_column(f)}" for f in VERSION_FIELDS
+)
+_VERSION_INSERT = (
+    f"INSERT OR IGNORE INTO versions (id, {', '.join(map(_column, VERSION_STORED))}) "
+    f"VALUES ({_slots(len(VERSION_STORED) + 1)})"
+)
+_ARTIFACT_COLUMNS = ", ".join(ARTIFACT_FIELDS)
+_EVENT_COLUMNS = ", ".join(EVENT_FIELDS)
+_EVENT_INSERT = (
+    f"INSERT OR IGNORE INTO events ({', '.join(f for f in EVENT_FIELDS if f != 'seq')}) "
+    f"VALUES ({_slots(len(EVENT_FIELDS) - 1)})"
+)
+_TOKEN_COLUMNS = ", ".join(TOKEN_FIELDS)
+# what an import changes in a record the store holds already, and where in its row it is
+_RUN_ADVANCE = ", ".join(f"{f} = ?" for f in RUN_UPDATES_ON_IMPORT)
+_RUN_ADVANCED = tuple(RUN_FIELDS.index(f) for f in RUN_UPDATES_ON_IMPORT)
+_RUN_ID, _RUN_STATE = RUN_FIELDS.index("id"), RUN_FIELDS.index("state")
+_VERSION_RESET = ", ".join(f"{_column(f)} = ?" for f in VERSION_UPDATES_ON_IMPORT)
+_VERSION_RESET_AT = tuple(1 + VERSION_STORED.index(f) for f in VERSION_UPDATES_ON_IMPORT)
 _VERSION_FROM = "versions v JOIN artifacts a ON a.project = v.project AND a.name = v.name"
 # Many ids go in as one JSON array. Joined from json_each (CROSS JOIN keeps it the outer
 # loop), each id is one index seek; ``IN (SELECT ... json_each)`` would first copy the list
@@ -140,8 +181,7 @@ _EACH_ID = "(SELECT value AS want FROM json_each(?)) i"  # ``want``: json_each h
 # type and aliases...) per run consuming a version of the frontier and per version it
 # produced (NULLs: a run without outputs, an output without a record)
 _TREE_LEVEL = (
-    "SELECT c.src, p.dst, c.dst, v.project, v.name, v.idx, v.digest, v.size, v.file_count, "
-    "v.metadata, v.description, v.created_by, v.created_at, v.state "
+    f"SELECT c.src, p.dst, c.dst, {_VERSION_OWN} "
     f"FROM {_EACH_ID} CROSS JOIN edges c ON c.src = i.want AND c.kind = 'consumed_by' "
     "LEFT JOIN edges p ON p.src = c.dst AND p.kind = 'produced' "
     "LEFT JOIN versions v ON v.id = p.dst"
@@ -151,7 +191,7 @@ _EACH_ARTIFACT = (  # ? = a JSON array of [project, name] pairs
     "FROM json_each(?)) k"
 )
 _TYPES_OF = (
-    f"SELECT a.project, a.name, a.type FROM {_EACH_ARTIFACT} "
+    f"SELECT a.project || '/' || a.name, a.type FROM {_EACH_ARTIFACT} "
     "CROSS JOIN artifacts a ON a.project = k.project AND a.name = k.name"
 )
 _ALIASES_OF = (
@@ -225,32 +265,25 @@ class SQLiteGraphStore:
     def create_run(self, run: RunRecord) -> None:
         with self._write() as db:
             db.execute(
-                f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES ({_slots(len(RUN_FIELDS))})",
                 _run_row(run),
             )
 
     def update_run(self, run_id: str, changes: Mapping[str, Any]) -> RunRecord | None:
-        allowed = {"state", "summary", "finished_at", "error", "notes", "tags", "config"}
-        unknown = set(changes) - allowed
-        if unknown:
-            raise ValueError(f"cannot update run fields {sorted(unknown)}")
-        encoded = {
-            key: json.dumps(value) if key in ("summary", "tags", "config") else value
-            for key, value in changes.items()
-        }
+        encoded = {key: _sql(value) for key, value in codec.encode_run_changes(changes).items()}
         with self._write() as db:
             if encoded:
                 sets = ", ".join(f"{key} = ?" for key in encoded)
                 db.execute(f"UPDATE runs SET {sets} WHERE id = ?", [*encoded.values(), run_id])
             row = db.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
-        return _run(row) if row else None
+        return codec.decode_runs([row])[0] if row else None
 
     def get_runs(self, ids: Collection[str]) -> dict[str, RunRecord]:
         rows = self._db().execute(
             f"SELECT {_RUN_COLUMNS} FROM {_EACH_ID} CROSS JOIN runs ON runs.id = i.want",
             (_id_list(ids),),
         )
-        return {run.id: run for run in _runs(rows)}
+        return {run.id: run for run in codec.decode_runs(rows)}
 
     def list_runs(
         self,
@@ -273,7 +306,7 @@ class SQLiteGraphStore:
         rows = self._db().execute(
             f"SELECT {_RUN_COLUMNS} FROM runs {where} ORDER BY started_at, id LIMIT ?", params
         )
-        return _runs(rows)
+        return codec.decode_runs(rows)
 
     def count_runs(
         self, project: str, *, job_type: str | None = None, state: str | None = None
@@ -296,13 +329,12 @@ class SQLiteGraphStore:
         row = (
             self._db()
             .execute(
-                "SELECT project, name, type, description, created_at FROM artifacts "
-                "WHERE project = ? AND name = ?",
+                f"SELECT {_ARTIFACT_COLUMNS} FROM artifacts WHERE project = ? AND name = ?",
                 (project, name),
             )
             .fetchone()
         )
-        return _artifact(row) if row else None
+        return codec.decode_artifact(row) if row else None
 
     def list_artifacts(
         self,
@@ -317,18 +349,10 @@ class SQLiteGraphStore:
         )
         params.append(-1 if limit is None else limit)
         rows = self._db().execute(
-            "SELECT project, name, type, description, created_at FROM artifacts "
-            f"{where} ORDER BY project, name LIMIT ?",
+            f"SELECT {_ARTIFACT_COLUMNS} FROM artifacts {where} ORDER BY project, name LIMIT ?",
             params,
         )
-        return [_artifact(row) for row in rows]
-
-    def update_artifact(self, project: str, name: str, description: str | None) -> None:
-        with self._write() as db:
-            db.execute(
-                "UPDATE artifacts SET description = ? WHERE project = ? AND name = ?",
-                (description, project, name),
-            )
+        return [codec.decode_artifact(row) for row in rows]
 
     def commit_version(self, new: NewVersion) -> tuple[VersionRecord, bool]:
         with self._write() as db:
@@ -361,25 +385,14 @@ class SQLiteGraphStore:
                 if existing:
                     return _version(existing), False
                 index = row[1]
-            vid = version_id(new.project, new.name, index)
-            db.execute(
-                "INSERT INTO versions (id, project, name, idx, digest, size, file_count, "
-                "metadata, description, created_by, created_at, state) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?, 'committed')",
-                (
-                    vid,
-                    new.project,
-                    new.name,
-                    index,
-                    new.digest,
-                    new.size,
-                    new.file_count,
-                    _json(new.metadata),
-                    new.description,
-                    new.run_id,
-                    new.at,
-                ),
-            )
+            created = VersionRecord(
+                project=new.project, name=new.name, type=new.type, index=index,
+                digest=new.digest, size=new.size, file_count=new.file_count,
+                metadata=new.metadata, description=new.description,
+                created_by=new.run_id, created_at=new.at,
+            )  # fmt: skip
+            vid = created.id
+            db.execute(_VERSION_INSERT, (vid, *codec.encode_version(created)))
             db.execute(
                 "UPDATE artifacts SET next_index = ? WHERE project = ? AND name = ?",
                 (index + 1, new.project, new.name),
@@ -392,10 +405,10 @@ class SQLiteGraphStore:
                 "INSERT OR REPLACE INTO aliases (project, name, alias, idx) VALUES (?,?,?,?)",
                 (new.project, new.name, "latest", index),
             )
-            created = db.execute(
+            row = db.execute(
                 f"SELECT {_VERSION_COLUMNS} FROM {_VERSION_FROM} WHERE v.id = ?", (vid,)
             ).fetchone()
-        return _version(created), True
+        return _version(row), True
 
     def get_versions(self, ids: Collection[str]) -> dict[str, VersionRecord]:
         rows = (
@@ -407,7 +420,7 @@ class SQLiteGraphStore:
             )
             .fetchall()
         )
-        return {row[13]: version for row, version in zip(rows, _versions(rows), strict=True)}
+        return {version.id: version for version in codec.decode_versions(rows)}
 
     def find_alias(self, project: str, name: str, alias: str) -> VersionRecord | None:
         row = (
@@ -444,7 +457,7 @@ class SQLiteGraphStore:
             f"WHERE v.project = ? AND v.name = ? AND {bound} {state} ORDER BY {order} LIMIT ?",
             (project, name, start, -1 if limit is None else limit),
         )
-        return _versions(rows)
+        return codec.decode_versions(rows)
 
     def count_versions(self, project: str, name: str, *, include_deleted: bool = False) -> int:
         state = "" if include_deleted else "AND state = 'committed'"
@@ -470,7 +483,9 @@ class SQLiteGraphStore:
             )
             .fetchall()
         )
-        return [(row[13], version) for row, version in zip(rows, _versions(rows), strict=True)]
+        alias = len(VERSION_FIELDS)  # the column after the version's
+        versions = codec.decode_versions(rows)
+        return [(row[alias], version) for row, version in zip(rows, versions, strict=True)]
 
     def set_alias(
         self, project: str, name: str, alias: str, index: int | None, event: Event | None
@@ -492,13 +507,10 @@ class SQLiteGraphStore:
     def update_version(
         self, version_id: str, changes: Mapping[str, Any], events: Sequence[Event]
     ) -> VersionRecord:
-        allowed = {"metadata", "description"}
-        if set(changes) - allowed:
-            raise ValueError(f"cannot update version fields {sorted(set(changes) - allowed)}")
+        encoded = codec.encode_version_changes(changes)
         with self._write() as db:
-            for key, value in changes.items():
-                stored = json.dumps(value) if key == "metadata" else value
-                db.execute(f"UPDATE versions SET {key} = ? WHERE id = ?", (stored, version_id))
+            for key, value in encoded.items():
+                db.execute(f"UPDATE versions SET {key} = ? WHERE id = ?", (value, version_id))
             _insert_events(db, events)
             row = db.execute(
                 f"SELECT {_VERSION_COLUMNS} FROM {_VERSION_FROM} WHERE v.id = ?", (version_id,)
@@ -606,21 +618,15 @@ class SQLiteGraphStore:
                 done += 1
             # the artifacts' types and aliases: few, fetched once rather than once a row
             keys = json.dumps(list({(row[3], row[4]) for row in found}))
-            types = {(p, n): t for p, n, t in db.execute(_TYPES_OF, (keys,))}
+            types = dict(db.execute(_TYPES_OF, (keys,)).fetchall())
             aliases: dict[str, list[str]] = {}
             for ref, alias in db.execute(_ALIASES_OF, (keys,)):
                 aliases.setdefault(ref, []).append(alias)
         finally:
             db.execute("COMMIT")
-        metadata = _decode(row[9] for row in found)
-        for row, meta in zip(found, metadata, strict=True):
-            kind = types.get((row[3], row[4]))
-            if kind is not None:  # a version and its artifact: a record
-                held = aliases.get(row[1])
-                versions[row[1]] = version_record(
-                    row[3], row[4], kind, row[5], row[6], row[7], row[8], meta, row[10],
-                    tuple(held) if held else (), row[11], row[12], row[13],
-                )  # fmt: skip
+        # a version whose artifact is missing is no record, as in the other reads' join
+        for version in codec.decode_versions([row[3:] for row in found], types, aliases):
+            versions[version.id] = version
         return versions, triples, truncated
 
     # events --------------------------------------------------------------------------------
@@ -642,24 +648,9 @@ class SQLiteGraphStore:
             params.append(after)
         where = "WHERE " + " AND ".join(clauses)
         rows = self._db().execute(
-            f"SELECT seq, project, target, kind, at, actor, old, new, uid FROM events {where} "
-            "ORDER BY seq",
-            params,
+            f"SELECT {_EVENT_COLUMNS} FROM events {where} ORDER BY seq", params
         )
-        return [
-            Event(
-                seq=seq,
-                project=proj,
-                target=target,
-                kind=kind,
-                at=at,
-                actor=actor,
-                old=json.loads(old) if old is not None else None,
-                new=json.loads(new) if new is not None else None,
-                uid=uid,
-            )
-            for seq, proj, target, kind, at, actor, old, new, uid in rows
-        ]
+        return codec.decode_events(rows)
 
     # copying between stores ----------------------------------------------------------------
 
@@ -679,27 +670,24 @@ class SQLiteGraphStore:
             # are only inserted, so a first import of 100,000 runs writes each row once.
             again = _present(db, "runs", [r.id for r in runs])
             before = db.total_changes
-            db.executemany(
-                f"INSERT OR IGNORE INTO runs ({_RUN_COLUMNS}) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                [_run_row(run) for run in runs],
-            )
+            rows = [_run_row(run) for run in runs]
+            db.executemany(_RUN_INSERT, rows)
             # a run that finished since an earlier import: take the newer state
             db.executemany(
-                "UPDATE runs SET state = ?, summary = ?, finished_at = ?, error = ? "
+                f"UPDATE runs SET {_RUN_ADVANCE} "
                 "WHERE id = ? AND state = 'running' AND ? != 'running'",
                 [
-                    (r.state, _json(r.summary), r.finished_at, r.error, r.id, r.state)
-                    for r in runs
-                    if r.id in again
+                    (*(row[i] for i in _RUN_ADVANCED), row[_RUN_ID], row[_RUN_STATE])
+                    for row in rows
+                    if row[_RUN_ID] in again
                 ],
             )
             counts["runs"] = db.total_changes - before
             before = db.total_changes
             db.executemany(
-                "INSERT OR IGNORE INTO artifacts (project, name, type, description, created_at, "
-                "next_index) VALUES (?,?,?,?,?,0)",
-                [(a.project, a.name, a.type, a.description, a.created_at) for a in artifacts],
+                f"INSERT OR IGNORE INTO artifacts ({_ARTIFACT_COLUMNS}, next_index) "
+                f"VALUES ({_slots(len(ARTIFACT_FIELDS))}, 0)",
+                [codec.encode_artifact(a) for a in artifacts],
             )
             # an artifact known only from its versions (first version of each wins)
             db.executemany(
@@ -710,25 +698,18 @@ class SQLiteGraphStore:
             counts["artifacts"] = db.total_changes - before
             again = _present(db, "versions", version_ids)
             before = db.total_changes
-            db.executemany(
-                "INSERT OR IGNORE INTO versions (id, project, name, idx, digest, size, "
-                "file_count, metadata, description, created_by, created_at, state) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                [
-                    (
-                        vid, v.project, v.name, v.index, v.digest, v.size, v.file_count,
-                        _json(v.metadata), v.description, v.created_by, v.created_at, v.state,
-                    )
-                    for vid, v in zip(version_ids, versions, strict=True)
-                ],
-            )  # fmt: skip
+            version_rows = [
+                (vid, *codec.encode_version(v))
+                for vid, v in zip(version_ids, versions, strict=True)
+            ]
+            db.executemany(_VERSION_INSERT, version_rows)
             counts["versions"] = db.total_changes - before
             db.executemany(
-                "UPDATE versions SET metadata = ?, description = ?, state = ? WHERE id = ?",
+                f"UPDATE versions SET {_VERSION_RESET} WHERE id = ?",
                 [
-                    (_json(v.metadata), v.description, v.state, vid)
-                    for vid, v in zip(version_ids, versions, strict=True)
-                    if vid in again
+                    (*(row[i] for i in _VERSION_RESET_AT), row[0])
+                    for row in version_rows
+                    if row[0] in again
                 ],
             )
             top: dict[tuple[str, str], int] = {}
@@ -758,38 +739,17 @@ class SQLiteGraphStore:
     def create_token(self, token: TokenRecord) -> None:
         with self._write() as db:
             db.execute(
-                "INSERT INTO tokens (id, digest, scope, created_at, description, revoked) "
-                "VALUES (?,?,?,?,?,?)",
-                (
-                    token.id,
-                    token.digest,
-                    token.scope,
-                    token.created_at,
-                    token.description,
-                    int(token.revoked),
-                ),
+                f"INSERT INTO tokens ({_TOKEN_COLUMNS}) VALUES ({_slots(len(TOKEN_FIELDS))})",
+                codec.encode_token(token),
             )
 
     def find_token(self, digest: str) -> TokenRecord | None:
         row = (
             self._db()
-            .execute(
-                "SELECT id, digest, scope, created_at, description, revoked FROM tokens "
-                "WHERE digest = ?",
-                (digest,),
-            )
+            .execute(f"SELECT {_TOKEN_COLUMNS} FROM tokens WHERE digest = ?", (digest,))
             .fetchone()
         )
-        if row is None:
-            return None
-        return TokenRecord(
-            id=row[0],
-            digest=row[1],
-            scope=row[2],
-            created_at=row[3],
-            description=row[4],
-            revoked=bool(row[5]),
-        )
+        return None if row is None else codec.decode_token(row)
 
     def revoke_token(self, token_id: str) -> bool:
         with self._write() as db:
@@ -809,15 +769,9 @@ def _present(db: sqlite3.Connection, table: str, ids: Sequence[str]) -> set[str]
     return {row[0] for row in rows} | twice
 
 
-def _json(value: Any) -> str:
-    """``json.dumps`` of a record's mapping or sequence field; empty ones skip the encoder."""
-    if not value:
-        return "{}" if isinstance(value, Mapping) else "[]"
-    return json.dumps(value if isinstance(value, dict | list) else _plain(value))
-
-
-def _plain(value: Any) -> Any:
-    return dict(value) if isinstance(value, Mapping) else list(value)
+def _sql(value: Any) -> Any:
+    """A flat value as SQLite keeps it: a list (``tags``) as JSON text."""
+    return codec.dumps(value) if isinstance(value, list) else value
 
 
 def _id_list(ids: Collection[str]) -> str:
@@ -834,109 +788,13 @@ def _filters(*pairs: tuple[str, object]) -> tuple[str, list[Any]]:
 
 def _insert_events(db: sqlite3.Connection, events: Iterable[Event]) -> int:
     before = db.total_changes
-    db.executemany(
-        "INSERT OR IGNORE INTO events (project, target, kind, at, actor, old, new, uid) "
-        "VALUES (?,?,?,?,?,?,?,?)",
-        [
-            (
-                event.project,
-                event.target,
-                event.kind,
-                event.at,
-                event.actor,
-                json.dumps(event.old) if event.old is not None else None,
-                json.dumps(event.new) if event.new is not None else None,
-                event.uid or uuid.uuid4().hex,
-            )
-            for event in events
-        ],
-    )
+    db.executemany(_EVENT_INSERT, [tuple(codec.encode_event(e).values()) for e in events])
     return db.total_changes - before
 
 
 def _run_row(run: RunRecord) -> tuple[Any, ...]:
-    code = (
-        json.dumps({"commit": run.code.commit, "dirty": run.code.dirty, "remote": run.code.remote})
-        if run.code
-        else None
-    )
-    return (
-        run.id,
-        run.project,
-        run.name,
-        run.job_type,
-        run.state,
-        _json(run.config),
-        _json(run.summary),
-        _json(run.tags),
-        run.notes,
-        code,
-        run.host,
-        run.pid,
-        run.started_at,
-        run.finished_at,
-        run.error,
-    )
-
-
-def _decode(texts: Iterable[str | None]) -> list[Any]:
-    """Decode many stored JSON texts with one parse: on a traversal answer of 100,000 records
-    one ``json.loads`` per field costs seconds, a single C-level parse a small fraction."""
-    joined = ",".join(t if t is not None else "null" for t in texts)
-    decoded: list[Any] = json.loads(f"[{joined}]")
-    return decoded
-
-
-def _runs(rows: Iterable[Sequence[Any]]) -> list[RunRecord]:
-    rows = rows if isinstance(rows, list) else list(rows)
-    fields = _decode(t for row in rows for t in (row[5], row[6], row[7], row[9]))
-    runs = []
-    for row, config, summary, tags, code in zip(
-        rows, fields[0::4], fields[1::4], fields[2::4], fields[3::4], strict=True
-    ):
-        runs.append(
-            RunRecord(
-                id=row[0],
-                project=row[1],
-                name=row[2],
-                job_type=row[3],
-                state=row[4],
-                config=config,
-                summary=summary,
-                tags=tuple(tags),
-                notes=row[8],
-                code=CodeVersion(**code) if code else None,
-                host=row[10],
-                pid=row[11],
-                started_at=row[12],
-                finished_at=row[13],
-                error=row[14],
-            )
-        )
-    return runs
-
-
-def _run(row: Sequence[Any]) -> RunRecord:
-    return _runs([row])[0]
-
-
-def _artifact(row: Sequence[Any]) -> ArtifactRecord:
-    return ArtifactRecord(
-        project=row[0], name=row[1], type=row[2], description=row[3], created_at=row[4]
-    )
-
-
-def _versions(rows: Iterable[Sequence[Any]]) -> list[VersionRecord]:
-    rows = rows if isinstance(rows, list) else list(rows)
-    fields = _decode(t for row in rows for t in (row[7], row[12]))
-    return [
-        version_record(
-            row[0], row[1], row[2], row[3], row[4], row[5], row[6], metadata, row[8],
-            tuple(aliases) if aliases else (), row[9], row[10], row[11],
-        )
-        for row, metadata, aliases in zip(rows, fields[0::2], fields[1::2], strict=True)
-    ]  # fmt: skip
+    return tuple(_sql(value) for value in codec.encode_run(run))
 
 
 def _version(row: Sequence[Any]) -> VersionRecord:
-    return _versions([row])[0]
+    return codec.decode_versions([row])[0]

@@ -242,7 +242,7 @@ def test_constraints_are_created_once_and_enforced(server: Any, store: Neo4jGrap
 
 
 def test_plans_are_index_seeks_then_expands(server: Any, store: Neo4jGraphStore) -> None:
-    from lineage.storage.neo4j import _EXPAND, _walk_query
+    from lineage.storage.neo4j.cypher import EXPAND, walk_query
 
     def operators(query: str) -> list[str]:
         with neo4j.GraphDatabase.driver(server.uri, auth=_auth(server)) as driver:
@@ -252,11 +252,11 @@ def test_plans_are_index_seeks_then_expands(server: Any, store: Neo4jGraphStore)
         return _operators(plan)
 
     for direction in ("down", "up"):
-        ops = operators(_EXPAND[direction])  # one level: seek each id, expand its edges
+        ops = operators(EXPAND[direction])  # one level: seek each id, expand its edges
         assert ops.count("NodeUniqueIndexSeek") == 2 and ops.count("Expand(All)") == 2
         assert not [op for op in ops if "VarLength" in op or "Scan" in op]
         for hops in (40, None):  # a whole walk: a BFS that visits each node once
-            ops = operators(_walk_query(direction, hops))
+            ops = operators(walk_query(direction, hops))
             assert ops.count("NodeUniqueIndexSeek") == 2
             assert [op for op in ops if op.startswith("VarLengthExpand")] == [
                 "VarLengthExpand(Pruning,BFS,All)"

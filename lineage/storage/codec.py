@@ -1,0 +1,295 @@
+"""The one encoding of records into the flat values a graph store keeps, and back.
+
+Both stores keep a record as one row (SQLite) or node (Neo4j) holding one *flat* value per
+field, named as the field: a str, int, float, bool, None, or a list of str (``tags``). What
+is not flat travels as JSON text: ``config``, ``summary``, ``code``, ``metadata`` and an
+event's ``old`` and ``new``. A version's ``type`` is its artifact's and its ``aliases`` are
+alias rows (nodes) of their own: a store fills them in when it reads.
+
+Stores build their column lists and queries from the ``*_FIELDS`` tuples here, write the
+values of ``encode_*`` and read with ``decode_*``, which take values in field order. So a
+field added to a record in :mod:`lineage.records` is a change here and a column (SQLite's
+schema; a Neo4j property needs none), not one in each store.
+
+JSON keeps what ML code logs: ``NaN``, ``Infinity`` and ``-Infinity`` are written as Python's
+``json`` writes them (and JSON5 reads them) and read back as the same floats.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import uuid
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from typing import Any
+
+from lineage.records import (
+    ArtifactRecord,
+    CodeVersion,
+    Event,
+    RunRecord,
+    TokenRecord,
+    VersionRecord,
+    version_record,
+)
+
+__all__ = [
+    "ARTIFACT_FIELDS",
+    "EVENT_FIELDS",
+    "RUN_FIELDS",
+    "RUN_UPDATES",
+    "RUN_UPDATES_ON_IMPORT",
+    "TOKEN_FIELDS",
+    "VERSION_FIELDS",
+    "VERSION_STORED",
+    "VERSION_UPDATES",
+    "VERSION_UPDATES_ON_IMPORT",
+    "decode_artifact",
+    "decode_events",
+    "decode_runs",
+    "decode_token",
+    "decode_versions",
+    "dumps",
+    "encode_artifact",
+    "encode_event",
+    "encode_run",
+    "encode_run_changes",
+    "encode_token",
+    "encode_version",
+    "encode_version_changes",
+    "loads_many",
+]
+
+
+def _names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls))
+
+
+RUN_FIELDS = _names(RunRecord)
+VERSION_FIELDS = _names(VersionRecord)
+# what a version row or node holds itself: not its artifact's type, not its aliases
+VERSION_STORED = tuple(name for name in VERSION_FIELDS if name not in ("type", "aliases"))
+ARTIFACT_FIELDS = _names(ArtifactRecord)
+EVENT_FIELDS = _names(Event)  # seq is the store's to assign
+TOKEN_FIELDS = _names(TokenRecord)
+
+# what may change after creation: update_run / update_version, and an import of a record
+# the store already holds (a run that finished since, a version edited or deleted since)
+RUN_UPDATES = frozenset({"state", "summary", "finished_at", "error", "notes", "tags", "config"})
+RUN_UPDATES_ON_IMPORT = ("state", "summary", "finished_at", "error")
+VERSION_UPDATES = frozenset({"metadata", "description"})
+VERSION_UPDATES_ON_IMPORT = ("metadata", "description", "state")
+
+_RUN_JSON = frozenset({"config", "summary", "code"})
+_TIMES = frozenset({"started_at", "finished_at", "created_at", "at"})
+# positions in field order, for the decoders
+_R = {name: i for i, name in enumerate(RUN_FIELDS)}
+_V = {name: i for i, name in enumerate(VERSION_FIELDS)}
+_CONFIG, _SUMMARY, _TAGS, _CODE = _R["config"], _R["summary"], _R["tags"], _R["code"]
+_METADATA, _ALIASES = _V["metadata"], _V["aliases"]
+_OLD, _NEW = EVENT_FIELDS.index("old"), EVENT_FIELDS.index("new")
+
+
+# JSON --------------------------------------------------------------------------------------
+
+
+def dumps(value: Any) -> str:
+    """JSON text of a mapping, sequence or scalar; NaN and infinities as ``NaN``,
+    ``Infinity``, ``-Infinity``. Empty ones skip the encoder."""
+    if not value and isinstance(value, Mapping | list | tuple):
+        return "{}" if isinstance(value, Mapping) else "[]"
+    if isinstance(value, Mapping) and not isinstance(value, dict):
+        value = dict(value)
+    elif isinstance(value, tuple):
+        value = list(value)
+    return json.dumps(value, allow_nan=True)
+
+
+def loads_many(texts: Iterable[str | None]) -> list[Any]:
+    """Many stored JSON texts (None: null) with one parse: on a traversal answer of 100,000
+    records one ``json.loads`` per field costs seconds, a single C-level parse a fraction."""
+    joined = ",".join("null" if text is None else text for text in texts)
+    decoded: list[Any] = json.loads(f"[{joined}]")
+    return decoded
+
+
+def _time(value: float | None) -> float | None:
+    # a float always: Neo4j compares an int property and a float one as different types
+    return None if value is None else float(value)
+
+
+# runs --------------------------------------------------------------------------------------
+
+
+def _encode_run_field(name: str, value: Any) -> Any:
+    if name == "code":
+        return None if value is None else dumps(dataclasses.asdict(value))
+    if name in _RUN_JSON:
+        return dumps(value)
+    if name == "tags":
+        return list(value)
+    if name in _TIMES:
+        return _time(value)
+    return value
+
+
+def encode_run(run: RunRecord) -> tuple[Any, ...]:
+    """A run's values in ``RUN_FIELDS`` order."""
+    return tuple(_encode_run_field(name, getattr(run, name)) for name in RUN_FIELDS)
+
+
+def encode_run_changes(changes: Mapping[str, Any]) -> dict[str, Any]:
+    """``update_run``'s changes as flat values; refuses a field that cannot change."""
+    unknown = set(changes) - RUN_UPDATES
+    if unknown:
+        raise ValueError(f"cannot update run fields {sorted(unknown)}")
+    return {name: _encode_run_field(name, value) for name, value in changes.items()}
+
+
+def decode_runs(rows: Iterable[Sequence[Any]]) -> list[RunRecord]:
+    """Runs from values in ``RUN_FIELDS`` order (``tags``: a list, or JSON text of one)."""
+    rows = rows if isinstance(rows, list) else list(rows)
+    texts = loads_many(
+        t for row in rows for t in (row[_CONFIG], row[_SUMMARY], row[_CODE], _json_tags(row))
+    )
+    runs = []
+    for i, row in enumerate(rows):
+        values = dict(zip(RUN_FIELDS, row, strict=True))
+        code = texts[4 * i + 2]
+        tags = row[_TAGS] if isinstance(row[_TAGS], list) else texts[4 * i + 3]
+        values.update(
+            config=texts[4 * i],
+            summary=texts[4 * i + 1],
+            code=CodeVersion(**code) if code else None,
+            tags=tuple(tags or ()),
+        )
+        runs.append(RunRecord(**values))
+    return runs
+
+
+def _json_tags(row: Sequence[Any]) -> str | None:
+    tags = row[_TAGS]
+    return tags if isinstance(tags, str) else None
+
+
+# versions ----------------------------------------------------------------------------------
+
+
+def encode_version(version: VersionRecord) -> tuple[Any, ...]:
+    """A version's own values in ``VERSION_STORED`` order."""
+    return tuple(_encode_version_field(name, getattr(version, name)) for name in VERSION_STORED)
+
+
+def _encode_version_field(name: str, value: Any) -> Any:
+    if name == "metadata":
+        return dumps(value)
+    if name in _TIMES:
+        return _time(value)
+    return value
+
+
+def encode_version_changes(changes: Mapping[str, Any]) -> dict[str, Any]:
+    """``update_version``'s changes as flat values; refuses a field that cannot change."""
+    unknown = set(changes) - VERSION_UPDATES
+    if unknown:
+        raise ValueError(f"cannot update version fields {sorted(unknown)}")
+    return {name: _encode_version_field(name, value) for name, value in changes.items()}
+
+
+def decode_versions(
+    rows: Iterable[Sequence[Any]],
+    types: Mapping[str, str] | None = None,
+    aliases: Mapping[str, Collection[str]] | None = None,
+) -> list[VersionRecord]:
+    """Versions from values in ``VERSION_FIELDS`` order, ``metadata`` as JSON text and
+    ``aliases`` a list or JSON text of one (or None: none).
+
+    With ``types`` (artifact type by ``project/name``) and ``aliases`` (by version id), a
+    row's own ``type`` and ``aliases`` are ignored and taken from those; a row whose
+    artifact is not in ``types`` is no record (as an inner join would drop it).
+    """
+    rows = rows if isinstance(rows, list) else list(rows)
+    if types is None:
+        texts = loads_many(t for row in rows for t in (row[_METADATA], _json_aliases(row)))
+        metadata, held_lists = texts[0::2], texts[1::2]
+        versions = []
+        for row, meta, held_text in zip(rows, metadata, held_lists, strict=True):
+            held = row[_ALIASES] if isinstance(row[_ALIASES], list) else held_text
+            versions.append(_version(row, row[2], meta, held))
+        return versions
+    found = aliases or {}
+    versions = []
+    for row, meta in zip(rows, loads_many(row[_METADATA] for row in rows), strict=True):
+        key = f"{row[0]}/{row[1]}"
+        kind = types.get(key)
+        if kind is not None:
+            versions.append(_version(row, kind, meta, found.get(f"{key}:v{row[3]}")))
+    return versions
+
+
+def _version(
+    row: Sequence[Any], kind: str, meta: Any, held: Collection[str] | None
+) -> VersionRecord:
+    return version_record(
+        row[0], row[1], kind, row[3], row[4], row[5], row[6], meta, row[8],
+        tuple(sorted(held)) if held else (), row[10], row[11], row[12],
+    )  # fmt: skip
+
+
+def _json_aliases(row: Sequence[Any]) -> str | None:
+    held = row[_ALIASES]
+    return held if isinstance(held, str) else None
+
+
+# artifacts, events, tokens -----------------------------------------------------------------
+
+
+def encode_artifact(artifact: ArtifactRecord) -> tuple[Any, ...]:
+    """An artifact's values in ``ARTIFACT_FIELDS`` order."""
+    return tuple(
+        _time(value) if name in _TIMES else value
+        for name, value in ((name, getattr(artifact, name)) for name in ARTIFACT_FIELDS)
+    )
+
+
+def decode_artifact(values: Sequence[Any]) -> ArtifactRecord:
+    """An artifact from values in ``ARTIFACT_FIELDS`` order."""
+    return ArtifactRecord(**dict(zip(ARTIFACT_FIELDS, values, strict=True)))
+
+
+def encode_event(event: Event) -> dict[str, Any]:
+    """An event's flat values by field name, without ``seq`` and with a ``uid``: one is
+    drawn here when the event has none, before any attempt, so a retried write reuses it."""
+    values = {name: getattr(event, name) for name in EVENT_FIELDS if name != "seq"}
+    values["at"] = _time(event.at)
+    values["old"] = None if event.old is None else dumps(event.old)
+    values["new"] = None if event.new is None else dumps(event.new)
+    values["uid"] = event.uid or uuid.uuid4().hex
+    return values
+
+
+def decode_events(rows: Iterable[Sequence[Any]]) -> list[Event]:
+    """Events from values in ``EVENT_FIELDS`` order (``old``, ``new`` as JSON text)."""
+    rows = rows if isinstance(rows, list) else list(rows)
+    texts = loads_many(t for row in rows for t in (row[_OLD], row[_NEW]))
+    events = []
+    for i, row in enumerate(rows):
+        values = dict(zip(EVENT_FIELDS, row, strict=True))
+        values.update(old=texts[2 * i], new=texts[2 * i + 1])
+        events.append(Event(**values))
+    return events
+
+
+def encode_token(token: TokenRecord) -> tuple[Any, ...]:
+    """A token's values in ``TOKEN_FIELDS`` order."""
+    return tuple(
+        _time(value) if name in _TIMES else value
+        for name, value in ((name, getattr(token, name)) for name in TOKEN_FIELDS)
+    )
+
+
+def decode_token(values: Sequence[Any]) -> TokenRecord:
+    """A token from values in ``TOKEN_FIELDS`` order (``revoked``: any truth value)."""
+    token = dict(zip(TOKEN_FIELDS, values, strict=True))
+    token["revoked"] = bool(token["revoked"])
+    return TokenRecord(**token)
