@@ -90,6 +90,11 @@ async def _tree(server: Server, g: nx.DiGraph, demo: DemoResult) -> None:
     assert any(tree.out_degree(n) >= 2 for n in tree)
     production = next(n for n in answer["nodes"] if "production" in n["artifactVersion"]["aliases"])
     assert production["id"] == demo.final
+    # the states of DESIGN.md: a dead end is a version nothing consumed (the evaluation results)
+    dead = {n["id"] for n in answer["nodes"] if n["state"] == "DEAD_END"}
+    assert dead == {v for v in versions if g.out_degree(v) == 0}
+    assert dead and {n["state"] for n in answer["nodes"]} == {"ALIVE", "DEAD_END"}
+    assert all(n["label"] == n["id"].partition("/")[2] for n in answer["nodes"])
 
 
 async def _impact(server: Server, g: nx.DiGraph, demo: DemoResult) -> None:
