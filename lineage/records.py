@@ -46,9 +46,16 @@ def version_id(project: str, name: str, index: int) -> str:
 
 @dataclass(frozen=True, kw_only=True)
 class CodeVersion:
+    """The code a run ran: git commit, dirty tree, remote, script path and command line."""
+
     commit: str
     dirty: bool
     remote: str | None = None
+    script: str | None = None  # relative to the repository's root when inside it
+    command: tuple[str, ...] = ()  # the process's argv
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "command", tuple(self.command))  # a list, once through JSON
 
 
 @dataclass(frozen=True, kw_only=True)

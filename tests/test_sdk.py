@@ -162,7 +162,8 @@ def test_an_exception_marks_the_run_failed(env) -> None:  # type: ignore[no-unty
     assert record.finished_at is not None
 
 
-def test_run_records_config_git_and_host(env, workdir) -> None:  # type: ignore[no-untyped-def]
+def test_run_records_config_git_and_host(env, workdir, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(sys, "argv", ["-c"])  # no script file: the working directory's repo
     subprocess.run(["git", "init", "-q"], check=True)
     subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q",
                     "--allow-empty", "-m", "x"], check=True)  # fmt: skip
