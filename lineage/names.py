@@ -11,7 +11,6 @@ A ref names one artifact version::
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -139,43 +138,67 @@ def check_manifest_path(path: object) -> str:
 
 
 def check_json(value: Any, what: str = "metadata") -> dict[str, Any]:
-    """A JSON object of bounded size and depth, with finite numbers and string keys."""
+    """A JSON object of bounded size and depth with string keys, as plain Python values.
+
+    What ML code logs is taken as meant: a numpy or torch scalar (anything whose ``.item()``
+    gives a Python number, string or bool: a size-1 array too) becomes that value, and NaN,
+    ``inf`` and ``-inf`` are kept (as the JSON text ``NaN``, ``Infinity``, ``-Infinity``). Keys
+    come back sorted, tuples as lists.
+
+    >>> check_json({"loss": float("nan"), "lr": numpy.float32(0.5)}, "summary")
+    {'loss': nan, 'lr': 0.5}
+    """
     if value is None:
         return {}
-    if isinstance(value, Mapping) and not isinstance(value, dict):
-        value = dict(value)
-    if not isinstance(value, dict):
+    if not isinstance(value, Mapping):
         raise InvalidMetadata(
             f"{what} must be a dict, got {type(value).__name__}", value_type=type(value).__name__
         )
-    _check_json_value(value, what, 0)
-    try:
-        encoded = json.dumps(value, sort_keys=True, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise InvalidMetadata(f"{what} is not JSON-serialisable: {exc}") from None
-    if len(encoded.encode()) > MAX_METADATA_BYTES:
+    plain: dict[str, Any] = _plain(value, what, 0)
+    size = len(json.dumps(plain).encode())
+    if size > MAX_METADATA_BYTES:
         raise InvalidMetadata(
-            f"{what} is {len(encoded.encode())} bytes as JSON; at most {MAX_METADATA_BYTES} allowed"
+            f"{what} is {size} bytes as JSON; at most {MAX_METADATA_BYTES} allowed"
         )
-    result: dict[str, Any] = json.loads(encoded)
-    return result
+    return plain
 
 
-def _check_json_value(value: Any, what: str, depth: int) -> None:
+def _plain(value: Any, what: str, depth: int) -> Any:
+    """``value`` as plain JSON-able Python: dict, list, str, int, float, bool, None."""
     if depth > MAX_METADATA_DEPTH:
         raise InvalidMetadata(f"{what} nests deeper than {MAX_METADATA_DEPTH} levels")
-    if isinstance(value, dict):
-        for key, item in value.items():
+    kind = type(value)
+    if kind is str or kind is float or kind is int or kind is bool or value is None:
+        return value
+    if isinstance(value, Mapping):
+        for key in value:
             if not isinstance(key, str):
                 raise InvalidMetadata(f"{what} has a non-string key {key!r}")
-            _check_json_value(item, what, depth + 1)
-    elif isinstance(value, (list, tuple)):
-        for item in value:
-            _check_json_value(item, what, depth + 1)
-    elif isinstance(value, float):
-        if not math.isfinite(value):
-            raise InvalidMetadata(f"{what} holds {value!r}, which JSON cannot represent")
-    elif value is not None and not isinstance(value, (str, int, bool)):
-        raise InvalidMetadata(
-            f"{what} is not JSON-serialisable: {type(value).__name__} value {value!r:.60}"
-        )
+        return {str.__str__(key): _plain(value[key], what, depth + 1) for key in sorted(value)}
+    if isinstance(value, list | tuple):
+        return [_plain(item, what, depth + 1) for item in value]
+    # subclasses (an IntEnum, numpy.float64, a str enum) as the plain value they hold
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, str):
+        return str.__str__(value)
+    item = getattr(value, "item", None)
+    if callable(item):  # numpy and torch scalars, size-1 arrays and tensors
+        try:
+            scalar = item()
+        except (TypeError, ValueError, RuntimeError, IndexError) as exc:
+            raise InvalidMetadata(
+                f"{what} holds a {kind.__name__} that is not one value ({exc}); log a number, "
+                "or a list (.tolist())",
+                value_type=kind.__name__,
+            ) from None
+        if type(scalar) in (str, int, float, bool):
+            return scalar
+    raise InvalidMetadata(
+        f"{what} is not JSON-serialisable: {kind.__name__} value {value!r:.60}",
+        value_type=kind.__name__,
+    )

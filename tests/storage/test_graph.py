@@ -287,3 +287,74 @@ def test_concurrent_writers_get_consecutive_versions(backend) -> None:  # type: 
     indexes = [v.index for v in store.list_versions("p", "m")]
     store.close()
     assert indexes == list(range(workers * each))
+
+
+# what ML code logs: NaN, infinities, float32 values, big ints, -0.0 ---------------------------
+
+ML_VALUES = {
+    "loss": float("nan"),
+    "best": float("inf"),
+    "worst": float("-inf"),
+    "lr": 0.10000000149011612,  # float32(0.1), as check_json makes it
+    "step": 2**53 + 1,
+    "zero": -0.0,
+    "curve": [1.5, float("nan"), float("inf")],
+    "nested": {"x": float("-inf")},
+}
+
+
+def same(got: object, want: object) -> bool:
+    """Equal, NaN included (NaN != NaN): the same JSON text, and the same kinds of numbers."""
+    import json
+
+    return json.dumps(got, sort_keys=True) == json.dumps(want, sort_keys=True) and _kinds(
+        got
+    ) == _kinds(want)
+
+
+def _kinds(value: object) -> object:
+    if isinstance(value, dict):
+        return {key: _kinds(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_kinds(item) for item in value]
+    return type(value).__name__
+
+
+def test_nan_inf_and_exact_floats_round_trip(graph: GraphStore) -> None:
+    graph.create_run(run("r1", config=ML_VALUES, summary=ML_VALUES))
+    got = graph.get_runs(["r1"])["r1"]
+    assert same(got.config, ML_VALUES) and same(got.summary, ML_VALUES)
+    updated = graph.update_run("r1", {"summary": {"loss": float("nan"), "acc": float("inf")}})
+    assert updated is not None and same(
+        updated.summary, {"acc": float("inf"), "loss": float("nan")}
+    )
+    assert same(graph.list_runs("p")[0].summary, updated.summary)
+
+    graph.create_run(run("r0"))
+    root, _ = graph.commit_version(new("data", D[0], "r0", type="dataset"))
+    graph.add_edges([Edge(source=root.id, target="r1", kind="consumed_by")])
+    made, created = graph.commit_version(new("m", D[1], "r1", metadata=ML_VALUES))
+    assert created and same(made.metadata, ML_VALUES)
+    for version in (
+        graph.get_versions([made.id])[made.id],
+        graph.list_versions("p", "m")[0],
+        graph.find_alias("p", "m", "latest"),
+    ):
+        assert version is not None and same(version.metadata, ML_VALUES)
+    # the traversal fast paths decode the same way
+    for generations in (None, 1):
+        versions, _, _ = graph.tree_rows(root.id, generations)  # type: ignore[attr-defined]
+        assert same(versions[made.id].metadata, ML_VALUES)
+
+    event = Event(project="p", target=made.id, kind="metadata", at=3.0, old=ML_VALUES, new={})
+    edited = graph.update_version(made.id, {"metadata": {"loss": float("-inf")}}, [event])
+    assert same(edited.metadata, {"loss": float("-inf")})
+    (logged,) = graph.events("p", target_prefix=made.id)
+    assert same(logged.old, ML_VALUES) and logged.new == {}
+
+    # copied between stores as they are
+    again = graph.import_records(
+        runs=[got], versions=[edited], events=[logged], artifacts=[], edges=[]
+    )
+    assert again["runs"] == again["versions"] == again["events"] == 0
+    assert same(graph.get_runs(["r1"])["r1"].config, ML_VALUES)
