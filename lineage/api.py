@@ -8,6 +8,7 @@ from typing import Any
 
 from lineage.client import Client
 from lineage.errors import InvalidRef
+from lineage.protocol import LineageService
 from lineage.records import ArtifactRecord, Event, RunRecord, Subgraph
 from lineage.service import GcReport
 from lineage.versions import ArtifactVersion
@@ -37,7 +38,7 @@ class Api:
         mode: str | None = None,
     ) -> None:
         self._client = Client.shared(store, blobs, token=token, mode=mode)
-        self.service = self._client.service
+        self.service: LineageService = self._client.service  # local, or a server's
         self._project = project or os.environ.get("LINEAGE_PROJECT")
 
     @property

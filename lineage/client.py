@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lineage.errors import InvalidInput
+from lineage.protocol import LineageService
 from lineage.service import Service
 from lineage.statcache import StatCache
 from lineage.storage import DEFAULT_STORE, Stores, open_stores
@@ -48,7 +49,7 @@ def _resolve(store: str | None, mode: str | None) -> str:
 
 
 class Client:
-    service: Service | RemoteService
+    service: LineageService  # a Service here, or a RemoteService of a server
     blobs: BlobStore
     cache: StatCache
     stores: Stores | None
@@ -63,6 +64,7 @@ class Client:
     ) -> None:
         store = _resolve(store, mode)
         self.url = store
+        self._remote: RemoteService | None = None
         if is_remote(store):
             from lineage.remote import RemoteService
             from lineage.storage import open_graph
@@ -72,7 +74,7 @@ class Client:
                 token=token or os.environ.get("LINEAGE_TOKEN"),
                 mirror=open_graph(DEFAULT_STORE),
             )
-            self.service = remote
+            self.service = self._remote = remote
             self.blobs = remote.blobs
             self.cache = StatCache(Path(DEFAULT_STORE) / "statcache.db")
             self.stores = None
@@ -104,8 +106,8 @@ class Client:
     def close(self) -> None:
         if self.stores is not None:
             self.stores.close()
-        else:
-            self.service.close()  # type: ignore[union-attr]
+        if self._remote is not None:
+            self._remote.close()
             self.cache.close()
 
 

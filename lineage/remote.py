@@ -1,10 +1,10 @@
-"""The SDK against a lineage server: a service with the same methods as the local one.
+"""The SDK against a lineage server: a :class:`lineage.protocol.LineageService` over GraphQL.
 
 :class:`RemoteService` turns each call the SDK, the CLI and :class:`lineage.Api` make into
-one GraphQL request; the server's service layer applies every rule, so a remote refusal is
-the same error, raised here from its ``extensions.code``. Blobs travel through
-:class:`lineage.storage.http.HttpBlobStore`; a version is committed only after its blobs
-and manifest are on the server.
+GraphQL requests (one, or one a page); the server's service layer applies every rule, so a
+remote refusal is the same error, raised here from its ``extensions.code``. Blobs travel
+through :class:`lineage.storage.http.HttpBlobStore`; a version is committed only after its
+blobs and manifest are on the server. Every request is retried under :mod:`lineage.retry`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -35,7 +34,8 @@ from lineage.records import (
     Subgraph,
     VersionRecord,
 )
-from lineage.service import GcReport, new_run_id, process_alive
+from lineage.retry import DEFAULT, Retry, send
+from lineage.service import GcReport, check_active, check_manifest, new_run_id, process_alive
 from lineage.storage.graph import GraphStore
 from lineage.storage.http import HttpBlobStore
 
@@ -45,9 +45,6 @@ logger = logging.getLogger(__name__)
 
 # aliased fields per request: under the server's default MaxAliasesLimiter (50)
 _BATCH = 40
-# a request is tried this often, 0.2 s after the first failure, doubling: 6.2 s in all, as a
-# blob upload is (HttpBlobStore), so that a commit rides out what its uploads rode out
-_ATTEMPTS = 6
 
 _CODES: dict[str, type[LineageError]] = {
     "INVALID_INPUT": errors.InvalidInput,
@@ -113,6 +110,16 @@ def _version(data: Mapping[str, Any]) -> VersionRecord:
     )
 
 
+def _artifact(data: Mapping[str, Any]) -> ArtifactRecord:
+    return ArtifactRecord(
+        project=data["project"],
+        name=data["name"],
+        type=data["type"],
+        description=data.get("description"),
+        created_at=_time(data["createdAt"]) or 0.0,
+    )
+
+
 def _event(data: Mapping[str, Any]) -> Event:
     return Event(
         project=data["target"].split("/", 1)[0],
@@ -164,8 +171,10 @@ class RemoteService:
         token: str | None = None,
         timeout: float = 60.0,
         mirror: GraphStore | None = None,
+        retry: Retry = DEFAULT,
     ) -> None:
         self.url = url.rstrip("/")
+        self.retry = retry
         # versions resolved online are remembered locally, so that a run logged offline later
         # can consume them and `lineage sync` can send that edge
         self.mirror = mirror
@@ -173,7 +182,7 @@ class RemoteService:
         self._http = httpx.Client(
             base_url=self.url, headers=headers, timeout=httpx.Timeout(timeout, connect=10.0)
         )
-        self.blobs = HttpBlobStore(self.url, token=token)
+        self.blobs = HttpBlobStore(self.url, token=token, retry=retry)
         self.requests = 0  # GraphQL requests made: what a second sync must not repeat
         self.retried = 0  # requests sent again after a failure (the first may have landed)
         self._ping()
@@ -197,33 +206,19 @@ class RemoteService:
                 url=self.url,
             )
 
+    def _count_retry(self, reason: str) -> None:
+        self.retried += 1
+
     def query(self, document: str, *, missing_ok: bool = False, **variables: Any) -> Any:
         """The data of one GraphQL request; with ``missing_ok``, NOT_FOUND fields are None."""
         self.requests += 1
-        delay = 0.2
-        for attempt in range(_ATTEMPTS):
-            last = attempt == _ATTEMPTS - 1
-            try:
-                response = self._http.post(
-                    "/graphql", json={"query": document, "variables": variables}
-                )
-            except httpx.TransportError as exc:
-                if last:
-                    raise StoreUnavailable(
-                        f"lineage server {self.url} unreachable: {exc}", url=self.url
-                    ) from None
-            else:
-                if response.status_code not in (502, 503, 504):
-                    break
-                if last:
-                    raise StoreUnavailable(
-                        f"lineage server {self.url} answered HTTP {response.status_code} "
-                        f"{_ATTEMPTS} times",
-                        url=self.url,
-                    )
-            self.retried += 1
-            time.sleep(delay)
-            delay *= 2
+        response = send(
+            lambda: self._http.post("/graphql", json={"query": document, "variables": variables}),
+            url=self.url,
+            what="GraphQL request",
+            policy=self.retry,
+            on_retry=self._count_retry,
+        )
         if response.status_code in (401, 403) and not response.content.startswith(b"{"):
             raise errors.Unauthenticated(f"{self.url}: HTTP {response.status_code}")
         body = response.json()
@@ -236,25 +231,39 @@ class RemoteService:
 
     # runs ----------------------------------------------------------------------------------
 
-    def start_run(self, *, project: str, code: CodeVersion | None = None, **kw: Any) -> RunRecord:
+    def start_run(
+        self,
+        *,
+        project: str,
+        job_type: str | None = None,
+        name: str | None = None,
+        config: Mapping[str, Any] | None = None,
+        tags: Sequence[str] | None = None,
+        notes: str | None = None,
+        code: CodeVersion | None = None,
+        host: str | None = None,
+        pid: int | None = None,
+        run_id: str | None = None,
+        started_at: float | None = None,
+    ) -> RunRecord:
         variables: dict[str, Any] = {
             "project": project,
-            "jobType": kw.get("job_type"),
-            "name": kw.get("name"),
-            "config": dict(kw.get("config") or {}),
-            "tags": list(kw.get("tags") or ()),
-            "notes": kw.get("notes"),
-            "host": kw.get("host"),
-            "pid": kw.get("pid"),
+            "jobType": job_type,
+            "name": name,
+            "config": dict(config or {}),
+            "tags": list(tags or ()),
+            "notes": notes,
+            "host": host,
+            "pid": pid,
             "code": None
             if code is None
             else {"commit": code.commit, "dirty": code.dirty, "remote": code.remote},
             # named here, not by the server: a retry of a request whose answer was lost
             # then finds this run instead of starting a second one
-            "id": kw.get("run_id") or new_run_id(),
+            "id": run_id or new_run_id(),
             "startedAt": None
-            if kw.get("started_at") is None
-            else datetime.fromtimestamp(kw["started_at"], tz=UTC).isoformat(),
+            if started_at is None
+            else datetime.fromtimestamp(started_at, tz=UTC).isoformat(),
         }
         retried = self.retried
         try:
@@ -268,7 +277,7 @@ class RemoteService:
                 **variables,
             )
         except errors.Conflict:
-            if kw.get("run_id") or self.retried == retried:
+            if run_id or self.retried == retried:
                 raise  # the id was the caller's, or no earlier attempt can have used it
             return self.get_run(variables["id"])  # an attempt whose answer was lost made it
         return _run(data["createRun"])
@@ -278,6 +287,9 @@ class RemoteService:
         if data["run"] is None:
             raise errors.RunNotFound(f"run {run_id!r} does not exist", run_id=run_id)
         return _run(data["run"])
+
+    def active_run(self, run_id: str) -> RunRecord:
+        return check_active(self.get_run(run_id))
 
     def get_runs(self, ids: Iterable[str]) -> dict[str, RunRecord]:
         """Many runs, a batch of aliased fields per request (never a request per run)."""
@@ -388,6 +400,30 @@ class RemoteService:
                 return found[:limit] if limit is not None else found
             cursor = page["endCursor"]
 
+    def count_runs(
+        self, project: str, *, job_type: str | None = None, state: str | None = None
+    ) -> int:
+        data = self.query(
+            "query($p: String!, $j: String, $s: RunState) {"
+            " runs(project: $p, jobType: $j, state: $s, first: 1) { totalCount } }",
+            p=project,
+            j=job_type,
+            s=state.upper() if state else None,
+        )
+        return int(data["runs"]["totalCount"])
+
+    def run_io(self, run_id: str) -> tuple[list[VersionRecord], list[VersionRecord]]:
+        data = self.query(
+            "query($id: ID!) { run(id: $id) {"
+            f" consumed {{ {VERSION} }} produced {{ {VERSION} }} }} }}",
+            missing_ok=True,
+            id=run_id,
+        )
+        run = data["run"]
+        if run is None:  # as the local service: no edges, no versions
+            return [], []
+        return [_version(v) for v in run["consumed"]], [_version(v) for v in run["produced"]]
+
     def projects(self) -> list[str]:
         return [p["name"] for p in self.query("{ projects { name } }")["projects"]]
 
@@ -397,13 +433,42 @@ class RemoteService:
         self, ref: str | Ref, default_project: str | None = None, *, include_deleted: bool = False
     ) -> VersionRecord:
         parsed = ref if isinstance(ref, Ref) else parse_ref(ref, default_project)
-        data = self.query(
-            f"query($ref: String!) {{ artifactVersion(ref: $ref) {{ {VERSION} }} }}",
-            ref=str(parsed),
-        )
+        try:
+            data = self.query(
+                f"query($ref: String!) {{ artifactVersion(ref: $ref) {{ {VERSION} }} }}",
+                ref=str(parsed),
+            )
+        except errors.NotFound:
+            # the server names live versions only; a deleted one is still in its artifact
+            deleted = self._deleted(parsed) if include_deleted else None
+            if deleted is None:
+                raise
+            return self._remember(deleted)
         if data["artifactVersion"] is None:
             raise errors.VersionNotFound(f"{parsed} does not exist", ref=str(parsed))
         return self._remember(_version(data["artifactVersion"]))
+
+    def _deleted(self, ref: Ref) -> VersionRecord | None:
+        """The deleted version ``ref`` names by index, or None."""
+        if ref.index is None:
+            return None
+        found = self.versions(
+            ref.project, ref.name, include_deleted=True, limit=1, after=ref.index - 1
+        )
+        if found and found[0].index == ref.index and found[0].state != "committed":
+            return found[0]
+        return None
+
+    def latest(self, project: str, name: str) -> VersionRecord | None:
+        data = self.query(
+            f"query($p: String!, $n: String!) {{ artifact(project: $p, name: $n) {{"
+            f" latest {{ {VERSION} }} }} }}",
+            missing_ok=True,
+            p=project,
+            n=name,
+        )
+        latest = (data["artifact"] or {}).get("latest")
+        return _version(latest) if latest else None
 
     def _remember(self, version: VersionRecord) -> VersionRecord:
         if self.mirror is not None:
@@ -526,6 +591,9 @@ class RemoteService:
             raise errors.VersionNotFound(f"{parsed} does not exist", ref=str(parsed))
         return [_event(e) for e in holder["events"]]
 
+    def check_manifest(self, digest: str) -> Manifest:
+        return check_manifest(self.blobs, digest)
+
     def manifest(self, version: VersionRecord) -> Manifest:
         return read_manifest(self.blobs, version.digest)
 
@@ -546,44 +614,85 @@ class RemoteService:
                 t=type,
                 after=cursor,
             )
-            for node in data["artifacts"]["nodes"]:
-                found.append(
-                    ArtifactRecord(
-                        project=node["project"],
-                        name=node["name"],
-                        type=node["type"],
-                        description=node.get("description"),
-                        created_at=_time(node["createdAt"]) or 0.0,
-                    )
-                )
+            found += [_artifact(node) for node in data["artifacts"]["nodes"]]
             page = data["artifacts"]["pageInfo"]
             if not page["hasNextPage"]:
                 return found
             cursor = page["endCursor"]
 
+    def get_artifact(self, project: str, name: str) -> ArtifactRecord:
+        data = self.query(
+            "query($p: String!, $n: String!) { artifact(project: $p, name: $n) {"
+            " project name type description createdAt } }",
+            p=project,
+            n=name,
+        )
+        if data["artifact"] is None:
+            raise errors.VersionNotFound(f"no artifact {name!r} in project {project!r}")
+        return _artifact(data["artifact"])
+
     def versions(
-        self, project: str, name: str, *, include_deleted: bool = False
+        self,
+        project: str,
+        name: str,
+        *,
+        include_deleted: bool = False,
+        limit: int | None = None,
+        after: int | None = None,
+        newest_first: bool = False,
     ) -> list[VersionRecord]:
+        if newest_first:  # the server pages oldest first: read them all, then cut
+            every = self.versions(project, name, include_deleted=include_deleted)[::-1]
+            if after is not None:
+                every = [v for v in every if v.index < after]
+            return every[:limit] if limit is not None else every
         found: list[VersionRecord] = []
-        cursor = None
+        cursor = None if after is None else make_cursor([after])
         while True:
+            page = 500 if limit is None else min(500, limit - len(found))
             data = self.query(
-                "query($p: String!, $n: String!, $d: Boolean!, $after: String) {"
-                " artifact(project: $p, name: $n) { versions(first: 500, after: $after,"
+                "query($p: String!, $n: String!, $d: Boolean!, $first: Int!, $after: String) {"
+                " artifact(project: $p, name: $n) { versions(first: $first, after: $after,"
                 f" includeDeleted: $d) {{ nodes {{ {VERSION} }}"
                 " pageInfo { hasNextPage endCursor } } } }",
+                missing_ok=True,
                 p=project,
                 n=name,
                 d=include_deleted,
+                first=page,
                 after=cursor,
             )
             if data["artifact"] is None:
                 return found
             connection = data["artifact"]["versions"]
             found += [_version(node) for node in connection["nodes"]]
-            if not connection["pageInfo"]["hasNextPage"]:
+            if not connection["pageInfo"]["hasNextPage"] or (
+                limit is not None and len(found) >= limit
+            ):
                 return found
             cursor = connection["pageInfo"]["endCursor"]
+
+    def count_versions(self, project: str, name: str, *, include_deleted: bool = False) -> int:
+        data = self.query(
+            "query($p: String!, $n: String!, $d: Boolean!) { artifact(project: $p, name: $n) {"
+            " versions(first: 1, includeDeleted: $d) { totalCount } } }",
+            missing_ok=True,
+            p=project,
+            n=name,
+            d=include_deleted,
+        )
+        return int(data["artifact"]["versions"]["totalCount"]) if data["artifact"] else 0
+
+    def aliases(self, project: str, name: str) -> list[tuple[str, VersionRecord]]:
+        data = self.query(
+            "query($p: String!, $n: String!) { artifact(project: $p, name: $n) {"
+            f" aliases {{ alias version {{ {VERSION} }} }} }} }}",
+            missing_ok=True,
+            p=project,
+            n=name,
+        )
+        held = (data["artifact"] or {}).get("aliases") or []
+        return sorted((a["alias"], _version(a["version"])) for a in held)
 
     def producers(self, version: VersionRecord) -> list[RunRecord]:
         data = self.query(
@@ -603,7 +712,13 @@ class RemoteService:
         """Which of these versions some run consumed (batched like :meth:`get_runs`)."""
         refs = sorted({i for i in ids if ":" in i})
         answers = self._batch(refs, "artifactVersion(ref: {})", "usedBy { id }", "String!")
-        return {ref for ref, data in answers.items() if data and data["usedBy"]}
+        found = {ref for ref, data in answers.items() if data and data["usedBy"]}
+        # a deleted version is not named by artifactVersion; its lineage still answers
+        gone = [ref for ref, data in answers.items() if data is None]
+        walks = self._batch(
+            gone, "lineage(ref: {}, direction: DOWNSTREAM, depth: 1)", "edges { source }", "String!"
+        )
+        return found | {ref for ref, data in walks.items() if data and data["edges"]}
 
     # traversals ----------------------------------------------------------------------------
 
@@ -667,7 +782,10 @@ class RemoteService:
         return str(parse_ref(start, default_project))
 
     def gc(self, *, dry_run: bool = False, grace: float = 3600.0) -> GcReport:
-        raise InvalidInput("run `lineage gc` where the server's stores are, not through it")
+        raise InvalidInput(
+            f"gc cannot run through the lineage server {self.url}: run `lineage gc` where "
+            "the server's stores are (with --store and --blobs naming them)"
+        )
 
 
 def _error(error: Mapping[str, Any]) -> LineageError:

@@ -131,13 +131,7 @@ class Service:
         return run
 
     def active_run(self, run_id: str) -> RunRecord:
-        run = self.get_run(run_id)
-        if run.state != "running":
-            raise RunNotActive(
-                f"run {run.name} ({run.id}) is {run.state}; start a new run to log more",
-                run_id=run_id,
-            )
-        return run
+        return check_active(self.get_run(run_id))
 
     def finish_run(
         self,
@@ -245,22 +239,7 @@ class Service:
 
     def check_manifest(self, digest: str) -> Manifest:
         """Load a manifest and confirm every blob it needs is present (the commit precondition)."""
-        check_digest(digest)
-        missing_root = self.blobs.missing([digest])
-        if missing_root:
-            raise IntegrityError(
-                f"manifest {digest} is not in the blob store {self.blobs.url}", digest=digest
-            )
-        manifest = read_manifest(self.blobs, digest)
-        missing = self.blobs.missing(manifest.blob_digests())
-        if missing:
-            paths = sorted(e.path for e in manifest if e.digest in missing)
-            raise IntegrityError(
-                f"{len(missing)} blob(s) of the manifest are not in {self.blobs.url}, "
-                f"e.g. {paths[0]!r}: upload them before committing",
-                digest=digest,
-            )
-        return manifest
+        return check_manifest(self.blobs, digest)
 
     def commit(
         self,
@@ -643,6 +622,35 @@ class Service:
             blobs_removed=removed if not dry_run else len(dead),
             dry_run=dry_run,
         )
+
+
+def check_active(run: RunRecord) -> RunRecord:
+    """The run, if it is still running: only a running run may log."""
+    if run.state != "running":
+        raise RunNotActive(
+            f"run {run.name} ({run.id}) is {run.state}; start a new run to log more",
+            run_id=run.id,
+        )
+    return run
+
+
+def check_manifest(blobs: BlobStore, digest: str) -> Manifest:
+    """Load a manifest and confirm every blob it needs is in ``blobs``."""
+    check_digest(digest)
+    if blobs.missing([digest]):
+        raise IntegrityError(
+            f"manifest {digest} is not in the blob store {blobs.url}", digest=digest
+        )
+    manifest = read_manifest(blobs, digest)
+    missing = blobs.missing(manifest.blob_digests())
+    if missing:
+        paths = sorted(e.path for e in manifest if e.digest in missing)
+        raise IntegrityError(
+            f"{len(missing)} blob(s) of the manifest are not in {blobs.url}, "
+            f"e.g. {paths[0]!r}: upload them before committing",
+            digest=digest,
+        )
+    return manifest
 
 
 def relog_offer(

@@ -18,6 +18,8 @@ from server_process import ServerProcess
 import lineage
 from lineage.client import Client
 from lineage.manifest import manifest_digests
+from lineage.records import ArtifactRecord, RunRecord, Subgraph, VersionRecord
+from lineage.remote import RemoteService
 from lineage.server.app import open_service
 from lineage.server.auth import create_token
 from lineage.server.serving import background
@@ -436,3 +438,93 @@ def test_server_killed_after_a_mutation_before_its_answer(restart: Restart, muta
     assert [v.id for v in state["versions"]] == ["p/big:v0"]  # type: ignore[attr-defined]
     assert state["edges"] == [(run.id, "p/big:v0", "produced")]
     version.verify()
+
+
+# the remote service answers as the local one ---------------------------------------------------
+
+
+def _key(value: object) -> object:
+    """What both services must agree on (times reach a client to the microsecond, the pid
+    not at all): refs, ids, states, aliases, digests."""
+    if isinstance(value, VersionRecord):
+        return (value.ref, value.state, value.aliases, value.digest, value.created_by)
+    if isinstance(value, RunRecord):
+        return (value.id, value.project, value.state, value.job_type)
+    if isinstance(value, ArtifactRecord):
+        return (value.project, value.name, value.type, value.description)
+    if isinstance(value, Subgraph):
+        edges = sorted((e.source, e.target, e.kind, e.run) for e in value.edges)
+        return (sorted(value.ids), edges, value.truncated, value.root)
+    if isinstance(value, list | tuple):
+        return [_key(item) for item in value]
+    if isinstance(value, dict):
+        return {k: _key(v) for k, v in value.items()}
+    return value
+
+
+def test_remote_service_answers_as_the_local_one(remote: Remote) -> None:
+    """Every LineageService method the SDK's reads use, through the server and on its stores."""
+    with lineage.init(project="p", job_type="train", store=remote.url, token=remote.write) as run:
+        for content in (b"zero", b"one", b"two"):
+            Path("w.bin").write_bytes(content)
+            art = lineage.Artifact("m", type="model", description="weights")
+            art.add_file("w.bin")
+            run.log_artifact(art)
+    with lineage.init(project="p", job_type="eval", store=remote.url, token=remote.write) as ev:
+        ev.use_artifact("m:v0")
+        ev.use_artifact("m:v1")
+    writer = lineage.Api(store=remote.url, token=remote.write, project="p")
+    writer.set_alias("m:v1", "best")
+    writer.delete("m:v0")
+    far = RemoteService(remote.url, token=remote.read)
+    near = open_service(remote.backend.store, remote.backend.blobs)  # type: ignore[attr-defined]
+    try:
+        calls: list[tuple[str, tuple[object, ...], dict[str, object]]] = [
+            ("count_runs", ("p",), {}),
+            ("count_runs", ("p",), {"job_type": "eval", "state": "finished"}),
+            ("run_io", (ev.id,), {}),
+            ("run_io", (run.id,), {}),
+            ("run_io", ("nosuchrun",), {}),
+            ("latest", ("p", "m"), {}),
+            ("latest", ("p", "ghost"), {}),
+            ("get_artifact", ("p", "m"), {}),
+            ("versions", ("p", "m"), {}),
+            ("versions", ("p", "m"), {"include_deleted": True}),
+            ("versions", ("p", "m"), {"include_deleted": True, "limit": 1, "after": 0}),
+            ("versions", ("p", "m"), {"newest_first": True}),
+            ("versions", ("p", "m"), {"include_deleted": True, "newest_first": True, "after": 2}),
+            ("versions", ("p", "ghost"), {}),
+            ("count_versions", ("p", "m"), {}),
+            ("count_versions", ("p", "m"), {"include_deleted": True}),
+            ("count_versions", ("p", "ghost"), {}),
+            ("aliases", ("p", "m"), {}),
+            ("resolve", ("p/m:v0",), {"include_deleted": True}),
+            ("resolve", ("m:best", "p"), {}),
+            ("producers", (near.resolve("p/m:v1"),), {}),
+            ("consumers", (near.resolve("p/m:v1"),), {}),
+            ("consumed", (["p/m:v0", "p/m:v1", "p/m:v2"],), {}),
+            ("projects", (), {}),
+            ("lineage", ("p/m:v1", "both", 3), {}),
+        ]
+        for name, args, kwargs in calls:
+            want = _key(getattr(near, name)(*args, **kwargs))
+            assert _key(getattr(far, name)(*args, **kwargs)) == want, (name, args, kwargs)
+        assert _key(far.tree("p/m:v0")) == _key(near.tree("p/m:v0"))
+        assert _key(far.path("p/m:v0", "p/m:v1")) == _key(near.path("p/m:v0", "p/m:v1"))
+        assert _key(far.impact("p/m:v0")) == _key(near.impact("p/m:v0"))
+        assert far.resolve("p/m:v0", include_deleted=True).state == "deleted"
+        digest = near.resolve("p/m:v1").digest
+        assert list(far.check_manifest(digest)) == list(near.check_manifest(digest))
+        for refused, error in [
+            (lambda s: s.active_run(ev.id), lineage.Conflict),
+            (lambda s: s.resolve("p/m:v0"), lineage.NotFound),
+            (lambda s: s.get_artifact("p", "ghost"), lineage.NotFound),
+        ]:
+            for service in (near, far):
+                with pytest.raises(error):
+                    refused(service)
+        with pytest.raises(lineage.LineageError, match="gc"):
+            far.gc(dry_run=True)
+    finally:
+        far.close()
+        near.graph.close()

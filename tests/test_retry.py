@@ -1,0 +1,130 @@
+"""The one retry policy (lineage.retry), against real HTTP servers on loopback that fail as
+scripted (``tests/s3_server.py``'s Flaky, taught to answer POST too), and through both of its
+users: the blob store and the remote service."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+
+import httpx
+import pytest
+from ports import free_port
+from s3_server import Flaky, _FlakyHandler
+
+from lineage.errors import StoreUnavailable
+from lineage.hashing import hash_bytes
+from lineage.remote import RemoteService
+from lineage.retry import Retry, send
+from lineage.storage.http import HttpBlobStore
+
+FAST = Retry(attempts=4, first_delay=0.01, max_delay=0.05)
+
+
+class _PostToo(_FlakyHandler):
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self._answer(body=True)
+
+
+def server(flaky: Callable[..., Flaky], script: list[int], body: bytes = b"hello") -> Flaky:
+    started = flaky([(status, "Scripted") for status in script], body)
+    started.RequestHandlerClass = _PostToo
+    return started
+
+
+def get(url: str) -> Callable[[], httpx.Response]:
+    return lambda: httpx.get(url, timeout=5)
+
+
+def test_transient_failures_are_retried_until_an_answer(flaky: Callable[..., Flaky]) -> None:
+    failing = server(flaky, [503, 502, 429])
+    reasons: list[str] = []
+    response = send(get(failing.url + "/x"), url=failing.url, policy=FAST, on_retry=reasons.append)
+    assert (response.status_code, response.content) == (200, b"hello")
+    assert len(failing.requests) == 4
+    assert reasons == ["answered HTTP 503", "answered HTTP 502", "answered HTTP 429"]
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 409])
+def test_refusals_are_answered_at_once(flaky: Callable[..., Flaky], status: int) -> None:
+    refusing = server(flaky, [status] * 5)
+    response = send(get(refusing.url + "/x"), url=refusing.url, policy=FAST)
+    assert response.status_code == status
+    assert len(refusing.requests) == 1
+
+
+def test_gives_up_after_the_attempts_naming_the_server(flaky: Callable[..., Flaky]) -> None:
+    down = server(flaky, [503] * 10)
+    with pytest.raises(StoreUnavailable, match="HTTP 503") as caught:
+        send(get(down.url + "/x"), url=down.url, what="GET /x", policy=FAST)
+    assert len(down.requests) == FAST.attempts
+    assert down.url in str(caught.value) and "4 attempts" in str(caught.value)
+    assert caught.value.exit_code == 6
+
+
+def test_gives_up_at_the_deadline(flaky: Callable[..., Flaky]) -> None:
+    down = server(flaky, [500] * 1000)
+    policy = Retry(attempts=1000, first_delay=0.05, max_delay=0.05, jitter=0, deadline=0.5)
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailable):
+        send(get(down.url), url=down.url, policy=policy)
+    assert time.monotonic() - started < 2
+    assert 3 <= len(down.requests) < 20
+
+
+def test_an_unreachable_server_is_retried_then_named() -> None:
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    reasons: list[str] = []
+    with pytest.raises(StoreUnavailable, match="unreachable") as caught:
+        send(get(url), url=url, policy=FAST, on_retry=reasons.append)
+    assert len(reasons) == FAST.attempts - 1
+    assert url in str(caught.value)
+
+
+def test_backoff_doubles_with_jitter_and_honours_retry_after() -> None:
+    policy = Retry(first_delay=0.2, max_delay=10.0, jitter=0.25)
+    for retry, base in enumerate([0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 10.0, 10.0]):
+        waits = [policy.delay(retry) for _ in range(200)]
+        assert base <= min(waits) and max(waits) <= base * 1.25
+        assert max(waits) > min(waits)  # clients thrown off together come back apart
+    slow_down = httpx.Response(503, headers={"Retry-After": "3"})
+    assert 3.0 <= policy.delay(0, slow_down) <= 3.75
+    assert policy.delay(0, httpx.Response(429, headers={"Retry-After": "3600"})) <= 12.5
+    assert policy.delay(0, httpx.Response(503, headers={"Retry-After": "soon"})) <= 0.25
+    with pytest.raises(ValueError):
+        Retry(attempts=0)
+
+
+# its two users -----------------------------------------------------------------------------
+
+
+def test_blob_reads_ride_out_a_restarting_server(flaky: Callable[..., Flaky]) -> None:
+    restarting = server(flaky, [503, 502], body=b"blob bytes")
+    store = HttpBlobStore(restarting.url, retry=FAST)
+    try:
+        assert store.get_bytes(hash_bytes(b"blob bytes")) == b"blob bytes"
+        assert len(restarting.requests) == 3
+        restarting.script = [(504, "Scripted")]
+        assert store.size(hash_bytes(b"blob bytes")) == len(b"blob bytes")
+        assert [r.split()[0] for r in restarting.requests[3:]] == ["HEAD", "HEAD"]
+    finally:
+        store.close()
+
+
+def test_graphql_requests_ride_out_a_restarting_server(flaky: Callable[..., Flaky]) -> None:
+    answer = json.dumps({"data": {"projects": [{"name": "p"}]}}).encode()
+    restarting = server(flaky, [], body=answer)  # the health check at connect answers
+    service = RemoteService(restarting.url, retry=FAST)
+    try:
+        restarting.script = [(502, "Scripted"), (503, "Scripted")]
+        assert service.projects() == ["p"]
+        assert restarting.requests[1:] == ["POST /graphql"] * 3
+        assert (service.requests, service.retried) == (1, 2)
+        restarting.script = [(503, "Scripted")] * 10
+        with pytest.raises(StoreUnavailable, match=restarting.url):
+            service.projects()
+        assert len(restarting.requests) == 4 + FAST.attempts
+    finally:
+        service.close()
