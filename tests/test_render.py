@@ -391,6 +391,9 @@ class NoLookups:
     def consumed(self, ids: Sequence[str]) -> set[str]:
         return set()
 
+    def consumers(self, version: VersionRecord) -> list[RunRecord]:
+        return []
+
     def get_runs(self, ids: Iterable[str]) -> dict[str, RunRecord]:
         return {}
 

@@ -20,6 +20,7 @@ from test_render import PROJECT, Builder, lines, parse_dot, ref, surgery, svg_no
 import lineage
 from lineage import render, view
 from lineage.cli import cli
+from lineage.service import Service
 
 __all__ = ["surgery"]  # the fixture, shared with test_render
 
@@ -163,8 +164,9 @@ def test_render_refuses_an_unknown_suffix_and_writes_nothing(
 ) -> None:
     out = tmp_path / "out"
     out.mkdir()
-    api = surgery.api()
-    before = snapshot(api.service.graph, api.service.blobs)
+    service = surgery.api().service
+    assert isinstance(service, Service)  # a local store: its graph and blobs to compare
+    before = snapshot(service.graph, service.blobs)
     args = ["--store", surgery.store, "--blobs", surgery.blobs, "-p", PROJECT]
     result = CliRunner().invoke(
         cli, ["render", "base:v0", "--tree", "-o", str(out / "x.jpg"), *args]
@@ -172,7 +174,7 @@ def test_render_refuses_an_unknown_suffix_and_writes_nothing(
     assert result.exit_code == 2, result.output
     assert ".jpg" in result.stderr and "error:" in result.stderr
     assert not list(out.iterdir())
-    assert snapshot(api.service.graph, api.service.blobs) == before
+    assert snapshot(service.graph, service.blobs) == before
 
     # a known suffix, in any case, picks its format
     result = CliRunner().invoke(
