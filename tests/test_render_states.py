@@ -231,3 +231,25 @@ def test_nodes_of_another_project_are_labelled_with_it(surgery: Builder) -> None
     assert lines(dot.nodes[port]["label"])[0] == "port"
     assert lines(dot.nodes[ref("policy:v2")]["label"])[0] == f"{PROJECT}/policy:v2"
     assert lines(dot.nodes[surgery.runs["dpo-a"]]["label"])[0] == f"{PROJECT}/dpo-a"
+
+
+def test_a_tree_edge_names_a_run_of_another_project_with_it(surgery: Builder) -> None:
+    """The view names the runs on a tree's edges (``View.run_label``), with their project when
+    it is another one, as the text tree prints them: the picture shows the same name."""
+    with lineage.init(
+        project=OTHER, job_type="transfer", name="port", store=surgery.store, blobs=surgery.blobs
+    ) as run:
+        run.use_artifact(ref("policy:v2"))
+        path = surgery.root / "arm.bin"
+        path.write_text("arm")
+        artifact = lineage.Artifact("arm", type="controller")
+        artifact.add_file(path)
+        arm = run.log_artifact(artifact).ref
+    found = surgery.api().view("base:v0", "tree")
+    assert found.run_label(run.id) == f"{OTHER}/port"
+    assert found.run_label(surgery.runs["dpo-a"]) == "dpo-a"
+
+    dot = parse_dot(render.to_dot(found, collapse=0))
+    labels = {(tail, head): lines(attrs["label"]) for tail, head, attrs in dot.edges}
+    assert labels[(ref("policy:v0"), ref("policy:v2"))] == ["dpo-a", "dpo"]
+    assert labels[(ref("policy:v2"), arm)] == [f"{OTHER}/port", "transfer"]
