@@ -253,3 +253,32 @@ def test_a_tree_edge_names_a_run_of_another_project_with_it(surgery: Builder) ->
     labels = {(tail, head): lines(attrs["label"]) for tail, head, attrs in dot.edges}
     assert labels[(ref("policy:v0"), ref("policy:v2"))] == ["dpo-a", "dpo"]
     assert labels[(ref("policy:v2"), arm)] == [f"{OTHER}/port", "transfer"]
+
+
+CLASS_OF = {view.DEAD_END: "dead", view.TRUNCATED: "truncated", view.DELETED: "deleted"}
+
+
+def test_every_drawn_node_shows_the_state_the_view_gave_it(surgery: Builder) -> None:
+    """Exactly one state a node, the view's, whatever the question and its depth."""
+    api = surgery.api()
+    api.delete("policy:v5")
+    api.delete("student:v0")
+    asked = [("base:v0", "tree"), ("base:v0", "downstream"), ("policy:v2", "both")]
+    asked += [("student:v1", "upstream"), (surgery.runs["dpo-a"], "both")]
+    seen: set[str] = set()
+    for start, mode in asked:
+        for depth in (1, 2, 3, None):
+            found = api.view(start, mode, depth)  # type: ignore[arg-type]
+            dot = parse_dot(render.to_dot(found, collapse=0))
+            for name, got in classes(dot).items():
+                state = found.state(name)
+                marks = got & set(CLASS_OF.values())
+                assert marks == ({CLASS_OF[state]} if state in CLASS_OF else set()), (
+                    start,
+                    mode,
+                    depth,
+                    name,
+                    state,
+                )
+                seen.add(state)
+    assert seen == set(view.STATES)
