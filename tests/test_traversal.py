@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 import itertools
+import typing
 from collections.abc import Iterator
 
 import pytest
@@ -10,10 +12,22 @@ from helpers import expected_lineage, oracle
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import lineage.traversal as traversal_module
 from lineage.errors import InvalidInput
 from lineage.records import ArtifactRecord, Edge, Event, RunRecord, VersionRecord
 from lineage.service import Service
 from lineage.storage import open_stores
+from lineage.storage.graph import (
+    ExpandRows,
+    GraphStore,
+    Reaches,
+    TreeRows,
+    WalkRecords,
+    WalkRows,
+)
+from lineage.storage.neo4j import Neo4jGraphStore
+from lineage.storage.sqlite import SQLiteGraphStore
+from lineage.traversal import Traversal
 
 _projects = itertools.count()
 
@@ -224,3 +238,82 @@ def test_depth_is_validated(service: Service) -> None:
         service.lineage("x/y:v0", "upstream", -1)
     with pytest.raises(InvalidInput, match="direction"):
         service.lineage("x/y:v0", "sideways", 1)
+
+
+# the fast paths and their fallback -------------------------------------------------------------
+
+FAST_PATHS = {
+    "expand_rows": ExpandRows,
+    "walk_rows": WalkRows,
+    "walk_records": WalkRecords,
+    "tree_rows": TreeRows,
+    "reaches": Reaches,
+}
+
+
+class Plain:
+    """A store seen through the GraphStore protocol alone: none of the optional fast paths."""
+
+    def __init__(self, inner: GraphStore) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> object:
+        if name in FAST_PATHS:
+            raise AttributeError(name)
+        return getattr(self._inner, name)
+
+
+@pytest.mark.parametrize(
+    "store,fast",
+    [
+        (SQLiteGraphStore, {"expand_rows", "tree_rows"}),
+        (Neo4jGraphStore, set(FAST_PATHS)),
+    ],
+)
+def test_stores_declare_their_fast_paths_as_the_protocols_say(store: type, fast: set[str]) -> None:
+    for name, protocol in FAST_PATHS.items():
+        assert issubclass(store, protocol) == (name in fast), name
+        if name in fast:  # the same parameters, the same types (each module's names resolved)
+            got, want = getattr(store, name), getattr(protocol, name)
+            assert _same_parameters(got, want), name
+            assert typing.get_type_hints(got) == typing.get_type_hints(want), name
+
+
+def _same_parameters(got: object, want: object) -> bool:
+    def shape(function: object) -> list[tuple[str, object, object]]:
+        parameters = inspect.signature(function).parameters.values()  # type: ignore[arg-type]
+        return [(p.name, p.kind, p.default) for p in parameters]
+
+    return shape(got) == shape(want)
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(runs=dags(), data=st.data())
+def test_the_fallback_answers_as_the_fast_paths(service: Service, runs, data) -> None:  # type: ignore[no-untyped-def]
+    """Traversal by node ids: the store's own fast paths and the generic walk over
+    ``expand`` give the same answers."""
+    _, edges = load(service, runs)
+    nodes = sorted({e.source for e in edges} | {e.target for e in edges})
+    fast, plain = Traversal(service.graph), Traversal(Plain(service.graph))  # type: ignore[arg-type]
+    assert not any(isinstance(plain.graph, protocol) for protocol in FAST_PATHS.values())
+    node, other = data.draw(st.sampled_from(nodes)), data.draw(st.sampled_from(nodes))
+    depth = data.draw(st.one_of(st.none(), st.integers(0, 4)))
+    for direction in ("upstream", "downstream", "both"):
+        assert fast.lineage(node, direction, depth) == plain.lineage(node, direction, depth)
+    assert fast.impact(node) == plain.impact(node)
+    assert fast.path(node, other) == plain.path(node, other)
+    for way in ("up", "down"):
+        assert fast.reaches(node, other, way) == plain.reaches(node, other, way)  # type: ignore[arg-type]
+    if ":" in node:
+        assert fast.tree(node, depth) == plain.tree(node, depth)
+    else:
+        with pytest.raises(InvalidInput, match="starts at a version"):
+            plain.tree(node, depth)
+
+
+def test_service_holds_a_traversal_and_is_none() -> None:
+    assert not issubclass(Service, Traversal)
+    source = inspect.getsource(traversal_module)
+    assert "import lineage.service" not in source and "from lineage.service" not in source
