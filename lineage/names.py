@@ -27,6 +27,7 @@ __all__ = [
     "check_json",
     "check_manifest_path",
     "check_name",
+    "json_value",
     "parse_ref",
 ]
 
@@ -161,6 +162,13 @@ def check_json(value: Any, what: str = "metadata") -> dict[str, Any]:
             f"{what} is {size} bytes as JSON; at most {MAX_METADATA_BYTES} allowed"
         )
     return plain
+
+
+def json_value(value: Any) -> Any:
+    """``json.dumps``' ``default=`` for what :func:`check_json` takes besides plain JSON (a
+    numpy or torch scalar): its plain value. A client encoding values for a server uses it;
+    the server checks them again."""
+    return _plain(value, "value", 0)
 
 
 def _plain(value: Any, what: str, depth: int) -> Any:

@@ -10,6 +10,7 @@ blobs and manifest are on the server. Every request is retried under :mod:`linea
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import socket
 from collections.abc import Iterable, Mapping, Sequence
@@ -23,7 +24,7 @@ from lineage import errors
 from lineage.cursors import cursor as make_cursor
 from lineage.errors import InvalidInput, LineageError, StoreUnavailable
 from lineage.manifest import Manifest, read_manifest
-from lineage.names import Ref, parse_ref
+from lineage.names import Ref, json_value, parse_ref
 from lineage.records import (
     ArtifactRecord,
     CodeVersion,
@@ -45,6 +46,7 @@ logger = logging.getLogger(__name__)
 
 # aliased fields per request: under the server's default MaxAliasesLimiter (50)
 _BATCH = 40
+_JSON_BODY = {"content-type": "application/json"}
 
 _CODES: dict[str, type[LineageError]] = {
     "INVALID_INPUT": errors.InvalidInput,
@@ -212,8 +214,11 @@ class RemoteService:
     def query(self, document: str, *, missing_ok: bool = False, **variables: Any) -> Any:
         """The data of one GraphQL request; with ``missing_ok``, NOT_FOUND fields are None."""
         self.requests += 1
+        # not httpx's json=, which refuses NaN and infinities (what a diverged run logs);
+        # numpy and torch scalars go as their plain values
+        body = json.dumps({"query": document, "variables": variables}, default=json_value)
         response = send(
-            lambda: self._http.post("/graphql", json={"query": document, "variables": variables}),
+            lambda: self._http.post("/graphql", content=body, headers=_JSON_BODY),
             url=self.url,
             what="GraphQL request",
             policy=self.retry,

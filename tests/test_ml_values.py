@@ -133,3 +133,25 @@ def test_a_diverged_run_logs_nan_and_reads_it_back(env) -> None:  # type: ignore
     # a lineage answer carries the records as read by the traversal
     graph = api.lineage("m:v0", direction="upstream", depth=1)
     assert same(dict(graph.node(run_id).run.config), PLAIN)  # type: ignore[union-attr]
+
+
+def test_the_same_values_log_through_a_server(backend, workdir) -> None:  # type: ignore[no-untyped-def]
+    from lineage.server.app import open_service
+    from lineage.server.auth import create_token
+    from lineage.server.serving import background
+
+    service = open_service(backend.store, backend.blobs)
+    token = create_token(service, "write", "sdk")
+    service.graph.close()
+    with background(backend.store, backend.blobs) as url:
+        with lineage.init(project="p", config=LOGGED, store=url, token=token) as run:
+            run.log({"loss": np.float32("nan"), "best": math.inf, "worst": -math.inf})
+            Path("w.bin").write_bytes(b"weights")
+            art = lineage.Artifact("m", type="model", metadata={"loss": np.float64("nan")})
+            art.add_file("w.bin")
+            run.log_artifact(art)
+        api = lineage.Api(project="p", store=url, token=token)
+        record = api.run(run.id)
+        assert same(dict(record.config), PLAIN)
+        assert same(dict(record.summary), {"best": math.inf, "loss": math.nan, "worst": -math.inf})
+        assert same(dict(api.artifact_version("m:v0").metadata), {"loss": math.nan})
