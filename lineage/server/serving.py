@@ -72,6 +72,11 @@ def serve(
         port=port,
         workers=workers,
     )
+    shown = f"[{host}]" if ":" in host else host
+    # uvicorn announces the address only for a socket it bound itself; in its log format
+    logging.getLogger("uvicorn.error").info(
+        "lineage serving on http://%s:%d (Ctrl+C to quit)", shown, sock.getsockname()[1]
+    )
     with sock:
         if workers == 1:
             uvicorn.Server(config).run(sockets=[sock])
