@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from lineage.errors import InvalidInput
-from lineage.records import CONSUMED_BY, PRODUCED, Edge, Node, RunRecord
+from lineage.records import CONSUMED_BY, PRODUCED, Edge, Node
 from lineage.view import DEAD_END, DELETED, TRUNCATED, NodeState, View
 
 __all__ = ["Mode", "PlanEdge", "PlanNode", "RenderPlan", "build"]
@@ -103,7 +103,6 @@ def build(
         raise InvalidInput(f"collapse must be an integer >= 0 (0 keeps all), got {collapse!r}")
     graph = view.graph
     mode: Mode = "tree" if view.mode == "tree" else "lineage"
-    runs = view.runs
     nodes = {n.id: n for n in graph.nodes if mode == "lineage" or n.kind == "artifact_version"}
     edges = [e for e in graph.edges if e.source in nodes and e.target in nodes]
     down: dict[str, list[Edge]] = {node_id: [] for node_id in nodes}
@@ -139,7 +138,7 @@ def build(
                 plan_nodes.append(_plan_node(view, nodes[node_id], path, targets, link))
         for group in by_level.get(level, ()):
             plan_nodes.append(group.node(nodes))
-            plan_edges.append(group.edge(runs))
+            plan_edges.append(group.edge(view))
     # An edge between a shown node and a hidden one is drawn to the group that stands for the
     # hidden one: what a hidden run produced keeps its producer, its inputs their consumer.
     stands_for = {hidden: group.id for group in groups for hidden in group.hidden}
@@ -157,7 +156,7 @@ def build(
                         source=source,
                         target=target,
                         kind="more",
-                        label=_group_edge_label(edge, runs),
+                        label=_group_edge_label(edge, view),
                     )
                 )
             continue
@@ -166,7 +165,7 @@ def build(
                 source=edge.source,
                 target=edge.target,
                 kind=edge.kind,
-                label=_edge_label(edge, runs),
+                label=_edge_label(edge, view),
                 highlighted=(edge.source, edge.target) in path_edges,
                 dead=edge.target in dead,
             )
@@ -305,16 +304,16 @@ class _Group:
             below=self.below,
         )
 
-    def edge(self, runs: Mapping[str, RunRecord] | None) -> PlanEdge:
-        labels = sorted({_group_edge_label(edge, runs) for edge in self.edges})
+    def edge(self, view: View) -> PlanEdge:
+        labels = sorted({_group_edge_label(edge, view) for edge in self.edges})
         source, target = (self.parent, self.id) if self.downstream else (self.id, self.parent)
         return PlanEdge(source=source, target=target, kind="more", label=", ".join(labels))
 
 
-def _group_edge_label(edge: Edge, runs: Mapping[str, RunRecord] | None) -> str:
+def _group_edge_label(edge: Edge, view: View) -> str:
     if edge.kind in (CONSUMED_BY, PRODUCED):
-        return _edge_label(edge, runs)
-    run = (runs or {}).get(edge.run or "")
+        return _edge_label(edge, view)
+    run = view.runs.get(edge.run or "")
     return (run.job_type if run is not None else None) or "run"
 
 
@@ -450,12 +449,12 @@ _STATE_WORDS = {
 }
 
 
-def _edge_label(edge: Edge, runs: Mapping[str, RunRecord] | None) -> str:
+def _edge_label(edge: Edge, view: View) -> str:
     if edge.kind == CONSUMED_BY:
         return "consumed"
     if edge.kind == PRODUCED:
         return "produced"
-    run = (runs or {}).get(edge.run or "")
+    run = view.runs.get(edge.run or "")
     if run is None:
         return edge.run or edge.kind
-    return f"{run.name}\n{run.job_type or 'run'}"
+    return f"{view.run_label(run.id)}\n{run.job_type or 'run'}"
