@@ -29,8 +29,6 @@ __all__ = ["LineageGroup", "main"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-GLOBAL_OPTIONS = ("store", "blobs", "project")
-
 
 def _global_options(*, envvars: bool) -> list[click.Option]:
     def env(name: str) -> str | None:
@@ -157,10 +155,12 @@ def _take_global_options(cmd: click.Command) -> None:
     """Add --store, --blobs and -p/--project to ``cmd``; values given merge into the Context."""
     if getattr(cmd, "_lineage_global_options", False):
         return
-    clash = {p.name for p in cmd.params} & set(GLOBAL_OPTIONS)
+    options = _global_options(envvars=False)
+    taken = {p.name for p in cmd.params} | {o for p in cmd.params for o in p.opts}
+    clash = taken & {name for o in options for name in (o.name, *o.opts)}
     if clash:
         raise TypeError(f"command {cmd.name!r} has its own {sorted(clash)}: a global option")
-    cmd.params.extend(_global_options(envvars=False))
+    cmd.params.extend(options)
     callback = cmd.callback
 
     def merged(
