@@ -31,7 +31,7 @@ from typing import Any, NoReturn
 
 from lineage.artifact import Artifact
 from lineage.client import Client
-from lineage.errors import InvalidInput, LineageError, LineageWarning, RunNotActive
+from lineage.errors import Conflict, InvalidInput, LineageError, LineageWarning, RunNotActive
 from lineage.gitinfo import code_version
 from lineage.ingest import store_files
 from lineage.records import RUN_STATES, RunRecord
@@ -207,8 +207,10 @@ class Run:
                     summary=summary,
                     error=None if error is None else text(error),
                 )
-            except RunNotActive:  # ended elsewhere: another handle, `lineage runs --stale`
+            except Conflict:  # ended elsewhere: another handle, `lineage runs --stale`
                 self._record = self._client.service.get_run(self.id)
+                if self._record.state == "running":
+                    raise
             _exits.forget(self)
             if self._record.state == state:
                 return
@@ -282,6 +284,7 @@ class _Exits:
         self.signal: int | None = None
         self.pid: int | None = None  # the process the hooks were installed by
         self.registered = False
+        self.handling = False  # whether this process's SIGTERM handler was decided
         self.previous_exit: Any = None
 
     def watch(self, run: Run) -> None:
@@ -295,15 +298,17 @@ class _Exits:
     def install(self) -> None:
         """Once per process: the exit hook, the ``sys.exit`` wrapper, the SIGTERM handler."""
         with self.lock:
-            if self.pid == os.getpid():
-                return
-            self.pid = os.getpid()
+            if self.pid != os.getpid():
+                self.pid = os.getpid()
+                self.handling = False
             if not self.registered:  # a forked child inherits the hook and the wrapper
                 self.registered = True
                 atexit.register(self.at_exit)  # after Client's: so it runs before clients close
                 self.previous_exit = sys.exit
                 setattr(sys, "exit", functools.update_wrapper(_sys_exit, sys.exit))  # noqa: B010
-            if threading.current_thread() is threading.main_thread():
+            # signal handlers can only be set from the main thread: the first init there does
+            if not self.handling and threading.current_thread() is threading.main_thread():
+                self.handling = True
                 current = signal.getsignal(signal.SIGTERM)
                 if current in (signal.SIG_DFL, None, _on_signal):
                     signal.signal(signal.SIGTERM, _on_signal)

@@ -380,6 +380,19 @@ def test_a_second_init_finishes_the_first(env, caplog) -> None:  # type: ignore[
     assert api.run(second.id).state == "finished"
 
 
+def test_an_init_in_another_thread_leaves_this_threads_run_alone(env) -> None:  # type: ignore[no-untyped-def]
+    import threading
+
+    mine = lineage.init(project="p", job_type="sweep")
+    theirs: list[lineage.Run] = []
+    worker = threading.Thread(target=lambda: theirs.append(lineage.init(project="p")))
+    worker.start()
+    worker.join(60)
+    assert [mine.state, theirs[0].state] == ["running", "running"]  # concurrent runs may be
+    mine.finish()
+    theirs[0].finish()
+
+
 def test_relogging_identical_bytes_warns_and_keeps_what_was_offered(env) -> None:  # type: ignore[no-untyped-def]
     with lineage.init(project="p") as first:
         v0 = log_model(first, b"same", metadata={"lr": 0.1}, description="first try")
