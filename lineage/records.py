@@ -27,6 +27,7 @@ __all__ = [
     "VersionRecord",
     "derived_edge",
     "run_node",
+    "run_record",
     "version_id",
     "version_node",
     "version_record",
@@ -230,6 +231,44 @@ def version_record(
     fields["created_by"] = created_by
     fields["created_at"] = created_at
     fields["state"] = state
+    return record
+
+
+def run_record(
+    id: str,
+    project: str,
+    name: str,
+    job_type: str | None,
+    state: str,
+    config: Mapping[str, Any],
+    summary: Mapping[str, Any],
+    tags: tuple[str, ...],
+    notes: str | None,
+    code: CodeVersion | None,
+    host: str | None,
+    pid: int | None,
+    started_at: float,
+    finished_at: float | None,
+    error: str | None,
+) -> RunRecord:
+    """``RunRecord(...)`` with every field given."""
+    record = _new(RunRecord)
+    fields = record.__dict__
+    fields["id"] = id
+    fields["project"] = project
+    fields["name"] = name
+    fields["job_type"] = job_type
+    fields["state"] = state
+    fields["config"] = config
+    fields["summary"] = summary
+    fields["tags"] = tags
+    fields["notes"] = notes
+    fields["code"] = code
+    fields["host"] = host
+    fields["pid"] = pid
+    fields["started_at"] = started_at
+    fields["finished_at"] = finished_at
+    fields["error"] = error
     return record
 
 

@@ -12,6 +12,7 @@ from lineage.records import (
     VersionRecord,
     derived_edge,
     run_node,
+    run_record,
     version_node,
     version_record,
 )
@@ -57,3 +58,15 @@ def test_nodes_and_edges_are_the_constructors() -> None:
     # fields in declaration order: the instance dicts stay key-sharing
     for fast, cls in ((derived_edge("a", "b", "r"), Edge), (run_node(run), Node)):
         assert list(vars(fast)) == [f.name for f in dataclasses.fields(cls)]
+
+
+def test_run_record_is_the_constructors() -> None:
+    run = RunRecord(
+        id="r1", project="p", name="train", job_type="t", state="failed", config={"a": 1},
+        summary={"b": 2}, tags=("x",), notes="n", code=None, host="h", pid=3,
+        started_at=1.5, finished_at=2.5, error="e",
+    )  # fmt: skip
+    fast = run_record(**{f.name: getattr(run, f.name) for f in dataclasses.fields(RunRecord)})
+    assert fast == run
+    assert list(vars(fast)) == [f.name for f in dataclasses.fields(RunRecord)]
+    assert vars(fast) == vars(run)

@@ -30,6 +30,7 @@ from lineage.records import (
     RunRecord,
     TokenRecord,
     VersionRecord,
+    run_record,
     version_record,
 )
 
@@ -48,6 +49,7 @@ __all__ = [
     "decode_events",
     "decode_runs",
     "decode_token",
+    "decode_version_map",
     "decode_versions",
     "dumps",
     "encode_artifact",
@@ -82,11 +84,12 @@ VERSION_UPDATES_ON_IMPORT = ("metadata", "description", "state")
 
 _RUN_JSON = frozenset({"config", "summary", "code"})
 _TIMES = frozenset({"started_at", "finished_at", "created_at", "at"})
-# positions in field order, for the decoders
+# positions in field order, for the decoders (whose record constructors name every field)
 _R = {name: i for i, name in enumerate(RUN_FIELDS)}
 _V = {name: i for i, name in enumerate(VERSION_FIELDS)}
-_CONFIG, _SUMMARY, _TAGS, _CODE = _R["config"], _R["summary"], _R["tags"], _R["code"]
+_TAGS = _R["tags"]
 _METADATA, _ALIASES = _V["metadata"], _V["aliases"]
+_ID = len(VERSION_FIELDS)  # where decode_version_map's rows carry the version's id
 _OLD, _NEW = EVENT_FIELDS.index("old"), EVENT_FIELDS.index("new")
 
 
@@ -149,21 +152,18 @@ def encode_run_changes(changes: Mapping[str, Any]) -> dict[str, Any]:
 def decode_runs(rows: Iterable[Sequence[Any]]) -> list[RunRecord]:
     """Runs from values in ``RUN_FIELDS`` order (``tags``: a list, or JSON text of one)."""
     rows = rows if isinstance(rows, list) else list(rows)
-    texts = loads_many(
-        t for row in rows for t in (row[_CONFIG], row[_SUMMARY], row[_CODE], _json_tags(row))
-    )
+    texts = loads_many([t for row in rows for t in (row[5], row[6], row[9], _json_tags(row))])
     runs = []
     for i, row in enumerate(rows):
-        values = dict(zip(RUN_FIELDS, row, strict=True))
         code = texts[4 * i + 2]
-        tags = row[_TAGS] if isinstance(row[_TAGS], list) else texts[4 * i + 3]
-        values.update(
-            config=texts[4 * i],
-            summary=texts[4 * i + 1],
-            code=CodeVersion(**code) if code else None,
-            tags=tuple(tags or ()),
-        )
-        runs.append(RunRecord(**values))
+        tags = row[7] if isinstance(row[7], list) else texts[4 * i + 3]
+        runs.append(
+            run_record(
+                row[0], row[1], row[2], row[3], row[4], texts[4 * i], texts[4 * i + 1],
+                tuple(tags) if tags else (), row[8], CodeVersion(**code) if code else None,
+                row[10], row[11], row[12], row[13], row[14],
+            )
+        )  # fmt: skip
     return runs
 
 
@@ -196,44 +196,47 @@ def encode_version_changes(changes: Mapping[str, Any]) -> dict[str, Any]:
     return {name: _encode_version_field(name, value) for name, value in changes.items()}
 
 
-def decode_versions(
-    rows: Iterable[Sequence[Any]],
-    types: Mapping[str, str] | None = None,
-    aliases: Mapping[str, Collection[str]] | None = None,
-) -> list[VersionRecord]:
+def decode_versions(rows: Iterable[Sequence[Any]]) -> list[VersionRecord]:
     """Versions from values in ``VERSION_FIELDS`` order, ``metadata`` as JSON text and
-    ``aliases`` a list or JSON text of one (or None: none).
-
-    With ``types`` (artifact type by ``project/name``) and ``aliases`` (by version id), a
-    row's own ``type`` and ``aliases`` are ignored and taken from those; a row whose
-    artifact is not in ``types`` is no record (as an inner join would drop it).
-    """
+    ``aliases`` a list or JSON text of one (or None: none). Values after those are ignored."""
     rows = rows if isinstance(rows, list) else list(rows)
-    if types is None:
-        texts = loads_many(t for row in rows for t in (row[_METADATA], _json_aliases(row)))
-        metadata, held_lists = texts[0::2], texts[1::2]
-        versions = []
-        for row, meta, held_text in zip(rows, metadata, held_lists, strict=True):
-            held = row[_ALIASES] if isinstance(row[_ALIASES], list) else held_text
-            versions.append(_version(row, row[2], meta, held))
-        return versions
-    found = aliases or {}
+    texts = loads_many([t for row in rows for t in (row[_METADATA], _json_aliases(row))])
     versions = []
-    for row, meta in zip(rows, loads_many(row[_METADATA] for row in rows), strict=True):
-        key = f"{row[0]}/{row[1]}"
-        kind = types.get(key)
-        if kind is not None:
-            versions.append(_version(row, kind, meta, found.get(f"{key}:v{row[3]}")))
+    for row, meta, held_text in zip(rows, texts[0::2], texts[1::2], strict=True):
+        held = row[_ALIASES] if isinstance(row[_ALIASES], list) else held_text
+        versions.append(
+            version_record(
+                row[0], row[1], row[2], row[3], row[4], row[5], row[6], meta, row[8],
+                tuple(sorted(held)) if held else (), row[10], row[11], row[12],
+            )
+        )  # fmt: skip
     return versions
 
 
-def _version(
-    row: Sequence[Any], kind: str, meta: Any, held: Collection[str] | None
-) -> VersionRecord:
-    return version_record(
-        row[0], row[1], kind, row[3], row[4], row[5], row[6], meta, row[8],
-        tuple(sorted(held)) if held else (), row[10], row[11], row[12],
-    )  # fmt: skip
+def decode_version_map(
+    rows: Iterable[Sequence[Any]],
+    types: Mapping[tuple[str, str], str],
+    aliases: Mapping[str, Collection[str]],
+) -> dict[str, VersionRecord]:
+    """Versions by id from rows of values in ``VERSION_FIELDS`` order then the version's id,
+    whose ``type`` and ``aliases`` are not in the row but in ``types`` (by ``(project,
+    name)``) and ``aliases`` (by version id). A row whose artifact is not in ``types`` is no
+    record, as an inner join would drop it."""
+    rows = rows if isinstance(rows, list) else list(rows)
+    versions = {}
+    # the one loop a 130,000-version tree answer spends its decoding in: no string built,
+    # no global looked up per row
+    at, new = _ID, version_record
+    for row, meta in zip(rows, loads_many([row[_METADATA] for row in rows]), strict=True):
+        kind = types.get((row[0], row[1]))
+        if kind is not None:
+            ref = row[at]
+            held = aliases.get(ref)
+            versions[ref] = new(
+                row[0], row[1], kind, row[3], row[4], row[5], row[6], meta, row[8],
+                tuple(sorted(held)) if held else (), row[10], row[11], row[12],
+            )  # fmt: skip
+    return versions
 
 
 def _json_aliases(row: Sequence[Any]) -> str | None:
@@ -271,7 +274,7 @@ def encode_event(event: Event) -> dict[str, Any]:
 def decode_events(rows: Iterable[Sequence[Any]]) -> list[Event]:
     """Events from values in ``EVENT_FIELDS`` order (``old``, ``new`` as JSON text)."""
     rows = rows if isinstance(rows, list) else list(rows)
-    texts = loads_many(t for row in rows for t in (row[_OLD], row[_NEW]))
+    texts = loads_many([t for row in rows for t in (row[_OLD], row[_NEW])])
     events = []
     for i, row in enumerate(rows):
         values = dict(zip(EVENT_FIELDS, row, strict=True))

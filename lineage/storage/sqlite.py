@@ -177,21 +177,22 @@ _VERSION_FROM = "versions v JOIN artifacts a ON a.project = v.project AND a.name
 # loop), each id is one index seek; ``IN (SELECT ... json_each)`` would first copy the list
 # into a temporary B-tree, 15-30% slower on a 100,000-id frontier.
 _EACH_ID = "(SELECT value AS want FROM json_each(?)) i"  # ``want``: json_each has an ``id``
-# One generation of a derivation tree: (version, output, run, the output's record but its
-# type and aliases...) per run consuming a version of the frontier and per version it
+# One generation of a derivation tree: (the output's record but its type and aliases...,
+# output, version, run) per run consuming a version of the frontier and per version it
 # produced (NULLs: a run without outputs, an output without a record)
 _TREE_LEVEL = (
-    f"SELECT c.src, p.dst, c.dst, {_VERSION_OWN} "
+    f"SELECT {_VERSION_OWN}, p.dst, c.src, c.dst "
     f"FROM {_EACH_ID} CROSS JOIN edges c ON c.src = i.want AND c.kind = 'consumed_by' "
     "LEFT JOIN edges p ON p.src = c.dst AND p.kind = 'produced' "
     "LEFT JOIN versions v ON v.id = p.dst"
 )
+_OUT, _SRC, _RUN = range(len(VERSION_FIELDS), len(VERSION_FIELDS) + 3)
 _EACH_ARTIFACT = (  # ? = a JSON array of [project, name] pairs
     "(SELECT json_extract(value, '$[0]') AS project, json_extract(value, '$[1]') AS name "
     "FROM json_each(?)) k"
 )
 _TYPES_OF = (
-    f"SELECT a.project || '/' || a.name, a.type FROM {_EACH_ARTIFACT} "
+    f"SELECT a.project, a.name, a.type FROM {_EACH_ARTIFACT} "
     "CROSS JOIN artifacts a ON a.project = k.project AND a.name = k.name"
 )
 _ALIASES_OF = (
@@ -420,7 +421,10 @@ class SQLiteGraphStore:
             )
             .fetchall()
         )
-        return {version.id: version for version in codec.decode_versions(rows)}
+        at = len(VERSION_FIELDS)  # v.id: the column after the version's
+        return {
+            row[at]: version for row, version in zip(rows, codec.decode_versions(rows), strict=True)
+        }
 
     def find_alias(self, project: str, name: str, alias: str) -> VersionRecord | None:
         row = (
@@ -597,36 +601,36 @@ class SQLiteGraphStore:
             frontier = [root]
             done = 0
             truncated = False
+            out, src, by = _OUT, _SRC, _RUN  # locals: read several times a row
             while frontier:
                 rows = db.execute(_TREE_LEVEL, (json.dumps(frontier),)).fetchall()
                 if generations is not None and done >= generations:
                     # at the depth limit: only runs already in the tree are followed
                     for row in rows:
-                        if row[2] not in runs:
+                        if row[by] not in runs:
                             truncated = True
-                        elif row[1] is not None:
-                            triples.append(row[:3])
+                        elif row[out] is not None:
+                            triples.append((row[src], row[out], row[by]))
                     break
                 if generations is not None:  # the runs matter at the depth limit only
-                    runs.update([row[2] for row in rows])
-                produced = [row for row in rows if row[1] is not None]  # NULL: no outputs
-                triples += [row[:3] for row in produced]
-                fresh = {row[1]: row for row in produced if row[1] not in seen}
+                    runs.update([row[by] for row in rows])
+                produced = [row for row in rows if row[out] is not None]  # NULL: no outputs
+                triples += [(row[src], row[out], row[by]) for row in produced]
+                fresh = {row[out]: row for row in produced if row[out] not in seen}
                 seen.update(fresh)
                 frontier = list(fresh)
-                found += [row for row in fresh.values() if row[3] is not None]
+                found += [row for row in fresh.values() if row[0] is not None]
                 done += 1
             # the artifacts' types and aliases: few, fetched once rather than once a row
-            keys = json.dumps(list({(row[3], row[4]) for row in found}))
-            types = dict(db.execute(_TYPES_OF, (keys,)).fetchall())
+            keys = json.dumps(list({(row[0], row[1]) for row in found}))
+            types = {(p, n): t for p, n, t in db.execute(_TYPES_OF, (keys,))}
             aliases: dict[str, list[str]] = {}
             for ref, alias in db.execute(_ALIASES_OF, (keys,)):
                 aliases.setdefault(ref, []).append(alias)
         finally:
             db.execute("COMMIT")
         # a version whose artifact is missing is no record, as in the other reads' join
-        for version in codec.decode_versions([row[3:] for row in found], types, aliases):
-            versions[version.id] = version
+        versions.update(codec.decode_version_map(found, types, aliases))
         return versions, triples, truncated
 
     # events --------------------------------------------------------------------------------

@@ -59,9 +59,10 @@ def test_records_survive_the_codec() -> None:
     for held in (["latest", "best"], '["best","latest"]'):
         row[codec.VERSION_FIELDS.index("aliases")] = held
         assert codec.decode_versions([row]) == [VERSION]
-    types, aliases = {"p/m": "model"}, {VERSION.id: ["best", "latest"]}
-    assert codec.decode_versions([row], types, aliases) == [VERSION]
-    assert codec.decode_versions([row], {"p/other": "model"}, aliases) == []
+    types, aliases = {("p", "m"): "model"}, {VERSION.id: ["latest", "best"]}
+    with_id = [*row, VERSION.id]
+    assert codec.decode_version_map([with_id], types, aliases) == {VERSION.id: VERSION}
+    assert codec.decode_version_map([with_id], {("p", "x"): "model"}, aliases) == {}
 
     event = codec.encode_event(EVENT)
     assert codec.decode_events([[event.get(f, EVENT.seq) for f in codec.EVENT_FIELDS]]) == [EVENT]

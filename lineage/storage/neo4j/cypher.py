@@ -100,13 +100,13 @@ VERSIONS: LiteralString = (
     )
     + "]) AS rows"
 )
-# the same for many versions: their own fields (null for type and aliases), then one lookup
+# the same for many versions: their own fields (null for type and aliases) and id, then one lookup
 # per artifact for its type and aliases (two index seeks per version fewer: a 100,000-version
 # answer in ~half the time)
 VERSION_ROWS: LiteralString = (
     "RETURN collect(["
     + ", ".join("null" if f in ("type", "aliases") else f"v.{f}" for f in VERSION_FIELDS)
-    + "]) AS rows"
+    + ", v.id]) AS rows"
 )
 ARTIFACT_ALIASES: LiteralString = (
     "UNWIND $keys AS key MATCH (a:Artifact {key: key}) "

@@ -755,7 +755,7 @@ def _with_artifacts(tx: neo4j.ManagedTransaction, rows: list[list[Any]]) -> list
     aliases; a version without its artifact is no record, as in SQLite's join."""
     keys = sorted({f"{row[0]}/{row[1]}" for row in rows})
     types, aliases = _artifact_maps(_collect(tx, ARTIFACT_ALIASES, keys=keys))
-    return codec.decode_versions(rows, types, aliases)
+    return list(codec.decode_version_map(rows, types, aliases).values())
 
 
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(VersionRecord)}
@@ -783,20 +783,21 @@ def _version_columns(
     dense["name"] = [part[2] for part in parts]
     dense["index"] = [int(index) for index in indexes]
     unknown = [None] * len(ids)  # the type and aliases come from ``artifacts``
-    rows = list(zip(*(dense.get(field, unknown) for field in VERSION_FIELDS), strict=True))
+    rows = list(zip(*(dense.get(f, unknown) for f in VERSION_FIELDS), ids, strict=True))
     types, aliases = _artifact_maps(artifacts)
-    return {version.id: version for version in codec.decode_versions(rows, types, aliases)}
+    return codec.decode_version_map(rows, types, aliases)
 
 
 def _artifact_maps(
     artifacts: list[list[Any]],
-) -> tuple[dict[str, str], dict[str, list[str]]]:
-    """From ``[key, type, [[version, alias], ...]]`` rows: types by artifact key, aliases by
-    version id."""
-    types: dict[str, str] = {}
+) -> tuple[dict[tuple[str, str], str], dict[str, list[str]]]:
+    """From ``[key, type, [[version, alias], ...]]`` rows: types by ``(project, name)``,
+    aliases by version id."""
+    types: dict[tuple[str, str], str] = {}
     aliases: dict[str, list[str]] = {}
     for key, artifact_type, held in artifacts:
-        types[key] = artifact_type
+        project, _, name = key.partition("/")
+        types[project, name] = artifact_type
         for version, alias in held:
             aliases.setdefault(version, []).append(alias)
     return types, aliases
