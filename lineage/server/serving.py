@@ -58,27 +58,32 @@ def serve(
         logger.warning("bound to %s, not loopback: every request needs a token", host)
         require_token = True
     open_service(store, blobs).graph.close()  # fail here, once, if a store cannot be opened
-    sock = _bind(host, port)
     if store:
         os.environ["LINEAGE_STORE"] = store
     if blobs:
         os.environ["LINEAGE_BLOBS"] = blobs
     os.environ[_REQUIRE_TOKEN] = "1" if require_token else "0"
     os.environ[_MAX_UPLOAD] = str(max_upload)
-    config = uvicorn.Config(
-        "lineage.server.serving:app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
+    _run(
+        uvicorn.Config(
+            "lineage.server.serving:app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+        )
     )
-    shown = f"[{host}]" if ":" in host else host
+
+
+def _run(config: uvicorn.Config) -> None:
+    sock = _bind(config.host, config.port)
+    shown = f"[{config.host}]" if ":" in config.host else config.host
     # uvicorn announces the address only for a socket it bound itself; in its log format
     logging.getLogger("uvicorn.error").info(
         "lineage serving on http://%s:%d (Ctrl+C to quit)", shown, sock.getsockname()[1]
     )
     with sock:
-        if workers == 1:
+        if config.workers == 1:
             uvicorn.Server(config).run(sockets=[sock])
         else:
             Multiprocess(config, sockets=[sock]).run()
