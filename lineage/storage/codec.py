@@ -20,7 +20,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import uuid
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from operator import attrgetter
 from typing import Any
 
 from lineage.records import (
@@ -38,6 +39,7 @@ __all__ = [
     "ARTIFACT_FIELDS",
     "EVENT_FIELDS",
     "RUN_FIELDS",
+    "RUN_LISTS",
     "RUN_UPDATES",
     "RUN_UPDATES_ON_IMPORT",
     "TOKEN_FIELDS",
@@ -83,6 +85,7 @@ VERSION_UPDATES = frozenset({"metadata", "description"})
 VERSION_UPDATES_ON_IMPORT = ("metadata", "description", "state")
 
 _RUN_JSON = frozenset({"config", "summary", "code"})
+RUN_LISTS = frozenset({"tags"})  # flat as a list of str (SQLite keeps it as JSON text)
 _TIMES = frozenset({"started_at", "finished_at", "created_at", "at"})
 # positions in field order, for the decoders (whose record constructors name every field)
 _R = {name: i for i, name in enumerate(RUN_FIELDS)}
@@ -98,10 +101,11 @@ _OLD, _NEW = EVENT_FIELDS.index("old"), EVENT_FIELDS.index("new")
 
 def dumps(value: Any) -> str:
     """JSON text of a mapping, sequence or scalar; NaN and infinities as ``NaN``,
-    ``Infinity``, ``-Infinity``. Empty ones skip the encoder."""
-    if not value and isinstance(value, Mapping | list | tuple):
-        return "{}" if isinstance(value, Mapping) else "[]"
-    if isinstance(value, Mapping) and not isinstance(value, dict):
+    ``Infinity``, ``-Infinity`` (``json``'s default, said here because it is relied on)."""
+    kind = type(value)
+    if kind is dict or kind is list:  # what records hold: no ABC checks on the way
+        return json.dumps(value) if value else ("{}" if kind is dict else "[]")
+    if isinstance(value, Mapping):
         value = dict(value)
     elif isinstance(value, tuple):
         value = list(value)
@@ -124,21 +128,42 @@ def _time(value: float | None) -> float | None:
 # runs --------------------------------------------------------------------------------------
 
 
-def _encode_run_field(name: str, value: Any) -> Any:
+_CODE_FIELDS = _names(CodeVersion)
+
+
+def _code(code: CodeVersion | None) -> str | None:
+    # not dataclasses.asdict, which deep-copies: ten times the cost
+    return None if code is None else dumps({name: getattr(code, name) for name in _CODE_FIELDS})
+
+
+def _run_encoder(name: str) -> Callable[[Any], Any] | None:
+    """How a run field becomes a flat value (None: as it is)."""
     if name == "code":
-        return None if value is None else dumps(dataclasses.asdict(value))
+        return _code
     if name in _RUN_JSON:
-        return dumps(value)
-    if name == "tags":
-        return list(value)
-    if name in _TIMES:
-        return _time(value)
-    return value
+        return dumps
+    if name in RUN_LISTS:
+        return list
+    return _time if name in _TIMES else None
 
 
-def encode_run(run: RunRecord) -> tuple[Any, ...]:
+def _encode_run_field(name: str, value: Any) -> Any:
+    encode = _run_encoder(name)
+    return value if encode is None else encode(value)
+
+
+# (position, encoder) of each field that needs one: a bulk import encodes every run, and one
+# call per field would cost it ~5%
+_RUN_VALUES = attrgetter(*RUN_FIELDS)
+_RUN_ENCODERS = [(i, f) for i, name in enumerate(RUN_FIELDS) if (f := _run_encoder(name))]
+
+
+def encode_run(run: RunRecord) -> list[Any]:
     """A run's values in ``RUN_FIELDS`` order."""
-    return tuple(_encode_run_field(name, getattr(run, name)) for name in RUN_FIELDS)
+    values = list(_RUN_VALUES(run))
+    for i, encode in _RUN_ENCODERS:
+        values[i] = encode(values[i])
+    return values
 
 
 def encode_run_changes(changes: Mapping[str, Any]) -> dict[str, Any]:
@@ -175,17 +200,29 @@ def _json_tags(row: Sequence[Any]) -> str | None:
 # versions ----------------------------------------------------------------------------------
 
 
-def encode_version(version: VersionRecord) -> tuple[Any, ...]:
-    """A version's own values in ``VERSION_STORED`` order."""
-    return tuple(_encode_version_field(name, getattr(version, name)) for name in VERSION_STORED)
+def _version_encoder(name: str) -> Callable[[Any], Any] | None:
+    if name == "metadata":
+        return dumps
+    return _time if name in _TIMES else None
 
 
 def _encode_version_field(name: str, value: Any) -> Any:
-    if name == "metadata":
-        return dumps(value)
-    if name in _TIMES:
-        return _time(value)
-    return value
+    encode = _version_encoder(name)
+    return value if encode is None else encode(value)
+
+
+_VERSION_VALUES = attrgetter(*VERSION_STORED)
+_VERSION_ENCODERS = [
+    (i, f) for i, name in enumerate(VERSION_STORED) if (f := _version_encoder(name))
+]
+
+
+def encode_version(version: VersionRecord) -> list[Any]:
+    """A version's own values in ``VERSION_STORED`` order."""
+    values = list(_VERSION_VALUES(version))
+    for i, encode in _VERSION_ENCODERS:
+        values[i] = encode(values[i])
+    return values
 
 
 def encode_version_changes(changes: Mapping[str, Any]) -> dict[str, Any]:

@@ -155,8 +155,8 @@ _VERSION_COLUMNS = ", ".join(
 _VERSION_OWN = ", ".join(
     "NULL" if f in ("type", "aliases") else f"v.{_column(f)}" for f in VERSION_FIELDS
 )
-_VERSION_INSERT = (
-    f"INSERT OR IGNORE INTO versions (id, {', '.join(map(_column, VERSION_STORED))}) "
+_VERSION_INSERT = (  # the codec's values, then the id
+    f"INSERT OR IGNORE INTO versions ({', '.join(map(_column, VERSION_STORED))}, id) "
     f"VALUES ({_slots(len(VERSION_STORED) + 1)})"
 )
 _ARTIFACT_COLUMNS = ", ".join(ARTIFACT_FIELDS)
@@ -170,8 +170,9 @@ _TOKEN_COLUMNS = ", ".join(TOKEN_FIELDS)
 _RUN_ADVANCE = ", ".join(f"{f} = ?" for f in RUN_UPDATES_ON_IMPORT)
 _RUN_ADVANCED = tuple(RUN_FIELDS.index(f) for f in RUN_UPDATES_ON_IMPORT)
 _RUN_ID, _RUN_STATE = RUN_FIELDS.index("id"), RUN_FIELDS.index("state")
+_RUN_LISTS = [i for i, f in enumerate(RUN_FIELDS) if f in codec.RUN_LISTS]  # kept as JSON
 _VERSION_RESET = ", ".join(f"{_column(f)} = ?" for f in VERSION_UPDATES_ON_IMPORT)
-_VERSION_RESET_AT = tuple(1 + VERSION_STORED.index(f) for f in VERSION_UPDATES_ON_IMPORT)
+_VERSION_RESET_AT = tuple(VERSION_STORED.index(f) for f in VERSION_UPDATES_ON_IMPORT)
 _VERSION_FROM = "versions v JOIN artifacts a ON a.project = v.project AND a.name = v.name"
 # Many ids go in as one JSON array. Joined from json_each (CROSS JOIN keeps it the outer
 # loop), each id is one index seek; ``IN (SELECT ... json_each)`` would first copy the list
@@ -393,7 +394,7 @@ class SQLiteGraphStore:
                 created_by=new.run_id, created_at=new.at,
             )  # fmt: skip
             vid = created.id
-            db.execute(_VERSION_INSERT, (vid, *codec.encode_version(created)))
+            db.execute(_VERSION_INSERT, [*codec.encode_version(created), vid])
             db.execute(
                 "UPDATE artifacts SET next_index = ? WHERE project = ? AND name = ?",
                 (index + 1, new.project, new.name),
@@ -702,18 +703,17 @@ class SQLiteGraphStore:
             counts["artifacts"] = db.total_changes - before
             again = _present(db, "versions", version_ids)
             before = db.total_changes
-            version_rows = [
-                (vid, *codec.encode_version(v))
-                for vid, v in zip(version_ids, versions, strict=True)
-            ]
+            version_rows = [codec.encode_version(v) for v in versions]
+            for row, vid in zip(version_rows, version_ids, strict=True):
+                row.append(vid)
             db.executemany(_VERSION_INSERT, version_rows)
             counts["versions"] = db.total_changes - before
             db.executemany(
                 f"UPDATE versions SET {_VERSION_RESET} WHERE id = ?",
                 [
-                    (*(row[i] for i in _VERSION_RESET_AT), row[0])
+                    (*(row[i] for i in _VERSION_RESET_AT), row[-1])
                     for row in version_rows
-                    if row[0] in again
+                    if row[-1] in again
                 ],
             )
             top: dict[tuple[str, str], int] = {}
@@ -796,8 +796,11 @@ def _insert_events(db: sqlite3.Connection, events: Iterable[Event]) -> int:
     return db.total_changes - before
 
 
-def _run_row(run: RunRecord) -> tuple[Any, ...]:
-    return tuple(_sql(value) for value in codec.encode_run(run))
+def _run_row(run: RunRecord) -> list[Any]:
+    values = codec.encode_run(run)
+    for i in _RUN_LISTS:
+        values[i] = codec.dumps(values[i])
+    return values
 
 
 def _version(row: Sequence[Any]) -> VersionRecord:
