@@ -88,7 +88,7 @@ class Mutation:
         mapping = _object(summary, "summary") or {}
         return Run(record=await call(info.context.service.update_summary, str(run_id), mapping))
 
-    @mutation("Finish a run as FINISHED, FAILED or CRASHED.")
+    @mutation("Finish a run as FINISHED, FAILED, CRASHED or KILLED.")
     async def finish_run(
         self,
         info: Info,
