@@ -62,7 +62,7 @@ _BY_NAME: dict[str, type[LineageError]] = {
 }
 
 RUN = """id project name jobType state config summary tags notes host startedAt finishedAt
-error code { commit dirty remote }"""
+error code { commit dirty remote script command }"""
 VERSION = """project name type index digest size fileCount metadata description aliases state
 createdAt createdBy { id }"""
 GRAPH = f"""nodes {{ id kind ref run {{ {RUN} }} artifactVersion {{ {VERSION} }} }}
@@ -262,7 +262,13 @@ class RemoteService:
             "pid": pid,
             "code": None
             if code is None
-            else {"commit": code.commit, "dirty": code.dirty, "remote": code.remote},
+            else {
+                "commit": code.commit,
+                "dirty": code.dirty,
+                "remote": code.remote,
+                "script": code.script,
+                "command": list(code.command),
+            },
             # named here, not by the server: a retry of a request whose answer was lost
             # then finds this run instead of starting a second one
             "id": run_id or new_run_id(),

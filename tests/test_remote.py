@@ -18,7 +18,7 @@ from server_process import ServerProcess
 import lineage
 from lineage.client import Client
 from lineage.manifest import manifest_digests
-from lineage.records import ArtifactRecord, RunRecord, Subgraph, VersionRecord
+from lineage.records import ArtifactRecord, CodeVersion, RunRecord, Subgraph, VersionRecord
 from lineage.remote import RemoteService
 from lineage.server.app import open_service
 from lineage.server.auth import create_token
@@ -150,6 +150,29 @@ def test_remote_runs_page_after_a_run(remote: Remote) -> None:
     assert len(runs) == 4
     for i, run in enumerate(runs):  # times reach the client rounded to the microsecond
         assert service.runs("paged", after=(run.started_at, run.id)) == runs[i + 1 :]
+
+
+def test_a_remote_run_keeps_its_script_and_command(remote: Remote) -> None:
+    """The code a run records (commit, dirty, script, command line) reaches the server whole,
+    and reads back the same through the server and from its store."""
+    code = CodeVersion(
+        commit="a" * 40,
+        dirty=True,
+        remote="git@example.org:team/repo.git",
+        script="train/finetune.py",
+        command=("train/finetune.py", "--lr", "3e-5", "--token", "***"),
+    )
+    far = RemoteService(remote.url, token=remote.write)
+    try:
+        started = far.start_run(project="coded", job_type="train", code=code)
+        assert far.get_run(started.id).code == code
+    finally:
+        far.close()
+    local = open_service(remote.backend.store, remote.backend.blobs)  # type: ignore[attr-defined]
+    try:
+        assert local.get_run(started.id).code == code
+    finally:
+        local.graph.close()
 
 
 def test_unreachable_server_fails_fast() -> None:

@@ -22,11 +22,13 @@ from lineage.server.graphql.types import Artifact, ArtifactVersion, Info, Run, R
 __all__ = ["Mutation"]
 
 
-@strawberry.input(description="The git commit a run's code was at.")
+@strawberry.input(description="The code a run ran: git commit, script and command line.")
 class CodeVersionInput:
     commit: str
     dirty: bool = False
     remote: str | None = None
+    script: str | None = None
+    command: list[str] = strawberry.field(default_factory=list)
 
 
 @strawberry.type
@@ -77,7 +79,13 @@ class Mutation:
             notes=notes,
             code=None
             if code is None
-            else CodeVersion(commit=code.commit, dirty=code.dirty, remote=code.remote),
+            else CodeVersion(
+                commit=code.commit,
+                dirty=code.dirty,
+                remote=code.remote,
+                script=code.script,
+                command=tuple(code.command),
+            ),
             host=host,
             pid=pid,
         )

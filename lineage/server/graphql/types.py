@@ -92,17 +92,27 @@ def _time(at: float | None) -> datetime | None:
 # runs ----------------------------------------------------------------------------------------
 
 
-@strawberry.type(description="The git commit a run's code was at.")
+@strawberry.type(description="The code a run ran: git commit, script and command line.")
 class CodeVersion:
     commit: str
     dirty: bool
     remote: str | None
+    script: str | None = strawberry.field(
+        description="The script, relative to its repository's root when inside one."
+    )
+    command: list[str] = strawberry.field(description="The process's command line (argv).")
 
     @classmethod
     def of(cls, code: CodeRecord | None) -> CodeVersion | None:
         if code is None:
             return None
-        return cls(commit=code.commit, dirty=code.dirty, remote=code.remote)
+        return cls(
+            commit=code.commit,
+            dirty=code.dirty,
+            remote=code.remote,
+            script=code.script,
+            command=list(code.command),
+        )
 
 
 @strawberry.type(description="One execution of a process: what it consumed and produced.")
