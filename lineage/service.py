@@ -143,7 +143,8 @@ class Service:
         at: float | None = None,
     ) -> RunRecord:
         if state not in RUN_STATES or state == "running":
-            raise InvalidInput(f"a run finishes as finished, failed or crashed, not {state!r}")
+            ends = ", ".join(s for s in RUN_STATES if s != "running")
+            raise InvalidInput(f"a run finishes as one of {ends}, not {state!r}")
         run = self.active_run(run_id)
         changes: dict[str, Any] = {"state": state, "finished_at": at or time.time()}
         if summary is not None:
