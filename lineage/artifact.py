@@ -35,6 +35,19 @@ class PendingReference:
     last_modified: str | None = None
 
 
+def _check_encodable(path: str | Path) -> None:
+    """Refuse a path that is not valid UTF-8 (undecodable bytes become surrogates on POSIX):
+    no store could keep it faithfully, and the refusal comes before anything is written."""
+    text = str(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = text.encode("utf-8", "backslashreplace").decode("utf-8")
+        raise InvalidPath(
+            f"file name {shown} is not valid UTF-8; rename it to log it", path=shown
+        ) from None
+
+
 class Artifact:
     """A new version in the making: name, type, files, and what to say about it.
 
@@ -72,6 +85,9 @@ class Artifact:
         source = Path(local_path)
         if not source.is_file():
             raise InvalidPath(f"{source} is not a file", path=str(source))
+        _check_encodable(source.resolve())
+        if name is not None:
+            _check_encodable(name)
         target = check_manifest_path(name if name is not None else source.name)
         self._add(PendingFile(name=target, source=source.resolve()))
         return target
@@ -86,6 +102,7 @@ class Artifact:
         found = files.walk(root)
         staged = []
         for rel, source in found:
+            _check_encodable(source)
             name = f"{prefix.rstrip('/')}/{rel}" if prefix else rel
             check_manifest_path(name)
             if name in self._entries:

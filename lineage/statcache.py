@@ -58,7 +58,11 @@ class StatCache:
             return
         with self._lock:
             self._db.execute("BEGIN")
-            self._db.executemany("INSERT OR REPLACE INTO stat VALUES (?,?,?,?,?,?)", rows)
+            try:
+                self._db.executemany("INSERT OR REPLACE INTO stat VALUES (?,?,?,?,?,?)", rows)
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
             self._db.execute("COMMIT")
 
     def close(self) -> None:
