@@ -187,7 +187,11 @@ class RemoteService:
         self.blobs = HttpBlobStore(self.url, token=token, retry=retry)
         self.requests = 0  # GraphQL requests made: what a second sync must not repeat
         self.retried = 0  # requests sent again after a failure (the first may have landed)
-        self._ping()
+        try:
+            self._ping()
+        except BaseException:
+            self.close()  # its connections and the mirror, opened for nothing
+            raise
 
     def close(self) -> None:
         self._http.close()
@@ -196,12 +200,16 @@ class RemoteService:
             self.mirror.close()
 
     def _ping(self) -> None:
-        try:
-            response = self._http.get("/healthz")
-        except httpx.TransportError as exc:
-            raise StoreUnavailable(
-                f"cannot reach the lineage server at {self.url}: {exc}", url=self.url
-            ) from None
+        """The first contact, retried like every later request (:mod:`lineage.retry`): a
+        client started while its server restarts waits for it, then gives up with
+        StoreUnavailable."""
+        response = send(
+            lambda: self._http.get("/healthz"),
+            url=self.url,
+            what="health check",
+            policy=self.retry,
+        )
+        response.close()
         if response.status_code != 200:
             raise StoreUnavailable(
                 f"lineage server at {self.url} is not healthy (HTTP {response.status_code})",
