@@ -3,7 +3,8 @@
 - a :class:`~lineage.errors.LineageError` raised by the service keeps its message and its
   ``code`` (NOT_FOUND, INVALID_INPUT, CONFLICT, UNAUTHENTICATED, FORBIDDEN, ...), plus its
   context (``ref``, ``digest``, ...) when that is a plain value;
-- a query over a limit: QUERY_TOO_DEEP, TOO_MANY_ALIASES, TOO_MANY_TOKENS;
+- a query over a limit: QUERY_TOO_DEEP, TOO_MANY_ALIASES, TOO_MANY_TOKENS, QUERY_TOO_COMPLEX
+  (more fields than MAX_EXPANDED_FIELDS once its fragments are expanded);
 - any other malformed query: GRAPHQL_PARSE_FAILED or GRAPHQL_VALIDATION_FAILED;
 - anything else is a bug: INTERNAL, logged with its traceback, its message masked.
 """
@@ -26,6 +27,7 @@ _LIMITS = (
     (re.compile(r"exceeds maximum operation depth"), "QUERY_TOO_DEEP"),
     (re.compile(r"aliases found\. Allowed"), "TOO_MANY_ALIASES"),
     (re.compile(r"Document contains more than \d+ tokens"), "TOO_MANY_TOKENS"),
+    (re.compile(r"Query expands to more than \d+ fields"), "QUERY_TOO_COMPLEX"),
 )
 _PLAIN = (str, int, float, bool)
 

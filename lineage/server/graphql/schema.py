@@ -9,9 +9,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import strawberry
+from graphql.validation.validation_context import ASTValidationContext
 from strawberry.extensions import (
     AddValidationRules,
     MaxTokensLimiter,
@@ -25,7 +26,17 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 from strawberry.types.graphql import OperationType
 
-from graphql import ASTValidationRule, GraphQLError
+from graphql import (
+    ASTValidationRule,
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    Node,
+    OperationDefinitionNode,
+    ValidationContext,
+)
 from lineage.server.graphql.errors import format_error
 from lineage.server.graphql.loaders import Context
 from lineage.server.graphql.mutations import Mutation
@@ -34,11 +45,13 @@ from lineage.server.graphql.types import LONG, Long
 
 __all__ = [
     "MAX_ALIASES",
+    "MAX_EXPANDED_FIELDS",
     "MAX_QUERY_DEPTH",
     "MAX_TOKENS",
     "Authorize",
     "LineageSchema",
     "build_schema",
+    "expanded_size",
     "schema",
     "sdl",
 ]
@@ -46,6 +59,7 @@ __all__ = [
 MAX_QUERY_DEPTH = 10
 MAX_TOKENS = 5000
 MAX_ALIASES = 50
+MAX_EXPANDED_FIELDS = 20_000  # fields of a query once its fragments are expanded
 QUERY_CACHE = 256  # distinct query texts whose parse and validation are remembered
 
 
@@ -78,6 +92,87 @@ class LineageSchema(strawberry.Schema):
             format_error(error)
 
 
+def expanded_size(document: DocumentNode, cap: int) -> int | None:
+    """The fields of ``document``'s operations once every fragment spread is expanded (at most
+    ``cap + 1``: counting stops there), or None when fragments spread each other in a cycle.
+
+    Linear in the document's size: each fragment is counted once, then multiplied.
+    """
+    fragments = {
+        d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+    }
+
+    def direct(node: Node) -> tuple[int, dict[str, int]]:
+        # the fields under ``node`` and the fragments it spreads (with their counts), no recursion
+        fields, spreads = 0, dict[str, int]()
+        stack: list[Node] = [node]
+        while stack:
+            current = stack.pop()
+            if isinstance(current, FieldNode):
+                fields += 1
+            if isinstance(current, FragmentSpreadNode):
+                name = current.name.value
+                if name in fragments:
+                    spreads[name] = spreads.get(name, 0) + 1
+                continue
+            selections = getattr(current, "selection_set", None)
+            if selections is not None:
+                stack.extend(selections.selections)
+        return fields, spreads
+
+    shapes = {name: direct(fragment) for name, fragment in fragments.items()}
+    # fragments in dependency order (Kahn): a fragment once all it spreads are sized
+    waiting = {name: len(spreads) for name, (_, spreads) in shapes.items()}
+    users: dict[str, list[str]] = {name: [] for name in shapes}
+    for name, (_, spreads) in shapes.items():
+        for spread in spreads:
+            users[spread].append(name)
+    ready = [name for name, count in waiting.items() if count == 0]
+    sizes: dict[str, int] = {}
+    while ready:
+        name = ready.pop()
+        fields, spreads = shapes[name]
+        sizes[name] = min(cap + 1, fields + sum(n * sizes[s] for s, n in spreads.items()))
+        for user in users[name]:
+            waiting[user] -= 1
+            if waiting[user] == 0:
+                ready.append(user)
+    if len(sizes) < len(shapes):
+        return None
+    total = 0
+    for definition in document.definitions:
+        if isinstance(definition, OperationDefinitionNode):
+            fields, spreads = direct(definition)
+            total = min(cap + 1, total + fields + sum(n * sizes[s] for s, n in spreads.items()))
+    return total
+
+
+def _shape_rule(max_fields: int, rules: list[type[ASTValidationRule]]) -> type[ASTValidationRule]:
+    class QueryShape(ASTValidationRule):
+        """Refuses a query whose fragments expand past ``max_fields`` fields, or spread each
+        other in a cycle, before ``rules`` (which walk every expansion) get to see it."""
+
+        def __init__(self, context: ASTValidationContext) -> None:
+            super().__init__(context)
+            size = expanded_size(context.document, max_fields)
+            if size is None:
+                context.report_error(
+                    GraphQLError("Fragments spread each other in a cycle; nothing was run.")
+                )
+            elif size > max_fields:
+                context.report_error(
+                    GraphQLError(
+                        f"Query expands to more than {max_fields} fields (a fragment counts "
+                        "each time it is spread); nothing was run."
+                    )
+                )
+            else:
+                for rule in rules:
+                    rule(cast(ValidationContext, context))
+
+    return QueryShape
+
+
 def build_schema(
     *,
     max_depth: int = MAX_QUERY_DEPTH,
@@ -86,13 +181,21 @@ def build_schema(
 ) -> LineageSchema:
     """The schema with these query-shape limits (each over-limit query: an error with a code).
 
-    The limits are strawberry's QueryDepthLimiter, MaxAliasesLimiter and MaxTokensLimiter.
+    The limits are strawberry's QueryDepthLimiter, MaxAliasesLimiter and MaxTokensLimiter,
+    and MAX_EXPANDED_FIELDS: the depth and alias rules walk every expansion of a fragment, so
+    a query whose fragments expand past that many fields (or in a cycle) is refused first, in
+    time linear in its size.
     The depth and alias rules are built once, not per request as those extensions do, so
     that the validation of a query text seen before comes from a cache.
     """
     rules: list[type[ASTValidationRule]] = [
-        depth_limiter.create_validator(max_depth, None),
-        aliases_limiter.create_validator(max_aliases),
+        _shape_rule(
+            MAX_EXPANDED_FIELDS,
+            [
+                depth_limiter.create_validator(max_depth, None),
+                aliases_limiter.create_validator(max_aliases),
+            ],
+        )
     ]
 
     def tokens() -> SchemaExtension:
