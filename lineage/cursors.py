@@ -27,6 +27,14 @@ def cursor_key(value: str) -> list[Any]:
         key = json.loads(base64.urlsafe_b64decode(value.encode()))
     except ValueError:
         key = None
-    if not isinstance(key, list):
-        raise InvalidInput(f"invalid cursor {value[:40]!r}: pass an endCursor from a page")
+    if not isinstance(key, list) or not all(_fits(part) for part in key):
+        raise InvalidInput(
+            f"invalid cursor (after: {value[:40]!r}): pass an endCursor from a page",
+            argument="after",
+        )
     return key
+
+
+def _fits(part: object) -> bool:
+    # a store compares sort keys as 64-bit integers: a larger one was never made by a page
+    return not isinstance(part, int) or -(2**63) <= part < 2**63

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import BinaryIO, cast
 
 import anyio.from_thread
+from cross_web import HTTPException  # what strawberry answers with an HTTP status
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -116,6 +117,9 @@ async def principal(request: Request | WebSocket) -> Principal:
 
 
 class _GraphQL(GraphQL[Context, None]):
+    def decode_json(self, data: str | bytes) -> object:
+        return _json(data)
+
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
@@ -194,13 +198,25 @@ class _Upload(io.RawIOBase):
         return b"".join(parts)
 
 
+def _json(data: str | bytes) -> object:
+    """A request body's JSON; a body that is not UTF-8 or is nested past the parser's limit
+    is the client's error (400), as is any other body that is not JSON."""
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError) as error:
+        reason = "nested too deep" if isinstance(error, RecursionError) else str(error)
+        raise HTTPException(400, f"Unable to parse request body as JSON: {reason}") from None
+
+
 @_refusals
 async def _missing(request: Request) -> Response:
     (await principal(request)).require("read")
     try:
-        body = json.loads(await request.body())
-    except ValueError:
-        raise InvalidInput('expected a JSON body {"digests": ["<blake3 hex>", ...]}') from None
+        body = _json(await request.body())
+    except HTTPException as error:
+        raise InvalidInput(
+            f'expected a JSON body {{"digests": ["<blake3 hex>", ...]}}: {error.reason}'
+        ) from None
     digests = body.get("digests") if isinstance(body, dict) else None
     if not isinstance(digests, list) or len(digests) > MAX_MISSING:
         raise InvalidInput(

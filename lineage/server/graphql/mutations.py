@@ -14,7 +14,7 @@ from typing import Any
 import strawberry
 from strawberry.scalars import JSON
 
-from lineage.errors import InvalidMetadata
+from lineage.errors import InvalidInput, InvalidMetadata
 from lineage.records import CodeVersion
 from lineage.server.graphql.loaders import call
 from lineage.server.graphql.types import Artifact, ArtifactVersion, Info, Run, RunState, mutation
@@ -29,6 +29,16 @@ class CodeVersionInput:
     remote: str | None = None
     script: str | None = None
     command: list[str] = strawberry.field(default_factory=list)
+
+
+def _timestamp(at: datetime, argument: str) -> float:
+    """``at`` in seconds since the epoch; InvalidInput naming ``argument`` when out of range."""
+    try:
+        return at.timestamp()
+    except (ValueError, OverflowError, OSError) as error:
+        raise InvalidInput(
+            f"{argument} {at.isoformat()!r} is out of range ({error})", argument=argument
+        ) from None
 
 
 @strawberry.type
@@ -70,7 +80,7 @@ class Mutation:
         record = await call(
             info.context.service.start_run,
             run_id=None if id is None else str(id),
-            started_at=None if started_at is None else started_at.timestamp(),
+            started_at=None if started_at is None else _timestamp(started_at, "startedAt"),
             project=project,
             job_type=job_type,
             name=name,
