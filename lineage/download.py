@@ -37,6 +37,7 @@ from lineage.errors import (
     DigestMismatch,
     IntegrityError,
     StoreUnavailable,
+    from_os_error,
 )
 from lineage.files import DOWNLOAD_MARKER
 from lineage.hashing import copy_and_hash, hash_fd, hash_file, hash_stream
@@ -65,6 +66,21 @@ def download(
     ``ref`` (``project/name:vN``) names the version: the folder is marked as a download of
     its artifact, which lets a later download of that artifact clean it (module docstring).
     """
+    try:
+        return _download(manifest, root, blobs, cache, progress=progress, ref=ref)
+    except OSError as exc:  # the target cannot be written: one error naming the path
+        raise from_os_error(exc, root) from exc
+
+
+def _download(
+    manifest: Manifest,
+    root: Path,
+    blobs: BlobStore,
+    cache: StatCache,
+    *,
+    progress: bool | None,
+    ref: str | None,
+) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     real_root = root.resolve()
     entries = list(manifest)

@@ -29,12 +29,21 @@ attributes (``ref``, ``digest``, ``path``)::
 
 A refusal changes nothing: the check happens before the first write.
 
+Trouble with a local file or folder (an ``OSError``) is told by :func:`from_os_error`, as one
+of these classes naming the path: not found (or a part of it is not a folder) is
+:class:`NotFound`; already there, or a folder where a file is meant, :class:`Conflict`; no
+permission or a read-only file system, :class:`Forbidden`; a symlink loop or a name too long,
+:class:`InvalidPath`; anything else (a full disk, an I/O error), :class:`LineageError`.
+
 :class:`LineageWarning` (a ``UserWarning``) is not an error: what was asked happened in part,
 as said in its message (a re-log returned an existing version with its own metadata; a
 finished run was asked to end again as another state).
 """
 
 from __future__ import annotations
+
+import errno
+import os
 
 __all__ = [
     "AliasedVersion",
@@ -60,6 +69,7 @@ __all__ = [
     "Unauthenticated",
     "UnsupportedScheme",
     "VersionNotFound",
+    "from_os_error",
 ]
 
 
@@ -176,3 +186,42 @@ class ServerError(LineageError):
 
 class LineageWarning(UserWarning):
     """Something was not done as asked, and lineage says what it did instead."""
+
+
+_OS_ERRORS: dict[int, type[LineageError]] = {
+    errno.ENOENT: NotFound,
+    errno.ENOTDIR: NotFound,
+    errno.EEXIST: Conflict,
+    errno.EISDIR: Conflict,
+    errno.ENOTEMPTY: Conflict,
+    errno.EACCES: Forbidden,
+    errno.EPERM: Forbidden,
+    errno.EROFS: Forbidden,
+    errno.ELOOP: InvalidPath,
+    errno.ENAMETOOLONG: InvalidPath,
+}
+
+
+def from_os_error(exc: OSError, path: object = None) -> LineageError:
+    """``exc`` as the LineageError of its kind (module docstring), naming the path.
+
+    ``path`` is named when ``exc`` names none (a loop found while walking a folder).
+
+    >>> raise from_os_error(exc) from exc
+    """
+    named = exc.filename if exc.filename is not None else path
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    if named is None:
+        message = reason
+    else:
+        message = f"{_shown(named)}: {reason}"
+        if exc.filename2 is not None:
+            message = f"{_shown(named)} -> {_shown(exc.filename2)}: {reason}"
+    kind = _OS_ERRORS.get(exc.errno or 0, LineageError)
+    return kind(message, path=None if named is None else _shown(named), errno=exc.errno)
+
+
+def _shown(path: object) -> str:
+    if isinstance(path, bytes):
+        return os.fsdecode(path)
+    return str(path)

@@ -29,6 +29,7 @@ __all__ = [
     "check_name",
     "json_value",
     "parse_ref",
+    "quoted",
 ]
 
 MAX_NAME_LENGTH = 128
@@ -84,26 +85,40 @@ class Ref:
         return f"{self.project}/{self.name}:{self.selector}"
 
 
+QUOTED = 80  # characters of a ref an error quotes; a longer one is cut
+
+
+def quoted(text: str) -> str:
+    """``text`` as an error quotes it: its repr, cut after :data:`QUOTED` characters and
+    followed by its length (a 10 KB ref is not echoed whole)."""
+    if len(text) <= QUOTED:
+        return repr(text)
+    return f"{text[:QUOTED]!r}... ({len(text):,} characters)"
+
+
 def parse_ref(text: object, default_project: str | None = None) -> Ref:
     """Parse ``[project/]name[:vN|:alias]``; a bare name means ``name:latest``."""
     if not isinstance(text, str) or not text:
-        raise InvalidRef(f"a ref must be a non-empty string, got {text!r}", ref=text)
+        shown = quoted(text) if isinstance(text, str) else f"{text!r:.{QUOTED}}"
+        raise InvalidRef(f"a ref must be a non-empty string, got {shown}", ref=text)
     body, _, selector = text.partition(":")
     if ":" in selector:
-        raise InvalidRef(f"invalid ref {text!r}: expected [project/]name[:vN|:alias]", ref=text)
+        raise InvalidRef(
+            f"invalid ref {quoted(text)}: expected [project/]name[:vN|:alias]", ref=text
+        )
     project, slash, name = body.rpartition("/")
     if not slash:
         project = default_project or ""
         if not project:
+            fix = f"project/{text}" if len(text) <= QUOTED else "project/<name>"
             raise InvalidRef(
-                f"ref {text!r} names no project and none is set: write 'project/{text}'",
-                ref=text,
+                f"ref {quoted(text)} names no project and none is set: write {fix!r}", ref=text
             )
     try:
         check_name(project, "project")
         check_name(name, "artifact name")
     except InvalidName as exc:
-        raise InvalidRef(f"invalid ref {text!r}: {exc}", ref=text) from None
+        raise InvalidRef(f"invalid ref {quoted(text)}: {exc}", ref=text) from None
     selector = selector or "latest"
     match = _VERSION.fullmatch(selector)
     if match:
@@ -111,7 +126,7 @@ def parse_ref(text: object, default_project: str | None = None) -> Ref:
     try:
         check_name(selector, "alias")
     except InvalidName as exc:
-        raise InvalidRef(f"invalid ref {text!r}: {exc}", ref=text) from None
+        raise InvalidRef(f"invalid ref {quoted(text)}: {exc}", ref=text) from None
     return Ref(project=project, name=name, alias=selector)
 
 

@@ -22,7 +22,7 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from lineage.api import Api
-from lineage.errors import LineageError
+from lineage.errors import LineageError, from_os_error
 from lineage.records import RunRecord
 
 __all__ = ["LineageGroup", "main"]
@@ -54,7 +54,8 @@ def _global_options(*, envvars: bool) -> list[click.Option]:
 
 
 def errors(func: F) -> F:
-    """Print a :class:`LineageError` as one line and exit with its code."""
+    """Print a :class:`LineageError` (or an OSError, as its LineageError) as one line and exit
+    with its code."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -62,6 +63,11 @@ def errors(func: F) -> F:
             return func(*args, **kwargs)
         except LineageError as exc:
             _fail(str(exc), exc.exit_code)
+        except OSError as exc:
+            if exc.errno == errno.EPIPE:
+                raise  # click quiets a closed pipe (`lineage runs | head`)
+            error = from_os_error(exc)
+            _fail(str(error), error.exit_code)
 
     return wrapper  # type: ignore[return-value]
 
@@ -148,7 +154,8 @@ class LineageGroup(click.Group):
         except OSError as exc:
             if exc.errno == errno.EPIPE:
                 raise  # click quiets a closed pipe (`lineage runs | head`)
-            _fail(str(exc), 1)
+            error = from_os_error(exc)  # names the path, exits with the code of its kind
+            _fail(str(error), error.exit_code)
 
 
 def _take_global_options(cmd: click.Command) -> None:
