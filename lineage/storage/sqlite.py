@@ -12,6 +12,7 @@ import json
 import logging
 import sqlite3
 import threading
+import time
 from collections import Counter
 from collections.abc import Collection, Iterable, Iterator, KeysView, Mapping, Sequence
 from contextlib import contextmanager
@@ -358,6 +359,9 @@ class SQLiteGraphStore:
 
     def commit_version(self, new: NewVersion) -> tuple[VersionRecord, bool]:
         with self._write() as db:
+            # the time is read under the write lock and never before the previous version's:
+            # createdAt follows the index even when writers race (new.at was read before)
+            at = max(new.at, time.time())
             row = db.execute(
                 "SELECT type, next_index FROM artifacts WHERE project = ? AND name = ?",
                 (new.project, new.name),
@@ -366,7 +370,7 @@ class SQLiteGraphStore:
                 db.execute(
                     "INSERT INTO artifacts (project, name, type, description, created_at, "
                     "next_index) VALUES (?,?,?,?,?,0)",
-                    (new.project, new.name, new.type, new.description, new.at),
+                    (new.project, new.name, new.type, new.description, at),
                 )
                 index = 0
             else:
@@ -387,11 +391,18 @@ class SQLiteGraphStore:
                 if existing:
                     return _version(existing), False
                 index = row[1]
+                previous = db.execute(
+                    "SELECT created_at FROM versions WHERE project = ? AND name = ? "
+                    "ORDER BY idx DESC LIMIT 1",
+                    (new.project, new.name),
+                ).fetchone()
+                if previous is not None:
+                    at = max(at, previous[0])
             created = VersionRecord(
                 project=new.project, name=new.name, type=new.type, index=index,
                 digest=new.digest, size=new.size, file_count=new.file_count,
                 metadata=new.metadata, description=new.description,
-                created_by=new.run_id, created_at=new.at,
+                created_by=new.run_id, created_at=at,
             )  # fmt: skip
             vid = created.id
             db.execute(_VERSION_INSERT, [*codec.encode_version(created), vid])

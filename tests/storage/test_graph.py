@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
+import random
 import time
 from collections.abc import Iterator
 
@@ -270,6 +272,54 @@ def _commit_many(url: str, worker: int, count: int) -> None:
     for i in range(count):
         store.commit_version(new("m", f"{worker * 1000 + i + 1:064x}", f"w{worker}"))
     store.close()
+
+
+def _commit_late(url: str, worker: int, count: int) -> None:
+    """Commits whose time was read before the lock: up to half a second before (uploading,
+    waiting for the lock), as a writer sees it."""
+    rng = random.Random(worker)
+    store = open_graph(url)
+    store.create_run(run(f"w{worker}"))
+    for i in range(count):
+        late = new("m", f"{worker * 1000 + i + 1:064x}", f"w{worker}")
+        late = dataclasses.replace(late, at=late.at - rng.uniform(0, 0.5))
+        store.commit_version(late)
+    store.close()
+
+
+def test_created_at_follows_the_index_under_concurrent_writers(backend) -> None:  # type: ignore[no-untyped-def]
+    workers, each = 4, 6
+    ctx = multiprocessing.get_context("spawn")
+    procs = [
+        ctx.Process(target=_commit_late, args=(backend.store, w, each)) for w in range(workers)
+    ]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(120)
+        assert proc.exitcode == 0
+    store = open_graph(backend.store)
+    versions = sorted(store.list_versions("p", "m"), key=lambda v: v.index)
+    store.close()
+    assert [v.index for v in versions] == list(range(workers * each))
+    times = [v.created_at for v in versions]
+    assert times == sorted(times)
+
+
+def test_created_at_is_read_under_the_lock(graph: GraphStore) -> None:
+    """A writer that read the clock early, or whose clock runs ahead, cannot put a version
+    before its predecessor in time."""
+    graph.create_run(run("r1"))
+    ahead = dataclasses.replace(new("m", D[0], "r1"), at=time.time() + 100)
+    v0, _ = graph.commit_version(ahead)
+    v1, _ = graph.commit_version(dataclasses.replace(new("m", D[1], "r1"), at=1.0))
+    v2, _ = graph.commit_version(new("m", D[2], "r1"))
+    assert v0.created_at <= v1.created_at <= v2.created_at
+    stored = graph.list_versions("p", "m")
+    assert sorted(v.created_at for v in stored) == [v.created_at for v in (v0, v1, v2)]
+    graph.create_run(run("r2"))
+    early = dataclasses.replace(new("n", D[3], "r2"), at=1.0)
+    assert graph.commit_version(early)[0].created_at >= time.time() - 60
 
 
 def test_concurrent_writers_get_consecutive_versions(backend) -> None:  # type: ignore[no-untyped-def]

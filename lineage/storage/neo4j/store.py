@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from functools import partial
 from typing import Any, LiteralString, TypeVar
@@ -367,17 +368,25 @@ class Neo4jGraphStore:
             if head["existing"] is not None:
                 return _versions_by_id(tx, [head["existing"]])[0], False
             index: int = head["next_index"]
+            # the time is read under the artifact's lock (new.at was read before it), and the
+            # write below keeps it no earlier than the previous version's: createdAt follows
+            # the index even when writers race or their clocks differ
+            at = max(new.at, time.time())
             props = version_props(
                 VersionRecord(
                     project=new.project, name=new.name, type=new.type, index=index,
                     digest=new.digest, size=new.size, file_count=new.file_count,
                     metadata=new.metadata, description=new.description,
-                    created_by=new.run_id, created_at=new.at,
+                    created_by=new.run_id, created_at=at,
                 )
             )  # fmt: skip
             row = tx.run(
                 "MATCH (a:Artifact {key: $key}) SET a.next_index = $index + 1 "
                 "MERGE (v:ArtifactVersion {id: $id}) SET v += $props "
+                "WITH v OPTIONAL MATCH (p:ArtifactVersion {id: $previous}) "
+                "SET v.created_at = CASE WHEN p.created_at > v.created_at "
+                "THEN p.created_at ELSE v.created_at END "
+                "WITH DISTINCT v "
                 "MERGE (r:Run {id: $run}) MERGE (r)-[:PRODUCED]->(v) "
                 "MERGE (l:Alias {key: $key + '/latest'}) "
                 "SET l.project = v.project, l.name = v.name, l.alias = 'latest', "
@@ -386,6 +395,7 @@ class Neo4jGraphStore:
                 key=key,
                 index=index,
                 id=props["id"],
+                previous=version_id(new.project, new.name, index - 1) if index else None,
                 props=props,
                 run=new.run_id,
             ).single(strict=True)
