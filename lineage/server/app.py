@@ -31,7 +31,7 @@ from typing import BinaryIO, cast
 import anyio.from_thread
 from cross_web import HTTPException  # what strawberry answers with an HTTP status
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 from starlette.websockets import WebSocket
@@ -158,9 +158,10 @@ def _refusals(
 class _Upload(io.RawIOBase):
     """A request body as a blocking stream, read from a worker thread, with a size limit."""
 
-    def __init__(self, request: Request, limit: int) -> None:
+    def __init__(self, request: Request, limit: int, declared: int | None) -> None:
         self._chunks = request.stream()
         self._limit = limit
+        self._declared = declared  # the Content-Length, which the body must match
         self._pending = memoryview(b"")
         self._done = False
         self.received = 0
@@ -185,8 +186,17 @@ class _Upload(io.RawIOBase):
                 chunk = await anext(self._chunks)
             except StopAsyncIteration:
                 self._done = True
+                if self._declared is not None and self.received != self._declared:
+                    raise self._short() from None
                 break
+            except ClientDisconnect:
+                raise self._short() from None
             self.received += len(chunk)
+            if self._declared is not None and self.received > self._declared:
+                raise InvalidInput(
+                    f"upload is longer than the {self._declared} bytes its Content-Length "
+                    "declared; nothing was stored"
+                )
             if self.received > self._limit:
                 raise UploadTooLarge(
                     f"upload is over this server's limit of {self._limit} bytes; nothing was "
@@ -196,6 +206,13 @@ class _Upload(io.RawIOBase):
             parts.append(chunk)
             size += len(chunk)
         return b"".join(parts)
+
+    def _short(self) -> InvalidInput:
+        declared = "" if self._declared is None else f" of the {self._declared}"
+        return InvalidInput(
+            f"upload ended after {self.received}{declared} bytes its Content-Length declared; "
+            "nothing was stored"
+        )
 
 
 def _json(data: str | bytes) -> object:
@@ -232,15 +249,18 @@ async def _put(request: Request) -> Response:
     (await principal(request)).require("write")
     digest = check_digest(request.path_params["digest"])
     limit = _runtime(request).max_upload
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    header = request.headers.get("content-length")
+    declared = int(header) if header is not None and header.isdigit() else None
+    if declared is not None and declared > limit:
         raise UploadTooLarge(
             f"upload of {declared} bytes is over this server's limit of {limit} bytes",
             limit=limit,
         )
     blobs = _runtime(request).service.blobs
     try:
-        stored, size = await call(blobs.put_stream, cast(BinaryIO, _Upload(request, limit)), digest)
+        stored, size = await call(
+            blobs.put_stream, cast(BinaryIO, _Upload(request, limit, declared)), digest
+        )
     except DigestMismatch as error:
         raise DigestMismatch(
             f"digest mismatch, nothing stored: {error.message}", digest=digest

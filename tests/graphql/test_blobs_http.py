@@ -147,3 +147,72 @@ async def test_scopes(server: Server, tokens: dict[str, str], service: Service) 
 async def test_healthz(server: Server) -> None:
     response = await server.request("GET", "/healthz", client=("192.0.2.1", 1))
     assert response.status_code == 200 and response.json() == {"status": "ok"}
+
+
+async def _raw_put(
+    server: Server, digest: str, token: str, declared: int, messages: list[dict[str, Any]]
+) -> tuple[int, bytes]:
+    """A PUT straight to the ASGI app, whose Content-Length says ``declared`` bytes and whose
+    body is ``messages`` (what a server hands on when a client sends less, then stops)."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "PUT",
+        "scheme": "http",
+        "path": f"/blobs/{digest}",
+        "raw_path": f"/blobs/{digest}".encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"127.0.0.1:8000"),
+            (b"authorization", f"Bearer {token}".encode()),
+            (b"content-length", str(declared).encode()),
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+    }
+    pending = list(messages)
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return pending.pop(0) if pending else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await server.app(scope, receive, send)
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return start["status"], body
+
+
+@pytest.mark.parametrize(
+    "ending",
+    [
+        {"type": "http.request", "body": b"", "more_body": False},  # the body ends short
+        {"type": "http.disconnect"},  # the client goes away
+    ],
+)
+async def test_content_length_that_lies_stores_nothing(
+    server: Server, tokens: dict[str, str], service: Service, backend: Any, ending: dict[str, Any]
+) -> None:
+    before = _stored(service, backend)
+    sent = b"fewer bytes than declared"
+    digest = hash_bytes(sent)
+    messages = [{"type": "http.request", "body": sent, "more_body": True}, ending]
+    status, body = await _raw_put(server, digest, tokens["write"], 1000, messages)
+    assert status == 400, body
+    assert b"INVALID_INPUT" in body and b"Content-Length" in body
+    assert _stored(service, backend) == before
+    assert service.blobs.missing([digest]) == {digest}
+    # more bytes than declared: refused too
+    status, body = await _raw_put(
+        server,
+        digest,
+        tokens["write"],
+        5,
+        [{"type": "http.request", "body": sent, "more_body": False}],
+    )
+    assert status == 400, body
+    assert _stored(service, backend) == before
