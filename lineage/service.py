@@ -44,6 +44,7 @@ from lineage.records import (
 )
 from lineage.storage.blobs import BlobStore
 from lineage.storage.graph import Direction, GraphStore, NewVersion
+from lineage.storage.local import LocalBlobStore
 from lineage.traversal import Traversal, check_depth, check_direction
 
 __all__ = ["GcReport", "Service"]
@@ -65,6 +66,10 @@ class GcReport:
     blobs_live: int
     blobs_removed: int
     dry_run: bool
+    # temporary files killed writers left in a local blob store, older than the grace period:
+    # removed (or, in a dry run, that would be) and their bytes
+    temps_removed: int = 0
+    temp_bytes: int = 0
 
 
 class Service:
@@ -604,7 +609,9 @@ class Service:
         """Remove blobs that no live version's manifest references.
 
         Blobs younger than ``grace`` seconds are kept: they may belong to a version whose
-        blobs are stored but whose commit has not landed yet.
+        blobs are stored but whose commit has not landed yet. A local blob store's temporary
+        files older than ``grace`` (what killed writers left) go too; a file still being
+        written is never older than a minute (``TEMP_MIN_AGE``) and is left alone.
         """
         live: set[str] = set()
         for digest in self.graph.manifest_digests():
@@ -617,11 +624,16 @@ class Service:
         everything = set(self.blobs.digests(older_than=grace))
         dead = everything - live
         removed = 0 if dry_run else self.blobs.delete(dead)
+        temps = temp_bytes = 0
+        if isinstance(self.blobs, LocalBlobStore):
+            temps, temp_bytes = self.blobs.temporaries(grace, remove=not dry_run)
         return GcReport(
             blobs_total=len(everything),
             blobs_live=len(everything & live),
             blobs_removed=removed if not dry_run else len(dead),
             dry_run=dry_run,
+            temps_removed=temps,
+            temp_bytes=temp_bytes,
         )
 
 

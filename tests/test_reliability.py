@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from helpers import snapshot
 
 import lineage
+from lineage.cli import cli
 from lineage.client import Client
 from lineage.statcache import StatCache
+from lineage.storage.local import LocalBlobStore
 
 
 def _bad_name_dir() -> Path:
@@ -65,3 +69,73 @@ def test_stat_cache_failed_store_rolls_back(tmp_path: Path) -> None:
     cache.store([good])
     assert cache.lookup([(good[0], good[1])]) == {good[0]: "digest-good"}
     cache.close()
+
+
+# gc and what killed writers leave behind ---------------------------------------------------
+
+
+def _temps(tmp: Path, now: float) -> dict[str, Path]:
+    """Temporary files as killed writers leave them: two old ones (2 h), one written 30 s
+    ago, one being written now."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    made = {}
+    for name, age, body in [
+        ("old1", 7200, b"x" * 1000),
+        ("old2", 7200, b"y" * 2000),
+        ("recent", 30, b"z" * 10),
+        ("live", 0, b"w" * 10),
+    ]:
+        path = tmp / f"{name}-{os.urandom(4).hex()}"
+        path.write_bytes(body)
+        os.utime(path, (now - age, now - age))
+        made[name] = path
+    return made
+
+
+def test_blob_store_temporaries(tmp_path: Path) -> None:
+    store = LocalBlobStore(tmp_path / "blobs")
+    made = _temps(tmp_path / "blobs" / "tmp", time.time())
+    assert store.temporaries(3600) == (2, 3000)  # counted, nothing removed
+    assert all(path.exists() for path in made.values())
+    assert store.temporaries(0) == (2, 3000)  # grace 0: a file written 30 s ago stays
+    assert store.temporaries(3600, remove=True) == (2, 3000)
+    assert sorted(p.name.split("-")[0] for p in (tmp_path / "blobs" / "tmp").iterdir()) == [
+        "live",
+        "recent",
+    ]
+    assert store.temporaries(0, remove=True) == (0, 0)
+
+
+def test_gc_removes_old_temporaries(backend, workdir, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("LINEAGE_STORE", backend.store)
+    monkeypatch.setenv("LINEAGE_BLOBS", backend.blobs)
+    monkeypatch.setenv("LINEAGE_PROJECT", "p")
+    Path("w.bin").write_bytes(b"weights")
+    with lineage.init(project="p") as run:
+        art = lineage.Artifact("policy", type="model")
+        art.add_file("w.bin")
+        run.log_artifact(art)
+    client = Client.shared()
+    blobs = client.stores.blobs
+    assert isinstance(blobs, LocalBlobStore)
+    made = _temps(blobs.root / "tmp", time.time())
+    before = snapshot(client.stores.graph, blobs)
+
+    report = client.service.gc(dry_run=True)
+    assert (report.temps_removed, report.temp_bytes, report.blobs_removed) == (2, 3000, 0)
+    assert all(path.exists() for path in made.values())
+
+    runner = CliRunner()
+    out = runner.invoke(cli, ["gc", "--dry-run"], catch_exceptions=False)
+    assert out.exit_code == 0, out.output
+    assert "temporary files: would remove 2 (2.9 KiB)" in out.output
+    assert all(path.exists() for path in made.values())
+
+    out = runner.invoke(cli, ["gc"], catch_exceptions=False)
+    assert out.exit_code == 0, out.output
+    assert "temporary files: removed 2 (2.9 KiB)" in out.output
+    assert [p.exists() for p in made.values()] == [False, False, True, True]
+    assert snapshot(client.stores.graph, blobs) == before  # the live blobs all stay
+
+    report = client.service.gc()
+    assert (report.temps_removed, report.temp_bytes) == (0, 0)

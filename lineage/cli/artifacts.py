@@ -145,10 +145,12 @@ def alias(ctx: Context, ref: str, alias: str, remove: bool) -> None:
 @pass_ctx
 @errors
 def gc(ctx: Context, dry_run: bool, grace: float) -> None:
-    """Delete blobs that no live version references."""
+    """Delete blobs that no live version references, and temporary files older than the
+    grace period that killed writers left in the blob store."""
     report = ctx.api.gc(dry_run=dry_run, grace=grace)
     verb = "would remove" if dry_run else "removed"
     click.echo(
         f"{report.blobs_total} blobs checked, {report.blobs_live} live, "
-        f"{verb} {report.blobs_removed}"
+        f"{verb} {report.blobs_removed}; temporary files: {verb} {report.temps_removed} "
+        f"({size(report.temp_bytes)})"
     )

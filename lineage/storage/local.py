@@ -35,7 +35,7 @@ from typing import BinaryIO
 from lineage.errors import BlobNotFound, DigestMismatch, StoreUnavailable
 from lineage.hashing import check_digest, copy_and_hash, hash_bytes, hash_fd, hash_stream
 
-__all__ = ["LocalBlobStore"]
+__all__ = ["TEMP_MIN_AGE", "LocalBlobStore"]
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +45,9 @@ _CREATE = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
 # (a directory entry for a 62-character name takes 72 bytes; a stat costs ~16 listed names)
 _LIST_MIN = 4
 _LIST_BYTES = 16 * 72
+# gc leaves a temporary file alone while its last write is younger than this, whatever its
+# grace period: a writer may still be filling it
+TEMP_MIN_AGE = 60.0
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
 
 
@@ -290,6 +293,36 @@ class LocalBlobStore:
             for entry in os.scandir(folder):
                 if horizon is None or entry.stat().st_mtime < horizon:
                     yield folder.name + entry.name
+
+    def temporaries(self, older_than: float, *, remove: bool = False) -> tuple[int, int]:
+        """``(count, bytes)`` of the temporary files in ``<root>/tmp/`` last written more than
+        ``older_than`` seconds ago (and never less than ``TEMP_MIN_AGE``): what killed writers
+        left behind. With ``remove``, they are deleted and what was deleted is counted.
+
+        A live writer's file is young: every write moves its mtime, and a batch renames its
+        files within the grace period of their last write.
+        """
+        horizon = time.time() - max(older_than, TEMP_MIN_AGE)
+        count = size = 0
+        try:
+            listing = list(os.scandir(self._tmp))
+        except FileNotFoundError:
+            return 0, 0
+        for entry in listing:
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue  # published or removed meanwhile
+            if not entry.is_file(follow_symlinks=False) or st.st_mtime >= horizon:
+                continue
+            if remove:
+                try:
+                    os.unlink(entry.path)
+                except FileNotFoundError:
+                    continue
+            count += 1
+            size += st.st_size
+        return count, size
 
 
 def _unlink(path: str) -> None:
