@@ -131,10 +131,13 @@ class Artifact:
         base = name if name is not None else Path(unquote(urlsplit(uri).path.rstrip("/"))).name
         staged = []
         for item in found:
+            if item.source is not None:
+                _check_encodable(item.source)
             if item.relative:
                 target = f"{base.rstrip('/')}/{item.relative}" if base else item.relative
             else:
                 target = base
+            _check_encodable(target)
             staged.append(
                 PendingReference(
                     name=check_manifest_path(target),

@@ -59,6 +59,14 @@ def test_add_file_refuses_undecodable_name(workdir) -> None:  # type: ignore[no-
     assert art.entries == []
 
 
+def test_add_reference_refuses_undecodable_name(workdir) -> None:  # type: ignore[no-untyped-def]
+    folder = _bad_name_dir()
+    art = lineage.Artifact("data", type="dataset")
+    with pytest.raises(lineage.InvalidPath, match=r"bad\\udcff\.bin.*not valid UTF-8"):
+        art.add_reference(folder.resolve().as_uri())
+    assert art.entries == []
+
+
 def test_stat_cache_failed_store_rolls_back(tmp_path: Path) -> None:
     cache = StatCache(tmp_path / "statcache.db")
     good = (str(tmp_path / "good"), (1, 1, 1, 1), "digest-good")
