@@ -85,11 +85,11 @@ class Artifact:
         source = Path(local_path)
         if not source.is_file():
             raise InvalidPath(f"{source} is not a file", path=str(source))
-        _check_encodable(source.resolve())
+        _check_encodable(files.resolved(source))
         if name is not None:
             _check_encodable(name)
         target = check_manifest_path(name if name is not None else source.name)
-        self._add(PendingFile(name=target, source=source.resolve()))
+        self._add(PendingFile(name=target, source=files.resolved(source)))
         return target
 
     def add_dir(self, local_path: str | os.PathLike[str], prefix: str = "") -> int:

@@ -10,11 +10,24 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from lineage.errors import InvalidPath
+from lineage.errors import InvalidPath, from_os_error
 
-__all__ = ["DOWNLOAD_MARKER", "walk"]
+__all__ = ["DOWNLOAD_MARKER", "resolved", "walk"]
 
 DOWNLOAD_MARKER = ".lineage-download.json"
+
+
+def resolved(path: str | os.PathLike[str]) -> Path:
+    """``Path(path).resolve()``, with a symlink loop or an OS error as a LineageError naming
+    the path (Python 3.11 raises a bare RuntimeError for a loop)."""
+    try:
+        return Path(path).resolve()
+    except RuntimeError:
+        raise InvalidPath(
+            f"symlink {os.fspath(path)} is a loop: it never reaches a file", path=os.fspath(path)
+        ) from None
+    except OSError as exc:
+        raise from_os_error(exc, os.fspath(path)) from exc
 
 
 def walk(root: Path) -> list[tuple[str, Path]]:
@@ -26,11 +39,11 @@ def walk(root: Path) -> list[tuple[str, Path]]:
     most of a re-log's time; bench/README.md). Symlinked directories are not descended, and
     download markers (``DOWNLOAD_MARKER``) are left out.
     """
-    real_root = root.resolve()
+    real_root = resolved(root)
     found: list[tuple[str, Path]] = []
 
     def escapes(path: str) -> bool:
-        return not Path(path).resolve().is_relative_to(real_root)
+        return not resolved(path).is_relative_to(real_root)
 
     def visit(folder: str, rel: str) -> None:
         with os.scandir(folder) as listing:
@@ -40,7 +53,7 @@ def walk(root: Path) -> list[tuple[str, Path]]:
             if entry.name == DOWNLOAD_MARKER:
                 continue
             if entry.is_symlink() and escapes(entry.path):
-                target = Path(entry.path).resolve()
+                target = resolved(entry.path)
                 raise InvalidPath(
                     f"symlink {entry.path} points to {target}, outside {root}", path=entry.path
                 )
@@ -48,7 +61,7 @@ def walk(root: Path) -> list[tuple[str, Path]]:
                 if not entry.is_symlink():
                     subdirs.append(entry)
             elif entry.is_symlink():
-                target = Path(entry.path).resolve()
+                target = resolved(entry.path)
                 if target.is_file():
                     found.append((rel + entry.name, target))
             elif entry.is_file(follow_symlinks=False):
