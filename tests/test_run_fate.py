@@ -50,6 +50,13 @@ def run_script(workdir: Path, body: str) -> tuple[RunRecord, subprocess.Complete
     return lineage.Api().run(run_id), done
 
 
+def _as_from_a_terminal() -> None:
+    # A shell starts a background job (CI's `.ci/run &`, `make test &`) with SIGINT ignored,
+    # which its children inherit, and Python then installs no KeyboardInterrupt handler: the
+    # script is started as a terminal would start it, with SIGINT at its default.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def signal_script(workdir: Path, body: str, signum: int) -> tuple[RunRecord, int]:
     """Start the script, wait for its run id and a 'ready' line, send ``signum``."""
     with subprocess.Popen(
@@ -58,6 +65,7 @@ def signal_script(workdir: Path, body: str, signum: int) -> tuple[RunRecord, int
         stderr=subprocess.PIPE,
         text=True,
         env=os.environ,
+        preexec_fn=_as_from_a_terminal,
     ) as proc:
         assert proc.stdout is not None
         run_id = proc.stdout.readline().strip()
