@@ -432,3 +432,17 @@ def test_urls_are_built_from_quoted_parts() -> None:
 
     assert artifact_url("a/b", "c:d") == "/artifacts/a%2Fb/c%3Ad"
     assert unquote(run_url("x y")) == "/runs/x y"
+
+
+async def test_lone_surrogates_show_escaped(dash: Dashboard) -> None:
+    """JSON the SDK stored with a lone surrogate (metadata, a run's config) is shown escaped:
+    the page is valid UTF-8, never a 500 (issue 14, finding 6)."""
+    ref = f"{PROJECT}/net:v1"
+    dash.service.update_version(ref, metadata={"note": "bad\ud800"})
+    run = dash.service.start_run(project=PROJECT, job_type="probe", config={"tag": "odd\udcff"})
+    for url in (f"/versions/{PROJECT}/net/1", f"/artifacts/{PROJECT}/net", f"/runs/{run.id}"):
+        response = await dash.get(url)
+        assert response.status_code == 200, url
+        response.content.decode("utf-8")  # strict: valid UTF-8
+    assert "bad\\ud800" in (await dash.get(f"/versions/{PROJECT}/net/1")).text
+    assert "odd\\udcff" in (await dash.get(f"/runs/{run.id}")).text

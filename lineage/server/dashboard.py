@@ -146,9 +146,19 @@ def _compact(value: object, limit: int = 240) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _shown(value: object) -> object:
+    """What a page shows of a value: a lone surrogate (which the SDK stores as given) as its
+    escape ``\\ud800``, since a page must be valid UTF-8."""
+    if isinstance(value, str):
+        safe = value.encode("utf-8", "backslashreplace").decode("utf-8")
+        return Markup(safe) if isinstance(value, Markup) else safe
+    return value
+
+
 _env = jinja2.Environment(
     loader=jinja2.PackageLoader("lineage.server", "templates"),
     autoescape=True,
+    finalize=_shown,
     undefined=jinja2.StrictUndefined,
     trim_blocks=True,
     lstrip_blocks=True,
