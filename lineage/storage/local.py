@@ -32,7 +32,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO
 
-from lineage.errors import BlobNotFound, DigestMismatch, StoreUnavailable
+from lineage.errors import (
+    BlobNotFound,
+    DigestMismatch,
+    LineageError,
+    StoreUnavailable,
+    from_os_error,
+)
 from lineage.hashing import check_digest, copy_and_hash, hash_bytes, hash_fd, hash_stream
 
 __all__ = ["TEMP_MIN_AGE", "LocalBlobStore"]
@@ -132,6 +138,9 @@ class LocalBlobStore:
                         path=str(source),
                         digest=expected,
                     )
+            except OSError as exc:  # a full disk names the store, not a temporary file
+                staged[index] = self._os_error(exc)
+                return
             except BaseException as exc:  # noqa: BLE001 - re-raised below, after publishing
                 staged[index] = exc
                 return
@@ -160,13 +169,24 @@ class LocalBlobStore:
                 for future in [pool.submit(work) for _ in range(threads)]:
                     future.result()
         ok = [entry for entry in staged if isinstance(entry, tuple)]
-        self._publish([(temp, digest) for temp, digest, _ in ok])
+        try:
+            self._publish([(temp, digest) for temp, digest, _ in ok])
+        except OSError as exc:
+            for temp, _, _ in ok:
+                _unlink(temp)
+            raise self._os_error(exc) from exc
         for entry in staged:
             if isinstance(entry, BaseException):
                 raise entry
         return [(digest, size) for _, digest, size in ok]
 
     def put_stream(self, stream: BinaryIO, digest: str | None = None) -> tuple[str, int]:
+        try:
+            return self._put_stream(stream, digest)
+        except OSError as exc:
+            raise self._os_error(exc) from exc
+
+    def _put_stream(self, stream: BinaryIO, digest: str | None) -> tuple[str, int]:
         with self._durable_temp() as (out, temp):
             actual, size = hash_stream(stream, out)
             if digest is not None and actual != digest:
@@ -180,10 +200,21 @@ class LocalBlobStore:
         digest = hash_bytes(data)
         if os.path.isfile(self._path(digest)):
             return digest
-        with self._durable_temp() as (out, temp):
-            out.write(data)
-        self._publish_one(temp, digest)
+        try:
+            with self._durable_temp() as (out, temp):
+                out.write(data)
+            self._publish_one(temp, digest)
+        except OSError as exc:
+            raise self._os_error(exc) from exc
         return digest
+
+    def _os_error(self, exc: OSError) -> LineageError:
+        """A write into this store failed (a full disk, a quota, an I/O error): the error
+        names the file it was about (a source that vanished) or else this store's folder,
+        never one of its temporary files."""
+        if exc.filename is not None and str(exc.filename).startswith(str(self._tmp)):
+            exc = OSError(exc.errno, exc.strerror)
+        return from_os_error(exc, self.root)
 
     @contextlib.contextmanager
     def _durable_temp(self) -> Iterator[tuple[BinaryIO, str]]:

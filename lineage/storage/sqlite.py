@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from lineage.errors import StoreUnavailable, TypeMismatch, VersionNotFound
+from lineage.errors import LineageError, StoreUnavailable, TypeMismatch, VersionNotFound
 from lineage.records import (
     PRODUCED,
     ArtifactRecord,
@@ -247,14 +247,24 @@ class SQLiteGraphStore:
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         db = self._db()
-        db.execute("BEGIN IMMEDIATE")
         try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                if db.in_transaction:  # SQLite may have rolled back already (a full disk)
+                    db.execute("ROLLBACK")
+                raise
+            else:
+                db.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            if exc.sqlite_errorcode == sqlite3.SQLITE_FULL:  # nothing of this write was kept
+                raise LineageError(
+                    f"{self.path}: no space left on device", path=str(self.path)
+                ) from exc
             raise
-        else:
-            db.execute("COMMIT")
 
     def close(self) -> None:
         with self._lock:
