@@ -177,8 +177,8 @@ def diff_manifests(blobs: BlobStore, a: str, b: str) -> ContentDiff:
     same entries) holds no difference: only the pages of one side alone are read.
     """
     if a == b:
-        count = sum(n for _, n in manifest_pages(blobs, a))
-        return ContentDiff(unchanged=count)
+        pages = manifest_pages(blobs, a)
+        return ContentDiff(unchanged=sum(n for _, n in pages), pages_skipped=2 * len(pages))
     pages_a, pages_b = manifest_pages(blobs, a), manifest_pages(blobs, b)
     shared = {d for d, _ in pages_a} & {d for d, _ in pages_b}
     only_a = [d for d, _ in pages_a if d not in shared]
