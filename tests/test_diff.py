@@ -259,7 +259,7 @@ def test_diff_matches_the_oracle(backend, workdir, monkeypatch) -> None:  # type
     monkeypatch.setenv("LINEAGE_BLOBS", backend.blobs)
     rng = random.Random(12)
     small = backend.name == "neo4j"  # the same checks on a smaller history: the suite's time
-    history = generate(rng, workdir / "files", runs=8 if small else 16)
+    history = generate(rng, workdir / "files", runs=6 if small else 16)
     api = lineage.Api(store=backend.store, blobs=backend.blobs, project="p1")
     refs = sorted(history.versions)
     pairs = [(rng.choice(refs), rng.choice(refs)) for _ in range(4 if small else 14)]
@@ -370,11 +370,11 @@ def test_code_and_job_type_of_the_producing_runs() -> None:
 # the command line ----------------------------------------------------------------------------
 
 
-def test_cli_diff_text_and_json(backend, workdir, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_cli_diff_text_and_json(tmp_path, workdir, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from click.testing import CliRunner
 
-    monkeypatch.setenv("LINEAGE_STORE", backend.store)
-    monkeypatch.setenv("LINEAGE_BLOBS", backend.blobs)
+    monkeypatch.setenv("LINEAGE_STORE", str(tmp_path / "store"))  # the stores: the oracle test
+    monkeypatch.setenv("LINEAGE_BLOBS", str(tmp_path / "blobs"))
     versions = {}
     for name, data in (("corpus", b"v3"), ("corpus", b"v4"), ("labels", b"l2")):
         with lineage.init(project="nlp", job_type="prep") as run:
