@@ -83,7 +83,11 @@ def test_remote_store(tmp_path: Path, workdir: Path) -> None:
     with background(store, blobs) as url:
         ref = log(url, None, token)
         only_weights_left(blobs)
-        check(lineage.Api(url, token=token), ref, workdir / "w.bin")
+        api = lineage.Api(url, token=token)
+        check(api, ref, workdir / "w.bin")
+        same = api.diff(ref, ref)  # a diff through a server: its walks and manifest pages
+        assert same.files is not None and same.files.same and same.files.unchanged == 3
+        assert same.ancestry.merge_bases == (ref,) and same.made.config == ()
 
 
 def test_a_corrupt_blob_is_refused_and_nothing_is_written(tmp_path: Path, workdir: Path) -> None:
