@@ -369,8 +369,10 @@ def ancestry(a: Subgraph, b: Subgraph) -> Ancestry:
         runs = [
             n for n in up if not _is_version(n) and n not in common and (not bases or n in below)
         ]
-        sub = g.subgraph(runs)
-        order = nx.lexicographical_topological_sort(sub, key=lambda n: _started(nodes, n))
+        chosen = set(runs)
+        # ordered as the data flowed (through the versions between them), then by start
+        walk = nx.lexicographical_topological_sort(g.subgraph(up), key=lambda n: _started(nodes, n))
+        order = [n for n in walk if n in chosen]
         return tuple(
             ChainStep(
                 run=_run(nodes, r),
