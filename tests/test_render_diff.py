@@ -74,3 +74,6 @@ def test_cli_render_diff(tmp_path: Path, workdir: Path) -> None:
     assert result.exit_code == 0, result.output
     svg = Path("x.svg").read_text()
     assert "only in B (model:v2)" in svg and SIDE_COLOURS["b"][0] in svg
+    refused = CliRunner().invoke(cli, [*args[:-2], "--tree", "-o", "y.svg"])
+    assert refused.exit_code == 2 and "takes no --down, --tree" in refused.output
+    assert not Path("y.svg").exists()

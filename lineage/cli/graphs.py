@@ -105,6 +105,10 @@ def render(
         )
     chosen = fmt or SUFFIXES[suffix]
     if other is not None:
+        if mode != "up" or highlight is not None:
+            raise InvalidInput(
+                "--diff A B draws two upstreams: it takes no --down, --tree or --highlight"
+            )
         from lineage.diff import DEPTH
         from lineage.render_diff import render_diff
 
