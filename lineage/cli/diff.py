@@ -86,8 +86,9 @@ def diff_lines(d: LineageDiff) -> list[str]:
                 out.append(f"  {_SIGN[change.change]} {change.path}  {sizes}  {digests}")
     if d.description is not None:
         out.append("description: " + _change(d.description)[2:].partition(": ")[2])
-    _section(out, "metadata", d.metadata)
-    out.append("")
+    if d.a.version is not None or d.b.version is not None:  # runs have no metadata
+        _section(out, "metadata", d.metadata)
+        out.append("")
     m = d.made
     if m.a_run is None or m.b_run is None:
         alone = "A" if m.a_run else "B"
