@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from lineage.api import Api
 from lineage.artifact import Artifact
+from lineage.diff import LineageDiff
 from lineage.errors import (
     AliasedVersion,
     Conflict,
@@ -34,7 +35,7 @@ from lineage.errors import (
 )
 from lineage.records import Edge, Node, Subgraph
 from lineage.run import Run, init
-from lineage.versions import ArtifactVersion
+from lineage.versions import ArtifactVersion, VersionFile
 from lineage.view import View
 
 __version__ = "0.1.0"
@@ -54,6 +55,7 @@ __all__ = [
     "InvalidName",
     "InvalidPath",
     "InvalidRef",
+    "LineageDiff",
     "LineageError",
     "LineageWarning",
     "Node",
@@ -64,6 +66,7 @@ __all__ = [
     "StoreUnavailable",
     "Subgraph",
     "UnsupportedScheme",
+    "VersionFile",
     "VersionNotFound",
     "View",
     "init",

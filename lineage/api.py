@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from lineage.client import Client
+from lineage.diff import DEPTH, LineageDiff
+from lineage.diff import diff as _diff
 from lineage.errors import InvalidRef
 from lineage.protocol import LineageService
 from lineage.records import ArtifactRecord, Event, RunRecord, Subgraph
@@ -98,6 +100,17 @@ class Api:
 
     def impact(self, ref: str) -> Subgraph:
         return self.service.impact(ref, default_project=self.project)
+
+    def diff(self, a: str, b: str, depth: int = DEPTH) -> LineageDiff:
+        """Why are these two different? Two versions (refs) or two runs (ids) compared:
+        files, metadata and description, how each was made (the producing runs' config,
+        summary, code, job type) and ancestry (merge bases, the runs on each side since
+        them, the upstream inputs that differ, aligned by artifact).
+
+        >>> d = api.diff("policy:production", "policy:v33")
+        >>> d.ancestry.merge_bases, d.to_json()["ancestry"]["inputs"]
+        """
+        return _diff(self.service, a, b, default_project=self.project, depth=depth)
 
     def events(self, ref: str) -> list[Event]:
         return self.service.events(ref, self.project)

@@ -47,7 +47,7 @@ from lineage.references import check, open_reference
 from lineage.statcache import StatCache, StatKey, stat_key
 from lineage.storage.blobs import BlobStore
 
-__all__ = ["download", "verify"]
+__all__ = ["download", "download_file", "verify"]
 
 THREADS = min(4, (os.cpu_count() or 1) + 1)
 
@@ -70,6 +70,18 @@ def download(
         return _download(manifest, root, blobs, cache, progress=progress, ref=ref)
     except OSError as exc:  # the target cannot be written: one error naming the path
         raise from_os_error(exc, root) from exc
+
+
+def download_file(entry: Entry, target: Path, blobs: BlobStore) -> Path:
+    """Write one file of a version to ``target``, streamed from its blob (or its reference's
+    source) under a temporary name and renamed into place only once its digest matches.
+    Nothing else of the version is fetched. Returns ``target``."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _fetch(entry, str(target), blobs)
+    except OSError as exc:
+        raise from_os_error(exc, target) from exc
+    return target
 
 
 def _download(

@@ -137,6 +137,19 @@ def manifest_digests(blobs: BlobStore, digest: str) -> set[str]:
     return {digest, *(page for page, _ in root["pages"])}
 
 
+def manifest_pages(blobs: BlobStore, digest: str) -> list[tuple[str, int]]:
+    """The pages of a manifest, in path order: ``(page digest, entry count)`` each."""
+    return [(page, count) for page, count in _load(blobs, digest)["pages"]]
+
+
+def read_page(blobs: BlobStore, digest: str) -> tuple[Entry, ...]:
+    """The entries of one manifest page (from this process's memory when it wrote them)."""
+    known = _written.recall([digest])
+    if known and not blobs.missing(known):
+        return known[digest]
+    return tuple(Entry(**item) for item in _load(blobs, digest)["entries"])
+
+
 def read_manifest(blobs: BlobStore, digest: str) -> Manifest:
     root = _load(blobs, digest)
     page_digests = [page for page, _ in root["pages"]]

@@ -7,15 +7,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lineage.download import download, verify
-from lineage.errors import IntegrityError
+from lineage.download import download, download_file, verify
+from lineage.errors import IntegrityError, NotFound
 from lineage.manifest import Entry, Manifest
 from lineage.records import Event, RunRecord, VersionRecord
+from lineage.storage.blobs import BlobStore
 
 if TYPE_CHECKING:
     from lineage.client import Client
 
-__all__ = ["ArtifactVersion"]
+__all__ = ["ArtifactVersion", "VersionFile"]
 
 
 class ArtifactVersion:
@@ -90,6 +91,17 @@ class ArtifactVersion:
         """Every file of the version, sorted by path."""
         return list(self.manifest())
 
+    def file(self, path: str) -> VersionFile:
+        """One file of the version, by its path in the version (NotFound if it has none).
+
+        >>> api.artifact_version("policy:production").file("weights.bin").download("w.bin")
+        """
+        entry = self.manifest().entries.get(path)
+        if entry is None:
+            shown = path if len(path) <= 200 else path[:200] + "..."
+            raise NotFound(f"{self.ref} has no file {shown!r}", ref=self.ref, path=shown)
+        return VersionFile(entry, self, self._client.blobs)
+
     def download(self, root: str | os.PathLike[str] | None = None) -> Path:
         """Write every file under ``root`` (default ``./artifacts/<project>/<name>:vN``), each
         verified, and return the folder.
@@ -145,3 +157,41 @@ class ArtifactVersion:
 
     def refresh(self) -> None:
         self._record = self._client.service.resolve(self.ref)
+
+
+class VersionFile:
+    """One file of a version: ``.path .size .digest .uri``, and ``download``."""
+
+    def __init__(self, entry: Entry, version: ArtifactVersion, blobs: BlobStore) -> None:
+        self.entry = entry
+        self.version = version
+        self._blobs = blobs
+
+    def __repr__(self) -> str:
+        return f"<VersionFile {self.version.ref} {self.path} {self.size} bytes>"
+
+    @property
+    def path(self) -> str:
+        return self.entry.path
+
+    @property
+    def size(self) -> int:
+        return self.entry.size
+
+    @property
+    def digest(self) -> str | None:
+        return self.entry.digest
+
+    @property
+    def uri(self) -> str | None:
+        return self.entry.uri
+
+    def download(self, path: str | os.PathLike[str] | None = None) -> Path:
+        """Write this file alone to ``path`` (default: its name, in the working directory; an
+        existing folder: its name inside it), streamed and verified against its digest
+        before it takes that name. Only this file's bytes are fetched."""
+        name = self.entry.path.rsplit("/", 1)[-1]
+        target = Path(path) if path is not None else Path(name)
+        if target.is_dir():
+            target = target / name
+        return download_file(self.entry, target, self._blobs)

@@ -62,3 +62,13 @@ def test_demo_history(workdir) -> None:  # type: ignore[no-untyped-def]
     # every file is real and verifiable
     final.verify()
     assert {f.path for f in final.files()} == {"weights.json", "config.json"}
+
+    # why production differs from a stage-12 model: they part at the model stage 12 started
+    # from, and the noisy dataset is an input on the stage-12 side only
+    for model in sorted(hit):
+        d = api.diff("policy:production", model)
+        assert d.ancestry.merge_bases == (parents[model],)
+        b_only = {v.ref for i in d.ancestry.inputs for v in i.b}
+        a_only = {v.ref for i in d.ancestry.inputs for v in i.a}
+        assert result.bad_dataset in b_only and result.bad_dataset not in a_only
+        assert [s.produced for s in d.ancestry.chain_b] == [(model,)]

@@ -28,7 +28,13 @@ def test_every_public_name_of_the_package_is_in_all() -> None:
 
 def test_what_the_sdk_hands_out_is_exported() -> None:
     # the types a user meets through Api and Run are importable from lineage itself
-    for method in (lineage.Api.view, lineage.Api.lineage, lineage.Api.artifact_version):
+    for method in (
+        lineage.Api.view,
+        lineage.Api.lineage,
+        lineage.Api.artifact_version,
+        lineage.Api.diff,
+        lineage.ArtifactVersion.file,
+    ):
         returned = inspect.signature(method).return_annotation
         assert returned.split(" | ")[0] in lineage.__all__, (method, returned)
 

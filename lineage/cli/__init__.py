@@ -3,6 +3,7 @@ module one group of verbs."""
 
 from __future__ import annotations
 
+import lineage.cli.diff  # noqa: F401  (verbs)
 from lineage.cli import artifacts, demo, graphs, runs, serve, transfer  # noqa: F401  (verbs)
 from lineage.cli.main import cli, main
 

@@ -62,12 +62,21 @@ def show(ctx: Context, ref: str, files: bool) -> None:
 
 @cli.command()
 @click.argument("ref")
-@click.option("-o", "--output", "root", type=click.Path(path_type=Path), help="Target directory.")
+@click.argument("file", required=False)
+@click.option(
+    "-o", "--output", "root", type=click.Path(path_type=Path),
+    help="Target directory (with FILE: the file's path, or a folder to put it in).",
+)  # fmt: skip
 @pass_ctx
 @errors
-def get(ctx: Context, ref: str, root: Path | None) -> None:
-    """Download a version's files, each verified against its digest."""
+def get(ctx: Context, ref: str, file: str | None, root: Path | None) -> None:
+    """Download a version's files (or its one FILE), each verified against its digest."""
     version = ctx.api.artifact_version(ref)
+    if file is not None:
+        one = version.file(file)
+        path = one.download(root)
+        click.echo(f"{version.ref}: {one.path} ({size(one.size)}) in {path}")
+        return
     path = version.download(root)
     click.echo(f"{version.ref}: {version.record.file_count} files in {path}")
 

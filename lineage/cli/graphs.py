@@ -75,6 +75,10 @@ SUFFIXES = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot", ".gv": "
     show_default=True,
     help="Siblings shown before '+k more' (0: all).",
 )
+@click.option(
+    "--diff", "other", metavar="A",
+    help="`--diff A B`: both upstreams in one picture, shared grey, A-only and B-only coloured.",
+)  # fmt: skip
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True)
 @pass_ctx
 @errors
@@ -86,9 +90,11 @@ def render(
     fmt: str | None,
     highlight: str | None,
     collapse: int,
+    other: str | None,
     output: Path,
 ) -> None:
-    """Draw a lineage graph or derivation tree with graphviz."""
+    """Draw a lineage graph or derivation tree with graphviz (or, with --diff A B, the
+    upstreams of A and B in one picture)."""
     from lineage.render import render_ref
 
     suffix = output.suffix.lower()
@@ -98,6 +104,21 @@ def render(
             ".pdf or .dot, or say --format svg|png|pdf|dot"
         )
     chosen = fmt or SUFFIXES[suffix]
+    if other is not None:
+        if mode != "up" or highlight is not None:
+            raise InvalidInput(
+                "--diff A B draws two upstreams: it takes no --down, --tree or --highlight"
+            )
+        from lineage.diff import DEPTH
+        from lineage.render_diff import render_diff
+
+        source = click.get_current_context().get_parameter_source("depth")
+        if source == click.core.ParameterSource.DEFAULT:
+            depth = DEPTH  # deep enough to reach the merge bases
+        data = render_diff(ctx.api, other, ref, depth=depth, fmt=chosen)  # type: ignore[arg-type]
+        output.write_bytes(data)
+        click.echo(f"wrote {output} ({chosen}, {size(len(data))})")
+        return
     data = render_ref(
         ctx.api,
         ref,

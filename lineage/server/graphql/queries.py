@@ -8,6 +8,7 @@ import strawberry
 
 from lineage.errors import NotFound
 from lineage.names import check_name
+from lineage.server.graphql.diff import LineageDiff, lineage_diff
 from lineage.server.graphql.graphs import Direction, LineageGraph, lineage_graph
 from lineage.server.graphql.loaders import call
 from lineage.server.graphql.pagination import DEFAULT_PAGE, Connection
@@ -131,3 +132,15 @@ class Query:
     async def impact(self, info: Info, ref: str) -> LineageGraph:
         found = await call(info.context.service.impact, ref)
         return lineage_graph(found, info.context, "downstream", None)
+
+    @field(
+        "Why two versions (refs) or two runs (ids) differ: files, metadata, how each was "
+        "made (the producing runs' config, summary, code, job type) and ancestry (merge "
+        "bases, the runs on each side since them, the upstream inputs that differ)."
+    )
+    async def diff(self, info: Info, a: str, b: str) -> LineageDiff:
+        from lineage.diff import diff
+
+        context = info.context
+        depth = context.limits.max_lineage_depth
+        return lineage_diff(await call(diff, context.service, a, b, depth=depth))
