@@ -134,18 +134,23 @@ def expected(history: History, logged: Logged) -> Answer:
     else:
         ways = {"upstream": [True], "downstream": [False], "both": [True, False]}
         nodes, edges = set(), set()
+        halves = []
         for upstream in ways[history.mode]:
             part = within(g, root, hops, upstream)
+            halves.append((upstream, part))
             nodes |= part
             edges |= {(u, v) for u, v in g.edges if u in part and v in part}
     versions = {n for n in nodes if n not in logged.runs}
     deleted = {logged.refs[i] for i in history.deleted}
-    kept = nodes if history.mode != "tree" else reached
+    if history.mode == "tree":
+        halves = [(False, reached)]
+    # truncated: the walk of its own half stopped at it (DESIGN.md); a version of the upstream
+    # half is not cut by a consumer that the upstream walk never looks for (a sibling branch)
     cut = {
         v
-        for v in versions - deleted
-        if (history.mode != "upstream" and any(r not in kept for r in g.successors(v)))
-        or (history.mode in ("upstream", "both") and any(r not in kept for r in g.predecessors(v)))
+        for upstream, part in halves
+        for v in (versions - deleted) & part
+        if any(r not in part for r in (g.predecessors(v) if upstream else g.successors(v)))
     }
     dead = {v for v in versions - deleted - cut if g.out_degree(v) == 0}
     return Answer(
