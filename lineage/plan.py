@@ -14,10 +14,11 @@ again) and decides the drawing, in this order:
   sibling takes with it whatever is reachable only through it, and an edge between a shown
   node and a hidden one is kept, drawn to the group that stands for the hidden one;
 - past ``max_nodes`` drawn nodes, the generations furthest from the root fold too, each into
-  a "+k more" node under the last node drawn (the highlighted path stays whole): the picture
-  is never an unreadable wall. Every node of the answer is then drawn, hidden by choice, or
-  counted by exactly one group (``len(hidden) + below``). ``expand`` names groups to open
-  (their ids, as drawn), which is what a click on one asks for;
+  a "+k more" node under the last node drawn (the highlighted path stays whole), until at
+  most :data:`FOLD_WIDTH` nodes stand side by side: the picture is never an unreadable
+  wall. Every node of the answer is then drawn, hidden by choice, or counted by exactly one
+  group (``len(hidden) + below``). ``expand`` names groups to open (their ids, as drawn),
+  which is what a click on one asks for;
 - the generations (:mod:`lineage.ranks`): a version consumed in several generations is drawn
   again, once a generation, beside its consumers.
 
@@ -44,6 +45,7 @@ logger = logging.getLogger(__name__)
 
 Mode = Literal["lineage", "tree"]
 MAX_NODES = 500  # drawn nodes ("+k more" groups included) before generations fold
+FOLD_WIDTH = 12  # once folding, at most this many nodes side by side: a screen's width
 VIA = "via"  # an edge standing for a path through hidden nodes
 
 
@@ -96,6 +98,7 @@ class RenderPlan:
     hidden: frozenset[str] = frozenset()  # hidden by choice (hide_datasets, hide_evaluations)
     hid: tuple[str, ...] = ()  # what was chosen to hide: "datasets", "evaluations"
     folded: bool = False  # generations folded to stay under max_nodes
+    total: int = 0  # nodes of the answer left after hiding: drawn or counted by a group
 
     def node(self, node_id: str) -> PlanNode:
         for node in self.nodes:
@@ -239,6 +242,7 @@ def build(
             w for w, on in (("datasets", hide_datasets), ("evaluations", hide_evaluations)) if on
         ),
         folded=folded,
+        total=len(nodes),
     )
 
 
@@ -671,15 +675,24 @@ def _fit(
         while up_to is not None and up_to not in pinned:
             pinned.add(up_to)
             up_to = parent_of(up_to, shown)
+
+    def widest(kept: set[str], kept_groups: list[_Group]) -> int:
+        width: dict[int, int] = {}
+        for level in [depth[n] for n in kept] + [depth[g.parent] + 1 for g in kept_groups]:
+            width[level] = width.get(level, 0) + 1
+        return max(width.values(), default=0)
+
+    # A tree this large is drawn as a screenful to open from: its nearest generations, at
+    # most FOLD_WIDTH nodes side by side, and never more than max_nodes in all.
     best: tuple[set[str], list[_Group]] | None = None
     for level in range(len(layers) - 1, -2, -1):
         kept = {n for n in shown if depth[n] <= level} | pinned
         kept_groups = [g for g in groups if g.parent in kept] + cut_groups(kept)
         best = kept, kept_groups
-        if len(kept) + len(kept_groups) <= max_nodes:
+        if len(kept) + len(kept_groups) <= max_nodes and widest(*best) <= FOLD_WIDTH:
             break
     else:
-        logger.info("even the path alone is over max_nodes=%d: drawn anyway", max_nodes)
+        logger.info("the path and what was opened are over the budget: drawn anyway")
     assert best is not None
     return best
 

@@ -236,7 +236,9 @@ def plan_to_dot(plan: RenderPlan) -> str:
     if plan.truncated:
         notes.append("depth limit reached: the graph goes on")
     if plan.folded:
-        notes.append("too large to draw whole: '+k more' folds the furthest generations")
+        notes.append(
+            f"{plan.total} nodes, too many to draw whole: '+k more' stands for what is folded"
+        )
     if plan.hidden:
         notes.append(f"{' and '.join(plan.hid)} hidden ({len(plan.hidden)} nodes)")
     if notes:

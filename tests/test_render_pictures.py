@@ -19,6 +19,7 @@ import pytest
 from click.testing import CliRunner
 
 import lineage
+from lineage import plan as plan_module
 from lineage import render, view
 from lineage.cli import cli
 from lineage.cli.demo import DemoResult, run_demo
@@ -296,7 +297,12 @@ def test_a_tree_too_large_to_draw_folds_into_groups_that_add_up() -> None:
     assert g.number_of_nodes() == 1093 and nx.is_arborescence(g)
 
     plan = render.build(found, highlight="production")
-    assert len(plan.nodes) <= render.MAX_NODES and plan.folded
+    assert len(plan.nodes) <= render.MAX_NODES and plan.folded and plan.total == 1093
+    # a screenful, not a wall: at most FOLD_WIDTH nodes side by side in any generation
+    widths: dict[int | None, int] = {}
+    for node in plan.nodes:
+        widths[node.rank] = widths.get(node.rank, 0) + 1
+    assert None not in widths and max(widths.values()) <= plan_module.FOLD_WIDTH
     shown = plan.shown()
     groups = plan.groups
     assert groups
