@@ -207,18 +207,20 @@ def _dot_attrs(values: Attrs) -> dict[str, str]:
 
 
 def _chain(plan: RenderPlan) -> set[tuple[str, str]]:
-    """The edges Graphviz should draw straight: what carries a line of work on (a model into
-    the run that makes the next model, a run to its outputs), not a copy or a side input."""
-    kinds = {node.id: node for node in plan.nodes}
+    """The edges Graphviz should draw straight: what carries a line of work on (a run to its
+    outputs, a model into the run that makes the next model, a model to the next model in a
+    tree), not a copy, a side input (a dataset into a fine-tuning) or an evaluation result."""
+    nodes = {node.id: node for node in plan.nodes}
     made: dict[str, set[str]] = {}
     for edge in plan.edges:
-        made.setdefault(edge.source, set()).add(kinds[edge.target].type)
+        made.setdefault(edge.source, set()).add(nodes[edge.target].type)
     chain = set()
     for edge in plan.edges:
-        source, target = kinds[edge.source], kinds[edge.target]
+        source, target = nodes[edge.source], nodes[edge.target]
         if source.copy_of is not None:
             continue
-        if source.kind != "artifact_version" or source.type in made.get(target.id, {target.type}):
+        carried = target.kind == "run" and source.type in made.get(target.id, ())
+        if source.kind != "artifact_version" or source.type == target.type or carried:
             chain.add((edge.source, edge.target))
     return chain
 
@@ -251,7 +253,9 @@ def plan_to_dot(plan: RenderPlan) -> str:
     for edge in plan.edges:
         ends = f"{quote_id(edge.source)} -> {quote_id(edge.target)}"
         attrs = _edge_attrs(edge, plan.mode)
-        attrs["weight"] = CHAIN_WEIGHT if (edge.source, edge.target) in chain else 1
+        # the highlighted path straightest of all, then the chain; copies and side inputs lean
+        chained = (edge.source, edge.target) in chain
+        attrs["weight"] = CHAIN_WEIGHT * (1 + edge.highlighted) if chained else 1
         dot.body.append(f"\t{ends} {_attrs(attrs)}\n")
     return str(dot.source)
 

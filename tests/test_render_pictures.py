@@ -234,6 +234,15 @@ def test_hiding_datasets_and_evaluations_takes_out_exactly_them(
     assert got == set(g) - evals - results
     assert drawn(demo, tmp_path, demo.base, "--down", "--depth", "3") == set(g)
 
+    # --expand opens a "+k more" group by the id the SVG gives it
+    one = ["--down", "--depth", "1", "--collapse", "1"]
+    svg = draw(demo, tmp_path / "one.svg", demo.base, *one)
+    finetunes = {n for n, job in jobs.items() if job == "finetune" and g.has_edge(demo.base, n)}
+    group = f"more:{demo.base}:down:run:finetune"
+    assert group in node_groups(svg) and len(finetunes & set(node_groups(svg))) == 1
+    svg = draw(demo, tmp_path / "one.svg", demo.base, *one, "--expand", group)
+    assert group not in node_groups(svg) and finetunes <= set(node_groups(svg))
+
 
 def test_depth_draws_exactly_the_generations_asked_for(demo: DemoResult, tmp_path: Path) -> None:
     api = api_of(demo)
