@@ -138,13 +138,18 @@ def build(
 ) -> RenderPlan:
     """Decide what to draw of a classified answer: its states and labels are the view's, a
     tree's edges are named by the view's runs. ``collapse=0`` keeps every sibling,
-    ``max_nodes=0`` every generation; ``expand`` lists "+k more" group ids to open, and
+    ``max_nodes=0`` every generation; ``expand`` lists "+k more" group ids to open (one no
+    longer in the picture is ignored: the graph may have changed since it was drawn), and
     ``expand_link(group_id)`` gives each group a link (what a click on it opens)."""
     for name, value in (("collapse", collapse), ("max_nodes", max_nodes)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise InvalidInput(f"{name} must be an integer >= 0 (0 keeps all), got {value!r}")
-    if isinstance(expand, str) or not all(isinstance(group, str) for group in expand):
-        raise InvalidInput("expand must be a list of group ids (more:...)")
+    if isinstance(expand, str) or not all(
+        isinstance(group, str) and group.startswith("more:") for group in expand
+    ):
+        raise InvalidInput(
+            f"expand takes the ids of '+k more' groups (more:...), got {list(expand)[:3]!r}"
+        )
     graph = view.graph
     mode: Mode = "tree" if view.mode == "tree" else "lineage"
     nodes = {n.id: n for n in graph.nodes if mode == "lineage" or n.kind == "artifact_version"}

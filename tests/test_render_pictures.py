@@ -362,3 +362,8 @@ def test_a_tree_too_large_to_draw_folds_into_groups_that_add_up() -> None:
             render.build(found, max_nodes=bad)  # type: ignore[arg-type]
     with pytest.raises(lineage.InvalidInput, match="expand"):
         render.build(found, expand="more:x")
+    with pytest.raises(lineage.InvalidInput, match="expand"):
+        render.build(found, expand=["big/policy:v1"])
+    # a group no longer in the picture (the graph changed since) is ignored
+    again = render.build(found, highlight="production", expand=["more:gone:down"])
+    assert again.shown() == shown
