@@ -3,10 +3,9 @@
 :func:`build` takes a :class:`~lineage.view.View` (whose states and labels it never decides
 again) and decides the drawing, in this order:
 
-- what the reader chose not to see: ``hide_datasets`` (versions of type ``dataset``, and the
-  runs that made nothing else), ``hide_evaluations`` (runs whose job type starts with
-  ``eval``, and what only they made); a path through hidden nodes between two drawn ones is
-  kept as one dashed ``via`` edge, and what is no longer connected to the root goes;
+- what the reader chose not to see (:mod:`lineage.hiding`): ``hide_datasets``,
+  ``hide_evaluations``; a path through hidden nodes between two drawn ones is kept as one
+  dashed ``via`` edge, and what is no longer connected to the root goes;
 - the path to the version holding an alias (``highlight``);
 - which siblings collapse: more than ``collapse`` siblings of one kind (same parent, same side,
   same kind and type) fold into one "+k more" node, as W&B does from five. Nodes on the
@@ -35,18 +34,27 @@ from dataclasses import field as dataclass_field
 from typing import Literal
 
 from lineage.errors import InvalidInput
+from lineage.hiding import VIA, contract, hidden_nodes, is_evaluation
 from lineage.ranks import generations, repeats
 from lineage.records import CONSUMED_BY, PRODUCED, Edge, Node
 from lineage.view import DEAD_END, DELETED, TRUNCATED, NodeState, View
 
-__all__ = ["MAX_NODES", "Mode", "PlanEdge", "PlanNode", "RenderPlan", "build", "is_evaluation"]
+__all__ = [
+    "MAX_NODES",
+    "VIA",
+    "Mode",
+    "PlanEdge",
+    "PlanNode",
+    "RenderPlan",
+    "build",
+    "is_evaluation",
+]
 
 logger = logging.getLogger(__name__)
 
 Mode = Literal["lineage", "tree"]
 MAX_NODES = 500  # drawn nodes ("+k more" groups included) before generations fold
 FOLD_WIDTH = 12  # once folding, at most this many nodes side by side: a screen's width
-VIA = "via"  # an edge standing for a path through hidden nodes
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -155,9 +163,9 @@ def build(
     nodes = {n.id: n for n in graph.nodes if mode == "lineage" or n.kind == "artifact_version"}
     edges = [e for e in graph.edges if e.source in nodes and e.target in nodes]
     root = graph.root if graph.root in nodes else None
-    hidden = _hidden(view, nodes, edges, root, hide_datasets, hide_evaluations)
+    hidden = hidden_nodes(view, nodes, edges, root, hide_datasets, hide_evaluations)
     if hidden:
-        nodes, edges, hidden = _contract(nodes, edges, hidden, root)
+        nodes, edges, hidden = contract(nodes, edges, hidden, root)
     down: dict[str, list[Edge]] = {node_id: [] for node_id in nodes}
     up: dict[str, list[Edge]] = {node_id: [] for node_id in nodes}
     for edge in edges:
@@ -249,101 +257,6 @@ def build(
         folded=folded,
         total=len(nodes),
     )
-
-
-# hidden by choice ----------------------------------------------------------------------------
-
-
-def is_evaluation(job_type: str | None) -> bool:
-    """Whether a run of this job type is an evaluation (eval, evaluate, evaluation, ...)."""
-    return bool(job_type) and str(job_type).lower().startswith("eval")
-
-
-def _hidden(
-    view: View,
-    nodes: Mapping[str, Node],
-    edges: Iterable[Edge],
-    root: str | None,
-    datasets: bool,
-    evaluations: bool,
-) -> set[str]:
-    """What ``hide_datasets`` and ``hide_evaluations`` take out (never the root)."""
-    if not datasets and not evaluations:
-        return set()
-    made_by: dict[str, list[str | None]] = {}  # version -> the job types that made it here
-    outputs: dict[str, list[str]] = {}  # run -> its versions here
-    for edge in edges:
-        if edge.kind == PRODUCED:
-            run = nodes[edge.source].run
-            made_by.setdefault(edge.target, []).append(run.job_type if run else None)
-            outputs.setdefault(edge.source, []).append(edge.target)
-        elif edge.kind not in (CONSUMED_BY, PRODUCED):
-            record = view.runs.get(edge.run or "")
-            made_by.setdefault(edge.target, []).append(record.job_type if record else None)
-    hidden: set[str] = set()
-    for node_id, node in nodes.items():
-        if node.version is not None:
-            makers = made_by.get(node_id, [])
-            evaluated = bool(makers) and all(is_evaluation(job) for job in makers)
-            if (datasets and node.version.type == "dataset") or (evaluations and evaluated):
-                hidden.add(node_id)
-        elif evaluations and node.run is not None and is_evaluation(node.run.job_type):
-            hidden.add(node_id)
-    # a run that made only hidden versions goes with them (a dataset's preparation)
-    for run_id, made in outputs.items():
-        if all(version in hidden for version in made):
-            hidden.add(run_id)
-    hidden.discard(root or "")
-    return hidden
-
-
-def _contract(
-    nodes: Mapping[str, Node], edges: list[Edge], hidden: set[str], root: str | None
-) -> tuple[dict[str, Node], list[Edge], set[str]]:
-    """The graph without ``hidden``: a path through hidden nodes between two kept ones becomes
-    one ``via`` edge, and what no longer connects to the root goes too."""
-    kept = {node_id: node for node_id, node in nodes.items() if node_id not in hidden}
-    out: dict[str, list[str]] = {node_id: [] for node_id in nodes}
-    for edge in edges:
-        out[edge.source].append(edge.target)
-    result = [e for e in edges if e.source in kept and e.target in kept]
-    pairs = {(e.source, e.target) for e in result}
-    for start in kept:
-        seen: set[str] = set()
-        frontier = [n for n in out[start] if n in hidden]
-        while frontier:
-            node_id = frontier.pop()
-            if node_id in seen:
-                continue
-            seen.add(node_id)
-            for far in out[node_id]:
-                if far in hidden:
-                    frontier.append(far)
-                elif (start, far) not in pairs:
-                    pairs.add((start, far))
-                    result.append(Edge(source=start, target=far, kind=VIA))
-    if root is not None:
-        around: dict[str, set[str]] = {node_id: set() for node_id in kept}
-        for edge in result:
-            around[edge.source].add(edge.target)
-            around[edge.target].add(edge.source)
-        reached = _reach_all(root, around)
-        gone = set(kept) - reached
-        kept = {node_id: node for node_id, node in kept.items() if node_id in reached}
-        result = [e for e in result if e.source in kept and e.target in kept]
-        hidden = hidden | gone
-    return kept, result, hidden
-
-
-def _reach_all(start: str, around: Mapping[str, Collection[str]]) -> set[str]:
-    seen = {start}
-    frontier = [start]
-    while frontier:
-        for far in around[frontier.pop()]:
-            if far not in seen:
-                seen.add(far)
-                frontier.append(far)
-    return seen
 
 
 # generations ---------------------------------------------------------------------------------
