@@ -1,12 +1,25 @@
 """What a picture of a classified answer shows: a :class:`RenderPlan`.
 
 :func:`build` takes a :class:`~lineage.view.View` (whose states and labels it never decides
-again) and decides the drawing: the path to the version holding an alias (``highlight``), and
-which siblings collapse: more than ``collapse`` siblings of one kind (same parent, same side,
-same kind and type) fold into one "+k more" node, as W&B does from five. Nodes on the
-highlighted path are always kept, then nodes that lead somewhere, then the oldest; a hidden
-sibling takes with it whatever is reachable only through it, and an edge between a shown node
-and a hidden one is kept, drawn to the group that stands for the hidden one.
+again) and decides the drawing, in this order:
+
+- what the reader chose not to see (:mod:`lineage.hiding`): ``hide_datasets``,
+  ``hide_evaluations``; a path through hidden nodes between two drawn ones is kept as one
+  dashed ``via`` edge, and what is no longer connected to the root goes;
+- the path to the version holding an alias (``highlight``);
+- which siblings collapse: more than ``collapse`` siblings of one kind (same parent, same side,
+  same kind and type) fold into one "+k more" node, as W&B does from five. Nodes on the
+  highlighted path are always kept, then nodes that lead somewhere, then the oldest; a hidden
+  sibling takes with it whatever is reachable only through it, and an edge between a shown
+  node and a hidden one is kept, drawn to the group that stands for the hidden one;
+- past ``max_nodes`` drawn nodes, the generations furthest from the root fold too, each into
+  a "+k more" node under the last node drawn (the highlighted path stays whole), until at
+  most :data:`FOLD_WIDTH` nodes stand side by side: the picture is never an unreadable
+  wall. Every node of the answer is then drawn, hidden by choice, or counted by exactly one
+  group (``len(hidden) + below``). ``expand`` names groups to open (their ids, as drawn),
+  which is what a click on one asks for;
+- the generations (:mod:`lineage.ranks`): a version consumed in several generations is drawn
+  again, once a generation, beside its consumers.
 
 :mod:`lineage.render` writes the plan as DOT and draws it.
 """
@@ -16,25 +29,39 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from dataclasses import field as dataclass_field
 from typing import Literal
 
 from lineage.errors import InvalidInput
+from lineage.hiding import VIA, contract, hidden_nodes, is_evaluation
+from lineage.ranks import generations, repeats
 from lineage.records import CONSUMED_BY, PRODUCED, Edge, Node
 from lineage.view import DEAD_END, DELETED, TRUNCATED, NodeState, View
 
-__all__ = ["Mode", "PlanEdge", "PlanNode", "RenderPlan", "build"]
+__all__ = [
+    "MAX_NODES",
+    "VIA",
+    "Mode",
+    "PlanEdge",
+    "PlanNode",
+    "RenderPlan",
+    "build",
+    "is_evaluation",
+]
 
 logger = logging.getLogger(__name__)
 
 Mode = Literal["lineage", "tree"]
+MAX_NODES = 500  # drawn nodes ("+k more" groups included) before generations fold
+FOLD_WIDTH = 12  # once folding, at most this many nodes side by side: a screen's width
 
 
 @dataclass(frozen=True, kw_only=True)
 class PlanNode:
     """One node to draw: a run, a version, or a "+k more" group standing for hidden siblings."""
 
-    id: str  # the DOT node id: the subgraph's node id, or "more:..." for a group
+    id: str  # the DOT node id: the subgraph's node id, "more:..." a group, "copy:..." a copy
     kind: Literal["run", "artifact_version", "more"]
     label: str
     type: str  # artifact type, run job type, or the type of the hidden siblings
@@ -47,6 +74,8 @@ class PlanNode:
     tooltip: str = ""
     hidden: tuple[str, ...] = ()  # a group: the siblings it stands for
     below: int = 0  # a group: how many nodes further on vanished with them
+    copy_of: str | None = None  # a version drawn again beside a later generation's consumers
+    rank: int | None = None  # its generation, top to bottom (None: left to Graphviz)
 
     @property
     def dead(self) -> bool:
@@ -74,6 +103,10 @@ class RenderPlan:
     targets: tuple[str, ...]  # versions holding the highlighted alias
     path: frozenset[str]  # node ids on a path between the root and a target
     truncated: bool
+    hidden: frozenset[str] = frozenset()  # hidden by choice (hide_datasets, hide_evaluations)
+    hid: tuple[str, ...] = ()  # what was chosen to hide: "datasets", "evaluations"
+    folded: bool = False  # generations folded to stay under max_nodes
+    total: int = 0  # nodes of the answer left after hiding: drawn or counted by a group
 
     def node(self, node_id: str) -> PlanNode:
         for node in self.nodes:
@@ -86,6 +119,15 @@ class RenderPlan:
         """The "+k more" nodes."""
         return tuple(node for node in self.nodes if node.kind == "more")
 
+    @property
+    def copies(self) -> tuple[PlanNode, ...]:
+        """Versions drawn again beside a later generation's consumers."""
+        return tuple(node for node in self.nodes if node.copy_of is not None)
+
+    def shown(self) -> frozenset[str]:
+        """The ids of the answer's nodes that are drawn (copies count as their original)."""
+        return frozenset(node.copy_of or node.id for node in self.nodes if node.kind != "more")
+
 
 # deciding what to draw ---------------------------------------------------------------------
 
@@ -96,21 +138,39 @@ def build(
     highlight: str | None = None,
     collapse: int = 5,
     link: Callable[[Node], str] | None = None,
+    hide_datasets: bool = False,
+    hide_evaluations: bool = False,
+    max_nodes: int = MAX_NODES,
+    expand: Collection[str] = (),
+    expand_link: Callable[[str], str] | None = None,
 ) -> RenderPlan:
     """Decide what to draw of a classified answer: its states and labels are the view's, a
-    tree's edges are named by the view's runs. ``collapse=0`` keeps every sibling."""
-    if isinstance(collapse, bool) or not isinstance(collapse, int) or collapse < 0:
-        raise InvalidInput(f"collapse must be an integer >= 0 (0 keeps all), got {collapse!r}")
+    tree's edges are named by the view's runs. ``collapse=0`` keeps every sibling,
+    ``max_nodes=0`` every generation; ``expand`` lists "+k more" group ids to open (one no
+    longer in the picture is ignored: the graph may have changed since it was drawn), and
+    ``expand_link(group_id)`` gives each group a link (what a click on it opens)."""
+    for name, value in (("collapse", collapse), ("max_nodes", max_nodes)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise InvalidInput(f"{name} must be an integer >= 0 (0 keeps all), got {value!r}")
+    if isinstance(expand, str) or not all(
+        isinstance(group, str) and group.startswith("more:") for group in expand
+    ):
+        raise InvalidInput(
+            f"expand takes the ids of '+k more' groups (more:...), got {list(expand)[:3]!r}"
+        )
     graph = view.graph
     mode: Mode = "tree" if view.mode == "tree" else "lineage"
     nodes = {n.id: n for n in graph.nodes if mode == "lineage" or n.kind == "artifact_version"}
     edges = [e for e in graph.edges if e.source in nodes and e.target in nodes]
+    root = graph.root if graph.root in nodes else None
+    hidden = hidden_nodes(view, nodes, edges, root, hide_datasets, hide_evaluations)
+    if hidden:
+        nodes, edges, hidden = contract(nodes, edges, hidden, root)
     down: dict[str, list[Edge]] = {node_id: [] for node_id in nodes}
     up: dict[str, list[Edge]] = {node_id: [] for node_id in nodes}
     for edge in edges:
         down[edge.source].append(edge)
         up[edge.target].append(edge)
-    root = graph.root if graph.root in nodes else None
 
     targets = tuple(
         node_id
@@ -124,7 +184,16 @@ def build(
 
     order = {node_id: _age(node) for node_id, node in nodes.items()}
     layers, depth = _layers(nodes, down, up, root, order)
-    shown, groups = _collapse(layers, depth, nodes, down, up, path, dead, collapse, order)
+    near = _Near(down, up)
+    opened = frozenset(expand)
+    shown, groups = _collapse(layers, depth, nodes, near, path, dead, collapse, order, opened)
+    folded = False
+    if max_nodes and len(shown) + len(groups) > max_nodes:
+        shown, groups = _fit(
+            layers, depth, nodes, near, shown, groups, path, root, max_nodes, opened
+        )
+        folded = True
+    _count_below(groups, depth, near, shown)
 
     plan_nodes: list[PlanNode] = []
     plan_edges: list[PlanEdge] = []
@@ -137,11 +206,11 @@ def build(
             if node_id in shown:
                 plan_nodes.append(_plan_node(view, nodes[node_id], path, targets, link))
         for group in by_level.get(level, ()):
-            plan_nodes.append(group.node(nodes))
+            plan_nodes.append(group.node(nodes, expand_link))
             plan_edges.append(group.edge(view))
     # An edge between a shown node and a hidden one is drawn to the group that stands for the
     # hidden one: what a hidden run produced keeps its producer, its inputs their consumer.
-    stands_for = {hidden: group.id for group in groups for hidden in group.hidden}
+    stands_for = {n: group.id for group in groups for n in (*group.hidden, *group.beyond)}
     group_edges: set[tuple[str, str]] = {(e.source, e.target) for e in plan_edges}
     for edge in edges:
         source = edge.source if edge.source in shown else stands_for.get(edge.source)
@@ -170,6 +239,7 @@ def build(
                 dead=edge.target in dead,
             )
         )
+    plan_nodes, plan_edges = _by_generation(plan_nodes, plan_edges)
     position = {node.id: i for i, node in enumerate(plan_nodes)}
     plan_edges.sort(key=lambda e: (position[e.target], position[e.source]))
     return RenderPlan(
@@ -180,7 +250,53 @@ def build(
         targets=targets,
         path=path,
         truncated=graph.truncated,
+        hidden=frozenset(hidden),
+        hid=tuple(
+            w for w, on in (("datasets", hide_datasets), ("evaluations", hide_evaluations)) if on
+        ),
+        folded=folded,
+        total=len(nodes),
     )
+
+
+# generations ---------------------------------------------------------------------------------
+
+
+def _by_generation(
+    plan_nodes: list[PlanNode], plan_edges: list[PlanEdge]
+) -> tuple[list[PlanNode], list[PlanEdge]]:
+    """Rank every node by generation, and draw a version again beside each later generation
+    that consumes it (see :mod:`lineage.ranks`)."""
+    rank = generations((n.id for n in plan_nodes), ((e.source, e.target) for e in plan_edges))
+    if rank is None:  # a cycle through "+k more" groups: Graphviz ranks it alone
+        return plan_nodes, plan_edges
+    versions = [n.id for n in plan_nodes if n.kind == "artifact_version"]
+    extra = repeats(rank, ((e.source, e.target) for e in plan_edges), versions)
+    by_id = {n.id: n for n in plan_nodes}
+    moved = {(r.original, t): r.id for r in extra for t in r.targets}
+    edges = []
+    for edge in plan_edges:
+        source = moved.get((edge.source, edge.target))
+        edges.append(edge if source is None else replace(edge, source=source))
+    copies = []
+    for r in extra:
+        original = by_id[r.original]
+        highlighted = any(
+            e.highlighted for e in plan_edges if e.source == r.original and e.target in r.targets
+        )
+        copies.append(
+            replace(
+                original,
+                id=r.id,
+                copy_of=r.original,
+                rank=r.rank,
+                highlighted=highlighted,
+                target=False,
+                tooltip=original.tooltip + ", drawn again beside its consumers",
+            )
+        )
+    nodes = [replace(n, rank=rank[n.id]) for n in plan_nodes] + copies
+    return nodes, edges
 
 
 def _age(node: Node) -> tuple[float, int, str]:
@@ -274,24 +390,46 @@ def _layers(
     return layers, depth
 
 
+class _Near:
+    """Both sides of every node: (neighbour, whether it is downstream, the edge)."""
+
+    def __init__(self, down: Mapping[str, list[Edge]], up: Mapping[str, list[Edge]]) -> None:
+        self.down = down
+        self.up = up
+
+    def __call__(self, node_id: str) -> list[tuple[str, bool, Edge]]:
+        return [(e.target, True, e) for e in self.down[node_id]] + [
+            (e.source, False, e) for e in self.up[node_id]
+        ]
+
+
 @dataclass(kw_only=True)
 class _Group:
     parent: str
     downstream: bool
-    kind: str
+    kind: str  # the hidden siblings' kind, or "" for a folded generation of any kinds
     type: str
     hidden: list[str]
     edges: list[Edge]  # between the parent and the hidden siblings
-    below: int = 0
+    beyond: list[str] = dataclass_field(default_factory=list)  # counted by this group only
+
+    @property
+    def below(self) -> int:
+        return len(self.beyond)
 
     @property
     def id(self) -> str:
         side = "down" if self.downstream else "up"
+        if not self.kind:
+            return f"more:{self.parent}:{side}"
         return f"more:{self.parent}:{side}:{self.kind}:{self.type}"
 
-    def node(self, nodes: Mapping[str, Node]) -> PlanNode:
-        noun = f"{self.type} runs" if self.kind == "run" else f"{self.type} versions"
-        label = f"+{len(self.hidden)} more {noun}"
+    def node(self, nodes: Mapping[str, Node], expand_link: Callable[[str], str] | None) -> PlanNode:
+        if self.kind:
+            noun = f" {self.type} runs" if self.kind == "run" else f" {self.type} versions"
+        else:
+            noun = _noun([nodes[h] for h in self.hidden])
+        label = f"+{len(self.hidden)} more{noun}"
         if self.below:
             label += f"\n({self.below} more beyond)"
         return PlanNode(
@@ -299,7 +437,8 @@ class _Group:
             kind="more",
             label=label,
             type=self.type,
-            tooltip=", ".join(nodes[h].ref or nodes[h].label for h in self.hidden),
+            url=expand_link(self.id) if expand_link is not None else None,
+            tooltip=_names([nodes[h] for h in self.hidden]),
             hidden=tuple(self.hidden),
             below=self.below,
         )
@@ -310,8 +449,23 @@ class _Group:
         return PlanEdge(source=source, target=target, kind="more", label=", ".join(labels))
 
 
+def _noun(hidden: list[Node]) -> str:
+    kinds = {n.kind for n in hidden}
+    types = {_type(n) for n in hidden}
+    if len(kinds) != 1:
+        return ""
+    noun = " runs" if kinds == {"run"} else " versions"
+    return f" {types.pop()}{noun}" if len(types) == 1 else noun
+
+
+def _names(hidden: list[Node], most: int = 40) -> str:
+    names = [n.ref or n.label for n in hidden]
+    more = f", ... ({len(names) - most} more)" if len(names) > most else ""
+    return ", ".join(names[:most]) + more
+
+
 def _group_edge_label(edge: Edge, view: View) -> str:
-    if edge.kind in (CONSUMED_BY, PRODUCED):
+    if edge.kind in (CONSUMED_BY, PRODUCED, VIA):
         return _edge_label(edge, view)
     run = view.runs.get(edge.run or "")
     return (run.job_type if run is not None else None) or "run"
@@ -321,20 +475,14 @@ def _collapse(
     layers: list[list[str]],
     depth: Mapping[str, int],
     nodes: Mapping[str, Node],
-    down: Mapping[str, list[Edge]],
-    up: Mapping[str, list[Edge]],
+    near: _Near,
     path: Collection[str],
     dead: Collection[str],
     collapse: int,
     order: Mapping[str, tuple[float, int, str]],
+    opened: Collection[str],
 ) -> tuple[set[str], list[_Group]]:
     """Which nodes stay visible, and the groups that stand for the hidden siblings."""
-
-    def near(node_id: str) -> list[tuple[str, bool, Edge]]:
-        return [(e.target, True, e) for e in down[node_id]] + [
-            (e.source, False, e) for e in up[node_id]
-        ]
-
     groups: list[_Group] = []
     hidden: set[str] = set()
     shown: set[str] = set()
@@ -371,30 +519,117 @@ def _collapse(
                     )
                 )
                 keep = max(collapse, sum(1 for k in kids if k in path))
-                drop = kids[keep:]
-                hidden.update(drop)
-                groups.append(
-                    _Group(
-                        parent=parent,
-                        downstream=downstream,
-                        kind=kind,
-                        type=type_,
-                        hidden=drop,
-                        edges=[edge for k in drop for edge in links[k]],
-                    )
+                group = _Group(
+                    parent=parent,
+                    downstream=downstream,
+                    kind=kind,
+                    type=type_,
+                    hidden=kids[keep:],
+                    edges=[edge for k in kids[keep:] for edge in links[k]],
                 )
+                if group.id in opened:
+                    continue
+                hidden.update(group.hidden)
+                groups.append(group)
+    return shown, groups
+
+
+def _fit(
+    layers: list[list[str]],
+    depth: Mapping[str, int],
+    nodes: Mapping[str, Node],
+    near: _Near,
+    shown: set[str],
+    groups: list[_Group],
+    path: Collection[str],
+    root: str | None,
+    max_nodes: int,
+    opened: Collection[str],
+) -> tuple[set[str], list[_Group]]:
+    """Fold the generations furthest from the root, each into a "+k more" group under the last
+    node drawn, until at most ``max_nodes`` nodes are drawn (groups included). The path, and
+    what an opened group holds, stay."""
+
+    def parent_of(node_id: str, among: Collection[str]) -> str | None:
+        for far, _, _ in near(node_id):
+            if depth[far] == depth[node_id] - 1 and far in among:
+                return far
+        return None
+
+    def cut_groups(kept: set[str]) -> list[_Group]:
+        cut: dict[tuple[str, bool], _Group] = {}
+        for node_id in sorted(shown - kept, key=lambda n: (depth[n], n)):
+            parent = parent_of(node_id, kept)
+            if parent is None:
+                continue  # further down: counted beyond a group nearer the root
+            downstream = any(e.target == node_id for e in near.down[parent])
+            edges = [e for far, _, e in near(parent) if far == node_id]
+            key = (parent, downstream)
+            if key not in cut:
+                cut[key] = _Group(
+                    parent=parent, downstream=downstream, kind="", type="", hidden=[], edges=[]
+                )
+            cut[key].hidden.append(node_id)
+            cut[key].edges.extend(edges)
+        for group in cut.values():
+            types = {_type(nodes[h]) for h in group.hidden}
+            group.type = types.pop() if len(types) == 1 else "mixed"
+        return list(cut.values())
+
+    pinned = {n for n in path if n in shown} | ({root} & shown if root else set())
+    for group_id in opened:
+        for parent in shown:
+            for downstream in (True, False):
+                probe = _Group(parent=parent, downstream=downstream, kind="", type="",
+                               hidden=[], edges=[])  # fmt: skip
+                if probe.id == group_id:
+                    pinned |= {
+                        far
+                        for far, side, _ in near(parent)
+                        if side == downstream and far in shown and depth[far] == depth[parent] + 1
+                    }
+    for node_id in sorted(pinned, key=depth.__getitem__, reverse=True):  # and their parents
+        up_to = parent_of(node_id, shown)
+        while up_to is not None and up_to not in pinned:
+            pinned.add(up_to)
+            up_to = parent_of(up_to, shown)
+
+    def widest(kept: set[str], kept_groups: list[_Group]) -> int:
+        width: dict[int, int] = {}
+        for level in [depth[n] for n in kept] + [depth[g.parent] + 1 for g in kept_groups]:
+            width[level] = width.get(level, 0) + 1
+        return max(width.values(), default=0)
+
+    # A tree this large is drawn as a screenful to open from: its nearest generations, at
+    # most FOLD_WIDTH nodes side by side, and never more than max_nodes in all.
+    best: tuple[set[str], list[_Group]] | None = None
+    for level in range(len(layers) - 1, -2, -1):
+        kept = {n for n in shown if depth[n] <= level} | pinned
+        kept_groups = [g for g in groups if g.parent in kept] + cut_groups(kept)
+        best = kept, kept_groups
+        if len(kept) + len(kept_groups) <= max_nodes and widest(*best) <= FOLD_WIDTH:
+            break
+    else:
+        logger.info("the path and what was opened are over the budget: drawn anyway")
+    assert best is not None
+    return best
+
+
+def _count_below(
+    groups: list[_Group], depth: Mapping[str, int], near: _Near, shown: Collection[str]
+) -> None:
+    """Give each group the nodes further on that vanished with its own (each node to one
+    group only, so that the groups' counts add up to everything not drawn)."""
+    taken = set(shown) | {n for group in groups for n in group.hidden}
     for group in groups:
-        beyond: set[str] = set()
         frontier = list(group.hidden)
         while frontier:
             node_id = frontier.pop()
             for far, _, _ in near(node_id):
-                if depth[far] > depth[node_id] and far not in shown and far not in beyond:
-                    if far not in hidden:
-                        beyond.add(far)
+                if depth[far] > depth[node_id] and far not in taken:
+                    taken.add(far)
+                    group.beyond.append(far)
                     frontier.append(far)
-        group.below = len(beyond)
-    return shown, groups
 
 
 def _plan_node(
@@ -454,6 +689,8 @@ def _edge_label(edge: Edge, view: View) -> str:
         return "consumed"
     if edge.kind == PRODUCED:
         return "produced"
+    if edge.kind == VIA:
+        return "via"
     run = view.runs.get(edge.run or "")
     if run is None:
         return edge.run or edge.kind

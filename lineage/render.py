@@ -1,18 +1,22 @@
 """Pictures of lineage: a classified answer (:class:`~lineage.view.View`) as Graphviz DOT,
 drawn by ``dot``.
 
-Two pictures of one answer:
+Two pictures of one answer, both laid out top to bottom, one generation a rank:
 
 - a lineage walk: runs as boxes, artifact versions as ellipses coloured by type with their
-  aliases, edges labelled ``consumed`` / ``produced``;
+  aliases; an arrow into a box is "consumed", out of it "produced" (the words are the edges'
+  tooltips, not labels: labels would double the height of the picture); a version consumed
+  in several generations is drawn again beside each (class ``copy``);
 - a derivation tree: versions only, each edge labelled with the run that made the child and
   its job type.
 
 In both, every node is drawn as the view says it is: dead ends greyed and dashed, truncated
 versions dotted, deleted ones dotted in red with "(deleted)"; nodes of another project carry
 their project. :func:`lineage.plan.build` decides what is drawn (highlighted path, collapsed
-siblings), :func:`to_dot` writes it, and :func:`render` runs Graphviz's ``dot`` program (the
-``graphviz`` OS package) under :data:`DOT_TIMEOUT`.
+siblings, hidden datasets or evaluations, generations folded past ``max_nodes``),
+:func:`to_dot` writes it, and :func:`render` runs Graphviz's ``dot`` program (the
+``graphviz`` OS package) under :data:`DOT_TIMEOUT`. Labels are never shrunk to fit: every
+node label is drawn at :data:`FONT_SIZE` points, and the picture is never scaled down.
 
 >>> svg = render_ref(lineage.Api(), "base:v0", mode="tree", highlight="production")
 """
@@ -24,14 +28,14 @@ import logging
 import shutil
 import subprocess
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Literal, TypedDict, Unpack
 from urllib.parse import quote
 
 import graphviz
 
 from lineage.errors import InvalidInput, LineageError
-from lineage.plan import Mode, PlanEdge, PlanNode, RenderPlan, build
+from lineage.plan import MAX_NODES, VIA, Mode, PlanEdge, PlanNode, RenderPlan, build
 from lineage.records import Node
 from lineage.view import DELETED, TRUNCATED, View, ask
 from lineage.view import Mode as ViewMode
@@ -40,7 +44,9 @@ if TYPE_CHECKING:
     from lineage.api import Api
 
 __all__ = [
+    "FONT_SIZE",
     "FORMATS",
+    "MAX_NODES",
     "Mode",
     "Options",
     "PlanEdge",
@@ -70,10 +76,29 @@ HIGHLIGHT = "#d62728"
 DEAD_FILL, DEAD_LINE, DEAD_TEXT = "#eeeeee", "#bbbbbb", "#999999"
 DELETED_LINE = "#a05050"
 EDGE_COLOUR = "#666666"
+FONT_SIZE = 11  # points, every node label; a derivation tree's edge labels: EDGE_FONT_SIZE
+EDGE_FONT_SIZE = 9
+CHAIN_WEIGHT = 8  # Graphviz's pull towards a straight edge; a copy's edge has 1
 Attrs = Mapping[str, str | float | None]
-GRAPH_ATTRS: Attrs = {"fontname": "Helvetica", "nodesep": 0.25}
-NODE_ATTRS: Attrs = {"fontname": "Helvetica", "fontsize": 11}
-EDGE_ATTRS: Attrs = {"fontname": "Helvetica", "fontsize": 9, "arrowsize": 0.7, "color": EDGE_COLOUR}
+GRAPH_ATTRS: Attrs = {
+    "fontname": "Helvetica",
+    "fontsize": FONT_SIZE,
+    "nodesep": 0.18,
+    "ranksep": 0.22,
+    "margin": 0.1,
+}
+NODE_ATTRS: Attrs = {
+    "fontname": "Helvetica",
+    "fontsize": FONT_SIZE,
+    "height": 0.3,
+    "margin": "0.08,0.03",
+}
+EDGE_ATTRS: Attrs = {
+    "fontname": "Helvetica",
+    "fontsize": EDGE_FONT_SIZE,
+    "arrowsize": 0.6,
+    "color": EDGE_COLOUR,
+}
 
 
 def type_colour(artifact_type: str) -> str:
@@ -122,10 +147,13 @@ def _node_attrs(node: PlanNode) -> dict[str, str | float | None]:
         attrs["shape"] = "box"
         style.append("rounded")
     elif node.kind == "more":
-        attrs.update(shape="box", color=EDGE_COLOUR, fontcolor=EDGE_COLOUR)
+        # the SVG element's id is the group's: what a click asks to expand (build's expand)
+        attrs.update(shape="box", color=EDGE_COLOUR, fontcolor=EDGE_COLOUR, id=node.id)
         style += ["rounded", "dashed"]
     else:
         attrs["shape"] = "ellipse"
+    if node.copy_of is not None:
+        classes.append("copy")
     attrs["fillcolor"] = _fill(node)
     if node.dead:
         attrs.update(color=DEAD_LINE, fontcolor=DEAD_TEXT)
@@ -151,10 +179,16 @@ def _node_attrs(node: PlanNode) -> dict[str, str | float | None]:
     return attrs
 
 
-def _edge_attrs(edge: PlanEdge) -> dict[str, str | float | None]:
+def _edge_attrs(edge: PlanEdge, mode: Mode) -> dict[str, str | float | None]:
     attrs: dict[str, str | float | None] = {"label": edge.label, "fontcolor": EDGE_COLOUR}
-    if edge.kind == "more":
+    if mode == "lineage":
+        # "consumed" into a run's box, "produced" out of it: the shapes say it, and edge
+        # labels would give every edge a rank of its own
+        attrs.update(label=None, tooltip=edge.label)
+    if edge.kind in ("more", VIA):
         attrs["style"] = "dashed"
+    if edge.kind == VIA:
+        attrs["tooltip"] = "through hidden nodes"
     if edge.dead:
         attrs.update(color=DEAD_LINE, fontcolor=DEAD_TEXT)
     if edge.highlighted:
@@ -172,41 +206,81 @@ def _dot_attrs(values: Attrs) -> dict[str, str]:
     return {key: _dot_text(value) for key, value in values.items() if value is not None}
 
 
+def _chain(plan: RenderPlan) -> set[tuple[str, str]]:
+    """The edges Graphviz should draw straight: what carries a line of work on (a run to its
+    outputs, a model into the run that makes the next model, a model to the next model in a
+    tree), not a copy, a side input (a dataset into a fine-tuning) or an evaluation result."""
+    nodes = {node.id: node for node in plan.nodes}
+    made: dict[str, set[str]] = {}
+    for edge in plan.edges:
+        made.setdefault(edge.source, set()).add(nodes[edge.target].type)
+    chain = set()
+    for edge in plan.edges:
+        source, target = nodes[edge.source], nodes[edge.target]
+        if source.copy_of is not None:
+            continue
+        carried = target.kind == "run" and source.type in made.get(target.id, ())
+        if source.kind != "artifact_version" or source.type == target.type or carried:
+            chain.add((edge.source, edge.target))
+    return chain
+
+
 def plan_to_dot(plan: RenderPlan) -> str:
     """The DOT text of a plan, built by :class:`graphviz.Digraph` (which quotes ids and
     values; the dot program runs apart, under :data:`DOT_TIMEOUT`)."""
-    rankdir = "TB" if plan.mode == "tree" else "LR"
     dot = graphviz.Digraph(
         "lineage",
-        graph_attr=_dot_attrs({"rankdir": rankdir, **GRAPH_ATTRS}),
+        graph_attr=_dot_attrs({"rankdir": "TB", **GRAPH_ATTRS}),
         node_attr=_dot_attrs(NODE_ATTRS),
         edge_attr=_dot_attrs(EDGE_ATTRS),
     )
+    notes = []
     if plan.truncated:
-        dot.attr("graph", label="depth limit reached: the graph goes on", labelloc="b")
+        notes.append("depth limit reached: the graph goes on")
+    if plan.folded:
+        notes.append(
+            f"{plan.total} nodes, too many to draw whole: '+k more' stands for what is folded"
+        )
+    if plan.hidden:
+        notes.append(f"{' and '.join(plan.hid)} hidden ({len(plan.hidden)} nodes)")
+    if notes:
+        dot.attr("graph", label=_dot_text("\n".join(notes)), labelloc="b")
     for node in plan.nodes:
         dot.node(_dot_text(node.id), **_dot_attrs(_node_attrs(node)))
     # Digraph.edge reads "a:b" as node a, port b, and every version id holds a ':': edge
     # statements are written with ids quoted whole
+    chain = _chain(plan)
     for edge in plan.edges:
         ends = f"{quote_id(edge.source)} -> {quote_id(edge.target)}"
-        dot.body.append(f"\t{ends} {_attrs(_edge_attrs(edge))}\n")
+        attrs = _edge_attrs(edge, plan.mode)
+        # the highlighted path straightest of all, then the chain; copies and side inputs lean
+        chained = (edge.source, edge.target) in chain
+        attrs["weight"] = CHAIN_WEIGHT * (1 + edge.highlighted) if chained else 1
+        dot.body.append(f"\t{ends} {_attrs(attrs)}\n")
     return str(dot.source)
 
 
-def to_dot(
-    view: View,
-    *,
-    highlight: str | None = None,
-    collapse: int = 5,
-    link: Callable[[Node], str] | None = None,
-) -> str:
+class Options(TypedDict, total=False):
+    """The options of :func:`build`, :func:`to_dot`, :func:`to_svg` and :func:`render_ref`
+    (``depth`` is the answer's own: ``render_ref(depth=...)`` or ``api.view(..., depth)``)."""
+
+    highlight: str | None
+    collapse: int
+    link: Callable[[Node], str] | None
+    hide_datasets: bool
+    hide_evaluations: bool
+    max_nodes: int
+    expand: Collection[str]
+    expand_link: Callable[[str], str] | None
+
+
+def to_dot(view: View, **options: Unpack[Options]) -> str:
     """The DOT text of a classified lineage graph or derivation tree (options as for
     :func:`build`).
 
-    >>> dot = to_dot(api.view("base:v0", "tree"), highlight="production")
+    >>> dot = to_dot(api.view("base:v0", "tree"), highlight="production", hide_evaluations=True)
     """
-    return plan_to_dot(build(view, highlight=highlight, collapse=collapse, link=link))
+    return plan_to_dot(build(view, **options))
 
 
 # running dot ---------------------------------------------------------------------------------
@@ -247,14 +321,6 @@ def render(dot: str, fmt: Format = "svg") -> bytes:
     return done.stdout
 
 
-class Options(TypedDict, total=False):
-    """The options of :func:`build`, :func:`to_dot` and :func:`to_svg`."""
-
-    highlight: str | None
-    collapse: int
-    link: Callable[[Node], str] | None
-
-
 def to_svg(view: View, **options: Unpack[Options]) -> str:
     """The SVG picture of a classified answer, as text (options as for :func:`to_dot`).
 
@@ -273,11 +339,11 @@ def render_ref(
     mode: Literal["up", "down", "tree"] = "up",
     depth: int | None = 20,
     fmt: Format = "svg",
-    highlight: str | None = None,
-    collapse: int = 5,
-    link: Callable[[Node], str] | None = None,
+    **options: Unpack[Options],
 ) -> bytes:
-    """Fetch, classify and draw the lineage (``up`` / ``down``) or the derivation tree of a ref.
+    """Fetch, classify and draw the lineage (``up`` / ``down``) or the derivation tree of a ref
+    (options as for :func:`build`: ``highlight``, ``collapse``, ``link``, ``hide_datasets``,
+    ``hide_evaluations``, ``max_nodes``, ``expand``, ``expand_link``).
 
     What ``lineage render REF [--up|--down|--tree] --format svg -o FILE`` calls.
     """
@@ -285,5 +351,5 @@ def render_ref(
         raise InvalidInput(f"mode must be up, down or tree, not {mode!r}")
     if fmt not in FORMATS:
         raise InvalidInput(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
-    view = ask(api, ref, _MODES[mode], depth)
-    return render(to_dot(view, highlight=highlight, collapse=collapse, link=link), fmt)
+    plan = build(ask(api, ref, _MODES[mode], depth), **options)  # bad options: before dot
+    return render(plan_to_dot(plan), fmt)

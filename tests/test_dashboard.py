@@ -219,7 +219,10 @@ async def test_version_page(dash: Dashboard) -> None:
     graph = dash.service.lineage(record.ref, "upstream", 20)
     plan = render.build(view.classify(graph, store=dash.service, mode="upstream", depth=20))
     lineage_nodes = page.svg_nodes["lineage"]
-    assert len(lineage_nodes) == len(plan.nodes) == len(graph.nodes) == 6
+    assert len(lineage_nodes) == len(plan.nodes)
+    # a version read two generations apart is drawn again beside the later reader (a copy)
+    originals = [c for c in lineage_nodes if "copy" not in c.split()]
+    assert len(originals) == len(plan.shown()) == len(graph.nodes) == 6
     assert page.figures["lineage"]["data-nodes"] == str(len(plan.nodes))
     assert sum("run" in c.split() for c in lineage_nodes) == 3
     for node in graph.nodes:
@@ -244,7 +247,8 @@ async def test_version_page(dash: Dashboard) -> None:
 async def test_leaf_version_has_no_tree_picture(dash: Dashboard) -> None:
     page = Page((await dash.get(f"/versions/{PROJECT}/report/0")).text)
     assert "tree" not in page.figures and "tree" in page.ids
-    assert len(page.svg_nodes["lineage"]) == 8  # report, evaluate, net:v1, finetune, ...
+    originals = [c for c in page.svg_nodes["lineage"] if "copy" not in c.split()]
+    assert len(originals) == 8  # report, evaluate, net:v1, finetune, ... (copies aside)
     # the report is the one dead end of its lineage: no run consumed it
     assert sum("dead" in c.split() for c in page.svg_nodes["lineage"]) == 1
 
@@ -262,7 +266,7 @@ async def test_a_deleted_version_keeps_its_page_and_its_lineage(dash: Dashboard)
     # its lineage is drawn as before, with the report marked deleted (not dead: nobody
     # consumed it, but it was deleted, not abandoned)
     lineage_nodes = page.svg_nodes["lineage"]
-    assert len(lineage_nodes) == 8
+    assert len([c for c in lineage_nodes if "copy" not in c.split()]) == 8
     assert sum("deleted" in c.split() for c in lineage_nodes) == 1
     assert not any("dead" in c.split() for c in lineage_nodes)
     assert "deleted" in page.states["lineage"][f"{PROJECT}/report:v0"]
@@ -278,7 +282,10 @@ async def test_a_deleted_version_keeps_its_page_and_its_lineage(dash: Dashboard)
 
     # the tree of corpus:v0 draws it with class "deleted" where it was a dead end
     after = Page((await dash.get(f"/versions/{PROJECT}/corpus/0")).text).svg_nodes["tree"]
-    assert len(after) == len(before) == 4  # corpus:v0, net:v0, net:v1, report:v0
+    # corpus:v0, net:v0, net:v1, report:v0, and corpus:v0 again beside net:v1 (a copy: its
+    # reader, finetune, is two generations down)
+    assert len(after) == len(before) == 5
+    assert sum("copy" in c.split() for c in after) == 1
     assert sum("dead" in c.split() for c in before) == 1
     assert not any("dead" in c.split() for c in after)
     assert sum("deleted" in c.split() for c in after) == 1

@@ -322,7 +322,10 @@ def test_downstream_lineage_collapses_runs_and_keeps_the_path(surgery: Builder) 
     assert dot.nodes[ref("policy:v8")]["fillcolor"] == render.type_colour("model")
     # eval-a's result: nobody consumed it, a dead end (the old rule drew no dead end here)
     assert dot.nodes[ref("report:v0")]["fillcolor"] == render.DEAD_FILL
-    kinds = {(t, h): lines(a["label"]) for t, h, a in dot.edges}
+    # top to bottom, a lineage edge says "consumed" / "produced" in its tooltip, not in a
+    # label: edge labels would give every edge a rank of its own and double the height
+    assert not any("label" in a for _, _, a in dot.edges)
+    kinds = {(t, h): lines(a["tooltip"]) for t, h, a in dot.edges}
     assert kinds[(ref("policy:v2"), ids["eval-a"])] == ["consumed"]
     assert kinds[(ids["eval-a"], ref("report:v0"))] == ["produced"]
     assert kinds[(ref("policy:v2"), group.id)] == ["consumed"]

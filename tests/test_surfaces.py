@@ -180,16 +180,24 @@ _EDGE = re.compile(r'^\t"((?:[^"\\]|\\.)*)" -> "((?:[^"\\]|\\.)*)" ')
 _CLASS = re.compile(r'class=("[^"]*"|\S+)')
 
 
+_COPY = re.compile(r"^copy:\d+:")  # a version drawn again beside a later generation's reader
+
+
+def _original(name: str) -> str:
+    return _COPY.sub("", name)
+
+
 def from_dot(dot: str) -> Answer:
     classes: dict[str, set[str]] = {}
     edges = set()
     for line in dot.splitlines():
         if edge := _EDGE.match(line):
-            edges.add((edge[1], edge[2]))
+            edges.add((_original(edge[1]), edge[2]))
         elif (node := _NODE.match(line)) and node[1] not in ("graph", "node", "edge"):
             found = _CLASS.search(node[2])
             assert found is not None, line
-            classes[node[1].strip('"')] = set(found[1].strip('"').split())
+            name = _original(node[1].strip('"'))
+            classes.setdefault(name, set()).update(found[1].strip('"').split())
     return _from_classes(classes, frozenset(edges))
 
 
@@ -197,11 +205,12 @@ def from_svg(svg: str) -> Answer:
     """Node ids (their <title>) and classes of a dashboard picture."""
     classes = {}
     for group in re.finditer(r'<g id="[^"]*" class="node ([^"]*)">\s*<title>([^<]*)</title>', svg):
-        classes[html.unescape(group[2])] = set(group[1].split())
+        name = _original(html.unescape(group[2]))
+        classes.setdefault(name, set()).update(group[1].split())
     edges = set()
     for group in re.finditer(r'<g id="[^"]*" class="edge[^"]*">\s*<title>([^<]*)</title>', svg):
         source, _, target = html.unescape(group[1]).partition("->")
-        edges.add((source, target))
+        edges.add((_original(source), target))
     return _from_classes(classes, frozenset(edges))
 
 

@@ -13,6 +13,7 @@ import click
 
 from lineage.cli.main import Context, cli, errors, pass_ctx, size
 from lineage.errors import InvalidInput
+from lineage.plan import MAX_NODES
 from lineage.text import print_view
 from lineage.view import Mode, View, ask
 
@@ -79,6 +80,20 @@ SUFFIXES = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot", ".gv": "
     "--diff", "other", metavar="A",
     help="`--diff A B`: both upstreams in one picture, shared grey, A-only and B-only coloured.",
 )  # fmt: skip
+@click.option("--hide-datasets", is_flag=True, help="Leave out dataset versions and their runs.")
+@click.option(
+    "--hide-evaluations", is_flag=True, help="Leave out evaluation runs (job type eval...)."
+)
+@click.option(
+    "--max-nodes",
+    type=int,
+    default=MAX_NODES,
+    show_default=True,
+    help="Nodes drawn before the furthest generations fold into '+k more' (0: no limit).",
+)
+@click.option(
+    "--expand", multiple=True, metavar="GROUP", help="Open a '+k more' group (its id, more:...)."
+)
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True)
 @pass_ctx
 @errors
@@ -90,11 +105,15 @@ def render(
     fmt: str | None,
     highlight: str | None,
     collapse: int,
+    hide_datasets: bool,
+    hide_evaluations: bool,
+    max_nodes: int,
+    expand: tuple[str, ...],
     other: str | None,
     output: Path,
 ) -> None:
-    """Draw a lineage graph or derivation tree with graphviz (or, with --diff A B, the
-    upstreams of A and B in one picture)."""
+    """Draw a lineage graph or derivation tree with graphviz, top to bottom, one generation a
+    rank (or, with --diff A B, the upstreams of A and B in one picture)."""
     from lineage.render import render_ref
 
     suffix = output.suffix.lower()
@@ -127,6 +146,10 @@ def render(
         fmt=chosen,  # type: ignore[arg-type]  # click.Choice checked it
         highlight=highlight,
         collapse=collapse,
+        hide_datasets=hide_datasets,
+        hide_evaluations=hide_evaluations,
+        max_nodes=max_nodes,
+        expand=expand,
     )
     output.write_bytes(data)
     click.echo(f"wrote {output} ({chosen}, {size(len(data))})")
