@@ -21,6 +21,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
+from lineage import __version__
 from lineage.api import Api
 from lineage.errors import LineageError, from_os_error
 from lineage.records import RunRecord
@@ -183,7 +184,7 @@ def _take_global_options(cmd: click.Command) -> None:
 
 
 @click.group(cls=LineageGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="lineage")
+@click.version_option(version=__version__, prog_name="lineage")
 @click.pass_context
 def cli(ctx: click.Context, store: str | None, blobs: str | None, project: str | None) -> None:
     """Record and query how every model was made.
