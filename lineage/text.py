@@ -11,7 +11,7 @@ from collections.abc import Callable
 from lineage.records import Node
 from lineage.view import ALIVE, View, outcome_types
 
-__all__ = ["lineage_lines", "print_view", "summary", "tree_lines"]
+__all__ = ["lineage_lines", "path_lines", "print_view", "summary", "tree_lines"]
 
 _MARKS = {"dead_end": "(dead end)", "truncated": "(truncated)", "deleted": "(deleted)"}
 
@@ -163,6 +163,44 @@ def tree_lines(view: View) -> list[str]:
 
     if graph.root is not None:
         visit(graph.root, "", True, None, True)
+    return lines
+
+
+def path_lines(view: View) -> list[str]:
+    """The nodes of a path answer in the order they came about (oldest first): a version, the
+    run that consumed it, what that run produced... A node reached from more than one node of
+    the path names them all."""
+    parents: dict[str, list[str]] = {}
+    for edge in view.graph.edges:
+        parents.setdefault(edge.target, []).append(edge.source)
+    order = {node.id: i for i, node in enumerate(view.graph.nodes)}
+    placed: list[str] = []
+    waiting = {node.id: len(parents.get(node.id, ())) for node in view.graph.nodes}
+    children: dict[str, list[str]] = {}
+    for edge in view.graph.edges:
+        children.setdefault(edge.source, []).append(edge.target)
+    ready = sorted((i for i, n in waiting.items() if n == 0), key=order.__getitem__)
+    while ready:  # Kahn's order, ties broken by the answer's own order
+        node_id = ready.pop(0)
+        placed.append(node_id)
+        for child in children.get(node_id, ()):
+            waiting[child] -= 1
+            if waiting[child] == 0:
+                ready.append(child)
+                ready.sort(key=order.__getitem__)
+    lines = []
+    for node_id in placed:
+        node = view.node(node_id)
+        text = (
+            "run " + _run_text(view, node_id)
+            if node is not None and node.kind == "run"
+            else _version_text(view, node_id)
+        )
+        sources = parents.get(node_id, ())
+        if len(sources) > 1:
+            names = [view.label(n) if (n := view.node(s)) else s for s in sorted(sources)]
+            text += "  <- " + ", ".join(names)
+        lines.append(("  -> " if sources else "") + text)
     return lines
 
 

@@ -1,4 +1,4 @@
-"""Lineage questions on the command line: lineage, tree, render.
+"""Lineage questions on the command line: lineage, tree, path, impact, render.
 
 Each asks :func:`lineage.view.ask` once and prints what the view says; ``--json`` prints the
 same view (nodes with their state and label, edges) as :meth:`lineage.view.View.to_json`.
@@ -11,10 +11,10 @@ from pathlib import Path
 
 import click
 
-from lineage.cli.main import Context, cli, errors, pass_ctx, size
+from lineage.cli.main import Context, cli, emit_json, errors, pass_ctx, size
 from lineage.errors import InvalidInput
-from lineage.text import print_view
-from lineage.view import Mode, View, ask
+from lineage.text import path_lines, print_view, summary
+from lineage.view import Mode, View, ask, classify
 
 
 def _show(view: View, as_json: bool) -> None:
@@ -37,7 +37,7 @@ def _show(view: View, as_json: bool) -> None:
 @errors
 def lineage_cmd(ctx: Context, ref: str, direction: Mode, depth: int, as_json: bool) -> None:
     """Runs and versions upstream or downstream of a version (or run id)."""
-    _show(ask(ctx.api, ref, direction, depth), as_json)
+    _show(ask(ctx.reader, ref, direction, depth), as_json)
 
 
 @cli.command()
@@ -51,7 +51,49 @@ def lineage_cmd(ctx: Context, ref: str, direction: Mode, depth: int, as_json: bo
 def tree(ctx: Context, ref: str, depth: int, as_json: bool) -> None:
     """The derivation tree under a version (version -> version, labelled by run), with dead
     ends, truncated and deleted versions marked."""
-    _show(ask(ctx.api, ref, "tree", depth), as_json)
+    _show(ask(ctx.reader, ref, "tree", depth), as_json)
+
+
+@cli.command()
+@click.argument("source")
+@click.argument("target")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print nodes (with states) and edges as JSON."
+)
+@pass_ctx
+@errors
+def path(ctx: Context, source: str, target: str, as_json: bool) -> None:
+    """Every run and version on the way between two versions (or run ids), either way round:
+    how one came from the other."""
+    api = ctx.reader
+    graph = api.path(source, target)
+    if graph is None:
+        if as_json:
+            emit_json(None)
+        else:
+            click.echo(f"no path between {source} and {target}: neither came from the other")
+        return
+    view = classify(graph, store=api.service, mode="both", depth=None)
+    if as_json:
+        emit_json({**view.to_json(), "mode": "path"})
+        return
+    for line in path_lines(view):
+        click.echo(line)
+    click.echo(summary(view))
+
+
+@cli.command()
+@click.argument("ref")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print nodes (with states) and edges as JSON."
+)
+@pass_ctx
+@errors
+def impact(ctx: Context, ref: str, as_json: bool) -> None:
+    """Everything downstream of a version, at any depth: which runs and versions a bad dataset
+    touched."""
+    api = ctx.reader
+    _show(classify(api.impact(ref), store=api.service, mode="downstream", depth=None), as_json)
 
 
 SUFFIXES = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot", ".gv": "dot"}
@@ -91,6 +133,7 @@ def render(
     """Draw a lineage graph or derivation tree with graphviz."""
     from lineage.render import render_ref
 
+    api = ctx.reader
     suffix = output.suffix.lower()
     if fmt is None and suffix not in SUFFIXES:
         raise InvalidInput(
@@ -99,7 +142,7 @@ def render(
         )
     chosen = fmt or SUFFIXES[suffix]
     data = render_ref(
-        ctx.api,
+        api,
         ref,
         mode=mode,  # type: ignore[arg-type]  # flag_value checked it
         depth=depth,

@@ -61,6 +61,7 @@ def token_revoke(ctx: Context, token_id: str) -> None:
     from lineage.errors import NotFound
     from lineage.server.auth import revoke_token
 
+    ctx.reader  # noqa: B018  (a store to revoke in: refused if there is none, not created)
     if not revoke_token(_local_service(ctx), token_id):
         raise NotFound(f"no token with id {token_id!r}")
     click.echo(f"token {token_id} revoked")
