@@ -4,7 +4,11 @@ against networkx over the store's own edges."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import networkx as nx
@@ -210,3 +214,49 @@ def test_reads_refuse_a_directory_without_a_store(workdir, tmp_path) -> None:  #
     with lineage.init(project="p", store=str(typo)):
         pass
     assert "no artifacts" in invoke("--store", str(typo), "ls").stdout
+
+
+def on_a_terminal(args: list[str]) -> str:
+    """Run the lineage command with a pseudo-terminal as its stdout and stderr; all it wrote."""
+    master, slave = os.openpty()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LINEAGE_")}
+    child = subprocess.Popen(
+        [str(Path(sys.executable).parent / "lineage"), *args],
+        stdout=slave,
+        stderr=slave,
+        stdin=subprocess.DEVNULL,
+        env={**env, "TERM": "xterm", "COLUMNS": "120"},
+    )
+    os.close(slave)
+    out = b""
+    with contextlib.suppress(OSError):  # EIO once the child closed its end
+        while chunk := os.read(master, 65536):
+            out += chunk
+    os.close(master)
+    assert child.wait(timeout=120) == 0, out
+    return out.decode(errors="replace")
+
+
+def test_long_work_shows_progress_on_a_terminal_only(workdir, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    store = str(tmp_path / "store")
+    Path("big.bin").write_bytes(os.urandom(1 << 20))
+    with lineage.init(project="p", store=store) as run:
+        art = lineage.Artifact("big", type="dataset")
+        art.add_file("big.bin")
+        run.log_artifact(art)
+    for args, word, done in (
+        (["push", "--to", str(tmp_path / "a")], "copying", "1 versions"),
+        (["get", "p/big:v0", "-o", "got"], "downloading", "1 files in got"),
+        (["verify", "p/big:v0"], "verifying", "1 files verified"),
+    ):
+        shown = on_a_terminal(["--store", store, *args])
+        assert word in shown and done in shown and "1.0/1.0 MB" in shown, shown
+    piped = subprocess.run(
+        [str(Path(sys.executable).parent / "lineage"), "--store", store, "push", "--to", "b"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={k: v for k, v in os.environ.items() if not k.startswith("LINEAGE_")},
+    )
+    assert piped.returncode == 0 and piped.stderr == "", piped.stderr
+    assert "copying" not in piped.stdout and "1 versions" in piped.stdout
