@@ -18,6 +18,8 @@ from helpers import oracle
 
 import lineage
 from lineage.cli import cli
+from lineage.server.auth import create_token
+from lineage.server.serving import background
 
 
 def invoke(*args: str, code: int = 0) -> Result:
@@ -251,6 +253,11 @@ def test_long_work_shows_progress_on_a_terminal_only(workdir, tmp_path) -> None:
     ):
         shown = on_a_terminal(["--store", store, *args])
         assert word in shown and done in shown and "1.0/1.0 MB" in shown, shown
+    server = lineage.Api(store=str(tmp_path / "server"), blobs=str(tmp_path / "server-blobs"))
+    token = create_token(server.service.graph, "write", "sync test")
+    with background(str(tmp_path / "server"), str(tmp_path / "server-blobs")) as url:
+        shown = on_a_terminal(["--store", store, "sync", "--to", url, "--token", token])
+    assert "sending p/big:v0" in shown and "1 versions" in shown and "1.0/1.0 MB" in shown, shown
     piped = subprocess.run(
         [str(Path(sys.executable).parent / "lineage"), "--store", store, "push", "--to", "b"],
         capture_output=True,
