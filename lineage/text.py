@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import networkx as nx
+
 from lineage.records import Node
 from lineage.view import ALIVE, View, outcome_types
 
@@ -174,20 +176,11 @@ def path_lines(view: View) -> list[str]:
     for edge in view.graph.edges:
         parents.setdefault(edge.target, []).append(edge.source)
     order = {node.id: i for i, node in enumerate(view.graph.nodes)}
-    placed: list[str] = []
-    waiting = {node.id: len(parents.get(node.id, ())) for node in view.graph.nodes}
-    children: dict[str, list[str]] = {}
-    for edge in view.graph.edges:
-        children.setdefault(edge.source, []).append(edge.target)
-    ready = sorted((i for i, n in waiting.items() if n == 0), key=order.__getitem__)
-    while ready:  # Kahn's order, ties broken by the answer's own order
-        node_id = ready.pop(0)
-        placed.append(node_id)
-        for child in children.get(node_id, ()):
-            waiting[child] -= 1
-            if waiting[child] == 0:
-                ready.append(child)
-                ready.sort(key=order.__getitem__)
+    g = nx.DiGraph()
+    g.add_nodes_from(order)
+    g.add_edges_from((e.source, e.target) for e in view.graph.edges)
+    # a parent before its children; ties broken by the order of the answer
+    placed = list(nx.lexicographical_topological_sort(g, key=order.__getitem__))
     lines = []
     for node_id in placed:
         node = view.node(node_id)
