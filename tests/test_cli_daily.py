@@ -246,24 +246,13 @@ def test_long_work_shows_progress_on_a_terminal_only(workdir, tmp_path) -> None:
         art = lineage.Artifact("big", type="dataset")
         art.add_file("big.bin")
         run.log_artifact(art)
-    for args, word, done in (
-        (["push", "--to", str(tmp_path / "a")], "copying", "1 versions"),
-        (["get", "p/big:v0", "-o", "got"], "downloading", "1 files in got"),
-        (["verify", "p/big:v0"], "verifying", "1 files verified"),
-    ):
-        shown = on_a_terminal(["--store", store, *args])
-        assert word in shown and done in shown and "1.0/1.0 MB" in shown, shown
+    # storing, downloading and verifying draw with the same lineage.progress.bar
+    shown = on_a_terminal(["--store", store, "push", "--to", str(tmp_path / "a")])
+    assert "copying" in shown and "1 versions" in shown and "1.0/1.0 MB" in shown, shown
     server = lineage.Api(store=str(tmp_path / "server"), blobs=str(tmp_path / "server-blobs"))
     token = create_token(server.service.graph, "write", "sync test")
     with background(str(tmp_path / "server"), str(tmp_path / "server-blobs")) as url:
         shown = on_a_terminal(["--store", store, "sync", "--to", url, "--token", token])
     assert "sending p/big:v0" in shown and "1 versions" in shown and "1.0/1.0 MB" in shown, shown
-    piped = subprocess.run(
-        [str(Path(sys.executable).parent / "lineage"), "--store", store, "push", "--to", "b"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={k: v for k, v in os.environ.items() if not k.startswith("LINEAGE_")},
-    )
-    assert piped.returncode == 0 and piped.stderr == "", piped.stderr
-    assert "copying" not in piped.stdout and "1 versions" in piped.stdout
+    piped = invoke("--store", store, "push", "--to", str(tmp_path / "b"))  # stderr: no tty
+    assert piped.stderr == "" and "copying" not in piped.stdout and "1 versions" in piped.stdout
