@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 CHECK_PATHS := lineage tests $(wildcard bench)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test check format system neo4j-jars neo4j bench clean
+.PHONY: demo test check format system system-demo system-test neo4j-jars neo4j bench clean dist
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,9 +17,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# Debian packages the project needs: graphviz (rendering), java + maven (the Neo4j launcher),
-# chromium (the dashboard's browser test, driven by Playwright with the system browser)
-system:
+# Debian packages: the demo needs graphviz only (rendering); the tests also need java + maven
+# (the Neo4j launcher) and chromium (the dashboard's browser tests, driven by Playwright with
+# the system browser)
+system: system-demo system-test
+
+system-demo:
+	@command -v dot >/dev/null || { \
+		echo "installing Debian packages: graphviz"; \
+		$(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq graphviz; \
+	}
+
+system-test:
 	@missing=""; \
 	command -v dot >/dev/null || missing="$$missing graphviz"; \
 	command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
@@ -33,7 +42,7 @@ system:
 neo4j-jars:
 	storage/neo4j/fetch.sh
 
-demo: $(STAMP) system
+demo: $(STAMP) system-demo
 	$(BIN)/lineage demo
 
 test: $(STAMP) system neo4j-jars
@@ -52,5 +61,10 @@ format: $(STAMP)
 neo4j: $(STAMP) neo4j-jars
 	$(BIN)/python tests/neo4j_process.py .neo4j-data --port 7687
 
+# the wheel, in dist/: `pip install dist/lineage_graph-*.whl` installs it into any venv
+dist: $(STAMP)
+	rm -rf dist
+	$(BIN)/python -m pip wheel --quiet --no-deps --no-build-isolation --wheel-dir dist .
+
 clean:
-	rm -rf $(VENV) demo-out .lineage storage/neo4j/lib
+	rm -rf $(VENV) demo-out .lineage storage/neo4j/lib dist

@@ -28,7 +28,7 @@ from lineage.storage.blobs import BlobStore
 if TYPE_CHECKING:
     from lineage.remote import RemoteService
 
-__all__ = ["Client", "is_remote"]
+__all__ = ["Client", "is_remote", "store_url"]
 
 _lock = threading.Lock()
 _shared: dict[tuple[str, str | None, str | None], Client] = {}
@@ -46,6 +46,13 @@ def _resolve(store: str | None, mode: str | None) -> str:
     if mode == "offline" and is_remote(store):
         return DEFAULT_STORE
     return store
+
+
+def store_url(store: str | None = None, mode: str | None = None) -> str:
+    """The store a Client of these arguments opens: ``store``, else ``LINEAGE_STORE``, else
+    ``./.lineage`` (that one too when ``mode`` or ``LINEAGE_MODE`` is offline and the store is
+    a server)."""
+    return _resolve(store, mode)
 
 
 class Client:

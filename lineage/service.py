@@ -70,6 +70,8 @@ class GcReport:
     # removed (or, in a dry run, that would be) and their bytes
     temps_removed: int = 0
     temp_bytes: int = 0
+    # blobs younger than the grace period: kept unchecked (a commit may be about to land)
+    blobs_young: int = 0
 
 
 class Service:
@@ -622,6 +624,7 @@ class Service:
                 logger.warning("manifest %s is unreadable; gc keeps everything", digest)
                 return GcReport(blobs_total=0, blobs_live=0, blobs_removed=0, dry_run=True)
         everything = set(self.blobs.digests(older_than=grace))
+        young = len(set(self.blobs.digests()) - everything)
         dead = everything - live
         removed = 0 if dry_run else self.blobs.delete(dead)
         temps = temp_bytes = 0
@@ -634,6 +637,7 @@ class Service:
             dry_run=dry_run,
             temps_removed=temps,
             temp_bytes=temp_bytes,
+            blobs_young=young,
         )
 
 

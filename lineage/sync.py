@@ -23,6 +23,7 @@ from pathlib import Path
 
 from lineage.errors import VersionNotFound
 from lineage.manifest import manifest_digests, read_manifest
+from lineage.progress import bar
 from lineage.records import RunRecord, VersionRecord
 from lineage.remote import RemoteService
 from lineage.storage import Stores
@@ -179,6 +180,7 @@ def _send_blobs(
                 remote.blobs.put_stream(stream, digest)
             report.blobs += 1
     if items:
-        results = remote.blobs.put_files(items)
+        with bar(f"sending {version.ref}", sum(p.stat().st_size for p, _ in items)) as advance:
+            results = remote.blobs.put_files(items, advance)
         report.blobs += len(results)
         report.blob_bytes += sum(size for _, size in results)

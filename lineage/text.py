@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import networkx as nx
+
 from lineage.records import Node
 from lineage.view import ALIVE, View, outcome_types
 
-__all__ = ["lineage_lines", "print_view", "summary", "tree_lines"]
+__all__ = ["lineage_lines", "path_lines", "print_view", "summary", "tree_lines"]
 
 _MARKS = {"dead_end": "(dead end)", "truncated": "(truncated)", "deleted": "(deleted)"}
 
@@ -163,6 +165,35 @@ def tree_lines(view: View) -> list[str]:
 
     if graph.root is not None:
         visit(graph.root, "", True, None, True)
+    return lines
+
+
+def path_lines(view: View) -> list[str]:
+    """The nodes of a path answer in the order they came about (oldest first): a version, the
+    run that consumed it, what that run produced... A node reached from more than one node of
+    the path names them all."""
+    parents: dict[str, list[str]] = {}
+    for edge in view.graph.edges:
+        parents.setdefault(edge.target, []).append(edge.source)
+    order = {node.id: i for i, node in enumerate(view.graph.nodes)}
+    g = nx.DiGraph()
+    g.add_nodes_from(order)
+    g.add_edges_from((e.source, e.target) for e in view.graph.edges)
+    # a parent before its children; ties broken by the order of the answer
+    placed = list(nx.lexicographical_topological_sort(g, key=order.__getitem__))
+    lines = []
+    for node_id in placed:
+        node = view.node(node_id)
+        text = (
+            "run " + _run_text(view, node_id)
+            if node is not None and node.kind == "run"
+            else _version_text(view, node_id)
+        )
+        sources = parents.get(node_id, ())
+        if len(sources) > 1:
+            names = [view.label(n) if (n := view.node(s)) else s for s in sorted(sources)]
+            text += "  <- " + ", ".join(names)
+        lines.append(("  -> " if sources else "") + text)
     return lines
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from lineage.manifest import manifest_digests, read_manifest
+from lineage.progress import bar
 from lineage.records import Edge, VersionRecord
 from lineage.storage import Stores, local_dir
 
@@ -83,15 +84,21 @@ def copy_project(source: Stores, target: Stores, project: str) -> TransferReport
 
 def _copy_blobs(source: Stores, target: Stores, versions: list[VersionRecord]) -> tuple[int, int]:
     wanted: set[str] = set()
+    sizes: dict[str, int] = {}  # of the files' blobs; a manifest page's is small, not counted
     for version in versions:
         wanted |= manifest_digests(source.blobs, version.digest)
-        wanted |= read_manifest(source.blobs, version.digest).blob_digests()
+        manifest = read_manifest(source.blobs, version.digest)
+        wanted |= manifest.blob_digests()
+        sizes.update((e.digest, e.size) for e in manifest if e.digest and not e.is_reference)
     copied, size = 0, 0
-    for digest in sorted(target.blobs.missing(wanted)):
-        with source.blobs.open(digest) as stream:
-            _, n = target.blobs.put_stream(stream, digest)
-        copied += 1
-        size += n
+    missing = sorted(target.blobs.missing(wanted))
+    with bar("copying", sum(sizes.get(d, 0) for d in missing)) as advance:
+        for digest in missing:
+            with source.blobs.open(digest) as stream:
+                _, n = target.blobs.put_stream(stream, digest)
+            copied += 1
+            size += n
+            advance(sizes.get(digest, 0))
     return copied, size
 
 

@@ -2,29 +2,52 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import click
 
-from lineage.cli.main import Context, cli, errors, pass_ctx, run_label, size, when
+from lineage.cli.main import Context, cli, emit_json, errors, pass_ctx, run_label, size, when
+from lineage.errors import InvalidInput, NotFound
+from lineage.versions import ArtifactVersion
+
+JSON = click.option("--json", "as_json", is_flag=True, help="Print it as JSON.")
 
 
 @cli.command("ls")
 @click.option("--type", "type_", help="Only artifacts of this type.")
+@JSON
 @pass_ctx
 @errors
-def ls(ctx: Context, type_: str | None) -> None:
+def ls(ctx: Context, type_: str | None, as_json: bool) -> None:
     """List artifacts with their latest version and aliases."""
-    api = ctx.api
+    api = ctx.reader
     artifacts = api.artifacts(ctx.project, type=type_)
-    if not artifacts:
-        click.echo("no artifacts")
-        return
+    listing = []
     for artifact in artifacts:
         versions = api.service.versions(artifact.project, artifact.name)
         latest = versions[-1] if versions else None
         aliases = sorted({a for v in versions for a in v.aliases if a != "latest"})
+        listing.append((artifact, versions, latest, aliases))
+    if as_json:
+        emit_json(
+            [
+                {
+                    **dataclasses.asdict(artifact),
+                    "versions": len(versions),
+                    "latest": latest.ref if latest else None,
+                    "size": latest.size if latest else None,
+                    "aliases": aliases,
+                }
+                for artifact, versions, latest, aliases in listing
+            ]
+        )
+        return
+    if not artifacts:
+        click.echo("no artifacts")
+        return
+    for artifact, versions, latest, aliases in listing:
         click.echo(
             f"{artifact.project}/{artifact.name:<24} {artifact.type:<10} "
             f"{len(versions):>4} versions  latest "
@@ -33,15 +56,40 @@ def ls(ctx: Context, type_: str | None) -> None:
         )
 
 
+def _version(ctx: Context, ref: str) -> ArtifactVersion:
+    """The version ``ref`` names; a run id is pointed at ``lineage run``."""
+    api = ctx.reader
+    try:
+        return api.artifact_version(ref)
+    except (NotFound, InvalidInput):
+        if ":" not in ref and "/" not in ref and api.service.get_runs([ref]):
+            raise InvalidInput(
+                f"{ref} is a run, not a version: `lineage run {ref}` shows a run"
+            ) from None
+        raise
+
+
 @cli.command()
 @click.argument("ref")
 @click.option("--files/--no-files", default=True, help="List the version's files.")
+@JSON
 @pass_ctx
 @errors
-def show(ctx: Context, ref: str, files: bool) -> None:
-    """Show one version: digest, size, aliases, metadata, producing and consuming runs."""
-    version = ctx.api.artifact_version(ref)
+def show(ctx: Context, ref: str, files: bool, as_json: bool) -> None:
+    """Show one version: digest, size, aliases, metadata, producing and consuming runs
+    (a run: `lineage run ID`)."""
+    version = _version(ctx, ref)
     record = version.record
+    if as_json:
+        emit_json(
+            {
+                "version": record,
+                "logged_by": version.logged_by(),
+                "used_by": version.used_by(),
+                **({"files": version.files()} if files else {}),
+            }
+        )
+        return
     click.echo(f"{record.ref}  ({record.type})")
     click.echo(f"  digest       {record.digest}")
     click.echo(f"  size         {size(record.size)} in {record.file_count} files")
@@ -71,7 +119,7 @@ def show(ctx: Context, ref: str, files: bool) -> None:
 @errors
 def get(ctx: Context, ref: str, file: str | None, root: Path | None) -> None:
     """Download a version's files (or its one FILE), each verified against its digest."""
-    version = ctx.api.artifact_version(ref)
+    version = _version(ctx, ref)
     if file is not None:
         one = version.file(file)
         path = one.download(root)
@@ -87,18 +135,22 @@ def get(ctx: Context, ref: str, file: str | None, root: Path | None) -> None:
 @errors
 def verify(ctx: Context, ref: str) -> None:
     """Re-hash every byte of a version and name each file that does not match."""
-    version = ctx.api.artifact_version(ref)
+    version = _version(ctx, ref)
     version.verify()
     click.echo(f"{version.ref}: {version.record.file_count} files verified")
 
 
 @cli.command("log")
 @click.argument("ref")
+@JSON
 @pass_ctx
 @errors
-def log_cmd(ctx: Context, ref: str) -> None:
+def log_cmd(ctx: Context, ref: str, as_json: bool) -> None:
     """The event log of a version (name:vN) or a whole artifact (name)."""
-    events = ctx.api.events(ref)
+    events = ctx.reader.events(ref)
+    if as_json:
+        emit_json(events)
+        return
     if not events:
         click.echo("no events")
     for event in events:
@@ -120,7 +172,7 @@ def log_cmd(ctx: Context, ref: str) -> None:
 @errors
 def delete(ctx: Context, ref: str, force: bool) -> None:
     """Delete a version (its lineage stays; its bytes go at the next gc)."""
-    version = ctx.api.artifact_version(ref)
+    version = _version(ctx, ref)
     ctx.api.delete(version.ref, force=force)
     click.echo(f"deleted {version.ref}")
 
@@ -133,7 +185,7 @@ def delete(ctx: Context, ref: str, force: bool) -> None:
 @errors
 def alias(ctx: Context, ref: str, alias: str, remove: bool) -> None:
     """Move ALIAS to the version REF (recorded in the event log)."""
-    version = ctx.api.artifact_version(ref)
+    version = _version(ctx, ref)
     if remove:
         version.remove_alias(alias)
         click.echo(f"removed {alias} from {version.project}/{version.name}")
@@ -151,15 +203,20 @@ def alias(ctx: Context, ref: str, alias: str, remove: bool) -> None:
     show_default=True,
     help="Keep blobs younger than this (s).",
 )
+@JSON
 @pass_ctx
 @errors
-def gc(ctx: Context, dry_run: bool, grace: float) -> None:
+def gc(ctx: Context, dry_run: bool, grace: float, as_json: bool) -> None:
     """Delete blobs that no live version references, and temporary files older than the
     grace period that killed writers left in the blob store."""
-    report = ctx.api.gc(dry_run=dry_run, grace=grace)
+    report = ctx.reader.gc(dry_run=dry_run, grace=grace)
+    if as_json:
+        emit_json({**dataclasses.asdict(report), "grace": grace})
+        return
     verb = "would remove" if dry_run else "removed"
     click.echo(
-        f"{report.blobs_total} blobs checked, {report.blobs_live} live, "
-        f"{verb} {report.blobs_removed}; temporary files: {verb} {report.temps_removed} "
-        f"({size(report.temp_bytes)})"
+        f"{report.blobs_total + report.blobs_young} blobs: {report.blobs_young} younger than "
+        f"the grace period ({grace:g} s) kept unchecked; {report.blobs_total} older checked, "
+        f"{report.blobs_live} live, {verb} {report.blobs_removed}; temporary files: {verb} "
+        f"{report.temps_removed} ({size(report.temp_bytes)})"
     )

@@ -160,7 +160,7 @@ def print_diff(d: LineageDiff, echo: Callable[[str], None]) -> None:
 def diff_cmd(ctx: Context, a: str, b: str, depth: int, as_json: bool) -> None:
     """Why are A and B different? Two versions (refs) or two runs (ids): files, metadata,
     how each was made, and where their lineages part."""
-    found = ctx.api.diff(a, b, depth=depth)
+    found = ctx.reader.diff(a, b, depth=depth)
     if as_json:
         click.echo(json.dumps(found.to_json(), indent=2, sort_keys=True, default=repr))
     else:

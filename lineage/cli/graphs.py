@@ -1,4 +1,4 @@
-"""Lineage questions on the command line: lineage, tree, render.
+"""Lineage questions on the command line: lineage, tree, path, impact, render.
 
 Each asks :func:`lineage.view.ask` once and prints what the view says; ``--json`` prints the
 same view (nodes with their state and label, edges) as :meth:`lineage.view.View.to_json`.
@@ -11,11 +11,11 @@ from pathlib import Path
 
 import click
 
-from lineage.cli.main import Context, cli, errors, pass_ctx, size
+from lineage.cli.main import Context, cli, emit_json, errors, pass_ctx, size
 from lineage.errors import InvalidInput
 from lineage.plan import MAX_NODES
-from lineage.text import print_view
-from lineage.view import Mode, View, ask
+from lineage.text import path_lines, print_view, summary
+from lineage.view import Mode, View, ask, classify
 
 
 def _show(view: View, as_json: bool) -> None:
@@ -38,7 +38,7 @@ def _show(view: View, as_json: bool) -> None:
 @errors
 def lineage_cmd(ctx: Context, ref: str, direction: Mode, depth: int, as_json: bool) -> None:
     """Runs and versions upstream or downstream of a version (or run id)."""
-    _show(ask(ctx.api, ref, direction, depth), as_json)
+    _show(ask(ctx.reader, ref, direction, depth), as_json)
 
 
 @cli.command()
@@ -52,7 +52,49 @@ def lineage_cmd(ctx: Context, ref: str, direction: Mode, depth: int, as_json: bo
 def tree(ctx: Context, ref: str, depth: int, as_json: bool) -> None:
     """The derivation tree under a version (version -> version, labelled by run), with dead
     ends, truncated and deleted versions marked."""
-    _show(ask(ctx.api, ref, "tree", depth), as_json)
+    _show(ask(ctx.reader, ref, "tree", depth), as_json)
+
+
+@cli.command()
+@click.argument("source")
+@click.argument("target")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print nodes (with states) and edges as JSON."
+)
+@pass_ctx
+@errors
+def path(ctx: Context, source: str, target: str, as_json: bool) -> None:
+    """Every run and version on the way between two versions (or run ids), either way round:
+    how one came from the other."""
+    api = ctx.reader
+    graph = api.path(source, target)
+    if graph is None:
+        if as_json:
+            emit_json(None)
+        else:
+            click.echo(f"no path between {source} and {target}: neither came from the other")
+        return
+    view = classify(graph, store=api.service, mode="both", depth=None)
+    if as_json:
+        emit_json({**view.to_json(), "mode": "path"})
+        return
+    for line in path_lines(view):
+        click.echo(line)
+    click.echo(summary(view))
+
+
+@cli.command()
+@click.argument("ref")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print nodes (with states) and edges as JSON."
+)
+@pass_ctx
+@errors
+def impact(ctx: Context, ref: str, as_json: bool) -> None:
+    """Everything downstream of a version, at any depth: which runs and versions a bad dataset
+    touched."""
+    api = ctx.reader
+    _show(classify(api.impact(ref), store=api.service, mode="downstream", depth=None), as_json)
 
 
 SUFFIXES = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot", ".gv": "dot"}
@@ -116,6 +158,7 @@ def render(
     rank (or, with --diff A B, the upstreams of A and B in one picture)."""
     from lineage.render import render_ref
 
+    api = ctx.reader
     suffix = output.suffix.lower()
     if fmt is None and suffix not in SUFFIXES:
         raise InvalidInput(
@@ -134,12 +177,12 @@ def render(
         source = click.get_current_context().get_parameter_source("depth")
         if source == click.core.ParameterSource.DEFAULT:
             depth = DEPTH  # deep enough to reach the merge bases
-        data = render_diff(ctx.api, other, ref, depth=depth, fmt=chosen)  # type: ignore[arg-type]
+        data = render_diff(api, other, ref, depth=depth, fmt=chosen)  # type: ignore[arg-type]
         output.write_bytes(data)
         click.echo(f"wrote {output} ({chosen}, {size(len(data))})")
         return
     data = render_ref(
-        ctx.api,
+        api,
         ref,
         mode=mode,  # type: ignore[arg-type]  # flag_value checked it
         depth=depth,

@@ -11,19 +11,22 @@ the last one on the command line wins; any of them beats its environment variabl
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import functools
+import json
 import logging
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, NoReturn, TypeVar
 
 import click
 
+from lineage import __version__
 from lineage.api import Api
-from lineage.errors import LineageError, from_os_error
-from lineage.records import RunRecord
+from lineage.errors import LineageError, NotFound, from_os_error
+from lineage.records import RunRecord, VersionRecord
 
 __all__ = ["LineageGroup", "main"]
 
@@ -99,6 +102,48 @@ class Context:
         if self._api is None:
             self._api = Api(self.store, self.blobs, project=self.project)
         return self._api
+
+    @property
+    def reader(self) -> Api:
+        """The Api for a verb that needs a store that exists: refused (NotFound) when the store
+        is a local directory that holds none, instead of creating an empty store there (only
+        writes create a store)."""
+        if self._api is None:
+            check_store(self.store)
+        return self.api
+
+
+def check_store(store: str | None) -> None:
+    """Refuse a local store directory that holds no store (see :attr:`Context.reader`)."""
+    from lineage.client import store_url
+    from lineage.storage import local_dir
+
+    url = store_url(store)
+    directory = local_dir(url)
+    if directory is not None and not (directory / "lineage.db").is_file():
+        raise NotFound(
+            f"no lineage store in {directory}: name an existing one with --store or "
+            "LINEAGE_STORE (a store is created by the first run logged into it)"
+        )
+
+
+def emit_json(data: Any) -> None:
+    """What every ``--json`` prints: ``data`` as indented JSON, keys sorted (NaN and the
+    infinities as Python's json writes them)."""
+    click.echo(json.dumps(data, indent=2, sort_keys=True, default=_plain))
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        data = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+        if isinstance(value, VersionRecord):
+            data["ref"] = value.ref
+        return data
+    if isinstance(value, frozenset | set):
+        return sorted(value)
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise TypeError(f"cannot show {type(value).__name__} as JSON")
 
 
 pass_ctx = click.make_pass_decorator(Context)
@@ -183,7 +228,7 @@ def _take_global_options(cmd: click.Command) -> None:
 
 
 @click.group(cls=LineageGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="lineage")
+@click.version_option(version=__version__, prog_name="lineage")
 @click.pass_context
 def cli(ctx: click.Context, store: str | None, blobs: str | None, project: str | None) -> None:
     """Record and query how every model was made.

@@ -61,8 +61,12 @@ def token_revoke(ctx: Context, token_id: str) -> None:
     from lineage.errors import NotFound
     from lineage.server.auth import revoke_token
 
+    ctx.reader  # noqa: B018  (a store to revoke in: refused if there is none, not created)
     if not revoke_token(_local_service(ctx), token_id):
-        raise NotFound(f"no token with id {token_id!r}")
+        raise NotFound(
+            f"no token with id {token_id!r} in this store: the id is the 8 characters after "
+            "lin_ in the secret `lineage token create` printed"
+        )
     click.echo(f"token {token_id} revoked")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from lineage.cli.main import Context, cli, errors, pass_ctx, size
+from lineage.cli.main import Context, check_store, cli, errors, pass_ctx, size
 from lineage.errors import InvalidInput
 
 
@@ -15,6 +15,7 @@ def _copy(ctx: Context, other: str, other_blobs: str | None, *, pushing: bool) -
     from lineage.storage import open_stores
     from lineage.transfer import copy_project, default_blobs
 
+    check_store(ctx.store if pushing else other)  # the source must be there; the target may not
     here = open_stores(ctx.store, ctx.blobs)
     try:
         there = open_stores(other, other_blobs or default_blobs(other) or here.blobs.url)
@@ -87,6 +88,7 @@ def sync(ctx: Context, to: str, token: str | None) -> None:
     home = local_dir(store)
     if home is None:
         raise InvalidInput(f"sync sends a local store, not {store}")
+    check_store(store)
     local = open_stores(store, ctx.blobs)
     remote = RemoteService(to, token=token)
     try:

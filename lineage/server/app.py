@@ -8,6 +8,7 @@ Routes::
     PUT  /blobs/{digest}         the bytes, streamed; hashed on arrival         write
     GET  /blobs/{digest}         the bytes, streamed (HEAD: the size only)      read
     GET  /healthz                {"status": "ok"} once the graph store answers
+    GET  /static/...             files of lineage/server/static/ (GraphiQL's scripts: no CDN)
 
 ``/`` is left to ``extra_routes`` (the dashboard), which find the service and the caller with
 :func:`service` and :func:`principal`. The application keeps nothing of its own: every fact is
@@ -19,12 +20,14 @@ with the HTTP status of the code; nothing is stored by a refused upload.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import BinaryIO, cast
 
@@ -33,7 +36,8 @@ from cross_web import HTTPException  # what strawberry answers with an HTTP stat
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
@@ -117,6 +121,12 @@ async def principal(request: Request | WebSocket) -> Principal:
 
 
 class _GraphQL(GraphQL[Context, None]):
+    @property
+    def graphql_ide_html(self) -> str:
+        """GraphiQL with its scripts from ``/static/graphiql/``, not a CDN (strawberry's page
+        loads them from unpkg.com, so offline it says "Loading..." forever)."""
+        return _graphiql_page()
+
     def decode_json(self, data: str | bytes) -> object:
         return _json(data)
 
@@ -127,6 +137,13 @@ class _GraphQL(GraphQL[Context, None]):
         return Context(
             service=runtime.service, principal=await principal(request), limits=runtime.limits
         )
+
+
+@functools.cache
+def _graphiql_page() -> str:
+    return (resources.files("lineage.server") / "static" / "graphiql" / "index.html").read_text(
+        encoding="utf-8"
+    )
 
 
 # blobs ---------------------------------------------------------------------------------------
@@ -376,6 +393,7 @@ def create_app(
         Route("/blobs/{digest}", _put, methods=["PUT"]),
         Route("/blobs/{digest}", _get, methods=["GET"]),
         Route("/healthz", _healthz, methods=["GET"]),
+        Mount("/static", StaticFiles(packages=[("lineage.server", "static")]), name="static"),
         *extra_routes,
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
