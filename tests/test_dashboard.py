@@ -181,7 +181,7 @@ async def test_every_link_resolves(dash: Dashboard) -> None:
         seen.add(url)
         response = await dash.get(url)
         assert response.status_code == 200, (url, response.text[:500])
-        if url.startswith("/blobs/"):
+        if url.startswith("/blobs/") or "/files/" in url:
             downloads[url] = response.content
             continue
         for link in Page(response.text).links:
@@ -190,7 +190,7 @@ async def test_every_link_resolves(dash: Dashboard) -> None:
                 continue
             if parts.path and parts.path not in seen:
                 queue.append(parts.path + (f"?{parts.query}" if parts.query else ""))
-    versions = {u for u in seen if u.startswith("/versions/")}
+    versions = {u for u in seen if u.startswith("/versions/") and "/files/" not in u}
     runs = {u for u in seen if u.startswith("/runs/")}
     assert versions == {
         f"/versions/{PROJECT}/{name}" for name in ("corpus/0", "net/0", "net/1", "report/0")
@@ -210,7 +210,8 @@ async def test_version_page(dash: Dashboard) -> None:
     # files with sizes, digests, downloads named after the file
     for entry in dash.service.manifest(record):
         assert entry.path in text and entry.digest is not None
-        assert f'href="/blobs/{entry.digest}" download="{entry.path.rpartition("/")[2]}"' in text
+        name = entry.path.rpartition("/")[2]
+        assert f'href="/versions/{PROJECT}/net/1/files/{entry.path}" download="{name}"' in text
     # producing and consuming runs, linked
     assert f"/runs/{dash.history.runs['finetune']}" in page.links
     assert f"/runs/{dash.history.runs['evaluate']}" in page.links
@@ -268,7 +269,7 @@ async def test_a_deleted_version_keeps_its_page_and_its_lineage(dash: Dashboard)
     assert "deleted" in page.states["lineage"][f"{PROJECT}/report:v0"]
     assert page.figures["lineage"]["data-root"] == f"{PROJECT}/report:v0"
     # no file to download any more
-    assert not [link for link in page.links if link.startswith("/blobs/")]
+    assert not [link for link in page.links if link.startswith("/blobs/") or "/files/" in link]
 
     # the artifact page still lists and links it, marked deleted
     response = await dash.get(f"/artifacts/{PROJECT}/report")
