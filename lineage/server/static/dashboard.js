@@ -69,12 +69,10 @@ function graphPanel(figure) {
     const s = Math.min(panel.clientWidth / full.w, panel.clientHeight / full.h, MAX_OPEN_SCALE);
     if (!root) return fit();
     const r = bbox(root);
-    if (s >= MIN_OPEN_SCALE) {
-      const w = panel.clientWidth / s, h = panel.clientHeight / s;
-      fill(clamp(r.x + r.w / 2, full.x, full.w, w), clamp(r.y + r.h / 2, full.y, full.h, h), s);
-    } else {
-      fill(r.x + r.w / 2, r.y + r.h / 2, MIN_OPEN_SCALE * 1.5);
-    }
+    // too big to read whole: open on the version at a readable scale, the panel full of graph
+    const at = s >= MIN_OPEN_SCALE ? s : MIN_OPEN_SCALE * 1.5;
+    const w = panel.clientWidth / at, h = panel.clientHeight / at;
+    fill(clamp(r.x + r.w / 2, full.x, full.w, w), clamp(r.y + r.h / 2, full.y, full.h, h), at);
     show();
   };
   const zoom = (factor, px, py) => {
