@@ -506,17 +506,11 @@ class Service:
         state: str | None = None,
         limit: int | None = None,
         after: tuple[float, str] | None = None,
-        newest_first: bool = False,
     ) -> list[RunRecord]:
-        """Runs oldest (or newest) first (by ``started_at``, then id); ``after`` the
-        ``(started_at, id)`` of the last run of the previous page."""
+        """Runs oldest first (by ``started_at``, then id); ``after`` the ``(started_at, id)``
+        of the last run of the previous page."""
         return self.graph.list_runs(
-            project,
-            job_type=job_type,
-            state=state,
-            limit=limit,
-            after=after,
-            newest_first=newest_first,
+            project, job_type=job_type, state=state, limit=limit, after=after
         )
 
     def count_runs(

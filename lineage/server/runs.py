@@ -275,7 +275,7 @@ def runs_page(svc: Service, query: RunQuery) -> dict[str, Any]:
     batch = query.limit + 1 if not narrowed else max(200, query.limit * 4)
     position = after
     while not done and not more and scanned < SCAN:
-        chunk = svc.runs(
+        chunk = svc.graph.list_runs(  # the keyset, newest first too
             query.project,
             job_type=query.job_type,
             state=query.state,

@@ -71,7 +71,9 @@ def search(svc: Service, q: str) -> dict[str, Any]:
     more_runs = 0
     after: tuple[float, str] | None = None
     while True:
-        chunk = svc.runs(limit=_BATCH, after=after, newest_first=True)
+        chunk = svc.graph.list_runs(  # the keyset, newest first too
+            limit=_BATCH, after=after, newest_first=True
+        )
         for run in chunk:
             why = _why(run, q, needle, commit)
             if why is None:
