@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -50,8 +51,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         yield {"url": url, "runs": runs, "sweep": sweep, "store": store, "blobs": blobs}
 
 
-def open_page(browser: Browser) -> tuple[Page, list[str]]:
-    page = browser.new_page(viewport=VIEWPORT)  # type: ignore[arg-type]
+def open_page(browser: Browser, zone: str = "UTC") -> tuple[Page, list[str]]:
+    page = browser.new_page(viewport=VIEWPORT, timezone_id=zone)  # type: ignore[arg-type]
     problems: list[str] = []
     page.on("pageerror", lambda error: problems.append(str(error)))
     page.on(
@@ -66,12 +67,17 @@ def shot(page: Page, name: str) -> None:
     assert (SHOTS / f"{name}.png").stat().st_size > 10_000
 
 
+def shown_runs(page: Page) -> list[str]:
+    rows = page.locator("table.runs tr[data-run]")
+    return [str(run) for run in rows.evaluate_all("rows => rows.map(r => r.dataset.run)")]
+
+
 def column(page: Page, name: str) -> list[str]:
     return page.locator(f'table.runs td[data-column="{name}"]').all_text_contents()
 
 
 def test_runs_page_sorts_filters_and_compares(browser: Browser, site: dict[str, Any]) -> None:
-    page, problems = open_page(browser)
+    page, problems = open_page(browser, "Asia/Kolkata")  # UTC+05:30: times are converted
     url = site["url"]
     page.goto(f"{url}/")
     page.get_by_role("link", name="Runs", exact=True).click()
@@ -82,25 +88,50 @@ def test_runs_page_sorts_filters_and_compares(browser: Browser, site: dict[str, 
     page.locator("select[name=project]").select_option(SWEEP)
     page.locator("select[name=state]").select_option("failed")
     page.get_by_role("button", name="Filter").click()
+    expect(page).to_have_url(re.compile(r"state=failed"))
+    page.wait_for_load_state()
     failed = sorted(r.id for r in site["sweep"] if r.state == "failed")
-    assert (
-        sorted(
-            page.locator("table.runs tr[data-run]").evaluate_all(
-                "rows => rows.map(r => r.dataset.run)"
-            )
-        )
-        == failed
-    )
+    expect(page.locator("table.runs tr[data-run]")).to_have_count(len(failed))
+    assert sorted(shown_runs(page)) == failed
+    page.get_by_role("link", name="clear").click()
+
+    # a time range, typed in the reader's time zone
+    t0 = min(r.started_at for r in site["sweep"])
+    since, until = t0 + 120 - t0 % 60, t0 + 360 - t0 % 60  # whole minutes, as typed
+    zone = timezone(timedelta(hours=5, minutes=30))
+
+    def typed(at: float) -> str:
+        return datetime.fromtimestamp(at, zone).strftime("%Y-%m-%dT%H:%M")
+
+    page.locator("select[name=project]").select_option(SWEEP)
+    page.locator("form#filters input[name=since]").fill(typed(since))
+    page.locator("form#filters input[name=until]").fill(typed(until))
+    page.get_by_role("button", name="Filter").click()
+    expect(page).to_have_url(re.compile(r"since=.*Z"))
+    page.wait_for_load_state()
+    within = sorted(r.id for r in site["sweep"] if since <= r.started_at <= until)
+    expect(page.locator("table.runs tr[data-run]")).to_have_count(len(within))
+    assert sorted(shown_runs(page)) == within and len(within) == 8
+    expect(page.locator("form#filters input[name=since]")).to_have_value(
+        typed(since)
+    )  # shown back local
+    first = page.locator("table.runs tr[data-run] time").first
+    latest = max(r.started_at for r in site["sweep"] if r.started_at <= until)
+    expect(first).to_have_text(datetime.fromtimestamp(latest, zone).strftime("%Y-%m-%d %H:%M:%S"))
     page.get_by_role("link", name="clear").click()
 
     # sort by a summary column, both ways; runs without it stay last
     page.goto(f"{url}/runs?project={SWEEP}")
     page.locator('th a[data-column="summary.acc"]').click()
+    expect(page).to_have_url(re.compile(r"sort=summary.acc$"))
+    page.wait_for_load_state()
     values = [float(v) for v in column(page, "summary.acc") if v]
     assert values == sorted(values) and len(values) == sum(
         "acc" in r.summary for r in site["sweep"]
     )
     page.locator('th a[data-column="summary.acc"]').click()
+    expect(page).to_have_url(re.compile(r"sort=summary.acc&dir=desc$"))
+    page.wait_for_load_state()
     down = column(page, "summary.acc")
     assert [float(v) for v in down if v] == sorted(values, reverse=True)
     assert down[len(values) :] == [""] * (len(down) - len(values))

@@ -317,6 +317,7 @@ def runs_page(svc: Service, query: RunQuery) -> dict[str, Any]:
         columns += [k for k in common if k.startswith("summary.")][:3]
     else:
         columns = list(query.columns)
+        available = sorted({*available, *columns})  # a chosen key stays offered, to unpick
     if query.sort:
         rows.sort(key=lambda row: _fixed_or_value(row, query.sort or ""), reverse=query.descending)
         missing = [row for row in rows if _fixed_or_value(row, query.sort)[0] == 3]

@@ -170,3 +170,28 @@ if (only) {
   only.addEventListener("change", update);
   update();
 }
+
+// the runs page's time filters: the server speaks UTC, the reader their own time zone
+const filters = document.querySelector("form#filters");
+if (filters) {
+  const local = (d) => {
+    const two = (n) => String(n).padStart(2, "0");
+    return `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())}T` +
+      `${two(d.getHours())}:${two(d.getMinutes())}`;
+  };
+  const inputs = [...filters.querySelectorAll("input[data-utc]")];
+  for (const input of inputs) {
+    if (input.value) input.value = local(new Date(`${input.value}:00Z`));
+  }
+  filters.addEventListener("submit", () => {
+    for (const input of inputs) {
+      if (!input.value) continue;
+      const sent = document.createElement("input");
+      sent.type = "hidden";
+      sent.name = input.name;
+      sent.value = new Date(input.value).toISOString().replace(".000Z", "Z");
+      input.removeAttribute("name");
+      filters.append(sent);
+    }
+  });
+}
