@@ -189,6 +189,8 @@ async def test_every_link_resolves(dash: Dashboard) -> None:
             parts = urlsplit(link)
             if parts.scheme or parts.netloc or link.startswith("data:"):
                 continue
+            if parts.path == "/runs" and parts.query:  # the runs page's sorts: tested below
+                continue
             if parts.path and parts.path not in seen:
                 queue.append(parts.path + (f"?{parts.query}" if parts.query else ""))
     versions = {u for u in seen if u.startswith("/versions/") and "/files/" not in u}
