@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.resources
 import re
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
@@ -181,16 +182,18 @@ async def test_every_link_resolves(dash: Dashboard) -> None:
         seen.add(url)
         response = await dash.get(url)
         assert response.status_code == 200, (url, response.text[:500])
-        if url.startswith("/blobs/"):
+        if url.startswith("/blobs/") or "/files/" in url:
             downloads[url] = response.content
             continue
         for link in Page(response.text).links:
             parts = urlsplit(link)
             if parts.scheme or parts.netloc or link.startswith("data:"):
                 continue
+            if parts.path == "/runs" and parts.query:  # the runs page's sorts: tested below
+                continue
             if parts.path and parts.path not in seen:
                 queue.append(parts.path + (f"?{parts.query}" if parts.query else ""))
-    versions = {u for u in seen if u.startswith("/versions/")}
+    versions = {u for u in seen if u.startswith("/versions/") and "/files/" not in u}
     runs = {u for u in seen if u.startswith("/runs/")}
     assert versions == {
         f"/versions/{PROJECT}/{name}" for name in ("corpus/0", "net/0", "net/1", "report/0")
@@ -210,7 +213,8 @@ async def test_version_page(dash: Dashboard) -> None:
     # files with sizes, digests, downloads named after the file
     for entry in dash.service.manifest(record):
         assert entry.path in text and entry.digest is not None
-        assert f'href="/blobs/{entry.digest}" download="{entry.path.rpartition("/")[2]}"' in text
+        name = entry.path.rpartition("/")[2]
+        assert f'href="/versions/{PROJECT}/net/1/files/{entry.path}" download="{name}"' in text
     # producing and consuming runs, linked
     assert f"/runs/{dash.history.runs['finetune']}" in page.links
     assert f"/runs/{dash.history.runs['evaluate']}" in page.links
@@ -272,7 +276,7 @@ async def test_a_deleted_version_keeps_its_page_and_its_lineage(dash: Dashboard)
     assert "deleted" in page.states["lineage"][f"{PROJECT}/report:v0"]
     assert page.figures["lineage"]["data-root"] == f"{PROJECT}/report:v0"
     # no file to download any more
-    assert not [link for link in page.links if link.startswith("/blobs/")]
+    assert not [link for link in page.links if link.startswith("/blobs/") or "/files/" in link]
 
     # the artifact page still lists and links it, marked deleted
     response = await dash.get(f"/artifacts/{PROJECT}/report")
@@ -453,3 +457,372 @@ async def test_lone_surrogates_show_escaped(dash: Dashboard) -> None:
         response.content.decode("utf-8")  # strict: valid UTF-8
     assert "bad\\ud800" in (await dash.get(f"/versions/{PROJECT}/net/1")).text
     assert "odd\\udcff" in (await dash.get(f"/runs/{run.id}")).text
+
+
+# issue 13: the runs page, comparing runs, search, files, aliases, signing in -----------------
+
+
+@pytest.fixture
+async def lite(workdir: Path, tmp_path: Path) -> AsyncIterator[Dashboard]:
+    """The dashboard over the SDK's history on SQLite (what these pages show does not depend on
+    the store; the paging through it does, and is tested on both)."""
+    store, blobs = str(tmp_path / "store"), str(tmp_path / "blobs")
+    history = log_history(store, blobs, workdir / "files")
+    app = create_app(store, blobs)
+    try:
+        yield Dashboard(app=app, service=app.state.lineage.service, history=history)
+    finally:
+        app.state.lineage.close()
+
+
+@pytest.fixture
+async def bare(backend: Any) -> AsyncIterator[Dashboard]:
+    """The dashboard over an empty store of each kind."""
+    app = create_app(backend.store, backend.blobs)
+    try:
+        yield Dashboard(app=app, service=app.state.lineage.service, history=History())
+    finally:
+        app.state.lineage.close()
+
+
+SWEEP = "sweep"
+COMMITS = ["3f2a9c1d" + "0" * 32, "b7e4410a" + "1" * 32]
+
+
+def log_sweep(service: Service, count: int = 17) -> list[Any]:
+    """A hyper-parameter sweep logged through the service: job types, states, tags, config,
+    summaries, commits and start times that differ from run to run (some equal, to test
+    the keyset's tie on ``started_at``)."""
+    from lineage.records import CodeVersion
+
+    t0 = 1_780_000_000.0
+    for i in range(count):
+        run = service.start_run(
+            project=SWEEP,
+            job_type="train" if i % 3 else "eval",
+            name=f"trial-{i:02d}",
+            config={"lr": round(0.1 / (i + 1), 6), "opt": {"name": "adam" if i % 2 else "sgd"}},
+            tags=["round3"] if i % 4 == 0 else ["round2"],
+            code=CodeVersion(commit=COMMITS[i % 2], dirty=False),
+            started_at=t0 + 60 * (i // 2),  # pairs start in the same second
+        )
+        if i % 5 != 4:
+            service.finish_run(
+                run.id,
+                state="failed" if i % 7 == 3 else "finished",
+                summary={"acc": round(0.5 + 0.03 * ((i * 7) % 11), 4)},
+                at=t0 + 60 * (i // 2) + 30 + i,
+            )
+    return service.runs(SWEEP)
+
+
+def row_ids(text: str) -> list[str]:
+    return re.findall(r'<tr data-run="([^"]+)">', text)
+
+
+def next_link(text: str) -> str | None:
+    found = re.search(r'<a class="next" rel="next" href="([^"]+)"', text)
+    return None if found is None else found.group(1).replace("&amp;", "&")
+
+
+async def walk(dash: Dashboard, url: str) -> tuple[list[str], int]:
+    """Every run id the runs page shows from ``url`` on, following its "next" links."""
+    seen: list[str] = []
+    pages = 0
+    while url:
+        response = await dash.get(url)
+        assert response.status_code == 200, response.text[:400]
+        seen += row_ids(response.text)
+        pages += 1
+        url = next_link(response.text) or ""
+    return seen, pages
+
+
+async def test_runs_page_pages_filters_and_counts_through_the_store(bare: Dashboard) -> None:
+    dash = bare
+    dash.service.start_run(project=PROJECT, job_type="other", started_at=1_700_000_000.0)
+    runs = log_sweep(dash.service, count=9)  # few: each write is a transaction on Neo4j
+    every = runs + list(dash.service.runs(PROJECT))
+    newest = [r.id for r in sorted(every, key=lambda r: (r.started_at, r.id), reverse=True)]
+
+    # 10 runs in pages of 3: every run once, newest first, in the keyset's order
+    seen, pages = await walk(dash, "/runs?limit=3")
+    assert seen == newest and len(seen) == 10 and pages == 4
+    oldest, _ = await walk(dash, f"/runs?limit=5&order=oldest&project={SWEEP}")
+    assert oldest == [r.id for r in sorted(runs, key=lambda r: (r.started_at, r.id))]
+    first = await dash.get(f"/runs?project={SWEEP}")
+    assert f'Runs <span class="muted">{len(runs)}' in first.text
+
+    # job type and state by the store, tag and time while paging: as Python filters them
+    since, until = runs[0].started_at + 60, runs[0].started_at + 300
+
+    def expect(r: Any) -> bool:
+        return (
+            r.job_type == "train"
+            and r.state == "finished"
+            and "round2" in r.tags
+            and since <= r.started_at <= until
+        )
+
+    wanted = [
+        r.id for r in sorted(runs, key=lambda r: (r.started_at, r.id), reverse=True) if expect(r)
+    ]
+    assert 2 <= len(wanted) < len(runs) // 2
+
+    def utc(at: float) -> str:
+        return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at))
+
+    url = (
+        f"/runs?project={SWEEP}&job_type=train&state=finished&tag=round2&limit=2"
+        f"&since={utc(since)}&until={utc(until)}"
+    )
+    seen, _ = await walk(dash, url)
+    assert seen == wanted
+    failed, _ = await walk(dash, f"/runs?state=failed&project={SWEEP}")
+    assert sorted(failed) == sorted(r.id for r in runs if r.state == "failed") != []
+
+
+async def test_runs_page_columns_sort_and_refusals(lite: Dashboard) -> None:
+    dash = lite
+    runs = {r.id: r for r in log_sweep(dash.service)}
+    page = await dash.get(
+        f"/runs?project={SWEEP}&limit=8&sort=summary.acc&dir=desc"
+        "&cols=1&col=summary.acc&col=config.opt.name"
+    )
+    assert page.status_code == 200
+    ids = row_ids(page.text)
+    newest8 = sorted(runs.values(), key=lambda r: (r.started_at, r.id), reverse=True)[:8]
+    assert set(ids) == {r.id for r in newest8}
+    with_acc = [r for r in newest8 if "acc" in r.summary]
+    expected = [r.id for r in sorted(with_acc, key=lambda r: -r.summary["acc"])]
+    assert ids[: len(expected)] == expected  # runs without the key last
+    assert set(ids[len(expected) :]) == {r.id for r in newest8 if "acc" not in r.summary} != set()
+    cells = re.findall(
+        r'<td class="num mono" data-column="config.opt.name">([^<]*)</td>', page.text
+    )
+    assert cells == [runs[i].config["opt"]["name"] for i in ids]
+    assert 'data-column="config.lr"' not in page.text.split('<table class="runs">')[1]
+    # by default: the keys of the page, config and summary
+    default = await dash.get(f"/runs?project={SWEEP}")
+    assert '<td class="num mono" data-column="summary.acc">' in default.text
+    assert '<td class="num mono" data-column="config.lr">' in default.text
+
+    refusals = {
+        "/runs?state=sleeping": "state must be one of running, finished",
+        "/runs?col=loss": "a column is config.&lt;key&gt; or summary.&lt;key&gt;",
+        "/runs?after=zzz": "invalid cursor",
+        "/runs?limit=0": "limit must be a number from 1 to 500",
+        "/runs?since=yesterday": "since must be a date or time",
+        "/runs?filter=config.lr%3C1": "the filter language is not available",
+    }
+    for url, message in refusals.items():
+        response = await dash.get(url)
+        assert response.status_code == 400, url
+        assert message in response.text, (url, response.text[-800:])
+
+
+async def test_compare_runs_side_by_side(lite: Dashboard) -> None:
+    dash = lite
+    by_name = {r.name: r for r in log_sweep(dash.service)}
+    a, b, c = by_name["trial-01"], by_name["trial-02"], by_name["trial-05"]
+    response = await dash.get(f"/compare?run={a.id}&run={b.id}&run={c.id}")
+    assert response.status_code == 200, response.text[-500:]
+    text = response.text
+    marks = {
+        key: mark
+        for mark, key in re.findall(r'<tr class="(differs|same)" data-key="([^"]+)">', text)
+    }
+    flat = [
+        {
+            **{f"config.{k}": v for k, v in _flat(r.config).items()},
+            **{f"summary.{k}": v for k, v in _flat(r.summary).items()},
+        }
+        for r in (a, b, c)
+    ]
+    keys = set().union(*flat)
+    for key in keys:
+        values = [f.get(key) for f in flat]
+        assert marks[key] == ("same" if len({repr(v) for v in values}) == 1 else "differs"), key
+    assert marks["config.lr"] == "differs" and marks["config.opt.name"] == "differs"
+    assert marks["project"] == "same" and marks["commit"] == "differs"
+    assert marks["job type"] == (
+        "same" if len({a.job_type, b.job_type, c.job_type}) == 1 else "differs"
+    )
+    # columns in the order asked, each run linked
+    assert text.index(f"/runs/{a.id}") < text.index(f"/runs/{b.id}") < text.index(f"/runs/{c.id}")
+    assert (await dash.get(f"/compare?run={a.id}")).status_code == 400
+    missing = await dash.get(f"/compare?run={a.id}&run=zzzzzzzz")
+    assert missing.status_code == 404 and "run &#39;zzzzzzzz&#39; does not exist" in missing.text
+
+
+def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        if isinstance(item, dict) and item:
+            out.update(_flat(item, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = item
+    return out
+
+
+async def test_search_finds_refs_run_ids_tags_and_commits(lite: Dashboard) -> None:
+    dash = lite
+    runs = log_sweep(dash.service)
+
+    async def links(q: str) -> list[str]:
+        response = await dash.get("/search", params={"q": q})
+        assert response.status_code == 200
+        return Page(response.text).links
+
+    # a pasted ref, with or without its project, by index or alias
+    assert f"/versions/{PROJECT}/net/1" in await links("net:v1")
+    assert f"/versions/{PROJECT}/net/1" in await links(f"{PROJECT}/net:production")
+    assert f"/versions/{PROJECT}/net/0" in await links("net:candidate")
+    assert not [x for x in await links("net:v9") if x.startswith("/versions/")]
+    # a run id, a tag, a commit (a prefix of 7 or more hex digits)
+    found = await links(runs[3].id)
+    assert f"/runs/{runs[3].id}" in found
+    tagged = {x for x in await links("round3") if x.startswith("/runs/")}
+    assert tagged == {f"/runs/{r.id}" for r in runs if "round3" in r.tags}
+    by_commit = {x for x in await links(COMMITS[1][:9]) if x.startswith("/runs/")}
+    assert by_commit == {f"/runs/{r.id}" for r in runs if r.code and r.code.commit == COMMITS[1]}
+    assert not [x for x in await links(COMMITS[1][:5]) if x.startswith("/runs/")]  # too short
+
+
+async def test_single_file_download_is_streamed_and_verified(lite: Dashboard) -> None:
+    dash = lite
+    record = dash.service.resolve(f"{PROJECT}/corpus:v0")
+    entry = next(iter(dash.service.manifest(record)))
+    url = f"/versions/{PROJECT}/corpus/0/files/{entry.path}"
+    response = await dash.get(url)
+    assert response.status_code == 200
+    assert response.content == dash.history.files[f"prepare/{entry.path}"]
+    assert response.headers["content-length"] == str(entry.size)
+    assert response.headers["content-disposition"] == f"attachment; filename*=UTF-8''{entry.path}"
+    missing = await dash.get(f"/versions/{PROJECT}/corpus/0/files/nope.bin")
+    assert missing.status_code == 404 and "has no file" in missing.text
+    # bytes that no longer match the manifest never arrive whole
+    assert entry.digest is not None
+    path = dash.service.blobs.path(entry.digest)  # type: ignore[attr-defined]
+    path.chmod(0o644)
+    path.write_bytes(b"X" * entry.size)
+    from lineage.errors import DigestMismatch
+
+    with pytest.raises(DigestMismatch):
+        await dash.get(url)
+
+
+async def test_alias_history_and_the_artifacts_own_description(lite: Dashboard) -> None:
+    dash = lite
+    dash.service.set_alias(f"{PROJECT}/net:v0", "production")
+    response = await dash.get(f"/versions/{PROJECT}/net/1")
+    text = response.text
+    row = text[text.index('<tr data-alias="production">') :].split("</tr>")[0]
+    assert "moved away" in row and "v1 → v0" in row and "new → v1" in row
+    assert row.index("v1 → v0") < row.index("new → v1")  # newest first
+    here = (await dash.get(f"/versions/{PROJECT}/net/0")).text
+    row = here[here.index('<tr data-alias="production">') :].split("</tr>")[0]
+    assert "on this version" in row
+    assert '<tr data-alias="candidate">' in here
+    # the artifact's page: v0's description is v0's, not the artifact's
+    artifact = (await dash.get(f"/artifacts/{PROJECT}/corpus")).text
+    assert "artifact-description" not in artifact
+    assert artifact.count("&lt;script&gt;alert(") == 1  # in v0's row only
+
+
+async def test_sign_in_keeps_a_token_in_a_strict_cookie(
+    workdir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A --require-token server: the dashboard refuses a browser until it signs in; the
+    cookie reads the dashboard and GraphQL from the same origin only, never writes, never
+    blobs; a wrong token is refused; the token is in no page and no log line."""
+    caplog.set_level("DEBUG")
+    store, blobs = str(tmp_path / "store"), str(tmp_path / "blobs")
+    log_history(store, blobs, workdir / "files")
+    app = create_app(store, blobs, require_token=True)
+    service: Service = app.state.lineage.service
+    read, write = create_token(service, "read"), create_token(service, "write")
+    origin = "http://127.0.0.1:8000"
+    transport = httpx.ASGITransport(app=app, client=LOOPBACK)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url=origin) as browser:
+            refused = await browser.get(f"/versions/{PROJECT}/net/1")
+            assert refused.status_code == 401
+            assert f'href="/signin?next=/versions/{PROJECT}/net/1"' in refused.text
+            form = await browser.get("/signin")
+            assert form.status_code == 200 and 'type="password" name="token"' in form.text
+
+            # wrong tokens: refused on the sign-in page, with a reason, and no cookie
+            post = {"headers": {"Origin": origin}}
+            bogus = "lin_abcdefgh_" + "0" * 64
+            for token, reason in (
+                (bogus, "that token is unknown or revoked"),
+                ("hunter2", "that is not a lineage token"),
+            ):
+                answer = await browser.post("/signin", data={"token": token}, **post)
+                assert answer.status_code == 401 and reason in answer.text
+                assert "set-cookie" not in answer.headers and token not in answer.text
+            # from another site's page: refused, even with a good token
+            answer = await browser.post(
+                "/signin", data={"token": read}, headers={"Origin": "http://evil.example"}
+            )
+            assert answer.status_code == 403 and "set-cookie" not in answer.headers
+
+            signed = await browser.post(
+                "/signin", data={"token": write, "next": f"/versions/{PROJECT}/net/1"}, **post
+            )
+            assert signed.status_code == 303
+            assert signed.headers["location"] == f"/versions/{PROJECT}/net/1"
+            cookie = signed.headers["set-cookie"]
+            assert cookie.startswith(f"lineage_token={write};")
+            assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/" in cookie
+            page = await browser.get(f"/versions/{PROJECT}/net/1")
+            assert page.status_code == 200 and "net:v1" in page.text
+            token_id = write.split("_")[1]
+            assert f'signed in with token <span class="mono">{token_id}</span>' in page.text
+            assert write not in page.text
+            assert (await browser.get("/runs")).status_code == 200
+
+            # GraphQL from a page of this server reads with it; a mutation does not write
+            query = {"query": "{ projects { name } }"}
+            answer = await browser.post("/graphql", json=query, headers={"Origin": origin})
+            assert answer.status_code == 200 and PROJECT in answer.text, answer.text
+            answer = await browser.post("/graphql", json=query)  # names no origin
+            assert "UNAUTHENTICATED" in answer.text
+            # another site's page, or a cross-site fetch: as if there were no cookie
+            for headers in (
+                {"Origin": "http://evil.example"},
+                {"Sec-Fetch-Site": "cross-site"},
+            ):
+                answer = await browser.post("/graphql", json=query, headers=headers)
+                assert "UNAUTHENTICATED" in answer.text
+                assert (await browser.get("/runs", headers=headers)).status_code == 401
+            # notes: a cookie never writes, even a write token's
+            answer = await browser.post(
+                f"/versions/{PROJECT}/net/1", data={"description": "x"}, **post
+            )
+            assert (
+                answer.status_code == 401
+                and service.resolve(f"{PROJECT}/net:v1").description is None
+            )
+            # blobs read the Authorization header alone
+            digest = next(iter(service.manifest(service.resolve(f"{PROJECT}/net:v1")))).digest
+            assert (await browser.get(f"/blobs/{digest}")).status_code == 401
+
+            # sign out: the cookie goes, the dashboard is closed again
+            out = await browser.post("/signout", **post)
+            assert out.status_code == 303 and 'lineage_token=""' in out.headers["set-cookie"]
+            assert (await browser.get("/runs")).status_code == 401
+
+            # a revoked token's cookie stops reading at once, and is cleared
+            await browser.post("/signin", data={"token": read}, **post)
+            assert (await browser.get("/runs")).status_code == 200
+            from lineage.server.auth import revoke_token
+
+            revoke_token(service, read.split("_")[1])
+            gone = await browser.get("/runs")
+            assert gone.status_code == 401 and "sign in again" in gone.text
+    finally:
+        app.state.lineage.close()
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "signed in" in logged and write not in logged and read not in logged

@@ -47,6 +47,7 @@ from lineage.server.auth import Gate, Principal
 from lineage.server.graphql import Context, Limits, build_schema
 from lineage.server.graphql.loaders import call
 from lineage.server.graphql.schema import MAX_ALIASES, MAX_QUERY_DEPTH, MAX_TOKENS
+from lineage.server.session import COOKIE, cookie_principal
 from lineage.service import Service
 from lineage.storage import DEFAULT_STORE, local_dir, open_blobs, open_graph
 
@@ -107,11 +108,19 @@ def service(request: Request) -> Service:
     return _runtime(request).service
 
 
-async def principal(request: Request | WebSocket) -> Principal:
-    """Who ``request`` acts as (one store lookup when it carries a token)."""
+async def principal(request: Request | WebSocket, *, cookie: bool = False) -> Principal:
+    """Who ``request`` acts as (one store lookup when it carries a token). ``cookie``: a
+    same-origin browser's sign-in cookie counts too (:mod:`lineage.server.session`)."""
     gate = _runtime(request).gate
     client = request.client.host if request.client else None
     headers = request.headers
+    if cookie and isinstance(request, Request) and COOKIE in request.cookies:
+        signed_in = await call(
+            cookie_principal, gate, headers, request.cookies, request.url.scheme, request.method
+        )
+        if signed_in is not None:
+            anonymous = gate.identify(headers, client, headers.get("host"))
+            return anonymous if signed_in.scope is None and anonymous.scope else signed_in
     if "authorization" not in headers:
         return gate.identify(headers, client, headers.get("host"))
     return await call(gate.identify, headers, client, headers.get("host"))
@@ -135,7 +144,9 @@ class _GraphQL(GraphQL[Context, None]):
     ) -> Context:
         runtime = _runtime(request)
         return Context(
-            service=runtime.service, principal=await principal(request), limits=runtime.limits
+            service=runtime.service,
+            principal=await principal(request, cookie=True),
+            limits=runtime.limits,
         )
 
 

@@ -3,15 +3,23 @@
 Pages::
 
     GET  /                                    projects: artifacts by type, latest version, aliases
-    GET  /search?q=                           artifacts and runs whose name contains ``q``
+    GET  /search?q=                           a pasted ref, run id, tag or commit; names
     GET  /artifacts/{project}/{name}          versions, and the artifact's event log
-    GET  /versions/{project}/{name}/{index}   files, runs, event log, lineage and tree pictures
+    GET  /versions/{project}/{name}/{index}   files, aliases and their history, runs, event
+                                              log, lineage and tree pictures (pan, zoom, click)
     POST /versions/{project}/{name}/{index}   new notes (the description): needs a write token
+    GET  /versions/{...}/{index}/files/{path} one file's bytes, streamed and verified
+    GET  /runs?job_type=&state=&tag=&since=   every run, paged by the store's keyset, with
+                                              config and summary columns (lineage.server.runs)
+    GET  /compare?run=ID&run=ID               runs side by side, differences marked
     GET  /runs/{run_id}                       config, summary, code version, inputs and outputs
+    GET  /signin   POST /signin   POST /signout   a token kept in a cookie (lineage.server.session)
+    GET  /static/dashboard.js, /static/dashboard.css
 
-Reading follows the server's rule (anonymous on loopback, else a bearer token). A browser
-sends no ``Authorization`` header of its own, so the notes form carries the write token in a
-field; either way the change is logged with the token as its actor. Every store call and every
+Reading follows the server's rule (anonymous on loopback, else a bearer token), and a
+browser signed in on ``/signin`` reads with the token its cookie holds. The notes form
+carries a write token in a field (a cookie only ever reads); either way the change is logged
+with the token as its actor. Every store call and every
 Graphviz run of a page happens in one trip to a worker thread. Templates autoescape everything; the
 only markup inserted as is comes from Graphviz, whose labels are validated names.
 """
@@ -19,12 +27,13 @@ only markup inserted as is comes from Graphviz, whose labels are validated names
 from __future__ import annotations
 
 import functools
+import importlib.resources
 import json
 import logging
 import re
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -33,18 +42,22 @@ import jinja2
 from markupsafe import Markup
 from starlette.datastructures import FormData
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 from starlette.templating import Jinja2Templates
 
-from lineage.errors import InvalidInput, LineageError
+from lineage.errors import DigestMismatch, InvalidInput, LineageError, NotFound
+from lineage.hashing import CHUNK, Hasher
 from lineage.names import check_name
 from lineage.plan import build
-from lineage.records import Event, Node, RunRecord, VersionRecord, version_id
+from lineage.records import ArtifactRecord, Event, Node, RunRecord, VersionRecord, version_id
 from lineage.render import plan_to_dot, render, type_colour
+from lineage.server import runs as runlist
 from lineage.server.app import STATUS, principal, service
 from lineage.server.auth import Gate, Principal
 from lineage.server.graphql.loaders import call
+from lineage.server.search import search as find
+from lineage.server.session import COOKIE, MAX_AGE, same_origin
 from lineage.service import Service
 from lineage.view import View, classify
 
@@ -53,6 +66,7 @@ __all__ = [
     "MAX_ROWS",
     "artifact_url",
     "blob_url",
+    "file_url",
     "routes",
     "run_url",
     "version_url",
@@ -65,7 +79,7 @@ MAX_ROWS = 1000  # rows of one table (versions, files, events, search hits)
 MAX_QUERY = 128
 MAX_FORM = 1024**2  # a description is up to 64K characters, URL-encoded
 _CSP = (
-    "default-src 'none'; style-src 'unsafe-inline'; script-src 'nonce-{nonce}'; "
+    "default-src 'none'; style-src 'self' 'unsafe-inline'; script-src 'nonce-{nonce}'; "
     "img-src 'self' data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 )
 _VERSION_ID = re.compile(r"([^/]+)/([^:]+):v([0-9]+)")
@@ -93,6 +107,11 @@ def version_url(version: VersionRecord) -> str:
 def run_url(run_id: str) -> str:
     """The page of a run."""
     return f"/runs/{_part(run_id)}"
+
+
+def file_url(version: VersionRecord, path: str) -> str:
+    """One file of a version, its bytes verified as they are sent."""
+    return f"{version_url(version)}/files/{quote(path, safe='/')}"
 
 
 def blob_url(digest: str) -> str:
@@ -166,12 +185,15 @@ _env = jinja2.Environment(
 _env.filters.update(
     size=_size, utc=_utc, iso=_iso, pretty=_pretty, compact=_compact, duration=_duration
 )
+_env.filters.update(cell=runlist.cell, moment=lambda at: "" if at is None else _iso(at)[:16])
 _env.globals.update(
     artifact_url=artifact_url,
     version_url=version_url,
     run_url=run_url,
     blob_url=blob_url,
+    file_url=file_url,
     type_colour=type_colour,
+    runs_href=runlist.href,
 )
 _templates = Jinja2Templates(env=_env)
 
@@ -247,39 +269,61 @@ def _index_data(svc: Service) -> dict[str, Any]:
     return {"projects": {p: dict(sorted(types.items())) for p, types in projects.items()}}
 
 
-def _search_data(svc: Service, q: str) -> dict[str, Any]:
-    needle = q.casefold()
-    artifacts = [a for a in svc.artifacts() if needle in a.name.casefold()]
-    runs = [r for r in svc.runs() if needle in r.name.casefold() or r.id == q]
-    runs.sort(key=lambda r: r.started_at, reverse=True)
-    version = None
-    if ":" in q:  # a ref: offer the version itself
-        projects = svc.projects()
-        try:
-            version = svc.resolve(q, projects[0] if len(projects) == 1 else None)
-        except LineageError:
-            version = None
-    return {
-        "artifacts": artifacts[:MAX_ROWS],
-        "runs": runs[:MAX_ROWS],
-        "more_artifacts": max(0, len(artifacts) - MAX_ROWS),
-        "more_runs": max(0, len(runs) - MAX_ROWS),
-        "version": version,
-    }
-
-
 def _artifact_data(svc: Service, project: str, name: str) -> dict[str, Any]:
     artifact = svc.get_artifact(project, name)
     shown = svc.versions(project, name, include_deleted=True, limit=MAX_ROWS, newest_first=True)
     total = svc.count_versions(project, name, include_deleted=True)
     runs = svc.get_runs({v.created_by for v in shown if v.created_by})
+    events = svc.events(f"{project}/{name}")
     return {
         "artifact": artifact,
+        "description": _own_description(svc, artifact, events),
         "versions": shown,
         "more_versions": total - len(shown),
         "runs": runs,
-        "events": _event_rows(svc.events(f"{project}/{name}")),
+        "events": _event_rows(events),
     }
+
+
+def _own_description(svc: Service, artifact: ArtifactRecord, events: Sequence[Event]) -> str | None:
+    """The artifact's own description: the store gives a new artifact the description its
+    first version was logged with, which describes that version, not the artifact."""
+    if not artifact.description:
+        return None
+    first = svc.versions(artifact.project, artifact.name, include_deleted=True, limit=1)
+    if not first:
+        return artifact.description
+    logged = first[0].description  # what v0 says now; what it said at first, if edited since
+    for event in sorted(events, key=lambda e: (e.seq or 0, e.at)):
+        if event.kind == "description.updated" and event.target == first[0].id:
+            logged = event.old
+            break
+    return None if artifact.description == logged else artifact.description
+
+
+def _alias_history(version: VersionRecord, events: Sequence[Event]) -> list[dict[str, Any]]:
+    """Every alias that names this version now or did once, with each of its moves."""
+    moves: dict[str, list[dict[str, Any]]] = {}
+    for event in sorted(events, key=lambda e: (e.seq or 0, e.at)):
+        if event.kind not in ("alias.moved", "alias.removed"):
+            continue
+        change = event.new if event.kind == "alias.moved" else event.old
+        if not isinstance(change, Mapping) or not isinstance(change.get("alias"), str):
+            continue
+        old = event.old.get("version") if isinstance(event.old, Mapping) else None
+        new = event.new.get("version") if event.kind == "alias.moved" else None
+        moves.setdefault(change["alias"], []).append(
+            {"at": event.at, "actor": event.actor, "old": old, "new": new}
+        )
+    here = f"v{version.index}"
+    rows = []
+    for alias in sorted(set(version.aliases) | set(moves)):
+        history = moves.get(alias, [])
+        if alias in version.aliases or any(here in (m["old"], m["new"]) for m in history):
+            rows.append(
+                {"alias": alias, "current": alias in version.aliases, "moves": history[::-1]}
+            )
+    return rows
 
 
 def _version_data(svc: Service, project: str, name: str, index: int) -> dict[str, Any]:
@@ -288,6 +332,7 @@ def _version_data(svc: Service, project: str, name: str, index: int) -> dict[str
     files = [] if version.state != "committed" else list(svc.manifest(version))
     return {
         "version": version,
+        "alias_rows": _alias_history(version, svc.events(f"{project}/{name}")),
         "files": files[:MAX_ROWS],
         "more_files": len(files) - min(len(files), MAX_ROWS),
         "producers": svc.producers(version),
@@ -322,10 +367,12 @@ def _render(
     request: Request, template: str, context: Mapping[str, Any], status_code: int = 200
 ) -> Response:
     nonce = secrets.token_urlsafe(16)
+    who: Principal | None = getattr(request.state, "who", None)
+    signed_in = who.token if who is not None and COOKIE in request.cookies else None
     response = _templates.TemplateResponse(
         request,
         template,
-        {"q": "", **context, "nonce": nonce},
+        {"q": "", "signed_in": signed_in, **context, "nonce": nonce},
         status_code=status_code,
         headers={
             "Content-Security-Policy": _CSP.format(nonce=nonce),
@@ -348,6 +395,8 @@ def _error(request: Request, error: LineageError) -> Response:
     )
     if error.code == "UNAUTHENTICATED":
         response.headers["WWW-Authenticate"] = "Bearer"
+        if COOKIE in request.cookies:  # a revoked token: the browser forgets it
+            response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
     return response
 
 
@@ -365,7 +414,9 @@ def _page(endpoint: Endpoint) -> Endpoint:
 
 
 async def _reader(request: Request) -> Service:
-    (await principal(request)).require("read")
+    who = await principal(request, cookie=True)
+    request.state.who = who
+    who.require("read")
     return service(request)
 
 
@@ -381,8 +432,157 @@ async def _search(request: Request) -> Response:
     q = request.query_params.get("q", "").strip()
     if len(q) > MAX_QUERY:
         raise InvalidInput(f"a search is at most {MAX_QUERY} characters, got {len(q)}")
-    data = await call(_search_data, svc, q) if q else {}
+    data = await call(find, svc, q) if q else {}
     return _render(request, "search.html", {"q": q, **data})
+
+
+@_page
+async def _runs(request: Request) -> Response:
+    svc = await _reader(request)
+    params = request.query_params
+    query = runlist.parse_query(params.get, params.getlist)
+    data = await call(runlist.runs_page, svc, query)
+    return _render(request, "runs.html", {"query": query, **data})
+
+
+@_page
+async def _compare(request: Request) -> Response:
+    svc = await _reader(request)
+    ids = [i.strip() for i in request.query_params.getlist("run") if i.strip()]
+    return _render(request, "compare.html", await call(runlist.compare, svc, ids))
+
+
+@_page
+async def _file(request: Request) -> Response:
+    """One file of a version, streamed from the blob store and hashed on the way: the last
+    piece leaves only once the bytes match the manifest's digest, so a client never gets a
+    whole file that is wrong (a mismatch cuts the response short of its Content-Length)."""
+    svc = await _reader(request)
+    params = request.path_params
+    ref = version_id(
+        check_name(params["project"], "project"),
+        check_name(params["name"], "artifact name"),
+        params["index"],
+    )
+    path = params["path"]
+
+    def entry() -> tuple[VersionRecord, Any]:
+        version = svc.resolve(ref)
+        for found in svc.manifest(version):
+            if found.path == path:
+                return version, found
+        raise NotFound(f"{version.ref} has no file {path!r}", ref=version.ref)
+
+    version, found = await call(entry)
+    if found.digest is None:
+        raise InvalidInput(
+            f"{path!r} of {version.ref} is a reference to {found.uri}: its bytes are not "
+            "in this store"
+        )
+    digest: str = found.digest
+    stream = await call(svc.blobs.open, digest)
+
+    def chunks() -> Iterator[bytes]:
+        hasher, held = Hasher(), b""
+        with stream:
+            while chunk := stream.read(CHUNK):
+                hasher.update(chunk)
+                if held:
+                    yield held
+                held = chunk
+        if hasher.hexdigest() != digest:
+            logger.error("%s of %s does not match its digest %s", path, version.ref, digest)
+            raise DigestMismatch(f"{path} of {version.ref} does not match its digest")
+        if held:
+            yield held
+
+    name = path.rpartition("/")[2]
+    headers = {
+        "Content-Length": str(found.size),
+        "Content-Disposition": f"attachment; filename*=UTF-8''{quote(name, safe='')}",
+        "X-Content-Type-Options": "nosniff",
+        "Cache-Control": "no-cache",
+    }
+    return StreamingResponse(chunks(), media_type="application/octet-stream", headers=headers)
+
+
+# signing in ----------------------------------------------------------------------------------
+
+
+def _next(target: object) -> str:
+    """Where to go after signing in: a path of this server, never another site."""
+    if (
+        isinstance(target, str)
+        and target.startswith("/")
+        and not target.startswith("//")
+        and "\\" not in target
+        and len(target) <= 2048
+    ):
+        return target
+    return "/"
+
+
+async def _signin_form(request: Request) -> Response:
+    return _render(request, "signin.html", {"next": _next(request.query_params.get("next"))})
+
+
+async def _signin(request: Request) -> Response:
+    form = await request.form(max_files=0, max_fields=4)
+    target = _next(form.get("next"))
+    token = form.get("token")
+    token = token.strip() if isinstance(token, str) else ""
+    gate = Gate(service(request).graph)
+    if not same_origin(request.headers, request.url.scheme, strict=True):
+        message = "sign-in refused: the form was not sent from this server's own page"
+        status = 403
+    elif not token:
+        message, status = "type a token (lin_…) to sign in", 400
+    else:
+        who = await call(gate.identify, {"authorization": f"Bearer {token}"}, None, None)
+        if who.scope is not None:
+            logger.info("token %s signed in", who.token)
+            response = RedirectResponse(target, status_code=303)
+            response.set_cookie(
+                COOKIE,
+                token,
+                max_age=MAX_AGE,
+                path="/",
+                httponly=True,
+                samesite="strict",
+                secure=request.url.scheme == "https",
+            )
+            return response
+        message = (
+            "sign-in refused: that token is unknown or revoked"
+            if who.reason.endswith("unknown or revoked")
+            else "sign-in refused: that is not a lineage token (lin_<id>_<64 hex characters>)"
+        )
+        status = 401
+    logger.info("sign-in refused (%s)", status)
+    return _render(request, "signin.html", {"next": target, "error": message}, status)
+
+
+async def _signout(request: Request) -> Response:
+    if not same_origin(request.headers, request.url.scheme, strict=True):
+        return _error(request, InvalidInput("sign-out must come from this server's own page"))
+    response = RedirectResponse("/signin?out=1", status_code=303)
+    response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
+    return response
+
+
+_STATIC = {"dashboard.js": "text/javascript", "dashboard.css": "text/css"}
+
+
+async def _static(request: Request) -> Response:
+    name = request.path_params["name"]
+    if name not in _STATIC:
+        return Response("not found", status_code=404, media_type="text/plain")
+    body = (importlib.resources.files("lineage.server") / "static" / name).read_bytes()
+    return Response(
+        body,
+        media_type=_STATIC[name],
+        headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"},
+    )
 
 
 @_page
@@ -457,6 +657,13 @@ def routes() -> list[BaseRoute]:
     return [
         Route("/", _index, methods=["GET"]),
         Route("/search", _search, methods=["GET"]),
+        Route("/runs", _runs, methods=["GET"]),
+        Route("/compare", _compare, methods=["GET"]),
+        Route(version + "/files/{path:path}", _file, methods=["GET"]),
+        Route("/signin", _signin_form, methods=["GET"]),
+        Route("/signin", _signin, methods=["POST"], max_body_size=64 * 1024),
+        Route("/signout", _signout, methods=["POST"], max_body_size=64 * 1024),
+        Route("/static/{name}", _static, methods=["GET"]),
         Route("/artifacts/{project}/{name}", _artifact, methods=["GET"]),
         Route(version, _version, methods=["GET"]),
         Route(version, _edit, methods=["POST"], max_body_size=MAX_FORM),

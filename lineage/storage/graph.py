@@ -96,7 +96,12 @@ class GraphStore(Protocol):
         state: str | None = None,
         limit: int | None = None,
         after: tuple[float, str] | None = None,
-    ) -> list[RunRecord]: ...
+        newest_first: bool = False,
+    ) -> list[RunRecord]:
+        """Runs by ``(started_at, id)``, ascending (``newest_first``: descending), from the
+        one after ``after`` in that order."""
+        ...
+
     def count_runs(
         self, project: str, *, job_type: str | None = None, state: str | None = None
     ) -> int: ...

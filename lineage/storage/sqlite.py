@@ -306,18 +306,22 @@ class SQLiteGraphStore:
         state: str | None = None,
         limit: int | None = None,
         after: tuple[float, str] | None = None,
+        newest_first: bool = False,
     ) -> list[RunRecord]:
         where, params = _filters(
             ("project = ?", project),
             ("job_type = ?", job_type),
             ("state = ?", state),
         )
+        beyond, order = (
+            ("<", "started_at DESC, id DESC") if newest_first else (">", "started_at, id")
+        )
         if after is not None:  # keyset: the (started_at, id) of the last run seen
-            where += (" AND " if where else "WHERE ") + "(started_at, id) > (?, ?)"
+            where += (" AND " if where else "WHERE ") + f"(started_at, id) {beyond} (?, ?)"
             params += [float(after[0]), after[1]]
         params.append(-1 if limit is None else limit)
         rows = self._db().execute(
-            f"SELECT {_RUN_COLUMNS} FROM runs {where} ORDER BY started_at, id LIMIT ?", params
+            f"SELECT {_RUN_COLUMNS} FROM runs {where} ORDER BY {order} LIMIT ?", params
         )
         return codec.decode_runs(rows)
 

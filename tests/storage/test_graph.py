@@ -86,6 +86,23 @@ def test_list_runs_pages_by_time_then_id(graph: GraphStore) -> None:
     assert [r.id for r in graph.list_runs("t", after=(10.0, "b"))] == ["c", "d", "e"]
 
 
+def test_list_runs_pages_newest_first(graph: GraphStore) -> None:
+    """``newest_first``: the same keyset, descending; ``after`` the last run seen."""
+    times = {"a": 9.5, "b": 10.0, "c": 10.0, "d": 100.25, "e": 1e10}
+    for run_id, at in times.items():
+        graph.create_run(RunRecord(id=run_id, project="t", name=run_id, started_at=at))
+    assert [r.id for r in graph.list_runs("t", newest_first=True)] == ["e", "d", "c", "b", "a"]
+    pages, after = [], None
+    while page := graph.list_runs("t", limit=2, after=after, newest_first=True):
+        pages.append([r.id for r in page])
+        after = (page[-1].started_at, page[-1].id)
+    assert pages == [["e", "d"], ["c", "b"], ["a"]]
+    assert [r.id for r in graph.list_runs("t", after=(10.0, "c"), newest_first=True)] == [
+        "b",
+        "a",
+    ]
+
+
 def test_versions_are_numbered_in_commit_order(graph: GraphStore) -> None:
     graph.create_run(run("r1"))
     first, created = graph.commit_version(new("m", D[0], "r1", metadata={"k": 1}))

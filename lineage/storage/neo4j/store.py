@@ -255,13 +255,19 @@ class Neo4jGraphStore:
         state: str | None = None,
         limit: int | None = None,
         after: tuple[float, str] | None = None,
+        newest_first: bool = False,
     ) -> list[RunRecord]:
         where = run_filters(project, job_type, state)
-        if after is not None:  # keyset: the (started_at, id) of the last run seen
+        order: LiteralString = "r.started_at, r.id"
+        if newest_first:
+            order = "r.started_at DESC, r.id DESC"
+            if after is not None:
+                where.append("(r.started_at < $at OR (r.started_at = $at AND r.id < $id))")
+        elif after is not None:  # keyset: the (started_at, id) of the last run seen
             where.append("(r.started_at > $at OR (r.started_at = $at AND r.id > $id))")
         query: LiteralString = (
             "MATCH (r:Run) WHERE " + " AND ".join(where) + " WITH r "
-            "ORDER BY r.started_at, r.id" + limit_clause(limit) + " " + RUNS
+            "ORDER BY " + order + limit_clause(limit) + " " + RUNS
         )
         rows = self._collect(
             query,

@@ -1,0 +1,94 @@
+"""The dashboard's search: whatever a user pastes into the box.
+
+- a ref, with or without its project (``classifier:v8``, ``churn/classifier:production``,
+  ``churn/classifier``): the version it names, in every project that has such an artifact;
+- a run id: that run;
+- a tag: the runs that carry it;
+- a commit hash (at least 7 hex digits, a prefix is enough): the runs that ran it;
+- any other text: artifacts and runs whose name contains it (case-insensitively).
+
+Runs are read from the store in keyset pages (newest first) rather than all at once, and at
+most :data:`MAX_HITS` of each kind are kept.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from lineage.errors import LineageError
+from lineage.names import parse_ref
+from lineage.records import RunRecord, VersionRecord
+from lineage.service import Service
+
+__all__ = ["MAX_HITS", "search"]
+
+MAX_HITS = 1000
+_BATCH = 1000
+_COMMIT = re.compile(r"[0-9a-f]{7,40}")
+
+
+def _versions(svc: Service, q: str) -> list[VersionRecord]:
+    """The versions ``q`` names as a ref, across projects when it names none."""
+    if not re.fullmatch(r"[^\s]+", q) or (":" not in q and "/" not in q):
+        return []
+    try:
+        parsed = parse_ref(q, "-")  # a placeholder project, only to check the shape
+    except LineageError:
+        return []
+    if "/" in q.partition(":")[0]:
+        candidates = [q]
+    else:
+        projects = sorted({a.project for a in svc.artifacts() if a.name == parsed.name})
+        candidates = [f"{project}/{q}" for project in projects]
+    found = []
+    for ref in candidates:
+        try:
+            found.append(svc.resolve(ref, include_deleted=True))
+        except LineageError:
+            continue
+    return found
+
+
+def _why(run: RunRecord, q: str, needle: str, commit: bool) -> str | None:
+    if run.id == q:
+        return "run id"
+    if q in run.tags:
+        return "tag"
+    if commit and run.code is not None and run.code.commit.lower().startswith(q.lower()):
+        return "commit"
+    if needle in run.name.casefold():
+        return "name"
+    return None
+
+
+def search(svc: Service, q: str) -> dict[str, Any]:
+    """What the search page shows for ``q`` (already stripped and bounded)."""
+    needle = q.casefold()
+    commit = _COMMIT.fullmatch(q.lower()) is not None
+    artifacts = [a for a in svc.artifacts() if needle in a.name.casefold()]
+    runs: list[tuple[RunRecord, str]] = []
+    more_runs = 0
+    after: tuple[float, str] | None = None
+    while True:
+        chunk = svc.graph.list_runs(  # the keyset, newest first too
+            limit=_BATCH, after=after, newest_first=True
+        )
+        for run in chunk:
+            why = _why(run, q, needle, commit)
+            if why is None:
+                continue
+            if len(runs) < MAX_HITS:
+                runs.append((run, why))
+            else:
+                more_runs += 1
+        if len(chunk) < _BATCH:
+            break
+        after = (chunk[-1].started_at, chunk[-1].id)
+    return {
+        "versions": _versions(svc, q),
+        "artifacts": artifacts[:MAX_HITS],
+        "more_artifacts": max(0, len(artifacts) - MAX_HITS),
+        "runs": runs,
+        "more_runs": more_runs,
+    }
