@@ -216,7 +216,10 @@ def test_version_graph_opens_fitted_on_the_version_and_nodes_open(
         and drawing["y"] + drawing["height"] <= frame["y"] + frame["height"] + slack
     )
     assert inside, (frame, drawing)
-    assert max(drawing["width"] / frame["width"], drawing["height"] / frame["height"]) > 0.9
+    # filling the panel in one direction, unless a small graph reached the largest opening
+    # scale (dashboard.js MAX_OPEN_SCALE: a small graph is not blown up past it)
+    filled = max(drawing["width"] / frame["width"], drawing["height"] / frame["height"])
+    assert filled > 0.9 or float(figure.get_attribute("data-scale") or 0) == 1.5, filled
     shot(page, "version-graph")
 
     # zoom in on the version: it stays in view, larger; a drag moves the picture
