@@ -53,6 +53,7 @@ from lineage.errors import (
     StoreUnavailable,
 )
 from lineage.hashing import CHUNK, check_digest
+from lineage.names import escaped
 from lineage.server.auth import Gate, Principal
 from lineage.server.graphql import Context, Limits, build_schema
 from lineage.server.graphql.loaders import call
@@ -176,8 +177,12 @@ class _GraphQL(GraphQL[Context, None]):
 
 
 def _refusal(error: LineageError) -> JSONResponse:
-    body: dict[str, object] = {"code": error.code, "message": error.message}
-    body.update((k, v) for k, v in error.context.items() if isinstance(v, (str, int, float, bool)))
+    body: dict[str, object] = {"code": error.code, "message": escaped(error.message)}
+    body.update(
+        (k, escaped(v) if isinstance(v, str) else v)  # a refused lone surrogate, shown
+        for k, v in error.context.items()
+        if isinstance(v, (str, int, float, bool))
+    )
     headers = {"WWW-Authenticate": "Bearer"} if error.code == "UNAUTHENTICATED" else {}
     if isinstance(error, UploadsBusy):
         headers["Retry-After"] = str(RETRY_AFTER)
