@@ -128,6 +128,7 @@ class Artifact:
         """
         from lineage.references import locate
 
+        check_text(uri, "reference")  # before anything is asked of its scheme's store
         found = locate(uri, max_objects)
         base = name if name is not None else Path(unquote(urlsplit(uri).path.rstrip("/"))).name
         staged = []

@@ -133,6 +133,8 @@ SDK: list[tuple[str, Callable[[Seeded], object], str]] = [
     ("metadata set late", _mutated("metadata", [BAD]), 'metadata["late"][0]'),
     ("alias", lambda s: s.run.log_artifact(_artifact(), aliases=["a" + BAD]), "alias"),
     ("file name", lambda s: _artifact().add_file("w.bin", name="f" + BAD), "file name"),
+    ("reference", lambda s: _artifact().add_reference("s3://b/k" + BAD), "reference"),
+    ("https reference", lambda s: _artifact().add_reference("https://h/" + BAD), "reference"),
     ("summary", lambda s: s.run.log({"loss": BAD}), 'summary["loss"]'),
     ("summary key", lambda s: s.run.log({BAD: 1.0}), "summary"),
     ("final summary", lambda s: s.run.finish(summary={"x": [BAD]}), 'summary["x"][0]'),
