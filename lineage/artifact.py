@@ -10,7 +10,7 @@ from urllib.parse import unquote, urlsplit
 
 from lineage import files
 from lineage.errors import InvalidPath
-from lineage.names import check_json, check_manifest_path, check_name
+from lineage.names import check_json, check_manifest_path, check_name, check_text
 
 __all__ = ["Artifact", "PendingFile", "PendingReference"]
 
@@ -65,6 +65,7 @@ class Artifact:
     ) -> None:
         self.name = check_name(name, "artifact name")
         self.type = check_name(type, "artifact type")
+        check_text(description, "description")
         self.description = description
         self.metadata: dict[str, Any] = check_json(metadata, "metadata")
         self._entries: dict[str, PendingFile | PendingReference] = {}
@@ -127,6 +128,7 @@ class Artifact:
         """
         from lineage.references import locate
 
+        check_text(uri, "reference")  # before anything is asked of its scheme's store
         found = locate(uri, max_objects)
         base = name if name is not None else Path(unquote(urlsplit(uri).path.rstrip("/"))).name
         staged = []

@@ -1,5 +1,11 @@
 """Validation of everything a user names: projects, artifacts, aliases, refs, paths, metadata.
 
+Text a user gives (descriptions, notes, metadata, config, summaries: keys and values at any
+depth) may not hold a lone surrogate (``"\ud800"``, what undecodable bytes become): no store
+keeps it as UTF-8, so :func:`check_text` refuses it at the door, naming the field and the
+position. Text lineage derives itself (a run's error, from an exception) is stored
+:func:`escaped` instead, so the user's exception is never replaced.
+
 A ref names one artifact version::
 
     name            -> name:latest in the default project
@@ -16,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from lineage.errors import InvalidMetadata, InvalidName, InvalidPath, InvalidRef
+from lineage.errors import InvalidInput, InvalidMetadata, InvalidName, InvalidPath, InvalidRef
 
 __all__ = [
     "MAX_METADATA_BYTES",
@@ -27,6 +33,8 @@ __all__ = [
     "check_json",
     "check_manifest_path",
     "check_name",
+    "check_text",
+    "escaped",
     "json_value",
     "parse_ref",
     "quoted",
@@ -171,6 +179,7 @@ def check_json(value: Any, what: str = "metadata") -> dict[str, Any]:
             f"{what} must be a dict, got {type(value).__name__}", value_type=type(value).__name__
         )
     plain: dict[str, Any] = _plain(value, what, 0)
+    check_text(plain, what)
     size = len(json.dumps(plain).encode())
     if size > MAX_METADATA_BYTES:
         raise InvalidMetadata(
@@ -225,3 +234,61 @@ def _plain(value: Any, what: str, depth: int) -> Any:
         f"{what} is not JSON-serialisable: {kind.__name__} value {value!r:.60}",
         value_type=kind.__name__,
     )
+
+
+def check_text(value: Any, what: str) -> None:
+    """Refuse ``value`` (a string, or dicts and lists holding strings, keys included, at any
+    depth) if any of its text holds a lone surrogate; the error names ``what`` and where.
+
+    >>> check_text({"a": [0, 1, 2, "x\ud800"]}, "metadata")
+    Traceback (most recent call last):
+    lineage.errors.InvalidInput: metadata["a"][3]: text holds a lone surrogate \ud800 ...
+    """
+    found = _surrogate(value, what, 0)
+    if found is not None:
+        where, text = found
+        bad = next(char for char in text if 0xD800 <= ord(char) <= 0xDFFF)
+        raise InvalidInput(
+            f"{where}: text holds a lone surrogate {escaped(bad)} (undecodable bytes?); "
+            "give valid Unicode text",
+            field=what,
+            position=where,
+        )
+
+
+def escaped(text: str) -> str:
+    """``text`` with every lone surrogate written as its escape (``\udcff``): what lineage
+    stores of text it derives itself (a run's error), which the user never chose."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _surrogate(value: Any, where: str, depth: int) -> tuple[str, str] | None:
+    """Where in ``value`` the first text that UTF-8 cannot encode is, and that text."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return where, value
+        return None
+    if depth > MAX_METADATA_DEPTH + 1:  # deeper is refused for its depth, elsewhere
+        return None
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            place = f"{where}[{_shown_key(key)}]"
+            if isinstance(key, str) and _surrogate(key, place, depth) is not None:
+                return f"{place} (its key)", key
+            found = _surrogate(item, place, depth + 1)
+            if found is not None:
+                return found
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            found = _surrogate(item, f"{where}[{i}]", depth + 1)
+            if found is not None:
+                return found
+    return None
+
+
+def _shown_key(key: object) -> str:
+    if not isinstance(key, str):
+        return repr(key)
+    return json.dumps(key)  # quoted, and a surrogate shown as its escape

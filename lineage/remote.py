@@ -24,7 +24,7 @@ from lineage import errors
 from lineage.cursors import cursor as make_cursor
 from lineage.errors import InvalidInput, LineageError, StoreUnavailable
 from lineage.manifest import Manifest, read_manifest
-from lineage.names import Ref, json_value, parse_ref
+from lineage.names import Ref, check_json, check_text, json_value, parse_ref
 from lineage.records import (
     ArtifactRecord,
     CodeVersion,
@@ -259,6 +259,8 @@ class RemoteService:
         run_id: str | None = None,
         started_at: float | None = None,
     ) -> RunRecord:
+        check_json(config, "config")  # refused here, before it travels; the server checks too
+        check_text(notes, "notes")
         variables: dict[str, Any] = {
             "project": project,
             "jobType": job_type,
@@ -344,6 +346,7 @@ class RemoteService:
         error: str | None = None,
         at: float | None = None,
     ) -> RunRecord:
+        check_json(summary, "summary")
         retried = self.retried
         try:
             data = self.query(
@@ -365,6 +368,7 @@ class RemoteService:
         return _run(data["finishRun"])
 
     def update_summary(self, run_id: str, summary: Mapping[str, Any]) -> RunRecord:
+        check_json(summary, "summary")
         data = self.query(
             f"mutation($id: ID!, $s: JSON!) {{ logSummary(runId: $id, summary: $s) {{ {RUN} }} }}",
             id=run_id,
@@ -524,6 +528,8 @@ class RemoteService:
         metadata: Mapping[str, Any] | None = None,
         aliases: Iterable[str] = (),
     ) -> tuple[VersionRecord, bool]:
+        check_json(metadata, "metadata")
+        check_text(description, "description")
         data = self.query(
             "mutation($id: ID!, $name: String!, $type: String!, $manifest: String!,"
             " $description: String, $metadata: JSON, $aliases: [String!]) {"
@@ -569,6 +575,9 @@ class RemoteService:
         description: str | None = None,
         actor: str | None = None,
     ) -> VersionRecord:
+        if metadata is not None:
+            check_json(metadata, "metadata")
+        check_text(description, "description")
         data = self.query(
             "mutation($ref: String!, $m: JSON, $d: String) {"
             f" updateVersion(ref: $ref, metadata: $m, description: $d) {{ {VERSION} }} }}",

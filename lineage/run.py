@@ -153,10 +153,11 @@ class Run:
             raise InvalidInput(f"log_artifact takes a lineage.Artifact, not {type(artifact)!r}")
         if isinstance(aliases, str):
             aliases = [aliases]
-        from lineage.names import check_alias, check_json
+        from lineage.names import check_alias, check_json, check_text
 
         wanted = [check_alias(alias) for alias in aliases or ()]
         metadata = check_json(artifact.metadata, "metadata")
+        check_text(artifact.description, "description")  # it may have changed since
         digest = store_files(artifact.entries, self._client.blobs, self._client.cache)
         record, created = self._client.service.commit(
             self.id,
@@ -259,7 +260,9 @@ def exit_outcome(code: object) -> tuple[str, str | None]:
 
 def text(value: str) -> str:
     """``value`` as text any store takes: lone surrogates (from undecodable bytes) escaped."""
-    return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    from lineage.names import escaped
+
+    return escaped(value)
 
 
 class _Terminated(SystemExit):
@@ -384,6 +387,10 @@ def init(
     (``finished``, with a logged warning) once the new one exists: re-running a notebook cell
     leaves no run behind.
     """
+    from lineage.names import check_json, check_text
+
+    check_json(config, "config")  # bad text is refused before any store is touched
+    check_text(notes, "notes")
     client = Client.shared(store, blobs, token=token, mode=mode)
     service = client.service
     for crashed in service.reap_stale():

@@ -30,7 +30,7 @@ from lineage.errors import (
 )
 from lineage.hashing import check_digest
 from lineage.manifest import Manifest, manifest_digests, read_manifest
-from lineage.names import Ref, check_alias, check_json, check_name, parse_ref
+from lineage.names import Ref, check_alias, check_json, check_name, check_text, escaped, parse_ref
 from lineage.records import (
     PRODUCED,
     RUN_STATES,
@@ -115,6 +115,10 @@ class Service:
             raise InvalidInput(f"a run has at most {MAX_TAGS} tags, got {len(tags)}")
         if notes is not None and (not isinstance(notes, str) or len(notes) > MAX_TEXT):
             raise InvalidInput(f"notes must be a string of at most {MAX_TEXT} characters")
+        check_text(notes, "notes")
+        check_text(host, "host")
+        if code is not None:
+            check_text([code.commit, code.remote, code.script, *code.command], "code")
         run = RunRecord(
             id=run_id,
             project=project,
@@ -156,8 +160,8 @@ class Service:
         changes: dict[str, Any] = {"state": state, "finished_at": at or time.time()}
         if summary is not None:
             changes["summary"] = {**run.summary, **check_json(summary, "summary")}
-        if error is not None:
-            changes["error"] = str(error)[:MAX_TEXT]
+        if error is not None:  # an exception's text, never the user's choice: kept, escaped
+            changes["error"] = escaped(str(error)[:MAX_TEXT])
         updated = self.graph.update_run(run_id, changes)
         assert updated is not None
         return updated
@@ -276,6 +280,7 @@ class Service:
             not isinstance(description, str) or len(description) > MAX_TEXT
         ):
             raise InvalidInput(f"description must be a string of at most {MAX_TEXT} characters")
+        check_text(description, "description")
         run = self.active_run(run_id)
         loaded = self.check_manifest(manifest)
         now = time.time()
@@ -405,6 +410,7 @@ class Service:
         if description is not None:
             if not isinstance(description, str) or len(description) > MAX_TEXT:
                 raise InvalidInput(f"description must be a string of at most {MAX_TEXT} characters")
+            check_text(description, "description")
             if description != version.description:
                 changes["description"] = description
                 events.append(
@@ -462,6 +468,7 @@ class Service:
     def artifacts(
         self, project: str | None = None, *, type: str | None = None
     ) -> list[ArtifactRecord]:
+        check_text(type, "type")
         return self.graph.list_artifacts(project, type=type)
 
     def get_artifact(self, project: str, name: str) -> ArtifactRecord:
@@ -511,6 +518,7 @@ class Service:
     ) -> list[RunRecord]:
         """Runs oldest first (by ``started_at``, then id); ``after`` the ``(started_at, id)``
         of the last run of the previous page."""
+        check_text(job_type, "job_type")
         return self.graph.list_runs(
             project, job_type=job_type, state=state, limit=limit, after=after
         )
@@ -518,6 +526,7 @@ class Service:
     def count_runs(
         self, project: str, *, job_type: str | None = None, state: str | None = None
     ) -> int:
+        check_text(job_type, "job_type")
         return self.graph.count_runs(project, job_type=job_type, state=state)
 
     def get_runs(self, ids: Iterable[str]) -> dict[str, RunRecord]:

@@ -446,11 +446,13 @@ def test_urls_are_built_from_quoted_parts() -> None:
 
 
 async def test_lone_surrogates_show_escaped(dash: Dashboard) -> None:
-    """JSON the SDK stored with a lone surrogate (metadata, a run's config) is shown escaped:
-    the page is valid UTF-8, never a 500 (issue 14, finding 6)."""
-    ref = f"{PROJECT}/net:v1"
-    dash.service.update_version(ref, metadata={"note": "bad\ud800"})
-    run = dash.service.start_run(project=PROJECT, job_type="probe", config={"tag": "odd\udcff"})
+    """JSON a store already holds with a lone surrogate (metadata, a run's config: what an
+    older SDK accepted, and the service now refuses) is shown escaped: the page is valid
+    UTF-8, never a 500 (issue 14, finding 6)."""
+    graph = dash.service.graph  # written as it was then, past today's check
+    graph.update_version(f"{PROJECT}/net:v1", {"metadata": {"note": "bad\ud800"}}, [])
+    run = dash.service.start_run(project=PROJECT, job_type="probe")
+    graph.update_run(run.id, {"config": {"tag": "odd\udcff"}})
     for url in (f"/versions/{PROJECT}/net/1", f"/artifacts/{PROJECT}/net", f"/runs/{run.id}"):
         response = await dash.get(url)
         assert response.status_code == 200, url

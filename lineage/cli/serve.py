@@ -15,10 +15,32 @@ from lineage.service import Service
 @click.option("--workers", type=int, default=1, show_default=True, help="Server processes.")
 @click.option("--require-token", is_flag=True, help="Refuse anonymous reads, even on loopback.")
 @click.option("--max-upload", type=int, default=None, help="Largest blob upload, in bytes.")
+@click.option(
+    "--max-uploads",
+    type=int,
+    default=None,
+    help="Blob uploads received at once, per worker (default 16); one more is answered 503 "
+    "with Retry-After (clients retry), so stalled uploads never hold the threads reads use.",
+)
+@click.option(
+    "--upload-idle-timeout",
+    type=float,
+    default=None,
+    metavar="SECONDS",
+    help="An upload that sends no byte for this long ends with 408 and nothing is kept "
+    "(default 60).",
+)
 @pass_ctx
 @errors
 def server(
-    ctx: Context, host: str, port: int, workers: int, require_token: bool, max_upload: int | None
+    ctx: Context,
+    host: str,
+    port: int,
+    workers: int,
+    require_token: bool,
+    max_upload: int | None,
+    max_uploads: int | None,
+    upload_idle_timeout: float | None,
 ) -> None:
     """Serve the GraphQL API, blob transfer and dashboard over HTTP.
 
@@ -27,8 +49,13 @@ def server(
     """
     from lineage.server.serving import serve
 
-    options = {} if max_upload is None else {"max_upload": max_upload}
-    serve(ctx.store, ctx.blobs, host, port, workers, require_token, **options)
+    given = {
+        "max_upload": max_upload,
+        "max_uploads": max_uploads,
+        "upload_idle_timeout": upload_idle_timeout,
+    }
+    options = {name: value for name, value in given.items() if value is not None}
+    serve(ctx.store, ctx.blobs, host, port, workers, require_token, **options)  # type: ignore[arg-type]
 
 
 @cli.group()

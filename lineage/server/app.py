@@ -15,6 +15,12 @@ Routes::
 in the graph store (tokens included) or the blob store, so any number of processes can serve
 one deployment. Refusals from the blob routes are JSON: ``{"error": {"code", "message"}}``
 with the HTTP status of the code; nothing is stored by a refused upload.
+
+Uploads wait on their client, so they are kept apart from everything else: at most
+``max_uploads`` at a time per process, each in a thread of its own pool (reads and
+``/healthz`` keep the default pool), one more is answered 503 with ``Retry-After`` at once,
+and an upload that receives no byte for ``upload_idle_timeout`` seconds ends with 408, its
+temporary file removed.
 """
 
 from __future__ import annotations
@@ -31,7 +37,9 @@ from importlib import resources
 from pathlib import Path
 from typing import BinaryIO, cast
 
+import anyio
 import anyio.from_thread
+import anyio.to_thread
 from cross_web import HTTPException  # what strawberry answers with an HTTP status
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
@@ -41,8 +49,15 @@ from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
-from lineage.errors import BlobNotFound, DigestMismatch, InvalidInput, LineageError
+from lineage.errors import (
+    BlobNotFound,
+    DigestMismatch,
+    InvalidInput,
+    LineageError,
+    StoreUnavailable,
+)
 from lineage.hashing import CHUNK, check_digest
+from lineage.names import escaped
 from lineage.server.auth import Gate, Principal
 from lineage.server.graphql import Context, Limits, build_schema
 from lineage.server.graphql.loaders import call
@@ -53,9 +68,14 @@ from lineage.storage import DEFAULT_STORE, local_dir, open_blobs, open_graph
 
 __all__ = [
     "DEFAULT_MAX_UPLOAD",
+    "DEFAULT_MAX_UPLOADS",
+    "DEFAULT_UPLOAD_IDLE_TIMEOUT",
     "MAX_GRAPHQL_BODY",
     "MAX_MISSING",
+    "UploadIdle",
     "UploadTooLarge",
+    "UploadsBusy",
+    "check_upload_settings",
     "create_app",
     "open_service",
     "principal",
@@ -65,6 +85,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_UPLOAD = 10 * 1024**3
+DEFAULT_MAX_UPLOADS = 16  # at once, per process; the default thread pool (40) stays for reads
+DEFAULT_UPLOAD_IDLE_TIMEOUT = 60.0
+RETRY_AFTER = 1  # seconds a client is asked to wait when every upload slot is taken
 MAX_GRAPHQL_BODY = 1024**2
 MAX_MISSING = 10_000
 STATUS = {
@@ -72,6 +95,7 @@ STATUS = {
     "UNAUTHENTICATED": 401,
     "FORBIDDEN": 403,
     "NOT_FOUND": 404,
+    "REQUEST_TIMEOUT": 408,
     "CONFLICT": 409,
     "PAYLOAD_TOO_LARGE": 413,
     "DATA_LOSS": 422,
@@ -83,14 +107,34 @@ class UploadTooLarge(InvalidInput):
     code = "PAYLOAD_TOO_LARGE"
 
 
+class UploadIdle(InvalidInput):
+    """An upload whose client sent no byte for the idle timeout (HTTP 408)."""
+
+    code = "REQUEST_TIMEOUT"
+
+
+class UploadsBusy(StoreUnavailable):
+    """Every upload slot of this server process is taken (HTTP 503, with Retry-After)."""
+
+
 @dataclass(kw_only=True)
 class _Runtime:
     service: Service
     gate: Gate
     limits: Limits
     max_upload: int
+    max_uploads: int = DEFAULT_MAX_UPLOADS
+    upload_idle_timeout: float = DEFAULT_UPLOAD_IDLE_TIMEOUT
     owned: bool  # whether closing the app closes the stores
     closed: bool = field(default=False)
+    uploads: int = field(default=0)  # in progress; touched from the event loop only
+    _upload_threads: anyio.CapacityLimiter | None = field(default=None)
+
+    def upload_threads(self) -> anyio.CapacityLimiter:
+        """The uploads' own thread pool limit (made in the event loop, on first use)."""
+        if self._upload_threads is None:
+            self._upload_threads = anyio.CapacityLimiter(self.max_uploads)
+        return self._upload_threads
 
     def close(self) -> None:
         if self.owned and not self.closed:
@@ -161,9 +205,15 @@ def _graphiql_page() -> str:
 
 
 def _refusal(error: LineageError) -> JSONResponse:
-    body: dict[str, object] = {"code": error.code, "message": error.message}
-    body.update((k, v) for k, v in error.context.items() if isinstance(v, (str, int, float, bool)))
-    headers = {"WWW-Authenticate": "Bearer"} if error.code == "UNAUTHENTICATED" else None
+    body: dict[str, object] = {"code": error.code, "message": escaped(error.message)}
+    body.update(
+        (k, escaped(v) if isinstance(v, str) else v)  # a refused lone surrogate, shown
+        for k, v in error.context.items()
+        if isinstance(v, (str, int, float, bool))
+    )
+    headers = {"WWW-Authenticate": "Bearer"} if error.code == "UNAUTHENTICATED" else {}
+    if isinstance(error, UploadsBusy):
+        headers["Retry-After"] = str(RETRY_AFTER)
     return JSONResponse({"error": body}, status_code=STATUS.get(error.code, 500), headers=headers)
 
 
@@ -177,7 +227,10 @@ def _refusals(
             logger.info(
                 "%s %s refused (%s): %s", request.method, request.url.path, error.code, error
             )
-            return _refusal(error)
+            refusal = _refusal(error)
+            if request.method == "PUT":  # the rest of its body may never come: do not wait
+                refusal.headers["Connection"] = "close"
+            return refusal
 
     guarded.__name__ = endpoint.__name__
     return guarded
@@ -186,9 +239,10 @@ def _refusals(
 class _Upload(io.RawIOBase):
     """A request body as a blocking stream, read from a worker thread, with a size limit."""
 
-    def __init__(self, request: Request, limit: int, declared: int | None) -> None:
+    def __init__(self, request: Request, limit: int, declared: int | None, idle: float) -> None:
         self._chunks = request.stream()
         self._limit = limit
+        self._idle = idle  # seconds without a byte after which the upload ends
         self._declared = declared  # the Content-Length, which the body must match
         self._pending = memoryview(b"")
         self._done = False
@@ -211,7 +265,14 @@ class _Upload(io.RawIOBase):
         size = 0
         while size < wanted:
             try:
-                chunk = await anext(self._chunks)
+                with anyio.fail_after(self._idle):
+                    chunk = await anext(self._chunks)
+            except TimeoutError:
+                raise UploadIdle(
+                    f"upload received no byte for {self._idle:g} seconds (after "
+                    f"{self.received} bytes); nothing was stored",
+                    timeout=self._idle,
+                ) from None
             except StopAsyncIteration:
                 self._done = True
                 if self._declared is not None and self.received != self._declared:
@@ -284,15 +345,28 @@ async def _put(request: Request) -> Response:
             f"upload of {declared} bytes is over this server's limit of {limit} bytes",
             limit=limit,
         )
-    blobs = _runtime(request).service.blobs
+    runtime = _runtime(request)
+    if runtime.uploads >= runtime.max_uploads:
+        raise UploadsBusy(
+            f"this server is receiving {runtime.uploads} uploads, its limit; try again in "
+            f"{RETRY_AFTER}s",
+            limit=runtime.max_uploads,
+        )
+    upload = _Upload(request, limit, declared, runtime.upload_idle_timeout)
+    runtime.uploads += 1  # no await between the check and here: no other request runs
     try:
-        stored, size = await call(
-            blobs.put_stream, cast(BinaryIO, _Upload(request, limit, declared)), digest
+        stored, size = await anyio.to_thread.run_sync(
+            runtime.service.blobs.put_stream,
+            cast(BinaryIO, upload),
+            digest,
+            limiter=runtime.upload_threads(),
         )
     except DigestMismatch as error:
         raise DigestMismatch(
             f"digest mismatch, nothing stored: {error.message}", digest=digest
         ) from None
+    finally:
+        runtime.uploads -= 1
     return JSONResponse({"digest": stored, "size": size})
 
 
@@ -344,12 +418,26 @@ def open_service(store: str | None = None, blobs: str | None = None) -> Service:
         raise
 
 
+def check_upload_settings(max_uploads: object, upload_idle_timeout: object) -> None:
+    """Refuse an upload bound that is not a positive integer, or an idle timeout that is not
+    a positive, finite number of seconds."""
+    if isinstance(max_uploads, bool) or not isinstance(max_uploads, int) or max_uploads < 1:
+        raise InvalidInput(f"max_uploads must be a positive integer, got {max_uploads!r}")
+    idle = upload_idle_timeout
+    if isinstance(idle, bool) or not isinstance(idle, int | float) or not 0 < idle < float("inf"):
+        raise InvalidInput(
+            f"upload_idle_timeout must be a positive number of seconds, got {idle!r}"
+        )
+
+
 def create_app(
     store: str | None = None,
     blobs: str | None = None,
     *,
     require_token: bool = False,
     max_upload: int = DEFAULT_MAX_UPLOAD,
+    max_uploads: int = DEFAULT_MAX_UPLOADS,
+    upload_idle_timeout: float = DEFAULT_UPLOAD_IDLE_TIMEOUT,
     max_depth: int = MAX_QUERY_DEPTH,
     max_tokens: int = MAX_TOKENS,
     max_aliases: int = MAX_ALIASES,
@@ -360,7 +448,9 @@ def create_app(
     """The lineage server over the stores named by ``store`` and ``blobs`` (or ``service``).
 
     ``require_token``: refuse anonymous reads even from loopback. ``max_upload``: bytes per
-    blob upload. ``max_depth``, ``max_tokens``, ``max_aliases``: the shape of a GraphQL query.
+    blob upload. ``max_uploads``: uploads received at once (more are answered 503).
+    ``upload_idle_timeout``: seconds an upload may go without a byte (then 408).
+    ``max_depth``, ``max_tokens``, ``max_aliases``: the shape of a GraphQL query.
     ``max_lineage_depth``: the ``depth`` argument of lineage queries. ``extra_routes`` go after
     the server's own (``/`` is theirs); by default, the dashboard (:mod:`lineage.server.dashboard`).
 
@@ -375,6 +465,7 @@ def create_app(
     ):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise InvalidInput(f"{name} must be a positive integer, got {value!r}")
+    check_upload_settings(max_uploads, upload_idle_timeout)
     if extra_routes is None:
         from lineage.server.dashboard import routes as dashboard  # it imports this module
 
@@ -386,6 +477,8 @@ def create_app(
         gate=Gate(service.graph, require_token=require_token),
         limits=Limits(max_lineage_depth=max_lineage_depth),
         max_upload=max_upload,
+        max_uploads=max_uploads,
+        upload_idle_timeout=float(upload_idle_timeout),
         owned=owned,
     )
     schema = build_schema(max_depth=max_depth, max_tokens=max_tokens, max_aliases=max_aliases)

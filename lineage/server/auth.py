@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 from lineage.errors import Forbidden, InvalidInput, Unauthenticated
 from lineage.hashing import hash_bytes
+from lineage.names import check_text
 from lineage.records import TokenRecord
 from lineage.service import Service
 from lineage.storage.graph import GraphStore
@@ -70,6 +71,7 @@ def create_token(target: Service | GraphStore, scope: str, description: str | No
         raise InvalidInput(
             f"token description must be a string of at most {MAX_DESCRIPTION} characters"
         )
+    check_text(description, "token description")
     ident = "".join(secrets.choice(_ID_ALPHABET) for _ in range(8))
     secret = f"lin_{ident}_{secrets.token_hex(32)}"
     _graph(target).create_token(

@@ -25,7 +25,14 @@ from starlette.applications import Starlette
 from uvicorn.supervisors.multiprocess import Multiprocess
 
 from lineage.errors import InvalidInput, ServerError
-from lineage.server.app import DEFAULT_MAX_UPLOAD, create_app, open_service
+from lineage.server.app import (
+    DEFAULT_MAX_UPLOAD,
+    DEFAULT_MAX_UPLOADS,
+    DEFAULT_UPLOAD_IDLE_TIMEOUT,
+    check_upload_settings,
+    create_app,
+    open_service,
+)
 from lineage.server.auth import is_loopback
 
 __all__ = ["app_from_env", "background", "serve"]
@@ -34,6 +41,8 @@ logger = logging.getLogger(__name__)
 
 _REQUIRE_TOKEN = "LINEAGE_SERVER_REQUIRE_TOKEN"
 _MAX_UPLOAD = "LINEAGE_SERVER_MAX_UPLOAD"
+_MAX_UPLOADS = "LINEAGE_SERVER_MAX_UPLOADS"
+_UPLOAD_IDLE_TIMEOUT = "LINEAGE_SERVER_UPLOAD_IDLE_TIMEOUT"
 
 
 def serve(
@@ -45,6 +54,8 @@ def serve(
     require_token: bool = False,
     *,
     max_upload: int = DEFAULT_MAX_UPLOAD,
+    max_uploads: int = DEFAULT_MAX_UPLOADS,
+    upload_idle_timeout: float = DEFAULT_UPLOAD_IDLE_TIMEOUT,
 ) -> None:
     """Serve the stores named by ``store`` and ``blobs`` (default: as the SDK) until stopped.
 
@@ -57,6 +68,7 @@ def serve(
     if not is_loopback(host) and not require_token:
         logger.warning("bound to %s, not loopback: every request needs a token", host)
         require_token = True
+    check_upload_settings(max_uploads, upload_idle_timeout)  # here, once, not in each worker
     open_service(store, blobs).graph.close()  # fail here, once, if a store cannot be opened
     if store:
         os.environ["LINEAGE_STORE"] = store
@@ -64,6 +76,8 @@ def serve(
         os.environ["LINEAGE_BLOBS"] = blobs
     os.environ[_REQUIRE_TOKEN] = "1" if require_token else "0"
     os.environ[_MAX_UPLOAD] = str(max_upload)
+    os.environ[_MAX_UPLOADS] = str(max_uploads)
+    os.environ[_UPLOAD_IDLE_TIMEOUT] = repr(float(upload_idle_timeout))
     _run(
         uvicorn.Config(
             "lineage.server.serving:app_from_env",
@@ -123,6 +137,10 @@ def app_from_env() -> Starlette:
         os.environ.get("LINEAGE_BLOBS"),
         require_token=os.environ.get(_REQUIRE_TOKEN, "1") != "0",
         max_upload=int(os.environ.get(_MAX_UPLOAD, DEFAULT_MAX_UPLOAD)),
+        max_uploads=int(os.environ.get(_MAX_UPLOADS, DEFAULT_MAX_UPLOADS)),
+        upload_idle_timeout=float(
+            os.environ.get(_UPLOAD_IDLE_TIMEOUT, DEFAULT_UPLOAD_IDLE_TIMEOUT)
+        ),
     )
 
 
