@@ -166,8 +166,8 @@ def _compact(value: object, limit: int = 240) -> str:
 
 
 def _shown(value: object) -> object:
-    """What a page shows of a value: a lone surrogate (which the SDK stores as given) as its
-    escape ``\\ud800``, since a page must be valid UTF-8."""
+    """What a page shows of a value: a lone surrogate (refused at the door today, but held by
+    stores an older lineage wrote) as its escape ``\\ud800``, since a page must be valid UTF-8."""
     if isinstance(value, str):
         safe = value.encode("utf-8", "backslashreplace").decode("utf-8")
         return Markup(safe) if isinstance(value, Markup) else safe
