@@ -8,6 +8,7 @@ from typing import Any
 
 from lineage.client import Client
 from lineage.errors import InvalidRef
+from lineage.filters import literal
 from lineage.protocol import LineageService
 from lineage.records import ArtifactRecord, Event, RunRecord, Subgraph
 from lineage.service import GcReport
@@ -59,8 +60,29 @@ class Api:
     ) -> list[ArtifactRecord]:
         return self.service.artifacts(project or self.project, type=type)
 
-    def versions(self, name: str, project: str | None = None) -> list[ArtifactVersion]:
+    def versions(
+        self,
+        name: str | None = None,
+        project: str | None = None,
+        *,
+        filter: str | None = None,
+        order_by: str | None = None,
+    ) -> list[ArtifactVersion]:
+        """An artifact's live versions; or, with ``filter`` (:mod:`lineage.filters`), the
+        versions of the project (of every project when none is set) that pass it, in
+        ``order_by`` (default ``created``; ``-size`` descending)::
+
+            api.versions(filter="metadata.epochs = 3 and type = model", order_by="-size")
+        """
         project = project or self.project
+        if filter is not None or order_by is not None:
+            if name is not None:
+                named = f"name = {literal(name)}"
+                filter = f"({filter}) and {named}" if filter is not None else named
+            found = self.service.find_versions(project, filter=filter, order_by=order_by)
+            return [ArtifactVersion(record, self._client) for record in found]
+        if name is None:
+            raise InvalidRef("versions of which artifact? give a name, or a filter", ref="")
         if project is None:
             raise InvalidRef(f"artifact {name!r} names no project and none is set", ref=name)
         return [
@@ -71,9 +93,27 @@ class Api:
         return self.service.get_run(run_id)
 
     def runs(
-        self, project: str | None = None, job_type: str | None = None, state: str | None = None
+        self,
+        project: str | None = None,
+        job_type: str | None = None,
+        state: str | None = None,
+        *,
+        filter: str | None = None,
+        order_by: str | None = None,
     ) -> list[RunRecord]:
-        return self.service.runs(project or self.project, job_type=job_type, state=state)
+        """Runs oldest first; with ``filter`` (:mod:`lineage.filters`) those that pass it, in
+        ``order_by`` (default ``created``; ``-summary.accuracy`` descending)::
+
+            api.runs(filter="config.lr < 1e-4 and summary.accuracy >= 0.9 and tag = round3")
+        """
+        project = project or self.project
+        if filter is None and order_by is None:
+            return self.service.runs(project, job_type=job_type, state=state)
+        parts = [f"({filter})"] if filter is not None else []
+        parts += [f"job_type = {literal(job_type)}"] if job_type is not None else []
+        parts += [f"state = {literal(state)}"] if state is not None else []
+        joined = " and ".join(parts) or None
+        return self.service.find_runs(project, filter=joined, order_by=order_by)
 
     def lineage(self, ref: str, direction: str = "upstream", depth: int | None = 20) -> Subgraph:
         """Runs and versions upstream (how it was made) or downstream (what it fed) of a node."""

@@ -100,6 +100,30 @@ class LineageService(Protocol):
     def count_runs(
         self, project: str, *, job_type: str | None = None, state: str | None = None
     ) -> int: ...
+    def find_runs(
+        self,
+        project: str | None = None,
+        *,
+        filter: str | None = None,
+        order_by: str | None = None,
+        limit: int | None = None,
+        after: Sequence[Any] | None = None,
+    ) -> list[RunRecord]:
+        """Runs passing a filter (:mod:`lineage.filters`), in ``order_by`` then by id."""
+        ...
+
+    def find_versions(
+        self,
+        project: str | None = None,
+        *,
+        filter: str | None = None,
+        order_by: str | None = None,
+        limit: int | None = None,
+        after: Sequence[Any] | None = None,
+    ) -> list[VersionRecord]:
+        """Versions passing a filter, in ``order_by`` then by id."""
+        ...
+
     def projects(self) -> list[str]: ...
 
     # versions

@@ -23,6 +23,7 @@ import httpx
 from lineage import errors
 from lineage.cursors import cursor as make_cursor
 from lineage.errors import InvalidInput, LineageError, StoreUnavailable
+from lineage.filters import parse_order
 from lineage.manifest import Manifest, read_manifest
 from lineage.names import Ref, json_value, parse_ref
 from lineage.records import (
@@ -36,7 +37,14 @@ from lineage.records import (
     VersionRecord,
 )
 from lineage.retry import DEFAULT, Retry, send
-from lineage.service import GcReport, check_active, check_manifest, new_run_id, process_alive
+from lineage.service import (
+    GcReport,
+    check_active,
+    check_manifest,
+    find_key,
+    new_run_id,
+    process_alive,
+)
 from lineage.storage.graph import GraphStore
 from lineage.storage.http import HttpBlobStore
 
@@ -71,6 +79,20 @@ edges {{ source target kind run {{ id }} }} truncated root"""
 
 def _time(value: str | None) -> float | None:
     return datetime.fromisoformat(value).timestamp() if value else None
+
+
+def _in_order(
+    runs: list[RunRecord], order_by: str | None, limit: int | None, after: Sequence[Any] | None
+) -> list[RunRecord]:
+    """Runs of several projects in one ``order_by`` order, after the key ``after``."""
+    keyed = sorted(((find_key(order_by, r), r) for r in runs), key=lambda kr: kr[0])
+    if order_by is not None and parse_order(order_by, "runs").descending:
+        keyed.reverse()
+        keyed = [kr for kr in keyed if after is None or kr[0] < list(after)]
+    else:
+        keyed = [kr for kr in keyed if after is None or kr[0] > list(after)]
+    found = [r for _, r in keyed]
+    return found[:limit] if limit is not None else found
 
 
 def _run(data: Mapping[str, Any]) -> RunRecord:
@@ -430,6 +452,77 @@ class RemoteService:
             s=state.upper() if state else None,
         )
         return int(data["runs"]["totalCount"])
+
+    def find_runs(
+        self,
+        project: str | None = None,
+        *,
+        filter: str | None = None,
+        order_by: str | None = None,
+        limit: int | None = None,
+        after: Sequence[Any] | None = None,
+    ) -> list[RunRecord]:
+        if project is None:  # the server's runs are per project: each, then one order
+            every = [
+                r for p in self.projects()
+                for r in self.find_runs(p, filter=filter, order_by=order_by)
+            ]  # fmt: skip
+            return _in_order(every, order_by, limit, after)
+        return [
+            _run(node)
+            for node in self._found(
+                "runs(project: $p, filter: $f, orderBy: $o, first: $first, after: $after)",
+                RUN, "runs", project, filter, order_by, limit, after,
+            )
+        ]  # fmt: skip
+
+    def find_versions(
+        self,
+        project: str | None = None,
+        *,
+        filter: str | None = None,
+        order_by: str | None = None,
+        limit: int | None = None,
+        after: Sequence[Any] | None = None,
+    ) -> list[VersionRecord]:
+        return [
+            _version(node)
+            for node in self._found(
+                "versions(project: $p, filter: $f, orderBy: $o, first: $first, after: $after)",
+                VERSION, "versions", project, filter, order_by, limit, after,
+            )
+        ]  # fmt: skip
+
+    def _found(
+        self,
+        call: str,
+        fields: str,
+        key: str,
+        project: str | None,
+        filter: str | None,
+        order_by: str | None,
+        limit: int | None,
+        after: Sequence[Any] | None,
+    ) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        cursor = None if after is None else make_cursor(list(after))
+        kind = "String!" if key == "runs" else "String"
+        while True:
+            page = 500 if limit is None else min(500, limit - len(found))
+            data = self.query(
+                f"query($p: {kind}, $f: String, $o: String, $first: Int!, $after: String) {{"
+                f" {call} {{ nodes {{ {fields} }} pageInfo {{ hasNextPage endCursor }} }} }}",
+                p=project,
+                f=filter,
+                o=order_by,
+                first=page,
+                after=cursor,
+            )
+            found += data[key]["nodes"]
+            info = data[key]["pageInfo"]
+            if not info["hasNextPage"] or (limit is not None and len(found) >= limit):
+                return found
+            cursor = info["endCursor"]
 
     def run_io(self, run_id: str) -> tuple[list[VersionRecord], list[VersionRecord]]:
         data = self.query(

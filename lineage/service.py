@@ -28,6 +28,7 @@ from lineage.errors import (
     RunNotFound,
     VersionNotFound,
 )
+from lineage.filters import Target, order_key, parse, parse_order
 from lineage.hashing import check_digest
 from lineage.manifest import Manifest, manifest_digests, read_manifest
 from lineage.names import Ref, check_alias, check_json, check_name, parse_ref
@@ -47,7 +48,7 @@ from lineage.storage.graph import Direction, GraphStore, NewVersion
 from lineage.storage.local import LocalBlobStore
 from lineage.traversal import Traversal, check_depth, check_direction
 
-__all__ = ["GcReport", "Service"]
+__all__ = ["GcReport", "Service", "find_key"]
 
 logger = logging.getLogger(__name__)
 
@@ -518,6 +519,41 @@ class Service:
     ) -> int:
         return self.graph.count_runs(project, job_type=job_type, state=state)
 
+    def find_runs(
+        self,
+        project: str | None = None,
+        *,
+        filter: str | None = None,
+        order_by: str | None = None,
+        limit: int | None = None,
+        after: Sequence[Any] | None = None,
+    ) -> list[RunRecord]:
+        """Runs passing ``filter`` (:mod:`lineage.filters`), in ``order_by`` (default
+        ``created``) then by id; ``after`` the sort key (:func:`find_key`) of the previous
+        page's last."""
+        where = None if filter is None else parse(filter, "runs")
+        order = parse_order(order_by or "created", "runs")
+        if project is not None:
+            check_name(project, "project")
+        return self.graph.find_runs(project, where, order, limit=limit, after=_check_key(after))
+
+    def find_versions(
+        self,
+        project: str | None = None,
+        *,
+        filter: str | None = None,
+        order_by: str | None = None,
+        limit: int | None = None,
+        after: Sequence[Any] | None = None,
+    ) -> list[VersionRecord]:
+        """Versions passing ``filter`` (deleted ones too: ``state = committed`` leaves them
+        out), as :meth:`find_runs`."""
+        where = None if filter is None else parse(filter, "versions")
+        order = parse_order(order_by or "created", "versions")
+        if project is not None:
+            check_name(project, "project")
+        return self.graph.find_versions(project, where, order, limit=limit, after=_check_key(after))
+
     def get_runs(self, ids: Iterable[str]) -> dict[str, RunRecord]:
         return self.graph.get_runs(list(ids))
 
@@ -635,6 +671,27 @@ class Service:
             temps_removed=temps,
             temp_bytes=temp_bytes,
         )
+
+
+def find_key(order_by: str | None, record: RunRecord | VersionRecord) -> list[Any]:
+    """A found record's sort key under ``order_by``: what ``after`` takes to page on."""
+    target: Target = "runs" if isinstance(record, RunRecord) else "versions"
+    return [*order_key(parse_order(order_by or "created", target), record), record.id]
+
+
+def _check_key(after: Sequence[Any] | None) -> list[Any] | None:
+    if after is None:
+        return None
+    key = list(after)
+    if (
+        len(key) != 3
+        or key[0] not in (0, 1, 2)
+        or not isinstance(key[2], str)
+        or not isinstance(key[1], int | float | str)
+        or isinstance(key[1], bool)
+    ):
+        raise InvalidInput("invalid cursor for this list: pass an endCursor from a page")
+    return key
 
 
 def check_active(run: RunRecord) -> RunRecord:

@@ -3,7 +3,15 @@ module one group of verbs."""
 
 from __future__ import annotations
 
-from lineage.cli import artifacts, demo, graphs, runs, serve, transfer  # noqa: F401  (verbs)
+from lineage.cli import (  # noqa: F401  (verbs)
+    artifacts,
+    demo,
+    find,
+    graphs,
+    runs,
+    serve,
+    transfer,
+)
 from lineage.cli.main import cli, main
 
 __all__ = ["cli", "main"]

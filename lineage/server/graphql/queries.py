@@ -7,7 +7,9 @@ from typing import Annotated
 import strawberry
 
 from lineage.errors import NotFound
+from lineage.filters import literal as quoted
 from lineage.names import check_name
+from lineage.server.graphql.find import found_runs, found_versions
 from lineage.server.graphql.graphs import Direction, LineageGraph, lineage_graph
 from lineage.server.graphql.loaders import call
 from lineage.server.graphql.pagination import DEFAULT_PAGE, Connection
@@ -72,7 +74,11 @@ class Query:
         check_name(project, "project")
         return await artifact_page(info, project, type, first, after)
 
-    @field("A project's runs, oldest first, a page at a time.")
+    @field(
+        "A project's runs, oldest first, a page at a time; `filter` in the filter language "
+        "(config.lr < 1e-4 and tag = round3), ordered by `orderBy` (a field, '-' before it "
+        "for descending; default created)."
+    )
     async def runs(
         self,
         info: Info,
@@ -81,9 +87,37 @@ class Query:
         state: RunState | None = None,
         first: int = DEFAULT_PAGE,
         after: str | None = None,
+        filter: str | None = None,
+        order_by: str | None = None,
     ) -> Connection[Run]:
         check_name(project, "project")
-        return await run_page(info, project, job_type, state, first, after)
+        if filter is None and order_by is None:
+            return await run_page(info, project, job_type, state, first, after)
+        parts = [f"({filter})"] if filter is not None else []
+        if job_type is not None:
+            parts.append(f"job_type = {quoted(job_type)}")
+        if state is not None:
+            parts.append(f"state = {quoted(state.value)}")
+        joined = " and ".join(parts) or None
+        return await found_runs(info, project, joined, order_by, first, after)
+
+    @field(
+        "Versions passing `filter` (metadata.epochs = 3 and type = model), in a project or "
+        "all, ordered by `orderBy` (default created), a page at a time; deleted versions too "
+        "unless the filter says state = committed."
+    )
+    async def versions(
+        self,
+        info: Info,
+        project: str | None = None,
+        filter: str | None = None,
+        order_by: str | None = None,
+        first: int = DEFAULT_PAGE,
+        after: str | None = None,
+    ) -> Connection[ArtifactVersion]:
+        if project is not None:
+            check_name(project, "project")
+        return await found_versions(info, project, filter, order_by, first, after)
 
     @field(
         "Runs and versions upstream (how it was made), downstream (what it fed) "

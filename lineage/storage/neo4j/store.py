@@ -35,6 +35,7 @@ from lineage.errors import (
     Unauthenticated,
     VersionNotFound,
 )
+from lineage.filters import Filter, Order
 from lineage.records import (
     CONSUMED_BY,
     PRODUCED,
@@ -83,6 +84,7 @@ from lineage.storage.neo4j.cypher import (
     walk_query,
     walk_records_query,
 )
+from lineage.storage.neo4j.filter import flat_props, order_cypher, where_cypher
 from lineage.traversal import derived_triples
 
 __all__ = ["Neo4jGraphStore"]
@@ -177,6 +179,7 @@ class Neo4jGraphStore:
                         raise
             if missing:
                 session.execute_read(_consume, "CALL db.awaitIndexes(300)")
+            session.execute_write(_flatten_all)
 
     def _session(self) -> neo4j.Session:
         return self._driver.session(database=self._database, bookmark_manager=self._bookmarks)
@@ -222,8 +225,11 @@ class Neo4jGraphStore:
 
     def update_run(self, run_id: str, changes: Mapping[str, Any]) -> RunRecord | None:
         props = codec.encode_run_changes(changes)
+        flat = {d: flat_props(d, changes[d]) for d in ("config", "summary") if d in changes}
 
         def work(tx: neo4j.ManagedTransaction) -> RunRecord | None:
+            for document, values in flat.items():
+                _reflatten(tx, "Run", run_id, document, values)
             rows = _collect(
                 tx,
                 "MATCH (r:Run {id: $id}) WHERE r.project IS NOT NULL SET r += $props " + RUNS,
@@ -506,8 +512,11 @@ class Neo4jGraphStore:
     ) -> VersionRecord:
         props = codec.encode_version_changes(changes)
         rows = event_rows(events)
+        flat = flat_props("metadata", changes["metadata"]) if "metadata" in changes else None
 
         def work(tx: neo4j.ManagedTransaction) -> VersionRecord:
+            if flat is not None:
+                _reflatten(tx, "ArtifactVersion", version_id, "metadata", flat)
             found = tx.run(
                 "MATCH (v:ArtifactVersion {id: $id}) WHERE v.project IS NOT NULL "
                 "SET v += $props RETURN v.id",
@@ -713,6 +722,43 @@ class Neo4jGraphStore:
             counts["events"] += self._write(partial(insert_events, rows=chunk))
         return counts
 
+    # finding by filter ---------------------------------------------------------------------
+
+    def find_runs(
+        self,
+        project: str | None,
+        where: Filter | None,
+        order: Order,
+        *,
+        limit: int | None = None,
+        after: Sequence[Any] | None = None,
+    ) -> list[RunRecord]:
+        """Runs passing ``where``, in ``order`` then by id, from the one after the sort key
+        ``after`` (``(rank, value, id)``)."""
+        query, params = _find_query("MATCH (r:Run) WHERE r.project IS NOT NULL", "r",
+                                    _RUN_COLUMNS, project, where, order, limit, after)  # fmt: skip
+        return codec.decode_runs(self._collect(query + " " + RUNS, **params))
+
+    def find_versions(
+        self,
+        project: str | None,
+        where: Filter | None,
+        order: Order,
+        *,
+        limit: int | None = None,
+        after: Sequence[Any] | None = None,
+    ) -> list[VersionRecord]:
+        """Versions (deleted ones too) passing ``where``, as :meth:`find_runs`."""
+        query, params = _find_query(
+            "MATCH (v:ArtifactVersion) WHERE v.project IS NOT NULL", "v",
+            _VERSION_COLUMNS, project, where, order, limit, after,
+        )  # fmt: skip
+
+        def work(tx: neo4j.ManagedTransaction) -> list[VersionRecord]:
+            return _with_artifacts(tx, _collect(tx, query + " " + VERSION_ROWS, **params))
+
+        return self._read(work)
+
     # tokens --------------------------------------------------------------------------------
 
     def create_token(self, token: TokenRecord) -> None:
@@ -737,6 +783,54 @@ class Neo4jGraphStore:
             return bool(row["n"] > 0)
 
         return self._write(work)
+
+
+# flattened documents (lineage.storage.neo4j.filter) ----------------------------------------
+
+
+def _reflatten(
+    tx: neo4j.ManagedTransaction, label: str, node: str, document: str, values: dict[str, Any]
+) -> None:
+    """Replace the flattened properties of one document of a node by ``values``."""
+    query: LiteralString = (
+        "MATCH (n {id: $id}) WHERE $label IN labels(n) "
+        "FOREACH (k IN [k IN keys(n) WHERE k STARTS WITH $prefix] | REMOVE n[k]) "
+        "SET n += $values"
+    )
+    tx.run(query, id=node, label=label, prefix=f"{document}.", values=values).consume()
+
+
+def _flatten_all(tx: neo4j.ManagedTransaction) -> int:
+    """Write the flattened properties of every record written before they existed (a store
+    made by an older lineage); marks the store done. Returns how many nodes it changed."""
+    done = tx.run("MATCH (c:Counter {name: 'flattened'}) RETURN c.value AS v").single()
+    if done is not None:
+        return 0
+    changed = 0
+    for label, fields in (("Run", ("config", "summary")), ("ArtifactVersion", ("metadata",))):
+        query: LiteralString = (
+            "MATCH (n) WHERE $label IN labels(n) AND n.project IS NOT NULL "
+            "RETURN n.id AS id, [n.config, n.summary, n.metadata] AS docs"
+        )
+        rows = []
+        for record in tx.run(query, label=label):
+            docs = dict(zip(("config", "summary", "metadata"), record["docs"], strict=True))
+            values: dict[str, Any] = {}
+            for field in fields:
+                if docs[field]:
+                    values.update(flat_props(field, codec.loads_many([docs[field]])[0]))
+            if values:
+                rows.append({"id": record["id"], "values": values})
+        for part in chunks(rows):
+            tx.run(
+                "UNWIND $rows AS row MATCH (n {id: row.id}) WHERE $label IN labels(n) "
+                "SET n += row.values",
+                rows=part,
+                label=label,
+            ).consume()
+        changed += len(rows)
+    tx.run("MERGE (c:Counter {name: 'flattened'}) SET c.value = 1").consume()
+    return changed
 
 
 # reads ---------------------------------------------------------------------------------------
@@ -830,6 +924,44 @@ def _walked(
         else:
             edges.add((far, near, PRODUCED if ":" in near else CONSUMED_BY))
     return nodes, edges, truncated
+
+
+_RUN_COLUMNS = {f: f"r.{f}" for f in (*codec.RUN_FIELDS, "user")}
+_VERSION_COLUMNS = {
+    **{f: f"v.{f}" for f in codec.VERSION_STORED},
+    "id": "v.id",
+    "type": "COLLECT { MATCH (a:Artifact {key: v.project + '/' + v.name}) RETURN a.type }[0]",
+}
+
+
+def _find_query(
+    match: LiteralString,
+    var: LiteralString,
+    columns: Mapping[str, str],
+    project: str | None,
+    where: Filter | None,
+    order: Order,
+    limit: int | None,
+    after: Sequence[Any] | None,
+) -> tuple[LiteralString, dict[str, Any]]:
+    params: dict[str, Any] = {"project": project, "limit": limit}
+    query = match
+    if project is not None:
+        query += f" AND {var}.project = $project"
+    if where is not None:
+        query += " AND " + where_cypher(where, var, columns, params)
+    rank, value = order_cypher(order, var, columns, params)
+    query += f" WITH {var}, {rank} AS rk, {value} AS vl"
+    way: LiteralString = " DESC" if order.descending else ""
+    if after is not None:
+        params.update(a_rank=after[0], a_value=after[1], a_id=after[2])
+        beyond: LiteralString = "<" if order.descending else ">"
+        query += (
+            f" WHERE rk {beyond} $a_rank OR (rk = $a_rank AND (vl {beyond} $a_value "
+            f"OR (vl = $a_value AND {var}.id {beyond} $a_id)))"
+        )
+    query += f" ORDER BY rk{way}, vl{way}, {var}.id{way}" + limit_clause(limit)
+    return query, params
 
 
 # small helpers ------------------------------------------------------------------------------
