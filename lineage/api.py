@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from lineage.client import Client
 from lineage.errors import InvalidRef
-from lineage.filters import literal
+from lineage.filters import literal, parse
 from lineage.protocol import LineageService
 from lineage.records import ArtifactRecord, Event, RunRecord, Subgraph
 from lineage.service import GcReport
@@ -77,6 +77,8 @@ class Api:
         project = project or self.project
         if filter is not None or order_by is not None:
             if name is not None:
+                if filter is not None:
+                    parse(filter, "versions")  # refused as written
                 named = f"name = {literal(name)}"
                 filter = f"({filter}) and {named}" if filter is not None else named
             found = self.service.find_versions(project, filter=filter, order_by=order_by)
@@ -109,6 +111,10 @@ class Api:
         project = project or self.project
         if filter is None and order_by is None:
             return self.service.runs(project, job_type=job_type, state=state)
+        if job_type is None and state is None:
+            return self.service.find_runs(project, filter=filter, order_by=order_by)
+        if filter is not None:
+            parse(filter, "runs")  # refused as the caller wrote it, columns and all
         parts = [f"({filter})"] if filter is not None else []
         parts += [f"job_type = {literal(job_type)}"] if job_type is not None else []
         parts += [f"state = {literal(state)}"] if state is not None else []
@@ -141,6 +147,20 @@ class Api:
 
     def events(self, ref: str) -> list[Event]:
         return self.service.events(ref, self.project)
+
+    def tag(
+        self, target: str, add: Iterable[str] = (), remove: Iterable[str] = ()
+    ) -> RunRecord | ArtifactVersion:
+        """Add and remove tags of a run (by id) or a version (by ref); the event log keeps
+        each change and who made it::
+
+            api.tag("policy:v7", add=["round3"])
+            api.runs(filter="tag = round3")
+        """
+        found = self.service.tag(target, add=add, remove=remove, default_project=self.project)
+        if isinstance(found, RunRecord):
+            return found
+        return ArtifactVersion(found, self._client)
 
     def set_alias(self, ref: str, alias: str) -> ArtifactVersion:
         record = self.service.set_alias(self._qualify(ref), alias)

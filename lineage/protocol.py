@@ -64,7 +64,20 @@ class LineageService(Protocol):
         pid: int | None = None,
         run_id: str | None = None,
         started_at: float | None = None,
+        user: str | None = None,
     ) -> RunRecord: ...
+    def tag(
+        self,
+        target: str,
+        *,
+        add: Iterable[str] = (),
+        remove: Iterable[str] = (),
+        default_project: str | None = None,
+        actor: str | None = None,
+    ) -> RunRecord | VersionRecord:
+        """Add and remove tags of a run (by id) or a version (by ref); logged."""
+        ...
+
     def get_run(self, run_id: str) -> RunRecord: ...
     def get_runs(self, ids: Iterable[str]) -> dict[str, RunRecord]: ...
     def active_run(self, run_id: str) -> RunRecord:

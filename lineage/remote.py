@@ -70,9 +70,9 @@ _BY_NAME: dict[str, type[LineageError]] = {
 }
 
 RUN = """id project name jobType state config summary tags notes host startedAt finishedAt
-error code { commit dirty remote script command }"""
+error code { commit dirty remote script command } user"""
 VERSION = """project name type index digest size fileCount metadata description aliases state
-createdAt createdBy { id }"""
+createdAt createdBy { id } tags"""
 GRAPH = f"""nodes {{ id kind ref run {{ {RUN} }} artifactVersion {{ {VERSION} }} }}
 edges {{ source target kind run {{ id }} }} truncated root"""
 
@@ -106,6 +106,7 @@ def _run(data: Mapping[str, Any]) -> RunRecord:
         config=data.get("config") or {},
         summary=data.get("summary") or {},
         tags=tuple(data.get("tags") or ()),
+        user=data.get("user"),
         notes=data.get("notes"),
         code=CodeVersion(**code) if code else None,
         host=data.get("host"),
@@ -131,6 +132,7 @@ def _version(data: Mapping[str, Any]) -> VersionRecord:
         created_by=created_by["id"] if created_by else None,
         created_at=_time(data["createdAt"]) or 0.0,
         state=str(data["state"]).lower(),
+        tags=tuple(data.get("tags") or ()),
     )
 
 
@@ -280,6 +282,7 @@ class RemoteService:
         pid: int | None = None,
         run_id: str | None = None,
         started_at: float | None = None,
+        user: str | None = None,  # the server records its token's actor
     ) -> RunRecord:
         variables: dict[str, Any] = {
             "project": project,
@@ -633,6 +636,24 @@ class RemoteService:
         )
         result = data["commitVersion"]
         return _version(result["version"]), bool(result["created"])
+
+    def tag(
+        self,
+        target: str,
+        *,
+        add: Iterable[str] = (),
+        remove: Iterable[str] = (),
+        default_project: str | None = None,
+        actor: str | None = None,  # the server records its token's actor
+    ) -> RunRecord | VersionRecord:
+        data = self.query(
+                "mutation($t: String!, $a: [String!]!, $r: [String!]!, $p: String) {"
+                " tag(target: $t, add: $a, remove: $r, project: $p) {"
+                f" run {{ {RUN} }} version {{ {VERSION} }} }} }}",
+                t=target, a=list(add), r=list(remove), p=default_project,
+            )  # fmt: skip
+        tagged = data["tag"]
+        return _run(tagged["run"]) if tagged["run"] is not None else _version(tagged["version"])
 
     def set_alias(self, ref: str, alias: str, *, actor: str | None = None) -> VersionRecord:
         data = self.query(

@@ -8,6 +8,7 @@ of byte-identical versions, the cycle check, alias uniqueness and the event log.
 from __future__ import annotations
 
 import difflib
+import getpass
 import logging
 import os
 import secrets
@@ -79,6 +80,8 @@ class Service:
 
     def __init__(self, graph: GraphStore, blobs: BlobStore) -> None:
         self.graph = graph
+        # who a change is by when the caller does not say (a server says: its token's actor)
+        self.actor = local_user()
         self.blobs = blobs
         self.traversal = Traversal(graph)
 
@@ -98,7 +101,10 @@ class Service:
         pid: int | None = None,
         run_id: str | None = None,
         started_at: float | None = None,
+        user: str | None = None,
     ) -> RunRecord:
+        """Start a run; ``user`` defaults to this process's OS user (a server passes its
+        token's actor)."""
         check_name(project, "project")
         if job_type is not None:
             check_name(job_type, "job_type")
@@ -126,9 +132,57 @@ class Service:
             host=host,
             pid=pid,
             started_at=started_at or time.time(),
+            user=user or self.actor,
         )
         self.graph.create_run(run)
         return run
+
+    def tag(
+        self,
+        target: str,
+        *,
+        add: Iterable[str] = (),
+        remove: Iterable[str] = (),
+        default_project: str | None = None,
+        actor: str | None = None,
+    ) -> RunRecord | VersionRecord:
+        """Add and remove tags of a run (by id) or a version (by ref), logged in the event
+        log (``tags.changed``, old and new tags, who). A run id wins over a ref that reads
+        the same (``name`` alone is ``name:latest``)."""
+        added = [check_name(t, "tag") for t in add]
+        removed = {check_name(t, "tag") for t in remove}
+        run = self.graph.get_runs([target]).get(target) if ":" not in target else None
+        current: tuple[str, ...]
+        version: VersionRecord | None = None
+        if run is not None:
+            current = run.tags
+        else:
+            version = self.resolve(target, default_project, include_deleted=True)
+            current = version.tags
+        tags = tuple(dict.fromkeys([*(t for t in current if t not in removed), *added]))
+        if len(tags) > MAX_TAGS:
+            raise InvalidInput(f"a record has at most {MAX_TAGS} tags, would have {len(tags)}")
+        owner: RunRecord | VersionRecord = run if run is not None else version  # type: ignore[assignment]
+        event = Event(
+            project=owner.project,
+            target=owner.id,
+            kind="tags.changed",
+            at=time.time(),
+            actor=actor or self.actor,
+            old=list(current),
+            new=list(tags),
+        )
+        if run is not None:
+            if tags == current:
+                return run
+            updated = self.graph.update_run(run.id, {"tags": list(tags)})
+            assert updated is not None
+            self.graph.append_events([event])
+            return updated
+        assert version is not None
+        if tags == current:
+            return version
+        return self.graph.update_version(version.id, {"tags": list(tags)}, [event])
 
     def get_run(self, run_id: str) -> RunRecord:
         run = self.graph.get_runs([run_id]).get(run_id)
@@ -337,7 +391,7 @@ class Service:
         if alias == "latest":
             raise InvalidInput("'latest' moves by itself to the newest version; it cannot be set")
         version = self.resolve(ref)
-        self._move_alias(version, alias, actor=actor)
+        self._move_alias(version, alias, actor=actor or self.actor)
         return self.resolve(version.id)
 
     def _move_alias(self, version: VersionRecord, alias: str, *, actor: str | None) -> None:
@@ -349,7 +403,7 @@ class Service:
             target=version.id,
             kind="alias.moved",
             at=time.time(),
-            actor=actor,
+            actor=actor or self.actor,
             old=None if current is None else {"alias": alias, "version": f"v{current.index}"},
             new={"alias": alias, "version": f"v{version.index}"},
         )
@@ -369,7 +423,7 @@ class Service:
             target=current.id,
             kind="alias.removed",
             at=time.time(),
-            actor=actor,
+            actor=actor or self.actor,
             old={"alias": alias, "version": f"v{current.index}"},
         )
         self.graph.set_alias(project, name, alias, None, event)
@@ -396,7 +450,7 @@ class Service:
                         target=version.id,
                         kind="metadata.updated",
                         at=now,
-                        actor=actor,
+                        actor=actor or self.actor,
                         old=dict(version.metadata),
                         new=new,
                     )
@@ -412,7 +466,7 @@ class Service:
                         target=version.id,
                         kind="description.updated",
                         at=now,
-                        actor=actor,
+                        actor=actor or self.actor,
                         old=version.description,
                         new=description,
                     )
@@ -438,7 +492,7 @@ class Service:
                 target=version.id,
                 kind="version.deleted",
                 at=time.time(),
-                actor=actor,
+                actor=actor or self.actor,
                 old={"aliases": list(version.aliases), "digest": version.digest},
             ),
         )
@@ -741,6 +795,14 @@ def relog_offer(
 
 def _current(version: VersionRecord, key: str) -> Any:
     return dict(version.metadata) if key == "metadata" else version.description
+
+
+def local_user() -> str | None:
+    """This process's OS user, what a local change records as its actor."""
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError, ImportError):
+        return None
 
 
 def process_alive(pid: int) -> bool:

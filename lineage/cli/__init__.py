@@ -10,6 +10,7 @@ from lineage.cli import (  # noqa: F401  (verbs)
     graphs,
     runs,
     serve,
+    tags,
     transfer,
 )
 from lineage.cli.main import cli, main

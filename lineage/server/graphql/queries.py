@@ -8,6 +8,7 @@ import strawberry
 
 from lineage.errors import NotFound
 from lineage.filters import literal as quoted
+from lineage.filters import parse
 from lineage.names import check_name
 from lineage.server.graphql.find import found_runs, found_versions
 from lineage.server.graphql.graphs import Direction, LineageGraph, lineage_graph
@@ -93,7 +94,10 @@ class Query:
         check_name(project, "project")
         if filter is None and order_by is None:
             return await run_page(info, project, job_type, state, first, after)
-        parts = [f"({filter})"] if filter is not None else []
+        parts = []
+        if filter is not None:
+            parse(filter, "runs")  # refused as the caller wrote it, columns and all
+            parts.append(f"({filter})")
         if job_type is not None:
             parts.append(f"job_type = {quoted(job_type)}")
         if state is not None:

@@ -3,9 +3,11 @@
 A node keeps ``config``, ``summary`` and ``metadata`` as JSON text (the codec's one encoding),
 which Cypher cannot look into without APOC. So each scalar leaf is also written, when the
 record is written, as a property of its own named by its path: ``config.lr``,
-``summary.eval.accuracy``, ``metadata.epochs`` (:func:`flat_props`). A filter reads them by
-dynamic property access, ``r[$k0] < $v0``, so the key is a parameter like every value and no
-text the user wrote ever enters the query. Only string, boolean, integer (64-bit) and finite
+``summary.eval.accuracy``, ``metadata.epochs`` (:func:`flat_props`), with a range index per
+key (:func:`index_query`, created by the store the first time a record has that key). A
+filter names the property, ``r.`config.lr` < $f0``, so the planner seeks that index; the key
+is checked against the filter language's key pattern first, and every value is a parameter.
+Only string, boolean, integer (64-bit) and finite
 or infinite float leaves are kept (a NaN is no value, as in SQLite), under keys that the filter
 language can name; lists and nulls are not.
 
@@ -23,7 +25,7 @@ from typing import Any, LiteralString
 
 from lineage.filters import JSON_FIELDS, And, Compare, Filter, Not, Or, Order
 
-__all__ = ["FLAT_PREFIXES", "flat_props", "order_cypher", "where_cypher"]
+__all__ = ["FLAT_PREFIXES", "flat_props", "index_query", "order_cypher", "prop", "where_cypher"]
 
 FLAT_PREFIXES = tuple(f"{d}." for target in JSON_FIELDS.values() for d in target)
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
@@ -52,6 +54,26 @@ def _flatten(prefix: str, value: Any, found: dict[str, Any]) -> None:
         found[prefix] = value + 0.0  # -0.0 is 0.0 (Neo4j would sort it below 0)
 
 
+def prop(var: str, key: str) -> str:
+    """``var.`config.lr```: a flattened property by name. Keys are checked against the
+    filter language's key pattern (letters, digits, ``_``, ``-``, dot-joined) before they
+    get here; a backtick can never be one of them. Named in the text, not as ``var[$k]``,
+    so that the planner can seek the property's range index (:func:`index_query`)."""
+    if not all(_KEY.fullmatch(part) for part in key.split(".")):
+        raise ValueError(f"not a flattened key: {key!r}")
+    return f"{var}.`{key}`"
+
+
+def index_query(label: str, key: str) -> str:
+    """The range index of one flattened property (created once a record has that key)."""
+    if label not in ("Run", "ArtifactVersion"):
+        raise ValueError(f"no flattened properties on {label!r}")
+    return (
+        f"CREATE RANGE INDEX `flat {label} {key}` IF NOT EXISTS "
+        f"FOR (n:{label}) ON ({prop('n', key)})"
+    )
+
+
 class _Builder:
     def __init__(self, var: str, columns: Mapping[str, str]) -> None:
         self.var = var
@@ -63,14 +85,17 @@ class _Builder:
         self.params[name] = value
         return "$" + name
 
-    def compile(self, where: Filter) -> str:
+    def compile(self, where: Filter, negated: bool = False) -> str:
+        # Outside a ``not``, a null comparison already counts as false (WHERE, AND, OR treat
+        # it so) and the bare predicate lets the planner seek an index; under one, null
+        # must become false first.
         if isinstance(where, And):
-            return "(" + " AND ".join(self.compile(p) for p in where.parts) + ")"
+            return "(" + " AND ".join(self.compile(p, negated) for p in where.parts) + ")"
         if isinstance(where, Or):
-            return "(" + " OR ".join(self.compile(p) for p in where.parts) + ")"
+            return "(" + " OR ".join(self.compile(p, negated) for p in where.parts) + ")"
         if isinstance(where, Not):
-            return f"(NOT {self.compile(where.part)})"
-        return f"coalesce({self.leaf(where)}, false)"
+            return f"(NOT {self.compile(where.part, True)})"
+        return f"coalesce({self.leaf(where)}, false)" if negated else f"({self.leaf(where)})"
 
     def leaf(self, where: Compare) -> str:
         field = where.field
@@ -88,10 +113,9 @@ class _Builder:
             if wanted != given:
                 return "false"
             return self.compare(self.columns[field.attribute], where)
-        key = f"{field.document}." + ".".join(field.path)
-        value = f"{self.var}[{self.param(key)}]"
+        value = prop(self.var, f"{field.document}." + ".".join(field.path))
         kind = "number" if where.kind == "time" else where.kind
-        return f"({value} IS :: {_TYPES[kind]} AND {self.compare(value, where)})"
+        return f"{self.compare(value, where)} AND {value} IS :: {_TYPES[kind]}"
 
     def compare(self, expression: str, where: Compare) -> str:
         if where.op == "in":
@@ -110,7 +134,7 @@ class _Builder:
                 f"CASE WHEN {column} IS NULL THEN 2 ELSE {first} END",
                 f"coalesce({column}, 0)",
             )
-        value = f"{self.var}[{self.param(f'{field.document}.' + '.'.join(field.path))}]"
+        value = prop(self.var, f"{field.document}." + ".".join(field.path))
         # a type predicate holds for null too (types are nullable): null is tested first
         rank = (
             f"CASE WHEN {value} IS NULL THEN 2 WHEN {value} IS :: INTEGER | FLOAT THEN 0 "

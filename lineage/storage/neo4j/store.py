@@ -84,7 +84,13 @@ from lineage.storage.neo4j.cypher import (
     walk_query,
     walk_records_query,
 )
-from lineage.storage.neo4j.filter import flat_props, order_cypher, where_cypher
+from lineage.storage.neo4j.filter import (
+    FLAT_PREFIXES,
+    flat_props,
+    index_query,
+    order_cypher,
+    where_cypher,
+)
 from lineage.traversal import derived_triples
 
 __all__ = ["Neo4jGraphStore"]
@@ -94,6 +100,8 @@ logger = logging.getLogger(__name__)
 _UNAVAILABLE = (ServiceUnavailable, SessionExpired, ConnectionPoolError, DatabaseUnavailable)
 # ids per lookup query: bounds the list the server builds for one answer
 _LOOKUP = 20_000
+# flattened keys given a range index, per label (lineage.storage.neo4j.filter)
+MAX_FLAT_INDEXES = 200
 # up to this many ids, get_versions is one query (resolving a ref: one round trip, not two)
 _FEW = 16
 T = TypeVar("T")
@@ -180,6 +188,27 @@ class Neo4jGraphStore:
             if missing:
                 session.execute_read(_consume, "CALL db.awaitIndexes(300)")
             session.execute_write(_flatten_all)
+            self._indexed = {
+                name for name in session.execute_read(existing) if name.startswith("flat ")
+            }
+
+    def _index_flat(self, label: str, rows: Iterable[Mapping[str, Any]]) -> None:
+        """Create the range index of each flattened key these rows have and none had
+        before (``MAX_FLAT_INDEXES`` a label at most: past them a filter scans)."""
+        keys = {k for row in rows for k in row if k.startswith(FLAT_PREFIXES)}
+        new = sorted(k for k in keys if f"flat {label} {k}" not in self._indexed)
+        if not new:
+            return
+        held = sum(1 for name in self._indexed if name.startswith(f"flat {label} "))
+        with self._session() as session:
+            for key in new[: max(0, MAX_FLAT_INDEXES - held)]:
+                query: LiteralString = index_query(label, key)
+                try:
+                    session.execute_write(_consume, query)
+                except ClientError as exc:
+                    if "AlreadyExists" not in (exc.code or ""):
+                        raise
+                self._indexed.add(f"flat {label} {key}")
 
     def _session(self) -> neo4j.Session:
         return self._driver.session(database=self._database, bookmark_manager=self._bookmarks)
@@ -222,10 +251,14 @@ class Neo4jGraphStore:
     def create_run(self, run: RunRecord) -> None:
         rows = [run_props(run)]
         self._write(lambda tx: merge_runs(tx, rows))
+        self._index_flat("Run", rows)
 
     def update_run(self, run_id: str, changes: Mapping[str, Any]) -> RunRecord | None:
         props = codec.encode_run_changes(changes)
         flat = {d: flat_props(d, changes[d]) for d in ("config", "summary") if d in changes}
+
+        if flat:
+            self._index_flat("Run", flat.values())
 
         def work(tx: neo4j.ManagedTransaction) -> RunRecord | None:
             for document, values in flat.items():
@@ -407,7 +440,9 @@ class Neo4jGraphStore:
             ).single(strict=True)
             return codec.decode_versions(row["rows"])[0], True
 
-        return self._write(work)
+        committed = self._write(work)
+        self._index_flat("ArtifactVersion", [flat_props("metadata", new.metadata)])
+        return committed
 
     def get_versions(self, ids: Collection[str]) -> dict[str, VersionRecord]:
         if len(ids) <= _FEW:  # one query, its artifact looked up per version
@@ -513,6 +548,8 @@ class Neo4jGraphStore:
         props = codec.encode_version_changes(changes)
         rows = event_rows(events)
         flat = flat_props("metadata", changes["metadata"]) if "metadata" in changes else None
+        if flat:
+            self._index_flat("ArtifactVersion", [flat])
 
         def work(tx: neo4j.ManagedTransaction) -> VersionRecord:
             if flat is not None:
@@ -708,6 +745,8 @@ class Neo4jGraphStore:
         # Each batch is idempotent, so an import cut short is completed by running it again.
         counts = {"runs": 0, "artifacts": 0, "versions": 0, "edges": 0, "events": 0}
         run_rows = [run_props(run) for run in unique(runs, lambda run: run.id)]
+        self._index_flat("Run", run_rows)
+        self._index_flat("ArtifactVersion", [flat_props("metadata", v.metadata) for v in versions])
         for chunk in chunks(run_rows):
             counts["runs"] += self._write(partial(merge_runs, rows=chunk, imported=True))
         artifact_rows = [artifact_props(a) for a in unique(artifacts, lambda a: a.key)]
