@@ -9,13 +9,21 @@ from typing import Any
 from lineage.client import Client
 from lineage.errors import InvalidRef
 from lineage.filters import literal, parse
+from lineage.moments import parse_time
 from lineage.protocol import LineageService
 from lineage.records import ArtifactRecord, Event, RunRecord, Subgraph
 from lineage.service import GcReport
 from lineage.versions import ArtifactVersion
 from lineage.view import Mode, View, ask
 
-__all__ = ["Api"]
+__all__ = ["Api", "at"]
+
+
+def at(ref: str, as_of: str | float | None) -> str:
+    """``ref`` as of a time: ``REF@SECONDS`` (a ref that has its ``@TIME`` keeps it)."""
+    if as_of is None or "@" in ref:
+        return ref
+    return f"{ref}@{parse_time(as_of)!r}"
 
 
 class Api:
@@ -50,8 +58,10 @@ class Api:
                 return projects[0]
         return self._project
 
-    def artifact_version(self, ref: str) -> ArtifactVersion:
-        return ArtifactVersion(self.service.resolve(ref, self.project), self._client)
+    def artifact_version(self, ref: str, as_of: str | float | None = None) -> ArtifactVersion:
+        """The version ``ref`` names; with ``as_of`` (a time: ISO, ``"2 days ago"``, epoch
+        seconds; or ``REF@TIME``) the one it named then, as it was then."""
+        return ArtifactVersion(self.service.resolve(at(ref, as_of), self.project), self._client)
 
     __call__ = artifact_version
 
@@ -121,15 +131,32 @@ class Api:
         joined = " and ".join(parts) or None
         return self.service.find_runs(project, filter=joined, order_by=order_by)
 
-    def lineage(self, ref: str, direction: str = "upstream", depth: int | None = 20) -> Subgraph:
-        """Runs and versions upstream (how it was made) or downstream (what it fed) of a node."""
-        return self.service.lineage(ref, direction, depth, default_project=self.project)
+    def lineage(
+        self,
+        ref: str,
+        direction: str = "upstream",
+        depth: int | None = 20,
+        as_of: str | float | None = None,
+    ) -> Subgraph:
+        """Runs and versions upstream (how it was made) or downstream (what it fed) of a node;
+        with ``as_of``, only what existed then, each as it was then (:mod:`lineage.history`)."""
+        return self.service.lineage(at(ref, as_of), direction, depth, default_project=self.project)
 
-    def tree(self, ref: str, depth: int | None = 20) -> Subgraph:
+    def tree(self, ref: str, depth: int | None = 20, as_of: str | float | None = None) -> Subgraph:
         """The derivation tree under a version: version -> version edges labelled by run."""
-        return self.service.tree(ref, depth, default_project=self.project)
+        return self.service.tree(at(ref, as_of), depth, default_project=self.project)
 
-    def view(self, ref: str, mode: Mode = "upstream", depth: int | None = 20) -> View:
+    def alias_history(self, ref: str) -> list[Event]:
+        """Every move of an alias (``policy:production``), oldest first."""
+        return self.service.alias_history(ref, self.project)
+
+    def view(
+        self,
+        ref: str,
+        mode: Mode = "upstream",
+        depth: int | None = 20,
+        as_of: str | float | None = None,
+    ) -> View:
         """The answer with every node's state and label, as every surface shows it.
 
         ``mode`` is ``upstream``, ``downstream``, ``both`` or ``tree``.
@@ -137,7 +164,7 @@ class Api:
         >>> v = api.view("policy:v0", "tree", depth=2)
         >>> sorted(v.dead_ends), sorted(v.truncated), sorted(v.deleted)
         """
-        return ask(self, ref, mode, depth)
+        return ask(self, at(ref, as_of), mode, depth)
 
     def path(self, source: str, target: str) -> Subgraph | None:
         return self.service.path(source, target, default_project=self.project)

@@ -191,6 +191,10 @@ class LineageService(Protocol):
     def delete_version(
         self, ref: str, *, force: bool = False, actor: str | None = None
     ) -> VersionRecord: ...
+    def alias_history(self, ref: str, default_project: str | None = None) -> list[Event]:
+        """Every move of an alias (``name:production``), oldest first."""
+        ...
+
     def events(self, ref: str, default_project: str | None = None) -> list[Event]:
         """The event log of a version (``name:v3``) or of a whole artifact (``name``)."""
         ...

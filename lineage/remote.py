@@ -24,6 +24,7 @@ from lineage import errors
 from lineage.cursors import cursor as make_cursor
 from lineage.errors import InvalidInput, LineageError, StoreUnavailable
 from lineage.filters import parse_order
+from lineage.history import alias_moves
 from lineage.manifest import Manifest, read_manifest
 from lineage.names import Ref, json_value, parse_ref
 from lineage.records import (
@@ -702,6 +703,13 @@ class RemoteService:
             force=force,
         )
         return _version(data["deleteVersion"])
+
+    def alias_history(self, ref: str, default_project: str | None = None) -> list[Event]:
+        parsed = parse_ref(ref, default_project)
+        if parsed.alias is None:
+            raise InvalidInput(f"{parsed} is not an alias ref (name:alias)", ref=ref)
+        events = self.events(f"{parsed.project}/{parsed.name}")
+        return alias_moves(events, parsed.alias)
 
     def events(self, ref: str, default_project: str | None = None) -> list[Event]:
         parsed = parse_ref(ref, default_project)

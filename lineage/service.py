@@ -7,6 +7,7 @@ of byte-identical versions, the cycle check, alias uniqueness and the event log.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import getpass
 import logging
@@ -19,6 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from lineage import history
 from lineage.errors import (
     AliasedVersion,
     Conflict,
@@ -32,6 +34,7 @@ from lineage.errors import (
 from lineage.filters import Target, order_key, parse, parse_order
 from lineage.hashing import check_digest
 from lineage.manifest import Manifest, manifest_digests, read_manifest
+from lineage.moments import parse_time, shown
 from lineage.names import Ref, check_alias, check_json, check_name, parse_ref
 from lineage.records import (
     PRODUCED,
@@ -47,7 +50,13 @@ from lineage.records import (
 from lineage.storage.blobs import BlobStore
 from lineage.storage.graph import Direction, GraphStore, NewVersion
 from lineage.storage.local import LocalBlobStore
-from lineage.traversal import Traversal, check_depth, check_direction
+from lineage.traversal import (
+    Traversal,
+    check_depth,
+    check_direction,
+    derived_answer,
+    derived_triples,
+)
 
 __all__ = ["GcReport", "Service", "find_key"]
 
@@ -248,6 +257,8 @@ class Service:
     ) -> VersionRecord:
         """The version a ref names; a deleted version only with ``include_deleted``."""
         parsed = ref if isinstance(ref, Ref) else parse_ref(ref, default_project)
+        if parsed.as_of is not None:
+            return self._resolve_then(parsed, parsed.as_of, include_deleted=include_deleted)
         if parsed.index is not None:
             found = self.graph.get_versions([str(parsed)]).get(str(parsed))
         else:
@@ -256,6 +267,35 @@ class Service:
         if found is None or (found.state != "committed" and not include_deleted):
             raise VersionNotFound(self._not_found(parsed), ref=str(parsed))
         return found
+
+    def _resolve_then(self, ref: Ref, at: float, *, include_deleted: bool) -> VersionRecord:
+        """The version ``ref`` named at ``at``, as it was then (:mod:`lineage.history`)."""
+        plain = dataclasses.replace(ref, as_of=None)
+        when = shown(at)
+        if ref.alias is not None:
+            found = history.alias_target(self.graph, ref.project, ref.name, ref.alias, at)
+            if found is None:
+                raise VersionNotFound(f"{plain} named no version at {when}", ref=str(plain))
+        else:
+            now = self.graph.get_versions([str(plain)]).get(str(plain))
+            versions = self.graph.list_versions(ref.project, ref.name, include_deleted=True)
+            events = self.graph.events(ref.project, target_prefix=f"{ref.project}/{ref.name}:")
+            found = None if now is None else history.version_then(now, at, events, versions)
+            if found is None:
+                raise VersionNotFound(f"{plain} did not exist at {when}", ref=str(plain))
+        if found.state != "committed" and not include_deleted:
+            raise VersionNotFound(f"{found.ref} was deleted at {when}", ref=found.ref)
+        return found
+
+    def alias_history(self, ref: str, default_project: str | None = None) -> list[Event]:
+        """Every move of an alias (``name:production``): moved, removed, or dropped with
+        its version's deletion, oldest first."""
+        parsed = parse_ref(ref, default_project)
+        if parsed.alias is None:
+            raise InvalidInput(f"{parsed} is not an alias ref (name:alias)", ref=ref)
+        if self.graph.get_artifact(parsed.project, parsed.name) is None:
+            raise VersionNotFound(self._not_found(parsed), ref=ref)
+        return history.alias_events(self.graph, parsed.project, parsed.name, parsed.alias)
 
     def latest(self, project: str, name: str) -> VersionRecord | None:
         """The newest live version of an artifact (its ``latest`` alias), or None."""
@@ -640,9 +680,14 @@ class Service:
     def node_id(self, start: str, default_project: str | None = None) -> tuple[str, str]:
         """Resolve a ref or a run id to ``(node id, kind)``; a deleted version too (its
         lineage stays)."""
-        if ":" not in start and "/" not in start:
-            if self.graph.get_runs([start]):
-                return start, "run"
+        bare = start.partition("@")[0]
+        if ":" not in bare and "/" not in bare:
+            run = self.graph.get_runs([bare]).get(bare)
+            if run is not None:
+                at = _as_of(start)
+                if at is not None and run.started_at > at:
+                    raise RunNotFound(f"run {bare} had not started at {shown(at)}", run_id=bare)
+                return bare, "run"
             if default_project is None:
                 try:
                     parse_ref(start, default_project)
@@ -661,9 +706,13 @@ class Service:
         default_project: str | None = None,
     ) -> Subgraph:
         """Runs and versions upstream, downstream or both ways of a version or run."""
-        check_direction(direction)
+        ways = check_direction(direction)
         depth = check_depth(depth)
         node, _ = self.node_id(start, default_project)
+        at = _as_of(start)
+        if at is not None:  # the graph as it was (lineage.history)
+            hops = None if depth is None else 2 * depth - (0 if ":" in node else 1)
+            return history.walk_then(self.graph, node, ways, hops, at)
         return self.traversal.lineage(node, direction, depth)
 
     def impact(self, ref: str, *, default_project: str | None = None) -> Subgraph:
@@ -679,6 +728,20 @@ class Service:
         node, kind = self.node_id(ref, default_project)
         if kind != "artifact_version":
             raise InvalidInput(f"a derivation tree starts at a version, not run {ref!r}")
+        at = _as_of(ref)
+        if at is not None:
+            walked = history.walk_then(
+                self.graph,
+                node,
+                check_direction("downstream"),
+                None if depth is None else 2 * depth,
+                at,
+            )
+            rows = [(e.source, e.target, e.kind) for e in walked.edges]
+            versions = {n.id: n.version for n in walked.nodes if n.version is not None}
+            return derived_answer(
+                versions, derived_triples(rows), truncated=walked.truncated, root=node
+            )
         return self.traversal.tree(node, depth)
 
     def path(
@@ -725,6 +788,13 @@ class Service:
             temps_removed=temps,
             temp_bytes=temp_bytes,
         )
+
+
+def _as_of(ref: str) -> float | None:
+    """The time of ``REF@TIME`` (or ``RUN@TIME``), None without one."""
+    if "@" not in ref:
+        return None
+    return parse_time(ref.partition("@")[2])
 
 
 def find_key(order_by: str | None, record: RunRecord | VersionRecord) -> list[Any]:

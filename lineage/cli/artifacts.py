@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from lineage.cli.main import Context, cli, errors, pass_ctx, run_label, size, when
+from lineage.names import parse_ref
 
 
 @cli.command("ls")
@@ -36,11 +37,12 @@ def ls(ctx: Context, type_: str | None) -> None:
 @cli.command()
 @click.argument("ref")
 @click.option("--files/--no-files", default=True, help="List the version's files.")
+@click.option("--as-of", help='The version the ref named then (ISO time or "2 days ago").')
 @pass_ctx
 @errors
-def show(ctx: Context, ref: str, files: bool) -> None:
+def show(ctx: Context, ref: str, files: bool, as_of: str | None = None) -> None:
     """Show one version: digest, size, aliases, metadata, producing and consuming runs."""
-    version = ctx.api.artifact_version(ref)
+    version = ctx.api.artifact_version(ref, as_of)
     record = version.record
     click.echo(f"{record.ref}  ({record.type})")
     click.echo(f"  digest       {record.digest}")
@@ -88,8 +90,13 @@ def verify(ctx: Context, ref: str) -> None:
 @pass_ctx
 @errors
 def log_cmd(ctx: Context, ref: str) -> None:
-    """The event log of a version (name:vN) or a whole artifact (name)."""
-    events = ctx.api.events(ref)
+    """The event log of a version (name:vN) or a whole artifact (name); of an alias
+    (name:production), its history of moves."""
+    parsed = parse_ref(ref, ctx.api.project)
+    if parsed.alias is not None and ":" in ref and parsed.alias != "latest":
+        events = ctx.api.alias_history(ref)
+    else:
+        events = ctx.api.events(ref)
     if not events:
         click.echo("no events")
     for event in events:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from lineage.api import at
 from lineage.cli.main import Context, cli, errors, pass_ctx, size
 from lineage.errors import InvalidInput
 from lineage.text import print_view
@@ -33,11 +34,14 @@ def _show(view: View, as_json: bool) -> None:
 @click.option(
     "--json", "as_json", is_flag=True, help="Print nodes (with states) and edges as JSON."
 )
+@click.option("--as-of", help='Only what existed then, as it was (ISO time or "2 days ago").')
 @pass_ctx
 @errors
-def lineage_cmd(ctx: Context, ref: str, direction: Mode, depth: int, as_json: bool) -> None:
+def lineage_cmd(
+    ctx: Context, ref: str, direction: Mode, depth: int, as_json: bool, as_of: str | None = None
+) -> None:
     """Runs and versions upstream or downstream of a version (or run id)."""
-    _show(ask(ctx.api, ref, direction, depth), as_json)
+    _show(ask(ctx.api, at(ref, as_of), direction, depth), as_json)
 
 
 @cli.command()
@@ -46,12 +50,13 @@ def lineage_cmd(ctx: Context, ref: str, direction: Mode, depth: int, as_json: bo
 @click.option(
     "--json", "as_json", is_flag=True, help="Print nodes (with states) and edges as JSON."
 )
+@click.option("--as-of", help='Only what existed then, as it was (ISO time or "2 days ago").')
 @pass_ctx
 @errors
-def tree(ctx: Context, ref: str, depth: int, as_json: bool) -> None:
+def tree(ctx: Context, ref: str, depth: int, as_json: bool, as_of: str | None = None) -> None:
     """The derivation tree under a version (version -> version, labelled by run), with dead
     ends, truncated and deleted versions marked."""
-    _show(ask(ctx.api, ref, "tree", depth), as_json)
+    _show(ask(ctx.api, at(ref, as_of), "tree", depth), as_json)
 
 
 SUFFIXES = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot", ".gv": "dot"}

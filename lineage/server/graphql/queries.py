@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 
 import strawberry
@@ -29,6 +30,15 @@ from lineage.server.graphql.types import (
 __all__ = ["Query"]
 
 
+def _at(ref: str, as_of: datetime | None) -> str:
+    """``ref`` as of ``asOf``: ``REF@SECONDS`` (lineage.history answers it)."""
+    if as_of is None:
+        return ref
+    if as_of.tzinfo is None:
+        as_of = as_of.replace(tzinfo=UTC)
+    return f"{ref.partition('@')[0]}@{as_of.timestamp()!r}"
+
+
 @strawberry.type
 class Query:
     @field("Every project, by name.")
@@ -43,9 +53,14 @@ class Query:
             raise NotFound(f"no project {name!r}", project=name)
         return Project(name=name)
 
-    @field("A version by ref: project/name:v3 or project/name:alias.")
-    async def artifact_version(self, info: Info, ref: str) -> ArtifactVersion | None:
-        return ArtifactVersion(record=await info.context.loaders.version(ref))
+    @field(
+        "A version by ref: project/name:v3 or project/name:alias; with `asOf` (or a ref "
+        "ending @TIME) the one it named then, as it was then."
+    )
+    async def artifact_version(
+        self, info: Info, ref: str, as_of: datetime | None = None
+    ) -> ArtifactVersion | None:
+        return ArtifactVersion(record=await info.context.loaders.version(_at(ref, as_of)))
 
     @strawberry.field
     async def artifact(self, info: Info, project: str, name: str) -> Artifact | None:
@@ -133,20 +148,23 @@ class Query:
         ref: str,
         direction: Direction = Direction.UPSTREAM,
         depth: int = 20,
+        as_of: datetime | None = None,
     ) -> LineageGraph:
         context = info.context
         depth = context.limits.depth(depth)
-        found = await call(context.service.lineage, ref, direction.value, depth)
+        found = await call(context.service.lineage, _at(ref, as_of), direction.value, depth)
         return lineage_graph(found, context, direction.value, depth)
 
     @field(
         "The version-to-version view under a version: an edge a -> b (DERIVED) "
         "for each run that consumed a and produced b. Fine-tuning stages and model surgery."
     )
-    async def derivation_tree(self, info: Info, ref: str, depth: int = 20) -> LineageGraph:
+    async def derivation_tree(
+        self, info: Info, ref: str, depth: int = 20, as_of: datetime | None = None
+    ) -> LineageGraph:
         context = info.context
         depth = context.limits.depth(depth)
-        found = await call(context.service.tree, ref, depth)
+        found = await call(context.service.tree, _at(ref, as_of), depth)
         return lineage_graph(found, context, "tree", depth)
 
     @field(
