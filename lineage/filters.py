@@ -97,6 +97,8 @@ ATTRIBUTES: dict[Target, dict[str, tuple[str, Kind]]] = {
         "created": ("created_at", "time"),
     },
 }
+# record attributes that may be None (every other one always has a value)
+NULLABLE = frozenset({"job_type", "user", "host", "finished_at", "description"})
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 _ORDERING = ("<", "<=", ">", ">=")
 

@@ -214,7 +214,8 @@ def test_every_filter_answers_as_python_evaluates_it(loaded) -> None:  # type: i
 
     check()
     # the generated filters were not all trivially empty or full
-    assert sum(1 for n in seen_matches if 0 < n < 30) > len(seen_matches) // 4
+    assert sum(1 for n in seen_matches if n > 0) >= len(seen_matches) // 4
+    assert any(0 < n < 30 for n in seen_matches)
 
 
 @pytest.mark.neo4j

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from lineage.filters import And, Compare, Field, Filter, Not, Or, Order
+from lineage.filters import NULLABLE, And, Compare, Field, Filter, Not, Or, Order
 
 __all__ = ["Columns", "order_sql", "where_sql"]
 
@@ -115,11 +115,15 @@ def _compare(expression: str, where: Compare, params: list[Any]) -> str:
 def order_sql(order: Order, columns: Columns) -> tuple[str, str, list[Any]]:
     """``(rank, value, params)``: the SQL of a row's rank (0 numbers and times, 1 strings,
     2 the rest) and of its value within the rank (0 for rank 2), as :func:`lineage.filters.
-    order_key` ranks them. ``params`` fill the rank's then the value's placeholders."""
+    order_key` ranks them. ``params`` fill the rank's then the value's placeholders. For a
+    column that always has a value the rank is a constant (a digit) and the value the bare
+    column, so that an index on it can serve the order."""
     field: Field = order.field
     if field.attribute is not None:
         column = columns[field.attribute]
         first = 0 if field.kind in ("number", "time") else 1
+        if field.attribute not in NULLABLE:  # one rank: the column orders (and an index)
+            return str(first), column, []
         return (
             f"(CASE WHEN {column} IS NULL THEN 2 ELSE {first} END)",
             f"coalesce({column}, 0)",

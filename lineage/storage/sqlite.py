@@ -70,6 +70,7 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 CREATE INDEX IF NOT EXISTS runs_project ON runs (project, id);
 CREATE INDEX IF NOT EXISTS runs_state ON runs (state);
+CREATE INDEX IF NOT EXISTS runs_started ON runs (started_at, id);
 CREATE TABLE IF NOT EXISTS artifacts (
     project TEXT NOT NULL,
     name TEXT NOT NULL,
@@ -96,6 +97,7 @@ CREATE TABLE IF NOT EXISTS versions (
     UNIQUE (project, name, idx)
 );
 CREATE INDEX IF NOT EXISTS versions_digest ON versions (project, name, digest);
+CREATE INDEX IF NOT EXISTS versions_created ON versions (created_at, id);
 CREATE TABLE IF NOT EXISTS aliases (
     project TEXT NOT NULL,
     name TEXT NOT NULL,
@@ -844,14 +846,26 @@ class SQLiteGraphStore:
             clauses.append(sql)
             params += where_params
         way = "DESC" if order.descending else ""
-        if after is not None:
-            clauses.append(f"({rank}, {value}, {id_column}) {'<' if way else '>'} (?, ?, ?)")
-            params += [*order_params, *after]
+        beyond = "<" if way else ">"
+        if rank.isdigit():  # one rank (lineage.storage.sqlfilter.order_sql): the column alone
+            if after is not None:
+                if after[0] != int(rank):  # a key of another rank: all rows or none beyond it
+                    clauses.append("1" if (after[0] < int(rank)) != bool(way) else "0")
+                else:
+                    clauses.append(f"({value}, {id_column}) {beyond} (?, ?)")
+                    params += [after[1], after[2]]
+            ordering = f"{value} {way}, {id_column} {way}"
+        else:
+            if after is not None:
+                clauses.append(f"({rank}, {value}, {id_column}) {beyond} (?, ?, ?)")
+                params += [*order_params, *after]
+            ordering = f"{rank} {way}, {value} {way}, {id_column} {way}"
+            params += order_params
         text = (
             f"{select} FROM {table} {'WHERE ' + ' AND '.join(clauses) if clauses else ''} "
-            f"ORDER BY {rank} {way}, {value} {way}, {id_column} {way} LIMIT ?"
+            f"ORDER BY {ordering} LIMIT ?"
         )
-        params += [*order_params, -1 if limit is None else limit]
+        params.append(-1 if limit is None else limit)
         return self._db().execute(text, params).fetchall()
 
 

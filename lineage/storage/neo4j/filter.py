@@ -23,7 +23,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, LiteralString
 
-from lineage.filters import JSON_FIELDS, And, Compare, Filter, Not, Or, Order
+from lineage.filters import JSON_FIELDS, NULLABLE, And, Compare, Filter, Not, Or, Order
 
 __all__ = ["FLAT_PREFIXES", "flat_props", "index_query", "order_cypher", "prop", "where_cypher"]
 
@@ -130,6 +130,8 @@ class _Builder:
         if field.attribute is not None:
             column = self.columns[field.attribute]
             first = 0 if field.kind in ("number", "time") else 1
+            if field.attribute not in NULLABLE:
+                return str(first), column
             return (
                 f"CASE WHEN {column} IS NULL THEN 2 ELSE {first} END",
                 f"coalesce({column}, 0)",

@@ -990,11 +990,23 @@ def _find_query(
     if where is not None:
         query += " AND " + where_cypher(where, var, columns, params)
     rank, value = order_cypher(order, var, columns, params)
-    query += f" WITH {var}, {rank} AS rk, {value} AS vl"
     way: LiteralString = " DESC" if order.descending else ""
+    beyond: LiteralString = "<" if order.descending else ">"
+    if rank.isdigit():  # one rank: the property alone orders (lineage.storage.sqlfilter)
+        if after is not None:
+            if after[0] != int(rank):
+                query += " AND true" if (after[0] < int(rank)) != bool(way) else " AND false"
+            else:
+                params.update(a_value=after[1], a_id=after[2])
+                query += (
+                    f" AND ({value} {beyond} $a_value OR "
+                    f"({value} = $a_value AND {var}.id {beyond} $a_id))"
+                )
+        query += f" WITH {var} ORDER BY {value}{way}, {var}.id{way}" + limit_clause(limit)
+        return query, params
+    query += f" WITH {var}, {rank} AS rk, {value} AS vl"
     if after is not None:
         params.update(a_rank=after[0], a_value=after[1], a_id=after[2])
-        beyond: LiteralString = "<" if order.descending else ">"
         query += (
             f" WHERE rk {beyond} $a_rank OR (rk = $a_rank AND (vl {beyond} $a_value "
             f"OR (vl = $a_value AND {var}.id {beyond} $a_id)))"
