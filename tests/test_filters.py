@@ -284,3 +284,23 @@ def test_bad_filters_say_where_and_what_was_expected(text: str, message: str) ->
         parse(text, "runs")
     assert str(caught.value).startswith(message), str(caught.value)
     assert caught.value.exit_code == 2
+
+
+@pytest.mark.neo4j
+def test_a_neo4j_store_from_before_the_flattened_properties_is_filled_in(neo4j_server) -> None:  # type: ignore[no-untyped-def]
+    """Records written without the flattened properties (an older lineage) get them when
+    the store is next opened, and filters see them."""
+    import neo4j
+
+    neo4j_server.wipe()
+    store = open_graph(neo4j_server.uri)
+    store.import_records(runs=[RunRecord(id="old1", project="p", name="n", config={"lr": 1e-5})])
+    store.close()
+    auth = (neo4j_server.user, neo4j_server.password) if neo4j_server.user else None
+    with neo4j.GraphDatabase.driver(neo4j_server.uri, auth=auth) as driver:
+        driver.execute_query("MATCH (r:Run) REMOVE r.`config.lr`")
+        driver.execute_query("MATCH (c:Counter {name: 'flattened'}) DELETE c")
+    where, order = parse("config.lr < 1e-4", "runs"), parse_order("created", "runs")
+    reopened = open_graph(neo4j_server.uri)
+    assert [r.id for r in reopened.find_runs("p", where, order)] == ["old1"]
+    reopened.close()
