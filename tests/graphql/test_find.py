@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from serving import Server
 
-from lineage.records import RunRecord, VersionRecord
+from lineage.records import Edge, Event, RunRecord, VersionRecord
 from lineage.service import Service
 
 pytestmark = pytest.mark.anyio
@@ -87,3 +87,36 @@ async def test_tag_mutation_records_the_token(
         'mutation { createRun(project: "p", jobType: "t") { id user } }', token=tokens["write"]
     )
     assert created["createRun"]["user"] == f"token:{token_id}"
+
+
+async def test_as_of_arguments(server: Server, service: Service) -> None:
+    """``asOf`` on artifactVersion and lineage: the alias where the event log left it then,
+    and only what existed then."""
+    _history(service)  # versions p/m:v0..v3 created at 200..203
+    service.graph.add_edges(
+        [Edge(source="r0", target="p/m:v0", kind="produced"),
+         Edge(source="p/m:v0", target="r1", kind="consumed_by"),
+         Edge(source="r1", target="p/m:v3", kind="produced")]
+    )  # fmt: skip
+    service.graph.append_events(
+        [Event(project="p", target="p/m:v1", kind="alias.moved", at=201.5,
+               new={"alias": "production", "version": "v1"}),
+         Event(project="p", target="p/m:v3", kind="alias.moved", at=203.5,
+               old={"alias": "production", "version": "v1"},
+               new={"alias": "production", "version": "v3"})]
+    )  # fmt: skip
+    service.graph.set_alias("p", "m", "production", 3, None)
+    then = "1970-01-01T00:03:22Z"  # 202: after v2's commit, before v3's
+    query = "query($at: DateTime) { artifactVersion(ref: $r, asOf: $at) { ref aliases } }"
+    query = query.replace("query($at", "query($r: String!, $at")
+    old = await server.data(query, {"r": "p/m:production", "at": then})
+    assert old["artifactVersion"] == {"ref": "p/m:v1", "aliases": ["production"]}
+    latest = await server.data(query, {"r": "p/m:latest", "at": then})
+    assert latest["artifactVersion"] == {"ref": "p/m:v2", "aliases": ["latest"]}
+    now = await server.data(query, {"r": "p/m:production", "at": None})
+    assert now["artifactVersion"]["ref"] == "p/m:v3"
+    walk = '{ lineage(ref: "p/m:v0", direction: DOWNSTREAM, asOf: "%s") { nodes { id } } }'
+    early = await server.data(walk % then)
+    assert {n["id"] for n in early["lineage"]["nodes"]} == {"p/m:v0", "r1"}  # v3 came later
+    late = await server.data(walk % "1970-01-01T00:03:24Z")
+    assert {n["id"] for n in late["lineage"]["nodes"]} == {"p/m:v0", "r1", "p/m:v3"}
