@@ -169,8 +169,8 @@ class Api:
     def path(self, source: str, target: str) -> Subgraph | None:
         return self.service.path(source, target, default_project=self.project)
 
-    def impact(self, ref: str) -> Subgraph:
-        return self.service.impact(ref, default_project=self.project)
+    def impact(self, ref: str, as_of: str | float | None = None) -> Subgraph:
+        return self.service.impact(at(ref, as_of), default_project=self.project)
 
     def events(self, ref: str) -> list[Event]:
         return self.service.events(ref, self.project)

@@ -718,6 +718,9 @@ class Service:
     def impact(self, ref: str, *, default_project: str | None = None) -> Subgraph:
         """Every run and version downstream of a version: what a bad dataset touched."""
         node, _ = self.node_id(ref, default_project)
+        at = _as_of(ref)
+        if at is not None:
+            return history.walk_then(self.graph, node, check_direction("downstream"), None, at)
         return self.traversal.impact(node)
 
     def tree(
@@ -748,6 +751,8 @@ class Service:
         self, source: str, target: str, *, default_project: str | None = None
     ) -> Subgraph | None:
         """Every node on some path between two nodes (either way round), or None."""
+        if "@" in source or "@" in target:
+            raise InvalidInput("path does not answer as of a time; ask lineage REF@TIME")
         a, _ = self.node_id(source, default_project)
         b, _ = self.node_id(target, default_project)
         return self.traversal.path(a, b)

@@ -159,6 +159,8 @@ def test_answers_as_of_random_past_times_match_the_replay(replayed) -> None:  # 
         answer = service.lineage(f"{root}@{at!r}", direction, None)
         near = nx.ancestors(g, root) if direction == "upstream" else nx.descendants(g, root)
         assert {n.id for n in answer.nodes} == near | {root}
+        if direction == "downstream":
+            assert service.impact(f"{root}@{at!r}").ids == near | {root}
         assert {(e.source, e.target) for e in answer.edges} == set(g.subgraph(near | {root}).edges)
         for node in answer.nodes:
             if node.run is not None:

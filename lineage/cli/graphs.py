@@ -81,6 +81,7 @@ SUFFIXES = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot", ".gv": "
     help="Siblings shown before '+k more' (0: all).",
 )
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True)
+@click.option("--as-of", help='Only what existed then, as it was (ISO time or "2 days ago").')
 @pass_ctx
 @errors
 def render(
@@ -92,6 +93,7 @@ def render(
     highlight: str | None,
     collapse: int,
     output: Path,
+    as_of: str | None = None,
 ) -> None:
     """Draw a lineage graph or derivation tree with graphviz."""
     from lineage.render import render_ref
@@ -105,7 +107,7 @@ def render(
     chosen = fmt or SUFFIXES[suffix]
     data = render_ref(
         ctx.api,
-        ref,
+        at(ref, as_of),
         mode=mode,  # type: ignore[arg-type]  # flag_value checked it
         depth=depth,
         fmt=chosen,  # type: ignore[arg-type]  # click.Choice checked it
