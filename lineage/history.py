@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Collection, Iterable, Sequence
+from typing import Any
 
 from lineage.records import Event, RunRecord, Subgraph, VersionRecord
 from lineage.storage.graph import Direction, GraphStore, Row
 from lineage.traversal import answer, is_version
 
 __all__ = [
+    "LookupsThen",
     "alias_events",
     "alias_moves",
     "alias_target",
@@ -244,3 +246,28 @@ def walk_then(
             done += 1
         nodes |= seen
     return answer(nodes, edges, versions, runs, truncated=truncated, root=start)
+
+
+class LookupsThen:
+    """What :func:`lineage.view.classify` asks of a service (which versions some run consumed,
+    a version's consumers, runs), answered as of ``at``: only runs started by then count, so
+    a version nothing had consumed yet is a dead end then."""
+
+    def __init__(self, service: Any, at: float) -> None:
+        self.service = service
+        self.at = at
+
+    def consumers(self, version: VersionRecord) -> list[RunRecord]:
+        found = (run_then(run, self.at) for run in self.service.consumers(version))
+        return [run for run in found if run is not None]
+
+    def consumed(self, ids: Sequence[str]) -> set[str]:
+        return {
+            i
+            for i in self.service.consumed(ids)
+            if self.consumers(self.service.resolve(i, include_deleted=True))
+        }
+
+    def get_runs(self, ids: Iterable[str]) -> dict[str, RunRecord]:
+        found = {k: run_then(run, self.at) for k, run in self.service.get_runs(ids).items()}
+        return {k: run for k, run in found.items() if run is not None}

@@ -15,12 +15,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lineage.errors import NotFound
-from lineage.history import alias_events
+from lineage.history import LookupsThen, alias_events
 from lineage.moments import parse_time
 from lineage.names import parse_ref
 from lineage.server.app import open_service
 from lineage.service import Service
 from lineage.storage.graph import NewVersion
+from lineage.view import classify
 
 ARTIFACTS = ("data", "model")
 ALIASES = ("latest", "prod", "best")
@@ -170,6 +171,12 @@ def test_answers_as_of_random_past_times_match_the_replay(replayed) -> None:  # 
                 assert node.version is not None
                 gone = oracle.deleted.get(node.id, at + 1) <= at
                 assert node.version.state == ("deleted" if gone else "committed")
+        # dead ends then: versions nothing had consumed by then (consumers came later)
+        view = classify(answer, store=LookupsThen(service, at), mode=direction, depth=None)
+        for node in answer.nodes:
+            if node.version is not None and node.version.state == "committed":
+                dead = not any(":" not in n for n in g.successors(node.id))
+                assert (view.state(node.id) == "dead_end") == dead, (node.id, at)
         checked["lineage"] += 1
 
     check()
