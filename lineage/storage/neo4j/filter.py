@@ -7,13 +7,14 @@ record is written, as a property of its own named by its path: ``config.lr``,
 key (:func:`index_query`, created by the store the first time a record has that key). A
 filter names the property, ``r.`config.lr` < $f0``, so the planner seeks that index; the key
 is checked against the filter language's key pattern first, and every value is a parameter.
-Only string, boolean, integer (64-bit) and finite
-or infinite float leaves are kept (a NaN is no value, as in SQLite), under keys that the filter
-language can name; lists and nulls are not.
+Only string, boolean, integer (64-bit) and float leaves are kept (a NaN is no value, as in
+SQLite; -0.0 is kept as 0.0), under keys that the filter language can name; lists and nulls
+are not.
 
 A comparison holds only when the value is of the literal's kind (``IS :: INTEGER | FLOAT``,
-``IS :: STRING``, ``IS :: BOOLEAN``) and is ``coalesce(..., false)``: missing is false, so
-``not`` means what it says, as in :mod:`lineage.storage.sqlfilter`.
+``IS :: STRING``, ``IS :: BOOLEAN``). Under a ``not`` it is ``coalesce(..., false)``: missing
+is false, so ``not`` means what it says, as in :mod:`lineage.storage.sqlfilter`; elsewhere
+the bare predicate (a null already fails a WHERE) lets the planner use the index.
 """
 
 from __future__ import annotations
