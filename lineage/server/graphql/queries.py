@@ -184,6 +184,6 @@ class Query:
         "Everything downstream of a version, at any depth: which runs and "
         "models a bad dataset touched."
     )
-    async def impact(self, info: Info, ref: str) -> LineageGraph:
-        found = await call(info.context.service.impact, ref)
+    async def impact(self, info: Info, ref: str, as_of: datetime | None = None) -> LineageGraph:
+        found = await call(info.context.service.impact, _at(ref, as_of))
         return lineage_graph(found, info.context, "downstream", None)
