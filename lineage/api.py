@@ -3,20 +3,29 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from lineage.client import Client
 from lineage.diff import DEPTH, LineageDiff
 from lineage.diff import diff as _diff
 from lineage.errors import InvalidRef
+from lineage.filters import literal, parse
+from lineage.moments import parse_time
 from lineage.protocol import LineageService
 from lineage.records import ArtifactRecord, Event, RunRecord, Subgraph
 from lineage.service import GcReport
 from lineage.versions import ArtifactVersion
 from lineage.view import Mode, View, ask
 
-__all__ = ["Api"]
+__all__ = ["Api", "at"]
+
+
+def at(ref: str, as_of: str | float | None) -> str:
+    """``ref`` as of a time: ``REF@SECONDS`` (a ref that has its ``@TIME`` keeps it)."""
+    if as_of is None or "@" in ref:
+        return ref
+    return f"{ref}@{parse_time(as_of)!r}"
 
 
 class Api:
@@ -51,8 +60,10 @@ class Api:
                 return projects[0]
         return self._project
 
-    def artifact_version(self, ref: str) -> ArtifactVersion:
-        return ArtifactVersion(self.service.resolve(ref, self.project), self._client)
+    def artifact_version(self, ref: str, as_of: str | float | None = None) -> ArtifactVersion:
+        """The version ``ref`` names; with ``as_of`` (a time: ISO, ``"2 days ago"``, epoch
+        seconds; or ``REF@TIME``) the one it named then, as it was then."""
+        return ArtifactVersion(self.service.resolve(at(ref, as_of), self.project), self._client)
 
     __call__ = artifact_version
 
@@ -61,8 +72,31 @@ class Api:
     ) -> list[ArtifactRecord]:
         return self.service.artifacts(project or self.project, type=type)
 
-    def versions(self, name: str, project: str | None = None) -> list[ArtifactVersion]:
+    def versions(
+        self,
+        name: str | None = None,
+        project: str | None = None,
+        *,
+        filter: str | None = None,
+        order_by: str | None = None,
+    ) -> list[ArtifactVersion]:
+        """An artifact's live versions; or, with ``filter`` (:mod:`lineage.filters`), the
+        versions of the project (of every project when none is set) that pass it, in
+        ``order_by`` (default ``created``; ``-size`` descending)::
+
+            api.versions(filter="metadata.epochs = 3 and type = model", order_by="-size")
+        """
         project = project or self.project
+        if filter is not None or order_by is not None:
+            if name is not None:
+                if filter is not None:
+                    parse(filter, "versions")  # refused as written
+                named = f"name = {literal(name)}"
+                filter = f"({filter}) and {named}" if filter is not None else named
+            found = self.service.find_versions(project, filter=filter, order_by=order_by)
+            return [ArtifactVersion(record, self._client) for record in found]
+        if name is None:
+            raise InvalidRef("versions of which artifact? give a name, or a filter", ref="")
         if project is None:
             raise InvalidRef(f"artifact {name!r} names no project and none is set", ref=name)
         return [
@@ -73,19 +107,58 @@ class Api:
         return self.service.get_run(run_id)
 
     def runs(
-        self, project: str | None = None, job_type: str | None = None, state: str | None = None
+        self,
+        project: str | None = None,
+        job_type: str | None = None,
+        state: str | None = None,
+        *,
+        filter: str | None = None,
+        order_by: str | None = None,
     ) -> list[RunRecord]:
-        return self.service.runs(project or self.project, job_type=job_type, state=state)
+        """Runs oldest first; with ``filter`` (:mod:`lineage.filters`) those that pass it, in
+        ``order_by`` (default ``created``; ``-summary.accuracy`` descending)::
 
-    def lineage(self, ref: str, direction: str = "upstream", depth: int | None = 20) -> Subgraph:
-        """Runs and versions upstream (how it was made) or downstream (what it fed) of a node."""
-        return self.service.lineage(ref, direction, depth, default_project=self.project)
+            api.runs(filter="config.lr < 1e-4 and summary.accuracy >= 0.9 and tag = round3")
+        """
+        project = project or self.project
+        if filter is None and order_by is None:
+            return self.service.runs(project, job_type=job_type, state=state)
+        if job_type is None and state is None:
+            return self.service.find_runs(project, filter=filter, order_by=order_by)
+        if filter is not None:
+            parse(filter, "runs")  # refused as the caller wrote it, columns and all
+        parts = [f"({filter})"] if filter is not None else []
+        parts += [f"job_type = {literal(job_type)}"] if job_type is not None else []
+        parts += [f"state = {literal(state)}"] if state is not None else []
+        joined = " and ".join(parts) or None
+        return self.service.find_runs(project, filter=joined, order_by=order_by)
 
-    def tree(self, ref: str, depth: int | None = 20) -> Subgraph:
+    def lineage(
+        self,
+        ref: str,
+        direction: str = "upstream",
+        depth: int | None = 20,
+        as_of: str | float | None = None,
+    ) -> Subgraph:
+        """Runs and versions upstream (how it was made) or downstream (what it fed) of a node;
+        with ``as_of``, only what existed then, each as it was then (:mod:`lineage.history`)."""
+        return self.service.lineage(at(ref, as_of), direction, depth, default_project=self.project)
+
+    def tree(self, ref: str, depth: int | None = 20, as_of: str | float | None = None) -> Subgraph:
         """The derivation tree under a version: version -> version edges labelled by run."""
-        return self.service.tree(ref, depth, default_project=self.project)
+        return self.service.tree(at(ref, as_of), depth, default_project=self.project)
 
-    def view(self, ref: str, mode: Mode = "upstream", depth: int | None = 20) -> View:
+    def alias_history(self, ref: str) -> list[Event]:
+        """Every move of an alias (``policy:production``), oldest first."""
+        return self.service.alias_history(ref, self.project)
+
+    def view(
+        self,
+        ref: str,
+        mode: Mode = "upstream",
+        depth: int | None = 20,
+        as_of: str | float | None = None,
+    ) -> View:
         """The answer with every node's state and label, as every surface shows it.
 
         ``mode`` is ``upstream``, ``downstream``, ``both`` or ``tree``.
@@ -93,13 +166,13 @@ class Api:
         >>> v = api.view("policy:v0", "tree", depth=2)
         >>> sorted(v.dead_ends), sorted(v.truncated), sorted(v.deleted)
         """
-        return ask(self, ref, mode, depth)
+        return ask(self, at(ref, as_of), mode, depth)
 
     def path(self, source: str, target: str) -> Subgraph | None:
         return self.service.path(source, target, default_project=self.project)
 
-    def impact(self, ref: str) -> Subgraph:
-        return self.service.impact(ref, default_project=self.project)
+    def impact(self, ref: str, as_of: str | float | None = None) -> Subgraph:
+        return self.service.impact(at(ref, as_of), default_project=self.project)
 
     def diff(self, a: str, b: str, depth: int = DEPTH) -> LineageDiff:
         """Why are these two different? Two versions (refs) or two runs (ids) compared:
@@ -114,6 +187,20 @@ class Api:
 
     def events(self, ref: str) -> list[Event]:
         return self.service.events(ref, self.project)
+
+    def tag(
+        self, target: str, add: Iterable[str] = (), remove: Iterable[str] = ()
+    ) -> RunRecord | ArtifactVersion:
+        """Add and remove tags of a run (by id) or a version (by ref); the event log keeps
+        each change and who made it::
+
+            api.tag("policy:v7", add=["round3"])
+            api.runs(filter="tag = round3")
+        """
+        found = self.service.tag(target, add=add, remove=remove, default_project=self.project)
+        if isinstance(found, RunRecord):
+            return found
+        return ArtifactVersion(found, self._client)
 
     def set_alias(self, ref: str, alias: str) -> ArtifactVersion:
         record = self.service.set_alias(self._qualify(ref), alias)

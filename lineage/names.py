@@ -16,6 +16,7 @@ A ref names one artifact version::
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Mapping
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lineage.errors import InvalidInput, InvalidMetadata, InvalidName, InvalidPath, InvalidRef
+from lineage.moments import parse_time
 
 __all__ = [
     "MAX_METADATA_BYTES",
@@ -84,6 +86,7 @@ class Ref:
     name: str
     index: int | None = None
     alias: str | None = None
+    as_of: float | None = None  # REF@TIME: the version the ref named then
 
     @property
     def selector(self) -> str:
@@ -105,10 +108,18 @@ def quoted(text: str) -> str:
 
 
 def parse_ref(text: object, default_project: str | None = None) -> Ref:
-    """Parse ``[project/]name[:vN|:alias]``; a bare name means ``name:latest``."""
+    """Parse ``[project/]name[:vN|:alias][@TIME]``; a bare name means ``name:latest``;
+    ``@TIME`` (:func:`lineage.moments.parse_time`) asks for what the ref named then."""
     if not isinstance(text, str) or not text:
         shown = quoted(text) if isinstance(text, str) else f"{text!r:.{QUOTED}}"
         raise InvalidRef(f"a ref must be a non-empty string, got {shown}", ref=text)
+    if "@" in text:
+        head, _, moment = text.partition("@")
+        try:
+            at = parse_time(moment)
+        except InvalidInput as exc:
+            raise InvalidRef(f"invalid ref {quoted(text)}: {exc}", ref=text) from None
+        return dataclasses.replace(parse_ref(head, default_project), as_of=at)
     body, _, selector = text.partition(":")
     if ":" in selector:
         raise InvalidRef(

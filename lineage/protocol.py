@@ -64,7 +64,20 @@ class LineageService(Protocol):
         pid: int | None = None,
         run_id: str | None = None,
         started_at: float | None = None,
+        user: str | None = None,
     ) -> RunRecord: ...
+    def tag(
+        self,
+        target: str,
+        *,
+        add: Iterable[str] = (),
+        remove: Iterable[str] = (),
+        default_project: str | None = None,
+        actor: str | None = None,
+    ) -> RunRecord | VersionRecord:
+        """Add and remove tags of a run (by id) or a version (by ref); logged."""
+        ...
+
     def get_run(self, run_id: str) -> RunRecord: ...
     def get_runs(self, ids: Iterable[str]) -> dict[str, RunRecord]: ...
     def active_run(self, run_id: str) -> RunRecord:
@@ -100,6 +113,30 @@ class LineageService(Protocol):
     def count_runs(
         self, project: str, *, job_type: str | None = None, state: str | None = None
     ) -> int: ...
+    def find_runs(
+        self,
+        project: str | None = None,
+        *,
+        filter: str | None = None,
+        order_by: str | None = None,
+        limit: int | None = None,
+        after: Sequence[Any] | None = None,
+    ) -> list[RunRecord]:
+        """Runs passing a filter (:mod:`lineage.filters`), in ``order_by`` then by id."""
+        ...
+
+    def find_versions(
+        self,
+        project: str | None = None,
+        *,
+        filter: str | None = None,
+        order_by: str | None = None,
+        limit: int | None = None,
+        after: Sequence[Any] | None = None,
+    ) -> list[VersionRecord]:
+        """Versions passing a filter, in ``order_by`` then by id."""
+        ...
+
     def projects(self) -> list[str]: ...
 
     # versions
@@ -154,6 +191,10 @@ class LineageService(Protocol):
     def delete_version(
         self, ref: str, *, force: bool = False, actor: str | None = None
     ) -> VersionRecord: ...
+    def alias_history(self, ref: str, default_project: str | None = None) -> list[Event]:
+        """Every move of an alias (``name:production``), oldest first."""
+        ...
+
     def events(self, ref: str, default_project: str | None = None) -> list[Event]:
         """The event log of a version (``name:v3``) or of a whole artifact (``name``)."""
         ...

@@ -76,6 +76,7 @@ class RunRecord:
     started_at: float = 0.0
     finished_at: float | None = None
     error: str | None = None
+    user: str | None = None  # who started it: the OS user, or a server token's actor
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -106,6 +107,7 @@ class VersionRecord:
     created_by: str | None = None
     created_at: float = 0.0
     state: str = "committed"
+    tags: tuple[str, ...] = ()
 
     @property
     def id(self) -> str:
@@ -214,6 +216,7 @@ def version_record(
     created_by: str | None,
     created_at: float,
     state: str,
+    tags: tuple[str, ...] = (),
 ) -> VersionRecord:
     """``VersionRecord(...)`` with every field given."""
     record = _new(VersionRecord)
@@ -231,6 +234,7 @@ def version_record(
     fields["created_by"] = created_by
     fields["created_at"] = created_at
     fields["state"] = state
+    fields["tags"] = tags
     return record
 
 
@@ -250,6 +254,7 @@ def run_record(
     started_at: float,
     finished_at: float | None,
     error: str | None,
+    user: str | None = None,
 ) -> RunRecord:
     """``RunRecord(...)`` with every field given."""
     record = _new(RunRecord)
@@ -269,6 +274,7 @@ def run_record(
     fields["started_at"] = started_at
     fields["finished_at"] = finished_at
     fields["error"] = error
+    fields["user"] = user
     return record
 
 

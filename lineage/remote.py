@@ -23,6 +23,8 @@ import httpx
 from lineage import errors
 from lineage.cursors import cursor as make_cursor
 from lineage.errors import InvalidInput, LineageError, StoreUnavailable
+from lineage.filters import parse_order
+from lineage.history import alias_moves
 from lineage.manifest import Manifest, read_manifest
 from lineage.names import Ref, check_json, check_text, json_value, parse_ref
 from lineage.records import (
@@ -36,7 +38,14 @@ from lineage.records import (
     VersionRecord,
 )
 from lineage.retry import DEFAULT, Retry, send
-from lineage.service import GcReport, check_active, check_manifest, new_run_id, process_alive
+from lineage.service import (
+    GcReport,
+    check_active,
+    check_manifest,
+    find_key,
+    new_run_id,
+    process_alive,
+)
 from lineage.storage.graph import GraphStore
 from lineage.storage.http import HttpBlobStore
 
@@ -62,15 +71,29 @@ _BY_NAME: dict[str, type[LineageError]] = {
 }
 
 RUN = """id project name jobType state config summary tags notes host startedAt finishedAt
-error code { commit dirty remote script command }"""
+error code { commit dirty remote script command } user"""
 VERSION = """project name type index digest size fileCount metadata description aliases state
-createdAt createdBy { id }"""
+createdAt createdBy { id } tags"""
 GRAPH = f"""nodes {{ id kind ref run {{ {RUN} }} artifactVersion {{ {VERSION} }} }}
 edges {{ source target kind run {{ id }} }} truncated root"""
 
 
 def _time(value: str | None) -> float | None:
     return datetime.fromisoformat(value).timestamp() if value else None
+
+
+def _in_order(
+    runs: list[RunRecord], order_by: str | None, limit: int | None, after: Sequence[Any] | None
+) -> list[RunRecord]:
+    """Runs of several projects in one ``order_by`` order, after the key ``after``."""
+    keyed = sorted(((find_key(order_by, r), r) for r in runs), key=lambda kr: kr[0])
+    if order_by is not None and parse_order(order_by, "runs").descending:
+        keyed.reverse()
+        keyed = [kr for kr in keyed if after is None or kr[0] < list(after)]
+    else:
+        keyed = [kr for kr in keyed if after is None or kr[0] > list(after)]
+    found = [r for _, r in keyed]
+    return found[:limit] if limit is not None else found
 
 
 def _run(data: Mapping[str, Any]) -> RunRecord:
@@ -84,6 +107,7 @@ def _run(data: Mapping[str, Any]) -> RunRecord:
         config=data.get("config") or {},
         summary=data.get("summary") or {},
         tags=tuple(data.get("tags") or ()),
+        user=data.get("user"),
         notes=data.get("notes"),
         code=CodeVersion(**code) if code else None,
         host=data.get("host"),
@@ -109,6 +133,7 @@ def _version(data: Mapping[str, Any]) -> VersionRecord:
         created_by=created_by["id"] if created_by else None,
         created_at=_time(data["createdAt"]) or 0.0,
         state=str(data["state"]).lower(),
+        tags=tuple(data.get("tags") or ()),
     )
 
 
@@ -258,6 +283,7 @@ class RemoteService:
         pid: int | None = None,
         run_id: str | None = None,
         started_at: float | None = None,
+        user: str | None = None,  # the server records its token's actor
     ) -> RunRecord:
         check_json(config, "config")  # refused here, before it travels; the server checks too
         check_text(notes, "notes")
@@ -435,6 +461,77 @@ class RemoteService:
         )
         return int(data["runs"]["totalCount"])
 
+    def find_runs(
+        self,
+        project: str | None = None,
+        *,
+        filter: str | None = None,
+        order_by: str | None = None,
+        limit: int | None = None,
+        after: Sequence[Any] | None = None,
+    ) -> list[RunRecord]:
+        if project is None:  # the server's runs are per project: each, then one order
+            every = [
+                r for p in self.projects()
+                for r in self.find_runs(p, filter=filter, order_by=order_by)
+            ]  # fmt: skip
+            return _in_order(every, order_by, limit, after)
+        return [
+            _run(node)
+            for node in self._found(
+                "runs(project: $p, filter: $f, orderBy: $o, first: $first, after: $after)",
+                RUN, "runs", project, filter, order_by, limit, after,
+            )
+        ]  # fmt: skip
+
+    def find_versions(
+        self,
+        project: str | None = None,
+        *,
+        filter: str | None = None,
+        order_by: str | None = None,
+        limit: int | None = None,
+        after: Sequence[Any] | None = None,
+    ) -> list[VersionRecord]:
+        return [
+            _version(node)
+            for node in self._found(
+                "versions(project: $p, filter: $f, orderBy: $o, first: $first, after: $after)",
+                VERSION, "versions", project, filter, order_by, limit, after,
+            )
+        ]  # fmt: skip
+
+    def _found(
+        self,
+        call: str,
+        fields: str,
+        key: str,
+        project: str | None,
+        filter: str | None,
+        order_by: str | None,
+        limit: int | None,
+        after: Sequence[Any] | None,
+    ) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        cursor = None if after is None else make_cursor(list(after))
+        kind = "String!" if key == "runs" else "String"
+        while True:
+            page = 500 if limit is None else min(500, limit - len(found))
+            data = self.query(
+                f"query($p: {kind}, $f: String, $o: String, $first: Int!, $after: String) {{"
+                f" {call} {{ nodes {{ {fields} }} pageInfo {{ hasNextPage endCursor }} }} }}",
+                p=project,
+                f=filter,
+                o=order_by,
+                first=page,
+                after=cursor,
+            )
+            found += data[key]["nodes"]
+            info = data[key]["pageInfo"]
+            if not info["hasNextPage"] or (limit is not None and len(found) >= limit):
+                return found
+            cursor = info["endCursor"]
+
     def run_io(self, run_id: str) -> tuple[list[VersionRecord], list[VersionRecord]]:
         data = self.query(
             "query($id: ID!) { run(id: $id) {"
@@ -547,6 +644,24 @@ class RemoteService:
         result = data["commitVersion"]
         return _version(result["version"]), bool(result["created"])
 
+    def tag(
+        self,
+        target: str,
+        *,
+        add: Iterable[str] = (),
+        remove: Iterable[str] = (),
+        default_project: str | None = None,
+        actor: str | None = None,  # the server records its token's actor
+    ) -> RunRecord | VersionRecord:
+        data = self.query(
+                "mutation($t: String!, $a: [String!]!, $r: [String!]!, $p: String) {"
+                " tag(target: $t, add: $a, remove: $r, project: $p) {"
+                f" run {{ {RUN} }} version {{ {VERSION} }} }} }}",
+                t=target, a=list(add), r=list(remove), p=default_project,
+            )  # fmt: skip
+        tagged = data["tag"]
+        return _run(tagged["run"]) if tagged["run"] is not None else _version(tagged["version"])
+
     def set_alias(self, ref: str, alias: str, *, actor: str | None = None) -> VersionRecord:
         data = self.query(
             "mutation($ref: String!, $alias: String!) { setAlias(ref: $ref, alias: $alias)"
@@ -597,6 +712,13 @@ class RemoteService:
             force=force,
         )
         return _version(data["deleteVersion"])
+
+    def alias_history(self, ref: str, default_project: str | None = None) -> list[Event]:
+        parsed = parse_ref(ref, default_project)
+        if parsed.alias is None:
+            raise InvalidInput(f"{parsed} is not an alias ref (name:alias)", ref=ref)
+        events = self.events(f"{parsed.project}/{parsed.name}")
+        return alias_moves(events, parsed.alias)
 
     def events(self, ref: str, default_project: str | None = None) -> list[Event]:
         parsed = parse_ref(ref, default_project)

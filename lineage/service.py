@@ -7,7 +7,9 @@ of byte-identical versions, the cycle check, alias uniqueness and the event log.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
+import getpass
 import logging
 import os
 import secrets
@@ -18,6 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from lineage import history
 from lineage.errors import (
     AliasedVersion,
     Conflict,
@@ -28,8 +31,10 @@ from lineage.errors import (
     RunNotFound,
     VersionNotFound,
 )
+from lineage.filters import Target, order_key, parse, parse_order
 from lineage.hashing import check_digest
 from lineage.manifest import Manifest, manifest_digests, read_manifest
+from lineage.moments import parse_time, shown
 from lineage.names import Ref, check_alias, check_json, check_name, check_text, escaped, parse_ref
 from lineage.records import (
     PRODUCED,
@@ -45,9 +50,15 @@ from lineage.records import (
 from lineage.storage.blobs import BlobStore
 from lineage.storage.graph import Direction, GraphStore, NewVersion
 from lineage.storage.local import LocalBlobStore
-from lineage.traversal import Traversal, check_depth, check_direction
+from lineage.traversal import (
+    Traversal,
+    check_depth,
+    check_direction,
+    derived_answer,
+    derived_triples,
+)
 
-__all__ = ["GcReport", "Service"]
+__all__ = ["GcReport", "Service", "find_key"]
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +91,8 @@ class Service:
 
     def __init__(self, graph: GraphStore, blobs: BlobStore) -> None:
         self.graph = graph
+        # who a change is by when the caller does not say (a server says: its token's actor)
+        self.actor = local_user()
         self.blobs = blobs
         self.traversal = Traversal(graph)
 
@@ -99,7 +112,10 @@ class Service:
         pid: int | None = None,
         run_id: str | None = None,
         started_at: float | None = None,
+        user: str | None = None,
     ) -> RunRecord:
+        """Start a run; ``user`` defaults to this process's OS user (a server passes its
+        token's actor)."""
         check_name(project, "project")
         if job_type is not None:
             check_name(job_type, "job_type")
@@ -131,9 +147,57 @@ class Service:
             host=host,
             pid=pid,
             started_at=started_at or time.time(),
+            user=user or self.actor,
         )
         self.graph.create_run(run)
         return run
+
+    def tag(
+        self,
+        target: str,
+        *,
+        add: Iterable[str] = (),
+        remove: Iterable[str] = (),
+        default_project: str | None = None,
+        actor: str | None = None,
+    ) -> RunRecord | VersionRecord:
+        """Add and remove tags of a run (by id) or a version (by ref), logged in the event
+        log (``tags.changed``, old and new tags, who). A run id wins over a ref that reads
+        the same (``name`` alone is ``name:latest``)."""
+        added = [check_name(t, "tag") for t in add]
+        removed = {check_name(t, "tag") for t in remove}
+        run = self.graph.get_runs([target]).get(target) if ":" not in target else None
+        current: tuple[str, ...]
+        version: VersionRecord | None = None
+        if run is not None:
+            current = run.tags
+        else:
+            version = self.resolve(target, default_project, include_deleted=True)
+            current = version.tags
+        tags = tuple(dict.fromkeys([*(t for t in current if t not in removed), *added]))
+        if len(tags) > MAX_TAGS:
+            raise InvalidInput(f"a record has at most {MAX_TAGS} tags, would have {len(tags)}")
+        owner: RunRecord | VersionRecord = run if run is not None else version  # type: ignore[assignment]
+        event = Event(
+            project=owner.project,
+            target=owner.id,
+            kind="tags.changed",
+            at=time.time(),
+            actor=actor or self.actor,
+            old=list(current),
+            new=list(tags),
+        )
+        if run is not None:
+            if tags == current:
+                return run
+            updated = self.graph.update_run(run.id, {"tags": list(tags)})
+            assert updated is not None
+            self.graph.append_events([event])
+            return updated
+        assert version is not None
+        if tags == current:
+            return version
+        return self.graph.update_version(version.id, {"tags": list(tags)}, [event])
 
     def get_run(self, run_id: str) -> RunRecord:
         run = self.graph.get_runs([run_id]).get(run_id)
@@ -199,6 +263,8 @@ class Service:
     ) -> VersionRecord:
         """The version a ref names; a deleted version only with ``include_deleted``."""
         parsed = ref if isinstance(ref, Ref) else parse_ref(ref, default_project)
+        if parsed.as_of is not None:
+            return self._resolve_then(parsed, parsed.as_of, include_deleted=include_deleted)
         if parsed.index is not None:
             found = self.graph.get_versions([str(parsed)]).get(str(parsed))
         else:
@@ -207,6 +273,35 @@ class Service:
         if found is None or (found.state != "committed" and not include_deleted):
             raise VersionNotFound(self._not_found(parsed), ref=str(parsed))
         return found
+
+    def _resolve_then(self, ref: Ref, at: float, *, include_deleted: bool) -> VersionRecord:
+        """The version ``ref`` named at ``at``, as it was then (:mod:`lineage.history`)."""
+        plain = dataclasses.replace(ref, as_of=None)
+        when = shown(at)
+        if ref.alias is not None:
+            found = history.alias_target(self.graph, ref.project, ref.name, ref.alias, at)
+            if found is None:
+                raise VersionNotFound(f"{plain} named no version at {when}", ref=str(plain))
+        else:
+            now = self.graph.get_versions([str(plain)]).get(str(plain))
+            versions = self.graph.list_versions(ref.project, ref.name, include_deleted=True)
+            events = self.graph.events(ref.project, target_prefix=f"{ref.project}/{ref.name}:")
+            found = None if now is None else history.version_then(now, at, events, versions)
+            if found is None:
+                raise VersionNotFound(f"{plain} did not exist at {when}", ref=str(plain))
+        if found.state != "committed" and not include_deleted:
+            raise VersionNotFound(f"{found.ref} was deleted at {when}", ref=found.ref)
+        return found
+
+    def alias_history(self, ref: str, default_project: str | None = None) -> list[Event]:
+        """Every move of an alias (``name:production``): moved, removed, or dropped with
+        its version's deletion, oldest first."""
+        parsed = parse_ref(ref, default_project)
+        if parsed.alias is None:
+            raise InvalidInput(f"{parsed} is not an alias ref (name:alias)", ref=ref)
+        if self.graph.get_artifact(parsed.project, parsed.name) is None:
+            raise VersionNotFound(self._not_found(parsed), ref=ref)
+        return history.alias_events(self.graph, parsed.project, parsed.name, parsed.alias)
 
     def latest(self, project: str, name: str) -> VersionRecord | None:
         """The newest live version of an artifact (its ``latest`` alias), or None."""
@@ -343,7 +438,7 @@ class Service:
         if alias == "latest":
             raise InvalidInput("'latest' moves by itself to the newest version; it cannot be set")
         version = self.resolve(ref)
-        self._move_alias(version, alias, actor=actor)
+        self._move_alias(version, alias, actor=actor or self.actor)
         return self.resolve(version.id)
 
     def _move_alias(self, version: VersionRecord, alias: str, *, actor: str | None) -> None:
@@ -355,7 +450,7 @@ class Service:
             target=version.id,
             kind="alias.moved",
             at=time.time(),
-            actor=actor,
+            actor=actor or self.actor,
             old=None if current is None else {"alias": alias, "version": f"v{current.index}"},
             new={"alias": alias, "version": f"v{version.index}"},
         )
@@ -375,7 +470,7 @@ class Service:
             target=current.id,
             kind="alias.removed",
             at=time.time(),
-            actor=actor,
+            actor=actor or self.actor,
             old={"alias": alias, "version": f"v{current.index}"},
         )
         self.graph.set_alias(project, name, alias, None, event)
@@ -402,7 +497,7 @@ class Service:
                         target=version.id,
                         kind="metadata.updated",
                         at=now,
-                        actor=actor,
+                        actor=actor or self.actor,
                         old=dict(version.metadata),
                         new=new,
                     )
@@ -419,7 +514,7 @@ class Service:
                         target=version.id,
                         kind="description.updated",
                         at=now,
-                        actor=actor,
+                        actor=actor or self.actor,
                         old=version.description,
                         new=description,
                     )
@@ -445,7 +540,7 @@ class Service:
                 target=version.id,
                 kind="version.deleted",
                 at=time.time(),
-                actor=actor,
+                actor=actor or self.actor,
                 old={"aliases": list(version.aliases), "digest": version.digest},
             ),
         )
@@ -529,6 +624,41 @@ class Service:
         check_text(job_type, "job_type")
         return self.graph.count_runs(project, job_type=job_type, state=state)
 
+    def find_runs(
+        self,
+        project: str | None = None,
+        *,
+        filter: str | None = None,
+        order_by: str | None = None,
+        limit: int | None = None,
+        after: Sequence[Any] | None = None,
+    ) -> list[RunRecord]:
+        """Runs passing ``filter`` (:mod:`lineage.filters`), in ``order_by`` (default
+        ``created``) then by id; ``after`` the sort key (:func:`find_key`) of the previous
+        page's last."""
+        where = None if filter is None else parse(filter, "runs")
+        order = parse_order(order_by or "created", "runs")
+        if project is not None:
+            check_name(project, "project")
+        return self.graph.find_runs(project, where, order, limit=limit, after=_check_key(after))
+
+    def find_versions(
+        self,
+        project: str | None = None,
+        *,
+        filter: str | None = None,
+        order_by: str | None = None,
+        limit: int | None = None,
+        after: Sequence[Any] | None = None,
+    ) -> list[VersionRecord]:
+        """Versions passing ``filter`` (deleted ones too: ``state = committed`` leaves them
+        out), as :meth:`find_runs`."""
+        where = None if filter is None else parse(filter, "versions")
+        order = parse_order(order_by or "created", "versions")
+        if project is not None:
+            check_name(project, "project")
+        return self.graph.find_versions(project, where, order, limit=limit, after=_check_key(after))
+
     def get_runs(self, ids: Iterable[str]) -> dict[str, RunRecord]:
         return self.graph.get_runs(list(ids))
 
@@ -561,9 +691,14 @@ class Service:
     def node_id(self, start: str, default_project: str | None = None) -> tuple[str, str]:
         """Resolve a ref or a run id to ``(node id, kind)``; a deleted version too (its
         lineage stays)."""
-        if ":" not in start and "/" not in start:
-            if self.graph.get_runs([start]):
-                return start, "run"
+        bare = start.partition("@")[0]
+        if ":" not in bare and "/" not in bare:
+            run = self.graph.get_runs([bare]).get(bare)
+            if run is not None:
+                at = _as_of(start)
+                if at is not None and run.started_at > at:
+                    raise RunNotFound(f"run {bare} had not started at {shown(at)}", run_id=bare)
+                return bare, "run"
             if default_project is None:
                 try:
                     parse_ref(start, default_project)
@@ -582,14 +717,21 @@ class Service:
         default_project: str | None = None,
     ) -> Subgraph:
         """Runs and versions upstream, downstream or both ways of a version or run."""
-        check_direction(direction)
+        ways = check_direction(direction)
         depth = check_depth(depth)
         node, _ = self.node_id(start, default_project)
+        at = _as_of(start)
+        if at is not None:  # the graph as it was (lineage.history)
+            hops = None if depth is None else 2 * depth - (0 if ":" in node else 1)
+            return history.walk_then(self.graph, node, ways, hops, at)
         return self.traversal.lineage(node, direction, depth)
 
     def impact(self, ref: str, *, default_project: str | None = None) -> Subgraph:
         """Every run and version downstream of a version: what a bad dataset touched."""
         node, _ = self.node_id(ref, default_project)
+        at = _as_of(ref)
+        if at is not None:
+            return history.walk_then(self.graph, node, check_direction("downstream"), None, at)
         return self.traversal.impact(node)
 
     def tree(
@@ -600,12 +742,28 @@ class Service:
         node, kind = self.node_id(ref, default_project)
         if kind != "artifact_version":
             raise InvalidInput(f"a derivation tree starts at a version, not run {ref!r}")
+        at = _as_of(ref)
+        if at is not None:
+            walked = history.walk_then(
+                self.graph,
+                node,
+                check_direction("downstream"),
+                None if depth is None else 2 * depth,
+                at,
+            )
+            rows = [(e.source, e.target, e.kind) for e in walked.edges]
+            versions = {n.id: n.version for n in walked.nodes if n.version is not None}
+            return derived_answer(
+                versions, derived_triples(rows), truncated=walked.truncated, root=node
+            )
         return self.traversal.tree(node, depth)
 
     def path(
         self, source: str, target: str, *, default_project: str | None = None
     ) -> Subgraph | None:
         """Every node on some path between two nodes (either way round), or None."""
+        if "@" in source or "@" in target:
+            raise InvalidInput("path does not answer as of a time; ask lineage REF@TIME")
         a, _ = self.node_id(source, default_project)
         b, _ = self.node_id(target, default_project)
         return self.traversal.path(a, b)
@@ -648,6 +806,34 @@ class Service:
             temp_bytes=temp_bytes,
             blobs_young=young,
         )
+
+
+def _as_of(ref: str) -> float | None:
+    """The time of ``REF@TIME`` (or ``RUN@TIME``), None without one."""
+    if "@" not in ref:
+        return None
+    return parse_time(ref.partition("@")[2])
+
+
+def find_key(order_by: str | None, record: RunRecord | VersionRecord) -> list[Any]:
+    """A found record's sort key under ``order_by``: what ``after`` takes to page on."""
+    target: Target = "runs" if isinstance(record, RunRecord) else "versions"
+    return [*order_key(parse_order(order_by or "created", target), record), record.id]
+
+
+def _check_key(after: Sequence[Any] | None) -> list[Any] | None:
+    if after is None:
+        return None
+    key = list(after)
+    if (
+        len(key) != 3
+        or key[0] not in (0, 1, 2)
+        or not isinstance(key[2], str)
+        or not isinstance(key[1], int | float | str)
+        or isinstance(key[1], bool)
+    ):
+        raise InvalidInput("invalid cursor for this list: pass an endCursor from a page")
+    return key
 
 
 def check_active(run: RunRecord) -> RunRecord:
@@ -697,6 +883,14 @@ def relog_offer(
 
 def _current(version: VersionRecord, key: str) -> Any:
     return dict(version.metadata) if key == "metadata" else version.description
+
+
+def local_user() -> str | None:
+    """This process's OS user, what a local change records as its actor."""
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError, ImportError):
+        return None
 
 
 def process_alive(pid: int) -> bool:

@@ -79,6 +79,10 @@ class ArtifactVersion:
         return self._record.aliases
 
     @property
+    def tags(self) -> tuple[str, ...]:
+        return self._record.tags
+
+    @property
     def created_by(self) -> str | None:
         return self._record.created_by
 

@@ -31,6 +31,8 @@ from typing import Any, Literal, Protocol
 import networkx as nx
 
 from lineage.errors import InvalidInput
+from lineage.history import LookupsThen
+from lineage.moments import parse_time
 from lineage.records import Node, RunRecord, Subgraph, VersionRecord
 
 __all__ = [
@@ -311,4 +313,6 @@ def ask(api: Asker, ref: str, mode: Mode = "upstream", depth: int | None = 20) -
         raise InvalidInput(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
     graph = api.tree(ref, depth) if mode == "tree" else api.lineage(ref, mode, depth)
     lookups: Lookups = api.service
+    if "@" in ref:  # as of a time: consumers that came later do not count
+        lookups = LookupsThen(api.service, parse_time(ref.partition("@")[2]))
     return classify(graph, store=lookups, mode=mode, depth=depth)

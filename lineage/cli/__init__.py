@@ -3,8 +3,17 @@ module one group of verbs."""
 
 from __future__ import annotations
 
-import lineage.cli.diff  # noqa: F401  (verbs)
-from lineage.cli import artifacts, demo, graphs, runs, serve, transfer  # noqa: F401  (verbs)
+from lineage.cli import (  # noqa: F401  (verbs)
+    artifacts,
+    demo,
+    diff,
+    find,
+    graphs,
+    runs,
+    serve,
+    tags,
+    transfer,
+)
 from lineage.cli.main import cli, main
 
 __all__ = ["cli", "main"]

@@ -10,6 +10,7 @@ import click
 
 from lineage.cli.main import Context, cli, emit_json, errors, pass_ctx, run_label, size, when
 from lineage.errors import InvalidInput, NotFound
+from lineage.names import parse_ref
 from lineage.versions import ArtifactVersion
 
 JSON = click.option("--json", "as_json", is_flag=True, help="Print it as JSON.")
@@ -56,11 +57,12 @@ def ls(ctx: Context, type_: str | None, as_json: bool) -> None:
         )
 
 
-def _version(ctx: Context, ref: str) -> ArtifactVersion:
-    """The version ``ref`` names; a run id is pointed at ``lineage run``."""
+def _version(ctx: Context, ref: str, as_of: str | None = None) -> ArtifactVersion:
+    """The version ``ref`` names (then, with ``as_of``); a run id is pointed at
+    ``lineage run``."""
     api = ctx.reader
     try:
-        return api.artifact_version(ref)
+        return api.artifact_version(ref, as_of)
     except (NotFound, InvalidInput):
         if ":" not in ref and "/" not in ref and api.service.get_runs([ref]):
             raise InvalidInput(
@@ -72,13 +74,14 @@ def _version(ctx: Context, ref: str) -> ArtifactVersion:
 @cli.command()
 @click.argument("ref")
 @click.option("--files/--no-files", default=True, help="List the version's files.")
+@click.option("--as-of", help='The version the ref named then (ISO time or "2 days ago").')
 @JSON
 @pass_ctx
 @errors
-def show(ctx: Context, ref: str, files: bool, as_json: bool) -> None:
+def show(ctx: Context, ref: str, files: bool, as_json: bool, as_of: str | None = None) -> None:
     """Show one version: digest, size, aliases, metadata, producing and consuming runs
     (a run: `lineage run ID`)."""
-    version = _version(ctx, ref)
+    version = _version(ctx, ref, as_of)
     record = version.record
     if as_json:
         emit_json(
@@ -146,8 +149,14 @@ def verify(ctx: Context, ref: str) -> None:
 @pass_ctx
 @errors
 def log_cmd(ctx: Context, ref: str, as_json: bool) -> None:
-    """The event log of a version (name:vN) or a whole artifact (name)."""
-    events = ctx.reader.events(ref)
+    """The event log of a version (name:vN) or a whole artifact (name); of an alias
+    (name:production), its history of moves."""
+    api = ctx.reader
+    parsed = parse_ref(ref, api.project)
+    if parsed.alias is not None and ":" in ref and parsed.alias != "latest":
+        events = api.alias_history(ref)
+    else:
+        events = api.events(ref)
     if as_json:
         emit_json(events)
         return

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from lineage.api import at
 from lineage.cli.main import Context, cli, emit_json, errors, pass_ctx, size
 from lineage.errors import InvalidInput
 from lineage.plan import MAX_NODES
@@ -34,11 +35,14 @@ def _show(view: View, as_json: bool) -> None:
 @click.option(
     "--json", "as_json", is_flag=True, help="Print nodes (with states) and edges as JSON."
 )
+@click.option("--as-of", help='Only what existed then, as it was (ISO time or "2 days ago").')
 @pass_ctx
 @errors
-def lineage_cmd(ctx: Context, ref: str, direction: Mode, depth: int, as_json: bool) -> None:
+def lineage_cmd(
+    ctx: Context, ref: str, direction: Mode, depth: int, as_json: bool, as_of: str | None = None
+) -> None:
     """Runs and versions upstream or downstream of a version (or run id)."""
-    _show(ask(ctx.reader, ref, direction, depth), as_json)
+    _show(ask(ctx.reader, at(ref, as_of), direction, depth), as_json)
 
 
 @cli.command()
@@ -47,12 +51,13 @@ def lineage_cmd(ctx: Context, ref: str, direction: Mode, depth: int, as_json: bo
 @click.option(
     "--json", "as_json", is_flag=True, help="Print nodes (with states) and edges as JSON."
 )
+@click.option("--as-of", help='Only what existed then, as it was (ISO time or "2 days ago").')
 @pass_ctx
 @errors
-def tree(ctx: Context, ref: str, depth: int, as_json: bool) -> None:
+def tree(ctx: Context, ref: str, depth: int, as_json: bool, as_of: str | None = None) -> None:
     """The derivation tree under a version (version -> version, labelled by run), with dead
     ends, truncated and deleted versions marked."""
-    _show(ask(ctx.reader, ref, "tree", depth), as_json)
+    _show(ask(ctx.reader, at(ref, as_of), "tree", depth), as_json)
 
 
 @cli.command()
@@ -137,6 +142,7 @@ SUFFIXES = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot", ".gv": "
     "--expand", multiple=True, metavar="GROUP", help="Open a '+k more' group (its id, more:...)."
 )
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True)
+@click.option("--as-of", help='Only what existed then, as it was (ISO time or "2 days ago").')
 @pass_ctx
 @errors
 def render(
@@ -153,6 +159,7 @@ def render(
     expand: tuple[str, ...],
     other: str | None,
     output: Path,
+    as_of: str | None = None,
 ) -> None:
     """Draw a lineage graph or derivation tree with graphviz, top to bottom, one generation a
     rank (or, with --diff A B, the upstreams of A and B in one picture)."""
@@ -183,7 +190,7 @@ def render(
         return
     data = render_ref(
         api,
-        ref,
+        at(ref, as_of),
         mode=mode,  # type: ignore[arg-type]  # flag_value checked it
         depth=depth,
         fmt=chosen,  # type: ignore[arg-type]  # click.Choice checked it

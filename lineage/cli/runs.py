@@ -6,6 +6,7 @@ import json
 
 import click
 
+from lineage.cli.find import print_runs
 from lineage.cli.main import Context, cli, emit_json, errors, pass_ctx, run_label, size, when
 from lineage.errors import InvalidInput, RunNotFound
 from lineage.records import RUN_STATES, RunRecord, VersionRecord
@@ -15,15 +16,34 @@ from lineage.records import RUN_STATES, RunRecord, VersionRecord
 @click.option("--stale", is_flag=True, help="Mark runs whose process died as crashed.")
 @click.option("--state", type=click.Choice(RUN_STATES), help="Only runs in this state.")
 @click.option("--job-type", help="Only runs of this job type.")
+@click.option("--filter", "filter_", help="Only runs passing this filter (see lineage find).")
+@click.option("--order-by", help="A field to order by; '-' before it for descending.")
 @click.option("--json", "as_json", is_flag=True, help="Print the runs as JSON.")
 @pass_ctx
 @errors
-def runs(ctx: Context, stale: bool, state: str | None, job_type: str | None, as_json: bool) -> None:
+def runs(
+    ctx: Context,
+    stale: bool,
+    state: str | None,
+    job_type: str | None,
+    as_json: bool,
+    filter_: str | None = None,
+    order_by: str | None = None,
+) -> None:
     """List runs (and reap dead ones with --stale)."""
     api = ctx.reader
     if stale:
         for run in api.reap_stale():
             click.echo(f"marked crashed: {run_label(run)}", err=as_json)
+    if filter_ is not None or order_by is not None:
+        found = api.runs(
+            ctx.project, job_type=job_type, state=state, filter=filter_, order_by=order_by
+        )
+        if as_json:
+            emit_json(found)
+            return
+        print_runs(found, False, f"no runs pass {filter_!r}")
+        return
     found = api.runs(ctx.project, job_type=job_type, state=state)
     if as_json:
         emit_json(found)

@@ -81,8 +81,8 @@ TOKEN_FIELDS = _names(TokenRecord)
 # the store already holds (a run that finished since, a version edited or deleted since)
 RUN_UPDATES = frozenset({"state", "summary", "finished_at", "error", "notes", "tags", "config"})
 RUN_UPDATES_ON_IMPORT = ("state", "summary", "finished_at", "error")
-VERSION_UPDATES = frozenset({"metadata", "description"})
-VERSION_UPDATES_ON_IMPORT = ("metadata", "description", "state")
+VERSION_UPDATES = frozenset({"metadata", "description", "tags"})
+VERSION_UPDATES_ON_IMPORT = ("metadata", "description", "state", "tags")
 
 _RUN_JSON = frozenset({"config", "summary", "code"})
 RUN_LISTS = frozenset({"tags"})  # flat as a list of str (SQLite keeps it as JSON text)
@@ -91,7 +91,7 @@ _TIMES = frozenset({"started_at", "finished_at", "created_at", "at"})
 _R = {name: i for i, name in enumerate(RUN_FIELDS)}
 _V = {name: i for i, name in enumerate(VERSION_FIELDS)}
 _TAGS = _R["tags"]
-_METADATA, _ALIASES = _V["metadata"], _V["aliases"]
+_METADATA, _ALIASES, _VTAGS = _V["metadata"], _V["aliases"], _V["tags"]
 _ID = len(VERSION_FIELDS)  # where decode_version_map's rows carry the version's id
 _OLD, _NEW = EVENT_FIELDS.index("old"), EVENT_FIELDS.index("new")
 
@@ -186,7 +186,7 @@ def decode_runs(rows: Iterable[Sequence[Any]]) -> list[RunRecord]:
             run_record(
                 row[0], row[1], row[2], row[3], row[4], texts[4 * i], texts[4 * i + 1],
                 tuple(tags) if tags else (), row[8], CodeVersion(**code) if code else None,
-                row[10], row[11], row[12], row[13], row[14],
+                row[10], row[11], row[12], row[13], row[14], row[15] if len(row) > 15 else None,
             )
         )  # fmt: skip
     return runs
@@ -203,6 +203,8 @@ def _json_tags(row: Sequence[Any]) -> str | None:
 def _version_encoder(name: str) -> Callable[[Any], Any] | None:
     if name == "metadata":
         return dumps
+    if name == "tags":
+        return list
     return _time if name in _TIMES else None
 
 
@@ -237,14 +239,20 @@ def decode_versions(rows: Iterable[Sequence[Any]]) -> list[VersionRecord]:
     """Versions from values in ``VERSION_FIELDS`` order, ``metadata`` as JSON text and
     ``aliases`` a list or JSON text of one (or None: none). Values after those are ignored."""
     rows = rows if isinstance(rows, list) else list(rows)
-    texts = loads_many([t for row in rows for t in (row[_METADATA], _json_aliases(row))])
+    texts = loads_many(
+        [t for row in rows for t in (row[_METADATA], _json_aliases(row), _json_vtags(row))]
+    )
     versions = []
-    for row, meta, held_text in zip(rows, texts[0::2], texts[1::2], strict=True):
+    for row, meta, held_text, tag_text in zip(
+        rows, texts[0::3], texts[1::3], texts[2::3], strict=True
+    ):
         held = row[_ALIASES] if isinstance(row[_ALIASES], list) else held_text
+        tags = row[_VTAGS] if isinstance(row[_VTAGS], list) else tag_text
         versions.append(
             version_record(
                 row[0], row[1], row[2], row[3], row[4], row[5], row[6], meta, row[8],
                 tuple(sorted(held)) if held else (), row[10], row[11], row[12],
+                tuple(tags) if tags else (),
             )
         )  # fmt: skip
     return versions
@@ -269,11 +277,23 @@ def decode_version_map(
         if kind is not None:
             ref = row[at]
             held = aliases.get(ref)
+            tags = row[_VTAGS]
             versions[ref] = new(
                 row[0], row[1], kind, row[3], row[4], row[5], row[6], meta, row[8],
                 tuple(sorted(held)) if held else (), row[10], row[11], row[12],
+                _tag_tuple(tags) if tags else (),
             )  # fmt: skip
     return versions
+
+
+def _json_vtags(row: Sequence[Any]) -> str | None:
+    tags = row[_VTAGS]
+    return tags if isinstance(tags, str) else None
+
+
+def _tag_tuple(tags: Any) -> tuple[str, ...]:
+    """Tags kept as a list (Neo4j) or as JSON text of one (SQLite)."""
+    return tuple(json.loads(tags) if isinstance(tags, str) else tags)
 
 
 def _json_aliases(row: Sequence[Any]) -> str | None:

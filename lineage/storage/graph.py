@@ -45,6 +45,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from lineage.filters import Filter, Order
 from lineage.records import ArtifactRecord, Edge, Event, RunRecord, TokenRecord, VersionRecord
 
 __all__ = [
@@ -105,6 +106,32 @@ class GraphStore(Protocol):
     def count_runs(
         self, project: str, *, job_type: str | None = None, state: str | None = None
     ) -> int: ...
+
+    def find_runs(
+        self,
+        project: str | None,
+        where: Filter | None,
+        order: Order,
+        *,
+        limit: int | None = None,
+        after: Sequence[Any] | None = None,
+    ) -> list[RunRecord]:
+        """Runs passing ``where`` (as :func:`lineage.filters.matches` says), sorted by
+        ``order`` (:func:`lineage.filters.order_key`) then id, after the key ``after``
+        (``[rank, value, id]``)."""
+        ...
+
+    def find_versions(
+        self,
+        project: str | None,
+        where: Filter | None,
+        order: Order,
+        *,
+        limit: int | None = None,
+        after: Sequence[Any] | None = None,
+    ) -> list[VersionRecord]:
+        """Versions (deleted ones too) as :meth:`find_runs`."""
+        ...
 
     # artifacts and versions
     def list_projects(self) -> list[str]: ...

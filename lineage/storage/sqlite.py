@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from lineage.errors import LineageError, StoreUnavailable, TypeMismatch, VersionNotFound
+from lineage.filters import Filter, Order
 from lineage.records import (
     PRODUCED,
     ArtifactRecord,
@@ -41,6 +42,7 @@ from lineage.storage.codec import (
     VERSION_UPDATES_ON_IMPORT,
 )
 from lineage.storage.graph import Direction, NewVersion
+from lineage.storage.sqlfilter import Columns, order_sql, where_sql
 
 __all__ = ["SQLiteGraphStore"]
 
@@ -63,10 +65,12 @@ CREATE TABLE IF NOT EXISTS runs (
     pid INTEGER,
     started_at REAL NOT NULL,
     finished_at REAL,
-    error TEXT
+    error TEXT,
+    user TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_project ON runs (project, id);
 CREATE INDEX IF NOT EXISTS runs_state ON runs (state);
+CREATE INDEX IF NOT EXISTS runs_started ON runs (started_at, id);
 CREATE TABLE IF NOT EXISTS artifacts (
     project TEXT NOT NULL,
     name TEXT NOT NULL,
@@ -89,9 +93,11 @@ CREATE TABLE IF NOT EXISTS versions (
     created_by TEXT,
     created_at REAL NOT NULL,
     state TEXT NOT NULL,
+    tags TEXT,
     UNIQUE (project, name, idx)
 );
 CREATE INDEX IF NOT EXISTS versions_digest ON versions (project, name, digest);
+CREATE INDEX IF NOT EXISTS versions_created ON versions (created_at, id);
 CREATE TABLE IF NOT EXISTS aliases (
     project TEXT NOT NULL,
     name TEXT NOT NULL,
@@ -216,6 +222,15 @@ class SQLiteGraphStore:
         self._lock = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db().executescript("BEGIN IMMEDIATE;" + SCHEMA + "COMMIT;")
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Additive changes for a store made by an older lineage: columns it lacks."""
+        with self._write() as db:
+            for table, column in _ADDED_COLUMNS:
+                have = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+                if column not in have:
+                    db.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT")
 
     # connections ---------------------------------------------------------------------------
 
@@ -419,7 +434,7 @@ class SQLiteGraphStore:
                 created_by=new.run_id, created_at=at,
             )  # fmt: skip
             vid = created.id
-            db.execute(_VERSION_INSERT, [*codec.encode_version(created), vid])
+            db.execute(_VERSION_INSERT, [*_version_row(created), vid])
             db.execute(
                 "UPDATE artifacts SET next_index = ? WHERE project = ? AND name = ?",
                 (index + 1, new.project, new.name),
@@ -537,7 +552,7 @@ class SQLiteGraphStore:
     def update_version(
         self, version_id: str, changes: Mapping[str, Any], events: Sequence[Event]
     ) -> VersionRecord:
-        encoded = codec.encode_version_changes(changes)
+        encoded = {k: _sql(v) for k, v in codec.encode_version_changes(changes).items()}
         with self._write() as db:
             for key, value in encoded.items():
                 db.execute(f"UPDATE versions SET {key} = ? WHERE id = ?", (value, version_id))
@@ -728,7 +743,7 @@ class SQLiteGraphStore:
             counts["artifacts"] = db.total_changes - before
             again = _present(db, "versions", version_ids)
             before = db.total_changes
-            version_rows = [codec.encode_version(v) for v in versions]
+            version_rows = [_version_row(v) for v in versions]
             for row, vid in zip(version_rows, version_ids, strict=True):
                 row.append(vid)
             db.executemany(_VERSION_INSERT, version_rows)
@@ -786,6 +801,99 @@ class SQLiteGraphStore:
                 db.execute("UPDATE tokens SET revoked = 1 WHERE id = ?", (token_id,)).rowcount > 0
             )
 
+    # finding by filter ---------------------------------------------------------------------
+
+    def find_runs(
+        self,
+        project: str | None,
+        where: Filter | None,
+        order: Order,
+        *,
+        limit: int | None = None,
+        after: Sequence[Any] | None = None,
+    ) -> list[RunRecord]:
+        """Runs passing ``where``, in ``order`` then by id, from the one after the sort key
+        ``after`` (``(rank, value, id)``, :func:`lineage.filters.order_key` and the id)."""
+        rows = self._find(
+            f"SELECT {_RUN_COLUMNS}", "runs", "runs.id", _RUN_FILTER_COLUMNS,
+            project, where, order, limit, after,
+        )  # fmt: skip
+        return codec.decode_runs(rows)
+
+    def find_versions(
+        self,
+        project: str | None,
+        where: Filter | None,
+        order: Order,
+        *,
+        limit: int | None = None,
+        after: Sequence[Any] | None = None,
+    ) -> list[VersionRecord]:
+        """Versions (deleted ones too: ``state = committed`` says otherwise) passing
+        ``where``, as :meth:`find_runs`."""
+        rows = self._find(
+            f"SELECT {_VERSION_COLUMNS}", _VERSION_FROM, "v.id", _VERSION_FILTER_COLUMNS,
+            project, where, order, limit, after,
+        )  # fmt: skip
+        return codec.decode_versions(rows)
+
+    def _find(
+        self,
+        select: str,
+        table: str,
+        id_column: str,
+        columns: Columns,
+        project: str | None,
+        where: Filter | None,
+        order: Order,
+        limit: int | None,
+        after: Sequence[Any] | None,
+    ) -> list[Any]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        rank, value, order_params = order_sql(order, columns)
+        if project is not None:
+            clauses.append(f"{columns['project']} = ?")
+            params.append(project)
+        if where is not None:
+            sql, where_params = where_sql(where, columns)
+            clauses.append(sql)
+            params += where_params
+        way = "DESC" if order.descending else ""
+        beyond = "<" if way else ">"
+        if rank.isdigit():  # one rank (lineage.storage.sqlfilter.order_sql): the column alone
+            if after is not None:
+                if after[0] != int(rank):  # a key of another rank: all rows or none beyond it
+                    clauses.append("1" if (after[0] < int(rank)) != bool(way) else "0")
+                else:
+                    clauses.append(f"({value}, {id_column}) {beyond} (?, ?)")
+                    params += [after[1], after[2]]
+            ordering = f"{value} {way}, {id_column} {way}"
+        else:
+            if after is not None:
+                clauses.append(f"({rank}, {value}, {id_column}) {beyond} (?, ?, ?)")
+                params += [*order_params, *after]
+            ordering = f"{rank} {way}, {value} {way}, {id_column} {way}"
+            params += order_params
+        text = (
+            f"{select} FROM {table} {'WHERE ' + ' AND '.join(clauses) if clauses else ''} "
+            f"ORDER BY {ordering} LIMIT ?"
+        )
+        params.append(-1 if limit is None else limit)
+        return self._db().execute(text, params).fetchall()
+
+
+_RUN_FILTER_COLUMNS: Columns = {
+    **{f: f"runs.{f}" for f in RUN_FIELDS},
+    "user": "runs.user",
+}
+_VERSION_FILTER_COLUMNS: Columns = {
+    **{f: f"v.{_column(f)}" for f in VERSION_STORED},
+    "type": "a.type",
+    "id": "v.id",
+    "tags": "v.tags",
+}
+
 
 def _present(db: sqlite3.Connection, table: str, ids: Sequence[str]) -> set[str]:
     """The ``ids`` already in ``table``, plus any that ``ids`` holds twice."""
@@ -825,6 +933,17 @@ def _run_row(run: RunRecord) -> list[Any]:
     values = codec.encode_run(run)
     for i in _RUN_LISTS:
         values[i] = codec.dumps(values[i])
+    return values
+
+
+_VERSION_TAGS = VERSION_STORED.index("tags")
+# columns added since the first schema (ALTER TABLE ADD COLUMN when a store lacks them)
+_ADDED_COLUMNS = (("runs", "user"), ("versions", "tags"))
+
+
+def _version_row(version: VersionRecord) -> list[Any]:
+    values = codec.encode_version(version)
+    values[_VERSION_TAGS] = codec.dumps(values[_VERSION_TAGS]) if values[_VERSION_TAGS] else None
     return values
 
 

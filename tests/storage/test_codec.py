@@ -23,12 +23,12 @@ RUN = RunRecord(
     id="r1", project="p", name="train", job_type="finetune", state="failed",
     config={"lr": 0.1, "nan": float("inf")}, summary={"acc": 0.9}, tags=("a", "b"),
     notes="n", code=CodeVersion(commit="c0ffee", dirty=True, remote="git@host:x"),
-    host="h", pid=7, started_at=1.5, finished_at=2.5, error="boom",
+    host="h", pid=7, started_at=1.5, finished_at=2.5, error="boom", user="ann",
 )  # fmt: skip
 VERSION = VersionRecord(
     project="p", name="m", type="model", index=3, digest="d" * 64, size=11, file_count=2,
     metadata={"k": [1, 2]}, description="desc", aliases=("best", "latest"), created_by="r1",
-    created_at=4.5, state="deleted",
+    created_at=4.5, state="deleted", tags=("round3",),
 )  # fmt: skip
 EVENT = Event(
     project="p", target="p/m:v3", kind="alias", at=5.5, actor="me", old={"a": 1}, new=[2],

@@ -15,7 +15,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from lineage.errors import InvalidInput, InvalidMetadata
-from lineage.records import CodeVersion
+from lineage.records import CodeVersion, RunRecord
 from lineage.server.graphql.loaders import call
 from lineage.server.graphql.types import Artifact, ArtifactVersion, Info, Run, RunState, mutation
 
@@ -39,6 +39,12 @@ def _timestamp(at: datetime, argument: str) -> float:
         raise InvalidInput(
             f"{argument} {at.isoformat()!r} is out of range ({error})", argument=argument
         ) from None
+
+
+@strawberry.type(description="What `tag` changed: a run or a version.")
+class Tagged:
+    run: Run | None
+    version: ArtifactVersion | None
 
 
 @strawberry.type
@@ -79,6 +85,7 @@ class Mutation:
     ) -> Run:
         record = await call(
             info.context.service.start_run,
+            user=info.context.principal.actor,
             run_id=None if id is None else str(id),
             started_at=None if started_at is None else _timestamp(started_at, "startedAt"),
             project=project,
@@ -157,6 +164,27 @@ class Mutation:
             aliases=aliases or (),
         )
         return CommitResult(version=ArtifactVersion(record=version), created=created)
+
+    @mutation(
+        "Add and remove tags of a run (by id) or a version (by ref); logged with the "
+        "token as its actor."
+    )
+    async def tag(
+        self,
+        info: Info,
+        target: str,
+        add: list[str] | None = None,
+        remove: list[str] | None = None,
+        project: str | None = None,
+    ) -> Tagged:
+        context = info.context
+        record = await call(
+            context.service.tag, target, add=add or (), remove=remove or (),
+            default_project=project, actor=context.principal.actor,
+        )  # fmt: skip
+        if isinstance(record, RunRecord):
+            return Tagged(run=Run(record=record), version=None)
+        return Tagged(run=None, version=ArtifactVersion(record=record))
 
     @mutation("Point an alias at a version, moving it if held elsewhere.")
     async def set_alias(self, info: Info, ref: str, alias: str) -> ArtifactVersion:

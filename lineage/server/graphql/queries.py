@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 
 import strawberry
 
 from lineage.errors import NotFound
+from lineage.filters import literal as quoted
+from lineage.filters import parse
 from lineage.names import check_name
 from lineage.server.graphql.diff import LineageDiff, lineage_diff
+from lineage.server.graphql.find import found_runs, found_versions
 from lineage.server.graphql.graphs import Direction, LineageGraph, lineage_graph
 from lineage.server.graphql.loaders import call
 from lineage.server.graphql.pagination import DEFAULT_PAGE, Connection
@@ -27,6 +31,15 @@ from lineage.server.graphql.types import (
 __all__ = ["Query"]
 
 
+def _at(ref: str, as_of: datetime | None) -> str:
+    """``ref`` as of ``asOf``: ``REF@SECONDS`` (lineage.history answers it)."""
+    if as_of is None:
+        return ref
+    if as_of.tzinfo is None:
+        as_of = as_of.replace(tzinfo=UTC)
+    return f"{ref.partition('@')[0]}@{as_of.timestamp()!r}"
+
+
 @strawberry.type
 class Query:
     @field("Every project, by name.")
@@ -41,9 +54,14 @@ class Query:
             raise NotFound(f"no project {name!r}", project=name)
         return Project(name=name)
 
-    @field("A version by ref: project/name:v3 or project/name:alias.")
-    async def artifact_version(self, info: Info, ref: str) -> ArtifactVersion | None:
-        return ArtifactVersion(record=await info.context.loaders.version(ref))
+    @field(
+        "A version by ref: project/name:v3 or project/name:alias; with `asOf` (or a ref "
+        "ending @TIME) the one it named then, as it was then."
+    )
+    async def artifact_version(
+        self, info: Info, ref: str, as_of: datetime | None = None
+    ) -> ArtifactVersion | None:
+        return ArtifactVersion(record=await info.context.loaders.version(_at(ref, as_of)))
 
     @strawberry.field
     async def artifact(self, info: Info, project: str, name: str) -> Artifact | None:
@@ -73,7 +91,11 @@ class Query:
         check_name(project, "project")
         return await artifact_page(info, project, type, first, after)
 
-    @field("A project's runs, oldest first, a page at a time.")
+    @field(
+        "A project's runs, oldest first, a page at a time; `filter` in the filter language "
+        "(config.lr < 1e-4 and tag = round3), ordered by `orderBy` (a field, '-' before it "
+        "for descending; default created)."
+    )
     async def runs(
         self,
         info: Info,
@@ -82,9 +104,40 @@ class Query:
         state: RunState | None = None,
         first: int = DEFAULT_PAGE,
         after: str | None = None,
+        filter: str | None = None,
+        order_by: str | None = None,
     ) -> Connection[Run]:
         check_name(project, "project")
-        return await run_page(info, project, job_type, state, first, after)
+        if filter is None and order_by is None:
+            return await run_page(info, project, job_type, state, first, after)
+        parts = []
+        if filter is not None:
+            parse(filter, "runs")  # refused as the caller wrote it, columns and all
+            parts.append(f"({filter})")
+        if job_type is not None:
+            parts.append(f"job_type = {quoted(job_type)}")
+        if state is not None:
+            parts.append(f"state = {quoted(state.value)}")
+        joined = " and ".join(parts) or None
+        return await found_runs(info, project, joined, order_by, first, after)
+
+    @field(
+        "Versions passing `filter` (metadata.epochs = 3 and type = model), in a project or "
+        "all, ordered by `orderBy` (default created), a page at a time; deleted versions too "
+        "unless the filter says state = committed."
+    )
+    async def versions(
+        self,
+        info: Info,
+        project: str | None = None,
+        filter: str | None = None,
+        order_by: str | None = None,
+        first: int = DEFAULT_PAGE,
+        after: str | None = None,
+    ) -> Connection[ArtifactVersion]:
+        if project is not None:
+            check_name(project, "project")
+        return await found_versions(info, project, filter, order_by, first, after)
 
     @field(
         "Runs and versions upstream (how it was made), downstream (what it fed) "
@@ -96,20 +149,23 @@ class Query:
         ref: str,
         direction: Direction = Direction.UPSTREAM,
         depth: int = 20,
+        as_of: datetime | None = None,
     ) -> LineageGraph:
         context = info.context
         depth = context.limits.depth(depth)
-        found = await call(context.service.lineage, ref, direction.value, depth)
+        found = await call(context.service.lineage, _at(ref, as_of), direction.value, depth)
         return lineage_graph(found, context, direction.value, depth)
 
     @field(
         "The version-to-version view under a version: an edge a -> b (DERIVED) "
         "for each run that consumed a and produced b. Fine-tuning stages and model surgery."
     )
-    async def derivation_tree(self, info: Info, ref: str, depth: int = 20) -> LineageGraph:
+    async def derivation_tree(
+        self, info: Info, ref: str, depth: int = 20, as_of: datetime | None = None
+    ) -> LineageGraph:
         context = info.context
         depth = context.limits.depth(depth)
-        found = await call(context.service.tree, ref, depth)
+        found = await call(context.service.tree, _at(ref, as_of), depth)
         return lineage_graph(found, context, "tree", depth)
 
     @field(
@@ -129,8 +185,8 @@ class Query:
         "Everything downstream of a version, at any depth: which runs and "
         "models a bad dataset touched."
     )
-    async def impact(self, info: Info, ref: str) -> LineageGraph:
-        found = await call(info.context.service.impact, ref)
+    async def impact(self, info: Info, ref: str, as_of: datetime | None = None) -> LineageGraph:
+        found = await call(info.context.service.impact, _at(ref, as_of))
         return lineage_graph(found, info.context, "downstream", None)
 
     @field(

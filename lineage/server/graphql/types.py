@@ -163,6 +163,10 @@ class Run:
     def host(self) -> str | None:
         return self.record.host
 
+    @field("Who started it: the OS user of a local run, a token's actor on a server.")
+    def user(self) -> str | None:
+        return self.record.user
+
     @strawberry.field
     def started_at(self) -> datetime:
         started = _time(self.record.started_at)
@@ -319,6 +323,10 @@ class ArtifactVersion:
     @strawberry.field
     def aliases(self) -> list[str]:
         return list(self.record.aliases)
+
+    @strawberry.field
+    def tags(self) -> list[str]:
+        return list(self.record.tags)
 
     @strawberry.field
     def state(self) -> VersionState:

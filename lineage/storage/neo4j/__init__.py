@@ -9,7 +9,9 @@ Graph model (ids as in :mod:`lineage.records`)::
 
 A record's fields are properties of its node, as :mod:`lineage.storage.codec` encodes them
 for both stores: JSON-ish fields (config, summary, code, metadata, event old/new) are JSON
-strings, so a record reads back exactly as SQLite returns it. An edge always has both nodes:
+strings, so a record reads back exactly as SQLite returns it. Their scalar leaves are also
+kept as properties of their own (``config.lr``), each key range-indexed, for filters
+(:mod:`lineage.storage.neo4j.filter`). An edge always has both nodes:
 an edge imported before its endpoint creates a *stub* (a node with only ``id``); stubs have
 no ``project``, every read skips them, and importing or creating the real record fills
 them in.

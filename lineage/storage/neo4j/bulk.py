@@ -31,6 +31,7 @@ from lineage.storage.neo4j.cypher import (
     MERGE_RUNS_IMPORTED,
     MERGE_VERSIONS,
 )
+from lineage.storage.neo4j.filter import flat_props
 
 __all__ = [
     "BATCH",
@@ -62,13 +63,21 @@ def _props(fields: tuple[str, ...], values: Iterable[Any]) -> dict[str, Any]:
 
 
 def run_props(run: RunRecord) -> dict[str, Any]:
-    """A run's node properties."""
-    return _props(RUN_FIELDS, codec.encode_run(run))
+    """A run's node properties, with its config and summary flattened for filters."""
+    return {
+        **_props(RUN_FIELDS, codec.encode_run(run)),
+        **flat_props("config", run.config),
+        **flat_props("summary", run.summary),
+    }
 
 
 def version_props(version: VersionRecord) -> dict[str, Any]:
-    """A version's node properties, with its ``id``."""
-    return {"id": version.id, **_props(VERSION_STORED, codec.encode_version(version))}
+    """A version's node properties, with its ``id`` and its metadata flattened."""
+    return {
+        "id": version.id,
+        **_props(VERSION_STORED, codec.encode_version(version)),
+        **flat_props("metadata", version.metadata),
+    }
 
 
 def artifact_props(artifact: ArtifactRecord) -> dict[str, Any]:

@@ -208,6 +208,7 @@ def _walk_body(direction: Direction, hops: int | None) -> LiteralString:
 SPARSE_VERSION_FIELDS: dict[str, LiteralString] = {
     "description": "v.description IS NOT NULL",
     "state": "v.state <> 'committed'",
+    "tags": "size(v.tags) > 0",
 }
 VERSION_DENSE_FIELDS = tuple(
     f for f in VERSION_STORED if f not in ("project", "name", "index", *SPARSE_VERSION_FIELDS)
@@ -292,12 +293,27 @@ _MERGE_RUN: LiteralString = (
     "SET r += CASE WHEN fresh THEN row ELSE {} END "
 )
 MERGE_RUNS: LiteralString = _MERGE_RUN + "RETURN sum(CASE WHEN fresh THEN 1 ELSE 0 END) AS n"
+
+
+def _reflatten(when: LiteralString, var: LiteralString, doc: LiteralString) -> LiteralString:
+    """A flattened document (lineage.storage.neo4j.filter) replaced by the row's, when
+    ``when``: its stale keys go."""
+    return (
+        f"FOREACH (k IN CASE WHEN {when} THEN [k IN keys({var}) WHERE k STARTS WITH '{doc}.'] "
+        f"ELSE [] END | REMOVE {var}[k]) "
+        f"FOREACH (k IN CASE WHEN {when} THEN [k IN keys(row) WHERE k STARTS WITH '{doc}.'] "
+        f"ELSE [] END | SET {var}[k] = row[k]) "
+    )
+
+
 MERGE_RUNS_IMPORTED: LiteralString = (
     _MERGE_RUN
     + "WITH r, row, fresh, NOT fresh AND r.state = 'running' AND row.state <> 'running' AS adv "
     "SET r += CASE WHEN adv THEN "
     + _map("row", RUN_UPDATES_ON_IMPORT)
-    + " ELSE {} END RETURN sum(CASE WHEN fresh OR adv THEN 1 ELSE 0 END) AS n"
+    + " ELSE {} END "
+    + _reflatten("adv", "r", "summary")
+    + "RETURN sum(CASE WHEN fresh OR adv THEN 1 ELSE 0 END) AS n"
 )
 MERGE_ARTIFACTS: LiteralString = (
     "UNWIND $rows AS row MERGE (a:Artifact {key: row.key}) "
@@ -311,7 +327,9 @@ MERGE_VERSIONS: LiteralString = (
     "WITH row, v, v.project IS NULL AS fresh "
     "SET v += CASE WHEN fresh THEN row ELSE "
     + _map("row", VERSION_UPDATES_ON_IMPORT)
-    + " END RETURN sum(CASE WHEN fresh THEN 1 ELSE 0 END) AS n"
+    + " END "
+    + _reflatten("NOT fresh", "v", "metadata")
+    + "RETURN sum(CASE WHEN fresh THEN 1 ELSE 0 END) AS n"
 )
 
 

@@ -35,6 +35,7 @@ from lineage.errors import (
     Unauthenticated,
     VersionNotFound,
 )
+from lineage.filters import Filter, Order
 from lineage.records import (
     CONSUMED_BY,
     PRODUCED,
@@ -83,6 +84,13 @@ from lineage.storage.neo4j.cypher import (
     walk_query,
     walk_records_query,
 )
+from lineage.storage.neo4j.filter import (
+    FLAT_PREFIXES,
+    flat_props,
+    index_query,
+    order_cypher,
+    where_cypher,
+)
 from lineage.traversal import derived_triples
 
 __all__ = ["Neo4jGraphStore"]
@@ -92,6 +100,8 @@ logger = logging.getLogger(__name__)
 _UNAVAILABLE = (ServiceUnavailable, SessionExpired, ConnectionPoolError, DatabaseUnavailable)
 # ids per lookup query: bounds the list the server builds for one answer
 _LOOKUP = 20_000
+# flattened keys given a range index, per label (lineage.storage.neo4j.filter)
+MAX_FLAT_INDEXES = 200
 # up to this many ids, get_versions is one query (resolving a ref: one round trip, not two)
 _FEW = 16
 T = TypeVar("T")
@@ -177,6 +187,28 @@ class Neo4jGraphStore:
                         raise
             if missing:
                 session.execute_read(_consume, "CALL db.awaitIndexes(300)")
+            session.execute_write(_flatten_all)
+            self._indexed = {
+                name for name in session.execute_read(existing) if name.startswith("flat ")
+            }
+
+    def _index_flat(self, label: str, rows: Iterable[Mapping[str, Any]]) -> None:
+        """Create the range index of each flattened key these rows have and none had
+        before (``MAX_FLAT_INDEXES`` a label at most: past them a filter scans)."""
+        keys = {k for row in rows for k in row if k.startswith(FLAT_PREFIXES)}
+        new = sorted(k for k in keys if f"flat {label} {k}" not in self._indexed)
+        if not new:
+            return
+        held = sum(1 for name in self._indexed if name.startswith(f"flat {label} "))
+        with self._session() as session:
+            for key in new[: max(0, MAX_FLAT_INDEXES - held)]:
+                query: LiteralString = index_query(label, key)
+                try:
+                    session.execute_write(_consume, query)
+                except ClientError as exc:
+                    if "AlreadyExists" not in (exc.code or ""):
+                        raise
+                self._indexed.add(f"flat {label} {key}")
 
     def _session(self) -> neo4j.Session:
         return self._driver.session(database=self._database, bookmark_manager=self._bookmarks)
@@ -219,11 +251,18 @@ class Neo4jGraphStore:
     def create_run(self, run: RunRecord) -> None:
         rows = [run_props(run)]
         self._write(lambda tx: merge_runs(tx, rows))
+        self._index_flat("Run", rows)
 
     def update_run(self, run_id: str, changes: Mapping[str, Any]) -> RunRecord | None:
         props = codec.encode_run_changes(changes)
+        flat = {d: flat_props(d, changes[d]) for d in ("config", "summary") if d in changes}
+
+        if flat:
+            self._index_flat("Run", flat.values())
 
         def work(tx: neo4j.ManagedTransaction) -> RunRecord | None:
+            for document, values in flat.items():
+                _reflatten(tx, "Run", run_id, document, values)
             rows = _collect(
                 tx,
                 "MATCH (r:Run {id: $id}) WHERE r.project IS NOT NULL SET r += $props " + RUNS,
@@ -407,7 +446,9 @@ class Neo4jGraphStore:
             ).single(strict=True)
             return codec.decode_versions(row["rows"])[0], True
 
-        return self._write(work)
+        committed = self._write(work)
+        self._index_flat("ArtifactVersion", [flat_props("metadata", new.metadata)])
+        return committed
 
     def get_versions(self, ids: Collection[str]) -> dict[str, VersionRecord]:
         if len(ids) <= _FEW:  # one query, its artifact looked up per version
@@ -512,8 +553,13 @@ class Neo4jGraphStore:
     ) -> VersionRecord:
         props = codec.encode_version_changes(changes)
         rows = event_rows(events)
+        flat = flat_props("metadata", changes["metadata"]) if "metadata" in changes else None
+        if flat:
+            self._index_flat("ArtifactVersion", [flat])
 
         def work(tx: neo4j.ManagedTransaction) -> VersionRecord:
+            if flat is not None:
+                _reflatten(tx, "ArtifactVersion", version_id, "metadata", flat)
             found = tx.run(
                 "MATCH (v:ArtifactVersion {id: $id}) WHERE v.project IS NOT NULL "
                 "SET v += $props RETURN v.id",
@@ -705,6 +751,8 @@ class Neo4jGraphStore:
         # Each batch is idempotent, so an import cut short is completed by running it again.
         counts = {"runs": 0, "artifacts": 0, "versions": 0, "edges": 0, "events": 0}
         run_rows = [run_props(run) for run in unique(runs, lambda run: run.id)]
+        self._index_flat("Run", run_rows)
+        self._index_flat("ArtifactVersion", [flat_props("metadata", v.metadata) for v in versions])
         for chunk in chunks(run_rows):
             counts["runs"] += self._write(partial(merge_runs, rows=chunk, imported=True))
         artifact_rows = [artifact_props(a) for a in unique(artifacts, lambda a: a.key)]
@@ -718,6 +766,43 @@ class Neo4jGraphStore:
         for chunk in chunks(event_rows(events)):
             counts["events"] += self._write(partial(insert_events, rows=chunk))
         return counts
+
+    # finding by filter ---------------------------------------------------------------------
+
+    def find_runs(
+        self,
+        project: str | None,
+        where: Filter | None,
+        order: Order,
+        *,
+        limit: int | None = None,
+        after: Sequence[Any] | None = None,
+    ) -> list[RunRecord]:
+        """Runs passing ``where``, in ``order`` then by id, from the one after the sort key
+        ``after`` (``(rank, value, id)``)."""
+        query, params = _find_query("MATCH (r:Run) WHERE r.project IS NOT NULL", "r",
+                                    _RUN_COLUMNS, project, where, order, limit, after)  # fmt: skip
+        return codec.decode_runs(self._collect(query + " " + RUNS, **params))
+
+    def find_versions(
+        self,
+        project: str | None,
+        where: Filter | None,
+        order: Order,
+        *,
+        limit: int | None = None,
+        after: Sequence[Any] | None = None,
+    ) -> list[VersionRecord]:
+        """Versions (deleted ones too) passing ``where``, as :meth:`find_runs`."""
+        query, params = _find_query(
+            "MATCH (v:ArtifactVersion) WHERE v.project IS NOT NULL", "v",
+            _VERSION_COLUMNS, project, where, order, limit, after,
+        )  # fmt: skip
+
+        def work(tx: neo4j.ManagedTransaction) -> list[VersionRecord]:
+            return _with_artifacts(tx, _collect(tx, query + " " + VERSION_ROWS, **params))
+
+        return self._read(work)
 
     # tokens --------------------------------------------------------------------------------
 
@@ -743,6 +828,54 @@ class Neo4jGraphStore:
             return bool(row["n"] > 0)
 
         return self._write(work)
+
+
+# flattened documents (lineage.storage.neo4j.filter) ----------------------------------------
+
+
+def _reflatten(
+    tx: neo4j.ManagedTransaction, label: str, node: str, document: str, values: dict[str, Any]
+) -> None:
+    """Replace the flattened properties of one document of a node by ``values``."""
+    query: LiteralString = (
+        "MATCH (n {id: $id}) WHERE $label IN labels(n) "
+        "FOREACH (k IN [k IN keys(n) WHERE k STARTS WITH $prefix] | REMOVE n[k]) "
+        "SET n += $values"
+    )
+    tx.run(query, id=node, label=label, prefix=f"{document}.", values=values).consume()
+
+
+def _flatten_all(tx: neo4j.ManagedTransaction) -> int:
+    """Write the flattened properties of every record written before they existed (a store
+    made by an older lineage); marks the store done. Returns how many nodes it changed."""
+    done = tx.run("MATCH (c:Counter {name: 'flattened'}) RETURN c.value AS v").single()
+    if done is not None:
+        return 0
+    changed = 0
+    for label, fields in (("Run", ("config", "summary")), ("ArtifactVersion", ("metadata",))):
+        query: LiteralString = (
+            "MATCH (n) WHERE $label IN labels(n) AND n.project IS NOT NULL "
+            "RETURN n.id AS id, [n.config, n.summary, n.metadata] AS docs"
+        )
+        rows = []
+        for record in tx.run(query, label=label):
+            docs = dict(zip(("config", "summary", "metadata"), record["docs"], strict=True))
+            values: dict[str, Any] = {}
+            for field in fields:
+                if docs[field]:
+                    values.update(flat_props(field, codec.loads_many([docs[field]])[0]))
+            if values:
+                rows.append({"id": record["id"], "values": values})
+        for part in chunks(rows):
+            tx.run(
+                "UNWIND $rows AS row MATCH (n {id: row.id}) WHERE $label IN labels(n) "
+                "SET n += row.values",
+                rows=part,
+                label=label,
+            ).consume()
+        changed += len(rows)
+    tx.run("MERGE (c:Counter {name: 'flattened'}) SET c.value = 1").consume()
+    return changed
 
 
 # reads ---------------------------------------------------------------------------------------
@@ -836,6 +969,56 @@ def _walked(
         else:
             edges.add((far, near, PRODUCED if ":" in near else CONSUMED_BY))
     return nodes, edges, truncated
+
+
+_RUN_COLUMNS = {f: f"r.{f}" for f in (*codec.RUN_FIELDS, "user")}
+_VERSION_COLUMNS = {
+    **{f: f"v.{f}" for f in codec.VERSION_STORED},
+    "id": "v.id",
+    "type": "COLLECT { MATCH (a:Artifact {key: v.project + '/' + v.name}) RETURN a.type }[0]",
+}
+
+
+def _find_query(
+    match: LiteralString,
+    var: LiteralString,
+    columns: Mapping[str, str],
+    project: str | None,
+    where: Filter | None,
+    order: Order,
+    limit: int | None,
+    after: Sequence[Any] | None,
+) -> tuple[LiteralString, dict[str, Any]]:
+    params: dict[str, Any] = {"project": project, "limit": limit}
+    query = match
+    if project is not None:
+        query += f" AND {var}.project = $project"
+    if where is not None:
+        query += " AND " + where_cypher(where, var, columns, params)
+    rank, value = order_cypher(order, var, columns, params)
+    way: LiteralString = " DESC" if order.descending else ""
+    beyond: LiteralString = "<" if order.descending else ">"
+    if rank.isdigit():  # one rank: the property alone orders (lineage.storage.sqlfilter)
+        if after is not None:
+            if after[0] != int(rank):
+                query += " AND true" if (after[0] < int(rank)) != bool(way) else " AND false"
+            else:
+                params.update(a_value=after[1], a_id=after[2])
+                query += (
+                    f" AND ({value} {beyond} $a_value OR "
+                    f"({value} = $a_value AND {var}.id {beyond} $a_id))"
+                )
+        query += f" WITH {var} ORDER BY {value}{way}, {var}.id{way}" + limit_clause(limit)
+        return query, params
+    query += f" WITH {var}, {rank} AS rk, {value} AS vl"
+    if after is not None:
+        params.update(a_rank=after[0], a_value=after[1], a_id=after[2])
+        query += (
+            f" WHERE rk {beyond} $a_rank OR (rk = $a_rank AND (vl {beyond} $a_value "
+            f"OR (vl = $a_value AND {var}.id {beyond} $a_id)))"
+        )
+    query += f" ORDER BY rk{way}, vl{way}, {var}.id{way}" + limit_clause(limit)
+    return query, params
 
 
 # small helpers ------------------------------------------------------------------------------

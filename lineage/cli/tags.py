@@ -1,0 +1,33 @@
+"""Tags of runs and versions: ``lineage tag``."""
+
+from __future__ import annotations
+
+import click
+
+from lineage.cli.main import Context, cli, errors, pass_ctx
+from lineage.records import RunRecord
+
+__all__ = ["tag"]
+
+
+@cli.command()
+@click.argument("target")
+@click.argument("tags", nargs=-1, required=True)
+@click.option("--remove", is_flag=True, help="Remove these tags instead of adding them.")
+@pass_ctx
+@errors
+def tag(ctx: Context, target: str, tags: tuple[str, ...], remove: bool) -> None:
+    """Tag a run (by id) or a version (REF); the event log keeps who did it.
+
+    \b
+    lineage tag policy:v7 round3 best
+    lineage tag 3kq9x2ab round3 --remove
+    """
+    found = ctx.api.service.tag(
+        target,
+        add=() if remove else tags,
+        remove=tags if remove else (),
+        default_project=ctx.api.project,
+    )
+    name = f"run {found.id}" if isinstance(found, RunRecord) else found.ref
+    click.echo(f"{name}: tags {', '.join(found.tags) or '(none)'}")
