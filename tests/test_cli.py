@@ -265,7 +265,7 @@ def test_an_unreachable_store_is_one_line_and_exit_6(workdir) -> None:  # type: 
 
 def test_usage_errors_are_one_line_and_exit_2(history) -> None:  # type: ignore[no-untyped-def]
     store, _ = history
-    for args in (["runs", "--bogus"], ["nosuch"], ["show"], ["--store"], ["get", "a", "b"]):
+    for args in (["runs", "--bogus"], ["nosuch"], ["show"], ["--store"], ["get", "a", "b", "c"]):
         line = one_error_line(invoke(*args, code=2))
         assert "Usage" not in line and "Error" not in line, line
     assert "--bogus" in one_error_line(invoke("--store", store, "runs", "--bogus", code=2))
