@@ -37,7 +37,7 @@ CONSUMED_BY = "consumed_by"
 PRODUCED = "produced"
 DERIVED = "derived"
 
-RUN_STATES = ("running", "finished", "failed", "killed", "crashed")
+RUN_STATES = ("running", "finished", "failed", "killed", "crashed", "aborted")
 
 
 def version_id(project: str, name: str, index: int) -> str:
@@ -76,6 +76,8 @@ class RunRecord:
     started_at: float = 0.0
     finished_at: float | None = None
     error: str | None = None
+    parent: str | None = None  # the id of the run this one is a task of (OpenLineage's parent)
+    facets: Mapping[str, Any] = field(default_factory=dict)  # OpenLineage job and run facets
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -250,6 +252,8 @@ def run_record(
     started_at: float,
     finished_at: float | None,
     error: str | None,
+    parent: str | None = None,
+    facets: Mapping[str, Any] | None = None,
 ) -> RunRecord:
     """``RunRecord(...)`` with every field given."""
     record = _new(RunRecord)
@@ -269,6 +273,8 @@ def run_record(
     fields["started_at"] = started_at
     fields["finished_at"] = finished_at
     fields["error"] = error
+    fields["parent"] = parent
+    fields["facets"] = {} if facets is None else facets
     return record
 
 

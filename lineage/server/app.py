@@ -8,6 +8,7 @@ Routes::
     PUT  /blobs/{digest}         the bytes, streamed; hashed on arrival         write
     GET  /blobs/{digest}         the bytes, streamed (HEAD: the size only)      read
     GET  /healthz                {"status": "ok"} once the graph store answers
+    POST /api/v1/lineage[/batch] OpenLineage events (lineage.server.openlineage)       write
 
 ``/`` is left to ``extra_routes`` (the dashboard), which find the service and the caller with
 :func:`service` and :func:`principal`. The application keeps nothing of its own: every fact is
@@ -351,6 +352,8 @@ def create_app(
         from lineage.server.dashboard import routes as dashboard  # it imports this module
 
         extra_routes = dashboard()
+    from lineage.server.openlineage import routes as openlineage  # it imports this module
+
     owned = service is None
     service = service or open_service(store, blobs)
     runtime = _Runtime(
@@ -376,6 +379,7 @@ def create_app(
         Route("/blobs/{digest}", _put, methods=["PUT"]),
         Route("/blobs/{digest}", _get, methods=["GET"]),
         Route("/healthz", _healthz, methods=["GET"]),
+        *openlineage(),
         *extra_routes,
     ]
     app = Starlette(routes=routes, lifespan=lifespan)

@@ -100,6 +100,9 @@ class GraphStore(Protocol):
     def count_runs(
         self, project: str, *, job_type: str | None = None, state: str | None = None
     ) -> int: ...
+    def child_runs(self, run_id: str) -> list[RunRecord]:
+        """The runs whose ``parent`` is ``run_id``, oldest first."""
+        ...
 
     # artifacts and versions
     def list_projects(self) -> list[str]: ...

@@ -63,7 +63,9 @@ CREATE TABLE IF NOT EXISTS runs (
     pid INTEGER,
     started_at REAL NOT NULL,
     finished_at REAL,
-    error TEXT
+    error TEXT,
+    parent TEXT,
+    facets TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_project ON runs (project, id);
 CREATE INDEX IF NOT EXISTS runs_state ON runs (state);
@@ -216,6 +218,16 @@ class SQLiteGraphStore:
         self._lock = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db().executescript("BEGIN IMMEDIATE;" + SCHEMA + "COMMIT;")
+        self._add_columns()
+
+    def _add_columns(self) -> None:
+        """Columns added since a store was created: an older store opens, and gains them."""
+        with self._write() as db:
+            have = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
+            for column in ("parent", "facets"):
+                if column not in have:
+                    db.execute(f"ALTER TABLE runs ADD COLUMN {column} TEXT")
+            db.execute("CREATE INDEX IF NOT EXISTS runs_parent ON runs (parent)")
 
     # connections ---------------------------------------------------------------------------
 
@@ -319,6 +331,13 @@ class SQLiteGraphStore:
         )
         count: int = self._db().execute(f"SELECT count(*) FROM runs {where}", params).fetchone()[0]
         return count
+
+    def child_runs(self, run_id: str) -> list[RunRecord]:
+        """The runs whose parent is ``run_id``, oldest first."""
+        rows = self._db().execute(
+            f"SELECT {_RUN_COLUMNS} FROM runs WHERE parent = ? ORDER BY started_at, id", (run_id,)
+        )
+        return codec.decode_runs(rows)
 
     # artifacts and versions ----------------------------------------------------------------
 

@@ -77,6 +77,7 @@ class RunState(enum.Enum):
     FAILED = "failed"
     KILLED = "killed"
     CRASHED = "crashed"
+    ABORTED = "aborted"
 
 
 @strawberry.enum

@@ -287,6 +287,14 @@ class Neo4jGraphStore:
         count: int = row["n"]
         return count
 
+    def child_runs(self, run_id: str) -> list[RunRecord]:
+        """The runs whose parent is ``run_id``, oldest first."""
+        query: LiteralString = (
+            "MATCH (r:Run {parent: $id}) WHERE r.project IS NOT NULL "
+            "WITH r ORDER BY r.started_at, r.id " + RUNS
+        )
+        return codec.decode_runs(self._collect(query, id=run_id))
+
     # artifacts and versions ----------------------------------------------------------------
 
     def list_projects(self) -> list[str]:
