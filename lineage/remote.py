@@ -62,7 +62,7 @@ _BY_NAME: dict[str, type[LineageError]] = {
 }
 
 RUN = """id project name jobType state config summary tags notes host startedAt finishedAt
-error code { commit dirty remote script command }"""
+error code { commit dirty remote script command } facets parent { id }"""
 VERSION = """project name type index digest size fileCount metadata description aliases state
 createdAt createdBy { id }"""
 GRAPH = f"""nodes {{ id kind ref run {{ {RUN} }} artifactVersion {{ {VERSION} }} }}
@@ -90,6 +90,8 @@ def _run(data: Mapping[str, Any]) -> RunRecord:
         started_at=_time(data["startedAt"]) or 0.0,
         finished_at=_time(data.get("finishedAt")),
         error=data.get("error"),
+        parent=(data.get("parent") or {}).get("id"),
+        facets=data.get("facets") or {},
     )
 
 
@@ -309,6 +311,12 @@ class RemoteService:
 
     def active_run(self, run_id: str) -> RunRecord:
         return check_active(self.get_run(run_id))
+
+    def child_runs(self, run_id: str) -> list[RunRecord]:
+        data = self.query(
+            f"query($id: ID!) {{ run(id: $id) {{ children {{ {RUN} }} }} }}", id=run_id
+        )
+        return [_run(child) for child in (data["run"] or {}).get("children", [])]
 
     def get_runs(self, ids: Iterable[str]) -> dict[str, RunRecord]:
         """Many runs, a batch of aliased fields per request (never a request per run)."""

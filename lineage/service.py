@@ -29,8 +29,9 @@ from lineage.errors import (
     VersionNotFound,
 )
 from lineage.hashing import check_digest
+from lineage.locations import canonical, is_location, reference_locations
 from lineage.manifest import Manifest, manifest_digests, read_manifest
-from lineage.names import Ref, check_alias, check_json, check_name, parse_ref
+from lineage.names import Ref, check_alias, check_json, check_name, parse_ref, quoted
 from lineage.records import (
     PRODUCED,
     RUN_STATES,
@@ -54,6 +55,7 @@ logger = logging.getLogger(__name__)
 _RUN_ID_ALPHABET = string.ascii_lowercase + string.digits
 MAX_TAGS = 64
 MAX_TEXT = 64 * 1024
+MAX_CHILD_RUNS = 10_000  # runs below one parent that its lineage covers
 
 
 def new_run_id() -> str:
@@ -191,7 +193,11 @@ class Service:
         *,
         include_deleted: bool = False,
     ) -> VersionRecord:
-        """The version a ref names; a deleted version only with ``include_deleted``."""
+        """The version a ref names; a deleted version only with ``include_deleted``. A
+        storage URI (``s3://bucket/train``) names the newest version of the artifact at that
+        location (:mod:`lineage.locations`)."""
+        if isinstance(ref, str) and is_location(ref):
+            ref = self.at_location(ref)
         parsed = ref if isinstance(ref, Ref) else parse_ref(ref, default_project)
         if parsed.index is not None:
             found = self.graph.get_versions([str(parsed)]).get(str(parsed))
@@ -201,6 +207,17 @@ class Service:
         if found is None or (found.state != "committed" and not include_deleted):
             raise VersionNotFound(self._not_found(parsed), ref=str(parsed))
         return found
+
+    def at_location(self, uri: str) -> Ref:
+        """The ``latest`` ref of the artifact recorded at a storage location."""
+        found = self.graph.find_locations([canonical(uri)]).get(canonical(uri))
+        if found is None:
+            raise VersionNotFound(
+                f"no artifact is recorded at {quoted(uri)}: log a reference to it, or let an "
+                "OpenLineage job read or write it",
+                ref=uri,
+            )
+        return Ref(project=found[0], name=found[1], alias="latest")
 
     def latest(self, project: str, name: str) -> VersionRecord | None:
         """The newest live version of an artifact (its ``latest`` alias), or None."""
@@ -276,6 +293,7 @@ class Service:
             raise InvalidInput(f"description must be a string of at most {MAX_TEXT} characters")
         run = self.active_run(run_id)
         loaded = self.check_manifest(manifest)
+        claimed = reference_locations(loaded)
         now = time.time()
         version, created = self.graph.commit_version(
             NewVersion(
@@ -325,6 +343,8 @@ class Service:
                         )
                     ]
                 )
+        if claimed:  # the storage this version references is this artifact
+            self.graph.add_locations((uri, version.project, version.name) for uri in claimed)
         for alias in aliases:
             self._move_alias(version, alias, actor=run.id)
         if aliases:
@@ -521,6 +541,22 @@ class Service:
     def get_runs(self, ids: Iterable[str]) -> dict[str, RunRecord]:
         return self.graph.get_runs(list(ids))
 
+    def child_runs(self, run_id: str) -> list[RunRecord]:
+        """The runs whose parent is ``run_id`` (an OpenLineage DAG run's tasks), oldest first."""
+        return self.graph.child_runs(run_id)
+
+    def _descendant_runs(self, run_id: str) -> list[str]:
+        """Every run below ``run_id`` by parent links (children, their children, ...)."""
+        found: list[str] = []
+        frontier = [run_id]
+        seen = {run_id}
+        while frontier and len(found) < MAX_CHILD_RUNS:
+            level = [c.id for r in frontier for c in self.graph.child_runs(r) if c.id not in seen]
+            seen.update(level)
+            found += level
+            frontier = level
+        return found
+
     def projects(self) -> list[str]:
         return self.graph.list_projects()
 
@@ -573,8 +609,24 @@ class Service:
         """Runs and versions upstream, downstream or both ways of a version or run."""
         check_direction(direction)
         depth = check_depth(depth)
-        node, _ = self.node_id(start, default_project)
-        return self.traversal.lineage(node, direction, depth)
+        node, kind = self.node_id(start, default_project)
+        answer = self.traversal.lineage(node, direction, depth)
+        children = self._descendant_runs(node) if kind == "run" else []
+        if not children:
+            return answer
+        # a parent run's lineage covers its tasks': theirs, merged into its own
+        parts = [answer, *(self.traversal.lineage(c, direction, depth) for c in children)]
+        found = {
+            **{n.id: n for part in parts for n in part.nodes},
+            **{n.id: n for n in answer.nodes},
+        }
+        edges = dict.fromkeys(e for part in parts for e in part.edges)
+        return Subgraph(
+            nodes=tuple(found.values()),
+            edges=tuple(edges),
+            truncated=any(part.truncated for part in parts),
+            root=answer.root,
+        )
 
     def impact(self, ref: str, *, default_project: str | None = None) -> Subgraph:
         """Every run and version downstream of a version: what a bad dataset touched."""

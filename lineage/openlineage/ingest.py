@@ -115,12 +115,31 @@ class _Dataset:
         return found if isinstance(found, str) and found else None
 
     def check(self, service: Service) -> None:
+        """Find the artifact this dataset is: the one at its storage location (an SDK
+        reference, say), else its own; refuse one of its own name that is no dataset."""
+        self.type = DATASET_TYPE
+        self.claim: list[tuple[str, str, str]] = []
+        uri = location(self.namespace, self.name)
+        if uri is not None:
+            found = service.graph.find_locations([uri]).get(uri)
+            if found is not None:
+                self.project, self.artifact = found
+                artifact = service.graph.get_artifact(*found)
+                self.type = artifact.type if artifact is not None else DATASET_TYPE
+                return
+            self.claim = [(uri, self.project, self.artifact)]
         artifact = service.graph.get_artifact(self.project, self.artifact)
         if artifact is not None and artifact.type != DATASET_TYPE:
             raise InvalidEvent(
                 f"{artifact.key} is an artifact of type {artifact.type!r}, not a dataset",
                 field=f"{self.where}.name",
             )
+
+    def claimed(self, service: Service) -> None:
+        """Record this dataset's location as its artifact's (once it has a version)."""
+        if self.claim:
+            service.graph.add_locations(self.claim)
+            self.claim = []
 
     def identity(self, run: str | None) -> dict[str, Any]:
         if self.named_version is not None:
@@ -161,7 +180,7 @@ class _Dataset:
         version = VersionRecord(
             project=self.project,
             name=self.artifact,
-            type=DATASET_TYPE,
+            type=self.type,
             index=index,
             digest=digest,
             size=0,
@@ -171,6 +190,7 @@ class _Dataset:
             aliases=("latest",),
         )
         service.graph.import_records(versions=[version])
+        self.claimed(service)
         return self.find(service, digest) or version
 
 
@@ -280,7 +300,7 @@ class _Run:
                 NewVersion(
                     project=dataset.project,
                     name=dataset.artifact,
-                    type=DATASET_TYPE,
+                    type=dataset.type,
                     digest=digest,
                     size=0,
                     file_count=1,
@@ -289,6 +309,7 @@ class _Run:
                     at=self.at,
                 )
             )
+            dataset.claimed(self.service)
             if not created:
                 self._merge_metadata(version, dataset)
                 if version.id not in made and not self.service.reaches(self.id, version.id, "up"):
@@ -305,6 +326,7 @@ class _Run:
             if dataset.named_version is None and key in used_artifacts:
                 continue  # bound by an earlier event of this run
             version = self._bind(dataset)
+            dataset.claimed(self.service)
             if version.id in outputs or version.id in used:
                 found.append(version)
                 continue
@@ -320,9 +342,12 @@ class _Run:
             versions = self.graph.list_versions(
                 dataset.project, dataset.artifact, newest_first=True, limit=_SCAN
             )
-            for version in versions:
-                if version.created_at <= self.at and version.created_by != self.id:
+            others = [v for v in versions if v.created_by != self.id]
+            for version in others:
+                if version.created_at <= self.at:
                     return version
+            if others:  # all made after the event's time (the emitter's clock is behind)
+                return others[-1]
         return dataset.observed(self.service, self.at)
 
     def _merge_metadata(self, version: VersionRecord, dataset: _Dataset) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 
 from lineage.hashing import hash_bytes
+from lineage.locations import canonical
 
 __all__ = ["internal_name", "location"]
 
@@ -38,7 +39,7 @@ def location(namespace: str, name: str) -> str | None:
     """The URI of the storage a dataset names, when its namespace is one: ``s3://bucket`` +
     ``path/x`` is ``s3://bucket/path/x``; ``file`` + ``/data/x`` is ``file:///data/x``."""
     if namespace == "file":
-        return "file://" + ("" if name.startswith("/") else "/") + name
+        return canonical("file://" + ("" if name.startswith("/") else "/") + name)
     if "://" in namespace:
-        return namespace.rstrip("/") + "/" + name.lstrip("/")
+        return canonical(namespace.rstrip("/") + "/" + name.lstrip("/"))
     return None

@@ -187,6 +187,16 @@ class GraphStore(Protocol):
         """
         ...
 
+    # storage locations: which artifact a storage URI is (a reference the SDK logged, a
+    # dataset an OpenLineage job named); the first artifact to claim a URI keeps it
+    def add_locations(self, locations: Iterable[tuple[str, str, str]]) -> None:
+        """Record ``(uri, project, name)`` triples; a URI already recorded is left as it is."""
+        ...
+
+    def find_locations(self, uris: Collection[str]) -> dict[str, tuple[str, str]]:
+        """``uri -> (project, artifact name)`` of the URIs recorded."""
+        ...
+
     # API tokens (the server's; stored hashed)
     def create_token(self, token: TokenRecord) -> None: ...
     def find_token(self, digest: str) -> TokenRecord | None: ...

@@ -121,6 +121,11 @@ CREATE TABLE IF NOT EXISTS events (
     uid TEXT NOT NULL UNIQUE
 );
 CREATE INDEX IF NOT EXISTS events_target ON events (project, target);
+CREATE TABLE IF NOT EXISTS locations (
+    uri TEXT PRIMARY KEY,
+    project TEXT NOT NULL,
+    name TEXT NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS tokens (
     id TEXT PRIMARY KEY,
     digest TEXT NOT NULL UNIQUE,
@@ -769,6 +774,23 @@ class SQLiteGraphStore:
         return counts
 
     # tokens --------------------------------------------------------------------------------
+
+    # storage locations -----------------------------------------------------------------
+
+    def add_locations(self, locations: Iterable[tuple[str, str, str]]) -> None:
+        rows = list(locations)
+        if rows:
+            with self._write() as db:
+                db.executemany(
+                    "INSERT OR IGNORE INTO locations (uri, project, name) VALUES (?, ?, ?)", rows
+                )
+
+    def find_locations(self, uris: Collection[str]) -> dict[str, tuple[str, str]]:
+        rows = self._db().execute(
+            f"SELECT uri, project, name FROM {_EACH_ID} CROSS JOIN locations ON uri = i.want",
+            (_id_list(uris),),
+        )
+        return {uri: (project, name) for uri, project, name in rows}
 
     def create_token(self, token: TokenRecord) -> None:
         with self._write() as db:
