@@ -32,13 +32,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from lineage.errors import InvalidMetadata
+from lineage.errors import InvalidMetadata, InvalidName
 from lineage.hashing import hash_bytes
 from lineage.manifest import Entry, encode_manifest, write_manifest
-from lineage.names import check_json
+from lineage.names import check_json, check_name
 from lineage.openlineage.naming import internal_name, location
 from lineage.openlineage.validation import InvalidEvent, event_kind, event_time, run_id
-from lineage.records import CONSUMED_BY, PRODUCED, Edge, RunRecord, VersionRecord
+from lineage.records import CONSUMED_BY, PRODUCED, RUN_STATES, Edge, RunRecord, VersionRecord
 from lineage.service import Service
 from lineage.storage.graph import NewVersion
 
@@ -116,8 +116,8 @@ class _Dataset:
 
     def check(self, service: Service) -> None:
         """Find the artifact this dataset is: the one at its storage location (an SDK
-        reference, say), else its own; refuse one of its own name that is no dataset."""
-        self.type = DATASET_TYPE
+        reference, say), else its own; refuse one of its own name of another type."""
+        self.type = _lineage_facet(self.facets, "type", DATASET_TYPE)
         self.claim: list[tuple[str, str, str]] = []
         uri = location(self.namespace, self.name)
         if uri is not None:
@@ -129,9 +129,9 @@ class _Dataset:
                 return
             self.claim = [(uri, self.project, self.artifact)]
         artifact = service.graph.get_artifact(self.project, self.artifact)
-        if artifact is not None and artifact.type != DATASET_TYPE:
+        if artifact is not None and artifact.type != self.type:
             raise InvalidEvent(
-                f"{artifact.key} is an artifact of type {artifact.type!r}, not a dataset",
+                f"{artifact.key} is an artifact of type {artifact.type!r}, not {self.type}",
                 field=f"{self.where}.name",
             )
 
@@ -204,14 +204,18 @@ class _Run:
         self.at = event_time(event)
         self.job = event["job"]
         self.original_id: str = event["run"]["runId"]
-        self.id = run_id(self.original_id)
+        run_facets: Mapping[str, Any] = event["run"].get("facets") or {}
+        # what lineage's own export said of the run: its id and how it ended
+        self.id = _lineage_facet(run_facets, "id", None) or run_id(self.original_id)
         self.project = internal_name(self.job["namespace"])
         self.state = STATES[event["eventType"]]
+        ended = _lineage_facet(run_facets, "state", None)
+        if self.state != "running" and ended in RUN_STATES and ended != "running":
+            self.state = ended
         self.inputs = [_Dataset(d, f"inputs[{i}]") for i, d in enumerate(event.get("inputs", []))]
         self.outputs = [
             _Dataset(d, f"outputs[{i}]") for i, d in enumerate(event.get("outputs", []))
         ]
-        run_facets: Mapping[str, Any] = event["run"].get("facets") or {}
         parent = run_facets.get("parent")
         self.parent = run_id(parent["run"]["runId"]) if isinstance(parent, Mapping) else None
         facets: dict[str, Any] = {
@@ -354,6 +358,16 @@ class _Run:
         merged = _merge(version.metadata, dataset.metadata, newer=False)
         if merged != version.metadata:
             self.graph.update_version(version.id, {"metadata": merged}, [])
+
+
+def _lineage_facet(facets: Mapping[str, Any], key: str, default: Any) -> Any:
+    """A name in the ``lineage`` facet (what lineage's export writes), if it is a valid one."""
+    facet = facets.get("lineage")
+    value = facet.get(key) if isinstance(facet, Mapping) else None
+    try:
+        return check_name(value, key) if value is not None else default
+    except InvalidName:
+        return default
 
 
 def _seconds(text: Any) -> float:
