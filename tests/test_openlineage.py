@@ -16,6 +16,7 @@ import httpx
 import networkx as nx
 import pytest
 import requests
+from click.testing import CliRunner
 from openlineage.client.event_v2 import InputDataset, Job, OutputDataset, Run, RunEvent, RunState
 from openlineage.client.generated import (
     column_lineage_dataset,
@@ -31,9 +32,11 @@ from ports import free_port
 from server_process import ServerProcess
 
 import lineage
+from lineage.cli import cli
 from lineage.openlineage import internal_name, run_id
 from lineage.server.app import open_service
 from lineage.server.auth import create_token
+from lineage.server.dashboard import run_url, version_url
 from lineage.service import Service
 
 PRODUCER = "https://github.com/apache/airflow/tree/providers-openlineage/1.0"
@@ -42,6 +45,8 @@ PRODUCER = "https://github.com/apache/airflow/tree/providers-openlineage/1.0"
 @dataclass
 class Server:
     url: str
+    store: str
+    blobs: str
     token: str
     read: str
     service: Service  # the same stores, opened by the test to look at what was stored
@@ -87,7 +92,7 @@ def server(
         HttpConfig(url=process.url, auth=ApiKeyTokenProvider({"apiKey": token}), timeout=30)
     )
     try:
-        yield Server(process.url, token, read, service, transport)
+        yield Server(process.url, store, blobs, token, read, service, transport)
     finally:
         transport.close()
         process.stop()
@@ -442,3 +447,34 @@ def test_sdk_run_consumes_what_an_openlineage_job_wrote(server: Server, tmp_path
     assert {n["id"] for n in graph["nodes"]} == expected
     assert {(e["source"], e["target"]) for e in graph["edges"]} == set(oracle.edges)
     assert "build_train" in graph["dot"] and "crm.customers" in graph["dot"]
+
+
+def test_names_never_break_a_page_a_ref_or_a_command(server: Server) -> None:
+    tag = uuid.uuid4().hex[:6]
+    rid = str(uuid.uuid4())
+    job = 'dag.<b>"x</b> 🕷'
+    hostile = "a/../b?c#d%2F:e"
+    server.emit(
+        event(RunState.COMPLETE, at(1), rid, f"postgres://h-{tag}:5432", job,
+              outputs=[OutputDataset(namespace=f"s3://h-{tag}", name=hostile),
+                       OutputDataset(namespace=f"s3://h-{tag}", name="a-..-b-c-d-2F-e")])
+    )  # fmt: skip
+    service = server.service
+    run = service.get_run(rid)
+    assert run.name == job
+    outputs = service.run_io(rid)[1]
+    assert len({v.id for v in outputs}) == 2  # two names, two artifacts, never one
+    names = {v.metadata["openlineage"]["name"] for v in outputs}
+    assert names == {hostile, "a-..-b-c-d-2F-e"}
+    headers = {"Authorization": f"Bearer {server.read}"}
+    page = httpx.get(f"{server.url}{run_url(rid)}", headers=headers, timeout=30)
+    assert page.status_code == 200
+    assert "dag.&lt;b&gt;&#34;x&lt;/b&gt; 🕷" in page.text and "<b>" not in page.text
+    assert "OpenLineage facets" in page.text
+    for version in outputs:
+        page = httpx.get(f"{server.url}{version_url(version)}", headers=headers, timeout=30)
+        assert page.status_code == 200 and version.ref in page.text
+        shown = CliRunner().invoke(
+            cli, ["--store", server.store, "--blobs", server.blobs, "show", version.ref]
+        )
+        assert shown.exit_code == 0 and version.ref in shown.output, shown.output

@@ -350,8 +350,8 @@ class _Run:
             for version in others:
                 if version.created_at <= self.at:
                     return version
-            if others:  # all made after the event's time (the emitter's clock is behind)
-                return others[-1]
+            if others:  # all stored after the event's time (a late or replayed event)
+                return others[0]
         return dataset.observed(self.service, self.at)
 
     def _merge_metadata(self, version: VersionRecord, dataset: _Dataset) -> None:
