@@ -478,3 +478,28 @@ def test_names_never_break_a_page_a_ref_or_a_command(server: Server) -> None:
             cli, ["--store", server.store, "--blobs", server.blobs, "show", version.ref]
         )
         assert shown.exit_code == 0 and version.ref in shown.output, shown.output
+
+
+def test_dataset_and_job_events(server: Server) -> None:
+    tag = uuid.uuid4().hex[:6]
+    dataset = {
+        "eventTime": "2024-05-01T10:00:00Z",
+        "producer": PRODUCER,
+        "dataset": {"namespace": f"s3://d-{tag}", "name": "t", "facets": {"schema": {
+            "fields": [{"name": "k", "type": "INT"}]}}},
+    }  # fmt: skip
+    job = {
+        "eventTime": "2024-05-01T10:00:00Z",
+        "producer": PRODUCER,
+        "job": {"namespace": f"ns-{tag}", "name": "static"},
+        "inputs": [{"namespace": f"s3://d-{tag}", "name": "t"}],
+    }
+    answer = server.post("/api/v1/lineage/batch", [dataset, job, dataset])
+    assert answer.status_code == 200, answer.text
+    version = server.service.resolve(f"{internal_name(f's3://d-{tag}')}/t:latest")
+    assert version.index == 0 and version.metadata["openlineage"]["facets"]["schema"]
+    assert server.service.count_versions(version.project, "t") == 1  # twice: the same one
+    assert server.service.runs(f"ns-{tag}") == []  # a job event makes no run
+    nameless = {**dataset, "dataset": {"namespace": f"s3://d-{tag}"}}
+    answer = server.post("/api/v1/lineage", nameless)
+    assert answer.status_code == 422 and answer.json()["error"]["field"] == "dataset"

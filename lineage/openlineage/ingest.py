@@ -83,8 +83,12 @@ def ingest(service: Service, event: Mapping[str, Any]) -> Ingested:
         return _Run(service, event).store()
     if kind == "DatasetEvent":
         dataset = _Dataset(event["dataset"], "dataset")
-        dataset.check(service)
-        return Ingested(inputs=(dataset.observed(service, event_time(event)),))
+        uri = dataset.location
+        dataset.check(service, service.graph.find_locations([uri]) if uri else {})
+        version = dataset.observed(service, event_time(event))
+        if dataset.claim:
+            service.graph.add_locations(dataset.claim)
+        return Ingested(inputs=(version,))
     return Ingested()  # a JobEvent: its job exists once a run of it does
 
 
@@ -114,14 +118,15 @@ class _Dataset:
         found = version.get("datasetVersion") if isinstance(version, Mapping) else None
         return found if isinstance(found, str) and found else None
 
-    def check(self, service: Service) -> None:
+    def check(self, service: Service, places: Mapping[str, tuple[str, str]]) -> None:
         """Find the artifact this dataset is: the one at its storage location (an SDK
-        reference, say), else its own; refuse one of its own name of another type."""
+        reference, say; ``places`` are the recorded ones), else its own; refuse one of its
+        own name of another type."""
         self.type = _lineage_facet(self.facets, "type", DATASET_TYPE)
         self.claim: list[tuple[str, str, str]] = []
-        uri = location(self.namespace, self.name)
+        uri = self.location
         if uri is not None:
-            found = service.graph.find_locations([uri]).get(uri)
+            found = places.get(uri)
             if found is not None:
                 self.project, self.artifact = found
                 artifact = service.graph.get_artifact(*found)
@@ -135,11 +140,9 @@ class _Dataset:
                 field=f"{self.where}.name",
             )
 
-    def claimed(self, service: Service) -> None:
-        """Record this dataset's location as its artifact's (once it has a version)."""
-        if self.claim:
-            service.graph.add_locations(self.claim)
-            self.claim = []
+    @property
+    def location(self) -> str | None:
+        return location(self.namespace, self.name)
 
     def identity(self, run: str | None) -> dict[str, Any]:
         if self.named_version is not None:
@@ -170,13 +173,18 @@ class _Dataset:
                 return version
         return None
 
-    def observed(self, service: Service, at: float) -> VersionRecord:
-        """The version an input names, or one made by no run, recorded as seen."""
+    def observed(self, service: Service, at: float, *, empty: bool = False) -> VersionRecord:
+        """The version an input names, or one made by no run, recorded as seen (``empty``:
+        the artifact has no version yet)."""
         digest = self.manifest(service, self.identity(None))
-        found = self.find(service, digest)
+        found = None if empty else self.find(service, digest)
         if found is not None:
             return found
-        index = service.graph.count_versions(self.project, self.artifact, include_deleted=True)
+        index = (
+            0
+            if empty
+            else service.graph.count_versions(self.project, self.artifact, include_deleted=True)
+        )
         version = VersionRecord(
             project=self.project,
             name=self.artifact,
@@ -190,8 +198,7 @@ class _Dataset:
             aliases=("latest",),
         )
         service.graph.import_records(versions=[version])
-        self.claimed(service)
-        return self.find(service, digest) or version
+        return version
 
 
 class _Run:
@@ -239,11 +246,18 @@ class _Run:
         self.error = str(message)[:65536] if message else None
 
     def store(self) -> Ingested:
-        for dataset in [*self.outputs, *self.inputs]:
-            dataset.check(self.service)
+        datasets = [*self.outputs, *self.inputs]
+        uris = [uri for d in datasets if (uri := d.location) is not None]
+        places = self.graph.find_locations(uris) if uris else {}
+        for dataset in datasets:
+            dataset.check(self.service, places)
+        self.fresh = False
         run = self._run()
         outputs = self._outputs(run)
         inputs = self._inputs(run, {v.id for v in outputs})
+        claims = [claim for d in datasets for claim in d.claim]
+        if claims:  # each new dataset's location is its artifact's
+            self.graph.add_locations(claims)
         return Ingested(run=run, inputs=tuple(inputs), outputs=tuple(outputs))
 
     def _job_type(self) -> str | None:
@@ -268,6 +282,7 @@ class _Run:
                 facets=self.facets,
             )
             if self.graph.import_records(runs=[fresh])["runs"]:
+                self.fresh = True  # no edges yet
                 return fresh
             existing = self.graph.get_runs([self.id])[self.id]  # a concurrent event made it
         return self._update(existing)
@@ -296,7 +311,7 @@ class _Run:
         return updated or run
 
     def _outputs(self, run: RunRecord) -> list[VersionRecord]:
-        made = {e.target for e in self.graph.expand([self.id], "down")}
+        made = set() if self.fresh else {e.target for e in self.graph.expand([self.id], "down")}
         found = []
         for dataset in self.outputs:
             digest = dataset.manifest(self.service, dataset.identity(self.id))
@@ -313,7 +328,6 @@ class _Run:
                     at=self.at,
                 )
             )
-            dataset.claimed(self.service)
             if not created:
                 self._merge_metadata(version, dataset)
                 if version.id not in made and not self.service.reaches(self.id, version.id, "up"):
@@ -322,23 +336,26 @@ class _Run:
         return found
 
     def _inputs(self, run: RunRecord, outputs: set[str]) -> list[VersionRecord]:
-        used = {e.source for e in self.graph.expand([self.id], "up")}
+        used = set() if self.fresh else {e.source for e in self.graph.expand([self.id], "up")}
         used_artifacts = {version.rpartition(":")[0] for version in used}
         found = []
+        edges = []
         for dataset in self.inputs:
             key = f"{dataset.project}/{dataset.artifact}"
             if dataset.named_version is None and key in used_artifacts:
                 continue  # bound by an earlier event of this run
             version = self._bind(dataset)
-            dataset.claimed(self.service)
             if version.id in outputs or version.id in used:
                 found.append(version)
                 continue
-            if self.service.reaches(self.id, version.id, "down"):
+            # a run that produced nothing cannot close a cycle
+            if (outputs or not self.fresh) and self.service.reaches(self.id, version.id, "down"):
                 logger.info("%s not recorded as consumed by %s: a cycle", version.id, self.id)
                 continue
-            self.graph.add_edges([Edge(source=version.id, target=self.id, kind=CONSUMED_BY)])
+            edges.append(Edge(source=version.id, target=self.id, kind=CONSUMED_BY))
             found.append(version)
+        if edges:
+            self.graph.add_edges(edges)
         return found
 
     def _bind(self, dataset: _Dataset) -> VersionRecord:
@@ -352,6 +369,7 @@ class _Run:
                     return version
             if others:  # all stored after the event's time (a late or replayed event)
                 return others[0]
+            return dataset.observed(self.service, self.at, empty=not versions)
         return dataset.observed(self.service, self.at)
 
     def _merge_metadata(self, version: VersionRecord, dataset: _Dataset) -> None:
