@@ -503,3 +503,49 @@ def test_dataset_and_job_events(server: Server) -> None:
     nameless = {**dataset, "dataset": {"namespace": f"s3://d-{tag}"}}
     answer = server.post("/api/v1/lineage", nameless)
     assert answer.status_code == 422 and answer.json()["error"]["field"] == "dataset"
+
+
+@pytest.mark.parametrize("server", ["sqlite"], indirect=True)
+def test_the_sdk_emits_live_events_when_asked(
+    server: Server,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from lineage.openlineage import emit
+
+    monkeypatch.setenv("OPENLINEAGE_URL", server.url)
+    monkeypatch.setenv("OPENLINEAGE_API_KEY", server.token)
+    local = str(tmp_path / "local")
+    data = tmp_path / "d.txt"
+    data.write_text("x")
+    project = f"emit{uuid.uuid4().hex[:6]}"
+    with lineage.init(project=project, job_type="prep", store=local) as run:
+        art = lineage.Artifact("d", type="dataset")
+        art.add_file(data)
+        run.log_artifact(art)
+        quiet = run.id
+    with lineage.init(project=project, job_type="train", store=local, openlineage=True) as run:
+        run.use_artifact("d:v0")
+        model = lineage.Artifact("m", type="model")
+        model.add_file(data, name="w.bin")
+        run.log_artifact(model)
+        loud = run.id
+    assert quiet not in server.service.get_runs([quiet, loud])  # off by default
+    there = server.service.get_run(loud)  # the run's own id, via the lineage facet
+    assert (there.state, there.job_type, there.project) == ("finished", "train", project)
+    inputs, outputs = server.service.run_io(loud)
+    assert [v.id for v in inputs] == [f"{project}/d:v0"]
+    assert [(v.id, v.type) for v in outputs] == [(f"{project}/m:v0", "model")]
+
+    monkeypatch.setenv("OPENLINEAGE_URL", f"http://127.0.0.1:{free_port()}")  # nobody there
+    emit._warned.clear()
+    with caplog.at_level("WARNING", logger="lineage.openlineage.emit"):
+        with lineage.init(project=project, store=local, openlineage=True) as run:
+            run.log({"loss": 0.5})
+        again = lineage.init(project=project, store=local, openlineage=True)
+        again.finish(state="failed", error="boom")
+    api = lineage.Api(store=local)
+    assert api.run(run.id).state == "finished" and api.run(again.id).state == "failed"
+    warnings = [r for r in caplog.records if "unreachable" in r.getMessage()]
+    assert len(warnings) == 1  # said once
