@@ -5,6 +5,7 @@ networkx oracle built from the events sent."""
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -447,6 +448,23 @@ def test_sdk_run_consumes_what_an_openlineage_job_wrote(server: Server, tmp_path
     assert {n["id"] for n in graph["nodes"]} == expected
     assert {(e["source"], e["target"]) for e in graph["edges"]} == set(oracle.edges)
     assert "build_train" in graph["dot"] and "crm.customers" in graph["dot"]
+    # the README's query from a model back into a warehouse job
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    query = re.search(r"```graphql\n(query ModelToWarehouse.*?)```", readme, re.S)
+    assert query is not None
+    walked = server.graphql(query.group(1), ref=made.ref)["lineage"]
+    jobs = {
+        n["run"]["facets"]["job"]["name"]
+        for n in walked["nodes"]
+        if n["run"] and n["run"]["facets"]
+    }
+    assert jobs == {"build_train"}
+    tables = {
+        n["artifactVersion"]["metadata"]["openlineage"]["name"]
+        for n in walked["nodes"]
+        if n["artifactVersion"] and "openlineage" in n["artifactVersion"]["metadata"]
+    }
+    assert tables == {"crm.customers", "train"}
 
 
 def test_names_never_break_a_page_a_ref_or_a_command(server: Server) -> None:
