@@ -121,8 +121,9 @@ class LineageService(Protocol):
         """The newest live version of an artifact, or None."""
         ...
 
-    def use(self, run_id: str, ref: str | Ref) -> VersionRecord:
-        """Record that a running run consumed a version (refused if it would close a cycle)."""
+    def use(self, run_id: str, ref: str | Ref, role: str | None = None) -> VersionRecord:
+        """Record that a running run consumed a version (refused if it would close a cycle);
+        ``role="base"``: the base model of a merge (kept in the run's facets)."""
         ...
 
     def check_manifest(self, digest: str) -> Manifest:

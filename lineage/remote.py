@@ -512,12 +512,14 @@ class RemoteService:
                 logger.warning("could not remember %s locally: %s", version.ref, exc)
         return version
 
-    def use(self, run_id: str, ref: str | Ref) -> VersionRecord:
+    def use(self, run_id: str, ref: str | Ref, role: str | None = None) -> VersionRecord:
         data = self.query(
-            "mutation($id: ID!, $ref: String!) { useArtifact(runId: $id, ref: $ref)"
+            "mutation($id: ID!, $ref: String!, $role: String) "
+            "{ useArtifact(runId: $id, ref: $ref, role: $role)"
             f" {{ {VERSION} }} }}",
             id=run_id,
             ref=str(ref),
+            role=role,
         )
         return self._remember(_version(data["useArtifact"]))
 

@@ -139,11 +139,13 @@ class Run:
                 run_id=self.id,
             )
 
-    def use_artifact(self, ref: str | ArtifactVersion) -> ArtifactVersion:
-        """Record that this run consumes a version; return it (call ``.download()`` for files)."""
+    def use_artifact(self, ref: str | ArtifactVersion, role: str | None = None) -> ArtifactVersion:
+        """Record that this run consumes a version; return it (call ``.download()`` for files).
+
+        ``role="base"`` marks a base model of a merge (``lineage model-card`` lists them)."""
         self._check_active()
         target = ref.ref if isinstance(ref, ArtifactVersion) else ref
-        record = self._client.service.use(self.id, target)
+        record = self._client.service.use(self.id, target, role)
         return ArtifactVersion(record, self._client)
 
     def log_artifact(

@@ -244,8 +244,14 @@ class Service:
             listing or "none"
         )
 
-    def use(self, run_id: str, ref: str | Ref) -> VersionRecord:
-        """Record that a run consumed a version: ``(version)-[:CONSUMED_BY]->(run)``."""
+    def use(self, run_id: str, ref: str | Ref, role: str | None = None) -> VersionRecord:
+        """Record that a run consumed a version: ``(version)-[:CONSUMED_BY]->(run)``.
+
+        ``role`` (a name, e.g. ``base``: a base model of a merge) is kept in the run's
+        facets, ``{"roles": {"base": [ref, ...]}}``, which :mod:`lineage.modelcard` reads.
+        """
+        if role is not None:
+            check_name(role, "role")
         run = self.active_run(run_id)
         version = self.resolve(ref, run.project)
         if version.state != "committed":
@@ -258,6 +264,12 @@ class Service:
                 run_id=run.id,
             )
         self.graph.add_edges([Edge(source=version.id, target=run.id, kind="consumed_by")])
+        if role is not None:
+            roles = dict(run.facets.get("roles") or {})
+            held = list(roles.get(role) or [])
+            if version.id not in held:
+                roles[role] = [*held, version.id]
+                self.graph.update_run(run.id, {"facets": {**run.facets, "roles": roles}})
         return version
 
     def check_manifest(self, digest: str) -> Manifest:

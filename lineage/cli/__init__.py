@@ -3,6 +3,7 @@ module one group of verbs."""
 
 from __future__ import annotations
 
+import lineage.cli.cards  # verb: model-card
 import lineage.cli.lineage_events  # noqa: F401  (verbs: export, import)
 from lineage.cli import artifacts, demo, graphs, runs, serve, transfer  # noqa: F401  (verbs)
 from lineage.cli.main import cli, main
