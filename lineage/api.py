@@ -106,6 +106,16 @@ class Api:
     def run(self, run_id: str) -> RunRecord:
         return self.service.get_run(run_id)
 
+    def parent(self, run_id: str) -> RunRecord | None:
+        """The run that ``run_id`` is a task of (OpenLineage's parent run facet), if known."""
+        parent = self.service.get_run(run_id).parent
+        return None if parent is None else self.service.get_runs([parent]).get(parent)
+
+    def children(self, run_id: str) -> list[RunRecord]:
+        """The runs whose parent is ``run_id`` (an Airflow DAG run's tasks), oldest first."""
+        self.service.get_run(run_id)
+        return self.service.child_runs(run_id)
+
     def runs(
         self,
         project: str | None = None,

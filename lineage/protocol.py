@@ -80,6 +80,10 @@ class LineageService(Protocol):
 
     def get_run(self, run_id: str) -> RunRecord: ...
     def get_runs(self, ids: Iterable[str]) -> dict[str, RunRecord]: ...
+    def child_runs(self, run_id: str) -> list[RunRecord]:
+        """The runs whose parent is ``run_id``, oldest first."""
+        ...
+
     def active_run(self, run_id: str) -> RunRecord:
         """The run, if it is still running; RunNotActive otherwise."""
         ...
@@ -154,8 +158,9 @@ class LineageService(Protocol):
         """The newest live version of an artifact, or None."""
         ...
 
-    def use(self, run_id: str, ref: str | Ref) -> VersionRecord:
-        """Record that a running run consumed a version (refused if it would close a cycle)."""
+    def use(self, run_id: str, ref: str | Ref, role: str | None = None) -> VersionRecord:
+        """Record that a running run consumed a version (refused if it would close a cycle);
+        ``role="base"``: the base model of a merge (kept in the run's facets)."""
         ...
 
     def check_manifest(self, digest: str) -> Manifest:

@@ -37,7 +37,7 @@ CONSUMED_BY = "consumed_by"
 PRODUCED = "produced"
 DERIVED = "derived"
 
-RUN_STATES = ("running", "finished", "failed", "killed", "crashed")
+RUN_STATES = ("running", "finished", "failed", "killed", "crashed", "aborted")
 
 
 def version_id(project: str, name: str, index: int) -> str:
@@ -77,6 +77,8 @@ class RunRecord:
     finished_at: float | None = None
     error: str | None = None
     user: str | None = None  # who started it: the OS user, or a server token's actor
+    parent: str | None = None  # the id of the run this one is a task of (OpenLineage's parent)
+    facets: Mapping[str, Any] = field(default_factory=dict)  # OpenLineage job and run facets
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -255,6 +257,8 @@ def run_record(
     finished_at: float | None,
     error: str | None,
     user: str | None = None,
+    parent: str | None = None,
+    facets: Mapping[str, Any] | None = None,
 ) -> RunRecord:
     """``RunRecord(...)`` with every field given."""
     record = _new(RunRecord)
@@ -275,6 +279,8 @@ def run_record(
     fields["finished_at"] = finished_at
     fields["error"] = error
     fields["user"] = user
+    fields["parent"] = parent
+    fields["facets"] = {} if facets is None else facets
     return record
 
 

@@ -71,7 +71,7 @@ _BY_NAME: dict[str, type[LineageError]] = {
 }
 
 RUN = """id project name jobType state config summary tags notes host startedAt finishedAt
-error code { commit dirty remote script command } user"""
+error code { commit dirty remote script command } user facets parent { id }"""
 VERSION = """project name type index digest size fileCount metadata description aliases state
 createdAt createdBy { id } tags"""
 GRAPH = f"""nodes {{ id kind ref run {{ {RUN} }} artifactVersion {{ {VERSION} }} }}
@@ -114,6 +114,8 @@ def _run(data: Mapping[str, Any]) -> RunRecord:
         started_at=_time(data["startedAt"]) or 0.0,
         finished_at=_time(data.get("finishedAt")),
         error=data.get("error"),
+        parent=(data.get("parent") or {}).get("id"),
+        facets=data.get("facets") or {},
     )
 
 
@@ -337,6 +339,12 @@ class RemoteService:
 
     def active_run(self, run_id: str) -> RunRecord:
         return check_active(self.get_run(run_id))
+
+    def child_runs(self, run_id: str) -> list[RunRecord]:
+        data = self.query(
+            f"query($id: ID!) {{ run(id: $id) {{ children {{ {RUN} }} }} }}", id=run_id
+        )
+        return [_run(child) for child in (data["run"] or {}).get("children", [])]
 
     def get_runs(self, ids: Iterable[str]) -> dict[str, RunRecord]:
         """Many runs, a batch of aliased fields per request (never a request per run)."""
@@ -605,12 +613,14 @@ class RemoteService:
                 logger.warning("could not remember %s locally: %s", version.ref, exc)
         return version
 
-    def use(self, run_id: str, ref: str | Ref) -> VersionRecord:
+    def use(self, run_id: str, ref: str | Ref, role: str | None = None) -> VersionRecord:
         data = self.query(
-            "mutation($id: ID!, $ref: String!) { useArtifact(runId: $id, ref: $ref)"
+            "mutation($id: ID!, $ref: String!, $role: String) "
+            "{ useArtifact(runId: $id, ref: $ref, role: $role)"
             f" {{ {VERSION} }} }}",
             id=run_id,
             ref=str(ref),
+            role=role,
         )
         return self._remember(_version(data["useArtifact"]))
 

@@ -61,12 +61,21 @@ class Run:
     A new ``lineage.init`` in the same thread finishes the run the previous one started.
     """
 
-    def __init__(self, record: RunRecord, client: Client) -> None:
+    def __init__(
+        self, record: RunRecord, client: Client, *, openlineage: bool | None = None
+    ) -> None:
         self._record = record
         self._client = client
         self._pid = os.getpid()
         self._outcome: tuple[str, str | None] | None = None  # what __exit__ could not record
         _exits.watch(self)
+        self._emitter = None
+        if openlineage or (openlineage is None and os.environ.get("LINEAGE_OPENLINEAGE")):
+            from lineage.openlineage.emit import Emitter
+
+            self._emitter = Emitter.from_env(openlineage)
+            if self._emitter is not None:
+                self._emitter.run(record, client.service)
 
     def __repr__(self) -> str:
         return f"<Run {self.project}/{self.name} ({self.id}) {self.state}>"
@@ -130,11 +139,13 @@ class Run:
                 run_id=self.id,
             )
 
-    def use_artifact(self, ref: str | ArtifactVersion) -> ArtifactVersion:
-        """Record that this run consumes a version; return it (call ``.download()`` for files)."""
+    def use_artifact(self, ref: str | ArtifactVersion, role: str | None = None) -> ArtifactVersion:
+        """Record that this run consumes a version; return it (call ``.download()`` for files).
+
+        ``role="base"`` marks a base model of a merge (``lineage model-card`` lists them)."""
         self._check_active()
         target = ref.ref if isinstance(ref, ArtifactVersion) else ref
-        record = self._client.service.use(self.id, target)
+        record = self._client.service.use(self.id, target, role)
         return ArtifactVersion(record, self._client)
 
     def log_artifact(
@@ -213,6 +224,8 @@ class Run:
                 if self._record.state == "running":
                     raise
             _exits.forget(self)
+            if self._emitter is not None:
+                self._emitter.run(self._record, self._client.service)
             if self._record.state == state:
                 return
         if self._record.state != state:
@@ -372,6 +385,7 @@ def init(
     blobs: str | None = None,
     token: str | None = None,
     mode: str | None = None,
+    openlineage: bool | None = None,
 ) -> Run:
     """Start a run.
 
@@ -381,7 +395,9 @@ def init(
     ``store`` defaults to ``LINEAGE_STORE`` or ``./.lineage``; ``blobs`` to ``LINEAGE_BLOBS`` or
     the ``blobs`` folder beside the graph store. ``store="http://host:8000"`` logs to a lineage
     server (``token`` or ``LINEAGE_TOKEN``); ``mode="offline"`` (or ``LINEAGE_MODE``) logs to the
-    local default store even then, for ``lineage sync`` to send later.
+    local default store even then, for ``lineage sync`` to send later. ``openlineage=True``
+    (or ``LINEAGE_OPENLINEAGE=1``) also sends the run's OpenLineage events to
+    ``OPENLINEAGE_URL`` (:mod:`lineage.openlineage.emit`; off by default, never failing a run).
 
     The run that the previous ``init`` of this thread started, if still running, is finished
     (``finished``, with a logged warning) once the new one exists: re-running a notebook cell
@@ -407,7 +423,7 @@ def init(
         pid=os.getpid(),
     )
     _exits.install()
-    run = Run(record, client)
+    run = Run(record, client, openlineage=openlineage)
     previous: Run | None = getattr(_exits.current, "run", None)
     _exits.current.run = run
     if previous is not None and previous.state == "running" and previous._pid == os.getpid():

@@ -33,9 +33,19 @@ from lineage.errors import (
 )
 from lineage.filters import Target, order_key, parse, parse_order
 from lineage.hashing import check_digest
+from lineage.locations import canonical, is_location, reference_locations
 from lineage.manifest import Manifest, manifest_digests, read_manifest
 from lineage.moments import parse_time, shown
-from lineage.names import Ref, check_alias, check_json, check_name, check_text, escaped, parse_ref
+from lineage.names import (
+    Ref,
+    check_alias,
+    check_json,
+    check_name,
+    check_text,
+    escaped,
+    parse_ref,
+    quoted,
+)
 from lineage.records import (
     PRODUCED,
     RUN_STATES,
@@ -65,6 +75,7 @@ logger = logging.getLogger(__name__)
 _RUN_ID_ALPHABET = string.ascii_lowercase + string.digits
 MAX_TAGS = 64
 MAX_TEXT = 64 * 1024
+MAX_CHILD_RUNS = 10_000  # runs below one parent that its lineage covers
 
 
 def new_run_id() -> str:
@@ -261,7 +272,11 @@ class Service:
         *,
         include_deleted: bool = False,
     ) -> VersionRecord:
-        """The version a ref names; a deleted version only with ``include_deleted``."""
+        """The version a ref names; a deleted version only with ``include_deleted``. A
+        storage URI (``s3://bucket/train``) names the newest version of the artifact at that
+        location (:mod:`lineage.locations`)."""
+        if isinstance(ref, str) and is_location(ref):
+            ref = self.at_location(ref)
         parsed = ref if isinstance(ref, Ref) else parse_ref(ref, default_project)
         if parsed.as_of is not None:
             return self._resolve_then(parsed, parsed.as_of, include_deleted=include_deleted)
@@ -303,6 +318,17 @@ class Service:
             raise VersionNotFound(self._not_found(parsed), ref=ref)
         return history.alias_events(self.graph, parsed.project, parsed.name, parsed.alias)
 
+    def at_location(self, uri: str) -> Ref:
+        """The ``latest`` ref of the artifact recorded at a storage location."""
+        found = self.graph.find_locations([canonical(uri)]).get(canonical(uri))
+        if found is None:
+            raise VersionNotFound(
+                f"no artifact is recorded at {quoted(uri)}: log a reference to it, or let an "
+                "OpenLineage job read or write it",
+                ref=uri,
+            )
+        return Ref(project=found[0], name=found[1], alias="latest")
+
     def latest(self, project: str, name: str) -> VersionRecord | None:
         """The newest live version of an artifact (its ``latest`` alias), or None."""
         return self.graph.find_alias(project, name, "latest")
@@ -328,8 +354,14 @@ class Service:
             listing or "none"
         )
 
-    def use(self, run_id: str, ref: str | Ref) -> VersionRecord:
-        """Record that a run consumed a version: ``(version)-[:CONSUMED_BY]->(run)``."""
+    def use(self, run_id: str, ref: str | Ref, role: str | None = None) -> VersionRecord:
+        """Record that a run consumed a version: ``(version)-[:CONSUMED_BY]->(run)``.
+
+        ``role`` (a name, e.g. ``base``: a base model of a merge) is kept in the run's
+        facets, ``{"roles": {"base": [ref, ...]}}``, which :mod:`lineage.modelcard` reads.
+        """
+        if role is not None:
+            check_name(role, "role")
         run = self.active_run(run_id)
         version = self.resolve(ref, run.project)
         if version.state != "committed":
@@ -342,6 +374,12 @@ class Service:
                 run_id=run.id,
             )
         self.graph.add_edges([Edge(source=version.id, target=run.id, kind="consumed_by")])
+        if role is not None:
+            roles = dict(run.facets.get("roles") or {})
+            held = list(roles.get(role) or [])
+            if version.id not in held:
+                roles[role] = [*held, version.id]
+                self.graph.update_run(run.id, {"facets": {**run.facets, "roles": roles}})
         return version
 
     def check_manifest(self, digest: str) -> Manifest:
@@ -378,6 +416,7 @@ class Service:
         check_text(description, "description")
         run = self.active_run(run_id)
         loaded = self.check_manifest(manifest)
+        claimed = reference_locations(loaded)
         now = time.time()
         version, created = self.graph.commit_version(
             NewVersion(
@@ -427,6 +466,8 @@ class Service:
                         )
                     ]
                 )
+        if claimed:  # the storage this version references is this artifact
+            self.graph.add_locations((uri, version.project, version.name) for uri in claimed)
         for alias in aliases:
             self._move_alias(version, alias, actor=run.id)
         if aliases:
@@ -662,6 +703,22 @@ class Service:
     def get_runs(self, ids: Iterable[str]) -> dict[str, RunRecord]:
         return self.graph.get_runs(list(ids))
 
+    def child_runs(self, run_id: str) -> list[RunRecord]:
+        """The runs whose parent is ``run_id`` (an OpenLineage DAG run's tasks), oldest first."""
+        return self.graph.child_runs(run_id)
+
+    def _descendant_runs(self, run_id: str) -> list[str]:
+        """Every run below ``run_id`` by parent links (children, their children, ...)."""
+        found: list[str] = []
+        frontier = [run_id]
+        seen = {run_id}
+        while frontier and len(found) < MAX_CHILD_RUNS:
+            level = [c.id for r in frontier for c in self.graph.child_runs(r) if c.id not in seen]
+            seen.update(level)
+            found += level
+            frontier = level
+        return found
+
     def projects(self) -> list[str]:
         return self.graph.list_projects()
 
@@ -719,12 +776,28 @@ class Service:
         """Runs and versions upstream, downstream or both ways of a version or run."""
         ways = check_direction(direction)
         depth = check_depth(depth)
-        node, _ = self.node_id(start, default_project)
+        node, kind = self.node_id(start, default_project)
         at = _as_of(start)
         if at is not None:  # the graph as it was (lineage.history)
             hops = None if depth is None else 2 * depth - (0 if ":" in node else 1)
             return history.walk_then(self.graph, node, ways, hops, at)
-        return self.traversal.lineage(node, direction, depth)
+        answer = self.traversal.lineage(node, direction, depth)
+        children = self._descendant_runs(node) if kind == "run" else []
+        if not children:
+            return answer
+        # a parent run's lineage covers its tasks': theirs, merged into its own
+        parts = [answer, *(self.traversal.lineage(c, direction, depth) for c in children)]
+        found = {
+            **{n.id: n for part in parts for n in part.nodes},
+            **{n.id: n for n in answer.nodes},
+        }
+        edges = dict.fromkeys(e for part in parts for e in part.edges)
+        return Subgraph(
+            nodes=tuple(found.values()),
+            edges=tuple(edges),
+            truncated=any(part.truncated for part in parts),
+            root=answer.root,
+        )
 
     def impact(self, ref: str, *, default_project: str | None = None) -> Subgraph:
         """Every run and version downstream of a version: what a bad dataset touched."""

@@ -3,6 +3,8 @@ module one group of verbs."""
 
 from __future__ import annotations
 
+import lineage.cli.cards  # verb: model-card
+import lineage.cli.lineage_events  # noqa: F401  (verbs: export, import)
 from lineage.cli import (  # noqa: F401  (verbs)
     artifacts,
     demo,

@@ -9,6 +9,7 @@ Routes::
     GET  /blobs/{digest}         the bytes, streamed (HEAD: the size only)      read
     GET  /healthz                {"status": "ok"} once the graph store answers
     GET  /static/...             files of lineage/server/static/ (GraphiQL's scripts: no CDN)
+    POST /api/v1/lineage[/batch] OpenLineage events (lineage.server.openlineage)       write
 
 ``/`` is left to ``extra_routes`` (the dashboard), which find the service and the caller with
 :func:`service` and :func:`principal`. The application keeps nothing of its own: every fact is
@@ -470,6 +471,8 @@ def create_app(
         from lineage.server.dashboard import routes as dashboard  # it imports this module
 
         extra_routes = dashboard()
+    from lineage.server.openlineage import routes as openlineage  # it imports this module
+
     owned = service is None
     service = service or open_service(store, blobs)
     runtime = _Runtime(
@@ -498,6 +501,7 @@ def create_app(
         Route("/blobs/{digest}", _get, methods=["GET"]),
         Route("/healthz", _healthz, methods=["GET"]),
         Mount("/static", StaticFiles(packages=[("lineage.server", "static")]), name="static"),
+        *openlineage(),
         *extra_routes,
     ]
     app = Starlette(routes=routes, lifespan=lifespan)

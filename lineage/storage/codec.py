@@ -79,12 +79,15 @@ TOKEN_FIELDS = _names(TokenRecord)
 
 # what may change after creation: update_run / update_version, and an import of a record
 # the store already holds (a run that finished since, a version edited or deleted since)
-RUN_UPDATES = frozenset({"state", "summary", "finished_at", "error", "notes", "tags", "config"})
+RUN_UPDATES = frozenset(
+    {"state", "summary", "finished_at", "error", "notes", "tags", "config"}
+    | {"started_at", "parent", "facets"}  # what a late OpenLineage event of a run may say
+)
 RUN_UPDATES_ON_IMPORT = ("state", "summary", "finished_at", "error")
 VERSION_UPDATES = frozenset({"metadata", "description", "tags"})
 VERSION_UPDATES_ON_IMPORT = ("metadata", "description", "state", "tags")
 
-_RUN_JSON = frozenset({"config", "summary", "code"})
+_RUN_JSON = frozenset({"config", "summary", "code", "facets"})
 RUN_LISTS = frozenset({"tags"})  # flat as a list of str (SQLite keeps it as JSON text)
 _TIMES = frozenset({"started_at", "finished_at", "created_at", "at"})
 # positions in field order, for the decoders (whose record constructors name every field)
@@ -177,19 +180,29 @@ def encode_run_changes(changes: Mapping[str, Any]) -> dict[str, Any]:
 def decode_runs(rows: Iterable[Sequence[Any]]) -> list[RunRecord]:
     """Runs from values in ``RUN_FIELDS`` order (``tags``: a list, or JSON text of one)."""
     rows = rows if isinstance(rows, list) else list(rows)
-    texts = loads_many([t for row in rows for t in (row[5], row[6], row[9], _json_tags(row))])
+    texts = loads_many(
+        [t for row in rows for t in (row[5], row[6], row[9], _json_tags(row), _facets(row))]
+    )
     runs = []
     for i, row in enumerate(rows):
-        code = texts[4 * i + 2]
-        tags = row[7] if isinstance(row[7], list) else texts[4 * i + 3]
+        code = texts[5 * i + 2]
+        tags = row[7] if isinstance(row[7], list) else texts[5 * i + 3]
         runs.append(
             run_record(
-                row[0], row[1], row[2], row[3], row[4], texts[4 * i], texts[4 * i + 1],
+                row[0], row[1], row[2], row[3], row[4], texts[5 * i], texts[5 * i + 1],
                 tuple(tags) if tags else (), row[8], CodeVersion(**code) if code else None,
-                row[10], row[11], row[12], row[13], row[14], row[15] if len(row) > 15 else None,
+                row[10], row[11], row[12], row[13], row[14],
+                row[_R["user"]] if len(row) > _R["user"] else None,
+                row[_R["parent"]] if len(row) > _R["parent"] else None,
+                texts[5 * i + 4] or {},
             )
         )  # fmt: skip
     return runs
+
+
+def _facets(row: Sequence[Any]) -> str | None:
+    # a run stored before runs had facets has none (a NULL column, a missing property)
+    return row[_R["facets"]] if len(row) > _R["facets"] else None
 
 
 def _json_tags(row: Sequence[Any]) -> str | None:

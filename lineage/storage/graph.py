@@ -106,6 +106,9 @@ class GraphStore(Protocol):
     def count_runs(
         self, project: str, *, job_type: str | None = None, state: str | None = None
     ) -> int: ...
+    def child_runs(self, run_id: str) -> list[RunRecord]:
+        """The runs whose ``parent`` is ``run_id``, oldest first."""
+        ...
 
     def find_runs(
         self,
@@ -214,6 +217,16 @@ class GraphStore(Protocol):
         elsewhere moves); the artifact's next index stays above every imported index. Events
         are deduplicated by ``uid``.
         """
+        ...
+
+    # storage locations: which artifact a storage URI is (a reference the SDK logged, a
+    # dataset an OpenLineage job named); the first artifact to claim a URI keeps it
+    def add_locations(self, locations: Iterable[tuple[str, str, str]]) -> None:
+        """Record ``(uri, project, name)`` triples; a URI already recorded is left as it is."""
+        ...
+
+    def find_locations(self, uris: Collection[str]) -> dict[str, tuple[str, str]]:
+        """``uri -> (project, artifact name)`` of the URIs recorded."""
         ...
 
     # API tokens (the server's; stored hashed)

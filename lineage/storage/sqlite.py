@@ -66,7 +66,9 @@ CREATE TABLE IF NOT EXISTS runs (
     started_at REAL NOT NULL,
     finished_at REAL,
     error TEXT,
-    user TEXT
+    user TEXT,
+    parent TEXT,
+    facets TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_project ON runs (project, id);
 CREATE INDEX IF NOT EXISTS runs_state ON runs (state);
@@ -125,6 +127,11 @@ CREATE TABLE IF NOT EXISTS events (
     uid TEXT NOT NULL UNIQUE
 );
 CREATE INDEX IF NOT EXISTS events_target ON events (project, target);
+CREATE TABLE IF NOT EXISTS locations (
+    uri TEXT PRIMARY KEY,
+    project TEXT NOT NULL,
+    name TEXT NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS tokens (
     id TEXT PRIMARY KEY,
     digest TEXT NOT NULL UNIQUE,
@@ -225,12 +232,14 @@ class SQLiteGraphStore:
         self._migrate()
 
     def _migrate(self) -> None:
-        """Additive changes for a store made by an older lineage: columns it lacks."""
+        """Additive changes for a store made by an older lineage: columns it lacks (an older
+        store opens, and gains them)."""
         with self._write() as db:
             for table, column in _ADDED_COLUMNS:
                 have = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
                 if column not in have:
                     db.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT")
+            db.execute("CREATE INDEX IF NOT EXISTS runs_parent ON runs (parent)")
 
     # connections ---------------------------------------------------------------------------
 
@@ -348,6 +357,13 @@ class SQLiteGraphStore:
         )
         count: int = self._db().execute(f"SELECT count(*) FROM runs {where}", params).fetchone()[0]
         return count
+
+    def child_runs(self, run_id: str) -> list[RunRecord]:
+        """The runs whose parent is ``run_id``, oldest first."""
+        rows = self._db().execute(
+            f"SELECT {_RUN_COLUMNS} FROM runs WHERE parent = ? ORDER BY started_at, id", (run_id,)
+        )
+        return codec.decode_runs(rows)
 
     # artifacts and versions ----------------------------------------------------------------
 
@@ -780,6 +796,23 @@ class SQLiteGraphStore:
 
     # tokens --------------------------------------------------------------------------------
 
+    # storage locations -----------------------------------------------------------------
+
+    def add_locations(self, locations: Iterable[tuple[str, str, str]]) -> None:
+        rows = list(locations)
+        if rows:
+            with self._write() as db:
+                db.executemany(
+                    "INSERT OR IGNORE INTO locations (uri, project, name) VALUES (?, ?, ?)", rows
+                )
+
+    def find_locations(self, uris: Collection[str]) -> dict[str, tuple[str, str]]:
+        rows = self._db().execute(
+            f"SELECT uri, project, name FROM {_EACH_ID} CROSS JOIN locations ON uri = i.want",
+            (_id_list(uris),),
+        )
+        return {uri: (project, name) for uri, project, name in rows}
+
     def create_token(self, token: TokenRecord) -> None:
         with self._write() as db:
             db.execute(
@@ -938,7 +971,12 @@ def _run_row(run: RunRecord) -> list[Any]:
 
 _VERSION_TAGS = VERSION_STORED.index("tags")
 # columns added since the first schema (ALTER TABLE ADD COLUMN when a store lacks them)
-_ADDED_COLUMNS = (("runs", "user"), ("versions", "tags"))
+_ADDED_COLUMNS = (
+    ("runs", "user"),
+    ("versions", "tags"),
+    ("runs", "parent"),
+    ("runs", "facets"),
+)
 
 
 def _version_row(version: VersionRecord) -> list[Any]:

@@ -23,7 +23,8 @@ RUN = RunRecord(
     id="r1", project="p", name="train", job_type="finetune", state="failed",
     config={"lr": 0.1, "nan": float("inf")}, summary={"acc": 0.9}, tags=("a", "b"),
     notes="n", code=CodeVersion(commit="c0ffee", dirty=True, remote="git@host:x"),
-    host="h", pid=7, started_at=1.5, finished_at=2.5, error="boom", user="ann",
+    host="h", pid=7, started_at=1.5, finished_at=2.5, error="boom", user="ann", parent="r0",
+    facets={"job": {"name": "dag.task🕷"}},
 )  # fmt: skip
 VERSION = VersionRecord(
     project="p", name="m", type="model", index=3, digest="d" * 64, size=11, file_count=2,

@@ -135,8 +135,10 @@ class Mutation:
         "Record that a running run consumed a version; a ref without a project "
         "means the run's project."
     )
-    async def use_artifact(self, info: Info, run_id: strawberry.ID, ref: str) -> ArtifactVersion:
-        return ArtifactVersion(record=await call(info.context.service.use, str(run_id), ref))
+    async def use_artifact(
+        self, info: Info, run_id: strawberry.ID, ref: str, role: str | None = None
+    ) -> ArtifactVersion:
+        return ArtifactVersion(record=await call(info.context.service.use, str(run_id), ref, role))
 
     @mutation(
         "Commit a version produced by a running run, from the digest of a "

@@ -77,6 +77,7 @@ class RunState(enum.Enum):
     FAILED = "failed"
     KILLED = "killed"
     CRASHED = "crashed"
+    ABORTED = "aborted"
 
 
 @strawberry.enum
@@ -180,6 +181,22 @@ class Run:
     @strawberry.field
     def error(self) -> str | None:
         return self.record.error
+
+    @field("OpenLineage job and run facets as they came (job, run, eventTime, producer).")
+    def facets(self) -> JSON:
+        return JSON(dict(self.record.facets))
+
+    @field("The run this one is a task of (OpenLineage's parent run facet), if known.")
+    async def parent(self, info: Info) -> Run | None:
+        if self.record.parent is None:
+            return None
+        found = await info.context.loaders.runs.load(self.record.parent)
+        return None if found is None else Run(record=found)
+
+    @field("The runs whose parent is this one (an Airflow DAG run's tasks), oldest first.")
+    async def children(self, info: Info) -> list[Run]:
+        found = await call(info.context.service.child_runs, self.record.id)
+        return [Run(record=record) for record in found]
 
     @field("The versions this run consumed.")
     async def consumed(self, info: Info) -> list[ArtifactVersion]:

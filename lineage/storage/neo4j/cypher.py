@@ -70,6 +70,9 @@ SCHEMA: dict[str, LiteralString] = {
     "FOR (n:Counter) REQUIRE n.name IS UNIQUE",
     "run_project": "CREATE INDEX run_project IF NOT EXISTS FOR (n:Run) ON (n.project)",
     "run_state": "CREATE INDEX run_state IF NOT EXISTS FOR (n:Run) ON (n.state)",
+    "run_parent": "CREATE INDEX run_parent IF NOT EXISTS FOR (n:Run) ON (n.parent)",
+    "location_uri": "CREATE CONSTRAINT location_uri IF NOT EXISTS "
+    "FOR (n:Location) REQUIRE n.uri IS UNIQUE",
     "artifact_project": "CREATE INDEX artifact_project IF NOT EXISTS "
     "FOR (n:Artifact) ON (n.project)",
     "version_artifact": "CREATE INDEX version_artifact IF NOT EXISTS "

@@ -332,6 +332,14 @@ class Neo4jGraphStore:
         count: int = row["n"]
         return count
 
+    def child_runs(self, run_id: str) -> list[RunRecord]:
+        """The runs whose parent is ``run_id``, oldest first."""
+        query: LiteralString = (
+            "MATCH (r:Run {parent: $id}) WHERE r.project IS NOT NULL "
+            "WITH r ORDER BY r.started_at, r.id " + RUNS
+        )
+        return codec.decode_runs(self._collect(query, id=run_id))
+
     # artifacts and versions ----------------------------------------------------------------
 
     def list_projects(self) -> list[str]:
@@ -819,6 +827,25 @@ class Neo4jGraphStore:
             "MATCH (t:Token {digest: $digest}) RETURN " + TOKEN + " AS t", digest=digest
         )
         return codec.decode_token(rows[0]["t"]) if rows else None
+
+    def add_locations(self, locations: Iterable[tuple[str, str, str]]) -> None:
+        rows = [{"uri": uri, "project": p, "name": n} for uri, p, n in locations]
+        if rows:
+            self._write(
+                lambda tx: tx.run(
+                    "UNWIND $rows AS row MERGE (l:Location {uri: row.uri}) "
+                    "ON CREATE SET l.project = row.project, l.name = row.name",
+                    rows=rows,
+                ).consume()
+            )
+
+    def find_locations(self, uris: Collection[str]) -> dict[str, tuple[str, str]]:
+        rows = self._rows(
+            "UNWIND $uris AS uri MATCH (l:Location {uri: uri}) RETURN l.uri AS uri, "
+            "l.project AS project, l.name AS name",
+            uris=list(uris),
+        )
+        return {row["uri"]: (row["project"], row["name"]) for row in rows}
 
     def revoke_token(self, token_id: str) -> bool:
         def work(tx: neo4j.ManagedTransaction) -> bool:

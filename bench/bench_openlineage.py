@@ -1,0 +1,193 @@
+"""OpenLineage ingest over HTTP against the same runs logged through the SDK over HTTP.
+
+A Spark-like job run is two events (``START`` and ``COMPLETE``), each naming two inputs (a
+table every run reads and one of its own) and one output with a schema facet: one run, two
+inputs and one new dataset version. The same runs are logged through the SDK into the same
+kind of server (``lineage.init(store=URL)``, two ``use_artifact``, one ``log_artifact`` of
+a one-file artifact, finish) as the baseline. Both run against ``lineage server`` in a child
+process on loopback (one worker) over SQLite and over Neo4j, with 1 and 8 concurrent
+clients (threads, each posting its next request when the last is answered). Figures are
+events/s (OpenLineage) and runs/s (both; a run is two events).
+
+Goal (issue 11): >= 1,000 events/s into SQLite; Neo4j no slower than half that.
+
+    .venv/bin/python bench/bench_openlineage.py [--runs 400] [--neo4j bolt://127.0.0.1:7687]
+
+Without ``--neo4j`` a Neo4j is started from ``storage/neo4j`` (tests/neo4j_process.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))
+
+from ports import free_port  # noqa: E402
+from server_process import ServerProcess  # noqa: E402
+
+import lineage  # noqa: E402
+from lineage.server.app import open_service  # noqa: E402
+from lineage.server.auth import create_token  # noqa: E402
+
+PRODUCER = "https://github.com/OpenLineage/OpenLineage/tree/1.54.0/integration/spark"
+
+
+def run_events(tag: str, i: int) -> list[bytes]:
+    run = str(uuid.uuid4())
+    base: dict[str, Any] = {
+        "producer": PRODUCER,
+        "run": {"runId": run},
+        "job": {"namespace": f"spark-{tag}", "name": f"etl.job_{i % 50}"},
+        "inputs": [
+            {"namespace": f"s3://lake-{tag}", "name": "dim/customers"},
+            {"namespace": f"s3://lake-{tag}", "name": f"raw/part-{i}"},
+        ],
+        "outputs": [
+            {
+                "namespace": f"s3://lake-{tag}",
+                "name": f"clean/part-{i}",
+                "facets": {
+                    "schema": {
+                        "_producer": PRODUCER,
+                        "_schemaURL": "https://openlineage.io/spec/facets/1-2-0/SchemaDatasetFacet.json",
+                        "fields": [{"name": c, "type": "STRING"} for c in "abcdef"],
+                    }
+                },
+            }
+        ],
+    }
+    return [
+        json.dumps({**base, "eventType": kind, "eventTime": f"2024-05-01T10:{m:02d}:00Z"}).encode()
+        for kind, m in (("START", 0), ("COMPLETE", 1))
+    ]
+
+
+def in_threads(clients: int, work: list[Any], each: Callable[[Any, int], None]) -> float:
+    """Seconds to do ``work`` split over ``clients`` threads (``each(item, thread)``)."""
+    shares = [work[k::clients] for k in range(clients)]
+    errors: list[BaseException] = []
+
+    def worker(k: int) -> None:
+        try:
+            for item in shares[k]:
+                each(item, k)
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(clients)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return time.perf_counter() - start
+
+
+def bench_openlineage(url: str, token: str, runs: int, clients: int) -> float:
+    tag = uuid.uuid4().hex[:6]
+    work = [run_events(tag, i) for i in range(runs)]
+    sessions = [
+        httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=60)
+        for _ in range(clients)
+    ]
+
+    def post(events: list[bytes], k: int) -> None:
+        for body in events:
+            answer = sessions[k].post(
+                "/api/v1/lineage", content=body, headers={"Content-Type": "application/json"}
+            )
+            assert answer.status_code == 201, answer.text
+
+    seconds = in_threads(clients, work, post)
+    for s in sessions:
+        s.close()
+    return 2 * runs / seconds
+
+
+def bench_sdk(url: str, token: str, runs: int, clients: int, scratch: Path) -> float:
+    project = f"sdk{uuid.uuid4().hex[:6]}"
+    files = scratch / project
+    files.mkdir()
+    with lineage.init(project=project, job_type="seed", store=url, token=token) as run:
+        for name, body in (("customers", b"c"), *((f"raw{i}", b"%d" % i) for i in range(runs))):
+            (files / name).write_bytes(body)
+            art = lineage.Artifact(name, type="dataset")
+            art.add_file(files / name)
+            run.log_artifact(art)
+
+    def log(i: int, k: int) -> None:
+        out = files / f"clean{i}"
+        out.write_bytes(b"clean %d" % i)
+        with lineage.init(project=project, job_type="etl", store=url, token=token) as run:
+            run.use_artifact("customers:latest")
+            run.use_artifact(f"raw{i}:latest")
+            art = lineage.Artifact(f"clean{i}", type="dataset", metadata={"columns": 6})
+            art.add_file(out)
+            run.log_artifact(art)
+
+    return runs / in_threads(clients, list(range(runs)), log)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=400, help="job runs per cell")
+    parser.add_argument("--neo4j", help="a Neo4j to use (wiped); default: start one")
+    parser.add_argument("--stores", default="sqlite,neo4j")
+    args = parser.parse_args(argv)
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"{platform.machine()}, {os.cpu_count()} cores, load average {load}")
+    scratch = Path(tempfile.mkdtemp(prefix="bench-ol-"))
+    neo = None
+    results = []
+    for kind in args.stores.split(","):
+        blobs = str(scratch / f"blobs-{kind}")
+        if kind == "sqlite":
+            store = str(scratch / "store")
+        else:
+            if args.neo4j is None and neo is None:
+                from neo4j_process import Neo4jProcess
+
+                neo = Neo4jProcess()
+                neo.start(scratch / "neo4j")
+            store = args.neo4j or neo.uri  # type: ignore[union-attr]
+        service = open_service(store, blobs)
+        token = create_token(service, "write", "bench")
+        service.graph.close()
+        server = ServerProcess(store, blobs, port=free_port(), log=scratch / f"{kind}.log")
+        server.start()
+        try:
+            bench_openlineage(server.url, token, 20, 1)  # warm-up: query plans, connections
+            for clients in (1, 8):
+                ol = bench_openlineage(server.url, token, args.runs, clients)
+                sdk = bench_sdk(server.url, token, args.runs // 4, clients, scratch)
+                line = (
+                    f"{kind:6} clients={clients}: OpenLineage {ol:7.0f} events/s "
+                    f"({ol / 2:6.0f} runs/s); SDK {sdk:6.1f} runs/s; ratio {ol / 2 / sdk:5.1f}x"
+                )
+                print(line, flush=True)
+                results.append(line)
+        finally:
+            server.stop()
+    if neo is not None:
+        neo.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

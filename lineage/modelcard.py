@@ -1,0 +1,114 @@
+"""Model derivation in the Hugging Face Hub's vocabulary, and a model card's front matter.
+
+A version's *derivation* is what its creating run did to the models it consumed: a kind
+and the base models. The kind is the run's own word (``job_type``, read leniently:
+``finetune``, ``sft``, ``lora``, ``merge``, ``quantize``, ...), one of the Hub's
+``base_model_relation`` values (``finetune``, ``adapter``, ``merge``, ``quantized``) or one
+the Hub lacks (``distillation``, ``pruning``, ``surgery``). The base models are the models
+the run consumed, or those it consumed with ``role="base"`` when it marked any
+(``run.use_artifact(ref, role="base")``).
+
+>>> print(model_card(service, "llm/merged:v0"))
+---
+base_model:
+- llm/a:v3
+- llm/b:v1
+base_model_relation: merge
+---
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from lineage.protocol import LineageService
+from lineage.records import RunRecord, VersionRecord
+
+__all__ = ["HUB_RELATIONS", "KINDS", "Derivation", "derivation", "derivation_kind", "model_card"]
+
+HUB_RELATIONS = ("finetune", "adapter", "merge", "quantized")
+KINDS = (*HUB_RELATIONS, "distillation", "pruning", "surgery")
+_WORDS = {  # a job type's words -> the kind; the first word found wins
+    "merge": "merge",
+    "merging": "merge",
+    "adapter": "adapter",
+    "lora": "adapter",
+    "qlora": "adapter",
+    "peft": "adapter",
+    "quantized": "quantized",
+    "quantize": "quantized",
+    "quantization": "quantized",
+    "gptq": "quantized",
+    "awq": "quantized",
+    "distillation": "distillation",
+    "distill": "distillation",
+    "pruning": "pruning",
+    "prune": "pruning",
+    "surgery": "surgery",
+    "finetune": "finetune",
+    "fine-tune": "finetune",
+    "fine_tune": "finetune",
+    "sft": "finetune",
+    "train": "finetune",
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Derivation:
+    """How a model version was made from others: the kind (None when unsaid) and the bases."""
+
+    version: VersionRecord
+    run: RunRecord | None
+    kind: str | None
+    bases: tuple[str, ...]
+
+
+def derivation_kind(run: RunRecord) -> str | None:
+    """The derivation kind a run's ``job_type`` names, or None."""
+    said = run.facets.get("derivation")
+    if isinstance(said, str) and said in KINDS:
+        return said
+    if not run.job_type:
+        return None
+    words = run.job_type.lower().replace(".", "-").split("-")
+    whole = run.job_type.lower()
+    if whole in _WORDS:
+        return _WORDS[whole]
+    for word in words:
+        if word in _WORDS:
+            return _WORDS[word]
+    return None
+
+
+def derivation(service: LineageService, ref: str, default_project: str | None = None) -> Derivation:
+    """The derivation of one version: its creating run's kind and the models it built on."""
+    version = service.resolve(ref, default_project)
+    run = service.get_run(version.created_by) if version.created_by else None
+    if run is None:
+        return Derivation(version=version, run=None, kind=None, bases=())
+    inputs, _ = service.run_io(run.id)
+    models = [v.id for v in inputs if v.type == version.type and v.id != version.id]
+    marked = run.facets.get("roles", {}).get("base") if isinstance(run.facets, dict) else None
+    bases = tuple(marked) if marked else tuple(models)
+    return Derivation(version=version, run=run, kind=derivation_kind(run), bases=bases)
+
+
+def model_card(service: LineageService, ref: str, default_project: str | None = None) -> str:
+    """The YAML front matter of a Hugging Face model card for one version: ``base_model``
+    (a list for a merge or several bases) and ``base_model_relation`` (a kind the Hub lacks
+    is said in a comment)."""
+    found = derivation(service, ref, default_project)
+    lines = ["---"]
+    if found.bases:
+        if len(found.bases) == 1 and found.kind != "merge":
+            lines.append(f"base_model: {json.dumps(found.bases[0], ensure_ascii=False)}")
+        else:
+            lines.append("base_model:")
+            lines += [f"- {json.dumps(base, ensure_ascii=False)}" for base in found.bases]
+        if found.kind in HUB_RELATIONS:
+            lines.append(f"base_model_relation: {found.kind}")
+        elif found.kind is not None:
+            lines.append(f"# derivation: {found.kind} (not a Hub base_model_relation)")
+    lines.append("---")
+    return "\n".join(lines) + "\n"

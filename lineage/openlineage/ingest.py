@@ -1,0 +1,412 @@
+"""OpenLineage events into the lineage graph: the mapping and the event semantics.
+
+The mapping (Marquez's, with artifact versions):
+
+- the job namespace is the project (its :func:`~lineage.openlineage.naming.internal_name`);
+  the run keeps OpenLineage's ``runId`` (a non-UUID one mapped to a stable UUID); its name
+  is the job name verbatim; job and run facets are the run's ``facets`` (JSON), under
+  ``job`` and ``run``, with the original namespace, name and runId;
+- a dataset ``(namespace, name)`` is an artifact of type ``dataset`` in project
+  ``internal_name(namespace)`` named ``internal_name(name)``; its versions are references
+  (no bytes: a one-entry manifest naming the dataset's location) identified by the
+  ``version`` facet where present, else by the schema facet and the producing run (without
+  a schema facet, by the producing run); the dataset's facets are the version's metadata,
+  under ``openlineage``;
+- an input binds to the version its ``version`` facet names, else to the newest version
+  made at or before the event's time by another run; one never seen before is recorded as
+  an *observed* version, made by no run.
+
+Event semantics: events of one run are cumulative, in any order, any number of times.
+``START``/``RUNNING``/``OTHER`` leave a run ``running``; ``COMPLETE`` finishes it,
+``FAIL`` fails it, ``ABORT`` aborts it; a terminal state is never undone by a later
+``RUNNING``, and of two terminal events the later one (by ``eventTime``) wins. Sending the
+same events again changes nothing. The ``parent`` run facet sets the run's ``parent``.
+An edge that would close a cycle is not added (lineage stays acyclic).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from lineage.errors import InvalidMetadata, InvalidName
+from lineage.hashing import hash_bytes
+from lineage.manifest import Entry, encode_manifest, write_manifest
+from lineage.names import check_json, check_name
+from lineage.openlineage.naming import internal_name, location
+from lineage.openlineage.validation import InvalidEvent, event_kind, event_time, run_id
+from lineage.records import CONSUMED_BY, PRODUCED, RUN_STATES, Edge, RunRecord, VersionRecord
+from lineage.service import Service
+from lineage.storage.graph import NewVersion
+
+__all__ = ["STATES", "Ingested", "dataset_ref", "ingest"]
+
+logger = logging.getLogger(__name__)
+
+STATES = {
+    "START": "running",
+    "RUNNING": "running",
+    "OTHER": "running",
+    "COMPLETE": "finished",
+    "FAIL": "failed",
+    "ABORT": "aborted",
+}
+DATASET_TYPE = "dataset"
+_SCAN = 64  # versions of a dataset looked at for the one an input binds to
+
+
+@dataclass(frozen=True, kw_only=True)
+class Ingested:
+    """What one event wrote or found: its run (None for a dataset or job event) and the
+    versions it consumed and produced."""
+
+    run: RunRecord | None = None
+    inputs: tuple[VersionRecord, ...] = field(default_factory=tuple)
+    outputs: tuple[VersionRecord, ...] = field(default_factory=tuple)
+
+
+def dataset_ref(namespace: str, name: str, selector: str = "latest") -> str:
+    """The ref of an OpenLineage dataset's version: ``dataset_ref("s3://b", "t")``."""
+    return f"{internal_name(namespace)}/{internal_name(name)}:{selector}"
+
+
+def ingest(service: Service, event: Mapping[str, Any]) -> Ingested:
+    """Store one event checked by :func:`~lineage.openlineage.validation.check_event`.
+
+    Everything the event could be refused for is checked before the first write.
+    """
+    kind = event_kind(event)
+    if kind == "RunEvent":
+        return _Run(service, event).store()
+    if kind == "DatasetEvent":
+        dataset = _Dataset(event["dataset"], "dataset")
+        uri = dataset.location
+        dataset.check(service, service.graph.find_locations([uri]) if uri else {})
+        version = dataset.observed(service, event_time(event))
+        if dataset.claim:
+            service.graph.add_locations(dataset.claim)
+        return Ingested(inputs=(version,))
+    return Ingested()  # a JobEvent: its job exists once a run of it does
+
+
+class _Dataset:
+    """One dataset of an event, its internal names, metadata and identity."""
+
+    def __init__(self, item: Mapping[str, Any], where: str) -> None:
+        self.item = item
+        self.where = where
+        self.namespace: str = item["namespace"]
+        self.name: str = item["name"]
+        self.project = internal_name(self.namespace)
+        self.artifact = internal_name(self.name)
+        self.facets: Mapping[str, Any] = item.get("facets") or {}
+        own = {"namespace": self.namespace, "name": self.name, "facets": self.facets}
+        for extra in ("inputFacets", "outputFacets"):
+            if item.get(extra):
+                own[extra] = item[extra]
+        try:
+            self.metadata = check_json({"openlineage": own}, "dataset facets")
+        except InvalidMetadata as error:
+            raise InvalidEvent(str(error), field=f"{where}.facets") from None
+
+    @property
+    def named_version(self) -> str | None:
+        version = self.facets.get("version")
+        found = version.get("datasetVersion") if isinstance(version, Mapping) else None
+        return found if isinstance(found, str) and found else None
+
+    def check(self, service: Service, places: Mapping[str, tuple[str, str]]) -> None:
+        """Find the artifact this dataset is: the one at its storage location (an SDK
+        reference, say; ``places`` are the recorded ones), else its own; refuse one of its
+        own name of another type."""
+        self.type = _lineage_facet(self.facets, "type", DATASET_TYPE)
+        self.claim: list[tuple[str, str, str]] = []
+        uri = self.location
+        if uri is not None:
+            found = places.get(uri)
+            if found is not None:
+                self.project, self.artifact = found
+                artifact = service.graph.get_artifact(*found)
+                self.type = artifact.type if artifact is not None else DATASET_TYPE
+                return
+            self.claim = [(uri, self.project, self.artifact)]
+        artifact = service.graph.get_artifact(self.project, self.artifact)
+        if artifact is not None and artifact.type != self.type:
+            raise InvalidEvent(
+                f"{artifact.key} is an artifact of type {artifact.type!r}, not {self.type}",
+                field=f"{self.where}.name",
+            )
+
+    @property
+    def location(self) -> str | None:
+        return location(self.namespace, self.name)
+
+    def identity(self, run: str | None) -> dict[str, Any]:
+        if self.named_version is not None:
+            return {"version": self.named_version}
+        schema = self.facets.get("schema")
+        fields = schema.get("fields") if isinstance(schema, Mapping) else None
+        out: dict[str, Any] = {"run": run} if run else {"observed": True}
+        if fields is not None:
+            out["schema"] = fields
+        return out
+
+    def manifest(self, service: Service, identity: Mapping[str, Any]) -> str:
+        """The digest of the version's reference manifest, stored if new."""
+        uri = location(self.namespace, self.name) or (
+            "openlineage:" + json.dumps([self.namespace, self.name])
+        )
+        text = json.dumps(identity, sort_keys=True, separators=(",", ":"))
+        entries = [Entry(path="dataset", size=0, uri=uri, version_id=text)]
+        root, _ = encode_manifest(entries)
+        digest = hash_bytes(root)
+        if service.blobs.missing([digest]):
+            digest = write_manifest(service.blobs, entries)
+        return digest
+
+    def find(self, service: Service, digest: str) -> VersionRecord | None:
+        for version in service.graph.list_versions(self.project, self.artifact):
+            if version.digest == digest and version.state == "committed":
+                return version
+        return None
+
+    def observed(self, service: Service, at: float, *, empty: bool = False) -> VersionRecord:
+        """The version an input names, or one made by no run, recorded as seen (``empty``:
+        the artifact has no version yet)."""
+        digest = self.manifest(service, self.identity(None))
+        found = None if empty else self.find(service, digest)
+        if found is not None:
+            return found
+        index = (
+            0
+            if empty
+            else service.graph.count_versions(self.project, self.artifact, include_deleted=True)
+        )
+        version = VersionRecord(
+            project=self.project,
+            name=self.artifact,
+            type=self.type,
+            index=index,
+            digest=digest,
+            size=0,
+            file_count=1,
+            metadata=self.metadata,
+            created_at=at,
+            aliases=("latest",),
+        )
+        service.graph.import_records(versions=[version])
+        return version
+
+
+class _Run:
+    """One run event, stored in order: the run, its outputs, its inputs."""
+
+    def __init__(self, service: Service, event: Mapping[str, Any]) -> None:
+        self.service = service
+        self.graph = service.graph
+        self.event = event
+        self.at = event_time(event)
+        self.job = event["job"]
+        self.original_id: str = event["run"]["runId"]
+        run_facets: Mapping[str, Any] = event["run"].get("facets") or {}
+        # what lineage's own export said of the run: its id and how it ended
+        self.id = _lineage_facet(run_facets, "id", None) or run_id(self.original_id)
+        self.project = internal_name(self.job["namespace"])
+        self.state = STATES[event["eventType"]]
+        ended = _lineage_facet(run_facets, "state", None)
+        if self.state != "running" and ended in RUN_STATES and ended != "running":
+            self.state = ended
+        self.inputs = [_Dataset(d, f"inputs[{i}]") for i, d in enumerate(event.get("inputs", []))]
+        self.outputs = [
+            _Dataset(d, f"outputs[{i}]") for i, d in enumerate(event.get("outputs", []))
+        ]
+        parent = run_facets.get("parent")
+        self.parent = run_id(parent["run"]["runId"]) if isinstance(parent, Mapping) else None
+        facets: dict[str, Any] = {
+            "job": {
+                "namespace": self.job["namespace"],
+                "name": self.job["name"],
+                "facets": self.job.get("facets") or {},
+            },
+            "run": dict(run_facets),
+            "eventTime": event["eventTime"],
+            "producer": event.get("producer"),
+        }
+        if self.original_id != self.id:
+            facets["runId"] = self.original_id
+        try:
+            self.facets = check_json(facets, "run facets")
+        except InvalidMetadata as error:
+            raise InvalidEvent(str(error), field="run.facets") from None
+        failure = run_facets.get("errorMessage")
+        message = failure.get("message") if isinstance(failure, Mapping) else None
+        self.error = str(message)[:65536] if message else None
+
+    def store(self) -> Ingested:
+        datasets = [*self.outputs, *self.inputs]
+        uris = [uri for d in datasets if (uri := d.location) is not None]
+        places = self.graph.find_locations(uris) if uris else {}
+        for dataset in datasets:
+            dataset.check(self.service, places)
+        self.fresh = False
+        run = self._run()
+        outputs = self._outputs(run)
+        inputs = self._inputs(run, {v.id for v in outputs})
+        claims = [claim for d in datasets for claim in d.claim]
+        if claims:  # each new dataset's location is its artifact's
+            self.graph.add_locations(claims)
+        return Ingested(run=run, inputs=tuple(inputs), outputs=tuple(outputs))
+
+    def _job_type(self) -> str | None:
+        facet = (self.job.get("facets") or {}).get("jobType")
+        kind = facet.get("jobType") if isinstance(facet, Mapping) else None
+        return internal_name(str(kind).lower()) if kind else None
+
+    def _run(self) -> RunRecord:
+        terminal = self.state != "running"
+        existing = self.graph.get_runs([self.id]).get(self.id)
+        if existing is None:
+            fresh = RunRecord(
+                id=self.id,
+                project=self.project,
+                name=self.job["name"],
+                job_type=self._job_type(),
+                state=self.state,
+                started_at=self.at,
+                finished_at=self.at if terminal else None,
+                error=self.error if self.state == "failed" else None,
+                parent=self.parent,
+                facets=self.facets,
+            )
+            if self.graph.import_records(runs=[fresh])["runs"]:
+                self.fresh = True  # no edges yet
+                return fresh
+            existing = self.graph.get_runs([self.id])[self.id]  # a concurrent event made it
+        return self._update(existing)
+
+    def _update(self, run: RunRecord) -> RunRecord:
+        changes: dict[str, Any] = {}
+        last = run.facets.get("eventTime")
+        newer = last is None or self.at >= _seconds(last)
+        facets = _merge(run.facets, self.facets, newer=newer)
+        if facets != run.facets:
+            changes["facets"] = facets
+        if self.at < run.started_at:
+            changes["started_at"] = self.at
+        if self.state != "running":
+            ended = run.state != "running"
+            later = run.finished_at is not None and self.at > run.finished_at
+            if (not ended or later) and (run.state != self.state or run.finished_at != self.at):
+                changes["state"] = self.state
+                changes["finished_at"] = self.at
+                changes["error"] = self.error if self.state == "failed" else None
+        if self.parent is not None and run.parent is None:
+            changes["parent"] = self.parent
+        if not changes:
+            return run
+        updated = self.graph.update_run(self.id, changes)
+        return updated or run
+
+    def _outputs(self, run: RunRecord) -> list[VersionRecord]:
+        made = set() if self.fresh else {e.target for e in self.graph.expand([self.id], "down")}
+        found = []
+        for dataset in self.outputs:
+            digest = dataset.manifest(self.service, dataset.identity(self.id))
+            version, created = self.graph.commit_version(
+                NewVersion(
+                    project=dataset.project,
+                    name=dataset.artifact,
+                    type=dataset.type,
+                    digest=digest,
+                    size=0,
+                    file_count=1,
+                    metadata=dataset.metadata,
+                    run_id=self.id,
+                    at=self.at,
+                )
+            )
+            if not created:
+                self._merge_metadata(version, dataset)
+                if version.id not in made and not self.service.reaches(self.id, version.id, "up"):
+                    self.graph.add_edges([Edge(source=self.id, target=version.id, kind=PRODUCED)])
+            found.append(version)
+        return found
+
+    def _inputs(self, run: RunRecord, outputs: set[str]) -> list[VersionRecord]:
+        used = set() if self.fresh else {e.source for e in self.graph.expand([self.id], "up")}
+        used_artifacts = {version.rpartition(":")[0] for version in used}
+        found = []
+        edges = []
+        for dataset in self.inputs:
+            key = f"{dataset.project}/{dataset.artifact}"
+            if dataset.named_version is None and key in used_artifacts:
+                continue  # bound by an earlier event of this run
+            version = self._bind(dataset)
+            if version.id in outputs or version.id in used:
+                found.append(version)
+                continue
+            # a run that produced nothing cannot close a cycle
+            if (outputs or not self.fresh) and self.service.reaches(self.id, version.id, "down"):
+                logger.info("%s not recorded as consumed by %s: a cycle", version.id, self.id)
+                continue
+            edges.append(Edge(source=version.id, target=self.id, kind=CONSUMED_BY))
+            found.append(version)
+        if edges:
+            self.graph.add_edges(edges)
+        return found
+
+    def _bind(self, dataset: _Dataset) -> VersionRecord:
+        if dataset.named_version is None:
+            versions = self.graph.list_versions(
+                dataset.project, dataset.artifact, newest_first=True, limit=_SCAN
+            )
+            others = [v for v in versions if v.created_by != self.id]
+            for version in others:
+                if version.created_at <= self.at:
+                    return version
+            if others:  # all stored after the event's time (a late or replayed event)
+                return others[0]
+            return dataset.observed(self.service, self.at, empty=not versions)
+        return dataset.observed(self.service, self.at)
+
+    def _merge_metadata(self, version: VersionRecord, dataset: _Dataset) -> None:
+        merged = _merge(version.metadata, dataset.metadata, newer=False)
+        if merged != version.metadata:
+            self.graph.update_version(version.id, {"metadata": merged}, [])
+
+
+def _lineage_facet(facets: Mapping[str, Any], key: str, default: Any) -> Any:
+    """A name in the ``lineage`` facet (what lineage's export writes), if it is a valid one."""
+    facet = facets.get("lineage")
+    value = facet.get(key) if isinstance(facet, Mapping) else None
+    try:
+        return check_name(value, key) if value is not None else default
+    except InvalidName:
+        return default
+
+
+def _seconds(text: Any) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(str(text)).timestamp()
+
+
+def _merge(old: Mapping[str, Any], new: Mapping[str, Any], *, newer: bool) -> dict[str, Any]:
+    """``old`` with what ``new`` adds; where both say something, ``new`` wins if ``newer``."""
+    out = dict(old)
+    for key, value in new.items():
+        if key not in out:
+            out[key] = value
+        elif isinstance(out[key], Mapping) and isinstance(value, Mapping):
+            out[key] = _merge(out[key], value, newer=newer)
+        elif newer:
+            out[key] = value
+    return out
+
+
+def ingest_many(service: Service, events: Sequence[Mapping[str, Any]]) -> list[Ingested]:
+    """:func:`ingest` of each event, in order."""
+    return [ingest(service, event) for event in events]

@@ -1,0 +1,142 @@
+"""The Marquez-compatible OpenLineage endpoint of the lineage server.
+
+Routes::
+
+    POST /api/v1/lineage         one event (RunEvent, DatasetEvent or JobEvent)
+    POST /api/v1/lineage/batch   a JSON array of events
+
+Answers, as Marquez and the OpenLineage OpenAPI give them: ``201`` stored; ``400`` a body
+that is not JSON (or not an object / array); ``422`` an event the spec or a limit refuses,
+``{"error": {"code", "message", "field"}}`` naming the field; ``413`` a body over the limit;
+``401``/``403`` without a write token (``Authorization: Bearer ...``, what the OpenLineage
+client's ``api_key`` auth sends). A batch answers ``200`` when every event was stored,
+``207`` when some were (``failed`` lists the others by index) and ``422`` when none was.
+Nothing of a refused event is stored.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from lineage.errors import Forbidden, InvalidInput, LineageError, Unauthenticated
+from lineage.openlineage import MAX_EVENT_BYTES, InvalidEvent, check_event, ingest
+from lineage.server.app import principal, service
+from lineage.server.graphql.loaders import call
+
+__all__ = ["MAX_BATCH", "MAX_BATCH_BYTES", "routes"]
+
+logger = logging.getLogger(__name__)
+
+MAX_BATCH = 1000
+MAX_BATCH_BYTES = 64 * 1024**2
+
+
+class _Refused(Exception):
+    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.response = JSONResponse(
+            {"error": {"code": code, "message": message, **extra}},
+            status_code=status,
+            headers={"WWW-Authenticate": "Bearer"} if status == 401 else None,
+        )
+
+
+async def _body(request: Request, limit: int) -> Any:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _Refused(413, "PAYLOAD_TOO_LARGE", f"body of {declared} bytes; at most {limit}")
+    data = bytearray()
+    try:
+        async for chunk in request.stream():
+            data += chunk
+            if len(data) > limit:
+                raise _Refused(413, "PAYLOAD_TOO_LARGE", f"body over {limit} bytes")
+    except ClientDisconnect:
+        raise _Refused(400, "INVALID_INPUT", "the body ended early") from None
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError) as error:
+        raise _Refused(400, "INVALID_JSON", f"the body is not JSON: {error}") from None
+
+
+async def _writer(request: Request) -> None:
+    try:
+        (await principal(request)).require("write")
+    except Unauthenticated as error:
+        raise _Refused(401, error.code, error.message) from None
+    except Forbidden as error:
+        raise _Refused(403, error.code, error.message) from None
+
+
+def _refusal(error: LineageError) -> dict[str, Any]:
+    body: dict[str, Any] = {"code": error.code, "message": error.message}
+    if isinstance(error, InvalidEvent):
+        body["field"] = error.field
+    return body
+
+
+def _store(request: Request, raw: Any) -> None:
+    ingest(service(request), check_event(raw))
+
+
+async def _lineage(request: Request) -> Response:
+    try:
+        await _writer(request)
+        raw = await _body(request, MAX_EVENT_BYTES)
+        if not isinstance(raw, dict):
+            raise _Refused(400, "INVALID_INPUT", "the body must be one JSON object (an event)")
+        await call(_store, request, raw)
+    except _Refused as refused:
+        return refused.response
+    except InvalidInput as error:
+        logger.info("OpenLineage event refused: %s", error)
+        return JSONResponse({"error": _refusal(error)}, status_code=422)
+    except LineageError as error:  # a conflict with what is stored, or the store is down
+        logger.warning("OpenLineage event not stored: %s", error)
+        status = 503 if error.code == "UNAVAILABLE" else 409
+        return JSONResponse({"error": _refusal(error)}, status_code=status)
+    return JSONResponse({}, status_code=201)
+
+
+def _store_all(request: Request, items: list[Any]) -> list[dict[str, Any]]:
+    failed = []
+    for i, raw in enumerate(items):
+        try:
+            if len(json.dumps(raw)) > MAX_EVENT_BYTES:
+                raise InvalidEvent(f"an event is at most {MAX_EVENT_BYTES} bytes")
+            _store(request, raw)
+        except LineageError as error:
+            failed.append({"index": i, **_refusal(error)})
+    return failed
+
+
+async def _batch(request: Request) -> Response:
+    try:
+        await _writer(request)
+        items = await _body(request, MAX_BATCH_BYTES)
+        if not isinstance(items, list):
+            raise _Refused(400, "INVALID_INPUT", "the body must be a JSON array of events")
+        if len(items) > MAX_BATCH:
+            raise _Refused(
+                413, "PAYLOAD_TOO_LARGE", f"{len(items)} events; at most {MAX_BATCH} a batch"
+            )
+    except _Refused as refused:
+        return refused.response
+    failed = await call(_store_all, request, items)
+    stored = len(items) - len(failed)
+    status = 200 if not failed else (207 if stored else 422)
+    return JSONResponse({"stored": stored, "failed": failed}, status_code=status)
+
+
+def routes() -> list[BaseRoute]:
+    """The OpenLineage routes, for :func:`lineage.server.app.create_app`."""
+    return [
+        Route("/api/v1/lineage", _lineage, methods=["POST"]),
+        Route("/api/v1/lineage/batch", _batch, methods=["POST"]),
+    ]

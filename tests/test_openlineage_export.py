@@ -1,0 +1,172 @@
+"""OpenLineage out and back in: ``lineage export --openlineage`` of the demo's history (with an
+OpenLineage-born job in it) is valid against the bundled spec, and ``lineage import`` of it
+into a fresh store of each kind rebuilds the same graph (networkx)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import networkx as nx
+import pytest
+from click.testing import CliRunner
+
+from lineage.cli import cli
+from lineage.cli.demo import run_demo
+from lineage.openlineage import check_event, ingest
+from lineage.openlineage.validation import _validator
+from lineage.server.app import open_service
+from lineage.service import Service
+
+WAREHOUSE_RUN = "dag_run__scheduled__2024-05-01"  # not a UUID: kept as it came
+
+
+def warehouse_events() -> list[dict[str, Any]]:
+    base = {
+        "producer": "https://github.com/dbt-labs/dbt-core",
+        "run": {"runId": WAREHOUSE_RUN},
+        "job": {"namespace": "dbt://analytics", "name": "models.games_clean 🕷"},
+        "inputs": [{"namespace": "postgres://wh:5432", "name": "raw.games"}],
+        "outputs": [
+            {
+                "namespace": "s3://lake",
+                "name": "clean/games",
+                "facets": {"schema": {"fields": [{"name": "win", "type": "BOOLEAN"}]}},
+            }
+        ],
+    }
+    return [
+        {**base, "eventType": "START", "eventTime": "2024-05-01T00:00:00Z"},
+        {**base, "eventType": "FAIL", "eventTime": "2024-05-01T00:05:00Z"},
+    ]
+
+
+def graph_of(service: Service, key: dict[str, str] | None = None) -> nx.DiGraph:
+    """Every run and its inputs and outputs; versions named by ``key`` (id -> original ref)."""
+    key = key or {}
+    g = nx.DiGraph()
+    for run in service.runs():
+        g.add_node(run.id, state=run.state, name=run.name)
+        inputs, outputs = service.run_io(run.id)
+        for v in inputs:
+            g.add_edge(key.get(v.id, v.id), run.id)
+        for v in outputs:
+            g.add_edge(run.id, key.get(v.id, v.id))
+    return g
+
+
+def original_refs(service: Service) -> dict[str, str]:
+    """Imported version id -> the ref it had in the exporting store (its ``lineage`` facet)."""
+    out = {}
+    for artifact in service.artifacts():
+        for v in service.versions(artifact.project, artifact.name):
+            out[v.id] = v.metadata["openlineage"]["facets"]["lineage"]["ref"]
+    return out
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, nx.DiGraph]:
+    work = tmp_path_factory.mktemp("demo")
+    result = run_demo(work / "demo", stages=4, serve=False, echo=lambda _: None)
+    service = open_service(result.store, result.blobs)
+    try:
+        for event in warehouse_events():
+            ingest(service, check_event(event))
+        before = graph_of(service)
+    finally:
+        service.graph.close()
+    out = work / "events.ndjson"
+    runner = CliRunner()
+    answer = runner.invoke(
+        cli,
+        [
+            "--store",
+            result.store,
+            "--blobs",
+            result.blobs,
+            "export",
+            "--openlineage",
+            "-o",
+            str(out),
+        ],
+    )
+    assert answer.exit_code == 0, answer.output
+    return out, before
+
+
+def test_export_is_valid_openlineage(exported: tuple[Path, nx.DiGraph]) -> None:
+    out, before = exported
+    events = [json.loads(line) for line in out.read_text().splitlines()]
+    runs = [n for n in before.nodes if "state" in before.nodes[n]]
+    ended = [r for r in runs if before.nodes[r]["state"] != "running"]
+    assert len(events) == len(runs) + len(ended)  # START, and the end of each ended run
+    strict = _validator("RunEvent")
+    for event in events:  # strictly, as written (no leniency applied)
+        strict.validate(event)
+        for facet in event["run"]["facets"].values():
+            assert facet["_producer"] and facet["_schemaURL"]
+    with pytest.raises(jsonschema.ValidationError):
+        strict.validate({**events[0], "eventType": "DONE"})  # the check can fail
+    warehouse = [e for e in events if e["run"]["runId"] == WAREHOUSE_RUN]
+    assert [e["eventType"] for e in warehouse] == ["START", "FAIL"]
+    job = warehouse[0]["job"]
+    assert (job["namespace"], job["name"]) == ("dbt://analytics", "models.games_clean 🕷")
+    assert [(d["namespace"], d["name"]) for d in warehouse[1]["outputs"]] == [
+        ("s3://lake", "clean/games")
+    ]
+    assert warehouse[1]["inputs"][0]["name"] == "raw.games"
+
+
+@pytest.mark.parametrize("backend_name", ["sqlite", "neo4j"])
+def test_import_rebuilds_the_same_graph(
+    exported: tuple[Path, nx.DiGraph],
+    backend_name: str,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+) -> None:
+    out, before = exported
+    if backend_name == "sqlite":
+        store = str(tmp_path / "fresh")
+    else:
+        neo = request.getfixturevalue("neo4j_server")
+        neo.wipe()
+        store = neo.uri
+    blobs = str(tmp_path / "blobs")
+    runner = CliRunner()
+    args = ["--store", store, "--blobs", blobs, "import", str(out)]
+    first = runner.invoke(cli, args)
+    assert first.exit_code == 0, first.output
+    service = open_service(store, blobs)
+    try:
+        after = graph_of(service, original_refs(service))
+        assert nx.utils.graphs_equal(before, after)  # nodes, edges, run states and names
+        assert set(before.edges) == set(after.edges) and len(before.edges) > 40
+        # every version comes back under its own ref (same project, name and index)
+        refs = original_refs(service)
+        assert all(new == old for new, old in refs.items()), refs
+        again = runner.invoke(cli, args)  # a second import changes nothing
+        assert again.exit_code == 0, again.output
+        assert nx.utils.graphs_equal(graph_of(service, original_refs(service)), after)
+        assert sum(service.count_versions(a.project, a.name) for a in service.artifacts()) == len(
+            original_refs(service)
+        )
+    finally:
+        service.graph.close()
+
+
+def test_import_refuses_a_bad_file_and_stores_nothing(tmp_path: Path) -> None:
+    good = json.dumps({**warehouse_events()[0], "run": {"runId": str(uuid.uuid4())}})
+    bad = tmp_path / "bad.ndjson"
+    bad.write_text(good + "\n" + json.dumps({**warehouse_events()[0], "eventType": "X"}) + "\n")
+    store = str(tmp_path / "s")
+    answer = CliRunner().invoke(cli, ["--store", store, "import", str(bad)])
+    assert answer.exit_code == 2
+    assert "line 2" in answer.output and "eventType" in answer.output
+    service = open_service(store, str(tmp_path / "blobs"))
+    try:
+        assert service.runs() == []
+    finally:
+        service.graph.close()
