@@ -46,13 +46,24 @@ def _flatten(prefix: str, value: Any, found: dict[str, Any]) -> None:
         for key, inner in value.items():
             if isinstance(key, str) and _KEY.fullmatch(key):
                 _flatten(f"{prefix}.{key}", inner, found)
-    elif isinstance(value, bool | str):
+    elif isinstance(value, bool):
         found[prefix] = value
+    elif isinstance(value, str):
+        if value.isascii() or _encodable(value):  # Bolt cannot carry a lone surrogate, which
+            found[prefix] = value  # a store an older lineage wrote may hold: not filterable
     elif isinstance(value, int):
         if -(2**63) <= value < 2**63:
             found[prefix] = value
     elif isinstance(value, float) and not math.isnan(value):
         found[prefix] = value + 0.0  # -0.0 is 0.0 (Neo4j would sort it below 0)
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def prop(var: str, key: str) -> str:
