@@ -21,6 +21,7 @@ import json
 import os
 import platform
 import random
+import signal
 import subprocess
 import sys
 import time
@@ -31,6 +32,8 @@ from types import TracebackType
 from typing import Any
 
 import blake3
+import httpx
+from ports import free_port
 
 from lineage.manifest import manifest_digests, read_manifest
 from lineage.service import Service
@@ -39,6 +42,7 @@ from lineage.storage.local import LocalBlobStore
 ROOT = Path(__file__).resolve().parents[1]
 SOAK_FILE = ROOT / "test-artifacts" / "soak.jsonl"
 LINEAGE = Path(sys.executable).parent / "lineage"
+HANG = 10.0  # seconds: a request that takes longer is a hang, whatever the machine's load
 
 
 def soak_seconds() -> float:
@@ -222,6 +226,51 @@ def _check_versions(tally: Tally, service: Service, versions: list[Any]) -> None
             continue
         missing = blobs.missing(needed)
         tally.check(not missing, f"{version.id}: {len(missing)} blobs missing")
+
+
+class LineageServer:
+    """``lineage server`` in a child process on 127.0.0.1."""
+
+    def __init__(
+        self, store: str, blobs: str, *options: str, port: int = 0, log: Path | None = None
+    ) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = log  # its stderr, if given
+        command = [str(LINEAGE), "--store", store, "--blobs", blobs, "server", *options]
+        with log.open("ab") if log else open(os.devnull, "wb") as stderr:
+            self.process = subprocess.Popen(
+                [*command, "--port", str(self.port)], env=child_env(), stderr=stderr
+            )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, "lineage server exited"
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError("lineage server did not start")
+
+    def healthy(self) -> bool:
+        """Whether it answers ``/healthz`` within ``HANG`` seconds."""
+        try:
+            return httpx.get(f"{self.url}/healthz", timeout=HANG).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
 
 
 # processes -----------------------------------------------------------------------------------

@@ -10,14 +10,12 @@ code to its end, which must give exactly the versions it gives on a fresh store,
 from __future__ import annotations
 
 import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from campaign import LINEAGE, Tally, check_store, child_env, python
-from ports import free_port
+from campaign import LineageServer, Tally, check_store, python
 
 import lineage
 from lineage.server.app import open_service
@@ -64,38 +62,6 @@ def expected(data: Path, scratch: Path) -> list[str]:
             art.add_dir(folder)
             digests.append(run.log_artifact(art).digest)
     return digests
-
-
-class LineageServer:
-    """``lineage server`` in a child process on 127.0.0.1."""
-
-    def __init__(self, store: str, blobs: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        command = [str(LINEAGE), "--store", store, "--blobs", blobs, "server"]
-        self.process = subprocess.Popen(
-            [*command, "--port", str(self.port)], env=child_env(), stderr=subprocess.DEVNULL
-        )
-        import httpx
-
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, "lineage server exited"
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError("lineage server did not start")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
 
 
 @pytest.fixture(params=["local", "remote"])
