@@ -3,7 +3,9 @@ the invariants a store must keep whatever happened to the processes writing to i
 
 One knob, ``LINEAGE_SOAK_SECONDS``. Unset, each campaign runs its fast slice (a few rounds,
 what ``make test`` runs); set, each campaign loops until its share of that time is spent
-(``make soak``) and appends its figures as one JSON line to ``test-artifacts/soak.jsonl``::
+(``make soak``) and appends its figures as one JSON line to ``test-artifacts/soak.jsonl``.
+The fast slice draws its random choices from seed 0; a soak from ``LINEAGE_SOAK_SEED`` or a
+fresh seed, which its line records::
 
     with Tally("kill", "sqlite", share=1 / 3) as tally:
         for _ in tally.rounds(fast=2):
@@ -45,9 +47,9 @@ LINEAGE = Path(sys.executable).parent / "lineage"
 HANG = 10.0  # seconds: a request that takes longer is a hang, whatever the machine's load
 
 
-def soak_seconds() -> float:
-    """The whole soak's time, in seconds; 0 for the fast slice."""
-    return float(os.environ.get("LINEAGE_SOAK_SECONDS") or 0)
+# read once, when the tests are collected: fixtures (``workdir``) clear every LINEAGE_*
+SOAK_SECONDS = float(os.environ.get("LINEAGE_SOAK_SECONDS") or 0)
+SOAK_SEED = os.environ.get("LINEAGE_SOAK_SEED")
 
 
 # each campaign's part of LINEAGE_SOAK_SECONDS (they run one after the other)
@@ -68,13 +70,15 @@ class Tally:
     def __init__(self, campaign: str, params: str = "", *, share: float = 1.0) -> None:
         self.campaign = campaign
         self.params = params
-        self.budget = soak_seconds() * SHARES[campaign] * share
+        self.budget = SOAK_SECONDS * SHARES[campaign] * share
         self.figures: Counter[str] = Counter()
         self.problems: list[str] = []
         self.started = time.monotonic()
         # the fast slice is the same every time (CI stays stable); a soak explores
-        self.seed = int(os.environ.get("LINEAGE_SOAK_SEED") or 0) if not self.budget else None
-        self.random = random.Random(self.seed if self.seed is not None else os.urandom(8))
+        self.seed = (
+            0 if not self.budget else int(SOAK_SEED or random.SystemRandom().getrandbits(32))
+        )
+        self.random = random.Random(self.seed)
 
     @property
     def soaking(self) -> bool:
@@ -113,6 +117,7 @@ class Tally:
             "params": self.params,
             "seconds": round(time.monotonic() - self.started, 1),
             "budget": round(self.budget, 1),
+            "seed": self.seed,
             **figures,
             "cpu": _cpu(),
             "load": os.getloadavg()[0],
