@@ -54,12 +54,13 @@ SOAK_SEED = os.environ.get("LINEAGE_SOAK_SEED")
 
 # each campaign's part of LINEAGE_SOAK_SECONDS (they run one after the other)
 SHARES = {
-    "kill": 0.30,
-    "concurrent_writers": 0.15,
-    "server_restart": 0.15,
-    "fuzz_graphql": 0.25,
-    "hostile_battery": 0.08,
+    "kill": 0.28,
+    "concurrent_writers": 0.14,
+    "server_restart": 0.14,
+    "fuzz_graphql": 0.24,
+    "hostile_battery": 0.07,
     "hostile_cli_sdk": 0.07,
+    "full_disk": 0.06,
 }
 
 
@@ -282,9 +283,11 @@ class LineageServer:
 
 
 def child_env(**extra: str) -> dict[str, str]:
-    """The environment of a child process: this checkout first on the path, no LINEAGE_*."""
+    """The environment of a child process: this checkout first on the path (and tests/, for
+    the helpers), no LINEAGE_*."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LINEAGE_")}
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    path = [str(ROOT), str(ROOT / "tests"), env.get("PYTHONPATH", "")]
+    env["PYTHONPATH"] = os.pathsep.join(path).rstrip(os.pathsep)
     env.update(extra)
     return env
 

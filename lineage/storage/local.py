@@ -32,7 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO
 
-from lineage.errors import BlobNotFound, DigestMismatch, StoreUnavailable
+from lineage.errors import BlobNotFound, DigestMismatch, StoreUnavailable, from_os_error
 from lineage.hashing import check_digest, copy_and_hash, hash_bytes, hash_fd, hash_stream
 
 __all__ = ["TEMP_MIN_AGE", "LocalBlobStore"]
@@ -108,6 +108,15 @@ class LocalBlobStore:
     def put_file(self, path: Path, digest: str | None = None) -> tuple[str, int]:
         return self.put_files([(path, digest)])[0]
 
+    @contextlib.contextmanager
+    def _os_errors(self) -> Iterator[None]:
+        """An OSError of a write (a full disk, a read-only store, a file gone) as the
+        LineageError of its kind, naming its path, or this store when the OS names none."""
+        try:
+            yield
+        except OSError as exc:
+            raise from_os_error(exc, self.root) from exc
+
     def put_files(
         self,
         items: Sequence[tuple[Path, str | None]],
@@ -118,6 +127,14 @@ class LocalBlobStore:
         All-or-nothing per file: a file whose bytes do not match its expected digest raises
         DigestMismatch after the others are published; nothing is stored for it.
         """
+        with self._os_errors():
+            return self._put_files(items, progress)
+
+    def _put_files(
+        self,
+        items: Sequence[tuple[Path, str | None]],
+        progress: Callable[[int], None] | None = None,
+    ) -> list[tuple[str, int]]:
         staged: list[tuple[str, str, int] | BaseException | None] = [None] * len(items)
 
         def stage(index: int) -> None:
@@ -167,6 +184,10 @@ class LocalBlobStore:
         return [(digest, size) for _, digest, size in ok]
 
     def put_stream(self, stream: BinaryIO, digest: str | None = None) -> tuple[str, int]:
+        with self._os_errors():
+            return self._put_stream(stream, digest)
+
+    def _put_stream(self, stream: BinaryIO, digest: str | None) -> tuple[str, int]:
         with self._durable_temp() as (out, temp):
             actual, size = hash_stream(stream, out)
             if digest is not None and actual != digest:
@@ -177,6 +198,10 @@ class LocalBlobStore:
         return actual, size
 
     def put_bytes(self, data: bytes) -> str:
+        with self._os_errors():
+            return self._put_bytes(data)
+
+    def _put_bytes(self, data: bytes) -> str:
         digest = hash_bytes(data)
         if os.path.isfile(self._path(digest)):
             return digest
