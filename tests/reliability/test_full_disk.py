@@ -119,7 +119,7 @@ def test_full_disk_under_the_stores(backend: Any, tmp_path: Path) -> None:
     store = "" if backend.name == "sqlite" else backend.store
     with Tally("full_disk", backend.name, share=1 / 2) as tally:
         for _ in tally.rounds(fast=1):
-            levels = [0, 8 * 1024, 64 * 1024, 200 * 1024]
+            levels = [0, 16 * 1024, 200 * 1024]
             if tally.soaking:
                 levels = [tally.random.randint(0, 300 * 1024) for _ in range(8)]
             command = [
