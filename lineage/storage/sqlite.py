@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from lineage.errors import StoreUnavailable, TypeMismatch, VersionNotFound
+from lineage.errors import LineageError, StoreUnavailable, TypeMismatch, VersionNotFound
 from lineage.records import (
     PRODUCED,
     ArtifactRecord,
@@ -247,14 +247,22 @@ class SQLiteGraphStore:
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         db = self._db()
-        db.execute("BEGIN IMMEDIATE")
         try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        else:
-            db.execute("COMMIT")
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:  # SQLite may have rolled back already (a full disk)
+                    db.execute("ROLLBACK")
+                raise
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode != sqlite3.SQLITE_FULL:
+                raise
+            raise LineageError(
+                f"{self.path}: No space left on device ({exc}); nothing was written",
+                path=str(self.path),
+            ) from exc
 
     def close(self) -> None:
         with self._lock:
