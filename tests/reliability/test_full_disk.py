@@ -140,7 +140,7 @@ def test_full_disk_under_the_stores(backend: Any, tmp_path: Path) -> None:
                 ",".join(map(str, levels)),
             ]
             done = subprocess.run(
-                command, env=child_env(), capture_output=True, text=True, timeout=600
+                command, env=child_env(), capture_output=True, text=True, timeout=600, cwd=tmp_path
             )
             assert done.returncode == 0, done.stderr[-3000:]
             found = json.loads(done.stdout.splitlines()[-1])

@@ -111,7 +111,7 @@ def every_field() -> set[str]:
 
 
 @pytest.mark.parametrize("who", ["anonymous", "read", "write"])
-def test_fuzz_graphql(backend, tmp_path: Path, who: str) -> None:  # type: ignore[no-untyped-def]
+def test_fuzz_graphql(backend, tmp_path: Path, workdir: Path, who: str) -> None:  # type: ignore[no-untyped-def]
     seed(backend, tmp_path)
     service = open_service(backend.store, backend.blobs)
     headers = {}

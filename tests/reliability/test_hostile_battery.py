@@ -334,7 +334,7 @@ CASES: dict[str, Case] = {
 
 
 @pytest.fixture
-def target(backend, tmp_path: Path) -> Iterator[Target]:  # type: ignore[no-untyped-def]
+def target(backend, tmp_path: Path, workdir: Path) -> Iterator[Target]:  # type: ignore[no-untyped-def]
     (tmp_path / "a.txt").write_text("alpha")
     with lineage.init(project="p", store=backend.store, blobs=backend.blobs) as run:
         art = lineage.Artifact("data", type="dataset")

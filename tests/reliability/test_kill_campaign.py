@@ -80,7 +80,7 @@ def target(request, backend) -> Iterator[tuple[str, str, str, str]]:  # type: ig
         server.stop()
 
 
-def test_kill_9_while_logging(target, backend, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_kill_9_while_logging(target, backend, tmp_path: Path, workdir: Path) -> None:  # type: ignore[no-untyped-def]
     mode, store, blobs, token = target
     with Tally("kill", f"{mode}-{backend.name}", share=1 / 4) as tally:
         # how long the user code takes here once imported, on bytes of the same shape that
@@ -100,7 +100,9 @@ def test_kill_9_while_logging(target, backend, tmp_path: Path) -> None:  # type:
             want = expected(data, tmp_path / f"expected{cycle}")
             name = f"data{cycle}"
             for _ in range(2 if not tally.soaking else tally.random.randint(1, 4)):
-                child = python(USER_CODE, store, blobs, token, "p", name, str(data), stdout=-1)
+                child = python(
+                    USER_CODE, store, blobs, token, "p", name, str(data), stdout=-1, cwd=workdir
+                )
                 assert child.stdout is not None and child.stdout.readline() == b"ready\n"
                 time.sleep(tally.random.uniform(0, span))
                 killed = child.poll() is None
@@ -117,7 +119,9 @@ def test_kill_9_while_logging(target, backend, tmp_path: Path) -> None:  # type:
                 finally:
                     service.graph.close()
             # the same code again, to its end: exactly the versions of a fresh store
-            child = python(USER_CODE, store, blobs, token, "p", name, str(data), stdout=-1)
+            child = python(
+                USER_CODE, store, blobs, token, "p", name, str(data), stdout=-1, cwd=workdir
+            )
             out, _ = child.communicate(timeout=240)
             tally.check(child.returncode == 0, f"re-run exited {child.returncode}")
             lines = [line.split() for line in out.decode().splitlines()[1:]]
