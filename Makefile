@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 CHECK_PATHS := lineage tests $(wildcard bench)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test check format system system-demo system-test neo4j-jars neo4j bench clean dist
+.PHONY: demo test check format system system-demo system-test neo4j-jars neo4j bench clean dist soak
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,19 @@ demo: $(STAMP) system-demo
 
 test: $(STAMP) system neo4j-jars
 	$(BIN)/pytest
+
+# the reliability campaigns of tests/reliability/ run long (`make test` runs their fast slice):
+# each loops for its share of SOAK_SECONDS, appends its figures (kills, requests, invariants
+# checked, violations) to test-artifacts/soak.jsonl, and a table of this soak's figures ends it
+SOAK_SECONDS ?= 1200
+
+soak: $(STAMP) system neo4j-jars
+	@mkdir -p test-artifacts
+	@since=$$(date -u +%Y-%m-%dT%H:%M:%SZ); \
+	LINEAGE_SOAK_SECONDS=$(SOAK_SECONDS) $(BIN)/pytest -m reliability tests/reliability \
+		--timeout=$$(( $(SOAK_SECONDS) + 900 )); status=$$?; \
+	$(BIN)/python tests/reliability/summary.py --since $$since || status=1; \
+	exit $$status
 
 check: $(STAMP)
 	$(BIN)/ruff format --check $(CHECK_PATHS)

@@ -12,6 +12,7 @@ from lineage.diff import diff as _diff
 from lineage.errors import InvalidRef
 from lineage.filters import literal, parse
 from lineage.moments import parse_time
+from lineage.names import check_name
 from lineage.protocol import LineageService
 from lineage.records import ArtifactRecord, Event, RunRecord, Subgraph
 from lineage.service import GcReport
@@ -48,9 +49,11 @@ class Api:
         token: str | None = None,
         mode: str | None = None,
     ) -> None:
+        project = project or os.environ.get("LINEAGE_PROJECT")
+        # refused before any store is opened: a bad name must not read as an empty project
+        self._project = None if project is None else check_name(project, "project")
         self._client = Client.shared(store, blobs, token=token, mode=mode)
         self.service: LineageService = self._client.service  # local, or a server's
-        self._project = project or os.environ.get("LINEAGE_PROJECT")
 
     @property
     def project(self) -> str | None:

@@ -31,7 +31,15 @@ from typing import Any, NoReturn
 
 from lineage.artifact import Artifact
 from lineage.client import Client
-from lineage.errors import Conflict, InvalidInput, LineageError, LineageWarning, RunNotActive
+from lineage.errors import (
+    Conflict,
+    InvalidInput,
+    LineageError,
+    LineageWarning,
+    NotFound,
+    RunNotActive,
+    TypeMismatch,
+)
 from lineage.gitinfo import code_version
 from lineage.ingest import store_files
 from lineage.records import RUN_STATES, RunRecord
@@ -148,6 +156,20 @@ class Run:
         record = self._client.service.use(self.id, target, role)
         return ArtifactVersion(record, self._client)
 
+    def _check_type(self, artifact: Artifact) -> None:
+        """An artifact logged under another type than it has is refused before its files are
+        stored (the commit checks again, under its lock)."""
+        try:
+            existing = self._client.service.get_artifact(self.project, artifact.name)
+        except NotFound:
+            return
+        if existing.type != artifact.type:
+            raise TypeMismatch(
+                f"artifact {self.project}/{artifact.name} has type {existing.type!r}, "
+                f"not {artifact.type!r}",
+                artifact=f"{self.project}/{artifact.name}",
+            )
+
     def log_artifact(
         self, artifact: Artifact, aliases: Sequence[str] | None = None
     ) -> ArtifactVersion:
@@ -169,6 +191,7 @@ class Run:
         wanted = [check_alias(alias) for alias in aliases or ()]
         metadata = check_json(artifact.metadata, "metadata")
         check_text(artifact.description, "description")  # it may have changed since
+        self._check_type(artifact)  # before any byte is stored or cached
         digest = store_files(artifact.entries, self._client.blobs, self._client.cache)
         record, created = self._client.service.commit(
             self.id,

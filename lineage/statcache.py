@@ -8,6 +8,7 @@ same timestamp tick as the hash would otherwise go unnoticed (git's "racily clea
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 import threading
@@ -16,6 +17,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 __all__ = ["StatCache", "StatKey", "stat_key"]
+
+logger = logging.getLogger(__name__)
 
 StatKey = tuple[int, int, int, int]
 _RACY_SECONDS = 0.1
@@ -60,10 +63,20 @@ class StatCache:
             self._db.execute("BEGIN")
             try:
                 self._db.executemany("INSERT OR REPLACE INTO stat VALUES (?,?,?,?,?,?)", rows)
+                self._db.execute("COMMIT")
+            except sqlite3.OperationalError as exc:
+                self._rollback()
+                if exc.sqlite_errorcode != sqlite3.SQLITE_FULL:
+                    raise
+                # a cache: on a full disk it forgets these files, and they are hashed again
+                logger.warning("stat cache not updated, the disk is full: %s", exc)
             except BaseException:
-                self._db.execute("ROLLBACK")
+                self._rollback()
                 raise
-            self._db.execute("COMMIT")
+
+    def _rollback(self) -> None:
+        if self._db.in_transaction:  # a failed COMMIT leaves it open; SQLite may have ended it
+            self._db.execute("ROLLBACK")
 
     def close(self) -> None:
         with self._lock:

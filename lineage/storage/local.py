@@ -32,13 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO
 
-from lineage.errors import (
-    BlobNotFound,
-    DigestMismatch,
-    LineageError,
-    StoreUnavailable,
-    from_os_error,
-)
+from lineage.errors import BlobNotFound, DigestMismatch, StoreUnavailable, from_os_error
 from lineage.hashing import check_digest, copy_and_hash, hash_bytes, hash_fd, hash_stream
 
 __all__ = ["TEMP_MIN_AGE", "LocalBlobStore"]
@@ -114,6 +108,15 @@ class LocalBlobStore:
     def put_file(self, path: Path, digest: str | None = None) -> tuple[str, int]:
         return self.put_files([(path, digest)])[0]
 
+    @contextlib.contextmanager
+    def _os_errors(self) -> Iterator[None]:
+        """An OSError of a write (a full disk, a read-only store, a file gone) as the
+        LineageError of its kind, naming its path, or this store when the OS names none."""
+        try:
+            yield
+        except OSError as exc:
+            raise from_os_error(exc, self.root) from exc
+
     def put_files(
         self,
         items: Sequence[tuple[Path, str | None]],
@@ -124,6 +127,14 @@ class LocalBlobStore:
         All-or-nothing per file: a file whose bytes do not match its expected digest raises
         DigestMismatch after the others are published; nothing is stored for it.
         """
+        with self._os_errors():
+            return self._put_files(items, progress)
+
+    def _put_files(
+        self,
+        items: Sequence[tuple[Path, str | None]],
+        progress: Callable[[int], None] | None = None,
+    ) -> list[tuple[str, int]]:
         staged: list[tuple[str, str, int] | BaseException | None] = [None] * len(items)
 
         def stage(index: int) -> None:
@@ -138,9 +149,6 @@ class LocalBlobStore:
                         path=str(source),
                         digest=expected,
                     )
-            except OSError as exc:  # a full disk names the store, not a temporary file
-                staged[index] = self._os_error(exc)
-                return
             except BaseException as exc:  # noqa: BLE001 - re-raised below, after publishing
                 staged[index] = exc
                 return
@@ -169,22 +177,15 @@ class LocalBlobStore:
                 for future in [pool.submit(work) for _ in range(threads)]:
                     future.result()
         ok = [entry for entry in staged if isinstance(entry, tuple)]
-        try:
-            self._publish([(temp, digest) for temp, digest, _ in ok])
-        except OSError as exc:
-            for temp, _, _ in ok:
-                _unlink(temp)
-            raise self._os_error(exc) from exc
+        self._publish([(temp, digest) for temp, digest, _ in ok])
         for entry in staged:
             if isinstance(entry, BaseException):
                 raise entry
         return [(digest, size) for _, digest, size in ok]
 
     def put_stream(self, stream: BinaryIO, digest: str | None = None) -> tuple[str, int]:
-        try:
+        with self._os_errors():
             return self._put_stream(stream, digest)
-        except OSError as exc:
-            raise self._os_error(exc) from exc
 
     def _put_stream(self, stream: BinaryIO, digest: str | None) -> tuple[str, int]:
         with self._durable_temp() as (out, temp):
@@ -197,24 +198,17 @@ class LocalBlobStore:
         return actual, size
 
     def put_bytes(self, data: bytes) -> str:
+        with self._os_errors():
+            return self._put_bytes(data)
+
+    def _put_bytes(self, data: bytes) -> str:
         digest = hash_bytes(data)
         if os.path.isfile(self._path(digest)):
             return digest
-        try:
-            with self._durable_temp() as (out, temp):
-                out.write(data)
-            self._publish_one(temp, digest)
-        except OSError as exc:
-            raise self._os_error(exc) from exc
+        with self._durable_temp() as (out, temp):
+            out.write(data)
+        self._publish_one(temp, digest)
         return digest
-
-    def _os_error(self, exc: OSError) -> LineageError:
-        """A write into this store failed (a full disk, a quota, an I/O error): the error
-        names the file it was about (a source that vanished) or else this store's folder,
-        never one of its temporary files."""
-        if exc.filename is not None and str(exc.filename).startswith(str(self._tmp)):
-            exc = OSError(exc.errno, exc.strerror)
-        return from_os_error(exc, self.root)
 
     @contextlib.contextmanager
     def _durable_temp(self) -> Iterator[tuple[BinaryIO, str]]:

@@ -275,20 +275,18 @@ class SQLiteGraphStore:
             db.execute("BEGIN IMMEDIATE")
             try:
                 yield db
+                db.execute("COMMIT")
             except BaseException:
                 if db.in_transaction:  # SQLite may have rolled back already (a full disk)
                     db.execute("ROLLBACK")
                 raise
-            else:
-                db.execute("COMMIT")
         except sqlite3.OperationalError as exc:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            if exc.sqlite_errorcode == sqlite3.SQLITE_FULL:  # nothing of this write was kept
-                raise LineageError(
-                    f"{self.path}: no space left on device", path=str(self.path)
-                ) from exc
-            raise
+            if exc.sqlite_errorcode != sqlite3.SQLITE_FULL:
+                raise
+            raise LineageError(
+                f"{self.path}: No space left on device ({exc}); nothing was written",
+                path=str(self.path),
+            ) from exc
 
     def close(self) -> None:
         with self._lock:
