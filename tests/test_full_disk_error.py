@@ -1,5 +1,8 @@
 """A full disk refuses the write with one error naming the store, and keeps nothing of it.
 
+(The soak's tests/reliability/test_full_disk.py fills the disk to random headroom, many
+rounds; this one pins the messages and the failed run's state, in the fast suite.)
+
 A real full disk, not a patched ``write``: the store and its blobs live on a 4 MiB tmpfs
 mounted in a private mount namespace (``unshare -m`` as root, ``unshare -Urm`` otherwise), so
 the mount vanishes with the process and nothing on the machine is touched. Inside it a script
@@ -118,7 +121,9 @@ def test_a_full_disk_keeps_nothing_and_logging_resumes(tmp_path: Path) -> None:
     # the graph store's disk filled: one error naming the database, nothing kept
     graph_full = report["graph_full"]
     assert graph_full["error"].startswith(f"lineage.errors.LineageError: {disk / 'graph'}")
-    assert graph_full["error"].endswith(": no space left on device")
+    assert graph_full["error"].endswith(
+        ": No space left on device (database or disk is full); nothing was written"
+    )
     assert report["after_graph_full"]["versions"] == ["v0"]
     assert report["after_graph_full"]["wrong_blobs"] == []
     # space freed: the same code logs the next version, with no gap in the indexes
