@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import importlib.resources
 import re
 import time
@@ -10,9 +11,10 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import httpx
+import networkx as nx
 import pytest
 from markupsafe import escape
 from starlette.applications import Starlette
@@ -828,3 +830,85 @@ async def test_sign_in_keeps_a_token_in_a_strict_cookie(
         app.state.lineage.close()
     logged = "\n".join(record.getMessage() for record in caplog.records)
     assert "signed in" in logged and write not in logged and read not in logged
+
+
+# --- the version page's picture controls (issue 13): hide datasets / evaluations, depth,
+# --- and "+k more" groups that open on a click
+
+
+def _drawn(page: Page, figure: str) -> set[str]:
+    """The store's node ids a figure draws, a copy of a version counted as the version."""
+    return {title.rpartition("copy:")[2].split(":", 1)[-1] if title.startswith("copy:") else title
+            for title in page.states.get(figure, {})}  # fmt: skip
+
+
+async def test_picture_controls_hide_and_cut_what_they_say(dash: Dashboard) -> None:
+    svc = dash.service
+    base = f"/versions/{PROJECT}/net/1"
+    plain = Page((await dash.get(base)).text)
+    corpus, net0 = f"{PROJECT}/corpus:v0", f"{PROJECT}/net:v0"
+    assert {corpus, net0, f"{PROJECT}/net:v1"} <= _drawn(plain, "lineage")
+    # the oracle: networkx on the store's own upstream answer
+    g = nx.DiGraph(
+        [(e.source, e.target) for e in svc.lineage(f"{PROJECT}/net:v1", "upstream", 20).edges]
+    )
+    kinds = {n.id: n for n in svc.lineage(f"{PROJECT}/net:v1", "upstream", 20).nodes}
+    datasets = {
+        i for i, n in kinds.items() if n.version is not None and n.version.type == "dataset"
+    }
+    assert datasets == {corpus}
+
+    hidden = Page((await dash.get(base + "?hide=datasets")).text)
+    assert not datasets & _drawn(hidden, "lineage")
+    assert _drawn(hidden, "lineage") >= {net0, f"{PROJECT}/net:v1"}
+    assert 'name="hide" value="datasets" checked' in (await dash.get(base + "?hide=datasets")).text
+
+    # depth 1: the version, the run that made it and what that run consumed, nothing further
+    one = Page((await dash.get(base + "?depth=1")).text)
+    within = set(nx.bfs_tree(g.reverse(), f"{PROJECT}/net:v1", depth_limit=2))
+    assert _drawn(one, "lineage") == within and svc.resolve(net0) and corpus in within
+    assert "upstream, 1 generations" in (await dash.get(base + "?depth=1")).text
+
+    # the tree of net:v0 holds the evaluation's report, unless evaluations are hidden
+    tree = f"/versions/{PROJECT}/net/0"
+    report = f"{PROJECT}/report:v0"
+    assert report in _drawn(Page((await dash.get(tree)).text), "tree")
+    no_evals = Page((await dash.get(tree + "?hide=evaluations")).text)
+    assert report not in _drawn(no_evals, "tree") and f"{PROJECT}/net:v1" in _drawn(
+        no_evals, "tree"
+    )
+
+    # bad controls: one clear refusal, no picture
+    refusals = [
+        ("depth=0", "depth must be"),
+        ("depth=x", "depth must be"),
+        ("hide=models", "hide takes"),
+        ("expand=zzz", "expand takes"),
+    ]
+    for query, words in refusals:
+        answer = await dash.get(f"{base}?{query}")
+        assert answer.status_code == 400 and words in answer.text, (query, answer.status_code)
+
+
+def test_a_more_group_links_to_the_page_with_it_opened() -> None:
+    """A tree over 500 nodes is drawn folded; each "+k more" links to the same page with its
+    group in ``expand``, and that page draws the group's nodes."""
+    from test_render_pictures import NoLookups, ternary_tree
+
+    from lineage.server.dashboard import _picture, _Shape
+
+    graph = ternary_tree(6)  # 1,093 versions
+    found = view.classify(graph, store=NoLookups(), mode="tree", depth=None)
+    shape = _Shape(base="/versions/big/policy/0", hide_evaluations=True)
+    folded = _picture(found, "tree", shape)
+    assert folded.svg is not None and folded.groups > 0
+    links = re.findall(r'xlink:href="(/versions/big/policy/0\?[^"]*)"', str(folded.svg))
+    opens = [html.unescape(link) for link in links if "expand=" in link]
+    assert len(opens) == folded.groups  # one link a group
+    first = parse_qs(urlsplit(opens[0]).query)
+    assert first["hide"] == ["evaluations"] and len(first["expand"]) == 1
+    opened = _picture(found, "tree", _Shape(base=shape.base, expand=tuple(first["expand"])))
+    assert opened.svg is not None
+    drawn = set(re.findall(r"<title>(big/policy:v\d+)</title>", str(opened.svg)))
+    before = set(re.findall(r"<title>(big/policy:v\d+)</title>", str(folded.svg)))
+    assert before < drawn  # the group's nodes are drawn now, and nothing drawn went away

@@ -36,7 +36,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import jinja2
 from markupsafe import Markup
@@ -212,9 +212,67 @@ class _Picture:
     note: str | None = None
 
 
-def _picture(found: View, prefix: str) -> _Picture:
+@dataclass(frozen=True, kw_only=True)
+class _Shape:
+    """How the version page draws its pictures: the reader's controls, from the query string
+    (``?depth=8&hide=datasets&hide=evaluations&expand=more:...``)."""
+
+    depth: int = DEPTH
+    hide_datasets: bool = False
+    hide_evaluations: bool = False
+    expand: tuple[str, ...] = ()
+    base: str = ""  # the page's URL, to which a "+k more" link adds its group
+
+    def expand_link(self, group: str) -> str:
+        query: list[tuple[str, str | int]] = [("depth", self.depth)] if self.depth != DEPTH else []
+        query += [("hide", "datasets")] * self.hide_datasets
+        query += [("hide", "evaluations")] * self.hide_evaluations
+        query += [("expand", g) for g in (*self.expand, group)]
+        return f"{self.base}?{urlencode(query)}"
+
+
+MAX_DEPTH = 100
+_HIDDEN = ("datasets", "evaluations")
+
+
+def _shape(request: Request) -> _Shape:
+    """The picture controls a version page was asked for; bad ones are refused (400)."""
+    params = request.query_params
+    depth = DEPTH
+    if "depth" in params:
+        text = params["depth"].strip()
+        if not text.isdigit() or not 1 <= int(text) <= MAX_DEPTH:
+            raise InvalidInput(f"depth must be a whole number from 1 to {MAX_DEPTH}")
+        depth = int(text)
+    hide = params.getlist("hide")
+    unknown = [h for h in hide if h not in _HIDDEN]
+    if unknown:
+        raise InvalidInput(f"hide takes {' or '.join(_HIDDEN)}, not {unknown[0][:40]!r}")
+    expand = tuple(dict.fromkeys(params.getlist("expand")))
+    if len(expand) > 50 or any(not g.startswith("more:") or len(g) > 600 for g in expand):
+        raise InvalidInput("expand takes at most 50 '+k more' group ids (more:...)")
+    return _Shape(
+        depth=depth,
+        hide_datasets="datasets" in hide,
+        hide_evaluations="evaluations" in hide,
+        expand=expand,
+        base=request.url.path,
+    )
+
+
+def _picture(found: View, prefix: str, shape: _Shape | None = None) -> _Picture:
     graph = found.graph
-    plan = build(found, link=_link)
+    if shape is None:
+        plan = build(found, link=_link)
+    else:
+        plan = build(
+            found,
+            link=_link,
+            hide_datasets=shape.hide_datasets,
+            hide_evaluations=shape.hide_evaluations,
+            expand=shape.expand,
+            expand_link=shape.expand_link,
+        )
     try:
         svg = render(plan_to_dot(plan), "svg").decode()
     except LineageError as error:  # no Graphviz here: the page still shows everything else
@@ -232,11 +290,12 @@ def _picture(found: View, prefix: str) -> _Picture:
     )
 
 
-def _tree_picture(svc: Service, ref: str) -> _Picture:
-    graph = svc.tree(ref, DEPTH)
+def _tree_picture(svc: Service, ref: str, shape: _Shape | None = None) -> _Picture:
+    depth = DEPTH if shape is None else shape.depth
+    graph = svc.tree(ref, depth)
     if not graph.edges:
         return _Picture(nodes=len(graph.nodes), note="nothing was derived from this version")
-    return _picture(classify(graph, store=svc, mode="tree", depth=DEPTH), "tree")
+    return _picture(classify(graph, store=svc, mode="tree", depth=depth), "tree", shape)
 
 
 # what each page shows (run in a worker thread) -----------------------------------------------
@@ -326,7 +385,10 @@ def _alias_history(version: VersionRecord, events: Sequence[Event]) -> list[dict
     return rows
 
 
-def _version_data(svc: Service, project: str, name: str, index: int) -> dict[str, Any]:
+def _version_data(
+    svc: Service, project: str, name: str, index: int, shape: _Shape | None = None
+) -> dict[str, Any]:
+    shape = shape or _Shape()
     ref = version_id(check_name(project, "project"), check_name(name, "artifact name"), index)
     version = svc.resolve(ref, include_deleted=True)  # a deleted version's lineage stays
     files = [] if version.state != "committed" else list(svc.manifest(version))
@@ -339,11 +401,19 @@ def _version_data(svc: Service, project: str, name: str, index: int) -> dict[str
         "consumers": svc.consumers(version),
         "events": _event_rows(svc.events(ref)),
         "lineage": _picture(
-            classify(svc.lineage(ref, "upstream", DEPTH), store=svc, mode="upstream", depth=DEPTH),
+            classify(
+                svc.lineage(ref, "upstream", shape.depth),
+                store=svc,
+                mode="upstream",
+                depth=shape.depth,
+            ),
             "lineage",
+            shape,
         ),
-        "tree": _tree_picture(svc, ref),
-        "depth": DEPTH,
+        "tree": _tree_picture(svc, ref, shape),
+        "depth": shape.depth,
+        "shape": shape,
+        "max_depth": MAX_DEPTH,
     }
 
 
@@ -597,7 +667,8 @@ async def _artifact(request: Request) -> Response:
 async def _version(request: Request) -> Response:
     svc = await _reader(request)
     params = request.path_params
-    data = await call(_version_data, svc, params["project"], params["name"], params["index"])
+    shape = _shape(request)
+    data = await call(_version_data, svc, params["project"], params["name"], params["index"], shape)
     return _render(request, "version.html", data)
 
 
