@@ -23,6 +23,7 @@ from urllib.parse import urlencode
 
 from lineage.cursors import cursor, cursor_key
 from lineage.errors import InvalidInput
+from lineage.filters import matches, parse
 from lineage.names import check_name
 from lineage.records import RunRecord
 from lineage.service import Service
@@ -69,7 +70,7 @@ class RunQuery:
     columns: tuple[str, ...] | None = None  # None: the default columns of the page
     sort: str | None = None  # a column; the page's rows sorted by it
     descending: bool = False
-    filter: str | None = None  # ISSUE 12: the filter language's text (see _filter_language)
+    filter: str | None = None  # the filter language's text (lineage.filters)
 
     def params(self, **changes: Any) -> list[tuple[str, str]]:
         """The query string of this query with ``changes`` (for links)."""
@@ -198,17 +199,12 @@ def parse_query(get: Callable[[str], str | None], get_all: Callable[[str], list[
     )
 
 
-# ISSUE 12 HOOK --------------------------------------------------------------------------------
-# The filter language of issue 12 ("config.lr < 1e-4 and summary.accuracy >= 0.9 and tag =
-# round3") is being built in parallel. When it lands, compile the text here into what the
-# store pages by (or a predicate over RunRecord) and drop this refusal; the page's "filter"
-# field and RunQuery.filter already carry the text.
 def _filter_language(text: str) -> Callable[[RunRecord], bool]:
-    raise InvalidInput(
-        "the filter language is not available on this server yet: filter by job type, state, "
-        "tag and time",
-        argument="filter",
-    )
+    """The filter language of ``lineage find`` (:mod:`lineage.filters`) as a predicate over the
+    runs the page reads by its keyset: a bad filter is refused naming where and what was
+    expected, and the page reads at most :data:`SCAN` runs for one page, as with tags."""
+    where = parse(text, "runs")
+    return lambda run: matches(where, run)
 
 
 def flatten(value: Mapping[str, Any], prefix: str = "", depth: int = 4) -> dict[str, Any]:
