@@ -42,7 +42,6 @@ from lineage.names import (
     check_json,
     check_name,
     check_text,
-    escaped,
     parse_ref,
     quoted,
 )
@@ -235,8 +234,9 @@ class Service:
         changes: dict[str, Any] = {"state": state, "finished_at": at or time.time()}
         if summary is not None:
             changes["summary"] = {**run.summary, **check_json(summary, "summary")}
-        if error is not None:  # an exception's text, never the user's choice: kept, escaped
-            changes["error"] = escaped(str(error)[:MAX_TEXT])
+        if error is not None:  # the SDK escapes an exception's text before it gets here
+            check_text(error, "error")
+            changes["error"] = str(error)[:MAX_TEXT]
         updated = self.graph.update_run(run_id, changes)
         assert updated is not None
         return updated

@@ -1,6 +1,7 @@
 """One rule for lone surrogates (issue 14, finding 6): text a user gives that holds one is
 refused at the door, naming the field and where in it, and the store is left exactly as it
-was; text lineage derives from an exception (a run's error) is kept, escaped. Every field,
+was; the SDK escapes the text of a user's exception itself before recording it as the run's
+error, so the user's exception is never replaced. Every field,
 on each graph store, through the SDK (local and against a real server) and through raw
 GraphQL requests to a real server (on the remote surface)."""
 
@@ -273,7 +274,8 @@ def _the_servers_door(served: Seeded) -> None:
         missing = _post(client, "/blobs/missing", {"digests": [BAD]})
         assert missing.status_code == 400 and "digest" in missing.text, missing.text
         assert served.dump() == before  # no refusal changed anything
-        # a raw client's error text is escaped, as the SDK's is: kept, not refused
+        # a run's error is no exception to the door: the SDK escapes an exception's text
+        # before sending it (above), and a raw client's surrogate is refused like the rest
         started = _post(
             client, "/graphql", {"query": 'mutation { createRun(project: "p") { id } }'}
         )
@@ -286,4 +288,8 @@ def _the_servers_door(served: Seeded) -> None:
                 "variables": {"r": started.json()["data"]["createRun"]["id"], "e": "boom" + BAD},
             },
         )
-        assert finish.json() == {"data": {"finishRun": {"error": "boom\\ud800"}}}, finish.text
+        errors = finish.json()["errors"]
+        assert errors[0]["extensions"]["code"] == "INVALID_INPUT", finish.text
+        assert errors[0]["message"].startswith("error") and NAMED in errors[0]["message"]
+        run_id = started.json()["data"]["createRun"]["id"]
+        assert served.service.get_run(run_id).state == "running"  # refused: nothing changed
