@@ -924,3 +924,29 @@ def test_a_more_group_links_to_the_page_with_it_opened() -> None:
     drawn = set(re.findall(r"<title>(big/policy:v\d+)</title>", str(opened.svg)))
     before = set(re.findall(r"<title>(big/policy:v\d+)</title>", str(folded.svg)))
     assert before < drawn  # the group's nodes are drawn now, and nothing drawn went away
+
+
+async def test_compare_with_shows_the_diff_of_lineage_diff(dash: Dashboard) -> None:
+    """The version page's "compare with..." opens /diff: the answer `lineage diff` gives, and
+    both upstreams in one picture; b may omit the project of a."""
+    from lineage.cli.diff import diff_lines
+    from lineage.diff import diff
+
+    page = await dash.get(f"/versions/{PROJECT}/net/1")
+    assert 'action="/diff"' in page.text and f'name="a" value="{PROJECT}/net:v1"' in page.text
+    answer = await dash.get(f"/diff?{urlencode({'a': f'{PROJECT}/net:v1', 'b': 'net:v0'})}")
+    assert answer.status_code == 200, answer.text[-500:]
+    expected = diff_lines(diff(dash.service, f"{PROJECT}/net:v1", f"{PROJECT}/net:v0"))
+    shown = html.unescape(answer.text.split('<pre class="diff">')[1].split("</pre>")[0])
+    assert shown.splitlines() == expected
+    # net:v0 is an ancestor of net:v1: it is their merge base (networkx on the store's edges)
+    up = dash.service.lineage(f"{PROJECT}/net:v1", "upstream", 20)
+    g = nx.DiGraph([(e.source, e.target) for e in up.edges])
+    assert f"{PROJECT}/net:v0" in nx.ancestors(g, f"{PROJECT}/net:v1")
+    assert any(line.startswith("merge base") and "net:v0" in line for line in expected)
+    titles = set(re.findall(r"<title>([^<]*)</title>", answer.text))
+    assert {f"{PROJECT}/net:v1", f"{PROJECT}/net:v0"} <= {html.unescape(t) for t in titles}
+    # refusals: one line, the right status, nothing drawn
+    assert (await dash.get("/diff?a=x")).status_code == 400
+    missing = await dash.get(f"/diff?{urlencode({'a': f'{PROJECT}/net:v1', 'b': 'nosuch:v9'})}")
+    assert missing.status_code == 404

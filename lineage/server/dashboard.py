@@ -48,7 +48,7 @@ from starlette.templating import Jinja2Templates
 
 from lineage.errors import DigestMismatch, InvalidInput, LineageError, NotFound
 from lineage.hashing import CHUNK, Hasher
-from lineage.names import check_name
+from lineage.names import check_name, check_text
 from lineage.plan import build
 from lineage.records import ArtifactRecord, Event, Node, RunRecord, VersionRecord, version_id
 from lineage.render import plan_to_dot, render, type_colour
@@ -522,6 +522,48 @@ async def _compare(request: Request) -> Response:
     return _render(request, "compare.html", await call(runlist.compare, svc, ids))
 
 
+def _diff_data(svc: Service, a: str, b: str) -> dict[str, Any]:
+    """Why two versions (or runs) differ: the text `lineage diff` prints, and both upstreams
+    in one picture (shared grey, A-only and B-only coloured)."""
+    from lineage.cli.diff import diff_lines
+    from lineage.diff import DEPTH as DIFF_DEPTH
+    from lineage.diff import diff
+    from lineage.render_diff import diff_dot
+
+    project = a.partition("/")[0] if "/" in a.partition(":")[0] else None  # b may omit it
+    found = diff(svc, a, b, default_project=project)
+    views = [
+        classify(
+            svc.lineage(side, "upstream", DIFF_DEPTH, default_project=project),
+            store=svc,
+            mode="upstream",
+            depth=DIFF_DEPTH,
+        )
+        for side in (a, b)
+    ]
+    try:
+        svg = render(diff_dot(views[0], views[1]), "svg").decode()
+        picture: Markup | None = Markup(svg[svg.index("<svg") :])
+        note = None
+    except LineageError as error:  # no Graphviz here: the text still says it all
+        picture, note = None, error.message
+    return {"a": a, "b": b, "lines": diff_lines(found), "svg": picture, "note": note}
+
+
+@_page
+async def _diff(request: Request) -> Response:
+    svc = await _reader(request)
+    a = request.query_params.get("a", "").strip()
+    b = request.query_params.get("b", "").strip()
+    if not a or not b:
+        raise InvalidInput("compare takes two refs or run ids: ?a=REF&b=REF", argument="b")
+    for name, value in (("a", a), ("b", b)):
+        check_text(value, name)
+        if len(value) > 1000:
+            raise InvalidInput(f"{name} is not a ref: {len(value):,} characters", argument=name)
+    return _render(request, "diff.html", await call(_diff_data, svc, a, b))
+
+
 @_page
 async def _file(request: Request) -> Response:
     """One file of a version, streamed from the blob store and hashed on the way: the last
@@ -730,6 +772,7 @@ def routes() -> list[BaseRoute]:
         Route("/search", _search, methods=["GET"]),
         Route("/runs", _runs, methods=["GET"]),
         Route("/compare", _compare, methods=["GET"]),
+        Route("/diff", _diff, methods=["GET"]),
         Route(version + "/files/{path:path}", _file, methods=["GET"]),
         Route("/signin", _signin_form, methods=["GET"]),
         Route("/signin", _signin, methods=["POST"], max_body_size=64 * 1024),
