@@ -25,7 +25,8 @@ attributes (``ref``, ``digest``, ``path``)::
     ├── StoreUnavailable            exit 6   UNAVAILABLE
     ├── Unauthenticated             exit 7   UNAUTHENTICATED
     ├── Forbidden                   exit 7   FORBIDDEN
-    └── ServerError                 exit 8   UNAVAILABLE  (the server cannot start: port in use)
+    ├── ServerError                 exit 8   UNAVAILABLE  (the server cannot start: port in use)
+    └── StorageFull                 exit 1   INSUFFICIENT_STORAGE  (a full disk; HTTP 507)
 
 A refusal changes nothing: the check happens before the first write.
 
@@ -33,7 +34,8 @@ Trouble with a local file or folder (an ``OSError``) is told by :func:`from_os_e
 of these classes naming the path: not found (or a part of it is not a folder) is
 :class:`NotFound`; already there, or a folder where a file is meant, :class:`Conflict`; no
 permission or a read-only file system, :class:`Forbidden`; a symlink loop or a name too long,
-:class:`InvalidPath`; anything else (a full disk, an I/O error), :class:`LineageError`.
+:class:`InvalidPath`; a full disk or quota, :class:`StorageFull`; anything else (an I/O
+error), :class:`LineageError`.
 
 :class:`LineageWarning` (a ``UserWarning``) is not an error: what was asked happened in part,
 as said in its message (a re-log returned an existing version with its own metadata; a
@@ -64,6 +66,7 @@ __all__ = [
     "RunNotActive",
     "RunNotFound",
     "ServerError",
+    "StorageFull",
     "StoreUnavailable",
     "TypeMismatch",
     "Unauthenticated",
@@ -184,6 +187,13 @@ class ServerError(LineageError):
     code = "UNAVAILABLE"
 
 
+class StorageFull(LineageError):
+    """A disk (or quota) is full: nothing of the write was kept. A server answers it with HTTP
+    507, which clients do not retry: waiting does not free space, an operator does."""
+
+    code = "INSUFFICIENT_STORAGE"
+
+
 class LineageWarning(UserWarning):
     """Something was not done as asked, and lineage says what it did instead."""
 
@@ -199,6 +209,8 @@ _OS_ERRORS: dict[int, type[LineageError]] = {
     errno.EROFS: Forbidden,
     errno.ELOOP: InvalidPath,
     errno.ENAMETOOLONG: InvalidPath,
+    errno.ENOSPC: StorageFull,
+    errno.EDQUOT: StorageFull,
 }
 
 

@@ -65,6 +65,7 @@ _CODES: dict[str, type[LineageError]] = {
     "UNAVAILABLE": errors.StoreUnavailable,
     "UNAUTHENTICATED": errors.Unauthenticated,
     "FORBIDDEN": errors.Forbidden,
+    "INSUFFICIENT_STORAGE": errors.StorageFull,
 }
 _BY_NAME: dict[str, type[LineageError]] = {
     name: getattr(errors, name) for name in errors.__all__ if name != "LineageError"

@@ -26,6 +26,7 @@ from lineage.errors import (
     InvalidRef,
     LineageError,
     NotFound,
+    StorageFull,
     from_os_error,
 )
 from lineage.names import parse_ref
@@ -153,7 +154,9 @@ def test_a_long_ref_is_cut_in_its_error(stores: tuple[str, str]) -> None:
         (PermissionError(errno.EACCES, "Permission denied", "f"), Forbidden, 7),
         (OSError(errno.EROFS, "Read-only file system", "f"), Forbidden, 7),
         (OSError(errno.ELOOP, "Too many levels of symbolic links", "f"), InvalidPath, 2),
-        (OSError(errno.ENOSPC, "No space left on device", "f"), LineageError, 1),
+        (OSError(errno.ENOSPC, "No space left on device", "f"), StorageFull, 1),
+        (OSError(errno.EDQUOT, "Disk quota exceeded", "f"), StorageFull, 1),
+        (OSError(errno.EIO, "Input/output error", "f"), LineageError, 1),
     ],
 )
 def test_each_os_error_has_its_code(error: OSError, kind: type[LineageError], code: int) -> None:

@@ -26,6 +26,7 @@ from lineage.errors import (
     Forbidden,
     InvalidInput,
     LineageError,
+    StorageFull,
     StoreUnavailable,
     Unauthenticated,
 )
@@ -394,6 +395,8 @@ def _raise_for(response: httpx.Response, url: str, digest: str | None = None) ->
         raise DigestMismatch(f"{url}: {detail}", digest=digest)
     if status in (400, 409, 413, 422):
         raise InvalidInput(f"{url}: {detail}")
+    if status == 507:  # not retried: waiting frees no space
+        raise StorageFull(f"{url}: the server's disk is full: {detail}", url=url)
     if status >= 500:
         raise StoreUnavailable(f"{url}: server error {status}: {detail}", url=url)
     raise LineageError(f"{url}: HTTP {status}: {detail}")

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from lineage.errors import LineageError, StoreUnavailable, TypeMismatch, VersionNotFound
+from lineage.errors import StorageFull, StoreUnavailable, TypeMismatch, VersionNotFound
 from lineage.filters import Filter, Order
 from lineage.records import (
     PRODUCED,
@@ -302,7 +302,7 @@ class SQLiteGraphStore:
         except sqlite3.OperationalError as exc:
             if exc.sqlite_errorcode != sqlite3.SQLITE_FULL:
                 raise
-            raise LineageError(
+            raise StorageFull(
                 f"{self.path}: No space left on device ({exc}); nothing was written",
                 path=str(self.path),
             ) from exc
