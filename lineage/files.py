@@ -8,9 +8,11 @@ the walk never returns one.
 from __future__ import annotations
 
 import os
+import stat
+import warnings
 from pathlib import Path
 
-from lineage.errors import InvalidPath, from_os_error
+from lineage.errors import InvalidPath, LineageWarning, from_os_error
 
 __all__ = ["DOWNLOAD_MARKER", "resolved", "walk"]
 
@@ -38,9 +40,13 @@ def walk(root: Path) -> list[tuple[str, Path]]:
     every path cost an ``lstat`` per path component: 300 ms instead of 26 ms for 10,000 files,
     most of a re-log's time; bench/README.md). Symlinked directories are not descended, and
     download markers (``DOWNLOAD_MARKER``) are left out.
+
+    What is neither a file nor a folder (a FIFO, a socket, a device: reading one may never
+    end) is left out with one :class:`~lineage.errors.LineageWarning` naming what was.
     """
     real_root = resolved(root)
     found: list[tuple[str, Path]] = []
+    special: list[str] = []
 
     def escapes(path: str) -> bool:
         return not resolved(path).is_relative_to(real_root)
@@ -64,10 +70,35 @@ def walk(root: Path) -> list[tuple[str, Path]]:
                 target = resolved(entry.path)
                 if target.is_file():
                     found.append((rel + entry.name, target))
+                elif target.exists():
+                    special.append(f"{rel}{entry.name} ({_kind(target.stat().st_mode)})")
             elif entry.is_file(follow_symlinks=False):
                 found.append((rel + entry.name, Path(f"{real_root}/{rel}{entry.name}")))
+            else:
+                mode = entry.stat(follow_symlinks=False).st_mode
+                special.append(f"{rel}{entry.name} ({_kind(mode)})")
         for entry in subdirs:
             visit(entry.path, f"{rel}{entry.name}/")
 
     visit(str(root), "")
+    if special:
+        special.sort()
+        shown = ", ".join(special[:5]) + (
+            f" and {len(special) - 5} more" if len(special) > 5 else ""
+        )
+        warnings.warn(
+            f"{root}: left out {len(special)} that are neither files nor folders: {shown}",
+            LineageWarning,
+            stacklevel=3,
+        )
     return found
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "not a regular file"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -25,6 +26,7 @@ from lineage.errors import (
     InvalidPath,
     InvalidRef,
     LineageError,
+    LineageWarning,
     NotFound,
     StorageFull,
     from_os_error,
@@ -188,3 +190,31 @@ def test_add_dir_over_a_symlink_loop(workdir: Path) -> None:
     art = lineage.Artifact("ds", type="dataset")
     with pytest.raises(InvalidPath, match="d/loop"):
         art.add_dir("d")
+
+
+def test_add_dir_leaves_out_what_is_not_a_file_and_says_so(workdir: Path) -> None:
+    """A FIFO (reading it would wait forever), a socket and a symlink to a FIFO are left out
+    with one warning naming each; the files beside them are logged."""
+    Path("d/sub").mkdir(parents=True)
+    Path("d/a.txt").write_text("a")
+    Path("d/sub/b.txt").write_text("b")
+    os.mkfifo("d/pipe")
+    os.symlink("pipe", "d/to-pipe")
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind("d/sub/sock")
+    try:
+        art = lineage.Artifact("ds", type="dataset")
+        with pytest.warns(LineageWarning) as caught:
+            assert art.add_dir("d") == 2
+        assert len(caught) == 1
+        message = str(caught[0].message)
+        assert message == (
+            "d: left out 3 that are neither files nor folders: pipe (a FIFO), "
+            "sub/sock (a socket), to-pipe (a FIFO)"
+        )
+        assert caught[0].filename == __file__  # pointed at the caller's add_dir
+        with lineage.init(project="p") as run:
+            version = run.log_artifact(art)
+        assert sorted(entry.path for entry in version.files()) == ["a.txt", "sub/b.txt"]
+    finally:
+        listener.close()
