@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import networkx as nx
@@ -441,6 +441,8 @@ class LineageDiff:
     description: KeyChange | None
     made: Made
     ancestry: Ancestry
+    #: the two upstream walks the diff was made from (A's, B's), for a picture of them
+    upstreams: tuple[Subgraph, Subgraph] | None = field(default=None, repr=False, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -496,4 +498,5 @@ def diff(
         description=description[0] if description else None,
         made=_made(side_a.run, side_b.run),
         ancestry=ancestry(ga, gb),
+        upstreams=(ga, gb),
     )

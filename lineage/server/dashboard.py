@@ -532,14 +532,9 @@ def _diff_data(svc: Service, a: str, b: str) -> dict[str, Any]:
 
     project = a.partition("/")[0] if "/" in a.partition(":")[0] else None  # b may omit it
     found = diff(svc, a, b, default_project=project)
+    assert found.upstreams is not None
     views = [
-        classify(
-            svc.lineage(side, "upstream", DIFF_DEPTH, default_project=project),
-            store=svc,
-            mode="upstream",
-            depth=DIFF_DEPTH,
-        )
-        for side in (a, b)
+        classify(graph, store=svc, mode="upstream", depth=DIFF_DEPTH) for graph in found.upstreams
     ]
     try:
         svg = render(diff_dot(views[0], views[1]), "svg").decode()
