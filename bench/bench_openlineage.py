@@ -7,11 +7,17 @@ kind of server (``lineage.init(store=URL)``, two ``use_artifact``, one ``log_art
 a one-file artifact, finish) as the baseline. Both run against ``lineage server`` in a child
 process on loopback (one worker) over SQLite and over Neo4j, with 1 and 8 concurrent
 clients (threads, each posting its next request when the last is answered). Figures are
-events/s (OpenLineage) and runs/s (both; a run is two events).
+events/s (OpenLineage) and runs/s (both; a run is two events), the median of ``--rounds``.
+
+- ``single``: one event per POST to ``/api/v1/lineage``, as the openlineage-python HTTP
+  transport sends them. The goal is judged on this figure, with 8 clients.
+- ``batch``: the same events, 50 per POST to ``/api/v1/lineage/batch`` (not the goal).
+- ``server CPU``: CPU seconds the server process used per event (user + system), a figure
+  that depends less on what else the machine runs than events/s do.
 
 Goal (issue 11): >= 1,000 events/s into SQLite; Neo4j no slower than half that.
 
-    .venv/bin/python bench/bench_openlineage.py [--runs 400] [--neo4j bolt://127.0.0.1:7687]
+    .venv/bin/python bench/bench_openlineage.py [--runs 400] [--rounds 3] [--neo4j bolt://...]
 
 Without ``--neo4j`` a Neo4j is started from ``storage/neo4j`` (tests/neo4j_process.py).
 """
@@ -22,6 +28,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import sys
 import tempfile
 import threading
@@ -120,6 +127,32 @@ def bench_openlineage(url: str, token: str, runs: int, clients: int) -> float:
     return 2 * runs / seconds
 
 
+def bench_batch(url: str, token: str, runs: int, clients: int, size: int = 50) -> float:
+    """Events/s posting the same events ``size`` at a time to the batch endpoint."""
+    tag = uuid.uuid4().hex[:6]
+    events = [json.loads(e) for i in range(runs) for e in run_events(tag, i)]
+    batches = [events[k : k + size] for k in range(0, len(events), size)]
+    sessions = [
+        httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=120)
+        for _ in range(clients)
+    ]
+
+    def post(batch: list[Any], k: int) -> None:
+        answer = sessions[k].post("/api/v1/lineage/batch", json=batch)
+        assert answer.status_code == 200, answer.text
+
+    seconds = in_threads(clients, batches, post)
+    for s in sessions:
+        s.close()
+    return len(events) / seconds
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux: /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def bench_sdk(url: str, token: str, runs: int, clients: int, scratch: Path) -> float:
     project = f"sdk{uuid.uuid4().hex[:6]}"
     files = scratch / project
@@ -149,12 +182,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=400, help="job runs per cell")
     parser.add_argument("--neo4j", help="a Neo4j to use (wiped); default: start one")
     parser.add_argument("--stores", default="sqlite,neo4j")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per cell (median)")
     args = parser.parse_args(argv)
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    print(f"{platform.machine()}, {os.cpu_count()} cores, load average {load}")
+    print(f"{platform.machine()} {_cpu_model()}, {os.cpu_count()} cores, load average {load}")
     scratch = Path(tempfile.mkdtemp(prefix="bench-ol-"))
     neo = None
-    results = []
     for kind in args.stores.split(","):
         blobs = str(scratch / f"blobs-{kind}")
         if kind == "sqlite":
@@ -171,22 +204,43 @@ def main(argv: list[str] | None = None) -> int:
         service.graph.close()
         server = ServerProcess(store, blobs, port=free_port(), log=scratch / f"{kind}.log")
         server.start()
+        assert server.process is not None
+        pid = server.process.pid
         try:
             bench_openlineage(server.url, token, 20, 1)  # warm-up: query plans, connections
             for clients in (1, 8):
-                ol = bench_openlineage(server.url, token, args.runs, clients)
-                sdk = bench_sdk(server.url, token, args.runs // 4, clients, scratch)
-                line = (
-                    f"{kind:6} clients={clients}: OpenLineage {ol:7.0f} events/s "
-                    f"({ol / 2:6.0f} runs/s); SDK {sdk:6.1f} runs/s; ratio {ol / 2 / sdk:5.1f}x"
+                single, batch, sdk, cpu = [], [], [], []
+                for _ in range(args.rounds):
+                    before = cpu_seconds(pid)
+                    single.append(bench_openlineage(server.url, token, args.runs, clients))
+                    cpu.append((cpu_seconds(pid) - before) / (2 * args.runs))
+                    batch.append(bench_batch(server.url, token, args.runs, clients))
+                    sdk.append(bench_sdk(server.url, token, args.runs // 4, clients, scratch))
+                ol, sdk_runs = statistics.median(single), statistics.median(sdk)
+                load = os.getloadavg()[0]
+                print(
+                    f"{kind:6} clients={clients}: single {ol:6.0f} events/s "
+                    f"({ol / 2:5.0f} runs/s, server CPU {1000 * statistics.median(cpu):.2f} "
+                    f"ms/event); batch {statistics.median(batch):6.0f} events/s; "
+                    f"SDK {sdk_runs:5.1f} runs/s; single/SDK runs {ol / 2 / sdk_runs:5.1f}x; "
+                    f"load {load:.1f}; rounds {' '.join(f'{x:.0f}' for x in single)}",
+                    flush=True,
                 )
-                print(line, flush=True)
-                results.append(line)
         finally:
             server.stop()
     if neo is not None:
         neo.stop()
     return 0
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
 
 
 if __name__ == "__main__":

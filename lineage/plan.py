@@ -35,6 +35,7 @@ from typing import Literal
 
 from lineage.errors import InvalidInput
 from lineage.hiding import VIA, contract, hidden_nodes, is_evaluation
+from lineage.modelcard import derivation_kind
 from lineage.ranks import generations, repeats
 from lineage.records import CONSUMED_BY, PRODUCED, Edge, Node
 from lineage.view import DEAD_END, DELETED, TRUNCATED, NodeState, View
@@ -694,4 +695,6 @@ def _edge_label(edge: Edge, view: View) -> str:
     run = view.runs.get(edge.run or "")
     if run is None:
         return edge.run or edge.kind
-    return f"{view.run_label(run.id)}\n{run.job_type or 'run'}"
+    said = run.job_type or "run"
+    kind = derivation_kind(run)  # the derivation kind, where the job type does not say it
+    return f"{view.run_label(run.id)}\n{said}" + (f" · {kind}" if kind and kind != said else "")

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import networkx as nx
 
+from lineage.modelcard import derivation_kind
 from lineage.records import Node
 from lineage.view import ALIVE, View, outcome_types
 
@@ -146,7 +147,7 @@ def tree_lines(view: View) -> list[str]:
         node = view.node(node_id)
         text = (view.label(node) + _aliases(node)) if node is not None else node_id
         if via is not None:
-            text += f"  <- {view.run_label(via)}"
+            text += f"  <- {view.run_label(via)}{_kind(view, via)}"
         kids = sorted(children.get(node_id, ()), key=lambda kid: order(kid[0]))
         leaves = [k for k, _ in kids if folded(k)]
         if leaves:
@@ -166,6 +167,13 @@ def tree_lines(view: View) -> list[str]:
     if graph.root is not None:
         visit(graph.root, "", True, None, True)
     return lines
+
+
+def _kind(view: View, run_id: str) -> str:
+    """`` [merge]``: the derivation kind of the run on a tree's edge, when it names one."""
+    run = view.runs.get(run_id)
+    kind = derivation_kind(run) if run is not None else None
+    return f" [{kind}]" if kind else ""
 
 
 def path_lines(view: View) -> list[str]:

@@ -110,7 +110,7 @@ TREE_EDGES = {
     *((ref("policy:v2"), ref(f"policy:v{i + 3}"), f"sweep-{i}", "sweep") for i in (0, 1, 2, 3, 5)),
     (ref("policy:v2"), ref("report:v0"), "eval-a", "eval"),
     (ref("policy:v4"), ref("report:v1"), "eval-b", "eval"),
-    (ref("policy:v8"), ref("student:v0"), "distill", "distill"),
+    (ref("policy:v8"), ref("student:v0"), "distill", "distill · distillation"),
     (ref("student:v0"), ref("student:v1"), "quantize", "surgery"),
 }
 

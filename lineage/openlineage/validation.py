@@ -31,6 +31,11 @@ import jsonschema
 import referencing
 import referencing.jsonschema
 
+try:  # the compiled validator: ~300x faster; jsonschema still words every refusal
+    import jsonschema_rs
+except ImportError:  # pragma: no cover - a dependency; without it, jsonschema alone
+    jsonschema_rs = None  # type: ignore[assignment]
+
 from lineage.errors import InvalidInput
 
 __all__ = [
@@ -93,6 +98,31 @@ def _validator(name: str) -> jsonschema.protocols.Validator:
     return jsonschema.Draft202012Validator(schema, registry=registry)
 
 
+@cache
+def _compiled(name: str) -> Any:
+    """The compiled validator of one event kind or facet schema (jsonschema-rs, its
+    ``$ref``s resolved once), or None without it. Used only to pass valid events quickly:
+    whatever it refuses is checked again by :func:`_validator`, which names the field."""
+    if jsonschema_rs is None:
+        return None
+    schemas = _schemas()
+    registry = jsonschema_rs.Registry([(s["$id"], s) for s in schemas.values()])
+    if name in schemas:
+        schema = schemas[name]
+    else:
+        spec = {key: value for key, value in schemas["OpenLineage"].items() if key != "oneOf"}
+        schema = {**spec, "$ref": f"#/$defs/{name}"}
+    return jsonschema_rs.Draft202012Validator(schema, registry=registry, validate_formats=False)
+
+
+def _errors(name: str, instance: object) -> list[jsonschema.ValidationError]:
+    """What the schema ``name`` finds wrong with ``instance`` (nothing: valid)."""
+    compiled = _compiled(name)
+    if compiled is not None and compiled.is_valid(instance):
+        return []
+    return list(_validator(name).iter_errors(instance))
+
+
 def event_kind(event: Mapping[str, Any]) -> str:
     """``RunEvent``, ``DatasetEvent`` or ``JobEvent``, by the event's shape."""
     if "run" in event or "eventType" in event:
@@ -120,7 +150,7 @@ def check_event(raw: object) -> dict[str, Any]:
     """A normalised copy of one OpenLineage event, or :class:`InvalidEvent`."""
     if not isinstance(raw, dict):
         raise InvalidEvent(f"an event is a JSON object, not {type(raw).__name__}")
-    event = copy.deepcopy(raw)
+    event: dict[str, Any] = _copied(raw)
     event.setdefault("schemaURL", SCHEMA_URL)
     producer = event.get("producer")
     kind = event_kind(event)
@@ -128,13 +158,25 @@ def check_event(raw: object) -> dict[str, Any]:
         event.setdefault("eventType", "OTHER")
     _fill_facets(event, producer if isinstance(producer, str) else SCHEMA_URL)
     _fix_time(event)
-    errors = sorted(_validator(kind).iter_errors(event), key=lambda e: e.path)
+    errors = sorted(_errors(kind, event), key=lambda e: e.path)
     if errors:
         error = jsonschema.exceptions.best_match(errors)
         raise InvalidEvent(_message(error), field=_where(error.absolute_path))
     _check_names(event)
     _check_facets(event)
     return event
+
+
+def _copied(value: Any) -> Any:
+    """A deep copy of JSON (what ``copy.deepcopy`` gives, several times faster)."""
+    kind = type(value)
+    if kind is dict:
+        return {key: _copied(item) for key, item in value.items()}
+    if kind is list:
+        return [_copied(item) for item in value]
+    if kind is str or kind is int or kind is float or kind is bool or value is None:
+        return value
+    return copy.deepcopy(value)
 
 
 def _where(path: Any) -> str:
@@ -208,7 +250,7 @@ def _check_facets(event: dict[str, Any]) -> None:
             schema = _FACET_SCHEMAS.get((owner, name))
             if schema is None or where.endswith(("inputFacets", "outputFacets")):
                 continue
-            errors = list(_validator(schema).iter_errors({name: facet}))
+            errors = _errors(schema, {name: facet})
             if errors:
                 error = jsonschema.exceptions.best_match(errors)
                 raise InvalidEvent(_message(error), field=f"{where}.{_where(error.absolute_path)}")

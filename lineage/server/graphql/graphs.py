@@ -10,6 +10,7 @@ from dataclasses import field as dataclass_field
 import strawberry
 
 from lineage import render, view
+from lineage.modelcard import derivation_kind
 from lineage.records import Edge, Node, Subgraph
 from lineage.server.graphql.loaders import Context, call
 from lineage.server.graphql.types import ArtifactVersion, Info, Run, field
@@ -155,6 +156,17 @@ class LineageEdge:
             run_id = self.edge.source
         found = await info.context.loaders.runs.load(run_id)
         return None if found is None else Run(record=found)
+
+    @field(
+        "For a DERIVED edge, the kind of derivation its run names (finetune, adapter, merge, "
+        "quantized, distillation, pruning, surgery: its jobType or derivation facet); null "
+        "for other edges or when the run does not say."
+    )
+    async def derivation(self, info: Info) -> str | None:
+        if self.edge.run is None:
+            return None
+        found = await info.context.loaders.runs.load(self.edge.run)
+        return None if found is None else derivation_kind(found)
 
 
 @strawberry.type(

@@ -1,0 +1,167 @@
+"""Group commit of OpenLineage events: concurrent events stored in one store transaction.
+
+A store that can hold several writes in one transaction (``graph.transaction()``, SQLite's)
+takes a group of events at once: each event in a savepoint of its own (an event refused
+halfway is undone alone, the others stay), the reference manifests of the whole group
+written with their fsyncs overlapping, then one commit. The manifests are durable before
+the commit that names them, and every event of the group is stored (committed) when
+:func:`ingest_group` returns: what the server answers ``201`` to.
+
+:class:`GroupWriter` gathers the events that reach the server while a group is being
+written into the next group (no timer: a lone event is written at once).
+
+>>> results = ingest_group(service, [check_event(a), check_event(b)])  # Ingested or errors
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Protocol, runtime_checkable
+
+from lineage.openlineage.ingest import Ingested, ingest
+from lineage.service import Service
+from lineage.storage.blobs import BlobStore
+
+__all__ = ["MAX_GROUP", "GroupWriter", "Transactional", "ingest_group"]
+
+MAX_GROUP = 256  # events in one transaction
+_FLUSH_THREADS = 8  # manifests written at once: concurrent fsyncs share the journal's commits
+
+
+@runtime_checkable
+class Transactional(Protocol):
+    """A graph store whose writes on one thread can be grouped in one transaction."""
+
+    def transaction(self) -> contextlib.AbstractContextManager[None]: ...
+
+
+class _Deferred:
+    """A blob store whose ``put_bytes`` waits for :meth:`flush` (the group's manifests),
+    while ``missing`` already counts them as stored. Everything else is the store's own."""
+
+    def __init__(self, blobs: BlobStore) -> None:
+        self.blobs = blobs
+        self.url = blobs.url
+        self.pending: dict[str, bytes] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.blobs, name)
+
+    def missing(self, digests: Iterable[str]) -> set[str]:
+        wanted = [d for d in digests if d not in self.pending]
+        return self.blobs.missing(wanted) if wanted else set()
+
+    def put_bytes(self, data: bytes) -> str:
+        from lineage.hashing import hash_bytes
+
+        digest = hash_bytes(data)
+        self.pending.setdefault(digest, data)
+        return digest
+
+    @contextlib.contextmanager
+    def undone_on_error(self) -> Iterator[None]:
+        """What the block adds is forgotten if it raises."""
+        before = set(self.pending)
+        try:
+            yield
+        except BaseException:
+            for digest in set(self.pending) - before:
+                del self.pending[digest]
+            raise
+
+    def flush(self, pool: ThreadPoolExecutor) -> None:
+        """Store every pending blob durably (each fsynced as ``put_bytes`` does, at once)."""
+        pending, self.pending = list(self.pending.values()), {}
+        if len(pending) == 1:
+            self.blobs.put_bytes(pending[0])
+        elif pending:
+            for _ in pool.map(self.blobs.put_bytes, pending):
+                pass
+
+
+_pool: ThreadPoolExecutor | None = None
+
+
+def _flush_pool() -> ThreadPoolExecutor:
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(_FLUSH_THREADS, thread_name_prefix="lineage-manifests")
+    return _pool
+
+
+def ingest_group(
+    service: Service, events: Sequence[Mapping[str, Any]]
+) -> list[Ingested | Exception]:
+    """Store checked events in one transaction where the graph store can (else one by one);
+    for each event, what it stored or the error that refused it (nothing of it stored)."""
+    graph = service.graph
+    if not isinstance(graph, Transactional):
+        return [_one(lambda e=event: ingest(service, e)) for event in events]  # type: ignore[misc]
+    blobs = _Deferred(service.blobs)
+    grouped = Service(graph, blobs)
+    grouped.actor = service.actor
+    out: list[Ingested | Exception] = []
+    with graph.transaction():
+        for event in events:
+
+            def one(event: Mapping[str, Any] = event) -> Ingested:
+                with blobs.undone_on_error(), graph.transaction():
+                    return ingest(grouped, event)
+
+            out.append(_one(one))
+        blobs.flush(_flush_pool())  # durable before the commit that names them
+    return out
+
+
+def _one(store: Callable[[], Ingested]) -> Ingested | Exception:
+    try:
+        return store()
+    except Exception as error:  # noqa: BLE001 - answered to that event's sender alone
+        return error
+
+
+class GroupWriter:
+    """Events from concurrent requests, written in groups by one thread at a time.
+
+    ``await writer.store(event)`` returns once the event is committed (or raises what
+    refused it). Used from one event loop.
+    """
+
+    def __init__(self, service: Service, run: Callable[..., Any]) -> None:
+        self.service = service
+        self._run = run  # runs a blocking call in a worker thread: lineage's ``call``
+        self._pending: list[tuple[Mapping[str, Any], asyncio.Future[Ingested]]] = []
+        self._writing: asyncio.Task[None] | None = None
+
+    async def store(self, event: Mapping[str, Any]) -> Ingested:
+        future: asyncio.Future[Ingested] = asyncio.get_running_loop().create_future()
+        self._pending.append((event, future))
+        if self._writing is None or self._writing.done():
+            self._writing = asyncio.get_running_loop().create_task(self._write())
+        return await future
+
+    async def _write(self) -> None:
+        while self._pending:
+            group = self._pending[:MAX_GROUP]
+            del self._pending[:MAX_GROUP]
+            try:
+                results = await self._run(ingest_group, self.service, [e for e, _ in group])
+            except BaseException as error:  # the whole group failed: nothing of it stored
+                for _, future in group:
+                    if not future.done():
+                        future.set_exception(
+                            error if isinstance(error, Exception) else RuntimeError(str(error))
+                        )
+                if not isinstance(error, Exception):
+                    raise
+                continue
+            for (_, future), result in zip(group, results, strict=True):
+                if future.done():
+                    continue
+                if isinstance(result, Exception):
+                    future.set_exception(result)
+                else:
+                    future.set_result(result)
