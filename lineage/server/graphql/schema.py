@@ -38,6 +38,7 @@ from graphql import (
     ValidationContext,
 )
 from lineage.server.graphql.errors import format_error
+from lineage.server.graphql.execution import LeanExecutor
 from lineage.server.graphql.loaders import Context
 from lineage.server.graphql.mutations import Mutation
 from lineage.server.graphql.queries import Query
@@ -216,6 +217,7 @@ def build_schema(
         mutation=Mutation,
         extensions=extensions,
         config=StrawberryConfig(scalar_map={Long: LONG}),
+        execution_context_class=LeanExecutor,
     )
 
 
