@@ -28,13 +28,17 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types.fields.resolver import SELF_PARAMSPEC
 
 from graphql import (
+    GraphQLBoolean,
     GraphQLEnumType,
     GraphQLField,
+    GraphQLID,
+    GraphQLInt,
     GraphQLLeafType,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLOutputType,
+    GraphQLString,
     Undefined,
 )
 
@@ -44,7 +48,6 @@ DEFINITION = "strawberry-definition"  # strawberry's back reference on a GraphQL
 
 Getter = Callable[[Any], Any]
 Leaf = Callable[[Any], Any]  # value -> output value
-Complete = Callable[[Any, Path], Any]  # (value, the field's path) -> completed value
 
 
 class _Slow(Exception):
@@ -54,23 +57,31 @@ class _Slow(Exception):
 class _Step:
     """One field of a selection set, and how to execute it without graphql-core."""
 
-    __slots__ = ("complete", "details", "getter", "leaf", "name", "return_type")
+    __slots__ = (
+        "details",
+        "getter",
+        "item_type",
+        "leaf",
+        "many",
+        "name",
+        "nonnull",
+        "plan",
+        "return_type",
+        "type",
+    )
 
-    def __init__(
-        self,
-        name: str,
-        details: Any,
-        return_type: GraphQLOutputType | None,
-        getter: Getter | None = None,
-        leaf: Leaf | None = None,
-        complete: Complete | None = None,
-    ) -> None:
+    def __init__(self, name: str, details: Any, return_type: GraphQLOutputType | None) -> None:
         self.name = name
         self.details = details  # graphql-core's FieldDetailsList
         self.return_type = return_type
-        self.getter = getter  # None: graphql-core executes the field
-        self.leaf = leaf  # a scalar, an enum or a list of them: nothing to execute below
-        self.complete = complete  # an object or a list of objects
+        self.getter: Getter | None = None  # None: graphql-core executes the field
+        self.leaf: Leaf | None = None  # a scalar, an enum or a list of them
+        # an object (or with ``many``, a list of objects) of ``type``, selected by ``plan``
+        self.type: GraphQLObjectType | None = None
+        self.plan: list[_Step] = []
+        self.many = False
+        self.nonnull = False  # the field's type is non-null
+        self.item_type: Any = None  # with ``many``: the items' type (maybe non-null)
 
 
 # id(field) -> (field, getter or None); the field is kept so that its id stays its own
@@ -111,6 +122,11 @@ def _plain(details: Any) -> bool:
     )
 
 
+# graphql-core's built-in scalars answer these values as they are (Int: 32 bits)
+_AS_IS = {id(GraphQLString): str, id(GraphQLID): str, id(GraphQLBoolean): bool}
+_INT = 1 << 31
+
+
 def _scalar(type_: GraphQLLeafType, nonnull: bool) -> Leaf:
     coerce = type_.coerce_output_value
     names: dict[Any, str] = {}
@@ -135,6 +151,23 @@ def _scalar(type_: GraphQLLeafType, nonnull: bool) -> Leaf:
             raise _Slow
         return coerced
 
+    as_is = _AS_IS.get(id(type_))
+    if type_ is GraphQLInt:
+
+        def integer(value: Any) -> Any:
+            if type(value) is int and -_INT <= value < _INT:
+                return value
+            return leaf(value)
+
+        return integer
+    if as_is is not None:
+
+        def plain(value: Any) -> Any:
+            if type(value) is as_is:
+                return value
+            return leaf(value)
+
+        return plain
     return leaf
 
 
@@ -211,7 +244,7 @@ class LeanExecutor(StrawberryGraphQLCoreExecutionContext):
                         except Exception:  # noqa: BLE001, S110 -- graphql-core does it again
                             pass
                     else:
-                        result = self._complete(step, source, Path(path, name, parent_type.name))
+                        result = self._object(step, source, Path(path, name, parent_type.name))
                 if result is Undefined:
                     result = self.execute_field(
                         parent_type, source, step.details, Path(path, name, parent_type.name), None
@@ -229,15 +262,21 @@ class LeanExecutor(StrawberryGraphQLCoreExecutionContext):
             return results
         return self._gather_fields(results, awaitable)
 
-    def _complete(self, step: _Step, source: Any, path: Path) -> Any:
-        """An object field's completed value, or Undefined: graphql-core is to execute it."""
-        assert step.getter is not None and step.complete is not None
+    def _object(self, step: _Step, source: Any, path: Path) -> Any:
+        """An object field's (or list of objects') completed value, or Undefined when
+        graphql-core is to execute the field instead."""
+        assert step.getter is not None and step.type is not None
         try:
             value = step.getter(source)
         except Exception:  # noqa: BLE001 -- graphql-core resolves it again and reports it
             return Undefined
+        if value is None:
+            return Undefined if step.nonnull else None
         try:
-            result = step.complete(value, path)
+            if step.many:
+                result = self._objects(step, value, path)
+            else:
+                result = self._execute(step.type, value, path, step.plan)
         except _Slow:
             return Undefined
         except Exception as error:  # noqa: BLE001 -- from a sub-selection: graphql-core's rule
@@ -246,6 +285,43 @@ class LeanExecutor(StrawberryGraphQLCoreExecutionContext):
         if self.is_awaitable(result):
             return self._guard(result, step.return_type, step.details, path)
         return result
+
+    def _objects(self, step: _Step, value: Any, path: Path) -> Any:
+        """A list of objects, completed; raises _Slow before executing anything when
+        graphql-core is to do it."""
+        item_type = step.item_type
+        if not isinstance(value, list | tuple) or (
+            isinstance(item_type, GraphQLNonNull) and any(v is None for v in value)
+        ):
+            raise _Slow
+        type_, plan, details = step.type, step.plan, step.details
+        assert type_ is not None
+        execute, is_awaitable = self._execute, self.is_awaitable
+        completed: list[Any] = []
+        later: list[int] = []
+        try:
+            for index, each in enumerate(value):
+                if each is None:
+                    completed.append(None)
+                    continue
+                item_path = Path(path, index, None)
+                try:
+                    done = execute(type_, each, item_path, plan)
+                except Exception as error:  # noqa: BLE001 -- graphql-core's rule
+                    self.handle_field_error(error, item_type, details, item_path)
+                    done = None
+                else:
+                    if is_awaitable(done):
+                        done = self._guard(done, item_type, details, item_path)
+                        later.append(index)
+                completed.append(done)
+        except Exception:
+            if later:
+                self.settle_in_background([completed[i] for i in later])
+            raise
+        if not later:
+            return completed
+        return self._gather_items(completed, later)
 
     async def _gather_fields(self, results: dict[str, Any], names: list[str]) -> dict[str, Any]:
         if len(names) == 1:
@@ -280,93 +356,28 @@ class LeanExecutor(StrawberryGraphQLCoreExecutionContext):
             getter = None if field is None else _getter(field)
             if field is not None and getter is not None and all(_plain(d) for d in details):
                 step.leaf = _leaf(field.type)
-                if step.leaf is None:
-                    step.complete = self._completer(field.type, details)
-                if step.leaf is not None or step.complete is not None:
+                if step.leaf is not None or self._selects(step, field.type):
                     step.getter = getter
             plan.append(step)
         self._plans[id(grouped_field_set)] = (grouped_field_set, plan)
         return plan
 
-    def _completer(self, type_: GraphQLOutputType, details: Any) -> Complete | None:
-        """How to complete an object or a list of objects of ``type_``, or None."""
-        nonnull = isinstance(type_, GraphQLNonNull)
+    def _selects(self, step: _Step, type_: GraphQLOutputType) -> bool:
+        """Fill in how ``step`` completes an object or a list of objects of ``type_``;
+        False when graphql-core is to do it."""
+        step.nonnull = isinstance(type_, GraphQLNonNull)
         inner = type_.of_type if isinstance(type_, GraphQLNonNull) else type_
-        if isinstance(inner, GraphQLObjectType):
-            if inner.is_type_of is not None:
-                return None
-            return self._object(inner, details, nonnull)
         if isinstance(inner, GraphQLList):
-            return self._list(inner.of_type, details, nonnull)
-        return None  # abstract types
-
-    def _subfields(self, type_: GraphQLObjectType, details: Any) -> Complete:
-        """Executes the selection of ``details`` on an object of ``type_``."""
-        grouped, deferred, _ = self.collect_subfields(type_, details)
+            step.many, step.item_type = True, inner.of_type
+            inner = inner.of_type
+            inner = inner.of_type if isinstance(inner, GraphQLNonNull) else inner
+        if not isinstance(inner, GraphQLObjectType) or inner.is_type_of is not None:
+            return False  # abstract types, nested lists
+        grouped, deferred, _ = self.collect_subfields(inner, step.details)
         if deferred:
-            return lambda value, path: self.collect_and_execute_subfields(
-                type_, details, path, value, None
-            )
-        plan = self._plan(type_, grouped)
-        execute = self._execute
-        return lambda value, path: execute(type_, value, path, plan)
-
-    def _object(self, type_: GraphQLObjectType, details: Any, nonnull: bool) -> Complete:
-        execute = self._subfields(type_, details)
-
-        def complete(value: Any, path: Path) -> Any:
-            if value is None:
-                if nonnull:
-                    raise _Slow
-                return None
-            return execute(value, path)
-
-        return complete
-
-    def _list(self, item_type: GraphQLOutputType, details: Any, nonnull: bool) -> Complete | None:
-        item_nonnull = isinstance(item_type, GraphQLNonNull)
-        item = item_type.of_type if isinstance(item_type, GraphQLNonNull) else item_type
-        if not isinstance(item, GraphQLObjectType) or item.is_type_of is not None:
-            return None
-        execute = self._subfields(item, details)
-        handle = self.handle_field_error
-        is_awaitable = self.is_awaitable
-
-        def objects(value: Any, path: Path) -> Any:
-            if value is None:
-                if nonnull:
-                    raise _Slow
-                return None
-            # checked before anything below is executed, so that graphql-core may start over
-            if not isinstance(value, list | tuple) or (item_nonnull and None in value):
-                raise _Slow
-            completed: list[Any] = []
-            later: list[int] = []
-            try:
-                for index, each in enumerate(value):
-                    if each is None:
-                        completed.append(None)
-                        continue
-                    item_path = path.add_key(index, None)
-                    try:
-                        done = execute(each, item_path)
-                    except Exception as error:  # noqa: BLE001 -- graphql-core's rule
-                        handle(error, item_type, details, item_path)
-                        done = None
-                    else:
-                        if is_awaitable(done):
-                            done = self._guard(done, item_type, details, item_path)
-                            later.append(index)
-                    completed.append(done)
-            except Exception:
-                if later:
-                    self.settle_in_background([completed[i] for i in later])
-                raise
-            if not later:
-                return completed
-            return self._gather_items(completed, later)
-
-        return objects
+            return False
+        step.type, step.plan = inner, self._plan(inner, grouped)
+        return True
 
     async def _gather_items(self, completed: list[Any], later: list[int]) -> list[Any]:
         values = await gather_with_cancel(*(completed[i] for i in later))
