@@ -1,28 +1,40 @@
 """Server benchmark: the GraphQL API over loopback HTTP against the service layer in-process.
 
-On a SQLite store holding the 10,000-run fine-tuning tree (``bench/gen_tree.py``), two
-queries:
+On a SQLite store holding the 10,000-run fine-tuning tree (``bench/gen_tree.py``), three
+queries,
 
 - ``artifactVersion``: one version by ref (random ``model`` and ``result`` versions) with
   the run that logged it (``VERSION`` below: one version lookup, one ``expand``, one
   ``get_runs``);
 - ``lineage``: ``graphql/queries/upstream_lineage.graphql`` at depth 20 from random
-  generation-20 models (about 55 nodes and 73 edges, 20 KB of JSON, ~790 resolved fields).
+  generation-20 models (about 55 nodes and 73 edges, 20 KB of JSON, ~790 resolved fields);
+- ``derivationTree``: the tree under random models whose subtree holds 90 to 110 versions
+  (``TREE`` below: every node with its version, every edge; what ``Service.tree`` returns).
+
+and ``{ __typename }``, whose in-process "call" does nothing: its HTTP rows are the fixed
+cost of a GraphQL request to the server (it has no row in the goal table).
 
 Each is measured three ways: the service layer called in this process (the floor:
-``Service.resolve`` + ``Service.producers``, ``Service.lineage``; one thread), the same
+``Service.resolve`` + ``Service.producers``, ``Service.lineage``, ``Service.tree``; by as
+many threads as the HTTP rows have clients, each calling back to back), the same
 GraphQL document executed in this process (strawberry, no HTTP), and over loopback HTTP
 against ``lineage server`` run as a separate process (``--workers`` 1 and 2, and 2 with
 TCP_NODELAY restored: see ``NODELAY``) with 1, 8 and 32 concurrent clients, each sending its
 next request as soon as the last is answered (closed loop), with a read token as a deployed
-server requires. The load generator is ``wrk`` (one thread, C code: it leaves the CPU to the
-server) when installed, else ``--client httpx`` (one ``httpx.AsyncClient`` in this process,
-as the Python SDK would send). Each cell runs ``--seconds`` after a warm-up; every figure is
-the median over ``--rounds`` rounds, which interleave all cells. CPU ms a request of the
-server processes and of the client show where the time goes: they share the machine's cores.
+server requires. The load generator is ``wrk`` (one thread, C code: it leaves the CPU to
+the server) when installed, else ``--client httpx`` (one ``httpx.AsyncClient`` in this
+process, as the Python SDK would send). Each cell runs ``--seconds`` after a warm-up; every
+figure is the median over ``--rounds`` rounds, which interleave all cells. CPU ms a request
+of the server processes and of the client show where the time goes: they share the
+machine's cores.
+
+The goal of issue 15 (the server's own cost), in the last table: each HTTP row's median
+and p99 latency over the in-process service call's at the same number of clients, within
+3x at 1 and 8 clients (``--workers 1 --clients 1 8 --no-nodelay``).
 
     apt-get install -y wrk     # optional
     .venv/bin/python bench/bench_server.py [--rounds 3] [--seconds 3] [--client wrk|httpx]
+    .venv/bin/python bench/bench_server.py --workers 1 --clients 1 8 --no-nodelay  # the goal
 """
 
 from __future__ import annotations
@@ -40,6 +52,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -69,6 +82,22 @@ VERSION = """query Version($ref: String!) {
     loggedBy { id name jobType state }
   }
 }"""
+TREE = """query Tree($ref: String!, $depth: Int!) {
+  derivationTree(ref: $ref, depth: $depth) {
+    root
+    truncated
+    nodes {
+      id
+      kind
+      ref
+      label
+      artifactVersion { ref type digest size metadata aliases createdAt }
+    }
+    edges { source target kind }
+  }
+}"""
+SUBTREE = (90, 110)  # versions in the derivation tree of a model the tree query starts from
+GOAL = 3.0  # issue 15: HTTP latency / in-process latency at the same number of clients
 # `lineage server --workers N` (N > 1) as uvicorn runs it, but with the listening socket
 # made with proto IPPROTO_TCP: uvicorn's bind_socket leaves proto 0, the accepted sockets
 # inherit it, and asyncio then never sets TCP_NODELAY on them, so on Linux every keep-alive
@@ -199,7 +228,12 @@ def queries(tree: Tree, seed: int) -> list[Query]:
     def lineage_floor(service: Service, variables: dict[str, Any]) -> object:
         return service.lineage(variables["ref"], "upstream", variables["depth"])
 
+    def tree_floor(service: Service, variables: dict[str, Any]) -> object:
+        return service.tree(variables["ref"], variables["depth"])
+
     return [
+        # the fixed cost of a GraphQL request over HTTP: nothing to resolve, nothing to call
+        Query("__typename", "{ __typename }", [{}], lambda service, variables: None),
         Query("artifactVersion", VERSION, [{"ref": r} for r in refs], version_floor),
         Query(
             f"lineage depth {DEPTH}",
@@ -207,24 +241,67 @@ def queries(tree: Tree, seed: int) -> list[Query]:
             [{"ref": r, "depth": DEPTH} for r in leaves],
             lineage_floor,
         ),
+        Query(
+            "derivationTree ~100",
+            TREE,
+            [{"ref": r, "depth": DEPTH} for r in subtrees(tree, rng)],
+            tree_floor,
+        ),
     ]
+
+
+def subtrees(tree: Tree, rng: random.Random) -> list[str]:
+    """Models whose derivation tree (the model, the models and results made from it, and so
+    on down) holds SUBTREE[0] to SUBTREE[1] versions."""
+    below: dict[str, list[str]] = {}
+    for step in tree.steps:
+        if step.inputs and step.inputs[0].startswith(f"{tree.project}/model:"):
+            below.setdefault(step.inputs[0], []).extend(v.id for v in step.outputs)
+    sizes: dict[str, int] = {}
+    for step in reversed(tree.steps):  # creation order reversed: children before parents
+        for version in step.outputs:
+            sizes[version.id] = 1 + sum(sizes[c] for c in below.get(version.id, ()))
+    found = [v for v in below if SUBTREE[0] <= sizes[v] <= SUBTREE[1]]
+    if not found:
+        raise SystemExit(f"no model with a subtree of {SUBTREE} versions: use more --runs")
+    return rng.sample(found, min(REFS, len(found)))
 
 
 # in process -----------------------------------------------------------------------------------
 
 
-def in_process(service: Service, query: Query, seconds: float) -> Cell:
-    """The floor: the service call a resolver makes, back to back, in this thread."""
+def in_process(service: Service, query: Query, seconds: float, clients: int = 1) -> Cell:
+    """The floor: the service call a resolver makes, back to back, in this thread; with
+    ``clients`` > 1, in that many threads at once (a closed loop, as the HTTP clients)."""
     for variables in query.variables[:20]:
         query.floor(service, variables)
-    latencies = []
+    if clients == 1:
+        latencies = []
+        cpu, start = cpu_self(), time.perf_counter()
+        stop = start + seconds
+        i = 0
+        while (now := time.perf_counter()) < stop:
+            query.floor(service, query.variables[i % len(query.variables)])
+            latencies.append(time.perf_counter() - now)
+            i += 1
+        return Cell.of(latencies, time.perf_counter() - start, client_cpu=cpu_self() - cpu)
+
+    each: list[list[float]] = [[] for _ in range(clients)]
+
+    def caller(k: int, stop: float) -> None:
+        i = k * 7
+        while (now := time.perf_counter()) < stop:
+            query.floor(service, query.variables[i % len(query.variables)])
+            each[k].append(time.perf_counter() - now)
+            i += 1
+
     cpu, start = cpu_self(), time.perf_counter()
-    stop = start + seconds
-    i = 0
-    while (now := time.perf_counter()) < stop:
-        query.floor(service, query.variables[i % len(query.variables)])
-        latencies.append(time.perf_counter() - now)
-        i += 1
+    threads = [threading.Thread(target=caller, args=(k, start + seconds)) for k in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    latencies = [x for xs in each for x in xs]
     return Cell.of(latencies, time.perf_counter() - start, client_cpu=cpu_self() - cpu)
 
 
@@ -431,6 +508,12 @@ def check_answer(url: str, token: str, service: Service, query: Query) -> None:
     if "lineage" in data["data"]:
         got = {n["id"] for n in data["data"]["lineage"]["nodes"]}
         assert got == set(service.lineage(variables["ref"], "upstream", DEPTH).ids)
+    elif "__typename" in data["data"]:
+        assert data["data"]["__typename"] == "Query"
+    elif "derivationTree" in data["data"]:
+        got = {n["id"] for n in data["data"]["derivationTree"]["nodes"]}
+        assert got == set(service.tree(variables["ref"], DEPTH).ids)
+        assert SUBTREE[0] <= len(got) <= SUBTREE[1], len(got)
     else:
         assert data["data"]["artifactVersion"]["ref"] == variables["ref"]
 
@@ -465,7 +548,7 @@ def report(res: Results, args: argparse.Namespace, loads: list[float]) -> str:
         "",
     ]
     header = (
-        f"{'query':18s} {'how':30s} {'clients':>7s} {'median ms':>10s} {'p99 ms':>8s} "
+        f"{'query':20s} {'how':30s} {'clients':>7s} {'median ms':>10s} {'p99 ms':>8s} "
         f"{'req/s':>8s} {'x floor ms':>10s} {'floor/rps':>9s} {'srv cpu':>8s} {'cli cpu':>8s}"
     )
     for name in dict.fromkeys(k[0] for k in res.cells):
@@ -483,16 +566,52 @@ def report(res: Results, args: argparse.Namespace, loads: list[float]) -> str:
             cli = statistics.median(c.cpu_ms(c.client_cpu) for c in cells)
             errors = sum(c.errors for c in cells)
             lines.append(
-                f"{q:18s} {how:30s} {clients:7d} {median:10.2f} {p99:8.2f} {rate:8.0f} "
+                f"{q:20s} {how:30s} {clients:7d} {median:10.2f} {p99:8.2f} {rate:8.0f} "
                 f"{median / floor_ms:9.1f}x {floor_rate / rate:8.1f}x "
                 f"{srv:8.2f} {cli:8.2f}" + (f"  ERRORS {errors}" if errors else "")
             )
         lines.append("")
     lines.append(
-        "x floor ms: median latency / the in-process service call's; floor/rps: the "
-        "in-process calls/s (one thread) / this row's requests/s"
+        "x floor ms: median latency / the in-process service call's (one thread); floor/rps: "
+        "the in-process calls/s (one thread) / this row's requests/s"
     )
+    lines += ["", *goal(res)]
     return "\n".join(lines)
+
+
+def goal(res: Results) -> list[str]:
+    """Issue 15's table: each HTTP row's median and p99 latency over the in-process service
+    call's at the same number of clients (medians over rounds), and whether both are within
+    GOAL. "mean" is clients / requests a second (Little's law): with C closed-loop clients
+    it is what C callers wait on average, queueing included, however the waits are spread."""
+    lines = [
+        f"issue 15 goal: HTTP / in-process latency at the same clients, median and p99, "
+        f"each <= {GOAL:g}x (mean: clients / req/s)",
+        f"{'query':20s} {'how':16s} {'clients':>7s} {'p50 in-proc':>11s} {'HTTP':>7s} "
+        f"{'x':>6s} {'p99 in-proc':>11s} {'HTTP':>7s} {'x':>6s} "
+        f"{'mean in-proc':>12s} {'HTTP':>7s} {'x':>6s}  p50+p99",
+    ]
+
+    def ms(cells: list[Cell], attr: str) -> float:
+        return statistics.median(1000 * getattr(c, attr) for c in cells)
+
+    def mean(cells: list[Cell], clients: int) -> float:
+        return 1000 * clients / statistics.median(c.rate for c in cells)
+
+    for (name, how, clients), cells in res.cells.items():
+        floor = res.cells.get((name, "in-process service", clients))
+        if not how.startswith("HTTP") or floor is None or name == "__typename":
+            continue
+        base50, base99, base_mean = ms(floor, "median"), ms(floor, "p99"), mean(floor, clients)
+        http50, http99, http_mean = ms(cells, "median"), ms(cells, "p99"), mean(cells, clients)
+        met = http50 / base50 <= GOAL and http99 / base99 <= GOAL
+        lines.append(
+            f"{name:20s} {how:16.16s} {clients:7d} {base50:11.2f} {http50:7.2f} "
+            f"{http50 / base50:5.1f}x {base99:11.2f} {http99:7.2f} {http99 / base99:5.1f}x "
+            f"{base_mean:12.2f} {http_mean:7.2f} {http_mean / base_mean:5.1f}x  "
+            + ("met" if met else "MISSED")
+        )
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -537,10 +656,14 @@ def main(argv: list[str] | None = None) -> int:
         for round_ in range(args.rounds):
             say(f"round {round_ + 1}/{args.rounds}")
             for query in work:
-                res.add((query.name, "in-process service", 1), in_process(service, query, 2.0))
+                for clients in sorted({1, *args.clients}):
+                    res.add(
+                        (query.name, "in-process service", clients),
+                        in_process(service, query, args.seconds, clients),
+                    )
                 res.add(
                     (query.name, "in-process GraphQL", 1),
-                    in_process_graphql(service, query, 2.0),
+                    in_process_graphql(service, query, args.seconds),
                 )
             servers = [(w, False) for w in args.workers]
             servers += [(w, True) for w in args.workers if w > 1 and args.nodelay]

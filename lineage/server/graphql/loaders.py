@@ -63,8 +63,9 @@ class Loaders:
     def __init__(self, service: Service) -> None:
         self.service = service
         graph = service.graph
-        self.runs: DataLoader[str, RunRecord | None] = DataLoader(self._runs)
-        self.versions: DataLoader[str, VersionRecord | None] = DataLoader(self._versions)
+        self._run_loader: DataLoader[str, RunRecord | None] = DataLoader(self._runs)
+        self._version_loader: DataLoader[str, VersionRecord | None] = DataLoader(self._versions)
+        self._unprimed: list[Subgraph] = []  # answers whose records are not in the loaders yet
         self.upstream: DataLoader[str, list[Edge]] = DataLoader(
             functools.partial(self._expand, "up")
         )
@@ -74,6 +75,20 @@ class Loaders:
         self.artifacts: DataLoader[tuple[str, str], ArtifactRecord | None] = DataLoader(
             self._each(lambda key: graph.get_artifact(*key))
         )
+
+    @property
+    def runs(self) -> DataLoader[str, RunRecord | None]:
+        """Runs by id."""
+        if self._unprimed:
+            self._prime()
+        return self._run_loader
+
+    @property
+    def versions(self) -> DataLoader[str, VersionRecord | None]:
+        """Versions by id."""
+        if self._unprimed:
+            self._prime()
+        return self._version_loader
 
     async def _runs(self, ids: list[str]) -> list[RunRecord | None]:
         found = await call(self.service.graph.get_runs, ids)
@@ -113,12 +128,18 @@ class Loaders:
         return record
 
     def prime(self, graph: Subgraph) -> None:
-        """Remember the records a traversal already fetched."""
-        for node in graph.nodes:
-            if node.run is not None:
-                self.runs.prime(node.id, node.run)
-            if node.version is not None:
-                self.versions.prime(node.id, node.version)
+        """Remember the records a traversal already fetched (put in the loaders when one is
+        next used: most answers never need them)."""
+        self._unprimed.append(graph)
+
+    def _prime(self) -> None:
+        graphs, self._unprimed = self._unprimed, []
+        for graph in graphs:
+            for node in graph.nodes:
+                if node.run is not None:
+                    self._run_loader.prime(node.id, node.run)
+                if node.version is not None:
+                    self._version_loader.prime(node.id, node.version)
 
 
 @dataclass(kw_only=True)

@@ -38,6 +38,7 @@ from graphql import (
     ValidationContext,
 )
 from lineage.server.graphql.errors import format_error
+from lineage.server.graphql.execution import LeanExecutor
 from lineage.server.graphql.loaders import Context
 from lineage.server.graphql.mutations import Mutation
 from lineage.server.graphql.queries import Query
@@ -178,6 +179,7 @@ def build_schema(
     max_depth: int = MAX_QUERY_DEPTH,
     max_tokens: int = MAX_TOKENS,
     max_aliases: int = MAX_ALIASES,
+    lean: bool = True,
 ) -> LineageSchema:
     """The schema with these query-shape limits (each over-limit query: an error with a code).
 
@@ -187,6 +189,8 @@ def build_schema(
     time linear in its size.
     The depth and alias rules are built once, not per request as those extensions do, so
     that the validation of a query text seen before comes from a cache.
+    ``lean``: plain fields are executed by :class:`LeanExecutor` (False: by strawberry's
+    own executor, field by field; the answers are the same).
     """
     rules: list[type[ASTValidationRule]] = [
         _shape_rule(
@@ -216,6 +220,7 @@ def build_schema(
         mutation=Mutation,
         extensions=extensions,
         config=StrawberryConfig(scalar_map={Long: LONG}),
+        execution_context_class=LeanExecutor if lean else None,
     )
 
 

@@ -1,0 +1,161 @@
+"""The lean executor answers exactly what strawberry's own executor answers: data and errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import strawberry
+
+from lineage.manifest import Entry, write_manifest
+from lineage.remote import GRAPH
+from lineage.server.graphql import Context, build_schema
+from lineage.server.graphql.execution import LeanExecutor
+from lineage.service import Service
+
+pytestmark = pytest.mark.anyio
+
+QUERIES = Path(__file__).resolve().parents[2] / "graphql" / "queries"
+PARENTS = [None, 0, 1, 2, 2, 4]  # model:vI was fine-tuned from model:vPARENTS[I]
+
+SHAPES = """
+query Shapes($ref: String!, $yes: Boolean!, $no: Boolean!) {
+  lineage(ref: $ref, direction: BOTH, depth: 3) {
+    __typename
+    root
+    ...Graph
+    again: nodes { id @include(if: $yes) kind @skip(if: $yes) label state }
+    nodes { ref ref run @include(if: $no) { id } artifactVersion { ...V version } }
+  }
+  tree: derivationTree(ref: "p/model:v2", depth: 2) {
+    nodes { id kind } edges { source target kind run { __typename id tags code { commit } } }
+  }
+  artifactVersion(ref: $ref) { ...V loggedBy { id config summary consumed { ...V } } }
+}
+fragment Graph on LineageGraph { truncated edges { kind source } nodes { id } }
+fragment V on ArtifactVersion { __typename ref index size fileCount metadata aliases createdAt }
+"""
+
+
+def _history(service: Service) -> None:
+    prep = service.start_run(project="p", job_type="prep")
+    service.commit(prep.id, name="data", type="dataset", manifest=write_manifest(service.blobs, []))
+    service.finish_run(prep.id)
+    blob = service.blobs.put_bytes(b"weights")
+    for index, parent in enumerate(PARENTS):
+        run = service.start_run(project="p", job_type="train", config={"i": index, "lr": 1e-3})
+        service.use(run.id, "p/data:v0")
+        if parent is not None:
+            service.use(run.id, f"p/model:v{parent}")
+        manifest = write_manifest(service.blobs, [Entry(path=f"w{index}", size=7, digest=blob)])
+        service.commit(run.id, name="model", type="model", manifest=manifest, metadata={"n": index})
+        service.finish_run(run.id, summary={"loss": 1 / (index + 1)})
+
+
+async def _both(
+    service: Service, document: str, variables: dict[str, Any] | None = None
+) -> tuple[Any, list[Any]]:
+    """The answer of the lean schema, once it is checked to be strawberry's own."""
+    answers = []
+    for lean in (True, False):
+        result = await build_schema(lean=lean).execute(
+            document, variable_values=variables, context_value=Context(service=service)
+        )
+        answers.append((result.data, [e.formatted for e in result.errors or ()]))
+    assert answers[0] == answers[1]
+    return answers[0]
+
+
+async def test_same_answers(service: Service) -> None:
+    _history(service)
+    documents: list[tuple[str, dict[str, Any]]] = [
+        ((QUERIES / "upstream_lineage.graphql").read_text(), {"ref": "p/model:v5"}),
+        ((QUERIES / "finetuning_tree.graphql").read_text(), {"base": "p/model:v0"}),
+        ((QUERIES / "dataset_impact.graphql").read_text(), {"dataset": "p/data:v0"}),
+        ((QUERIES / "version_path.graphql").read_text(), {"from": "p/data:v0", "to": "p/model:v3"}),
+        (f"query($r: String!) {{ derivationTree(ref: $r) {{ {GRAPH} }} }}", {"r": "p/model:v0"}),
+        (f"query($r: String!) {{ lineage(ref: $r) {{ {GRAPH} }} }}", {"r": "p/model:v5"}),
+        (SHAPES, {"ref": "p/model:v3", "yes": True, "no": False}),
+        (SHAPES, {"ref": "p/model:v3", "yes": False, "no": True}),
+    ]
+    for document, variables in documents:
+        data, errors = await _both(service, document, variables)
+        assert data and not errors, (document, errors)
+    data, _ = await _both(service, *documents[0])
+    ids = {node["id"] for node in data["lineage"]["nodes"]}
+    assert {"p/model:v5", "p/model:v4", "p/model:v2", "p/data:v0"} <= ids
+    assert "p/model:v3" not in ids  # a sibling branch, not upstream
+    data, _ = await _both(service, *documents[-2])
+    assert data["lineage"]["again"][0].keys() == {"id", "label", "state"}
+    assert "run" not in data["lineage"]["nodes"][0]
+
+    data, errors = await _both(service, *documents[0][:1], {"ref": "p/model:v99"})
+    assert data is None and errors[0]["extensions"]["code"] == "NOT_FOUND"
+
+
+# errors inside plain fields: what graphql-core reports, at the same paths ------------------
+
+
+@strawberry.type
+class Leaf:
+    value: int
+
+    @strawberry.field
+    def broken(self) -> str:
+        raise ValueError(f"broken {self.value}")
+
+    @strawberry.field
+    def missing(self) -> str:
+        return None  # type: ignore[return-value]
+
+    @strawberry.field
+    def huge(self) -> int:
+        return 1 << 40  # not a GraphQL Int
+
+    @strawberry.field
+    def fine(self) -> int:
+        return self.value
+
+
+@strawberry.type
+class Root:
+    @strawberry.field
+    def leaves(self) -> list[Leaf]:
+        return [Leaf(value=1), Leaf(value=2)]
+
+    @strawberry.field
+    def holes(self) -> list[Leaf]:
+        return [Leaf(value=1), None]  # type: ignore[list-item]
+
+    @strawberry.field
+    def maybe(self) -> list[Leaf | None]:
+        return [Leaf(value=1), None]
+
+    @strawberry.field
+    def one(self) -> Leaf:
+        return Leaf(value=3)
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        "{ leaves { fine broken } }",
+        "{ leaves { fine missing } }",
+        "{ leaves { fine huge } }",
+        "{ holes { fine } one { fine } }",
+        "{ maybe { fine broken } one { fine } }",
+        "{ one { fine missing } maybe { fine } }",
+        "{ maybe { fine } one { fine } }",
+    ],
+)
+async def test_same_errors(document: str) -> None:
+    lean = strawberry.Schema(query=Root, execution_context_class=LeanExecutor)
+    plain = strawberry.Schema(query=Root)
+    got, expected = await lean.execute(document), await plain.execute(document)
+    assert got.data == expected.data
+    assert [e.formatted for e in got.errors or ()] == [e.formatted for e in expected.errors or ()]
+    if "broken" in document or "missing" in document or "huge" in document or "holes" in document:
+        assert got.errors
+    else:
+        assert not got.errors and got.data
