@@ -183,6 +183,7 @@ def arguments(argv: list[str] | None = None) -> Any:
     parser.add_argument("--salt", type=int, default=0, help="seeds the rewritten bytes")
     parser.add_argument("--tree", type=Path, help="the tree, as run.py exports it (graph part)")
     parser.add_argument("--store", type=Path, required=True, help="this tool's scratch folder")
+    parser.add_argument("--neo4j", action="store_true", help="lineage: a Neo4j store (graph)")
     args = parser.parse_args(argv)
     for name in ("data", "tree", "store"):  # absolute: some tools change directory
         if getattr(args, name) is not None:

@@ -45,9 +45,9 @@ from bench_ingest import settle  # noqa: E402
 from gen_dataset import DEFAULT_DIR, SMALL, generate  # noqa: E402
 
 TOOLS = ("lineage", "dvc", "mlflow", "wandb", "mlmd")
-GRAPH_TOOLS = ("lineage", "mlmd")
+GRAPH_TOOLS = ("lineage", "mlmd", "neo4j")  # neo4j: lineage on a Neo4j store, with --neo4j
 NAMES = {"lineage": "lineage", "dvc": "DVC", "mlflow": "MLflow", "wandb": "W&B offline",
-         "mlmd": "ML Metadata"}  # fmt: skip
+         "mlmd": "ML Metadata", "neo4j": "lineage"}  # fmt: skip
 DATA_STEPS = ("snapshot", "re-snapshot unchanged", "re-snapshot one changed", "restore")
 GRAPH_STEPS = ("ingest", "upstream depth 20", "downstream of base")
 
@@ -61,7 +61,7 @@ def log(message: str) -> None:
 
 def python(tool: str, scratch: Path) -> Path:
     """The interpreter of ``tool``'s venv, made or remade from its pinned requirements."""
-    if tool == "lineage":
+    if tool in ("lineage", "neo4j"):
         return Path(sys.executable)
     requirements = HERE / "requirements" / f"{tool}.txt"
     venv = scratch / f"{tool}-venv"
@@ -81,8 +81,10 @@ def python(tool: str, scratch: Path) -> Path:
 
 def run_script(tool: str, exe: Path, args: list[str]) -> dict[str, Any]:
     """Run ``peer_<tool>.py``; its JSON lines by step, ``version``, and ``check``s."""
-    command = [str(exe), str(HERE / f"peer_{tool}.py"), *args]
-    env = dict(os.environ, PYTHONPATH=str(BENCH.parent) if tool == "lineage" else "")
+    ours = tool in ("lineage", "neo4j")
+    script = "lineage" if ours else tool
+    command = [str(exe), str(HERE / f"peer_{script}.py"), *args, *(["--neo4j"] * (tool == "neo4j"))]
+    env = dict(os.environ, PYTHONPATH=str(BENCH.parent) if ours else "")
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env, cwd=HERE)
     assert proc.stdout is not None
     out: dict[str, Any] = {"steps": {}, "checks": []}
@@ -162,7 +164,7 @@ def graph_rounds(args: argparse.Namespace, exes: dict[str, Path]) -> list[dict[s
     if not tree.is_file():
         log(f"exporting the tree of {args.runs:,} runs to {tree}")
         export_tree(args.runs, 0, tree)
-    tools = [t for t in args.tools if t in GRAPH_TOOLS]
+    tools = [t for t in args.tools if t in GRAPH_TOOLS] + ["neo4j"] * args.neo4j
     rounds = []
     for i in range(args.graph_rounds):
         order = tools[i % len(tools) :] + tools[: i % len(tools)]
@@ -174,7 +176,7 @@ def graph_rounds(args: argparse.Namespace, exes: dict[str, Path]) -> list[dict[s
             started = time.perf_counter()
             log(f"graph round {i + 1}/{args.graph_rounds}: {tool}, {args.runs:,} runs")
             argv = ["graph", "--tree", str(tree), "--store", str(here / tool)]
-            got["tools"][tool] = run_script(tool, exes[tool], argv)
+            got["tools"][tool] = run_script(tool, exes.get(tool, Path(sys.executable)), argv)
             log(f"  {tool}: {time.perf_counter() - started:.0f} s")
         got["load_end"] = os.getloadavg()
         rounds.append(got)
@@ -215,6 +217,11 @@ def cell(value: float, kind: str) -> str:
     return f"{value:,.0f}"
 
 
+def ratio(value: float, kind: str) -> str:
+    """lineage/peer: 2 decimals, 3 for sizes (a store is the data plus a little) and small ones."""
+    return f"{value:.3f}" if kind == "bytes" or value < 0.1 else f"{value:.2f}"
+
+
 def table(result: dict[str, Any]) -> str:
     rows: list[tuple[str, list[dict[str, Any]], str, str, str]] = []
     for step in DATA_STEPS:
@@ -227,7 +234,7 @@ def table(result: dict[str, Any]) -> str:
                  "wall", "ms"))  # fmt: skip
     rows.append(("downstream of the base, median", result["graph"], "downstream of base", "wall",
                  "s"))  # fmt: skip
-    tools = [t for t in TOOLS if t in result["versions"]]
+    tools = [t for t in (*TOOLS, "neo4j") if t in result["versions"]]
     header = ["", *(f"{NAMES[t]} {result['versions'][t]}" for t in tools)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     notes: dict[str, int] = {}
@@ -248,7 +255,7 @@ def table(result: dict[str, Any]) -> str:
             if tool != "lineage" and base and "unsupported" not in base and base[field]:
                 pairs = [a / b for a, b in zip(base[field], got[field], strict=False) if b]
                 if pairs:
-                    text += f" (x{statistics.median(pairs):.2f})"
+                    text += f" (x{ratio(statistics.median(pairs), kind)})"
             why = got["extra"].get("no_dedup")
             if why and field == "wall":
                 text += f" ({notes.setdefault(why, len(notes) + 1)})"
@@ -257,6 +264,17 @@ def table(result: dict[str, Any]) -> str:
     lines.append("")
     lines += [f"({n}) {why}" for why, n in notes.items()]
     return "\n".join(lines)
+
+
+def header(result: dict[str, Any]) -> str:
+    m, a = result["machine"], result["args"]
+    load = [" ".join(f"{x:.2f}" for x in result[k]) for k in ("load_start", "load_end")]
+    return (
+        f"{m['cpu']}, {m['nproc']} CPUs, Python {m['python']}; load average at start {load[0]}, "
+        f"at end {load[1]}; {a['rounds']} data rounds (medians; ratios: median over rounds of "
+        f"lineage/peer), {a['graph_rounds']} graph round(s) of {a['runs']:,} runs; "
+        f"{result['seconds'] / 60:.1f} min\n"
+    )
 
 
 def machine() -> dict[str, Any]:
@@ -278,8 +296,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tools", nargs="+", choices=TOOLS, default=list(TOOLS))
     parser.add_argument("--parts", nargs="+", choices=["data", "graph"], default=["data", "graph"])
     parser.add_argument("--json", type=Path, default=BENCH / "out" / "peers.json")
+    parser.add_argument("--neo4j", action="store_true", help="graph part on Neo4j too")
+    parser.add_argument("--report", type=Path, metavar="JSON", help="print an earlier run's table")
     parser.add_argument("--install-only", action="store_true", help="make the venvs, stop")
     args = parser.parse_args(argv)
+    if args.report:
+        result = json.loads(args.report.read_text())
+        print(header(result))
+        print(table(result))
+        return 0
     if "lineage" not in args.tools:
         parser.error("--tools: lineage is the subject, keep it")
     args.data, args.scratch = args.data.resolve(), args.scratch.resolve()
@@ -310,14 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=1))
-    m = result["machine"]
-    load = [f"{x:.2f}" for x in result["load_start"]], [f"{x:.2f}" for x in result["load_end"]]
-    print(
-        f"{m['cpu']}, {m['nproc']} CPUs, Python {m['python']}; load average at start "
-        f"{' '.join(load[0])}, at end {' '.join(load[1])}; {args.rounds} data rounds (medians), "
-        f"{args.graph_rounds} graph round(s) of {args.runs:,} runs; "
-        f"{result['seconds'] / 60:.1f} min\n"
-    )
+    print(header(result))
     print(table(result))
     return 0
 
