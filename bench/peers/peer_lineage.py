@@ -86,7 +86,7 @@ def graph_part(tree_file: Path, store: Path, neo4j: bool) -> None:
             subject.ingest(batch)
 
     try:
-        timed("ingest", ingest, [] if neo4j else [store], runs=len(tree.steps))
+        timed("ingest", ingest, [store], runs=len(tree.steps))  # Neo4j: data folder there too
         gc.unfreeze()
         queries(subject, spec)
     finally:

@@ -234,7 +234,7 @@ def table(result: dict[str, Any]) -> str:
                  "wall", "ms"))  # fmt: skip
     rows.append(("downstream of the base, median", result["graph"], "downstream of base", "wall",
                  "s"))  # fmt: skip
-    tools = [t for t in (*TOOLS, "neo4j") if t in result["versions"]]
+    tools = [t for t in ("lineage", "neo4j", *TOOLS[1:]) if t in result["versions"]]
     header = ["", *(f"{NAMES[t]} {result['versions'][t]}" for t in tools)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     notes: dict[str, int] = {}
@@ -252,10 +252,14 @@ def table(result: dict[str, Any]) -> str:
                 continue
             value = statistics.median(got[field])
             text = cell(value, kind)
-            if tool != "lineage" and base and "unsupported" not in base and base[field]:
-                pairs = [a / b for a, b in zip(base[field], got[field], strict=False) if b]
+            # lineage/peer; lineage's Neo4j column: lineage on Neo4j / ML Metadata
+            mlmd = figures(rounds, "mlmd", step) if tool == "neo4j" else None
+            num, den = (got, mlmd) if tool == "neo4j" else (base, got)
+            if tool != "lineage" and num and den and "unsupported" not in den and num[field]:
+                pairs = [a / b for a, b in zip(num[field], den[field], strict=False) if b]
                 if pairs:
-                    text += f" (x{ratio(statistics.median(pairs), kind)})"
+                    mark = " of MLMD" if tool == "neo4j" else ""
+                    text += f" (x{ratio(statistics.median(pairs), kind)}{mark})"
             why = got["extra"].get("no_dedup")
             if why and field == "wall":
                 text += f" ({notes.setdefault(why, len(notes) + 1)})"
