@@ -71,7 +71,7 @@ def python(tool: str, scratch: Path) -> Path:
         return venv / "bin" / "python"
     log(f"installing {tool} into {venv} (pinned in {requirements.relative_to(BENCH.parent)})")
     shutil.rmtree(venv, ignore_errors=True)
-    base = os.environ.get("PEERS_PYTHON", "python3")
+    base = os.environ.get("PEERS_PYTHON", sys.executable)  # the pins are for CPython 3.11
     subprocess.run([base, "-m", "venv", str(venv)], check=True)
     pip = [str(venv / "bin" / "python"), "-m", "pip", "--disable-pip-version-check", "-q"]
     subprocess.run([*pip, "install", "--no-deps", "-r", str(requirements)], check=True)
