@@ -275,8 +275,8 @@ def header(result: dict[str, Any]) -> str:
     load = [" ".join(f"{x:.2f}" for x in result[k]) for k in ("load_start", "load_end")]
     return (
         f"{m['cpu']}, {m['nproc']} CPUs, Python {m['python']}; load average at start {load[0]}, "
-        f"at end {load[1]}; {a['rounds']} data rounds (medians; ratios: median over rounds of "
-        f"lineage/peer), {a['graph_rounds']} graph round(s) of {a['runs']:,} runs; "
+        f"at end {load[1]}; {len(result['data'])} data rounds (medians; ratios: median over "
+        f"rounds of lineage/peer), {len(result['graph'])} graph round(s) of {a['runs']:,} runs; "
         f"{result['seconds'] / 60:.1f} min\n"
     )
 
