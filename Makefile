@@ -70,6 +70,14 @@ format: $(STAMP)
 	$(BIN)/ruff format $(CHECK_PATHS)
 	$(BIN)/ruff check --fix $(CHECK_PATHS)
 
+# issue 15: lineage beside DVC, MLflow, W&B (offline) and ML Metadata on the same 1 GiB dataset
+# and 100,000-run tree; each peer in a venv of its own under bench/out/peers/, pinned in
+# bench/peers/requirements/ (made on the first run); the dataset is generated if missing.
+# Table on stdout, figures in bench/out/peers.json. PEERS_ARGS="--rounds 5" etc.
+.PHONY: bench-peers
+bench-peers: $(STAMP)
+	$(BIN)/python bench/peers/run.py $(PEERS_ARGS)
+
 # a Neo4j for a developer, on 127.0.0.1:7687, data in .neo4j-data (Ctrl-C stops it)
 neo4j: $(STAMP) neo4j-jars
 	$(BIN)/python tests/neo4j_process.py .neo4j-data --port 7687
