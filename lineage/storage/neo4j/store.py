@@ -858,6 +858,12 @@ class Neo4jGraphStore:
             or not walkable
             or not self._broad(label, var, columns, where)
         ):
+            narrowest = self._narrowest(label, var, columns, where) if hints else None
+            if narrowest is not None:  # the planner, left alone, may seek a broader one
+                match = (
+                    f"MATCH ({var}:{label}) USING INDEX {var}:{label}({prop('', narrowest)[1:]}) "
+                    f"WHERE {var}.project IS NOT NULL"
+                )
             yield _find_query(match, var, columns, project, where, order, limit, after)
             return
         if key is None:
@@ -885,6 +891,37 @@ class Neo4jGraphStore:
                               bare=value)  # fmt: skip
         yield _find_query(match, var, columns, project, where, order, limit,
                           after if position == 2 else None, rank=rest)  # fmt: skip
+
+    def _narrowest(
+        self,
+        label: LiteralString,
+        var: LiteralString,
+        columns: Mapping[str, str],
+        where: Filter | None,
+    ) -> str | None:
+        """The key of the ``and``-ed range comparison of ``where`` holding the fewest nodes,
+        when there are two or more (each counted through its index, up to the fewest so
+        far); None otherwise."""
+        parts = [
+            part for part in ([] if where is None else conjuncts(where))
+            if isinstance(part, Compare) and part.field.document is not None
+            and part.op in ("=", "<", "<=", ">", ">=", "in")
+            and f"flat {label} {part.field.document}.{'.'.join(part.field.path)}"
+            in self._indexed
+        ]  # fmt: skip
+        if len(parts) < 2:
+            return None
+        best: tuple[int, str] | None = None
+        for part in parts:
+            params: dict[str, Any] = {"cap": 1 << 62 if best is None else best[0]}
+            test = where_cypher(part, var, columns, params)
+            counted: int = self._rows(
+                f"MATCH ({var}:{label}) WHERE {test} WITH {var} LIMIT $cap RETURN count(*) AS n",
+                **params,
+            )[0]["n"]
+            if best is None or counted < best[0]:
+                best = (counted, f"{part.field.document}." + ".".join(part.field.path))
+        return None if best is None else best[1]
 
     def _broad(
         self,
