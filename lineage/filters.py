@@ -52,6 +52,7 @@ __all__ = [
     "Or",
     "Order",
     "Target",
+    "conjuncts",
     "field_value",
     "literal",
     "matches",
@@ -159,7 +160,9 @@ Filter = Compare | And | Or | Not
 @dataclass(frozen=True, kw_only=True)
 class Order:
     """Order by ``field`` (ascending, or descending), then by id. Values are ranked numbers
-    (and times), then strings, then the rest (missing, booleans, lists, NaN) last."""
+    (and times), then strings, then the rest (missing, booleans, lists, NaN) last, in both
+    directions: descending is numbers high to low, then strings Z to A, then the rest (by
+    descending id). So the first page of either direction is the top of a value index."""
 
     field: Field
     descending: bool = False
@@ -495,8 +498,23 @@ def matches(where: Filter | None, record: Record) -> bool:
     return bool(value >= operand)
 
 
+def conjuncts(where: Filter) -> list[Filter]:
+    """The parts of a filter that must all hold (its top-level ``and``s, flattened)."""
+    if isinstance(where, And):
+        return [q for part in where.parts for q in conjuncts(part)]
+    return [where]
+
+
 def order_key(order: Order, record: Record) -> tuple[int, Any]:
-    """The rank and value a record sorts by under ``order`` (ties then go by id)."""
+    """The rank and value a record sorts by under ``order`` (ties then go by id): sorted
+    on ``(rank, value, id)``, reversed when descending. The rank is 0 for numbers (and
+    times), 1 for strings, 2 for the rest; descending, it is ``2 - rank``, so that the rest
+    comes last either way."""
+    rank, value = _ranked(order, record)
+    return (2 - rank if order.descending else rank), value
+
+
+def _ranked(order: Order, record: Record) -> tuple[int, Any]:
     value = field_value(order.field, record)
     if order.field.kind == "time" and value is not None:
         return 0, float(value)

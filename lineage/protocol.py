@@ -141,6 +141,14 @@ class LineageService(Protocol):
         """Versions passing a filter, in ``order_by`` then by id."""
         ...
 
+    def count_found_runs(self, project: str | None = None, *, filter: str | None = None) -> int:
+        """How many runs :meth:`find_runs` finds."""
+        ...
+
+    def count_found_versions(self, project: str | None = None, *, filter: str | None = None) -> int:
+        """How many versions :meth:`find_versions` finds."""
+        ...
+
     def projects(self) -> list[str]: ...
 
     # versions

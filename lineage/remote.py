@@ -510,6 +510,26 @@ class RemoteService:
             )
         ]  # fmt: skip
 
+    def count_found_runs(self, project: str | None = None, *, filter: str | None = None) -> int:
+        if project is None:  # the server's runs are per project
+            return sum(self.count_found_runs(p, filter=filter) for p in self.projects())
+        data = self.query(
+            "query($p: String!, $f: String) { runs(project: $p, filter: $f, first: 1)"
+            " { totalCount } }",
+            p=project,
+            f=filter,
+        )
+        return int(data["runs"]["totalCount"])
+
+    def count_found_versions(self, project: str | None = None, *, filter: str | None = None) -> int:
+        data = self.query(
+            "query($p: String, $f: String) { versions(project: $p, filter: $f, first: 1)"
+            " { totalCount } }",
+            p=project,
+            f=filter,
+        )
+        return int(data["versions"]["totalCount"])
+
     def _found(
         self,
         call: str,

@@ -700,6 +700,20 @@ class Service:
             check_name(project, "project")
         return self.graph.find_versions(project, where, order, limit=limit, after=_check_key(after))
 
+    def count_found_runs(self, project: str | None = None, *, filter: str | None = None) -> int:
+        """How many runs :meth:`find_runs` finds (every page), counted by the store."""
+        where = None if filter is None else parse(filter, "runs")
+        if project is not None:
+            check_name(project, "project")
+        return self.graph.count_found_runs(project, where)
+
+    def count_found_versions(self, project: str | None = None, *, filter: str | None = None) -> int:
+        """How many versions :meth:`find_versions` finds (every page)."""
+        where = None if filter is None else parse(filter, "versions")
+        if project is not None:
+            check_name(project, "project")
+        return self.graph.count_found_versions(project, where)
+
     def get_runs(self, ids: Iterable[str]) -> dict[str, RunRecord]:
         return self.graph.get_runs(list(ids))
 

@@ -58,6 +58,8 @@ def test_demo_history(workdir) -> None:  # type: ignore[no-untyped-def]
     impact = api.impact(result.bad_dataset)
     hit = {n.id for n in impact.nodes if n.version and n.version.type == "model"}
     assert hit == {n for n in models if stage[n] == 12}
+    # the example, `lineage diff policy:production policy:v57`, is one of them
+    assert "surgery/policy:v57" in hit
     assert all(n in dead for n in hit)
     # every file is real and verifiable
     final.verify()

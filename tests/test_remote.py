@@ -505,6 +505,10 @@ def test_remote_service_answers_as_the_local_one(remote: Remote) -> None:
         calls: list[tuple[str, tuple[object, ...], dict[str, object]]] = [
             ("count_runs", ("p",), {}),
             ("count_runs", ("p",), {"job_type": "eval", "state": "finished"}),
+            ("count_found_runs", ("p",), {"filter": "job_type = eval"}),
+            ("count_found_runs", (), {"filter": "state = finished"}),
+            ("count_found_versions", ("p",), {"filter": "state = committed"}),
+            ("count_found_versions", (), {}),
             ("run_io", (ev.id,), {}),
             ("run_io", (run.id,), {}),
             ("run_io", ("nosuchrun",), {}),

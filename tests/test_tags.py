@@ -14,8 +14,11 @@ from click.testing import CliRunner
 
 import lineage
 from lineage.cli import cli
+from lineage.filters import parse, parse_order
 from lineage.records import RunRecord
 from lineage.storage.sqlite import SQLiteGraphStore
+
+ORDER = parse_order("created", "runs")
 
 
 @pytest.fixture
@@ -84,6 +87,10 @@ def test_a_store_from_before_tags_and_users_opens(tmp_path: Path) -> None:
     store.create_run(RunRecord(id="r1", project="p", name="n", tags=("a",), started_at=1.0))
     store.close()
     db = sqlite3.connect(path)
+    for leaves in ("run_leaves", "version_leaves"):  # a store that old had no side tables
+        for trigger in ("insert", "update", "delete"):
+            db.execute(f"DROP TRIGGER {leaves}_{trigger}")
+        db.execute(f"DROP TABLE {leaves}")
     db.execute("ALTER TABLE runs DROP COLUMN user")
     db.execute("ALTER TABLE versions DROP COLUMN tags")
     db.commit()
@@ -93,4 +100,5 @@ def test_a_store_from_before_tags_and_users_opens(tmp_path: Path) -> None:
     assert reopened.get_runs(["r1"])["r1"].user is None
     reopened.update_run("r1", {"tags": ["a", "b"]})
     assert reopened.get_runs(["r1"])["r1"].tags == ("a", "b")
+    assert [r.id for r in reopened.find_runs(None, parse("tag = b", "runs"), ORDER)] == ["r1"]
     reopened.close()

@@ -1,7 +1,8 @@
 """``lineage demo``: a 20-stage model-surgery history, logged through the public SDK only.
 
 In the spirit of OpenAI's Dota 2 "surgery": a small logistic-regression policy is pretrained
-on a game-outcome dataset, then fine-tuned stage after stage. Each stage tries two or three
+on a game-outcome dataset (keeping 24 checkpoints on the way: policy:v0 to v23), then
+fine-tuned stage after stage. Each stage tries two or three
 branches (different learning rates and seeds), evaluates every branch on a holdout split and
 continues from the best; the rest are dead ends. Every fifth stage performs surgery: the
 dataset gains observation features and the model's weights are widened to match, keeping
@@ -35,6 +36,8 @@ SURGERY_EVERY = 5
 NOISY_STAGE = 12
 ROWS, HOLDOUT = 600, 200
 TOLERANCE = 0.03
+# pretraining (3 epochs of 600 rows) keeps a checkpoint every 72 steps: 24 of them
+CHECKPOINT_EVERY = 72
 _MARKER = ".lineage-demo"
 
 
@@ -81,16 +84,28 @@ def _load(csv: str) -> tuple[list[list[float]], list[int]]:
 
 
 def _train(
-    weights: list[float], xs: list[list[float]], ys: list[int], lr: float, epochs: int, seed: int
+    weights: list[float],
+    xs: list[list[float]],
+    ys: list[int],
+    lr: float,
+    epochs: int,
+    seed: int,
+    checkpoints: list[tuple[int, list[float]]] | None = None,
 ) -> tuple[list[float], float]:
+    """SGD; with ``checkpoints``, the weights every ``CHECKPOINT_EVERY`` steps (but the
+    last) are appended to it as ``(step, weights)``."""
     w = list(weights)
     order = list(range(len(xs)))
     rng = random.Random(seed)
     loss = 0.0
+    steps = 0
     for _ in range(epochs):
         rng.shuffle(order)
         loss = 0.0
         for i in order:
+            steps += 1
+            if checkpoints is not None and steps > 1 and (steps - 1) % CHECKPOINT_EVERY == 0:
+                checkpoints.append((steps - 1, list(w)))
             z = w[-1] + sum(a * b for a, b in zip(w, xs[i], strict=False))
             p = 1 / (1 + math.exp(-max(-30.0, min(30.0, z))))
             loss -= math.log(max(1e-9, p if ys[i] else 1 - p))
@@ -209,7 +224,13 @@ def run_demo(
     with demo.init("pretrain", "pretrain", {"lr": 0.1, "epochs": 3}) as run:
         d = run.use_artifact(data)
         xs, ys = _load((d.download(demo.folder()) / "train.csv").read_text())
-        weights, loss = _train([0.0] * (FEATURES + 1), xs, ys, 0.1, 3, seed=0)
+        saved: list[tuple[int, list[float]]] = []
+        weights, loss = _train([0.0] * (FEATURES + 1), xs, ys, 0.1, 3, seed=0, checkpoints=saved)
+        for step, kept in saved:  # policy:v0 .. v23, then the pretrained model itself
+            demo.log_model(
+                run, kept, f"pretraining checkpoint at step {step}",
+                {"stage": 0, "step": step, "checkpoint": True},
+            )  # fmt: skip
         base = demo.log_model(run, weights, "pretrained from scratch", {"stage": 0, "loss": loss})
         run.log({"loss": loss})
     base.set_alias("base")

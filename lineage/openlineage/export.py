@@ -126,4 +126,7 @@ def export_events(
         if since is not None and run.started_at < since:
             continue
         inputs, outputs = service.run_io(run.id)
+        # in the order they were made (the store's is by id: policy:v10 before policy:v2), so
+        # that an import numbers a run's versions of one artifact as they were numbered here
+        outputs.sort(key=lambda v: (v.project, v.name, v.index))
         yield from run_events(run, inputs, outputs)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from lineage.errors import StorageFull, StoreUnavailable, TypeMismatch, VersionNotFound
-from lineage.filters import Filter, Order
+from lineage.filters import And, Filter, Order, conjuncts
 from lineage.records import (
     PRODUCED,
     ArtifactRecord,
@@ -42,7 +42,15 @@ from lineage.storage.codec import (
     VERSION_UPDATES_ON_IMPORT,
 )
 from lineage.storage.graph import Direction, NewVersion
-from lineage.storage.sqlfilter import Columns, order_sql, where_sql
+from lineage.storage.sqlfilter import (
+    LEAVES,
+    Columns,
+    leaves_schema,
+    order_leaf_key,
+    order_sql,
+    seek_sql,
+    where_sql,
+)
 
 __all__ = ["SQLiteGraphStore"]
 
@@ -220,6 +228,10 @@ class SQLiteGraphStore:
     """GraphStore on one SQLite file. ``SQLiteGraphStore(":memory:")`` is not supported:
     every thread must see the same database."""
 
+    # a first page walks its order's index unless one and-ed comparison of the filter holds
+    # for fewer rows than this (lineage.storage.sqlfilter; tests move it to try both plans)
+    broad = 2000
+
     def __init__(self, path: str | Path, *, timeout: float = 60.0) -> None:
         self.path = Path(path)
         self.url = f"sqlite:///{self.path.resolve()}"
@@ -240,6 +252,7 @@ class SQLiteGraphStore:
                 if column not in have:
                     db.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT")
             db.execute("CREATE INDEX IF NOT EXISTS runs_parent ON runs (parent)")
+            _add_leaves(db)
 
     # connections ---------------------------------------------------------------------------
 
@@ -892,7 +905,7 @@ class SQLiteGraphStore:
         """Runs passing ``where``, in ``order`` then by id, from the one after the sort key
         ``after`` (``(rank, value, id)``, :func:`lineage.filters.order_key` and the id)."""
         rows = self._find(
-            f"SELECT {_RUN_COLUMNS}", "runs", "runs.id", _RUN_FILTER_COLUMNS,
+            f"SELECT {_RUN_QUALIFIED}", "runs", "runs.id", _RUN_FILTER_COLUMNS,
             project, where, order, limit, after,
         )  # fmt: skip
         return codec.decode_runs(rows)
@@ -914,6 +927,86 @@ class SQLiteGraphStore:
         )  # fmt: skip
         return codec.decode_versions(rows)
 
+    def count_found_runs(self, project: str | None, where: Filter | None) -> int:
+        """How many runs :meth:`find_runs` would return without a limit (no record read)."""
+        return self._count_found("runs", _RUN_FILTER_COLUMNS, project, where)
+
+    def count_found_versions(self, project: str | None, where: Filter | None) -> int:
+        """How many versions :meth:`find_versions` would return without a limit."""
+        return self._count_found(_VERSION_FROM, _VERSION_FILTER_COLUMNS, project, where)
+
+    def _count_found(
+        self, table: str, columns: Columns, project: str | None, where: Filter | None
+    ) -> int:
+        source, clauses, params = self._found_rows(table, columns, project, where, None)
+        text = f"SELECT count(*) FROM {source} {_where(clauses)}"
+        count: int = self._db().execute(text, params).fetchone()[0]
+        return count
+
+    def _found_rows(
+        self,
+        table: str,
+        columns: Columns,
+        project: str | None,
+        where: Filter | None,
+        broad: int | None,
+    ) -> tuple[str, list[str], list[Any]]:
+        """``(source, clauses, params)``: the rows passing ``where``. When one of the
+        filter's ``and``-ed comparisons on a key or a tag holds for fewer rows than
+        ``broad`` (None: any number), the source is those rows' ids, read from the side
+        table's index (the fewest of them), joined to the table: a filter reads only the
+        rows that may pass. Otherwise the source is the table, each row tested."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        source = table
+        tested = columns
+        if where is not None:
+            driver = self._driver(where, columns, broad)
+            if driver is not None:
+                seek, seek_params, rest = driver
+                source = f"(SELECT DISTINCT id AS want FROM ({seek})) d CROSS JOIN {table}"
+                params += seek_params
+                # the other comparisons' probes of the side table name d.want, so that they
+                # run before the row itself is read; the driver's own is not tested again
+                where, tested = rest, {**columns, "id": "d.want"}
+                clauses.append(f"{columns['id']} = d.want")
+        if project is not None:
+            clauses.append(f"{columns['project']} = ?")
+            params.append(project)
+        if where is not None:
+            sql, where_params = where_sql(where, tested)
+            clauses.append(sql)
+            params += where_params
+        return source, clauses, params
+
+    def _driver(
+        self, where: Filter, columns: Columns, broad: int | None
+    ) -> tuple[str, list[Any], Filter | None] | None:
+        """The index range (of one ``and``-ed comparison) holding the fewest rows, if it
+        holds fewer than ``broad``, and the rest of the filter; each range is counted up to
+        the fewest found so far."""
+        best: tuple[int, str, list[Any], int] | None = None
+        db = self._db()
+        parts = conjuncts(where)
+        for at, part in enumerate(parts):
+            seek = seek_sql(part, columns)
+            if seek is None:
+                continue
+            cap = min(_DRIVE if broad is None else broad, _DRIVE if best is None else best[0])
+            counted: int = db.execute(
+                f"SELECT count(*) FROM ({seek[0]} LIMIT ?)", [*seek[1], cap]
+            ).fetchone()[0]
+            if best is None or counted < best[0]:
+                best = (counted, *seek, at)
+        if best is None or (broad is not None and best[0] >= broad):
+            return None
+        rest = [part for at, part in enumerate(parts) if at != best[3]]
+        return (
+            best[1],
+            best[2],
+            (None if not rest else rest[0] if len(rest) == 1 else And(parts=tuple(rest))),
+        )
+
     def _find(
         self,
         select: str,
@@ -926,16 +1019,17 @@ class SQLiteGraphStore:
         limit: int | None,
         after: Sequence[Any] | None,
     ) -> list[Any]:
-        clauses: list[str] = []
-        params: list[Any] = []
+        # A first page of a broad filter walks the order's index and tests each row until
+        # the page is full; anything else starts from the filter's narrowest index range.
+        walk = limit is not None and (
+            order.field.document is not None or order.field.attribute in _WALKABLE
+        )
+        broad = self.broad if walk else None
+        source, clauses, params = self._found_rows(table, columns, project, where, broad)
+        if walk and source == table and order.field.document is not None:
+            assert limit is not None
+            return self._walk_leaves(select, table, columns, clauses, params, order, limit, after)
         rank, value, order_params = order_sql(order, columns)
-        if project is not None:
-            clauses.append(f"{columns['project']} = ?")
-            params.append(project)
-        if where is not None:
-            sql, where_params = where_sql(where, columns)
-            clauses.append(sql)
-            params += where_params
         way = "DESC" if order.descending else ""
         beyond = "<" if way else ">"
         if rank.isdigit():  # one rank (lineage.storage.sqlfilter.order_sql): the column alone
@@ -952,24 +1046,110 @@ class SQLiteGraphStore:
                 params += [*order_params, *after]
             ordering = f"{rank} {way}, {value} {way}, {id_column} {way}"
             params += order_params
-        text = (
-            f"{select} FROM {table} {'WHERE ' + ' AND '.join(clauses) if clauses else ''} "
-            f"ORDER BY {ordering} LIMIT ?"
-        )
+        text = f"{select} FROM {source} {_where(clauses)} ORDER BY {ordering} LIMIT ?"
         params.append(-1 if limit is None else limit)
         return self._db().execute(text, params).fetchall()
+
+    def _walk_leaves(
+        self,
+        select: str,
+        table: str,
+        columns: Columns,
+        clauses: list[str],
+        params: list[Any],
+        order: Order,
+        limit: int,
+        after: Sequence[Any] | None,
+    ) -> list[Any]:
+        """A page in the order of a key: its numbers from the side table's ``(key, num,
+        id)`` index, then its strings from ``(key, str, id)``, in that index's order, each
+        row tested as it comes; then (only if the page is not full yet) the rows with
+        neither, by id. Both directions take the parts in that order (the rest is last)."""
+        way = "DESC" if order.descending else ""
+        beyond = "<" if way else ">"
+        key = order_leaf_key(order)
+        ident = columns["id"]
+        db = self._db()
+        found: list[Any] = []
+        seen: set[str] = set()
+        position = None if after is None else (2 - after[0] if way else after[0])
+        for part, column in enumerate(("o.num", "o.str", None)):
+            if position is not None and part < position:
+                continue  # the cursor is past this part
+            more = list(clauses)
+            extra: list[Any] = []
+            if column is None:
+                more.append(
+                    f"NOT EXISTS (SELECT 1 FROM {columns['leaves']} o INDEXED BY "
+                    f"{columns['leaves']}_id WHERE o.id = {ident} "
+                    "AND o.key = ? AND (o.num IS NOT NULL OR o.str IS NOT NULL))"
+                )
+                extra.append(key)
+                if position == part:
+                    assert after is not None
+                    more.append(f"{ident} {beyond} ?")
+                    extra.append(after[2])
+                text = (
+                    f"{select}, {ident} FROM {table} {_where(more)} ORDER BY {ident} {way} LIMIT ?"
+                )
+                rows = db.execute(text, [*params, *extra, limit - len(found)]).fetchall()
+            else:
+                if position == part:
+                    assert after is not None
+                    more.append(f"({column}, o.id) {beyond} (?, ?)")
+                    extra += [after[1], after[2]]
+                text = (
+                    f"{select}, {ident} FROM {columns['leaves']} o CROSS JOIN {table} "
+                    f"{_where(['o.key = ?', f'{column} IS NOT NULL', f'{ident} = o.id', *more])} "
+                    f"ORDER BY {column} {way}, o.id {way} LIMIT ?"
+                )
+                rows = db.execute(text, [key, *params, *extra, limit - len(found)]).fetchall()
+            for row in rows:
+                if row[-1] not in seen:  # a key held twice ({"a.b": 1, "a": {"b": 1}})
+                    seen.add(row[-1])
+                    found.append(row[:-1])
+            if len(found) >= limit:
+                break
+        return found[:limit]
 
 
 _RUN_FILTER_COLUMNS: Columns = {
     **{f: f"runs.{f}" for f in RUN_FIELDS},
     "user": "runs.user",
+    "leaves": LEAVES["runs"][0],
 }
 _VERSION_FILTER_COLUMNS: Columns = {
     **{f: f"v.{_column(f)}" for f in VERSION_STORED},
     "type": "a.type",
     "id": "v.id",
     "tags": "v.tags",
+    "leaves": LEAVES["versions"][0],
 }
+
+
+def _add_leaves(db: sqlite3.Connection) -> None:
+    """The side tables of filterable leaves (lineage.storage.sqlfilter) and their triggers;
+    a store made before them gets them filled from its rows, in the same transaction."""
+    for target, (leaves, *_) in LEAVES.items():
+        new = not db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (leaves,)
+        ).fetchone()
+        schema, fill = leaves_schema(target)
+        for statement in schema:
+            db.execute(statement)
+        if new:
+            for statement in fill:
+                db.execute(statement)
+
+
+_RUN_QUALIFIED = ", ".join(f"runs.{f}" for f in RUN_FIELDS)  # beside other tables' ids
+# orders whose column has an index (a first page walks it): started_at, created_at
+_WALKABLE = frozenset({"started_at", "created_at"})
+_DRIVE = 1 << 62  # without a page: always from the narrowest range, however broad
+
+
+def _where(clauses: Sequence[str]) -> str:
+    return "WHERE " + " AND ".join(clauses) if clauses else ""
 
 
 def _present(db: sqlite3.Connection, table: str, ids: Sequence[str]) -> set[str]:

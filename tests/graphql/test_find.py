@@ -55,6 +55,13 @@ async def test_filter_order_and_pages(server: Server, service: Service) -> None:
         " { nodes { ref } } }"
     )
     assert [n["ref"] for n in found["versions"]["nodes"]] == ["p/m:v3", "p/m:v1"]
+    # totalCount is the store's count of the filter, not the length of a page
+    counted = await server.data(
+        '{ a: versions(filter: "metadata.epochs = 3", first: 1) { totalCount nodes { ref } }'
+        ' b: versions(project: "p", filter: "size >= 10", first: 1) { totalCount } }'
+    )
+    assert counted["a"]["totalCount"] == 2 and len(counted["a"]["nodes"]) == 1
+    assert counted["b"]["totalCount"] == 3
     bad = await server.error(RUNS, {"f": "config.lr <"})
     assert bad["message"] == "filter: at 12: expected a value after '<', not the end"
     assert bad["extensions"]["code"] == "INVALID_INPUT"

@@ -84,6 +84,10 @@ SCHEMA: dict[str, LiteralString] = {
     "FOR (n:ArtifactVersion) ON (n.digest)",
     "alias_version": "CREATE INDEX alias_version IF NOT EXISTS FOR (n:Alias) ON (n.version)",
     "event_project": "CREATE INDEX event_project IF NOT EXISTS FOR (n:Event) ON (n.project)",
+    # a first page of a broad filter walks its order (lineage.storage.neo4j.store find_runs)
+    "run_started": "CREATE INDEX run_started IF NOT EXISTS FOR (n:Run) ON (n.started_at)",
+    "version_created": "CREATE INDEX version_created IF NOT EXISTS "
+    "FOR (n:ArtifactVersion) ON (n.created_at)",
 }
 
 # Takes the node's write lock for the rest of the transaction without changing it. Reads of

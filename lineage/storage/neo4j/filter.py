@@ -139,20 +139,22 @@ class _Builder:
 
     def order(self, order: Order) -> tuple[str, str]:
         field = order.field
+        # ranks as lineage.filters.order_key: the rest (missing...) last in both directions
+        number, string, rest = (2, 1, 0) if order.descending else (0, 1, 2)
         if field.attribute is not None:
             column = self.columns[field.attribute]
-            first = 0 if field.kind in ("number", "time") else 1
+            first = number if field.kind in ("number", "time") else string
             if field.attribute not in NULLABLE:
                 return str(first), column
             return (
-                f"CASE WHEN {column} IS NULL THEN 2 ELSE {first} END",
+                f"CASE WHEN {column} IS NULL THEN {rest} ELSE {first} END",
                 f"coalesce({column}, 0)",
             )
         value = prop(self.var, f"{field.document}." + ".".join(field.path))
         # a type predicate holds for null too (types are nullable): null is tested first
         rank = (
-            f"CASE WHEN {value} IS NULL THEN 2 WHEN {value} IS :: INTEGER | FLOAT THEN 0 "
-            f"WHEN {value} IS :: STRING THEN 1 ELSE 2 END"
+            f"CASE WHEN {value} IS NULL THEN {rest} WHEN {value} IS :: INTEGER | FLOAT "
+            f"THEN {number} WHEN {value} IS :: STRING THEN {string} ELSE {rest} END"
         )
         kept = f"{value} IS NOT NULL AND {value} IS :: INTEGER | FLOAT | STRING"
         return rank, f"CASE WHEN {kept} THEN {value} ELSE 0 END"

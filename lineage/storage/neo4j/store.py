@@ -11,7 +11,7 @@ import dataclasses
 import logging
 import os
 import time
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from functools import partial
 from typing import Any, LiteralString, TypeVar
 from urllib.parse import urlsplit
@@ -22,6 +22,7 @@ from neo4j.exceptions import (
     ClientError,
     ConfigurationError,
     ConnectionPoolError,
+    CypherSyntaxError,
     DatabaseUnavailable,
     IncompleteCommit,
     ServiceUnavailable,
@@ -35,7 +36,7 @@ from lineage.errors import (
     Unauthenticated,
     VersionNotFound,
 )
-from lineage.filters import Filter, Order
+from lineage.filters import Compare, Filter, Order, conjuncts
 from lineage.records import (
     CONSUMED_BY,
     PRODUCED,
@@ -89,6 +90,7 @@ from lineage.storage.neo4j.filter import (
     flat_props,
     index_query,
     order_cypher,
+    prop,
     where_cypher,
 )
 from lineage.traversal import derived_triples
@@ -117,6 +119,10 @@ class Neo4jGraphStore:
     StoreUnavailable within about ``connect_timeout`` seconds; once connected, a call that still
     finds the server gone after ``max_retry_time`` seconds of the driver's retries raises it too.
     """
+
+    # a first page walks its order's index unless one and-ed comparison on a key of the
+    # filter holds for fewer nodes than this (find_runs; tests move it to try both plans)
+    broad = 2000
 
     def __init__(
         self,
@@ -788,9 +794,17 @@ class Neo4jGraphStore:
     ) -> list[RunRecord]:
         """Runs passing ``where``, in ``order`` then by id, from the one after the sort key
         ``after`` (``(rank, value, id)``)."""
-        query, params = _find_query("MATCH (r:Run) WHERE r.project IS NOT NULL", "r",
-                                    _RUN_COLUMNS, project, where, order, limit, after)  # fmt: skip
-        return codec.decode_runs(self._collect(query + " " + RUNS, **params))
+
+        def page(hints: bool) -> list[RunRecord]:
+            found: list[RunRecord] = []
+            for query, params in self._find_plan("Run", "r", _RUN_COLUMNS, project, where,
+                                                 order, limit, after, hints):  # fmt: skip
+                found += codec.decode_runs(self._collect(query + " " + RUNS, **params))
+                if limit is not None and len(found) >= limit:
+                    break
+            return found[:limit] if limit is not None else found
+
+        return _hinted(page)
 
     def find_versions(
         self,
@@ -802,15 +816,166 @@ class Neo4jGraphStore:
         after: Sequence[Any] | None = None,
     ) -> list[VersionRecord]:
         """Versions (deleted ones too) passing ``where``, as :meth:`find_runs`."""
-        query, params = _find_query(
-            "MATCH (v:ArtifactVersion) WHERE v.project IS NOT NULL", "v",
-            _VERSION_COLUMNS, project, where, order, limit, after,
+
+        def page(hints: bool) -> list[VersionRecord]:
+            found: list[VersionRecord] = []
+            for query, params in self._find_plan("ArtifactVersion", "v", _VERSION_COLUMNS,
+                                                 project, where, order, limit, after,
+                                                 hints):  # fmt: skip
+                found += self._read(partial(_versions_found, query=query, params=params))
+                if limit is not None and len(found) >= limit:
+                    break
+            return found[:limit] if limit is not None else found
+
+        return _hinted(page)
+
+    def _find_plan(
+        self,
+        label: LiteralString,
+        var: LiteralString,
+        columns: Mapping[str, str],
+        project: str | None,
+        where: Filter | None,
+        order: Order,
+        limit: int | None,
+        after: Sequence[Any] | None,
+        hints: bool = True,
+    ) -> Iterator[tuple[LiteralString, dict[str, Any]]]:
+        """The queries of a page, in turn (the caller stops once the page is full). A first
+        page of a broad filter walks its order's index: ``started_at``/``created_at``, or a
+        key's flattened property (its numbers, then its strings, then the rest), with the
+        planner told to (``USING INDEX``); anything else lets the planner seek the
+        filter's own indexes."""
+        match: LiteralString = f"MATCH ({var}:{label}) WHERE {var}.project IS NOT NULL"
+        field = order.field
+        key = None if field.document is None else f"{field.document}." + ".".join(field.path)
+        walkable = field.attribute in ("started_at", "created_at") or (
+            key is not None and f"flat {label} {key}" in self._indexed
+        )
+        if (
+            not hints
+            or limit is None
+            or not walkable
+            or not self._broad(label, var, columns, where)
+        ):
+            narrowest = self._narrowest(label, var, columns, where) if hints else None
+            if narrowest is not None:  # the planner, left alone, may seek a broader one
+                match = (
+                    f"MATCH ({var}:{label}) USING INDEX {var}:{label}({prop('', narrowest)[1:]}) "
+                    f"WHERE {var}.project IS NOT NULL"
+                )
+            yield _find_query(match, var, columns, project, where, order, limit, after)
+            return
+        if key is None:
+            column = columns[field.attribute or ""]
+            prop_name: LiteralString = "started_at" if label == "Run" else "created_at"
+            hinted: LiteralString = (
+                f"MATCH ({var}:{label}) USING INDEX {var}:{label}({prop_name}) "
+                f"WHERE {column} IS NOT NULL AND {var}.project IS NOT NULL"
+            )
+            yield _find_query(hinted, var, columns, project, where, order, limit, after)
+            return
+        value = prop(var, key)
+        number, string, rest = (2, 1, 0) if order.descending else (0, 1, 2)
+        position = None if after is None else (2 - after[0] if order.descending else after[0])
+        for part, (rank, kind) in enumerate(((number, "INTEGER | FLOAT"), (string, "STRING"))):
+            if position is not None and part < position:
+                continue
+            hinted = (
+                f"MATCH ({var}:{label}) USING INDEX {var}:{label}({prop('', key)[1:]}) "
+                f"WHERE {value} IS NOT NULL AND {value} IS :: {kind} "
+                f"AND {var}.project IS NOT NULL"
+            )
+            yield _find_query(hinted, var, columns, project, where, order, limit,
+                              after if position == part else None, rank=rank,
+                              bare=value)  # fmt: skip
+        yield _find_query(match, var, columns, project, where, order, limit,
+                          after if position == 2 else None, rank=rest)  # fmt: skip
+
+    def _narrowest(
+        self,
+        label: LiteralString,
+        var: LiteralString,
+        columns: Mapping[str, str],
+        where: Filter | None,
+    ) -> str | None:
+        """The key of the ``and``-ed range comparison of ``where`` holding the fewest nodes,
+        when there are two or more (each counted through its index, up to the fewest so
+        far); None otherwise."""
+        parts = [
+            part for part in ([] if where is None else conjuncts(where))
+            if isinstance(part, Compare) and part.field.document is not None
+            and part.op in ("=", "<", "<=", ">", ">=", "in")
+            and f"flat {label} {part.field.document}.{'.'.join(part.field.path)}"
+            in self._indexed
+        ]  # fmt: skip
+        if len(parts) < 2:
+            return None
+        best: tuple[int, str] | None = None
+        for part in parts:
+            params: dict[str, Any] = {"cap": 1 << 62 if best is None else best[0]}
+            test = where_cypher(part, var, columns, params)
+            counted: int = self._rows(
+                f"MATCH ({var}:{label}) WHERE {test} WITH {var} LIMIT $cap RETURN count(*) AS n",
+                **params,
+            )[0]["n"]
+            if best is None or counted < best[0]:
+                best = (counted, f"{part.field.document}." + ".".join(part.field.path))
+        return None if best is None else best[1]
+
+    def _broad(
+        self,
+        label: LiteralString,
+        var: LiteralString,
+        columns: Mapping[str, str],
+        where: Filter | None,
+    ) -> bool:
+        """Whether every ``and``-ed comparison of ``where`` on a key holds for at least
+        ``broad`` nodes (each counted through its index, up to that many)."""
+        if where is None:
+            return True
+        for part in conjuncts(where):
+            if not isinstance(part, Compare) or part.field.document is None:
+                continue
+            params: dict[str, Any] = {"cap": self.broad}
+            test = where_cypher(part, var, columns, params)
+            counted = self._rows(
+                f"MATCH ({var}:{label}) WHERE {test} WITH {var} LIMIT $cap RETURN count(*) AS n",
+                **params,
+            )[0]["n"]
+            if counted < self.broad:
+                return False
+        return True
+
+    def count_found_runs(self, project: str | None, where: Filter | None) -> int:
+        """How many runs :meth:`find_runs` would return without a limit (no record read)."""
+        return self._count_found(
+            "MATCH (r:Run) WHERE r.project IS NOT NULL", "r", _RUN_COLUMNS, project, where
+        )
+
+    def count_found_versions(self, project: str | None, where: Filter | None) -> int:
+        """How many versions :meth:`find_versions` would return without a limit."""
+        return self._count_found(
+            "MATCH (v:ArtifactVersion) WHERE v.project IS NOT NULL", "v", _VERSION_COLUMNS,
+            project, where,
         )  # fmt: skip
 
-        def work(tx: neo4j.ManagedTransaction) -> list[VersionRecord]:
-            return _with_artifacts(tx, _collect(tx, query + " " + VERSION_ROWS, **params))
-
-        return self._read(work)
+    def _count_found(
+        self,
+        match: LiteralString,
+        var: LiteralString,
+        columns: Mapping[str, str],
+        project: str | None,
+        where: Filter | None,
+    ) -> int:
+        params: dict[str, Any] = {"project": project}
+        query = match
+        if project is not None:
+            query += f" AND {var}.project = $project"
+        if where is not None:
+            query += " AND " + where_cypher(where, var, columns, params)
+        count: int = self._rows(query + f" RETURN count({var}) AS n", **params)[0]["n"]
+        return count
 
     # tokens --------------------------------------------------------------------------------
 
@@ -1006,6 +1171,23 @@ _VERSION_COLUMNS = {
 }
 
 
+def _hinted(page: Callable[[bool], list[T]]) -> list[T]:
+    """``page(True)``, or ``page(False)`` when the planner cannot fulfil an index hint (a
+    filter it finds false whatever the node, say): then the planner picks the plan."""
+    try:
+        return page(True)
+    except CypherSyntaxError as exc:
+        if "hint" not in str(exc).lower():
+            raise
+        return page(False)
+
+
+def _versions_found(
+    tx: neo4j.ManagedTransaction, query: LiteralString, params: dict[str, Any]
+) -> list[VersionRecord]:
+    return _with_artifacts(tx, _collect(tx, query + " " + VERSION_ROWS, **params))
+
+
 def _find_query(
     match: LiteralString,
     var: LiteralString,
@@ -1015,20 +1197,27 @@ def _find_query(
     order: Order,
     limit: int | None,
     after: Sequence[Any] | None,
+    *,
+    rank: int | None = None,
+    bare: LiteralString | None = None,
 ) -> tuple[LiteralString, dict[str, Any]]:
+    """The query of a page; with ``rank``, of the nodes of that rank alone (and with
+    ``bare``, the property holding their value: ordered by it, an index can serve)."""
     params: dict[str, Any] = {"project": project, "limit": limit}
     query = match
     if project is not None:
         query += f" AND {var}.project = $project"
     if where is not None:
         query += " AND " + where_cypher(where, var, columns, params)
-    rank, value = order_cypher(order, var, columns, params)
+    rank_of, value = order_cypher(order, var, columns, params)
     way: LiteralString = " DESC" if order.descending else ""
     beyond: LiteralString = "<" if order.descending else ">"
-    if rank.isdigit():  # one rank: the property alone orders (lineage.storage.sqlfilter)
+    if bare is not None:  # the nodes of one rank, whose value is the property itself
+        rank_of, value = str(rank), bare
+    if rank_of.isdigit():  # one rank: the property alone orders (lineage.storage.sqlfilter)
         if after is not None:
-            if after[0] != int(rank):
-                query += " AND true" if (after[0] < int(rank)) != bool(way) else " AND false"
+            if after[0] != int(rank_of):
+                query += " AND true" if (after[0] < int(rank_of)) != bool(way) else " AND false"
             else:
                 params.update(a_value=after[1], a_id=after[2])
                 query += (
@@ -1037,13 +1226,16 @@ def _find_query(
                 )
         query += f" WITH {var} ORDER BY {value}{way}, {var}.id{way}" + limit_clause(limit)
         return query, params
-    query += f" WITH {var}, {rank} AS rk, {value} AS vl"
+    query += f" WITH {var}, {rank_of} AS rk, {value} AS vl"
     if after is not None:
         params.update(a_rank=after[0], a_value=after[1], a_id=after[2])
         query += (
-            f" WHERE rk {beyond} $a_rank OR (rk = $a_rank AND (vl {beyond} $a_value "
-            f"OR (vl = $a_value AND {var}.id {beyond} $a_id)))"
+            f" WHERE (rk {beyond} $a_rank OR (rk = $a_rank AND (vl {beyond} $a_value "
+            f"OR (vl = $a_value AND {var}.id {beyond} $a_id))))"
         )
+    if rank is not None:
+        params["only_rank"] = rank
+        query += (" AND" if after is not None else " WHERE") + " rk = $only_rank"
     query += f" ORDER BY rk{way}, vl{way}, {var}.id{way}" + limit_clause(limit)
     return query, params
 
