@@ -789,6 +789,13 @@ class Service:
         """Runs and versions upstream, downstream or both ways of a version or run."""
         ways = check_direction(direction)
         depth = check_depth(depth)
+        named = _indexed_ref(start, default_project)
+        if named is not None:
+            # a ref by index (project/name:v3) is walked at once: the start's own record in
+            # the answer proves the version exists (one round trip, not two, on a server)
+            walked = self.traversal.lineage(named, direction, depth)
+            if any(n.id == named for n in walked.nodes):
+                return walked
         node, kind = self.node_id(start, default_project)
         at = _as_of(start)
         if at is not None:  # the graph as it was (lineage.history)
@@ -1035,6 +1042,18 @@ class Service:
             temp_bytes=temp_bytes,
             blobs_young=young,
         )
+
+
+def _indexed_ref(start: str, default_project: str | None) -> str | None:
+    """The version id a ref by index names (``name:v3`` -> ``project/name:v3``); None for
+    anything else (an alias, a run id, a storage URI, a ref as of a time, a bad ref)."""
+    if ":v" not in start or "@" in start or is_location(start):
+        return None
+    try:
+        parsed = parse_ref(start, default_project)
+    except InvalidInput:
+        return None
+    return str(parsed) if parsed.index is not None else None
 
 
 def _as_of(ref: str) -> float | None:
