@@ -152,9 +152,23 @@ def lineage_steps(expand: Callable[[list[str], Direction], list[tuple[str, str, 
     return step
 
 
-def tree_steps(expand: Callable[[list[str], Direction], list[tuple[str, str, str]]]) -> Step:
+def tree_steps(
+    expand: Callable[[list[str], Direction], list[tuple[str, str, str]]],
+    derive: Callable[[list[str]], list[tuple[str, str | None, str]]] | None = None,
+) -> Step:
     """A derivation tree's step from a level of versions: per run consuming one and per
-    version it produced, the ``(version, output, run)`` triple, gated by the run."""
+    version it produced, the ``(version, output, run)`` triple, gated by the run. With
+    ``derive`` (a store's ``derive_rows``), one round trip a level instead of two."""
+    if derive is not None:
+        derived = derive
+
+        def one_trip(level: list[str]) -> list[Met]:
+            return [
+                (version, out, None if out is None else (version, out, run), run)
+                for version, out, run in derived(level)
+            ]
+
+        return one_trip
 
     def step(level: list[str]) -> list[Met]:
         consumed = [row for row in expand(level, "down") if row[2] == CONSUMED_BY]

@@ -16,7 +16,7 @@ import secrets
 import socket
 import string
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,7 +69,7 @@ from lineage.records import (
     VersionRecord,
 )
 from lineage.storage.blobs import BlobStore
-from lineage.storage.graph import Direction, GraphStore, NewVersion
+from lineage.storage.graph import DeriveRows, Direction, GraphStore, NewVersion
 from lineage.storage.local import LocalBlobStore
 from lineage.traversal import (
     Traversal,
@@ -972,7 +972,7 @@ class Service:
         if at is not None:
             whole = self.tree(ref, depth, default_project=default_project)
             return answer_pages(question, whole, None, first=first, after=after)
-        starts = [([node], tree_steps(self.traversal.expand_rows))]
+        starts = [([node], tree_steps(self.traversal.expand_rows, self._derive()))]
         return walk_pages(
             question,
             starts,
@@ -995,8 +995,12 @@ class Service:
             raise InvalidInput(f"a derivation tree starts at a version, not run {ref!r}")
         if _as_of(ref) is not None:
             return len(self.tree(ref, depth, default_project=default_project).nodes)
-        starts = [([node], tree_steps(self.traversal.expand_rows))]
+        starts = [([node], tree_steps(self.traversal.expand_rows, self._derive()))]
         return count_nodes(starts, depth, gated=True)
+
+    def _derive(self) -> Callable[[list[str]], list[tuple[str, str | None, str]]] | None:
+        """The store's ``derive_rows``, if it has one (lineage.storage.graph)."""
+        return self.graph.derive_rows if isinstance(self.graph, DeriveRows) else None
 
     def _page_records(
         self, ids: list[str]

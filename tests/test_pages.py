@@ -23,6 +23,7 @@ from lineage.pages import MAX_PAGE, Page
 from lineage.records import RunRecord, Subgraph, VersionRecord
 from lineage.service import Service
 from lineage.storage import open_stores
+from lineage.storage.graph import DeriveRows
 from lineage.storage.sqlite import SQLiteGraphStore
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
@@ -153,6 +154,16 @@ def test_a_generated_tree_in_pages(service: Service) -> None:
     order = {n: d // 2 for n, d in distances(graph, tree.base, ["downstream"]).items()}
     check_pages(list(service.tree_pages(tree.base, None, first=97)), whole, order)
     assert service.tree_count(tree.base, None) == len(whole.nodes) > 500
+
+    # the store's one-trip generation is what two expand calls give
+    from lineage.pages import tree_steps
+
+    level = sorted({s.outputs[0].id for s in tree.steps[:60] if s.outputs})
+    fallback = tree_steps(service.traversal.expand_rows)(level)
+    assert isinstance(service.graph, DeriveRows)
+    assert sorted(tree_steps(service.traversal.expand_rows, service.graph.derive_rows)(level),
+                  key=repr) == sorted(fallback, key=repr)  # fmt: skip
+    assert fallback and all(m[1] for m in fallback)  # every run here produced
 
     leaf = tree.leaves[0]
     whole = service.lineage(leaf, "upstream", 5)
