@@ -567,10 +567,10 @@ class Neo4jServer:
 def neo4j_memory(runs: int) -> tuple[str, str]:
     """Heap and page cache of a started Neo4j for a tree of ``runs`` (with the warm-up):
     the store takes ~250 MiB on disk per 100,000 runs; the page cache holds all of it, and
-    the heap the whole-tree answer the server builds (~1.3 GiB at 1M)."""
+    the heap the whole-tree answer the server builds in one query."""
     if runs <= 100_000:
         return "768m", "512m"
-    return "3g", f"{max(1, round(runs / 100_000 * 0.3))}g"
+    return "4g", f"{max(1, round(runs / 100_000 * 0.3))}g"
 
 
 def disk_mib(path: Path) -> float:
