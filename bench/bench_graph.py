@@ -382,6 +382,8 @@ def measure(
         began = time.perf_counter()
         subject.ingest(batch)
         result.batch_rates.append(len(batch.runs) / (time.perf_counter() - began))
+        if len(result.batch_rates) % 20 == 0:  # a long ingest says how it goes
+            log(f"    batch {len(result.batch_rates)}: {result.batch_rates[-1]:,.0f} runs/s")
     result.ingest_s = time.perf_counter() - start
     data = getattr(subject, "data", lambda: None)()
     if data is not None:
