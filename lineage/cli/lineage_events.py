@@ -72,10 +72,11 @@ def export(
     --openlineage: the runs of a project (all projects without -p) as OpenLineage RunEvents:
     START, and COMPLETE, FAIL or ABORT, with inputs and outputs.
 
-    --lineage REF (--up, --down or --both) or --tree REF: a lineage answer, page by page in
-    constant memory (a million-version tree too): a {"type": "node"} line per node, by
-    generation then id, each followed by the {"type": "edge"} lines it completes, then one
-    {"type": "end"} line with the counts and whether --depth cut the walk.
+    --lineage REF (--up, --down or --both) or --tree REF: a lineage answer, page by page,
+    holding the ids walked and one page's records, never the whole answer (a million-version
+    tree too): a {"type": "node"} line per node, by generation then id, each followed by the
+    {"type": "edge"} lines it completes, then one {"type": "end"} line with the counts and
+    whether --depth cut the walk.
     """
     asked = [name for name, on in (("--openlineage", openlineage), ("--lineage", lineage_ref),
                                    ("--tree", tree_ref)) if on]  # fmt: skip
