@@ -497,7 +497,7 @@ def writer_shares(tree: Tree, writers: int, runs: int, seed: int) -> list[list[L
         share = []
         for k in range(runs):
             run = RunRecord(
-                id=f"w{w}{k:06d}", project=tree.project, name=f"writer-{w}-{k}",
+                id=f"x{w}{k:06d}", project=tree.project, name=f"writer-{w}-{k}",
                 job_type="finetune", state="finished", config={"lr": 1e-4},
                 started_at=1_700_000_000.0 + k, finished_at=1_700_000_001.0 + k,
             )  # fmt: skip
