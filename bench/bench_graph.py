@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
+import hashlib
 import json
 import random
 import resource
@@ -65,7 +66,11 @@ from lineage.traversal import Row, derived_answer, derived_triples, paused_gc
 BATCH = 5000
 QUERIES = 50
 REPEAT = 5
-GOALS = {  # at 100,000 runs, from the issue
+PAGE = 1000  # versions in the first page of the tree
+GOALS = {  # at 100,000 runs, from the issue (15: and at 1M, with the pages and writers)
+    ("sqlite", "page_median"): "< 200 ms (1M)",
+    ("neo4j", "page_median"): "< 200 ms (1M)",
+    ("neo4j", "writers"): ">= 1,000 runs/s (8 writers)",
     ("sqlite", "ingest"): ">= 20,000 runs/s",
     ("neo4j", "ingest"): ">= 5,000 runs/s",
     ("sqlite", "per_run"): ">= 1,000 runs/s",
@@ -145,16 +150,26 @@ class Subject(Protocol):
     def log_run(self, step: Logged) -> None: ...
     def upstream(self, ref: str) -> Subgraph: ...
     def tree(self, ref: str) -> Subgraph: ...
+    def first_page(self, ref: str) -> int: ...
     def close(self) -> None: ...
 
 
 class StoreSubject:
     """A GraphStore behind the service layer, as the SDK and CLI use it."""
 
-    def __init__(self, name: str, graph: GraphStore, scratch: Path) -> None:
+    def __init__(
+        self,
+        name: str,
+        graph: GraphStore,
+        scratch: Path,
+        data: Callable[[], Path | None] = lambda: None,
+        server: Callable[[], int | None] = lambda: None,
+    ) -> None:
         self.name = name
         self.graph = graph
         self.service = Service(graph, LocalBlobStore(scratch / "blobs"))
+        self.data = data  # where the store's files are
+        self.server = server  # the pid of the server that answers
 
     def ingest(self, batch: Batch) -> None:
         self.graph.import_records(
@@ -174,6 +189,10 @@ class StoreSubject:
 
     def tree(self, ref: str) -> Subgraph:
         return self.service.tree(ref, depth=None)
+
+    def first_page(self, ref: str) -> int:
+        """The first page of the whole derivation tree (``PAGE`` versions): how many."""
+        return len(self.service.tree_page(ref, None, first=PAGE).nodes)
 
     def close(self) -> None:
         self.graph.close()
@@ -250,6 +269,9 @@ class NetworkxSubject:
         with paused_gc():
             return self._subgraph(*self._walk(ref, False, None), root=ref, derived=True)
 
+    def first_page(self, ref: str) -> int:
+        return 0  # networkx holds the whole graph: nothing to page
+
     def close(self) -> None:
         self.g.clear()
 
@@ -269,6 +291,14 @@ class Result:
     tree_cpu_s: list[float] = field(default_factory=list)
     tree_nodes: int = 0
     tree_edges: int = 0
+    batch_rates: list[float] = field(default_factory=list)  # runs/s of each ingest batch
+    page_ms: list[float] = field(default_factory=list)
+    rss_up_mib: float = 0.0  # growth of this process's RSS over the upstream queries
+    rss_page_mib: float = 0.0  # ... over the first pages
+    rss_tree_mib: float = 0.0  # ... while holding one whole tree
+    server_rss_mib: float = 0.0  # a server's (Neo4j's JVM) RSS at the end
+    disk_mib: float = 0.0  # the store's files after ingest (and the warm-up)
+    writers_rate: float = 0.0  # per-run writes, runs/s, with --writers threads
     error: str | None = None
 
     def metrics(self) -> dict[str, float]:
@@ -282,6 +312,22 @@ class Result:
             "up_p95": percentile(self.up_ms, 95),
             "tree": statistics.median(self.tree_s),
             "tree_cpu": statistics.median(self.tree_cpu_s),
+            **({"page_median": statistics.median(self.page_ms)} if self.page_ms else {}),
+            **({"writers": self.writers_rate} if self.writers_rate else {}),
+            "rss_up": self.rss_up_mib,
+            "rss_page": self.rss_page_mib,
+            "rss_tree": self.rss_tree_mib,
+            **({"disk": self.disk_mib} if self.disk_mib else {}),
+            **({"server_rss": self.server_rss_mib} if self.server_rss_mib else {}),
+            **(
+                {
+                    "batch_first": self.batch_rates[0],
+                    "batch_last": self.batch_rates[-1],
+                    "batch_min": min(self.batch_rates),
+                }
+                if len(self.batch_rates) > 1
+                else {}
+            ),
         }
 
 
@@ -326,40 +372,76 @@ def measure(
     expected: dict[str, Any],
     log: Callable[[str], None],
     warm: Tree | None = None,
+    concurrent: Sequence[Sequence[Logged]] = (),
 ) -> Result:
     result = Result(subject=subject.name, runs=sum(tree.generations))
     warm_up(subject, warm)
 
     start = time.perf_counter()
     for batch in load:
+        began = time.perf_counter()
         subject.ingest(batch)
+        result.batch_rates.append(len(batch.runs) / (time.perf_counter() - began))
+        if len(result.batch_rates) % 20 == 0:  # a long ingest says how it goes
+            log(f"    batch {len(result.batch_rates)}: {result.batch_rates[-1]:,.0f} runs/s")
     result.ingest_s = time.perf_counter() - start
+    data = getattr(subject, "data", lambda: None)()
+    if data is not None:
+        result.disk_mib = disk_mib(data)
+        log(f"  store on disk: {result.disk_mib:,.0f} MiB (with the warm-up's)")
     result.ingest_runs = sum(len(b.runs) for b in load)
     result.ingest_records = sum(b.records for b in load)
-    log(f"  ingest {result.ingest_runs / result.ingest_s:,.0f} runs/s")
+    rates = result.batch_rates
+    log(
+        f"  ingest {result.ingest_runs / result.ingest_s:,.0f} runs/s (batches: first "
+        f"{rates[0]:,.0f}, last {rates[-1]:,.0f}, min {min(rates):,.0f}, max {max(rates):,.0f})"
+    )
 
     # Queries run as in a process that freezes nothing (lineage.traversal.paused_gc moves an
     # answer to the oldest generation only then); writes run with the benchmark's own objects
     # frozen, so that no collection re-scans them on a store's time.
     gc.unfreeze()
     subject.upstream(tree.leaves[-1])  # warm-up: connections, caches, query plans
+    before = rss_mib()
     for ref in leaves:
         took, sub = timed(lambda ref=ref: subject.upstream(ref))
         result.up_ms.append(took * 1000)
         result.up_nodes = max(result.up_nodes, len(sub.nodes))
         check(expected, f"up {ref}", answer(sub), subject.name)
-    log(f"  upstream median {statistics.median(result.up_ms):.2f} ms")
+    result.rss_up_mib = rss_mib() - before
+    log(
+        f"  upstream median {statistics.median(result.up_ms):.2f} ms "
+        f"(RSS {result.rss_up_mib:+.1f} MiB over {len(leaves)} queries)"
+    )
+
+    if subject.name != "networkx":
+        subject.first_page(tree.base)  # untimed: its first round trips
+        before = rss_mib()
+        for _ in range(max(REPEAT, 5)):
+            took, count = timed(lambda: subject.first_page(tree.base))
+            result.page_ms.append(took * 1000)
+            assert count == min(PAGE, tree.node_count), count
+        result.rss_page_mib = rss_mib() - before
+        log(
+            f"  first page of the tree ({PAGE:,} versions) median "
+            f"{statistics.median(result.page_ms):.1f} ms (RSS {result.rss_page_mib:+.1f} MiB)"
+        )
 
     for _ in range(REPEAT):
+        before = rss_mib()
         cpu = time.process_time()
         took, sub = timed(lambda: subject.tree(tree.base))
         result.tree_cpu_s.append(time.process_time() - cpu)
         result.tree_s.append(took)
+        result.rss_tree_mib = max(result.rss_tree_mib, rss_mib() - before)
         result.tree_nodes, result.tree_edges = len(sub.nodes), len(sub.edges)
         del sub
     check(expected, "tree", (result.tree_nodes, result.tree_edges), subject.name)
     gc.freeze()
-    log(f"  tree median {statistics.median(result.tree_s):.3f} s ({result.tree_nodes:,} nodes)")
+    log(
+        f"  tree median {statistics.median(result.tree_s):.3f} s ({result.tree_nodes:,} nodes, "
+        f"RSS {result.rss_tree_mib:+.0f} MiB while held)"
+    )
 
     start = time.perf_counter()
     for step in sdk:
@@ -367,7 +449,74 @@ def measure(
     result.per_run_s = time.perf_counter() - start
     result.per_run_runs = len(sdk)
     log(f"  per-run {result.per_run_runs / result.per_run_s:,.0f} runs/s")
+    if concurrent and subject.name != "networkx":
+        result.writers_rate = log_concurrently(subject, concurrent)
+        log(f"  per-run, {len(concurrent)} writers: {result.writers_rate:,.0f} runs/s")
+    server = getattr(subject, "server", lambda: None)()
+    if server is not None:
+        result.server_rss_mib = rss_mib(server)
+        log(f"  server RSS {result.server_rss_mib:,.0f} MiB")
     return result
+
+
+def log_concurrently(subject: Subject, shares: Sequence[Sequence[Logged]]) -> float:
+    """Runs/s of a thread per share logging its runs in order, as that many SDK processes
+    would, through one store object (its connection pool)."""
+    import threading
+
+    failures: list[BaseException] = []
+
+    def work(share: list[Logged]) -> None:
+        try:
+            for step in share:
+                subject.log_run(step)
+        except BaseException as exc:  # reported after the clock stops
+            failures.append(exc)
+
+    threads = [threading.Thread(target=work, args=(list(share),)) for share in shares]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    took = time.perf_counter() - start
+    if failures:
+        raise failures[0]
+    return sum(len(share) for share in shares) / took
+
+
+def writer_shares(tree: Tree, writers: int, runs: int, seed: int) -> list[list[Logged]]:
+    """``runs`` fine-tuning runs for each of ``writers`` concurrent writers: each fine-tunes
+    random models of ``tree`` on one of its datasets into an artifact of its own
+    (``model-wN``), so its version indexes are its own, as separate experiments logging at
+    once would."""
+    rng = random.Random(seed)
+    datasets = [f"{tree.project}/dataset:v{i}" for i in range(20)]
+    shares = []
+    for w in range(writers):
+        share = []
+        for k in range(runs):
+            run = RunRecord(
+                id=f"x{w}{k:06d}", project=tree.project, name=f"writer-{w}-{k}",
+                job_type="finetune", state="finished", config={"lr": 1e-4},
+                started_at=1_700_000_000.0 + k, finished_at=1_700_000_001.0 + k,
+            )  # fmt: skip
+            version = VersionRecord(
+                project=tree.project, name=f"model-w{w}", type="model", index=k,
+                digest=hashlib.blake2b(f"w{w}:{k}".encode(), digest_size=32).hexdigest(),
+                size=1 << 20, file_count=1, metadata={"generation": 21}, aliases=(),
+                created_by=run.id, created_at=1_700_000_000.0, state="committed",
+            )  # fmt: skip
+            inputs = (rng.choice(tree.leaves), rng.choice(datasets))
+            share.append(logged(Step(run=run, inputs=inputs, outputs=(version,))))
+        shares.append(share)
+    return shares
+
+
+def rss_mib(pid: int | str = "self") -> float:
+    """The resident set of a process now, MiB (Linux)."""
+    with open(f"/proc/{pid}/statm") as statm:
+        return int(statm.read().split()[1]) * resource.getpagesize() / 2**20
 
 
 def check(expected: dict[str, Any], key: str, got: Any, name: str) -> None:
@@ -383,9 +532,12 @@ def check(expected: dict[str, Any], key: str, got: Any, name: str) -> None:
 class Neo4jServer:
     """A Neo4j to benchmark: the one at ``--neo4j`` (wiped), or one started per tree size."""
 
-    def __init__(self, uri: str | None, start: bool, heap: str, scratch: Path) -> None:
-        self.uri, self.start, self.heap, self.scratch = uri, start, heap, scratch
+    def __init__(
+        self, uri: str | None, start: bool, heap: str | None, cache: str | None, scratch: Path
+    ) -> None:
+        self.uri, self.start, self.heap, self.cache, self.scratch = uri, start, heap, cache, scratch
         self.process: Any = None
+        self.data: Path | None = None
 
     def open(self, runs: int) -> GraphStore:
         from lineage.storage.neo4j import Neo4jGraphStore
@@ -394,8 +546,13 @@ class Neo4jServer:
             sys.path.insert(0, str(REPO / "tests"))
             from neo4j_process import Neo4jProcess
 
-            self.process = Neo4jProcess(extra_env={"NEO4J_HEAP": self.heap})
-            self.process.start(self.scratch / f"neo4j-{runs}")
+            heap, cache = neo4j_memory(runs)
+            env = {"NEO4J_HEAP": self.heap or heap, "NEO4J_PAGECACHE": self.cache or cache}
+            print(f"  neo4j heap {env['NEO4J_HEAP']}, page cache {env['NEO4J_PAGECACHE']}",
+                  file=sys.stderr, flush=True)  # fmt: skip
+            self.process = Neo4jProcess(extra_env=env)
+            self.data = self.scratch / f"neo4j-{runs}"
+            self.process.start(self.data)
             self.uri = self.process.uri
         else:
             assert self.uri is not None
@@ -407,6 +564,19 @@ class Neo4jServer:
         if self.process is not None:
             self.process.stop()
             self.process = None
+
+
+def neo4j_memory(runs: int) -> tuple[str, str]:
+    """Heap and page cache of a started Neo4j for a tree of ``runs`` (with the warm-up):
+    the store takes ~250 MiB on disk per 100,000 runs; the page cache holds all of it, and
+    the heap the whole-tree answer the server builds in one query."""
+    if runs <= 100_000:
+        return "768m", "512m"
+    return "4g", f"{max(1, round(runs / 100_000 * 0.3))}g"
+
+
+def disk_mib(path: Path) -> float:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20
 
 
 def wipe(uri: str) -> None:
@@ -431,6 +601,9 @@ def run_size(
     sdk = generate(max(args.sdk_runs, DEPTH), seed=args.seed + 1, run_prefix="s", after=tree)
     load = batches(tree, BATCH)
     sdk_steps = [logged(step) for step in sdk.steps[: args.sdk_runs]]
+    shares = (
+        writer_shares(tree, args.writers, args.writer_runs, args.seed + 3) if args.writers else []
+    )
     leaves = random.Random(args.seed).sample(tree.leaves, min(QUERIES, len(tree.leaves)))
     warm = (
         generate(args.warm_up, seed=args.seed + 2, project="warm", run_prefix="w")
@@ -448,9 +621,9 @@ def run_size(
     expected: dict[str, Any] = {}
     results = []
 
-    subjects: list[tuple[str, Callable[[], Subject], Callable[[], None]]] = [
-        ("networkx", NetworkxSubject, lambda: None)
-    ]
+    subjects: list[tuple[str, Callable[[], Subject], Callable[[], None]]] = []
+    if args.networkx:
+        subjects.append(("networkx", NetworkxSubject, lambda: None))
     if "sqlite" in args.stores:
         from lineage.storage.sqlite import SQLiteGraphStore
 
@@ -458,16 +631,26 @@ def run_size(
         subjects.append(
             (
                 "sqlite",
-                lambda: StoreSubject("sqlite", SQLiteGraphStore(path / "lineage.db"), path),
+                lambda: StoreSubject(
+                    "sqlite", SQLiteGraphStore(path / "lineage.db"), path, data=lambda: path
+                ),
                 lambda: shutil.rmtree(path, ignore_errors=True),
             )
         )
     if "neo4j" in args.stores:
-        server = Neo4jServer(args.neo4j, args.start_neo4j, args.neo4j_heap, scratch)
+        server = Neo4jServer(
+            args.neo4j, args.start_neo4j, args.neo4j_heap, args.neo4j_pagecache, scratch
+        )
         subjects.append(
             (
                 "neo4j",
-                lambda: StoreSubject("neo4j", server.open(runs), scratch / f"neo4j-blobs-{runs}"),
+                lambda: StoreSubject(
+                    "neo4j",
+                    server.open(runs),
+                    scratch / f"neo4j-blobs-{runs}",
+                    data=lambda: server.data,
+                    server=lambda: server.process.pid if server.process else None,
+                ),
                 server.close,
             )
         )
@@ -477,7 +660,9 @@ def run_size(
         subject: Subject | None = None
         try:
             subject = make()
-            results.append(measure(subject, tree, load, sdk_steps, leaves, expected, log, warm))
+            results.append(
+                measure(subject, tree, load, sdk_steps, leaves, expected, log, warm, shares)
+            )
         except Exception as exc:
             traceback.print_exc()
             results.append(Result(subject=name, runs=runs, error=f"{type(exc).__name__}: {exc}"))
@@ -522,12 +707,25 @@ ROWS = [
     ("up_p95", "upstream depth 20, p95 ms", "{:.2f}", False),
     ("tree", "downstream tree, median s", "{:.3f}", False),
     ("tree_cpu", "  same, CPU s of this process", "{:.3f}", False),
+    ("page_median", "first page of the tree, median ms", "{:.1f}", False),
+    ("batch_first", "ingest, first batch, runs/s", "{:,.0f}", True),
+    ("batch_last", "ingest, last batch, runs/s", "{:,.0f}", True),
+    ("batch_min", "ingest, slowest batch, runs/s", "{:,.0f}", True),
+    ("writers", "per-run writes, concurrent writers, runs/s", "{:,.0f}", True),
+    ("rss_up", "RSS growth over upstream queries, MiB", "{:+.1f}", False),
+    ("rss_page", "RSS growth over first pages, MiB", "{:+.1f}", False),
+    ("rss_tree", "RSS growth holding one tree, MiB", "{:+.0f}", False),
+    ("disk", "store on disk after ingest, MiB", "{:,.0f}", False),
+    ("server_rss", "server RSS at the end, MiB", "{:,.0f}", False),
 ]
+
+
+RATIOS = {"ingest", "ingest_records", "per_run", "up_median", "up_p95", "tree", "tree_cpu"}
 
 
 def table(results: list[Result]) -> str:
     by_name = {r.subject: r for r in results}
-    floor = by_name["networkx"].metrics()
+    floor = by_name["networkx"].metrics() if "networkx" in by_name else {}
     names = [r.subject for r in results]
     header = ["metric", *names, "goal (100k)"]
     lines = []
@@ -541,7 +739,7 @@ def table(results: list[Result]) -> str:
                 continue
             value = metrics[key]
             cell = fmt.format(value)
-            if name != "networkx" and floor.get(key):
+            if name != "networkx" and floor.get(key) and key in RATIOS:
                 ratio = floor[key] / value if higher else value / floor[key]
                 cell += f" (x{ratio:.1f})"
             cells.append(cell)
@@ -568,7 +766,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stores", nargs="+", default=["sqlite", "neo4j"])
     parser.add_argument("--neo4j", metavar="URI", help="benchmark this Neo4j (it is WIPED)")
     parser.add_argument("--start-neo4j", action="store_true", help="start one per tree size")
-    parser.add_argument("--neo4j-heap", default="768m", help="heap of a started Neo4j")
+    parser.add_argument(
+        "--neo4j-heap", help="heap of a started Neo4j (default: by size, neo4j_memory)"
+    )
+    parser.add_argument("--neo4j-pagecache", help="page cache of a started Neo4j (by size)")
+    parser.add_argument(
+        "--no-networkx", dest="networkx", action="store_false",
+        help="leave networkx out (at 1M it holds ~2.6M nodes in memory: several GiB)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--writers", type=int, default=8, help="concurrent writers for the per-run path (0: none)"
+    )
+    parser.add_argument("--writer-runs", type=int, default=500, help="runs per concurrent writer")
     parser.add_argument("--sdk-runs", type=int, default=5000, help="runs for the per-run path")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(

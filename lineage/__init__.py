@@ -33,6 +33,7 @@ from lineage.errors import (
     UnsupportedScheme,
     VersionNotFound,
 )
+from lineage.pages import Page
 from lineage.records import Edge, Node, Subgraph
 from lineage.run import Run, init
 from lineage.versions import ArtifactVersion, VersionFile
@@ -60,6 +61,7 @@ __all__ = [
     "LineageWarning",
     "Node",
     "NotFound",
+    "Page",
     "Run",
     "RunNotActive",
     "RunNotFound",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from lineage.client import Client
@@ -13,6 +13,7 @@ from lineage.errors import InvalidRef
 from lineage.filters import literal, parse
 from lineage.moments import parse_time
 from lineage.names import check_name
+from lineage.pages import DEFAULT_PAGE, Page
 from lineage.protocol import LineageService
 from lineage.records import ArtifactRecord, Event, RunRecord, Subgraph
 from lineage.service import GcReport
@@ -160,6 +161,41 @@ class Api:
     def tree(self, ref: str, depth: int | None = 20, as_of: str | float | None = None) -> Subgraph:
         """The derivation tree under a version: version -> version edges labelled by run."""
         return self.service.tree(at(ref, as_of), depth, default_project=self.project)
+
+    def lineage_pages(
+        self,
+        ref: str,
+        direction: str = "upstream",
+        depth: int | None = 20,
+        *,
+        first: int = DEFAULT_PAGE,
+        after: str | None = None,
+        as_of: str | float | None = None,
+    ) -> Iterator[Page]:
+        """:meth:`lineage` a page at a time, for answers too big to hold: nodes by
+        generation then id, each page with the edges it completes (:mod:`lineage.pages`).
+
+        >>> for page in api.lineage_pages("base:v0", "downstream", None, first=1000):
+        ...     for node in page.nodes: ...
+        """
+        return self.service.lineage_pages(
+            at(ref, as_of), direction, depth, first=first, after=after,
+            default_project=self.project,
+        )  # fmt: skip
+
+    def tree_pages(
+        self,
+        ref: str,
+        depth: int | None = 20,
+        *,
+        first: int = DEFAULT_PAGE,
+        after: str | None = None,
+        as_of: str | float | None = None,
+    ) -> Iterator[Page]:
+        """:meth:`tree` a page at a time (see :meth:`lineage_pages`)."""
+        return self.service.tree_pages(
+            at(ref, as_of), depth, first=first, after=after, default_project=self.project
+        )
 
     def alias_history(self, ref: str) -> list[Event]:
         """Every move of an alias (``policy:production``), oldest first."""

@@ -22,11 +22,12 @@ The contract both honour:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from lineage.manifest import Manifest
 from lineage.names import Ref
+from lineage.pages import DEFAULT_PAGE, Page
 from lineage.records import (
     ArtifactRecord,
     CodeVersion,
@@ -265,6 +266,74 @@ class LineageService(Protocol):
     def path(
         self, source: str, target: str, *, default_project: str | None = None
     ) -> Subgraph | None: ...
+
+    # big answers in pages (lineage.pages: order, cursors, edges, truncated)
+    def lineage_page(
+        self,
+        start: str,
+        direction: str = "upstream",
+        depth: int | None = 20,
+        *,
+        first: int = DEFAULT_PAGE,
+        after: str | None = None,
+        default_project: str | None = None,
+    ) -> Page:
+        """``first`` nodes of :meth:`lineage` after the cursor ``after``."""
+        ...
+
+    def lineage_pages(
+        self,
+        start: str,
+        direction: str = "upstream",
+        depth: int | None = 20,
+        *,
+        first: int = DEFAULT_PAGE,
+        after: str | None = None,
+        default_project: str | None = None,
+    ) -> Iterator[Page]:
+        """Every page of :meth:`lineage` from ``after`` on."""
+        ...
+
+    def lineage_count(
+        self,
+        start: str,
+        direction: str = "upstream",
+        depth: int | None = 20,
+        *,
+        default_project: str | None = None,
+    ) -> int:
+        """How many nodes the pages of this lineage hold."""
+        ...
+
+    def tree_page(
+        self,
+        ref: str,
+        depth: int | None = 20,
+        *,
+        first: int = DEFAULT_PAGE,
+        after: str | None = None,
+        default_project: str | None = None,
+    ) -> Page:
+        """``first`` versions of :meth:`tree` after the cursor ``after``."""
+        ...
+
+    def tree_pages(
+        self,
+        ref: str,
+        depth: int | None = 20,
+        *,
+        first: int = DEFAULT_PAGE,
+        after: str | None = None,
+        default_project: str | None = None,
+    ) -> Iterator[Page]:
+        """Every page of :meth:`tree` from ``after`` on."""
+        ...
+
+    def tree_count(
+        self, ref: str, depth: int | None = 20, *, default_project: str | None = None
+    ) -> int:
+        """How many versions the pages of this derivation tree hold."""
+        ...
 
     # garbage
     def gc(self, *, dry_run: bool = False, grace: float = 3600.0) -> GcReport: ...

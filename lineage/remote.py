@@ -13,7 +13,7 @@ import contextlib
 import json
 import logging
 import socket
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -27,6 +27,7 @@ from lineage.filters import parse_order
 from lineage.history import alias_moves
 from lineage.manifest import Manifest, read_manifest
 from lineage.names import Ref, check_json, check_text, json_value, parse_ref
+from lineage.pages import DEFAULT_PAGE, Page, answer_pages, check_first
 from lineage.records import (
     ArtifactRecord,
     CodeVersion,
@@ -48,6 +49,7 @@ from lineage.service import (
 )
 from lineage.storage.graph import GraphStore
 from lineage.storage.http import HttpBlobStore
+from lineage.traversal import check_depth, check_direction
 
 __all__ = ["RemoteService"]
 
@@ -952,6 +954,89 @@ class RemoteService:
             b=self._qualify(target, default_project),
         )
         return _graph(data["path"]) if data["path"] else None
+
+    # big answers in pages: cut here from the server's whole answer (one request), in the
+    # order and with the cursors of lineage.pages, until its GraphQL pages them itself
+
+    def lineage_page(
+        self,
+        start: str,
+        direction: str = "upstream",
+        depth: int | None = 20,
+        *,
+        first: int = DEFAULT_PAGE,
+        after: str | None = None,
+        default_project: str | None = None,
+    ) -> Page:
+        return next(
+            self.lineage_pages(
+                start, direction, depth, first=first, after=after, default_project=default_project
+            )
+        )
+
+    def lineage_pages(
+        self,
+        start: str,
+        direction: str = "upstream",
+        depth: int | None = 20,
+        *,
+        first: int = DEFAULT_PAGE,
+        after: str | None = None,
+        default_project: str | None = None,
+    ) -> Iterator[Page]:
+        ways = check_direction(direction)
+        depth = check_depth(depth)
+        first = check_first(first)
+        whole = self.lineage(start, direction, depth, default_project=default_project)
+        at = start.partition("@")[2]
+        root = whole.root or start
+        question: list[Any] = [direction, f"{root}@{at}" if at else root, depth]
+        return answer_pages(question, whole, ways, first=first, after=after)
+
+    def lineage_count(
+        self,
+        start: str,
+        direction: str = "upstream",
+        depth: int | None = 20,
+        *,
+        default_project: str | None = None,
+    ) -> int:
+        return len(self.lineage(start, direction, depth, default_project=default_project).nodes)
+
+    def tree_page(
+        self,
+        ref: str,
+        depth: int | None = 20,
+        *,
+        first: int = DEFAULT_PAGE,
+        after: str | None = None,
+        default_project: str | None = None,
+    ) -> Page:
+        return next(
+            self.tree_pages(ref, depth, first=first, after=after, default_project=default_project)
+        )
+
+    def tree_pages(
+        self,
+        ref: str,
+        depth: int | None = 20,
+        *,
+        first: int = DEFAULT_PAGE,
+        after: str | None = None,
+        default_project: str | None = None,
+    ) -> Iterator[Page]:
+        depth = check_depth(depth)
+        first = check_first(first)
+        whole = self.tree(ref, depth, default_project=default_project)
+        at = ref.partition("@")[2]
+        root = whole.root or ref
+        question: list[Any] = ["tree", f"{root}@{at}" if at else root, depth]
+        return answer_pages(question, whole, None, first=first, after=after)
+
+    def tree_count(
+        self, ref: str, depth: int | None = 20, *, default_project: str | None = None
+    ) -> int:
+        return len(self.tree(ref, depth, default_project=default_project).nodes)
 
     def _qualify(self, start: str, default_project: str | None) -> str:
         """A ref with its project (a run id stays as it is)."""

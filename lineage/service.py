@@ -16,7 +16,7 @@ import secrets
 import socket
 import string
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +45,18 @@ from lineage.names import (
     parse_ref,
     quoted,
 )
+from lineage.pages import (
+    DEFAULT_PAGE,
+    Page,
+    answer_pages,
+    check_first,
+    count_nodes,
+    lineage_steps,
+    read_cursor,
+    split_ids,
+    tree_steps,
+    walk_pages,
+)
 from lineage.records import (
     PRODUCED,
     RUN_STATES,
@@ -57,7 +69,7 @@ from lineage.records import (
     VersionRecord,
 )
 from lineage.storage.blobs import BlobStore
-from lineage.storage.graph import Direction, GraphStore, NewVersion
+from lineage.storage.graph import DeriveRows, Direction, GraphStore, NewVersion
 from lineage.storage.local import LocalBlobStore
 from lineage.traversal import (
     Traversal,
@@ -65,6 +77,7 @@ from lineage.traversal import (
     check_direction,
     derived_answer,
     derived_triples,
+    paused_gc,
 )
 
 __all__ = ["GcReport", "Service", "find_key"]
@@ -790,6 +803,13 @@ class Service:
         """Runs and versions upstream, downstream or both ways of a version or run."""
         ways = check_direction(direction)
         depth = check_depth(depth)
+        named = _indexed_ref(start, default_project)
+        if named is not None:
+            # a ref by index (project/name:v3) is walked at once: the start's own record in
+            # the answer proves the version exists (one round trip, not two, on a server)
+            walked = self.traversal.lineage(named, direction, depth)
+            if any(n.id == named for n in walked.nodes):
+                return walked
         node, kind = self.node_id(start, default_project)
         at = _as_of(start)
         if at is not None:  # the graph as it was (lineage.history)
@@ -859,6 +879,153 @@ class Service:
         """Whether node ``target`` is reachable from node ``source`` (the cycle check)."""
         return self.traversal.reaches(source, target, direction)
 
+    # big answers in pages (lineage.pages) -------------------------------------------------
+
+    def lineage_page(
+        self,
+        start: str,
+        direction: str = "upstream",
+        depth: int | None = 20,
+        *,
+        first: int = DEFAULT_PAGE,
+        after: str | None = None,
+        default_project: str | None = None,
+    ) -> Page:
+        """One page of :meth:`lineage`: ``first`` nodes after the cursor ``after``, by
+        generation then id, with the edges completed on it (:mod:`lineage.pages`)."""
+        return next(
+            self.lineage_pages(
+                start, direction, depth, first=first, after=after, default_project=default_project
+            )
+        )
+
+    def lineage_pages(
+        self,
+        start: str,
+        direction: str = "upstream",
+        depth: int | None = 20,
+        *,
+        first: int = DEFAULT_PAGE,
+        after: str | None = None,
+        default_project: str | None = None,
+    ) -> Iterator[Page]:
+        """Every page of :meth:`lineage` from ``after`` on, walked once: it holds one level
+        of ids (and the ids seen) between pages, never the records of the whole answer."""
+        ways = check_direction(direction)
+        depth = check_depth(depth)
+        first = check_first(first)
+        node, kind = self.node_id(start, default_project)
+        at = _as_of(start)
+        question: list[Any] = [direction, node if at is None else f"{node}@{at!r}", depth]
+        if after is not None:
+            read_cursor(after, question)
+        if at is not None or (kind == "run" and self._descendant_runs(node)):
+            # as of a time, or a parent run's merged lineage: paged from the whole answer
+            whole = self.lineage(start, direction, depth, default_project=default_project)
+            return answer_pages(question, whole, ways, first=first, after=after)
+        hops = None if depth is None else 2 * depth - (0 if ":" in node else 1)
+        expand = self.traversal.expand_rows
+        starts = [([node], lineage_steps(expand, way)) for way in ways]
+        return walk_pages(
+            question, starts, hops, self._page_records, first=first, after=after, root=node
+        )
+
+    def lineage_count(
+        self,
+        start: str,
+        direction: str = "upstream",
+        depth: int | None = 20,
+        *,
+        default_project: str | None = None,
+    ) -> int:
+        """How many nodes the pages of this lineage hold: a walk of ids, no records (asked
+        apart from the pages so that the first page never waits for it)."""
+        ways = check_direction(direction)
+        depth = check_depth(depth)
+        node, kind = self.node_id(start, default_project)
+        if _as_of(start) is not None or (kind == "run" and self._descendant_runs(node)):
+            return len(self.lineage(start, direction, depth, default_project=default_project).nodes)
+        hops = None if depth is None else 2 * depth - (0 if ":" in node else 1)
+        expand = self.traversal.expand_rows
+        return count_nodes([([node], lineage_steps(expand, way)) for way in ways], hops)
+
+    def tree_page(
+        self,
+        ref: str,
+        depth: int | None = 20,
+        *,
+        first: int = DEFAULT_PAGE,
+        after: str | None = None,
+        default_project: str | None = None,
+    ) -> Page:
+        """One page of :meth:`tree`: ``first`` versions after the cursor ``after``, by
+        generation then id, with the derived edges completed on it."""
+        return next(
+            self.tree_pages(ref, depth, first=first, after=after, default_project=default_project)
+        )
+
+    def tree_pages(
+        self,
+        ref: str,
+        depth: int | None = 20,
+        *,
+        first: int = DEFAULT_PAGE,
+        after: str | None = None,
+        default_project: str | None = None,
+    ) -> Iterator[Page]:
+        """Every page of :meth:`tree` from ``after`` on, walked once."""
+        depth = check_depth(depth)
+        first = check_first(first)
+        node, kind = self.node_id(ref, default_project)
+        if kind != "artifact_version":
+            raise InvalidInput(f"a derivation tree starts at a version, not run {ref!r}")
+        at = _as_of(ref)
+        question: list[Any] = ["tree", node if at is None else f"{node}@{at!r}", depth]
+        if after is not None:
+            read_cursor(after, question)
+        if at is not None:
+            whole = self.tree(ref, depth, default_project=default_project)
+            return answer_pages(question, whole, None, first=first, after=after)
+        starts = [([node], tree_steps(self.traversal.expand_rows, self._derive()))]
+        return walk_pages(
+            question,
+            starts,
+            depth,
+            self._page_records,
+            first=first,
+            after=after,
+            derived=True,
+            gated=True,
+            root=node,
+        )
+
+    def tree_count(
+        self, ref: str, depth: int | None = 20, *, default_project: str | None = None
+    ) -> int:
+        """How many versions the pages of this derivation tree hold (a walk of ids)."""
+        depth = check_depth(depth)
+        node, kind = self.node_id(ref, default_project)
+        if kind != "artifact_version":
+            raise InvalidInput(f"a derivation tree starts at a version, not run {ref!r}")
+        if _as_of(ref) is not None:
+            return len(self.tree(ref, depth, default_project=default_project).nodes)
+        starts = [([node], tree_steps(self.traversal.expand_rows, self._derive()))]
+        return count_nodes(starts, depth, gated=True)
+
+    def _derive(self) -> Callable[[list[str]], list[tuple[str, str | None, str]]] | None:
+        """The store's ``derive_rows``, if it has one (lineage.storage.graph)."""
+        return self.graph.derive_rows if isinstance(self.graph, DeriveRows) else None
+
+    def _page_records(
+        self, ids: list[str]
+    ) -> tuple[dict[str, VersionRecord], dict[str, RunRecord]]:
+        versions, runs = split_ids(ids)
+        with paused_gc():
+            return (
+                self.graph.get_versions(versions) if versions else {},
+                self.graph.get_runs(runs) if runs else {},
+            )
+
     # garbage -------------------------------------------------------------------------------
 
     def gc(self, *, dry_run: bool = False, grace: float = 3600.0) -> GcReport:
@@ -893,6 +1060,18 @@ class Service:
             temp_bytes=temp_bytes,
             blobs_young=young,
         )
+
+
+def _indexed_ref(start: str, default_project: str | None) -> str | None:
+    """The version id a ref by index names (``name:v3`` -> ``project/name:v3``); None for
+    anything else (an alias, a run id, a storage URI, a ref as of a time, a bad ref)."""
+    if ":v" not in start or "@" in start or is_location(start):
+        return None
+    try:
+        parsed = parse_ref(start, default_project)
+    except InvalidInput:
+        return None
+    return str(parsed) if parsed.index is not None else None
 
 
 def _as_of(ref: str) -> float | None:

@@ -317,3 +317,32 @@ def test_service_holds_a_traversal_and_is_none() -> None:
     assert not issubclass(Service, Traversal)
     source = inspect.getsource(traversal_module)
     assert "import lineage.service" not in source and "from lineage.service" not in source
+
+
+def test_paused_gc_after_big_and_small_answers() -> None:
+    """The collector is off inside, back on after; a big answer moves to the oldest
+    generation (the next young collection does not re-scan it); objects the process froze
+    itself stay frozen."""
+    import gc
+
+    from lineage.traversal import paused_gc
+
+    assert gc.isenabled()
+    with paused_gc():
+        assert not gc.isenabled()
+        big = [[i] for i in range(200_000)]
+    assert gc.isenabled()
+    assert gc.get_count()[0] < 1000  # moved, not waiting for a young collection
+    kept = [[i] for i in range(1000)]
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        with paused_gc():
+            small = [[i] for i in range(10)]
+        with paused_gc():
+            big2 = [[i] for i in range(200_000)]
+        assert gc.get_freeze_count() >= frozen  # never unfrozen by paused_gc
+        assert gc.isenabled()
+    finally:
+        gc.unfreeze()
+    del big, kept, small, big2

@@ -37,6 +37,10 @@ and falls back to ``expand`` otherwise; each must give exactly the answer of tha
   hops (``None``: no limit) and a ``(version, output, run)`` triple per run among them
   consuming one and producing the other (what ``lineage.traversal.derived_triples`` makes
   of the walk's edges).
+- :class:`DeriveRows` ``derive_rows(ids) -> list[(version, output or None, run)]``: one
+  generation of a derivation tree in one round trip, not two ``expand`` calls: per run
+  consuming one of ``ids``, per version it produced, a triple (``None``: no outputs). What
+  pages of a tree (:mod:`lineage.pages`) walk.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ from lineage.filters import Filter, Order
 from lineage.records import ArtifactRecord, Edge, Event, RunRecord, TokenRecord, VersionRecord
 
 __all__ = [
+    "DeriveRows",
     "Direction",
     "ExpandRows",
     "GraphStore",
@@ -275,3 +280,8 @@ class TreeRows(Protocol):
 @runtime_checkable
 class Reaches(Protocol):
     def reaches(self, source: str, target: str, direction: Direction) -> bool: ...
+
+
+@runtime_checkable
+class DeriveRows(Protocol):
+    def derive_rows(self, ids: Collection[str]) -> list[tuple[str, str | None, str]]: ...

@@ -209,6 +209,11 @@ _TREE_LEVEL = (
     "LEFT JOIN edges p ON p.src = c.dst AND p.kind = 'produced' "
     "LEFT JOIN versions v ON v.id = p.dst"
 )
+_DERIVE_LEVEL = (  # the same triples without the records: what pages of a tree walk
+    f"SELECT c.src, p.dst, c.dst FROM {_EACH_ID} "
+    "CROSS JOIN edges c ON c.src = i.want AND c.kind = 'consumed_by' "
+    "LEFT JOIN edges p ON p.src = c.dst AND p.kind = 'produced'"
+)
 _OUT, _SRC, _RUN = range(len(VERSION_FIELDS), len(VERSION_FIELDS) + 3)
 _EACH_ARTIFACT = (  # ? = a JSON array of [project, name] pairs
     "(SELECT json_extract(value, '$[0]') AS project, json_extract(value, '$[1]') AS name "
@@ -691,6 +696,16 @@ class SQLiteGraphStore:
                 (_id_list(ids),),
             )
             .fetchall()
+        )
+        return rows
+
+    def derive_rows(self, ids: Collection[str]) -> list[tuple[str, str | None, str]]:
+        """One generation of a derivation tree: ``(version, output, run)`` per run consuming
+        one of ``ids`` and per version it produced (``None``: a run without outputs)."""
+        if not ids:
+            return []
+        rows: list[tuple[str, str | None, str]] = (
+            self._db().execute(_DERIVE_LEVEL, (_id_list(ids),)).fetchall()
         )
         return rows
 

@@ -10,6 +10,12 @@
 // SIGTERM/SIGINT, when a shutdown hook stops the DBMS cleanly. Neo4j's own logs go to
 // DATA_DIR/logs (debug.log); nothing else is written to stdout.
 //
+// Memory: the heap is -Xmx (run.sh: NEO4J_HEAP); the page cache, which holds the store files,
+// is NEO4J_PAGECACHE (e.g. 512m, 3g) when set, else sized from the store found in DATA_DIR:
+// 1.25 x its files (every page of the store cached, with room to grow), at least 256 MiB.
+// A fresh DATA_DIR gets 256 MiB: give NEO4J_PAGECACHE to a store about to grow (1M runs take
+// ~2.4 GiB on disk; bench/README.md).
+//
 // With the environment variable NEO4J_STOP_ON_STDIN_EOF=1 it also stops (cleanly) when its
 // stdin reaches end-of-file, so a parent that holds the other end of a pipe (a test harness)
 // can never leave an orphaned Neo4j behind, even if the parent is killed.
@@ -75,7 +81,7 @@ public final class Launcher {
                         HttpsConnector.enabled, false,
                         GraphDatabaseSettings.auth_enabled, password != null,
                         // Memory: explicit page cache, heap comes from -Xmx.
-                        GraphDatabaseSettings.pagecache_memory, ByteUnit.mebiBytes(256)))
+                        GraphDatabaseSettings.pagecache_memory, pageCache(home)))
                 .setConfig(Map.of(
                         // Transaction logs: small, not preallocated, little retention.
                         GraphDatabaseSettings.logical_log_rotation_threshold, ByteUnit.mebiBytes(8),
@@ -120,6 +126,24 @@ public final class Launcher {
         System.out.flush();
 
         new CountDownLatch(1).await(); // until SIGTERM/SIGINT runs the shutdown hook
+    }
+
+    /** NEO4J_PAGECACHE, else 1.25 x the store files under home/data, at least 256 MiB. */
+    static long pageCache(Path home) throws IOException {
+        String given = System.getenv("NEO4J_PAGECACHE");
+        if (given != null && !given.isBlank()) {
+            return ByteUnit.parse(given.trim());
+        }
+        long floor = ByteUnit.mebiBytes(256);
+        Path data = home.resolve("data").resolve("databases");
+        if (!Files.isDirectory(data)) {
+            return floor;
+        }
+        long size;
+        try (var files = Files.walk(data)) {
+            size = files.filter(Files::isRegularFile).mapToLong(p -> p.toFile().length()).sum();
+        }
+        return Math.max(floor, size + size / 4);
     }
 
     private static void exitOnStdinEof() {

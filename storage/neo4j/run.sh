@@ -3,7 +3,9 @@
 #   storage/neo4j/run.sh DATA_DIR PORT [PASSWORD]
 # Prints `READY bolt://127.0.0.1:PORT` on stdout when Bolt accepts connections; stops
 # cleanly on SIGTERM. Fetches the jars first if lib/ is missing. JAVA (env) picks the java binary;
-# NEO4J_HEAP (env, default 1g) sets -Xmx.
+# NEO4J_HEAP (env, default 1g) sets -Xmx; NEO4J_PAGECACHE (env, e.g. 3g) the page cache, else
+# 1.25 x the store already in DATA_DIR, at least 256m (Launcher.java). Sizes for 1M runs: heap
+# 2g, page cache 3g (bench/README.md, "A million runs").
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 "$here/fetch.sh" >&2

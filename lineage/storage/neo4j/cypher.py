@@ -24,6 +24,7 @@ from lineage.storage.graph import Direction
 __all__ = [
     "ARTIFACT",
     "ARTIFACT_ALIASES",
+    "DERIVE",
     "EVENTS",
     "EXPAND",
     "LOCK",
@@ -245,6 +246,13 @@ TREE: LiteralString = (
     "  RETURN [collect(a.id), collect(b.id), collect(r.id)] AS triples } "
     + _VERSION_COLUMNS
     + "RETURN triples, versions, artifacts"
+)
+# One generation of a derivation tree (derive_rows, what pages of a tree walk): per run
+# consuming one of the versions, [version, run, its outputs...] (no outputs: [version, run]).
+DERIVE: LiteralString = (
+    "UNWIND $ids AS id MATCH (a:ArtifactVersion {id: id})-[:CONSUMED_BY]->(r:Run) "
+    "OPTIONAL MATCH (r)-[:PRODUCED]->(b:ArtifactVersion) "
+    "WITH a, r, collect(b.id) AS outputs RETURN collect([a.id, r.id] + outputs) AS rows"
 )
 _RUN_COLUMNS: LiteralString = (
     "CALL (found) { WITH [r IN found WHERE r:Run AND r.project IS NOT NULL] AS rs RETURN ["

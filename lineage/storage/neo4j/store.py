@@ -68,6 +68,7 @@ from lineage.storage.neo4j.bulk import (
 from lineage.storage.neo4j.cypher import (
     ARTIFACT,
     ARTIFACT_ALIASES,
+    DERIVE,
     EVENTS,
     EXPAND,
     LOCK,
@@ -717,6 +718,21 @@ class Neo4jGraphStore:
             list(zip(*found["triples"], strict=True)),
             False,
         )
+
+    def derive_rows(self, ids: Collection[str]) -> list[tuple[str, str | None, str]]:
+        """One generation of a derivation tree in one round trip: ``(version, output, run)``
+        per run consuming one of ``ids`` and per version it produced (``None``: a run
+        without outputs)."""
+        if not ids:
+            return []
+        found = self._read(lambda tx: tx.run(DERIVE, ids=list(ids)).single(strict=True))
+        rows: list[tuple[str, str | None, str]] = []
+        for version, run, *outputs in found["rows"]:
+            if outputs:
+                rows += [(version, output, run) for output in outputs]
+            else:
+                rows.append((version, None, run))
+        return rows
 
     def reaches(self, source: str, target: str, direction: Direction) -> bool:
         """Whether ``target`` is reachable from ``source``: one bidirectional BFS on the server."""
