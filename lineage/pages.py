@@ -30,7 +30,7 @@ records); iterating (``Service.lineage_pages``) keeps the walk between pages ins
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,6 +88,9 @@ class Page:
     has_next: bool
     end_cursor: str | None  # after the last node of this page; None on an empty page
     root: str | None = None
+    #: the nodes of this page at which ``depth`` stopped a walk that could have gone on (the
+    #: TRUNCATED state of :mod:`lineage.view`, decided by the walk itself)
+    cut: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,7 @@ class _Level:
     items: dict[str, list[Any]]  # per node of this level: the edges delivered with it
     truncated: bool  # found so far
     last: bool  # no level follows
+    cut: frozenset[str] = frozenset()  # nodes of this level the limit stopped the walk at
 
 
 def _levels(start: Sequence[str], step: Step, limit: int | None, gated: bool) -> Iterator[_Level]:
@@ -116,9 +120,11 @@ def _levels(start: Sequence[str], step: Step, limit: int | None, gated: bool) ->
         at_limit = limit is not None and generation >= limit
         met = step(level)
         fresh: list[str] = []
+        cut: set[str] = set()
         for near, far, item, gate in met:
             if at_limit and gate not in (passed if gated else seen):
                 truncated = True
+                cut.add(near)
                 continue
             if far is None:
                 continue
@@ -133,7 +139,7 @@ def _levels(start: Sequence[str], step: Step, limit: int | None, gated: bool) ->
             passed.update(m[3] for m in met)
         items = {node: pending.pop(node) for node in level if node in pending}
         following = sorted(fresh)
-        yield _Level(generation, level, items, truncated, not following)
+        yield _Level(generation, level, items, truncated, not following, frozenset(cut))
         level = following
         generation += 1
 
@@ -220,23 +226,28 @@ def walk_pages(
     gated: bool = False,
     truncated: bool | None = None,
     root: str | None = None,
+    cut: Collection[str] | None = None,
 ) -> Iterator[Page]:
     """Pages of ``first`` nodes from the walks ``starts`` (``(start ids, step)`` each, merged
     level by level: a lineage "both" ways is two walks), after the cursor ``after``.
 
     ``question`` identifies the question in the cursor; ``records(ids)`` fetches the
     records of a page's nodes (a node without one is walked but not delivered, as in the
-    one-shot answer); ``truncated`` overrides what the walk finds (an answer in hand knows).
+    one-shot answer); ``truncated`` and ``cut`` override what the walk finds (an answer in
+    hand knows: its walk had no limit to meet).
     """
     first = check_first(first)
     resume = read_cursor(after, question) if after is not None else None
     walks = [_levels(start, step, limit, gated) for start, step in starts]
     ids: list[str] = []
     items: list[Any] = []
-    cut = False
+    stopped: set[str] = set()  # nodes of the page being filled at which the walk was cut
+    known_cut = None if cut is None else frozenset(cut)
+    was_cut = False
     last = (0, "")
     for level in _merged(walks):
-        cut = cut or level.truncated
+        was_cut = was_cut or level.truncated
+        level_cut = level.cut if known_cut is None else known_cut
         nodes = level.ids
         if resume is not None:
             if level.generation < resume[0]:
@@ -246,18 +257,24 @@ def walk_pages(
         for position, node in enumerate(nodes):
             ids.append(node)
             items += level.items.get(node, ())
+            if node in level_cut:
+                stopped.add(node)
             if len(ids) == first:
                 last = (level.generation, node)
                 more = position + 1 < len(nodes) or not level.last
-                known = truncated if truncated is not None else (cut or (None if more else False))
-                yield _page(question, ids, items, known, more, last, records, derived, root)
+                known = (
+                    truncated if truncated is not None else (was_cut or (None if more else False))
+                )
+                yield _page(
+                    question, ids, items, known, more, last, records, derived, root, stopped
+                )
                 if not more:
                     return
-                ids, items = [], []
+                ids, items, stopped = [], [], set()
         if ids:
             last = (level.generation, ids[-1])
-    known = truncated if truncated is not None else cut
-    yield _page(question, ids, items, known, False, last, records, derived, root)
+    known = truncated if truncated is not None else was_cut
+    yield _page(question, ids, items, known, False, last, records, derived, root, stopped)
 
 
 def _merged(walks: list[Iterator[_Level]]) -> Iterator[_Level]:
@@ -283,7 +300,8 @@ def _merged(walks: list[Iterator[_Level]]) -> Iterator[_Level]:
                 items.setdefault(node, []).extend(found)
         ids = sorted(set().union(*(part.ids for part in parts)))
         truncated = any(part.truncated for part in parts)
-        yield _Level(parts[0].generation, ids, items, truncated, not still)
+        cut = frozenset().union(*(part.cut for part in parts))
+        yield _Level(parts[0].generation, ids, items, truncated, not still, cut)
         live = still
 
 
@@ -297,6 +315,7 @@ def _page(
     records: Callable[[list[str]], tuple[Mapping[str, VersionRecord], Mapping[str, RunRecord]]],
     derived: bool,
     root: str | None,
+    stopped: set[str],
 ) -> Page:
     versions, runs = records(ids)
     nodes = tuple(
@@ -315,6 +334,7 @@ def _page(
         has_next=more,
         end_cursor=cursor([question, *last]) if ids else None,
         root=root,
+        cut=frozenset(i for i in stopped if i in versions),
     )
 
 
@@ -375,10 +395,11 @@ def answer_pages(
     *,
     first: int,
     after: str | None,
+    cut: Collection[str] = (),
 ) -> Iterator[Page]:
     """Pages cut from an answer in hand (``ways`` None: a derivation tree), in the order
     and with the cursors of a walk: what a server's whole answer, or an answer as of a
-    time, pages as."""
+    time, pages as. ``cut``: the answer's TRUNCATED versions (its view's), when known."""
     root = answer.root
     if root is None:
         raise InvalidInput("an answer without a root cannot be paged")
@@ -400,4 +421,5 @@ def answer_pages(
         derived=ways is None,
         truncated=answer.truncated,
         root=root,
+        cut=cut,
     )

@@ -79,6 +79,7 @@ from lineage.traversal import (
     derived_triples,
     paused_gc,
 )
+from lineage.view import classify
 
 __all__ = ["GcReport", "Service", "find_key"]
 
@@ -922,7 +923,8 @@ class Service:
         if at is not None or (kind == "run" and self._descendant_runs(node)):
             # as of a time, or a parent run's merged lineage: paged from the whole answer
             whole = self.lineage(start, direction, depth, default_project=default_project)
-            return answer_pages(question, whole, ways, first=first, after=after)
+            cut = classify(whole, store=self, mode=direction, depth=depth).truncated  # type: ignore[arg-type]
+            return answer_pages(question, whole, ways, first=first, after=after, cut=cut)
         hops = None if depth is None else 2 * depth - (0 if ":" in node else 1)
         expand = self.traversal.expand_rows
         starts = [([node], lineage_steps(expand, way)) for way in ways]
@@ -985,7 +987,8 @@ class Service:
             read_cursor(after, question)
         if at is not None:
             whole = self.tree(ref, depth, default_project=default_project)
-            return answer_pages(question, whole, None, first=first, after=after)
+            cut = classify(whole, store=self, mode="tree", depth=depth).truncated
+            return answer_pages(question, whole, None, first=first, after=after, cut=cut)
         starts = [([node], tree_steps(self.traversal.expand_rows, self._derive()))]
         return walk_pages(
             question,

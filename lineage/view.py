@@ -51,6 +51,7 @@ __all__ = [
     "classify",
     "label",
     "outcome_types",
+    "page_states",
 ]
 
 NodeState = Literal["alive", "dead_end", "truncated", "deleted"]
@@ -235,6 +236,30 @@ def classify(
     if mode == "tree":
         runs = store.get_runs(sorted({e.run for e in graph.edges if e.run}))
     return View(graph=graph, mode=mode, project=project, states=states, runs=runs)
+
+
+def page_states(
+    nodes: Sequence[Node], cut: Collection[str], store: Lookups
+) -> dict[str, NodeState]:
+    """The state of every node of one page of a paged answer (:mod:`lineage.pages`), by
+    :func:`classify`'s rules, without the rest of the answer: ``cut`` holds the versions
+    the walk itself found depth stopping at (``Page.cut``), and whether a version has a
+    consumer is asked of the store (a consumer inside the answer is one anywhere)."""
+    versions = [n.id for n in nodes if n.version is not None]
+    consumed = store.consumed(versions) if versions else set()
+    states: dict[str, NodeState] = {}
+    for node in nodes:
+        if node.version is None:
+            states[node.id] = ALIVE
+        elif node.version.state != "committed":
+            states[node.id] = DELETED
+        elif node.id in cut:
+            states[node.id] = TRUNCATED
+        elif node.id in consumed:
+            states[node.id] = ALIVE
+        else:
+            states[node.id] = DEAD_END
+    return states
 
 
 def _cut(

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import enum
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 
 import strawberry
 
 from lineage import render, view
+from lineage.errors import InvalidInput
 from lineage.modelcard import derivation_kind
+from lineage.pages import Page
 from lineage.records import Edge, Node, Subgraph
 from lineage.server.graphql.loaders import Context, call
+from lineage.server.graphql.pagination import PageInfo
 from lineage.server.graphql.types import ArtifactVersion, Info, Run, field
 
 __all__ = [
@@ -24,6 +28,7 @@ __all__ = [
     "NodeKind",
     "NodeState",
     "lineage_graph",
+    "lineage_page",
 ]
 
 
@@ -65,6 +70,22 @@ class _Answer:
     depth: int | None
     project: str | None = None
     task: asyncio.Task[view.View] | None = dataclass_field(default=None)
+    #: a page of a paged answer (its graph holds the page's nodes and edges), and how to
+    #: count the whole answer's nodes
+    page: Page | None = None
+    count: Callable[[], Awaitable[int]] | None = None
+    page_task: asyncio.Task[dict[str, view.NodeState]] | None = dataclass_field(default=None)
+
+    async def state(self, context: Context, node_id: str) -> view.NodeState:
+        """A node's state: from the classified answer, or on a page by the same rules from
+        what the walk found (``Page.cut``) and one question to the store per page."""
+        if self.page is None:
+            return (await self.view(context)).state(node_id)
+        if self.page_task is None:
+            self.page_task = asyncio.ensure_future(
+                call(view.page_states, self.graph.nodes, self.page.cut, context.service)
+            )
+        return (await self.page_task)[node_id]
 
     async def view(self, context: Context) -> view.View:
         if self.task is None:
@@ -115,8 +136,7 @@ class LineageNode:
         "anything else (every run)."
     )
     async def state(self, info: Info) -> NodeState:
-        found = await self.answer.view(info.context)
-        return NodeState(found.state(self.node.id))
+        return NodeState(await self.answer.state(info.context, self.node.id))
 
     @strawberry.field
     def run(self) -> Run | None:
@@ -187,21 +207,48 @@ class LineageGraph:
     def edges(self) -> list[LineageEdge]:
         return [LineageEdge(edge=edge) for edge in self.graph.edges]
 
-    @field("Whether the depth limit cut the walk short.")
+    @field(
+        "Whether the depth limit cut the walk short. On a page (`first`/`after`): whether it "
+        "is known to have by this page; final on the last page (hasNextPage false)."
+    )
     def truncated(self) -> bool:
+        if self.answer.page is not None:
+            return bool(self.answer.page.truncated)
         return self.graph.truncated
 
     @field("Where the walk started.")
     def root(self) -> strawberry.ID | None:
         return None if self.graph.root is None else strawberry.ID(self.graph.root)
 
+    @field(
+        "Paging of a big answer asked for with `first`/`after`: pass endCursor as `after` for "
+        "the next page. Nodes come by generation (distance from the root), then id; each edge "
+        "comes on the page of the later of its two ends. A whole answer is one page."
+    )
+    def page_info(self) -> PageInfo:
+        page = self.answer.page
+        if page is None:
+            return PageInfo(has_next_page=False, end_cursor=None)
+        return PageInfo(has_next_page=page.has_next, end_cursor=page.end_cursor)
+
+    @field(
+        "How many nodes the whole answer holds, every page together (on a paged answer, a "
+        "walk of its own, made only when asked for)."
+    )
+    async def total_count(self) -> int:
+        if self.answer.count is None:
+            return len(self.graph.nodes)
+        return await self.answer.count()
+
     @field("The graph as Graphviz DOT text (see `lineage render`).")
     async def dot(self, info: Info, highlight: str | None = None, collapse: int = 5) -> str:
+        refuse_picture_of_page(self.answer)
         found = await self.answer.view(info.context)
         return await call(render.to_dot, found, highlight=highlight, collapse=collapse)
 
     @field("The graph drawn by Graphviz, as SVG text.")
     async def svg(self, info: Info, highlight: str | None = None, collapse: int = 5) -> str:
+        refuse_picture_of_page(self.answer)
         found = await self.answer.view(info.context)
         return await call(render.to_svg, found, highlight=highlight, collapse=collapse)
 
@@ -213,3 +260,36 @@ def lineage_graph(
     context.loaders.prime(graph)
     answer = _Answer(graph=graph, mode=mode, depth=depth, project=view.asked_project(graph))
     return LineageGraph(answer=answer)
+
+
+def lineage_page(
+    page: Page,
+    context: Context,
+    mode: view.Mode,
+    depth: int | None,
+    count: Callable[[], Awaitable[int]],
+) -> LineageGraph:
+    """One page of a paged answer for GraphQL; ``count`` counts the whole answer's nodes."""
+    graph = Subgraph(nodes=page.nodes, edges=page.edges, root=page.root)
+    context.loaders.prime(graph)
+    project = view.asked_project(graph)  # the root's, on the first page
+    if project is None and page.root is not None and "/" in page.root:
+        project = page.root.partition("/")[0]  # a version's id: project/name:vN
+    answer = _Answer(
+        graph=graph,
+        mode=mode,
+        depth=depth,
+        project=project,
+        page=page,
+        count=count,
+    )
+    return LineageGraph(answer=answer)
+
+
+def refuse_picture_of_page(answer: _Answer) -> None:
+    if answer.page is not None:
+        raise InvalidInput(
+            "dot and svg draw a whole answer: ask without first/after (or render the page "
+            "with `lineage render`)",
+            argument="first",
+        )

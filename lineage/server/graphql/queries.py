@@ -11,9 +11,10 @@ from lineage.errors import NotFound
 from lineage.filters import literal as quoted
 from lineage.filters import parse
 from lineage.names import check_name
+from lineage.pages import DEFAULT_PAGE as DEFAULT_GRAPH_PAGE
 from lineage.server.graphql.diff import LineageDiff, lineage_diff
 from lineage.server.graphql.find import found_runs, found_versions
-from lineage.server.graphql.graphs import Direction, LineageGraph, lineage_graph
+from lineage.server.graphql.graphs import Direction, LineageGraph, lineage_graph, lineage_page
 from lineage.server.graphql.loaders import call
 from lineage.server.graphql.pagination import DEFAULT_PAGE, Connection
 from lineage.server.graphql.types import (
@@ -150,10 +151,28 @@ class Query:
         direction: Direction = Direction.UPSTREAM,
         depth: int = 20,
         as_of: datetime | None = None,
+        first: int | None = None,
+        after: str | None = None,
     ) -> LineageGraph:
         context = info.context
         depth = context.limits.depth(depth)
-        found = await call(context.service.lineage, _at(ref, as_of), direction.value, depth)
+        start = _at(ref, as_of)
+        if first is not None or after is not None:
+            service = context.service
+            page = await call(
+                service.lineage_page,
+                start,
+                direction.value,
+                depth,
+                first=DEFAULT_GRAPH_PAGE if first is None else first,
+                after=after,
+            )
+
+            async def count() -> int:
+                return await call(service.lineage_count, start, direction.value, depth)
+
+            return lineage_page(page, context, direction.value, depth, count)
+        found = await call(context.service.lineage, start, direction.value, depth)
         return lineage_graph(found, context, direction.value, depth)
 
     @field(
@@ -161,11 +180,32 @@ class Query:
         "for each run that consumed a and produced b. Fine-tuning stages and model surgery."
     )
     async def derivation_tree(
-        self, info: Info, ref: str, depth: int = 20, as_of: datetime | None = None
+        self,
+        info: Info,
+        ref: str,
+        depth: int = 20,
+        as_of: datetime | None = None,
+        first: int | None = None,
+        after: str | None = None,
     ) -> LineageGraph:
         context = info.context
         depth = context.limits.depth(depth)
-        found = await call(context.service.tree, _at(ref, as_of), depth)
+        start = _at(ref, as_of)
+        if first is not None or after is not None:
+            service = context.service
+            page = await call(
+                service.tree_page,
+                start,
+                depth,
+                first=DEFAULT_GRAPH_PAGE if first is None else first,
+                after=after,
+            )
+
+            async def count() -> int:
+                return await call(service.tree_count, start, depth)
+
+            return lineage_page(page, context, "tree", depth, count)
+        found = await call(context.service.tree, start, depth)
         return lineage_graph(found, context, "tree", depth)
 
     @field(
