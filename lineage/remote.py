@@ -987,6 +987,17 @@ class RemoteService:
         ways = check_direction(direction)
         depth = check_depth(depth)
         first = check_first(first)
+        if depth is not None:  # the server pages it: one request a page
+            return self._pages(
+                "lineage",
+                "$d: Direction!, $depth: Int!",
+                "direction: $d, depth: $depth",
+                first,
+                after,
+                ref=self._qualify(start, default_project),
+                d=direction.upper(),
+                depth=depth,
+            )
         whole = self.lineage(start, direction, depth, default_project=default_project)
         at = start.partition("@")[2]
         root = whole.root or start
@@ -1001,7 +1012,17 @@ class RemoteService:
         *,
         default_project: str | None = None,
     ) -> int:
-        return len(self.lineage(start, direction, depth, default_project=default_project).nodes)
+        depth = check_depth(depth)
+        if depth is None:
+            return len(self.lineage(start, direction, depth, default_project=default_project).nodes)
+        data = self.query(
+            "query($ref: String!, $d: Direction!, $depth: Int!) {"
+            " lineage(ref: $ref, direction: $d, depth: $depth, first: 1) { totalCount } }",
+            ref=self._qualify(start, default_project),
+            d=direction.upper(),
+            depth=depth,
+        )
+        return int(data["lineage"]["totalCount"])
 
     def tree_page(
         self,
@@ -1027,16 +1048,59 @@ class RemoteService:
     ) -> Iterator[Page]:
         depth = check_depth(depth)
         first = check_first(first)
-        whole = self.tree(ref, depth, default_project=default_project)
-        at = ref.partition("@")[2]
-        root = whole.root or ref
-        question: list[Any] = ["tree", f"{root}@{at}" if at else root, depth]
-        return answer_pages(question, whole, None, first=first, after=after)
+        return self._pages(
+            "derivationTree",
+            "$depth: Int!",
+            "depth: $depth",
+            first,
+            after,
+            ref=self._qualify(ref, default_project),
+            depth=100 if depth is None else depth,
+        )
+
+    def _pages(
+        self, field: str, params: str, args: str, first: int, after: str | None, **variables: Any
+    ) -> Iterator[Page]:
+        """Pages of a graph answer asked of the server one at a time (GraphQL ``first`` /
+        ``after``): the client holds one page, whatever the size of the answer."""
+        document = (
+            f"query($ref: String!, {params}, $first: Int!, $after: String) {{"
+            f" {field}(ref: $ref, {args}, first: $first, after: $after) {{"
+            f" {GRAPH} pageInfo {{ hasNextPage endCursor }} }} }}"
+        )
+
+        def pages() -> Iterator[Page]:
+            cursor = after
+            while True:
+                data = self.query(document, first=first, after=cursor, **variables)[field]
+                graph = _graph(data)
+                info = data["pageInfo"]
+                more = bool(info["hasNextPage"])
+                yield Page(
+                    nodes=graph.nodes,
+                    edges=graph.edges,
+                    # the server says false until it knows: not known yet, on a middle page
+                    truncated=graph.truncated or (None if more else False),
+                    has_next=more,
+                    end_cursor=info["endCursor"],
+                    root=graph.root,
+                )
+                if not more:
+                    return
+                cursor = info["endCursor"]
+
+        return pages()
 
     def tree_count(
         self, ref: str, depth: int | None = 20, *, default_project: str | None = None
     ) -> int:
-        return len(self.tree(ref, depth, default_project=default_project).nodes)
+        data = self.query(
+            "query($ref: String!, $depth: Int!) {"
+            " derivationTree(ref: $ref, depth: $depth, first: 1) { totalCount } }",
+            ref=self._qualify(ref, default_project),
+            depth=100 if depth is None else check_depth(depth),
+        )
+        return int(data["derivationTree"]["totalCount"])
 
     def _qualify(self, start: str, default_project: str | None) -> str:
         """A ref with its project (a run id stays as it is)."""

@@ -288,7 +288,8 @@ def test_lineage_export_writes_ndjson(workdir: Path) -> None:
 
 
 def test_pages_through_a_server(tmp_path: Path, workdir: Path) -> None:
-    """RemoteService pages the server's answer the same way, cursors and all."""
+    """RemoteService pages the server's answer the same way, cursors and all (the server
+    pages it: GraphQL first/after, one request a page)."""
     from lineage.remote import RemoteService
     from lineage.server.app import open_service
     from lineage.server.auth import create_token
@@ -322,6 +323,9 @@ def test_pages_through_a_server(tmp_path: Path, workdir: Path) -> None:
                     resumed = next(ask(remote, first=9, after=far[0].end_cursor))
                     assert resumed.nodes == far[1].nodes
                 assert remote.tree_count(tree.base, None) == local.tree_count(tree.base, None)
+                assert remote.lineage_count(tree.base, "downstream", 6) == local.lineage_count(
+                    tree.base, "downstream", 6
+                )
             finally:
                 remote.close()
     finally:
