@@ -45,6 +45,7 @@ from lineage.storage.graph import Direction, NewVersion
 from lineage.storage.sqlfilter import (
     LEAVES,
     Columns,
+    leaves_bulk,
     leaves_schema,
     order_leaf_key,
     order_sql,
@@ -799,12 +800,17 @@ class SQLiteGraphStore:
         counts = {}
         version_ids = [v.id for v in versions]
         with self._write() as db:
+            bulk = {target: leaves_bulk(target) for target in LEAVES}
+            for trigger, _, _ in bulk.values():  # leaves filled set-based below, then back
+                db.execute(f"DROP TRIGGER IF EXISTS {trigger}")
             # Rows that exist already (or come twice) are updated after the insert; the rest
             # are only inserted, so a first import of 100,000 runs writes each row once.
             again = _present(db, "runs", [r.id for r in runs])
+            fresh = _fresh(db, "runs", [r.id for r in runs], again)
             before = db.total_changes
             rows = [_run_row(run) for run in runs]
             db.executemany(_RUN_INSERT, rows)
+            _fill(db, bulk["runs"][2], fresh)
             # a run that finished since an earlier import: take the newer state
             db.executemany(
                 f"UPDATE runs SET {_RUN_ADVANCE} "
@@ -830,11 +836,13 @@ class SQLiteGraphStore:
             )
             counts["artifacts"] = db.total_changes - before
             again = _present(db, "versions", version_ids)
+            fresh = _fresh(db, "versions", version_ids, again)
             before = db.total_changes
             version_rows = [_version_row(v) for v in versions]
             for row, vid in zip(version_rows, version_ids, strict=True):
                 row.append(vid)
             db.executemany(_VERSION_INSERT, version_rows)
+            _fill(db, bulk["versions"][2], fresh)
             counts["versions"] = db.total_changes - before
             db.executemany(
                 f"UPDATE versions SET {_VERSION_RESET} WHERE id = ?",
@@ -864,6 +872,8 @@ class SQLiteGraphStore:
             )
             counts["edges"] = db.total_changes - before
             counts["events"] = _insert_events(db, events)
+            for _, create, _ in bulk.values():
+                db.execute(create)
         return counts
 
     # tokens --------------------------------------------------------------------------------
@@ -1181,6 +1191,22 @@ def _present(db: sqlite3.Connection, table: str, ids: Sequence[str]) -> set[str]
 def _sql(value: Any) -> Any:
     """A flat value as SQLite keeps it: a list (``tags``) as JSON text."""
     return codec.dumps(value) if isinstance(value, list) else value
+
+
+def _fresh(db: sqlite3.Connection, table: str, ids: Sequence[str], again: set[str]) -> list[str]:
+    """The ``ids`` an import is about to insert: not in ``table`` yet (``again`` holds those
+    that are, and those that come twice, which are asked about again)."""
+    twice = {i for i, n in Counter(ids).items() if n > 1}
+    present = (again - twice) | (_present(db, table, sorted(twice)) if twice else set())
+    return [i for i in dict.fromkeys(ids) if i not in present]
+
+
+def _fill(db: sqlite3.Connection, fill: Sequence[str], ids: Sequence[str]) -> None:
+    """The leaves of the rows ``ids`` just inserted (``leaves_bulk``'s ``fill``)."""
+    if ids:
+        listed = json.dumps(list(ids))
+        for statement in fill:
+            db.execute(statement, (listed,))
 
 
 def _id_list(ids: Collection[str]) -> str:

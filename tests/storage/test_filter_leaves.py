@@ -98,6 +98,22 @@ def test_the_side_table_follows_every_write(tmp_path: Path) -> None:
     # an import of a run that finished since: its newer summary
     store.import_records(runs=[run(3, config={"lr": 3e-5}, summary={"acc": 0.9}, state="finished")])
     check(store)
+    # a bulk import fills the leaves of its new rows in one pass, without the per-row
+    # trigger: a run twice in one batch (the first one kept), a new run beside a known one
+    store.import_records(
+        runs=[run(5, config={"lr": 5e-5}, tags=("t",)), run(5, config={"lr": 9.0}),
+              run(1, config={"ignored": 1}), run(6, summary={"loss": 0.5})],
+        versions=[version(2, metadata={"epochs": 6}), version(2, metadata={"epochs": 7})],
+    )  # fmt: skip
+    check(store)
+    # ... and puts the per-row trigger back: a run created after it gets its leaves
+    store.create_run(run(7, config={"lr": 7e-7}, tags=("after",)))
+    check(store)
+    assert {r[0] for r in sqlite3.connect(store.path).execute(
+        "SELECT name FROM sqlite_master WHERE type = 'trigger'")} == {
+        f"{leaves}_{kind}" for leaves in ("run_leaves", "version_leaves")
+        for kind in ("insert", "update", "delete")
+    }  # fmt: skip
 
     # versions: metadata and tags updated, one deleted (found still: deleted versions are)
     vid = version(0).id
