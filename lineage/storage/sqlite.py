@@ -800,17 +800,22 @@ class SQLiteGraphStore:
         counts = {}
         version_ids = [v.id for v in versions]
         with self._write() as db:
-            bulk = {target: leaves_bulk(target) for target in LEAVES}
-            for trigger, _, _ in bulk.values():  # leaves filled set-based below, then back
+            # a big import fills its rows' leaves set-based (the per-row trigger dropped, put
+            # back before the commit); a small one keeps the trigger: DDL costs every
+            # connection its prepared statements
+            big = len(runs) + len(versions) >= _BULK_LEAVES
+            bulk = {target: leaves_bulk(target) for target in LEAVES} if big else {}
+            for trigger, _, _ in bulk.values():
                 db.execute(f"DROP TRIGGER IF EXISTS {trigger}")
             # Rows that exist already (or come twice) are updated after the insert; the rest
             # are only inserted, so a first import of 100,000 runs writes each row once.
             again = _present(db, "runs", [r.id for r in runs])
-            fresh = _fresh(db, "runs", [r.id for r in runs], again)
+            fresh = _fresh(db, "runs", [r.id for r in runs], again) if big else []
             before = db.total_changes
             rows = [_run_row(run) for run in runs]
             db.executemany(_RUN_INSERT, rows)
-            _fill(db, bulk["runs"][2], fresh)
+            if big:
+                _fill(db, bulk["runs"][2], fresh)
             # a run that finished since an earlier import: take the newer state
             db.executemany(
                 f"UPDATE runs SET {_RUN_ADVANCE} "
@@ -836,13 +841,14 @@ class SQLiteGraphStore:
             )
             counts["artifacts"] = db.total_changes - before
             again = _present(db, "versions", version_ids)
-            fresh = _fresh(db, "versions", version_ids, again)
+            fresh = _fresh(db, "versions", version_ids, again) if big else []
             before = db.total_changes
             version_rows = [_version_row(v) for v in versions]
             for row, vid in zip(version_rows, version_ids, strict=True):
                 row.append(vid)
             db.executemany(_VERSION_INSERT, version_rows)
-            _fill(db, bulk["versions"][2], fresh)
+            if big:
+                _fill(db, bulk["versions"][2], fresh)
             counts["versions"] = db.total_changes - before
             db.executemany(
                 f"UPDATE versions SET {_VERSION_RESET} WHERE id = ?",
@@ -1191,6 +1197,9 @@ def _present(db: sqlite3.Connection, table: str, ids: Sequence[str]) -> set[str]
 def _sql(value: Any) -> Any:
     """A flat value as SQLite keeps it: a list (``tags``) as JSON text."""
     return codec.dumps(value) if isinstance(value, list) else value
+
+
+_BULK_LEAVES = 500  # records in one import from which its leaves are filled set-based
 
 
 def _fresh(db: sqlite3.Connection, table: str, ids: Sequence[str], again: set[str]) -> list[str]:

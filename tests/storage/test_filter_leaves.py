@@ -10,8 +10,11 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from lineage.filters import parse, parse_order
 from lineage.records import Event, RunRecord, VersionRecord
+from lineage.storage import sqlite as sqlite_store
 from lineage.storage.neo4j.filter import flat_props
 from lineage.storage.sqlite import SQLiteGraphStore
 
@@ -76,7 +79,12 @@ def event(target: str) -> Event:
     return Event(project="p", target=target, kind="test", at=1.8e9, old=None, new=None)
 
 
-def test_the_side_table_follows_every_write(tmp_path: Path) -> None:
+@pytest.mark.parametrize("bulk", [0, 10**9], ids=["set-based", "per-row"])
+def test_the_side_table_follows_every_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bulk: int
+) -> None:
+    """Both ways an import fills leaves: set-based (a big import), by the trigger (small)."""
+    monkeypatch.setattr(sqlite_store, "_BULK_LEAVES", bulk)
     store = SQLiteGraphStore(tmp_path / "graph.db")
     store.create_run(
         run(1, config={"lr": 1e-4, "opt": "adam", "nested": {"depth": 3, "on": True}},
