@@ -21,6 +21,18 @@ def oracle(edges: list[Edge] | list[tuple[str, str]]) -> nx.DiGraph:
     return graph
 
 
+def import_tree(graph: GraphStore, tree: Any, batch: int = 200) -> None:
+    """A generated fine-tuning tree (bench/gen_tree.py) into ``graph``, in batches."""
+    for start in range(0, len(tree.steps), batch):
+        steps = tree.steps[start : start + batch]
+        graph.import_records(
+            runs=[s.run for s in steps],
+            artifacts=tree.artifacts if start == 0 else (),
+            versions=[v for s in steps for v in s.outputs],
+            edges=[e for s in steps for e in s.edges],
+        )
+
+
 def within(graph: nx.DiGraph, start: str, hops: int | None, upstream: bool) -> set[str]:
     view = graph.reverse(copy=False) if upstream else graph
     if start not in view:

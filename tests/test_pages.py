@@ -12,7 +12,7 @@ from typing import Any
 import networkx as nx
 import pytest
 from click.testing import CliRunner
-from helpers import oracle
+from helpers import import_tree, oracle
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_traversal import dags, load
@@ -141,14 +141,7 @@ def test_tree_pages_are_the_answer_in_order(service: Service, runs, data) -> Non
 def test_a_generated_tree_in_pages(service: Service) -> None:
     """A fine-tuning tree of the benchmark's shape (20 generations, shared datasets)."""
     tree = generate(400, seed=3)
-    for batch in range(0, len(tree.steps), 200):
-        steps = tree.steps[batch : batch + 200]
-        service.graph.import_records(
-            runs=[s.run for s in steps],
-            artifacts=tree.artifacts if batch == 0 else (),
-            versions=[v for s in steps for v in s.outputs],
-            edges=[e for s in steps for e in s.edges],
-        )
+    import_tree(service.graph, tree)
     graph = oracle([e for s in tree.steps for e in s.edges])
     whole = service.tree(tree.base, None)
     order = {n: d // 2 for n, d in distances(graph, tree.base, ["downstream"]).items()}

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import import_tree
 from serving import Server
 
 from lineage.service import Service
@@ -39,14 +40,7 @@ query($ref: String!, $depth: Int!, $first: Int, $after: String) {{
 
 def load_tree(service: Service, runs: int, seed: int) -> Any:
     tree = generate(runs, seed=seed)
-    for batch in range(0, len(tree.steps), 200):
-        steps = tree.steps[batch : batch + 200]
-        service.graph.import_records(
-            runs=[s.run for s in steps],
-            artifacts=tree.artifacts if batch == 0 else (),
-            versions=[v for s in steps for v in s.outputs],
-            edges=[e for s in steps for e in s.edges],
-        )
+    import_tree(service.graph, tree)
     return tree
 
 
