@@ -811,13 +811,14 @@ class SQLiteGraphStore:
             # are only inserted, so a first import of 100,000 runs writes each row once.
             again = _present(db, "runs", [r.id for r in runs])
             fresh = _fresh(db, "runs", [r.id for r in runs], again) if big else []
-            before = db.total_changes
+            # counts by each statement's rowcount: total_changes would count what the leaf
+            # triggers and the set-based fill write too
             rows = [_run_row(run) for run in runs]
-            db.executemany(_RUN_INSERT, rows)
+            changed = db.executemany(_RUN_INSERT, rows).rowcount
             if big:
                 _fill(db, bulk["runs"][2], fresh)
             # a run that finished since an earlier import: take the newer state
-            db.executemany(
+            changed += db.executemany(
                 f"UPDATE runs SET {_RUN_ADVANCE} "
                 "WHERE id = ? AND state = 'running' AND ? != 'running'",
                 [
@@ -825,31 +826,28 @@ class SQLiteGraphStore:
                     for row in rows
                     if row[_RUN_ID] in again
                 ],
-            )
-            counts["runs"] = db.total_changes - before
-            before = db.total_changes
-            db.executemany(
+            ).rowcount
+            counts["runs"] = changed
+            changed = db.executemany(
                 f"INSERT OR IGNORE INTO artifacts ({_ARTIFACT_COLUMNS}, next_index) "
                 f"VALUES ({_slots(len(ARTIFACT_FIELDS))}, 0)",
                 [codec.encode_artifact(a) for a in artifacts],
-            )
+            ).rowcount
             # an artifact known only from its versions (first version of each wins)
-            db.executemany(
+            changed += db.executemany(
                 "INSERT OR IGNORE INTO artifacts (project, name, type, description, "
                 "created_at, next_index) VALUES (?,?,?,NULL,?,0)",
                 [(v.project, v.name, v.type, v.created_at) for v in versions],
-            )
-            counts["artifacts"] = db.total_changes - before
+            ).rowcount
+            counts["artifacts"] = changed
             again = _present(db, "versions", version_ids)
             fresh = _fresh(db, "versions", version_ids, again) if big else []
-            before = db.total_changes
             version_rows = [_version_row(v) for v in versions]
             for row, vid in zip(version_rows, version_ids, strict=True):
                 row.append(vid)
-            db.executemany(_VERSION_INSERT, version_rows)
+            counts["versions"] = db.executemany(_VERSION_INSERT, version_rows).rowcount
             if big:
                 _fill(db, bulk["versions"][2], fresh)
-            counts["versions"] = db.total_changes - before
             db.executemany(
                 f"UPDATE versions SET {_VERSION_RESET} WHERE id = ?",
                 [
@@ -871,12 +869,10 @@ class SQLiteGraphStore:
                 "INSERT OR REPLACE INTO aliases (project, name, alias, idx) VALUES (?,?,?,?)",
                 [(v.project, v.name, alias, v.index) for v in versions for alias in v.aliases],
             )
-            before = db.total_changes
-            db.executemany(
+            counts["edges"] = db.executemany(
                 "INSERT OR IGNORE INTO edges (src, dst, kind) VALUES (?,?,?)",
                 [(e.source, e.target, e.kind) for e in edges],
-            )
-            counts["edges"] = db.total_changes - before
+            ).rowcount
             counts["events"] = _insert_events(db, events)
             for _, create, _ in bulk.values():
                 db.execute(create)
@@ -1231,9 +1227,8 @@ def _filters(*pairs: tuple[str, object]) -> tuple[str, list[Any]]:
 
 
 def _insert_events(db: sqlite3.Connection, events: Iterable[Event]) -> int:
-    before = db.total_changes
-    db.executemany(_EVENT_INSERT, [tuple(codec.encode_event(e).values()) for e in events])
-    return db.total_changes - before
+    rows = [tuple(codec.encode_event(e).values()) for e in events]
+    return db.executemany(_EVENT_INSERT, rows).rowcount
 
 
 def _run_row(run: RunRecord) -> list[Any]:

@@ -108,12 +108,14 @@ def test_the_side_table_follows_every_write(
     check(store)
     # a bulk import fills the leaves of its new rows in one pass, without the per-row
     # trigger: a run twice in one batch (the first one kept), a new run beside a known one
-    store.import_records(
+    counts = store.import_records(
         runs=[run(5, config={"lr": 5e-5}, tags=("t",)), run(5, config={"lr": 9.0}),
               run(1, config={"ignored": 1}), run(6, summary={"loss": 0.5})],
         versions=[version(2, metadata={"epochs": 6}), version(2, metadata={"epochs": 7})],
     )  # fmt: skip
     check(store)
+    # what it says it imported counts records, not the leaves written beside them
+    assert (counts["runs"], counts["versions"]) == (2, 1)
     # ... and puts the per-row trigger back: a run created after it gets its leaves
     store.create_run(run(7, config={"lr": 7e-7}, tags=("after",)))
     check(store)
