@@ -237,7 +237,10 @@ def run_demo(
     best, best_acc = base, demo.evaluate(base, data, 0)
     best.set_alias("best")
     current, features, bad_dataset = base, FEATURES, None
-    echo(f"stage  0: {base.ref} accuracy {best_acc:.3f}")
+    echo(
+        f"stage  0: {base.ref} accuracy {best_acc:.3f} (pretrained, alias base; "
+        f"{len(saved)} checkpoints on the way: policy:v0..v{len(saved) - 1})"
+    )
 
     for stage in range(1, stages + 1):
         train_data = data
