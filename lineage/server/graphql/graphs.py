@@ -13,7 +13,7 @@ import strawberry
 from lineage import render, view
 from lineage.errors import InvalidInput
 from lineage.modelcard import derivation_kind
-from lineage.pages import Page
+from lineage.pages import DEFAULT_PAGE, Page
 from lineage.records import Edge, Node, Subgraph
 from lineage.server.graphql.loaders import Context, call
 from lineage.server.graphql.pagination import PageInfo
@@ -262,14 +262,23 @@ def lineage_graph(
     return LineageGraph(answer=answer)
 
 
-def lineage_page(
-    page: Page,
+async def lineage_page(
     context: Context,
     mode: view.Mode,
     depth: int | None,
-    count: Callable[[], Awaitable[int]],
+    page_of: Callable[..., Page],
+    count_of: Callable[[], int],
+    first: int | None,
+    after: str | None,
 ) -> LineageGraph:
-    """One page of a paged answer for GraphQL; ``count`` counts the whole answer's nodes."""
+    """One page of a paged answer for GraphQL: ``page_of(first=, after=)`` is the service's
+    page of the question, ``count_of()`` its count of the whole answer's nodes (asked only
+    when ``totalCount`` is)."""
+    page = await call(page_of, first=DEFAULT_PAGE if first is None else first, after=after)
+
+    async def count() -> int:
+        return await call(count_of)
+
     graph = Subgraph(nodes=page.nodes, edges=page.edges, root=page.root)
     context.loaders.prime(graph)
     project = view.asked_project(graph)  # the root's, on the first page

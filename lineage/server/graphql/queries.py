@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -11,7 +12,6 @@ from lineage.errors import NotFound
 from lineage.filters import literal as quoted
 from lineage.filters import parse
 from lineage.names import check_name
-from lineage.pages import DEFAULT_PAGE as DEFAULT_GRAPH_PAGE
 from lineage.server.graphql.diff import LineageDiff, lineage_diff
 from lineage.server.graphql.find import found_runs, found_versions
 from lineage.server.graphql.graphs import Direction, LineageGraph, lineage_graph, lineage_page
@@ -159,19 +159,15 @@ class Query:
         start = _at(ref, as_of)
         if first is not None or after is not None:
             service = context.service
-            page = await call(
-                service.lineage_page,
-                start,
+            return await lineage_page(
+                context,
                 direction.value,
                 depth,
-                first=DEFAULT_GRAPH_PAGE if first is None else first,
-                after=after,
+                functools.partial(service.lineage_page, start, direction.value, depth),
+                functools.partial(service.lineage_count, start, direction.value, depth),
+                first,
+                after,
             )
-
-            async def count() -> int:
-                return await call(service.lineage_count, start, direction.value, depth)
-
-            return lineage_page(page, context, direction.value, depth, count)
         found = await call(context.service.lineage, start, direction.value, depth)
         return lineage_graph(found, context, direction.value, depth)
 
@@ -193,18 +189,15 @@ class Query:
         start = _at(ref, as_of)
         if first is not None or after is not None:
             service = context.service
-            page = await call(
-                service.tree_page,
-                start,
+            return await lineage_page(
+                context,
+                "tree",
                 depth,
-                first=DEFAULT_GRAPH_PAGE if first is None else first,
-                after=after,
+                functools.partial(service.tree_page, start, depth),
+                functools.partial(service.tree_count, start, depth),
+                first,
+                after,
             )
-
-            async def count() -> int:
-                return await call(service.tree_count, start, depth)
-
-            return lineage_page(page, context, "tree", depth, count)
         found = await call(context.service.tree, start, depth)
         return lineage_graph(found, context, "tree", depth)
 
