@@ -257,6 +257,35 @@ def test_version_graph_opens_fitted_on_the_version_and_nodes_open(
     page.close()
 
 
+def test_diff_picture_panel_follows_the_pictures_shape(
+    browser: Browser, site: dict[str, Any]
+) -> None:
+    """The diff picture is wide and short: its panel is no taller than the picture fitted to
+    the page's width (it used to keep the stylesheet's 62% of the window, the picture small in
+    the middle of empty space), and the whole picture is in it."""
+    page, problems = open_page(browser)
+    url = site["url"]
+    a, b = f"{PROJECT}/policy:v1", f"{PROJECT}/shard-0:v0"
+    page.goto(f"{url}/diff?a={a}&b={b}")
+    figure = page.locator("figure#diff")
+    expect(figure).to_have_attribute("data-scale", re.compile(r"\d"))
+    frame = figure.locator(".panel").bounding_box()
+    drawing = figure.locator("svg g.graph").bounding_box()
+    assert frame and drawing
+    assert frame["height"] < 0.62 * VIEWPORT["height"] - 20, frame  # shorter than the stylesheet's
+    slack = 0.01 * max(frame["width"], frame["height"])
+    assert frame["y"] - slack <= drawing["y"], (frame, drawing)
+    assert drawing["y"] + drawing["height"] <= frame["y"] + frame["height"] + slack
+    # the picture fills the panel's height too (unless the floor of 180 px or the largest
+    # opening scale holds it): no band of empty panel above and below it
+    scale = float(figure.get_attribute("data-scale") or 0)
+    if frame["height"] > 181 and scale < 1.5:
+        assert drawing["height"] / frame["height"] > 0.9, (frame, drawing)
+    shot(page, "diff")
+    assert problems == [], problems
+    page.close()
+
+
 def test_sign_in_on_a_token_only_server(browser: Browser, site: dict[str, Any]) -> None:
     api = lineage.Api(store=site["store"], blobs=site["blobs"], project=PROJECT)
     token = create_token(api.service.graph, "read", "browser sign-in")  # type: ignore[attr-defined]

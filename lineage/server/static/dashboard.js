@@ -17,6 +17,7 @@ for (const t of document.querySelectorAll("time[datetime]")) {
 // Nodes are Graphviz links (URL attributes): a click opens one, a drag never does.
 const MIN_OPEN_SCALE = 0.6; // screen pixels per SVG unit below which labels are unreadable
 const MAX_OPEN_SCALE = 1.5; // a small graph is not blown up past this
+const MIN_PANEL_HEIGHT = 180; // room to zoom into a one-row picture
 
 function graphPanel(figure) {
   const panel = figure.querySelector(".panel");
@@ -141,6 +142,21 @@ function graphPanel(figure) {
       else if (act === "node") open();
     });
   }
+  // A wide, short picture (a diff, a shallow lineage) gets a panel no taller than the picture
+  // at the width's scale: the stylesheet's height is the most a panel takes, not the least.
+  const size = () => {
+    panel.style.height = "";
+    panel.style.minHeight = "";
+    const tallest = panel.clientHeight;
+    const s = Math.min(panel.clientWidth / full.w, MAX_OPEN_SCALE);
+    const needed = Math.ceil(full.h * s) + 2;
+    if (needed < tallest) {
+      panel.style.minHeight = "0";
+      panel.style.height = `${Math.max(needed, MIN_PANEL_HEIGHT)}px`;
+    }
+  };
+  size();
+  addEventListener("resize", size);
   new ResizeObserver(() => open()).observe(panel);
   open();
 }
