@@ -72,17 +72,16 @@ _REWRITES = (
 _SQL_OPS = {"=": "=", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 
 
-def _document(column: str) -> str:
+def _readable(column: str) -> str:
+    """The JSON text of ``column``, or ``{}`` when even the rewrite is not JSON (the
+    column is read once when it is JSON, as it nearly always is)."""
     fixed = column
     for old, new in _REWRITES:
         fixed = f"replace({fixed}, '{old}', '{new}')"
-    return f"(CASE WHEN json_valid({column}) THEN {column} ELSE {fixed} END)"
-
-
-def _readable(column: str) -> str:
-    """The JSON text of ``column``, or ``{}`` when even the rewrite is not JSON."""
-    fixed = _document(column)
-    return f"(CASE WHEN json_valid({fixed}) THEN {fixed} ELSE '{{}}' END)"
+    return (
+        f"(CASE WHEN json_valid({column}) THEN {column} "
+        f"WHEN json_valid({fixed}) THEN {fixed} ELSE '{{}}' END)"
+    )
 
 
 # the leaves of one table: (leaves table, records table, JSON columns, tags column)
@@ -108,17 +107,19 @@ def _leaf_rows(row: str, document: str, column: str) -> str:
     return (
         f"SELECT {row}.rowid, '{document}' || substr({path}, 2), {_VALUE} "
         f"FROM json_tree({text}) j "
-        "WHERE j.type IN ('integer', 'real', 'text', 'true', 'false') "
-        # keys of letters, digits, _ and -, not starting with a digit or -, none empty
-        f"AND {path} GLOB '$.*' AND {path} NOT GLOB '*[^A-Za-z0-9_.$-]*' "
+        "WHERE j.type IN ('integer', 'real', 'text', 'true', 'false') AND CASE "
+        # SQLite quotes every label but a letter then letters and digits: a path without
+        # quotes is of such labels alone, a key of the filter language unless it goes
+        # into a list (``[``) or is the document itself (the common case, tested at once)
+        "WHEN instr(j.fullkey, '\"') = 0 THEN instr(j.fullkey, '[') = 0 AND j.fullkey != '$' "
+        # else keys of letters, digits, _ and -, not starting with a digit or -, none empty
+        f"ELSE {path} GLOB '$.*' AND {path} NOT GLOB '*[^A-Za-z0-9_.$-]*' "
         f"AND {path} NOT GLOB '*.[0-9-]*' AND {path} NOT GLOB '*..*' "
         f"AND {path} NOT GLOB '*.' "
         # a label holding a dot ({"a.b": 1}) reads as another path: kept only when that
-        # path leads to this very value (then the filter language's answer is the same);
-        # SQLite quotes every label that is not a plain name, so only those need the test
-        "AND (instr(j.fullkey, '\"') = 0 OR ("
-        f"json_type({text}, {path}) = j.type "
-        f"AND (j.type IN ('true', 'false') OR json_extract({text}, {path}) IS j.atom)))"
+        # path leads to this very value (then the filter language's answer is the same)
+        f"AND json_type({text}, {path}) = j.type "
+        f"AND (j.type IN ('true', 'false') OR json_extract({text}, {path}) IS j.atom) END"
     )
 
 
