@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         stores: list[tuple[str, Callable[[], GraphStore]]] = [
             ("sqlite", lambda: SQLiteGraphStore(Path(scratch) / "store" / "graph.db"))
         ]
-        server = Neo4jServer(args.neo4j, args.neo4j is None, args.heap, Path(scratch))
+        server = Neo4jServer(args.neo4j, args.neo4j is None, args.heap, None, Path(scratch))
         if not args.no_neo4j:
             stores.append(("neo4j", lambda: server.open(args.runs)))
         for name, open_store in stores:

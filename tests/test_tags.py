@@ -87,10 +87,11 @@ def test_a_store_from_before_tags_and_users_opens(tmp_path: Path) -> None:
     store.create_run(RunRecord(id="r1", project="p", name="n", tags=("a",), started_at=1.0))
     store.close()
     db = sqlite3.connect(path)
-    for leaves in ("run_leaves", "version_leaves"):  # a store that old had no side tables
-        for trigger in ("insert", "update", "delete"):
+    for leaves in ("run_leaf", "version_leaf"):  # a store that old had no side tables
+        for trigger in ("update", "delete"):
             db.execute(f"DROP TRIGGER {leaves}_{trigger}")
         db.execute(f"DROP TABLE {leaves}")
+        db.execute(f"DELETE FROM meta WHERE key = '{leaves}_done'")
     db.execute("ALTER TABLE runs DROP COLUMN user")
     db.execute("ALTER TABLE versions DROP COLUMN tags")
     db.commit()

@@ -1,23 +1,38 @@
 """A :mod:`lineage.filters` filter and order as SQLite SQL, over a side table of leaves.
 
 Each scalar leaf of ``config``, ``summary`` and ``metadata`` and each tag is also a row of a
-side table (``run_leaves``, ``version_leaves``: ``(id, key, num, str, flag)``, the key
-``config.lr``, ``summary.eval.loss`` or ``tag``; a number in ``num``, a string in ``str``, a
-boolean in ``flag``), indexed on ``(key, num, id)``, ``(key, str, id)`` and ``(id, key)``. A
-comparison on a key is then an index range of that key, ``runs.id IN (SELECT id FROM
-run_leaves WHERE key = ? AND num < ?)``, never a read of each row's JSON; ``and``, ``or`` and
-``not`` combine such sets. A leaf exists only for a value of its kind, so a comparison holds
-only when the value is of the literal's kind, and missing is false: ``not`` means what it says.
+side table (``run_leaf``, ``version_leaf``: ``(rid, key, value)``, ``rid`` the record's
+rowid, the key ``config.lr``, ``summary.eval.loss`` or ``tag``; the value a number, a string,
+or a boolean as the blob ``x'00'``/``x'01'``). The table is clustered on ``(rid, key,
+value)`` (``WITHOUT ROWID``) with one more index, ``(key, value, rid)``: two B-tree writes a
+leaf, the first one appended (a new record's rowid is the largest). SQLite orders numbers
+before strings before blobs, so a kind is a range of the index: numbers ``value < ''``,
+strings ``'' <= value < x''``. A comparison on a key is then an index range of that key,
+``runs.rowid IN (SELECT rid FROM run_leaf WHERE key = ? AND value < ? ...)``, never a read of
+each row's JSON; ``and``, ``or`` and ``not`` combine such sets. A leaf exists only for a
+value of its kind, so a comparison holds only when the value is of the literal's kind, and
+missing is false: ``not`` means what it says.
 
-The side table is kept by triggers on the records' tables (:func:`leaves_schema`), so every
-write, from any code path or any version of lineage that opens the file later, keeps it
-exact; a store made before it gets it filled once on open. The triggers read the JSON with
-``json_tree``. Python's ``json`` writes NaN and infinities as ``NaN``/``Infinity``, which
-SQLite 3.40's JSON functions refuse: a document that is not valid JSON is read with those
-tokens rewritten (``null``, ``1e999``, which SQLite reads as an infinite REAL), so one
-diverged metric does not hide the rest of its row. The rewrite looks for the token after
-``: ``, ``, `` or ``[``, where ``json`` writes it. Only keys the filter language can name
-(letters, digits, ``_``, ``-``; nested as ``a.b``) get leaves; lists are not looked into.
+New rows get their leaves set-based: the meta key ``run_leaf_done`` (:data:`DONE`) holds the
+largest rowid whose row has them, and each writer that inserts rows catches up, in its own
+transaction, every row past it (one ``INSERT ... SELECT`` a document, in rowid order), so an
+import of 5,000 runs writes its leaves at once rather than from a trigger row by row (three
+times the rows a second). A row inserted by another program (an older lineage) is caught up
+by the next writer, or by the next filter before it reads (one read tells). Updates and
+deletes are kept by triggers on the records' tables (:func:`leaves_schema`), whoever writes.
+A store made before the side table gets it filled on open (and the first side tables,
+``run_leaves``/``version_leaves``, keyed by text ids in three indexes, are dropped). The
+rowid of a table without an ``INTEGER PRIMARY KEY`` stays put for lineage's writes (no
+``REPLACE``, no ``VACUUM``); SQLite does not promise that a ``VACUUM`` keeps them, so a
+store vacuumed by hand should drop its side tables, which the next open fills again.
+
+The triggers read the JSON with ``json_tree``. Python's ``json`` writes NaN and infinities as
+``NaN``/``Infinity``, which SQLite 3.40's JSON functions refuse: a document that is not valid
+JSON is read with those tokens rewritten (``null``, ``1e999``, which SQLite reads as an
+infinite REAL), so one diverged metric does not hide the rest of its row. The rewrite looks
+for the token after ``: ``, ``, `` or ``[``, where ``json`` writes it. Only keys the filter
+language can name (letters, digits, ``_``, ``-``; nested as ``a.b``) get leaves; lists are not
+looked into.
 """
 
 from __future__ import annotations
@@ -28,12 +43,17 @@ from typing import Any
 from lineage.filters import NULLABLE, And, Compare, Field, Filter, Not, Or, Order
 
 __all__ = [
+    "DONE",
     "LEAVES",
+    "OLD_LEAVES",
     "Columns",
+    "drop_old_leaves",
     "leaves_schema",
+    "number_range",
     "order_leaf_key",
     "order_sql",
     "seek_sql",
+    "string_range",
     "where_sql",
 ]
 
@@ -52,24 +72,32 @@ _REWRITES = (
 _SQL_OPS = {"=": "=", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 
 
-def _document(column: str) -> str:
+def _readable(column: str) -> str:
+    """The JSON text of ``column``, or ``{}`` when even the rewrite is not JSON (the
+    column is read once when it is JSON, as it nearly always is)."""
     fixed = column
     for old, new in _REWRITES:
         fixed = f"replace({fixed}, '{old}', '{new}')"
-    return f"(CASE WHEN json_valid({column}) THEN {column} ELSE {fixed} END)"
-
-
-def _readable(column: str) -> str:
-    """The JSON text of ``column``, or ``{}`` when even the rewrite is not JSON."""
-    fixed = _document(column)
-    return f"(CASE WHEN json_valid({fixed}) THEN {fixed} ELSE '{{}}' END)"
+    return (
+        f"(CASE WHEN json_valid({column}) THEN {column} "
+        f"WHEN json_valid({fixed}) THEN {fixed} ELSE '{{}}' END)"
+    )
 
 
 # the leaves of one table: (leaves table, records table, JSON columns, tags column)
 LEAVES = {
-    "runs": ("run_leaves", "runs", ("config", "summary"), "tags"),
-    "versions": ("version_leaves", "versions", ("metadata",), "tags"),
+    "runs": ("run_leaf", "runs", ("config", "summary"), "tags"),
+    "versions": ("version_leaf", "versions", ("metadata",), "tags"),
 }
+# the meta key of the largest rowid of each table whose row has its leaves
+DONE = {target: f"{leaves}_done" for target, (leaves, *_) in LEAVES.items()}
+# the first side tables (text ids, three indexes): dropped when a store opens
+OLD_LEAVES = ("run_leaves", "version_leaves")
+# a leaf's value: the atom, a boolean as a blob (after every number and string)
+_VALUE = "CASE j.type WHEN 'true' THEN x'01' WHEN 'false' THEN x'00' ELSE j.atom END"
+# the kinds as ranges of the (key, value, rid) index (numbers < strings < blobs)
+_NUMBER = "{0} < ''"
+_STRING = "{0} >= '' AND {0} < x''"
 
 
 def _leaf_rows(row: str, document: str, column: str) -> str:
@@ -77,69 +105,73 @@ def _leaf_rows(row: str, document: str, column: str) -> str:
     text = _readable(f"{row}.{column}")
     path = "replace(j.fullkey, '\"', '')"  # SQLite 3.40 quotes labels such as "a-b"
     return (
-        f"SELECT {row}.id, '{document}' || substr({path}, 2), "
-        "CASE WHEN j.type IN ('integer', 'real') THEN j.atom END, "
-        "CASE WHEN j.type = 'text' THEN j.atom END, "
-        "CASE j.type WHEN 'true' THEN 1 WHEN 'false' THEN 0 END "
+        f"SELECT {row}.rowid, '{document}' || substr({path}, 2), {_VALUE} "
         f"FROM json_tree({text}) j "
-        "WHERE j.type IN ('integer', 'real', 'text', 'true', 'false') "
-        # keys of letters, digits, _ and -, not starting with a digit or -, none empty
-        f"AND {path} GLOB '$.*' AND {path} NOT GLOB '*[^A-Za-z0-9_.$-]*' "
+        "WHERE j.type IN ('integer', 'real', 'text', 'true', 'false') AND CASE "
+        # SQLite quotes every label but a letter then letters and digits: a path without
+        # quotes is of such labels alone, a key of the filter language unless it goes
+        # into a list (``[``) or is the document itself (the common case, tested at once)
+        "WHEN instr(j.fullkey, '\"') = 0 THEN instr(j.fullkey, '[') = 0 AND j.fullkey != '$' "
+        # else keys of letters, digits, _ and -, not starting with a digit or -, none empty
+        f"ELSE {path} GLOB '$.*' AND {path} NOT GLOB '*[^A-Za-z0-9_.$-]*' "
         f"AND {path} NOT GLOB '*.[0-9-]*' AND {path} NOT GLOB '*..*' "
         f"AND {path} NOT GLOB '*.' "
         # a label holding a dot ({"a.b": 1}) reads as another path: kept only when that
         # path leads to this very value (then the filter language's answer is the same)
         f"AND json_type({text}, {path}) = j.type "
-        f"AND (j.type IN ('true', 'false') OR json_extract({text}, {path}) IS j.atom)"
+        f"AND (j.type IN ('true', 'false') OR json_extract({text}, {path}) IS j.atom) END"
     )
 
 
 def leaves_schema(target: str) -> tuple[list[str], list[str]]:
-    """``(schema, fill)``: the statements creating ``target``'s side table of leaves, its
-    indexes and the triggers keeping it, and those filling it from the rows a store holds
-    already (run once, when the table is new)."""
+    """``(schema, catch_up)``: the statements creating ``target``'s side table of leaves, its
+    index and the triggers keeping it on updates and deletes, and those giving leaves to the
+    rows inserted since the last catch-up, set-based (:data:`DONE`: the largest rowid that
+    has them; each statement takes it as its one parameter; the writer then records the
+    table's largest rowid)."""
     leaves, table, documents, tags = LEAVES[target]
-    columns = f"INSERT INTO {leaves} (id, key, num, str, flag) "
+    # OR IGNORE: a key held twice ({"a.b": 1, "a": {"b": 1}}) is one leaf; a row updated
+    # before its catch-up has its leaves from the update trigger already
+    columns = f"INSERT OR IGNORE INTO {leaves} (rid, key, value) "
     tag_rows = (
-        f"SELECT new.id, 'tag', NULL, t.value, NULL FROM json_each(CASE WHEN "
+        f"SELECT new.rowid, 'tag', t.value FROM json_each(CASE WHEN "
         f"json_valid(new.{tags}) THEN new.{tags} END) t WHERE t.type = 'text'"
     )
     inserts = " ".join(f"{columns}{_leaf_rows('new', d, d)};" for d in documents)
     inserts += f" {columns}{tag_rows};"
     watched = ", ".join([*documents, tags])
+    done = DONE[target]
     schema = [
-        f"CREATE TABLE IF NOT EXISTS {leaves} (id TEXT NOT NULL, key TEXT NOT NULL, num, "
-        "str TEXT, flag INTEGER)",
-        # covering: a probe of one row's key reads this index alone
-        f"CREATE INDEX IF NOT EXISTS {leaves}_id ON {leaves} (id, key, num, str, flag)",
-        f"CREATE INDEX IF NOT EXISTS {leaves}_num ON {leaves} (key, num, id)",
-        f"CREATE INDEX IF NOT EXISTS {leaves}_str ON {leaves} (key, str, id)",
-        f"CREATE TRIGGER IF NOT EXISTS {leaves}_insert AFTER INSERT ON {table} BEGIN {inserts} END",
+        f"CREATE TABLE IF NOT EXISTS {leaves} (rid INTEGER NOT NULL, key TEXT NOT NULL, "
+        "value NOT NULL, PRIMARY KEY (rid, key, value)) WITHOUT ROWID",
+        f"CREATE INDEX IF NOT EXISTS {leaves}_value ON {leaves} (key, value, rid)",
         f"CREATE TRIGGER IF NOT EXISTS {leaves}_update AFTER UPDATE OF {watched} ON {table} "
-        f"BEGIN DELETE FROM {leaves} WHERE id = old.id; {inserts} END",
+        f"BEGIN DELETE FROM {leaves} WHERE rid = old.rowid; {inserts} END",
+        # a deleted row's rowid may come back (the largest one): it is caught up again
         f"CREATE TRIGGER IF NOT EXISTS {leaves}_delete AFTER DELETE ON {table} "
-        f"BEGIN DELETE FROM {leaves} WHERE id = old.id; END",
+        f"BEGIN DELETE FROM {leaves} WHERE rid = old.rowid; "
+        f"UPDATE meta SET value = min(CAST(value AS INTEGER), old.rowid - 1) "
+        f"WHERE key = '{done}'; END",
     ]
-    every = f"FROM {table} new, json_"
-    fill = [columns + _leaf_rows("new", d, d).replace("FROM json_", every) for d in documents] + [
-        columns + tag_rows.replace("FROM json_", every)
+    every = f"FROM {table} new CROSS JOIN json_"
+    catch_up = [
+        (columns + statement)
+        .replace("FROM json_", every)
+        .replace(" WHERE ", " WHERE new.rowid > ? AND ", 1)
+        for statement in [*(_leaf_rows("new", d, d) for d in documents), tag_rows]
     ]
-    return schema, fill
+    return schema, catch_up
 
 
-def leaves_bulk(target: str) -> tuple[str, str, list[str]]:
-    """``(insert trigger, its CREATE statement, fill)`` for a bulk import of ``target``'s
-    rows: the import drops the per-row insert trigger, inserts its rows, fills their leaves
-    with ``fill`` (each statement takes one parameter, a JSON array of the new rows' ids)
-    in one set-based pass of the triggers' own SELECTs, and creates the trigger again, all
-    in its one transaction (three times the rows a second of the per-row trigger)."""
-    leaves, table, *_ = LEAVES[target]
-    schema, fill = leaves_schema(target)
-    trigger = f"{leaves}_insert"
-    (create,) = (s for s in schema if s.startswith(f"CREATE TRIGGER IF NOT EXISTS {trigger} "))
-    every = f"FROM {table} new, json_"
-    some = f"FROM json_each(?) w CROSS JOIN {table} new ON new.id = w.value, json_"
-    return trigger, create, [statement.replace(every, some) for statement in fill]
+def drop_old_leaves(target: str) -> list[str]:
+    """The statements dropping ``target``'s first side table and its triggers."""
+    old = OLD_LEAVES[list(LEAVES).index(target)]
+    return [
+        *(f"DROP TRIGGER IF EXISTS {old}_{kind}" for kind in ("insert", "update", "delete")),
+        f"DROP TABLE IF EXISTS {old}",
+        # an insert trigger of this table: a catch-up gives new rows their leaves now
+        f"DROP TRIGGER IF EXISTS {LEAVES[target][0]}_insert",
+    ]
 
 
 def where_sql(where: Filter, columns: Columns) -> tuple[str, list[Any]]:
@@ -174,9 +206,8 @@ def _leaf(where: Compare, columns: Columns, params: list[Any]) -> str:
     # a probe of the row's leaves: one seek on (id, key)
     test = _leaf_test(where, params)
     found = (
-        f"EXISTS (SELECT 1 FROM {columns['leaves']} l INDEXED BY {columns['leaves']}_id "
-        f"WHERE l.id = {columns['id']} "
-        f"AND l.key = ? AND {test})"
+        f"EXISTS (SELECT 1 FROM {columns['leaves']} l "
+        f"WHERE l.rid = {columns['rowid']} AND l.key = ? AND {test})"
     )
     return f"NOT {found}" if field.tags and where.op == "!=" else found
 
@@ -189,30 +220,31 @@ def _leaf_test(where: Compare, params: list[Any]) -> str:
         params.append("tag")
         if where.op == "contains":
             params.append(where.values[0])
-            return "instr(l.str, ?) > 0"
+            return f"instr(l.value, ?) > 0 AND {_STRING.format('l.value')}"
         params.extend(where.values)
-        return f"l.str IN ({', '.join('?' * len(where.values))})"
+        return f"l.value IN ({', '.join('?' * len(where.values))})"
     assert field.document is not None
     params.append(f"{field.document}." + ".".join(field.path))
     if where.kind == "bool":
         truths = {1 if v else 0 for v in where.values}
         if where.op == "!=":
             truths = {0, 1} - truths
-        return f"l.flag IN ({', '.join(map(str, sorted(truths))) or 'NULL'})"
-    column = "l.num" if where.kind == "number" else "l.str"
-    return _compare(column, where, params)
+        blobs = ", ".join(f"x'0{t}'" for t in sorted(truths))
+        return f"l.value IN ({blobs or 'NULL'})"
+    kind = _NUMBER if where.kind == "number" else _STRING
+    return f"{_compare('l.value', where, params)} AND {kind.format('l.value')}"
 
 
 def seek_sql(where: Filter, columns: Columns) -> tuple[str, list[Any]] | None:
-    """``SELECT id FROM leaves l WHERE l.key = ? AND ...``: the ids a comparison on a key
-    or a tag holds for, read from one index range; None for any other filter."""
+    """``SELECT rid FROM leaves l WHERE l.key = ? AND ...``: the rowids a comparison on a
+    key or a tag holds for, read from one index range; None for any other filter."""
     if not isinstance(where, Compare) or where.field.attribute is not None:
         return None
     if where.field.tags and where.op == "!=":
         return None
     params: list[Any] = []
     test = _leaf_test(where, params)
-    return f"SELECT l.id FROM {columns['leaves']} l WHERE l.key = ? AND {test}", params
+    return f"SELECT l.rid FROM {columns['leaves']} l WHERE l.key = ? AND {test}", params
 
 
 def _compare(expression: str, where: Compare, params: list[Any]) -> str:
@@ -244,10 +276,10 @@ def order_sql(order: Order, columns: Columns) -> tuple[str, str, list[Any]]:
             [],
         )
     assert field.document is not None
-    # the key's number or string (NULL: missing, a boolean): one index seek on (id, key)
+    # the key's number or string (NULL: missing, a boolean): one seek on (rid, key)
     found = (
-        f"(SELECT coalesce(num, str) FROM {columns['leaves']} o INDEXED BY {columns['leaves']}_id "
-        f"WHERE o.id = {columns['id']} AND o.key = ?)"
+        f"(SELECT o.value FROM {columns['leaves']} o "
+        f"WHERE o.rid = {columns['rowid']} AND o.key = ? AND o.value < x'')"
     )
     rank = (
         f"(CASE typeof({found}) WHEN 'text' THEN {string} WHEN 'null' THEN {rest} "
@@ -260,3 +292,13 @@ def order_sql(order: Order, columns: Columns) -> tuple[str, str, list[Any]]:
 def order_leaf_key(order: Order) -> str:
     """The side table's key of a document field an order reads (``summary.loss``)."""
     return f"{order.field.document}." + ".".join(order.field.path)
+
+
+def number_range(value: str) -> str:
+    """The SQL test that the leaf value ``value`` is a number (a range of the index)."""
+    return _NUMBER.format(value)
+
+
+def string_range(value: str) -> str:
+    """The SQL test that the leaf value ``value`` is a string (a range of the index)."""
+    return _STRING.format(value)

@@ -43,13 +43,16 @@ from lineage.storage.codec import (
 )
 from lineage.storage.graph import Direction, NewVersion
 from lineage.storage.sqlfilter import (
+    DONE,
     LEAVES,
     Columns,
-    leaves_bulk,
+    drop_old_leaves,
     leaves_schema,
+    number_range,
     order_leaf_key,
     order_sql,
     seek_sql,
+    string_range,
     where_sql,
 )
 
@@ -368,6 +371,7 @@ class SQLiteGraphStore:
                 f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES ({_slots(len(RUN_FIELDS))})",
                 _run_row(run),
             )
+            _catch_up(db)
 
     def update_run(self, run_id: str, changes: Mapping[str, Any]) -> RunRecord | None:
         encoded = {key: _sql(value) for key, value in codec.encode_run_changes(changes).items()}
@@ -526,6 +530,7 @@ class SQLiteGraphStore:
                 "INSERT OR REPLACE INTO aliases (project, name, alias, idx) VALUES (?,?,?,?)",
                 (new.project, new.name, "latest", index),
             )
+            _catch_up(db)
             row = db.execute(
                 f"SELECT {_VERSION_COLUMNS} FROM {_VERSION_FROM} WHERE v.id = ?", (vid,)
             ).fetchone()
@@ -800,23 +805,13 @@ class SQLiteGraphStore:
         counts = {}
         version_ids = [v.id for v in versions]
         with self._write() as db:
-            # a big import fills its rows' leaves set-based (the per-row trigger dropped, put
-            # back before the commit); a small one keeps the trigger: DDL costs every
-            # connection its prepared statements
-            big = len(runs) + len(versions) >= _BULK_LEAVES
-            bulk = {target: leaves_bulk(target) for target in LEAVES} if big else {}
-            for trigger, _, _ in bulk.values():
-                db.execute(f"DROP TRIGGER IF EXISTS {trigger}")
             # Rows that exist already (or come twice) are updated after the insert; the rest
             # are only inserted, so a first import of 100,000 runs writes each row once.
             again = _present(db, "runs", [r.id for r in runs])
-            fresh = _fresh(db, "runs", [r.id for r in runs], again) if big else []
             # counts by each statement's rowcount: total_changes would count what the leaf
-            # triggers and the set-based fill write too
+            # triggers write too
             rows = [_run_row(run) for run in runs]
             changed = db.executemany(_RUN_INSERT, rows).rowcount
-            if big:
-                _fill(db, bulk["runs"][2], fresh)
             # a run that finished since an earlier import: take the newer state
             changed += db.executemany(
                 f"UPDATE runs SET {_RUN_ADVANCE} "
@@ -841,13 +836,10 @@ class SQLiteGraphStore:
             ).rowcount
             counts["artifacts"] = changed
             again = _present(db, "versions", version_ids)
-            fresh = _fresh(db, "versions", version_ids, again) if big else []
             version_rows = [_version_row(v) for v in versions]
             for row, vid in zip(version_rows, version_ids, strict=True):
                 row.append(vid)
             counts["versions"] = db.executemany(_VERSION_INSERT, version_rows).rowcount
-            if big:
-                _fill(db, bulk["versions"][2], fresh)
             db.executemany(
                 f"UPDATE versions SET {_VERSION_RESET} WHERE id = ?",
                 [
@@ -874,8 +866,7 @@ class SQLiteGraphStore:
                 [(e.source, e.target, e.kind) for e in edges],
             ).rowcount
             counts["events"] = _insert_events(db, events)
-            for _, create, _ in bulk.values():
-                db.execute(create)
+            _catch_up(db)  # the new rows' leaves, set-based
         return counts
 
     # tokens --------------------------------------------------------------------------------
@@ -931,6 +922,7 @@ class SQLiteGraphStore:
     ) -> list[RunRecord]:
         """Runs passing ``where``, in ``order`` then by id, from the one after the sort key
         ``after`` (``(rank, value, id)``, :func:`lineage.filters.order_key` and the id)."""
+        self._leaves_ready()
         rows = self._find(
             f"SELECT {_RUN_QUALIFIED}", "runs", "runs.id", _RUN_FILTER_COLUMNS,
             project, where, order, limit, after,
@@ -948,6 +940,7 @@ class SQLiteGraphStore:
     ) -> list[VersionRecord]:
         """Versions (deleted ones too: ``state = committed`` says otherwise) passing
         ``where``, as :meth:`find_runs`."""
+        self._leaves_ready()
         rows = self._find(
             f"SELECT {_VERSION_COLUMNS}", _VERSION_FROM, "v.id", _VERSION_FILTER_COLUMNS,
             project, where, order, limit, after,
@@ -962,9 +955,18 @@ class SQLiteGraphStore:
         """How many versions :meth:`find_versions` would return without a limit."""
         return self._count_found(_VERSION_FROM, _VERSION_FILTER_COLUMNS, project, where)
 
+    def _leaves_ready(self) -> None:
+        """Rows another writer inserted without their leaves (an older lineage, a tool of
+        its own) get them before a filter reads the side tables: lineage's own writers
+        catch up in their transaction, so this is one read, nearly always."""
+        if _behind(self._db().execute(_BEHIND).fetchone()):
+            with self._write() as db:
+                _catch_up(db)
+
     def _count_found(
         self, table: str, columns: Columns, project: str | None, where: Filter | None
     ) -> int:
+        self._leaves_ready()
         source, clauses, params = self._found_rows(table, columns, project, where, None)
         text = f"SELECT count(*) FROM {source} {_where(clauses)}"
         count: int = self._db().execute(text, params).fetchone()[0]
@@ -991,12 +993,12 @@ class SQLiteGraphStore:
             driver = self._driver(where, columns, broad)
             if driver is not None:
                 seek, seek_params, rest = driver
-                source = f"(SELECT DISTINCT id AS want FROM ({seek})) d CROSS JOIN {table}"
+                source = f"(SELECT DISTINCT rid AS want FROM ({seek})) d CROSS JOIN {table}"
                 params += seek_params
                 # the other comparisons' probes of the side table name d.want, so that they
                 # run before the row itself is read; the driver's own is not tested again
-                where, tested = rest, {**columns, "id": "d.want"}
-                clauses.append(f"{columns['id']} = d.want")
+                where, tested = rest, {**columns, "rowid": "d.want"}
+                clauses.append(f"{columns['rowid']} = d.want")
         if project is not None:
             clauses.append(f"{columns['project']} = ?")
             params.append(project)
@@ -1088,10 +1090,11 @@ class SQLiteGraphStore:
         limit: int,
         after: Sequence[Any] | None,
     ) -> list[Any]:
-        """A page in the order of a key: its numbers from the side table's ``(key, num,
-        id)`` index, then its strings from ``(key, str, id)``, in that index's order, each
-        row tested as it comes; then (only if the page is not full yet) the rows with
-        neither, by id. Both directions take the parts in that order (the rest is last)."""
+        """A page in the order of a key: its numbers from the side table's ``(key, value,
+        rid)`` index, then its strings, in that index's order (ties by id, sorted a value at
+        a time), each row tested as it comes; then (only if the page is not full yet) the
+        rows with neither, by id. Both directions take the parts in that order (the rest is
+        last)."""
         way = "DESC" if order.descending else ""
         beyond = "<" if way else ">"
         key = order_leaf_key(order)
@@ -1100,16 +1103,15 @@ class SQLiteGraphStore:
         found: list[Any] = []
         seen: set[str] = set()
         position = None if after is None else (2 - after[0] if way else after[0])
-        for part, column in enumerate(("o.num", "o.str", None)):
+        for part, kind in enumerate((number_range("o.value"), string_range("o.value"), None)):
             if position is not None and part < position:
                 continue  # the cursor is past this part
             more = list(clauses)
             extra: list[Any] = []
-            if column is None:
+            if kind is None:
                 more.append(
-                    f"NOT EXISTS (SELECT 1 FROM {columns['leaves']} o INDEXED BY "
-                    f"{columns['leaves']}_id WHERE o.id = {ident} "
-                    "AND o.key = ? AND (o.num IS NOT NULL OR o.str IS NOT NULL))"
+                    f"NOT EXISTS (SELECT 1 FROM {columns['leaves']} o "
+                    f"WHERE o.rid = {columns['rowid']} AND o.key = ? AND o.value < x'')"
                 )
                 extra.append(key)
                 if position == part:
@@ -1123,16 +1125,19 @@ class SQLiteGraphStore:
             else:
                 if position == part:
                     assert after is not None
-                    more.append(f"({column}, o.id) {beyond} (?, ?)")
-                    extra += [after[1], after[2]]
+                    # the value bound alone seeks the index; the pair decides the ties
+                    more.append(f"o.value {beyond}= ?")
+                    more.append(f"(o.value, {ident}) {beyond} (?, ?)")
+                    extra += [after[1], after[1], after[2]]
+                joined = f"{columns['rowid']} = o.rid"
                 text = (
                     f"{select}, {ident} FROM {columns['leaves']} o CROSS JOIN {table} "
-                    f"{_where(['o.key = ?', f'{column} IS NOT NULL', f'{ident} = o.id', *more])} "
-                    f"ORDER BY {column} {way}, o.id {way} LIMIT ?"
+                    f"{_where(['o.key = ?', kind, joined, *more])} "
+                    f"ORDER BY o.value {way}, {ident} {way} LIMIT ?"
                 )
                 rows = db.execute(text, [key, *params, *extra, limit - len(found)]).fetchall()
             for row in rows:
-                if row[-1] not in seen:  # a key held twice ({"a.b": 1, "a": {"b": 1}})
+                if row[-1] not in seen:
                     seen.add(row[-1])
                     found.append(row[:-1])
             if len(found) >= limit:
@@ -1144,6 +1149,7 @@ _RUN_FILTER_COLUMNS: Columns = {
     **{f: f"runs.{f}" for f in RUN_FIELDS},
     "user": "runs.user",
     "leaves": LEAVES["runs"][0],
+    "rowid": "runs.rowid",
 }
 _VERSION_FILTER_COLUMNS: Columns = {
     **{f: f"v.{_column(f)}" for f in VERSION_STORED},
@@ -1151,22 +1157,49 @@ _VERSION_FILTER_COLUMNS: Columns = {
     "id": "v.id",
     "tags": "v.tags",
     "leaves": LEAVES["versions"][0],
+    "rowid": "v.rowid",
 }
 
 
 def _add_leaves(db: sqlite3.Connection) -> None:
     """The side tables of filterable leaves (lineage.storage.sqlfilter) and their triggers;
-    a store made before them gets them filled from its rows, in the same transaction."""
-    for target, (leaves, *_) in LEAVES.items():
-        new = not db.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (leaves,)
-        ).fetchone()
-        schema, fill = leaves_schema(target)
-        for statement in schema:
+    a store made before them gets them filled from its rows, in the same transaction, and
+    loses the first side tables (keyed by text ids), if it has them."""
+    for target in LEAVES:
+        for statement in drop_old_leaves(target):
             db.execute(statement)
-        if new:
-            for statement in fill:
-                db.execute(statement)
+        for statement in leaves_schema(target)[0]:
+            db.execute(statement)
+    _catch_up(db)
+
+
+# (largest rowid with leaves, largest rowid) of runs, then of versions
+_BEHIND = "SELECT " + ", ".join(
+    f"(SELECT CAST(value AS INTEGER) FROM meta WHERE key = '{DONE[target]}'), "
+    f"(SELECT max(rowid) FROM {table})"
+    for target, (_, table, *_) in LEAVES.items()
+)
+_CATCH_UP = {target: leaves_schema(target)[1] for target in LEAVES}
+
+
+def _behind(row: Sequence[Any]) -> list[tuple[str, int, int]]:
+    """``(target, done, top)`` of each table of ``_BEHIND``'s row with rows lacking leaves."""
+    found = []
+    for at, target in enumerate(LEAVES):
+        done, top = row[2 * at], row[2 * at + 1]
+        if top is not None and (done is None or top > done):
+            found.append((target, done or 0, top))
+    return found
+
+
+def _catch_up(db: sqlite3.Connection) -> None:
+    """Leaves for the rows inserted since the last catch-up (rowids past ``DONE``), in one
+    set-based pass a table, within the caller's write transaction: an import of 5,000 runs
+    writes its leaves at once, in rowid order, not row by row from a trigger."""
+    for target, done, top in _behind(db.execute(_BEHIND).fetchone()):
+        for statement in _CATCH_UP[target]:
+            db.execute(statement, (done,))
+        db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (DONE[target], top))
 
 
 _RUN_QUALIFIED = ", ".join(f"runs.{f}" for f in RUN_FIELDS)  # beside other tables' ids
@@ -1193,25 +1226,6 @@ def _present(db: sqlite3.Connection, table: str, ids: Sequence[str]) -> set[str]
 def _sql(value: Any) -> Any:
     """A flat value as SQLite keeps it: a list (``tags``) as JSON text."""
     return codec.dumps(value) if isinstance(value, list) else value
-
-
-_BULK_LEAVES = 500  # records in one import from which its leaves are filled set-based
-
-
-def _fresh(db: sqlite3.Connection, table: str, ids: Sequence[str], again: set[str]) -> list[str]:
-    """The ``ids`` an import is about to insert: not in ``table`` yet (``again`` holds those
-    that are, and those that come twice, which are asked about again)."""
-    twice = {i for i, n in Counter(ids).items() if n > 1}
-    present = (again - twice) | (_present(db, table, sorted(twice)) if twice else set())
-    return [i for i in dict.fromkeys(ids) if i not in present]
-
-
-def _fill(db: sqlite3.Connection, fill: Sequence[str], ids: Sequence[str]) -> None:
-    """The leaves of the rows ``ids`` just inserted (``leaves_bulk``'s ``fill``)."""
-    if ids:
-        listed = json.dumps(list(ids))
-        for statement in fill:
-            db.execute(statement, (listed,))
 
 
 def _id_list(ids: Collection[str]) -> str:

@@ -10,11 +10,8 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from lineage.filters import parse, parse_order
 from lineage.records import Event, RunRecord, VersionRecord
-from lineage.storage import sqlite as sqlite_store
 from lineage.storage.neo4j.filter import flat_props
 from lineage.storage.sqlite import SQLiteGraphStore
 
@@ -43,11 +40,15 @@ def stored(path: Path) -> tuple[set[Leaf], set[Leaf]]:
     db = sqlite3.connect(path)
     try:
         tables = []
-        for table in ("run_leaves", "version_leaves"):
-            rows = db.execute(f"SELECT id, key, num, str, flag FROM {table}").fetchall()
+        for table, records in (("run_leaf", "runs"), ("version_leaf", "versions")):
+            rows = db.execute(
+                f"SELECT r.id, l.key, l.value FROM {table} l JOIN {records} r ON r.rowid = l.rid"
+            ).fetchall()
+            # every leaf belongs to a record
+            assert len(rows) == db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
             tables.append(
-                {(i, k, bool(f) if f is not None else n if n is not None else s)
-                 for i, k, n, s, f in rows}
+                {(i, k, {b"\x00": False, b"\x01": True}[v] if isinstance(v, bytes) else v)
+                 for i, k, v in rows}
             )  # fmt: skip
             assert len(rows) == len(tables[-1])  # no leaf twice
         return tables[0], tables[1]
@@ -79,12 +80,7 @@ def event(target: str) -> Event:
     return Event(project="p", target=target, kind="test", at=1.8e9, old=None, new=None)
 
 
-@pytest.mark.parametrize("bulk", [0, 10**9], ids=["set-based", "per-row"])
-def test_the_side_table_follows_every_write(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bulk: int
-) -> None:
-    """Both ways an import fills leaves: set-based (a big import), by the trigger (small)."""
-    monkeypatch.setattr(sqlite_store, "_BULK_LEAVES", bulk)
+def test_the_side_table_follows_every_write(tmp_path: Path) -> None:
     store = SQLiteGraphStore(tmp_path / "graph.db")
     store.create_run(
         run(1, config={"lr": 1e-4, "opt": "adam", "nested": {"depth": 3, "on": True}},
@@ -106,8 +102,7 @@ def test_the_side_table_follows_every_write(
     # an import of a run that finished since: its newer summary
     store.import_records(runs=[run(3, config={"lr": 3e-5}, summary={"acc": 0.9}, state="finished")])
     check(store)
-    # a bulk import fills the leaves of its new rows in one pass, without the per-row
-    # trigger: a run twice in one batch (the first one kept), a new run beside a known one
+    # a run twice in one batch (the first one kept), a new run beside a known one
     counts = store.import_records(
         runs=[run(5, config={"lr": 5e-5}, tags=("t",)), run(5, config={"lr": 9.0}),
               run(1, config={"ignored": 1}), run(6, summary={"loss": 0.5})],
@@ -116,14 +111,13 @@ def test_the_side_table_follows_every_write(
     check(store)
     # what it says it imported counts records, not the leaves written beside them
     assert (counts["runs"], counts["versions"]) == (2, 1)
-    # ... and puts the per-row trigger back: a run created after it gets its leaves
     store.create_run(run(7, config={"lr": 7e-7}, tags=("after",)))
     check(store)
     assert {r[0] for r in sqlite3.connect(store.path).execute(
         "SELECT name FROM sqlite_master WHERE type = 'trigger'")} == {
-        f"{leaves}_{kind}" for leaves in ("run_leaves", "version_leaves")
-        for kind in ("insert", "update", "delete")
-    }  # fmt: skip
+        f"{leaves}_{kind}" for leaves in ("run_leaf", "version_leaf")
+        for kind in ("update", "delete")
+    }  # fmt: skip  # new rows get theirs from the writer's catch-up, not from a trigger
 
     # versions: metadata and tags updated, one deleted (found still: deleted versions are)
     vid = version(0).id
@@ -150,10 +144,11 @@ def test_a_store_from_before_the_side_table_is_filled_when_it_opens(tmp_path: Pa
     store.import_records(runs=runs, versions=[version(0, metadata={"epochs": 7}, tags=("x",))])
     store.close()
     db = sqlite3.connect(path)  # what an older lineage left: no side tables, no triggers
-    for leaves in ("run_leaves", "version_leaves"):
-        for trigger in ("insert", "update", "delete"):
+    for leaves in ("run_leaf", "version_leaf"):
+        for trigger in ("update", "delete"):
             db.execute(f"DROP TRIGGER {leaves}_{trigger}")
         db.execute(f"DROP TABLE {leaves}")
+        db.execute(f"DELETE FROM meta WHERE key = '{leaves}_done'")
     db.commit()
     db.close()
 
@@ -173,3 +168,92 @@ def test_a_store_from_before_the_side_table_is_filled_when_it_opens(tmp_path: Pa
     reopened.create_run(run(99, config={"lr": 1e-9}))  # and the triggers keep it from now on
     check(reopened)
     reopened.close()
+
+
+def test_a_store_with_the_first_side_tables_moves_to_the_new_ones(tmp_path: Path) -> None:
+    """A store made before issue 15 keyed its leaves by text id in ``run_leaves`` and
+    ``version_leaves`` (three indexes, three triggers each): it opens with those gone and the
+    new tables filled, and its filters answer as before."""
+    path = tmp_path / "old.db"
+    store = SQLiteGraphStore(path)
+    runs = [
+        run(i, config={"lr": 10.0**-i, "on": i % 2 == 0}, tags=(f"t{i % 3}",),
+            summary={"loss": 1 / (i + 1), "name": f"s{i % 4}"})
+        for i in range(40)
+    ]  # fmt: skip
+    store.import_records(runs=runs, versions=[version(0, metadata={"epochs": 7}, tags=("x",))])
+    store.close()
+    db = sqlite3.connect(path)
+    for new, old, table in (("run_leaf", "run_leaves", "runs"),
+                            ("version_leaf", "version_leaves", "versions")):  # fmt: skip
+        for trigger in ("update", "delete"):
+            db.execute(f"DROP TRIGGER {new}_{trigger}")
+        db.execute(f"DROP TABLE {new}")
+        db.execute(f"DELETE FROM meta WHERE key = '{new}_done'")
+        # the first side table, as main made it (the triggers' bodies shortened)
+        db.execute(f"CREATE TABLE {old} (id TEXT NOT NULL, key TEXT NOT NULL, num, str TEXT, "
+                   "flag INTEGER)")  # fmt: skip
+        for index in ("id, key, num, str, flag", "key, num, id", "key, str, id"):
+            db.execute(f"CREATE INDEX {old}_{index.split(',')[1].strip()} ON {old} ({index})")
+        db.execute(f"CREATE TRIGGER {old}_insert AFTER INSERT ON {table} BEGIN "
+                   f"INSERT INTO {old} (id, key) VALUES (new.id, 'k'); END")  # fmt: skip
+        db.execute(f"CREATE TRIGGER {old}_update AFTER UPDATE OF tags ON {table} BEGIN "
+                   f"DELETE FROM {old} WHERE id = old.id; END")  # fmt: skip
+        db.execute(f"CREATE TRIGGER {old}_delete AFTER DELETE ON {table} BEGIN "
+                   f"DELETE FROM {old} WHERE id = old.id; END")  # fmt: skip
+    db.commit()
+    db.close()
+
+    reopened = SQLiteGraphStore(path)
+    names = {r[0] for r in sqlite3.connect(path).execute("SELECT name FROM sqlite_master")}
+    assert not {n for n in names if n.startswith(("run_leaves", "version_leaves"))}
+    assert {"run_leaf", "version_leaf", "run_leaf_update", "version_leaf_delete"} <= names
+    check(reopened)
+    where = parse("config.lr < 1e-3 and config.on = true and tag != t2", "runs")
+    expect = [
+        r for r in runs
+        if r.config["lr"] < 1e-3 and r.config["on"] is True and "t2" not in r.tags
+    ]  # fmt: skip
+    order = parse_order("summary.name", "runs")
+    answer = reopened.find_runs(None, where, order)
+    assert [r.id for r in answer] == [
+        r.id for r in sorted(expect, key=lambda r: (r.summary["name"], r.id))
+    ] and len(answer) > 5
+    # a first page walks the order's index; the next page starts after its last row
+    first = reopened.find_runs(None, where, order, limit=4)
+    key = (1, first[-1].summary["name"], first[-1].id)
+    rest = reopened.find_runs(None, where, order, limit=100, after=key)
+    assert [r.id for r in [*first, *rest]] == [r.id for r in answer]
+    assert reopened.count_found_versions(None, parse("metadata.epochs = 7", "versions")) == 1
+    reopened.create_run(run(99, config={"lr": 1e-9}, tags=("t0",)))  # no old trigger fires
+    reopened.update_run("r1", {"tags": ["t9"]})
+    check(reopened)
+    reopened.close()
+
+
+def test_rows_another_program_inserted_get_their_leaves_before_a_filter(tmp_path: Path) -> None:
+    """An older lineage (or any tool) inserts rows without catching up: the next filter does,
+    and the next writer too, whichever comes first."""
+    store = SQLiteGraphStore(tmp_path / "graph.db")
+    store.create_run(run(1, config={"lr": 0.1}))
+    db = sqlite3.connect(store.path)
+    columns = "id, project, name, state, config, summary, tags, started_at"
+    db.execute(
+        f"INSERT INTO runs ({columns}) VALUES ('r2', 'p', 'n2', 'finished', "
+        """'{"lr": 0.01}', '{"loss": 0.5}', '["x"]', 1.7e9)"""
+    )
+    db.commit()
+    where = parse("config.lr < 0.05 and tag = x", "runs")
+    assert [r.id for r in store.find_runs(None, where, parse_order("created", "runs"))] == ["r2"]
+    check(store)
+    db.execute(
+        f"INSERT INTO runs ({columns}) VALUES ('r3', 'p', 'n3', 'finished', "
+        """'{"lr": 0.02}', '{}', '[]', 1.8e9)"""
+    )
+    db.commit()
+    db.close()
+    store.update_run("r1", {"summary": {"loss": 0.25}})  # a writer that inserts nothing
+    store.create_run(run(4, config={"lr": 0.3}))  # a writer that does: r3 comes along
+    check(store)
+    assert store.count_found_runs(None, parse("config.lr < 0.05", "runs")) == 2
+    store.close()
