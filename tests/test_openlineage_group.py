@@ -5,6 +5,7 @@ Neo4j's transaction is all or nothing."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import threading
@@ -221,6 +222,10 @@ def test_sqlite_atomic_undoes_its_whole_block(tmp_path: Path) -> None:
         stored = graph.get_runs([run_id(n) for n in "abc"])
         assert set(stored) == {run_id("a"), run_id("c")}
         assert stored[run_id("a")].state == "running"
+        # insert_run: stored once, never over a stored run
+        assert graph.insert_run(run("d"))
+        assert not graph.insert_run(dataclasses.replace(run("d"), state="failed"))
+        assert graph.get_runs([run_id("d")])[run_id("d")] == run("d")
     finally:
         graph.close()
 

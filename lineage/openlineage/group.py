@@ -22,7 +22,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 from lineage.openlineage.ingest import Ingested, ingest
 from lineage.service import Service
@@ -103,16 +103,18 @@ def ingest_group(
     """Store checked events in one transaction where the graph store can (else one by one);
     for each event, what it stored or the error that refused it (nothing of it stored)."""
     graph = service.graph
-    if not isinstance(graph, Transactional):
+    # not isinstance(graph, Transactional): a runtime protocol check costs ~50 µs a call
+    if not callable(getattr(graph, "transaction", None)):
         return [_one(lambda e=event: ingest(service, e)) for event in events]  # type: ignore[misc]
-    if not hasattr(graph, "atomic"):
-        return _all_or_each(service, graph, events)
+    store = cast(Transactional, graph)
+    if not hasattr(store, "atomic"):
+        return _all_or_each(service, store, events)
     blobs = _Deferred(service.blobs)
     grouped = _grouped(service, blobs)
     # one savepoint an event (SQLite's atomic(): not one a write as well)
-    unit = graph.atomic
+    unit = store.atomic
     out: list[Ingested | Exception] = []
-    with graph.transaction():
+    with store.transaction():
         for event in events:
 
             def one(event: Mapping[str, Any] = event) -> Ingested:

@@ -386,6 +386,14 @@ class SQLiteGraphStore:
                 _run_row(run),
             )
 
+    def insert_run(self, run: RunRecord) -> bool:
+        """Store ``run`` unless a run of its id is stored; whether it was. One statement:
+        what ``import_records(runs=[run])`` does for a new run, without its dozen others
+        (the OpenLineage ingest stores a run an event)."""
+        with self._write() as db:
+            inserted: bool = db.execute(_RUN_INSERT, _run_row(run)).rowcount == 1
+        return inserted
+
     def update_run(self, run_id: str, changes: Mapping[str, Any]) -> RunRecord | None:
         encoded = {key: _sql(value) for key, value in codec.encode_run_changes(changes).items()}
         with self._write() as db:
