@@ -247,10 +247,13 @@ class Neo4jGraphStore:
         if self._open() is not None:
             yield
             return
+        session = self._session()
         try:
-            session = self._session()
             tx = _Open(session, session.begin_transaction())
-        except _UNAVAILABLE as exc:
+        except BaseException as exc:
+            session.close()
+            if not isinstance(exc, _UNAVAILABLE):
+                raise
             raise StoreUnavailable(
                 f"Neo4j at {self._shown} is unavailable: {_line(exc)}", url=self.url
             ) from exc
@@ -261,7 +264,10 @@ class Neo4jGraphStore:
                 tx.tx.commit()
             except BaseException:
                 if not tx.tx.closed():
-                    tx.tx.rollback()
+                    try:
+                        tx.tx.rollback()
+                    except Exception:  # lost with the connection: the cause is raised
+                        logger.debug("rollback failed", exc_info=True)
                 raise
             finally:
                 self._tx_local().open = None
