@@ -1,9 +1,11 @@
 """Group commit of OpenLineage events: concurrent POSTs to a real server (both stores) give
 the graph the events describe; in one group, a refused event stores nothing and the others
-all of theirs, manifests included; SQLite's nested transactions undo a failed part alone."""
+all of theirs, manifests included; SQLite's nested transactions undo a failed part alone;
+Neo4j's transaction is all or nothing."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import threading
@@ -197,3 +199,66 @@ def test_sqlite_transaction_undoes_a_failed_part_alone(tmp_path: Path) -> None:
         assert not graph.get_runs([run_id("d")])
     finally:
         graph.close()
+
+
+def test_sqlite_atomic_undoes_its_whole_block(tmp_path: Path) -> None:
+    """In atomic() a write has no savepoint of its own: a failure undoes the whole block
+    (an event), and nothing else of the transaction."""
+    graph = SQLiteGraphStore(tmp_path / "store")
+    try:
+
+        def run(name: str) -> RunRecord:
+            return RunRecord(id=run_id(name), project="p", name=name, state="running",
+                             started_at=1.0)  # fmt: skip
+
+        with graph.transaction():
+            graph.create_run(run("a"))
+            with pytest.raises(Exception, match="UNIQUE"), graph.atomic():
+                graph.create_run(run("b"))
+                graph.update_run(run_id("a"), {"state": "failed"})
+                graph.create_run(run("a"))  # fails: b and a's new state are undone with it
+            with graph.atomic():
+                graph.create_run(run("c"))
+        stored = graph.get_runs([run_id(n) for n in "abc"])
+        assert set(stored) == {run_id("a"), run_id("c")}
+        assert stored[run_id("a")].state == "running"
+        # insert_run: stored once, never over a stored run
+        assert graph.insert_run(run("d"))
+        assert not graph.insert_run(dataclasses.replace(run("d"), state="failed"))
+        assert graph.get_runs([run_id("d")])[run_id("d")] == run("d")
+    finally:
+        graph.close()
+
+
+def test_neo4j_transaction_commits_everything_or_nothing(neo4j_server: Any) -> None:
+    """Neo4j's transaction(): reads within see its writes, another connection sees none of
+    them before the commit, a nested block joins it, and a block that raises stores nothing."""
+    from lineage.storage.neo4j.store import Neo4jGraphStore
+
+    graph, other = Neo4jGraphStore(neo4j_server.uri), Neo4jGraphStore(neo4j_server.uri)
+    try:
+        assert isinstance(graph, Transactional)
+
+        def run(name: str) -> RunRecord:
+            return RunRecord(id=run_id(tag + name), project="p", name=name, state="running",
+                             started_at=1.0, config={"lr": 0.1})  # fmt: skip
+
+        tag = uuid.uuid4().hex  # the server is shared: runs of this test alone
+        ids = [run_id(tag + n) for n in "abc"]
+        with graph.transaction():
+            graph.create_run(run("a"))
+            with graph.transaction():
+                graph.create_run(run("b"))
+            assert set(graph.get_runs(ids)) == {ids[0], ids[1]}
+            assert other.get_runs(ids) == {}
+        assert set(other.get_runs(ids)) == {ids[0], ids[1]}
+        with pytest.raises(RuntimeError), graph.transaction():
+            graph.create_run(run("c"))
+            graph.update_run(ids[0], {"state": "failed"})
+            raise RuntimeError("the whole block fails")
+        stored = other.get_runs(ids)
+        assert set(stored) == {ids[0], ids[1]}
+        assert stored[ids[0]].state == "running"
+    finally:
+        graph.close()
+        other.close()

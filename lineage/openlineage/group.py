@@ -1,11 +1,13 @@
 """Group commit of OpenLineage events: concurrent events stored in one store transaction.
 
-A store that can hold several writes in one transaction (``graph.transaction()``, SQLite's)
-takes a group of events at once: each event in a savepoint of its own (an event refused
-halfway is undone alone, the others stay), the reference manifests of the whole group
-written with their fsyncs overlapping, then one commit. The manifests are durable before
-the commit that names them, and every event of the group is stored (committed) when
-:func:`ingest_group` returns: what the server answers ``201`` to.
+A store that can hold several writes in one transaction (``graph.transaction()``) takes a
+group of events at once. SQLite's (with ``atomic()``, a savepoint) stores each event in a
+savepoint of its own (an event refused halfway is undone alone, the others stay), the
+reference manifests of the whole group written with their fsyncs overlapping, then one
+commit. Neo4j has no savepoints: its group is all or nothing, and when one event fails the
+group's events are stored again one by one, each as it would be alone. The manifests are
+durable before the commit that names them, and every event of the group is stored
+(committed) when :func:`ingest_group` returns: what the server answers ``201`` to.
 
 :class:`GroupWriter` gathers the events that reach the server while a group is being
 written into the next group (no timer: a lone event is written at once).
@@ -17,15 +19,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 from lineage.openlineage.ingest import Ingested, ingest
 from lineage.service import Service
 from lineage.storage.blobs import BlobStore
 
 __all__ = ["MAX_GROUP", "GroupWriter", "Transactional", "ingest_group"]
+
+logger = logging.getLogger(__name__)
 
 MAX_GROUP = 256  # events in one transaction
 _FLUSH_THREADS = 8  # manifests written at once: concurrent fsyncs share the journal's commits
@@ -98,22 +103,52 @@ def ingest_group(
     """Store checked events in one transaction where the graph store can (else one by one);
     for each event, what it stored or the error that refused it (nothing of it stored)."""
     graph = service.graph
-    if not isinstance(graph, Transactional):
+    # not isinstance(graph, Transactional): a runtime protocol check costs ~50 µs a call
+    if not callable(getattr(graph, "transaction", None)):
         return [_one(lambda e=event: ingest(service, e)) for event in events]  # type: ignore[misc]
+    store = cast(Transactional, graph)
+    if not hasattr(store, "atomic"):
+        return _all_or_each(service, store, events)
     blobs = _Deferred(service.blobs)
-    grouped = Service(graph, blobs)
-    grouped.actor = service.actor
+    grouped = _grouped(service, blobs)
+    # one savepoint an event (SQLite's atomic(): not one a write as well)
+    unit = store.atomic
     out: list[Ingested | Exception] = []
-    with graph.transaction():
+    with store.transaction():
         for event in events:
 
             def one(event: Mapping[str, Any] = event) -> Ingested:
-                with blobs.undone_on_error(), graph.transaction():
+                with blobs.undone_on_error(), unit():
                     return ingest(grouped, event)
 
             out.append(_one(one))
         blobs.flush(_flush_pool())  # durable before the commit that names them
     return out
+
+
+def _all_or_each(
+    service: Service, graph: Transactional, events: Sequence[Mapping[str, Any]]
+) -> list[Ingested | Exception]:
+    """A store without savepoints (Neo4j): the whole group in one transaction; if one
+    event fails, none of the group is committed and each is stored again alone, as it
+    would be without a group (each store call its own transaction, retried by the driver
+    when transient), so a failing event never takes its neighbours down."""
+    blobs = _Deferred(service.blobs)
+    grouped = _grouped(service, blobs)
+    try:
+        with graph.transaction():
+            out: list[Ingested | Exception] = [ingest(grouped, event) for event in events]
+            blobs.flush(_flush_pool())  # durable before the commit that names them
+        return out
+    except Exception:  # noqa: BLE001 - nothing of the group is stored: each again, alone
+        logger.info("a group of %d events failed; each is stored alone", len(events))
+    return [_one(lambda e=event: ingest(service, e)) for event in events]  # type: ignore[misc]
+
+
+def _grouped(service: Service, blobs: _Deferred) -> Service:
+    grouped = Service(service.graph, blobs)
+    grouped.actor = service.actor
+    return grouped
 
 
 def _one(store: Callable[[], Ingested]) -> Ingested | Exception:

@@ -281,7 +281,9 @@ class _Run:
                 parent=self.parent,
                 facets=self.facets,
             )
-            if self.graph.import_records(runs=[fresh])["runs"]:
+            # SQLite's one-statement insert where there is one
+            insert = getattr(self.graph, "insert_run", None)
+            if insert(fresh) if insert else self.graph.import_records(runs=[fresh])["runs"]:
                 self.fresh = True  # no edges yet
                 return fresh
             existing = self.graph.get_runs([self.id])[self.id]  # a concurrent event made it

@@ -13,11 +13,11 @@ client's ``api_key`` auth sends). A batch answers ``200`` when every event was s
 ``207`` when some were (``failed`` lists the others by index) and ``422`` when none was.
 Nothing of a refused event is stored.
 
-Over a store that can group writes in one transaction (SQLite), events that arrive while
-others are being written are stored together (:mod:`lineage.openlineage.group`): one
-transaction, each event in a savepoint of its own, the reference manifests written at
-once; every event is committed before it is answered. Other stores take each event in the
-request's own worker thread.
+Over a store that can group writes in one transaction (SQLite, Neo4j), events that arrive
+while others are being written are stored together (:mod:`lineage.openlineage.group`): one
+transaction (over SQLite each event in a savepoint of its own; over Neo4j all or nothing,
+then one by one), the reference manifests written at once; every event is committed before
+it is answered. Other stores take each event in the request's own worker thread.
 """
 
 from __future__ import annotations

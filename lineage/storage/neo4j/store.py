@@ -10,10 +10,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from functools import partial
-from typing import Any, LiteralString, TypeVar
+from typing import Any, LiteralString, TypeVar, cast
 from urllib.parse import urlsplit
 
 import neo4j
@@ -108,6 +110,16 @@ MAX_FLAT_INDEXES = 200
 # up to this many ids, get_versions is one query (resolving a ref: one round trip, not two)
 _FEW = 16
 T = TypeVar("T")
+
+
+@dataclasses.dataclass
+class _Open:
+    """A transaction of ``Neo4jGraphStore.transaction()``, and the flattened keys whose
+    indexes wait for its commit."""
+
+    session: neo4j.Session
+    tx: neo4j.Transaction
+    later: list[tuple[str, list[Mapping[str, Any]]]] = dataclasses.field(default_factory=list)
 
 
 class Neo4jGraphStore:
@@ -206,6 +218,10 @@ class Neo4jGraphStore:
         new = sorted(k for k in keys if f"flat {label} {k}" not in self._indexed)
         if not new:
             return
+        open_tx = self._open()
+        if open_tx is not None:  # schema waits for the open transaction: after its commit
+            open_tx.later.append((label, [{k: None for k in new}]))
+            return
         held = sum(1 for name in self._indexed if name.startswith(f"flat {label} "))
         with self._session() as session:
             for key in new[: max(0, MAX_FLAT_INDEXES - held)]:
@@ -220,7 +236,70 @@ class Neo4jGraphStore:
     def _session(self) -> neo4j.Session:
         return self._driver.session(database=self._database, bookmark_manager=self._bookmarks)
 
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Every read and write of this thread within the block in one Neo4j transaction,
+        committed when the block ends (none of it when it raises): one commit for many
+        store calls (the OpenLineage endpoint group-commits concurrent events). Neo4j has
+        no savepoints: a nested block joins the outer one, and a write that fails within
+        the block fails the whole of it. Indexes of new flattened keys are created after
+        the commit."""
+        if self._open() is not None:
+            yield
+            return
+        session = self._session()
+        try:
+            tx = _Open(session, session.begin_transaction())
+        except BaseException as exc:
+            session.close()
+            if not isinstance(exc, _UNAVAILABLE):
+                raise
+            raise StoreUnavailable(
+                f"Neo4j at {self._shown} is unavailable: {_line(exc)}", url=self.url
+            ) from exc
+        self._tx_local().open = tx
+        try:
+            try:
+                yield
+                tx.tx.commit()
+            except BaseException:
+                if not tx.tx.closed():
+                    try:
+                        tx.tx.rollback()
+                    except Exception:  # lost with the connection: the cause is raised
+                        logger.debug("rollback failed", exc_info=True)
+                raise
+            finally:
+                self._tx_local().open = None
+                tx.tx.close()
+                session.close()
+        except IncompleteCommit as exc:
+            raise StoreUnavailable(
+                f"lost Neo4j at {self._shown} while committing; the write may or may not have "
+                "been applied (running it again is safe)",
+                url=self.url,
+            ) from exc
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(
+                f"Neo4j at {self._shown} is unavailable: {_line(exc)}", url=self.url
+            ) from exc
+        for label, rows in tx.later:
+            self._index_flat(label, rows)
+
+    def _tx_local(self) -> threading.local:
+        local: threading.local | None = self.__dict__.get("_transactions")
+        if local is None:
+            local = self.__dict__.setdefault("_transactions", threading.local())
+        return local
+
+    def _open(self) -> _Open | None:
+        """This thread's transaction of :meth:`transaction`, if one is open."""
+        return cast("_Open | None", getattr(self._tx_local(), "open", None))
+
     def _write(self, work: Callable[[neo4j.ManagedTransaction], T]) -> T:
+        open_tx = self._open()
+        if open_tx is not None:
+            return work(cast(neo4j.ManagedTransaction, open_tx.tx))
         try:
             with self._session() as session:
                 return session.execute_write(work)
@@ -236,6 +315,9 @@ class Neo4jGraphStore:
             ) from exc
 
     def _read(self, work: Callable[[neo4j.ManagedTransaction], T]) -> T:
+        open_tx = self._open()
+        if open_tx is not None:  # reads see the open transaction's writes
+            return work(cast(neo4j.ManagedTransaction, open_tx.tx))
         try:
             with self._session() as session:
                 return session.execute_read(work)
