@@ -226,6 +226,13 @@ def test_sqlite_atomic_undoes_its_whole_block(tmp_path: Path) -> None:
         assert graph.insert_run(run("d"))
         assert not graph.insert_run(dataclasses.replace(run("d"), state="failed"))
         assert graph.get_runs([run_id("d")])[run_id("d")] == run("d")
+        # and, as every inserting writer, it writes its filter leaves: none left behind
+        db = graph._db()
+        done, top = db.execute(
+            "SELECT (SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'run_leaf_done'),"
+            " (SELECT max(rowid) FROM runs)"
+        ).fetchone()
+        assert done == top
     finally:
         graph.close()
 

@@ -396,6 +396,8 @@ class SQLiteGraphStore:
         (the OpenLineage ingest stores a run an event)."""
         with self._write() as db:
             inserted: bool = db.execute(_RUN_INSERT, _run_row(run)).rowcount == 1
+            if inserted:
+                _catch_up(db)  # its filter leaves, as every inserting writer
         return inserted
 
     def update_run(self, run_id: str, changes: Mapping[str, Any]) -> RunRecord | None:
