@@ -292,6 +292,7 @@ class Result:
     tree_nodes: int = 0
     tree_edges: int = 0
     batch_rates: list[float] = field(default_factory=list)  # runs/s of each ingest batch
+    batch_runs: list[int] = field(default_factory=list)  # runs in each (the last: the rest)
     page_ms: list[float] = field(default_factory=list)
     rss_up_mib: float = 0.0  # growth of this process's RSS over the upstream queries
     rss_page_mib: float = 0.0  # ... over the first pages
@@ -304,6 +305,10 @@ class Result:
     def metrics(self) -> dict[str, float]:
         if self.error:
             return {}
+        # "flat from first to last" is judged on full batches: the rest after the last full
+        # one (76 runs at 100k) is a transaction's fixed cost, not the store slowing down
+        full = [r for r, n in zip(self.batch_rates, self.batch_runs, strict=False) if n == BATCH]
+        full = full or self.batch_rates
         return {
             "ingest": self.ingest_runs / self.ingest_s,
             "ingest_records": self.ingest_records / self.ingest_s,
@@ -322,8 +327,8 @@ class Result:
             **(
                 {
                     "batch_first": self.batch_rates[0],
-                    "batch_last": self.batch_rates[-1],
-                    "batch_min": min(self.batch_rates),
+                    "batch_last": full[-1],
+                    "batch_min": min(full),
                 }
                 if len(self.batch_rates) > 1
                 else {}
@@ -382,6 +387,7 @@ def measure(
         began = time.perf_counter()
         subject.ingest(batch)
         result.batch_rates.append(len(batch.runs) / (time.perf_counter() - began))
+        result.batch_runs.append(len(batch.runs))
         if len(result.batch_rates) % 20 == 0:  # a long ingest says how it goes
             log(f"    batch {len(result.batch_rates)}: {result.batch_rates[-1]:,.0f} runs/s")
     result.ingest_s = time.perf_counter() - start
@@ -709,8 +715,8 @@ ROWS = [
     ("tree_cpu", "  same, CPU s of this process", "{:.3f}", False),
     ("page_median", "first page of the tree, median ms", "{:.1f}", False),
     ("batch_first", "ingest, first batch, runs/s", "{:,.0f}", True),
-    ("batch_last", "ingest, last batch, runs/s", "{:,.0f}", True),
-    ("batch_min", "ingest, slowest batch, runs/s", "{:,.0f}", True),
+    ("batch_last", "ingest, last full batch, runs/s", "{:,.0f}", True),
+    ("batch_min", "ingest, slowest full batch, runs/s", "{:,.0f}", True),
     ("writers", "per-run writes, concurrent writers, runs/s", "{:,.0f}", True),
     ("rss_up", "RSS growth over upstream queries, MiB", "{:+.1f}", False),
     ("rss_page", "RSS growth over first pages, MiB", "{:+.1f}", False),

@@ -24,7 +24,9 @@ traversal, records included, in one round trip (a pruning BFS on the server). Ne
 5.26 or later (``CALL () {...}``, ``OPTIONAL CALL``).
 
 The modules: ``store`` (the store and its reads), ``cypher`` (every query text), ``bulk``
-(the batched, idempotent writes that import and the single writes share).
+(the batched, idempotent writes that import and the single writes share), ``group`` (group
+commit: ``create_run``, ``add_edges`` and ``commit_version`` of concurrent callers share one
+transaction, each caller still answered on its own).
 """
 
 from __future__ import annotations

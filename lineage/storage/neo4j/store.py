@@ -11,7 +11,6 @@ import dataclasses
 import logging
 import os
 import threading
-import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import partial
@@ -34,7 +33,6 @@ from neo4j.exceptions import (
 from lineage.errors import (
     InvalidInput,
     StoreUnavailable,
-    TypeMismatch,
     Unauthenticated,
     VersionNotFound,
 )
@@ -65,7 +63,6 @@ from lineage.storage.neo4j.bulk import (
     merge_versions,
     run_props,
     unique,
-    version_props,
 )
 from lineage.storage.neo4j.cypher import (
     ARTIFACT,
@@ -96,6 +93,7 @@ from lineage.storage.neo4j.filter import (
     prop,
     where_cypher,
 )
+from lineage.storage.neo4j.group import GroupCommit, Write, write_group
 from lineage.traversal import derived_triples
 
 __all__ = ["Neo4jGraphStore"]
@@ -166,6 +164,7 @@ class Neo4jGraphStore:
         except (ConfigurationError, ValueError) as exc:
             raise InvalidInput(f"invalid Neo4j URL {self._shown}: {exc}", url=url) from exc
         self._bookmarks = neo4j.GraphDatabase.bookmark_manager()
+        self._group = GroupCommit(self._write)
         try:
             self._driver.verify_connectivity()
             self._create_schema()
@@ -314,6 +313,18 @@ class Neo4jGraphStore:
                 f"Neo4j at {self._shown} is unavailable: {_line(exc)}", url=self.url
             ) from exc
 
+    def _submit(self, write: Write) -> Any:
+        """One single write: in this thread's open :meth:`transaction` if there is one (never
+        through the group queue, whose leader would carry other callers' writes in a
+        transaction it has not committed yet), else group-committed with concurrent callers."""
+        open_tx = self._open()
+        if open_tx is None:
+            return self._group.submit(write)
+        [(result, error)] = write_group(cast(neo4j.ManagedTransaction, open_tx.tx), [write])
+        if error is not None:
+            raise error
+        return result
+
     def _read(self, work: Callable[[neo4j.ManagedTransaction], T]) -> T:
         open_tx = self._open()
         if open_tx is not None:  # reads see the open transaction's writes
@@ -339,7 +350,7 @@ class Neo4jGraphStore:
 
     def create_run(self, run: RunRecord) -> None:
         rows = [run_props(run)]
-        self._write(lambda tx: merge_runs(tx, rows))
+        self._submit(Write(runs=rows))
         self._index_flat("Run", rows)
 
     def update_run(self, run_id: str, changes: Mapping[str, Any]) -> RunRecord | None:
@@ -480,70 +491,8 @@ class Neo4jGraphStore:
         # 3 transactions per commit. What decides it: only the lock makes the digest dedup
         # race-free (two writers of the same bytes would both create a version), and a
         # uniqueness constraint on (artifact, digest) cannot hold, deleted versions keep theirs.
-        key = f"{new.project}/{new.name}"
-
-        def work(tx: neo4j.ManagedTransaction) -> tuple[VersionRecord, bool]:
-            tx.run(
-                "MERGE (a:Artifact {key: $key}) "
-                "ON CREATE SET a.project = $project, a.name = $name, a.type = $type, "
-                "a.description = $description, a.created_at = $at, a.next_index = 0 " + LOCK,
-                key=key,
-                project=new.project,
-                name=new.name,
-                type=new.type,
-                description=new.description,
-                at=float(new.at),
-            ).consume()
-            head = tx.run(
-                "MATCH (a:Artifact {key: $key}) "
-                "OPTIONAL CALL (a) { MATCH (v:ArtifactVersion {digest: $digest}) "
-                "WHERE v.project = a.project AND v.name = a.name AND v.state = 'committed' "
-                "RETURN v.id AS existing ORDER BY v.index LIMIT 1 } "
-                "RETURN a.type AS type, a.next_index AS next_index, existing",
-                key=key,
-                digest=new.digest,
-            ).single(strict=True)
-            if head["type"] != new.type:
-                raise TypeMismatch(
-                    f"artifact {key} has type {head['type']!r}, not {new.type!r}", artifact=key
-                )
-            if head["existing"] is not None:
-                return _versions_by_id(tx, [head["existing"]])[0], False
-            index: int = head["next_index"]
-            # the time is read under the artifact's lock (new.at was read before it), and the
-            # write below keeps it no earlier than the previous version's: createdAt follows
-            # the index even when writers race or their clocks differ
-            at = max(new.at, time.time())
-            props = version_props(
-                VersionRecord(
-                    project=new.project, name=new.name, type=new.type, index=index,
-                    digest=new.digest, size=new.size, file_count=new.file_count,
-                    metadata=new.metadata, description=new.description,
-                    created_by=new.run_id, created_at=at,
-                )
-            )  # fmt: skip
-            row = tx.run(
-                "MATCH (a:Artifact {key: $key}) SET a.next_index = $index + 1 "
-                "MERGE (v:ArtifactVersion {id: $id}) SET v += $props "
-                "WITH v OPTIONAL MATCH (p:ArtifactVersion {id: $previous}) "
-                "SET v.created_at = CASE WHEN p.created_at > v.created_at "
-                "THEN p.created_at ELSE v.created_at END "
-                "WITH DISTINCT v "
-                "MERGE (r:Run {id: $run}) MERGE (r)-[:PRODUCED]->(v) "
-                "MERGE (l:Alias {key: $key + '/latest'}) "
-                "SET l.project = v.project, l.name = v.name, l.alias = 'latest', "
-                "l.index = v.index, l.version = v.id "
-                "WITH v " + VERSIONS,
-                key=key,
-                index=index,
-                id=props["id"],
-                previous=version_id(new.project, new.name, index - 1) if index else None,
-                props=props,
-                run=new.run_id,
-            ).single(strict=True)
-            return codec.decode_versions(row["rows"])[0], True
-
-        committed = self._write(work)
+        # many threads' commits (and runs and edges) share a transaction: group.py
+        committed: tuple[VersionRecord, bool] = self._submit(Write(commit=new))
         self._index_flat("ArtifactVersion", [flat_props("metadata", new.metadata)])
         return committed
 
@@ -711,9 +660,9 @@ class Neo4jGraphStore:
     # edges ---------------------------------------------------------------------------------
 
     def add_edges(self, edges: Iterable[Edge]) -> None:
-        batches = list(edge_batches(edges))
+        batches = list(edge_batches(edges))  # refused here, in the caller's thread
         if batches:
-            self._write(lambda tx: sum(merge_edges(tx, kind, rows) for kind, rows in batches))
+            self._submit(Write(edges=batches))
 
     def expand(self, ids: Collection[str], direction: Direction) -> list[Edge]:
         # grouped by the given ids in their order, then by the far end: SQLite's order

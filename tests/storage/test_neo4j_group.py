@@ -1,0 +1,263 @@
+"""Group commit of the Neo4j store's single writes (lineage.storage.neo4j.group): concurrent
+callers share a transaction, and each still gets its own outcome, durably."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import networkx as nx
+import pytest
+
+from lineage.errors import TypeMismatch
+from lineage.records import CONSUMED_BY, PRODUCED, Edge, RunRecord
+from lineage.storage.graph import NewVersion
+from lineage.storage.neo4j import Neo4jGraphStore
+from lineage.storage.neo4j.group import GroupCommit, Write
+
+pytestmark = pytest.mark.neo4j
+
+
+@pytest.fixture
+def store(neo4j_server: Any) -> Iterator[Neo4jGraphStore]:
+    neo4j_server.wipe()
+    graph = Neo4jGraphStore(
+        neo4j_server.uri, user=neo4j_server.user, password=neo4j_server.password
+    )
+    yield graph
+    graph.close()
+
+
+def _new(name: str, digest: int, run: str, type_: str = "model") -> NewVersion:
+    return NewVersion(
+        project="g", name=name, type=type_, digest=f"{digest:064x}", size=1, file_count=1,
+        run_id=run, at=time.time(),
+    )  # fmt: skip
+
+
+class _Gate:
+    """The store's writer, held shut on its first call until ``open``: while the first group
+    is being written, every other caller queues, so the second group is all of them."""
+
+    def __init__(self, write: Callable[..., Any]) -> None:
+        self.write = write
+        self.calls: list[int] = []  # writes per transaction body, in call order
+        self.opened = threading.Event()
+
+    def __call__(self, work: Callable[..., Any]) -> Any:
+        first = not self.calls
+        self.calls.append(1)
+        if first:
+            assert self.opened.wait(30)
+        return self.write(work)
+
+
+def _hold(store: Neo4jGraphStore) -> tuple[_Gate, GroupCommit]:
+    gate = _Gate(store._write)
+    group = GroupCommit(gate)
+    store._group = group
+    return gate, group
+
+
+def _queued(group: GroupCommit, n: int) -> None:
+    deadline = time.monotonic() + 30
+    while len(group._queue) < n:
+        assert time.monotonic() < deadline, "callers never queued"
+        time.sleep(0.01)
+
+
+def _in_threads(*calls: Callable[[], Any]) -> tuple[list[threading.Thread], list[Any]]:
+    """Each call in a thread of its own; what each returned or raised."""
+    outcomes: list[Any] = [None] * len(calls)
+
+    def run(i: int, call: Callable[[], Any]) -> None:
+        try:
+            outcomes[i] = call()
+        except Exception as exc:
+            outcomes[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    return threads, outcomes
+
+
+def test_queued_writes_of_many_callers_commit_in_one_transaction(store: Neo4jGraphStore) -> None:
+    store.create_run(RunRecord(id="r0", project="g", name="r0", started_at=1.0))
+    store.commit_version(_new("data", 1, "r0", "dataset"))
+    gate, group = _hold(store)
+    first, done = _in_threads(lambda: store.create_run(RunRecord(id="lead", project="g", name="x")))
+    while not gate.calls:
+        time.sleep(0.01)
+    calls: list[Callable[[], Any]] = []
+    for w in range(6):
+        run = f"w{w}"
+        calls.append(lambda run=run: store.create_run(RunRecord(id=run, project="g", name=run)))
+        calls.append(
+            lambda run=run: store.add_edges(
+                [Edge(source="g/data:v0", target=run, kind=CONSUMED_BY)]
+            )
+        )
+        calls.append(lambda w=w, run=run: store.commit_version(_new(f"m{w}", w, run)))
+    threads, outcomes = _in_threads(*calls)
+    _queued(group, len(calls))
+    gate.opened.set()
+    for thread in [*first, *threads]:
+        thread.join()
+    assert done == [None]
+    # the leader's group, then all 18 queued writes in one transaction
+    assert len(gate.calls) == 2
+    for w in range(6):
+        version, fresh = outcomes[3 * w + 2]
+        assert fresh and version.id == f"g/m{w}:v0" and version.aliases == ("latest",)
+        assert version.created_by == f"w{w}"
+    expected = nx.DiGraph()
+    expected.add_edge("r0", "g/data:v0")
+    for w in range(6):
+        expected.add_edge("g/data:v0", f"w{w}")
+        expected.add_edge(f"w{w}", f"g/m{w}:v0")
+    nodes, edges, _ = store.walk_rows(["r0"], "down", None)
+    assert nodes == set(expected.nodes)
+    assert {(s, t) for s, t, _ in edges} == set(expected.edges)
+    assert {k for _, _, k in edges} == {PRODUCED, CONSUMED_BY}
+    assert set(store.get_runs([f"w{w}" for w in range(6)])) == {f"w{w}" for w in range(6)}
+
+
+def test_a_refused_commit_is_refused_alone_and_its_group_commits(store: Neo4jGraphStore) -> None:
+    store.create_run(RunRecord(id="r", project="g", name="r"))
+    store.commit_version(_new("m", 1, "r"))
+    gate, group = _hold(store)
+    first, _ = _in_threads(lambda: store.create_run(RunRecord(id="lead", project="g", name="x")))
+    while not gate.calls:
+        time.sleep(0.01)
+    threads, outcomes = _in_threads(
+        lambda: store.commit_version(_new("m", 2, "r", type_="dataset")),  # m is a model
+        lambda: store.commit_version(_new("other", 3, "r")),
+        lambda: store.create_run(RunRecord(id="s", project="g", name="s")),
+    )
+    _queued(group, 3)
+    gate.opened.set()
+    for thread in [*first, *threads]:
+        thread.join()
+    assert len(gate.calls) == 2
+    assert isinstance(outcomes[0], TypeMismatch)
+    assert outcomes[1][0].id == "g/other:v0" and outcomes[1][1]
+    assert outcomes[2] is None and "s" in store.get_runs(["s"])
+    assert [v.index for v in store.list_versions("g", "m")] == [0]  # nothing written for it
+
+
+def test_a_write_that_spoils_its_group_fails_alone(store: Neo4jGraphStore) -> None:
+    gate, group = _hold(store)
+    first, _ = _in_threads(lambda: store.create_run(RunRecord(id="lead", project="g", name="x")))
+    while not gate.calls:
+        time.sleep(0.01)
+    # a property Neo4j cannot store (a map): the server refuses the group's transaction
+    threads, outcomes = _in_threads(
+        lambda: group.submit(Write(runs=[{"id": "bad", "project": "g", "x": {"a": 1}}])),
+        lambda: store.create_run(RunRecord(id="good", project="g", name="good")),
+        lambda: store.commit_version(_new("m", 1, "good")),
+    )
+    _queued(group, 3)
+    gate.opened.set()
+    for thread in [*first, *threads]:
+        thread.join()
+    assert isinstance(outcomes[0], Exception) and not isinstance(outcomes[0], TypeMismatch)
+    assert outcomes[1] is None
+    assert outcomes[2][0].id == "g/m:v0"
+    assert set(store.get_runs(["good", "bad", "lead"])) == {"good", "lead"}
+
+
+def test_commits_to_one_artifact_wait_for_the_next_group(store: Neo4jGraphStore) -> None:
+    store.create_run(RunRecord(id="r", project="g", name="r"))
+    gate, group = _hold(store)
+    first, _ = _in_threads(lambda: store.create_run(RunRecord(id="lead", project="g", name="x")))
+    while not gate.calls:
+        time.sleep(0.01)
+    threads, outcomes = _in_threads(
+        *(lambda i=i: store.commit_version(_new("m", i, "r")) for i in range(4))
+    )
+    _queued(group, 4)
+    gate.opened.set()
+    for thread in [*first, *threads]:
+        thread.join()
+    assert len(gate.calls) == 1 + 4  # one commit of "m" per group
+    assert sorted(v.id for v, fresh in outcomes if fresh) == [f"g/m:v{i}" for i in range(4)]
+    versions = store.list_versions("g", "m")
+    assert [v.index for v in versions] == [0, 1, 2, 3]
+    created = [v.created_at for v in sorted(versions, key=lambda v: v.index)]
+    assert created == sorted(created)
+    latest = store.find_alias("g", "m", "latest")
+    assert latest is not None and latest.index == 3
+
+
+def test_eight_writer_threads_log_the_graph_networkx_expects(store: Neo4jGraphStore) -> None:
+    store.create_run(RunRecord(id="prep", project="g", name="prep"))
+    store.commit_version(_new("data", 99, "prep", "dataset"))
+    expected = nx.DiGraph()
+    expected.add_edge("prep", "g/data:v0")
+    errors: list[BaseException] = []
+
+    def writer(w: int) -> None:
+        try:
+            for k in range(10):
+                run = f"t{w}-{k}"
+                store.create_run(RunRecord(id=run, project="g", name=run))
+                store.add_edges([Edge(source="g/data:v0", target=run, kind=CONSUMED_BY)])
+                # half the writers share one artifact: its lock and numbering are contended
+                name = "shared" if w % 2 else f"own{w}"
+                _, fresh = store.commit_version(_new(name, 1000 * w + k, run))
+                assert fresh
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    shared = store.list_versions("g", "shared")
+    assert sorted(v.index for v in shared) == list(range(4 * 10))  # no gap, no duplicate
+    for v in [*shared, *(x for w in range(0, 8, 2) for x in store.list_versions("g", f"own{w}"))]:
+        assert v.created_by is not None
+        expected.add_edge("g/data:v0", v.created_by)
+        expected.add_edge(v.created_by, v.id)
+    nodes, edges, _ = store.walk_rows(["prep"], "down", None)
+    assert nodes == set(expected.nodes)
+    assert {(s, t) for s, t, _ in edges} == set(expected.edges)
+    assert len(expected.edges) == 1 + 8 * 10 * 2
+
+
+def test_writes_in_an_open_transaction_never_join_a_group(store: Neo4jGraphStore) -> None:
+    """A thread within transaction() (the OpenLineage endpoint's group of events) writes in
+    its own transaction at once: it neither waits for a group being written nor, leading the
+    next one, carries another caller's write in a transaction it may still roll back."""
+    gate, group = _hold(store)
+    first, _ = _in_threads(lambda: store.create_run(RunRecord(id="lead", project="g", name="x")))
+    while not gate.calls:
+        time.sleep(0.01)
+    queued, outcomes = _in_threads(
+        lambda: store.create_run(RunRecord(id="b", project="g", name="b"))
+    )
+    _queued(group, 1)
+    wrote = threading.Event()
+
+    def within() -> None:
+        with store.transaction():
+            store.create_run(RunRecord(id="a", project="g", name="a"))
+            wrote.set()  # while the group is held: it never queued
+            raise RuntimeError("rolled back")
+
+    mine, raised = _in_threads(within)
+    assert wrote.wait(30), "a write in an open transaction waited for the group"
+    for thread in mine:
+        thread.join()
+    assert isinstance(raised[0], RuntimeError)
+    assert len(group._queue) == 1  # only b's
+    gate.opened.set()
+    for thread in [*first, *queued]:
+        thread.join()
+    assert outcomes == [None]
+    assert set(store.get_runs(["lead", "a", "b"])) == {"lead", "b"}
