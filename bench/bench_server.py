@@ -12,7 +12,10 @@ queries,
   (``TREE`` below: every node with its version, every edge; what ``Service.tree`` returns).
 
 and ``{ __typename }``, whose in-process "call" does nothing: its HTTP rows are the fixed
-cost of a GraphQL request to the server (it has no row in the goal table).
+cost of a GraphQL request to the server (it has no row in the goal table). Beside them, the
+"bare Starlette" rows time the floor of any request to this stack: a Starlette app that
+answers every POST with the same JSON, served by uvicorn as ``lineage server`` is
+(``HELLO_APP``): no server written with these parts answers faster.
 
 Each is measured three ways: the service layer called in this process (the floor:
 ``Service.resolve`` + ``Service.producers``, ``Service.lineage``, ``Service.tree``; by as
@@ -41,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
 import os
 import platform
@@ -580,9 +584,10 @@ def machine() -> str:
         ),
         platform.processor(),
     )
+    http = "httptools" if importlib.util.find_spec("httptools") else "h11"
     return (
         f"{os.cpu_count()} cores ({cpu}), Linux {platform.release()}, Python "
-        f"{platform.python_version()}, httpx {httpx.__version__}"
+        f"{platform.python_version()}, httpx {httpx.__version__}, uvicorn's HTTP: {http}"
     )
 
 
