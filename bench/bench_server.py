@@ -12,7 +12,10 @@ queries,
   (``TREE`` below: every node with its version, every edge; what ``Service.tree`` returns).
 
 and ``{ __typename }``, whose in-process "call" does nothing: its HTTP rows are the fixed
-cost of a GraphQL request to the server (it has no row in the goal table).
+cost of a GraphQL request to the server (it has no row in the goal table). Beside them, the
+"bare Starlette" rows time the floor of any request to this stack: a Starlette app that
+answers every POST with the same JSON, served by uvicorn as ``lineage server`` is
+(``HELLO_APP``): no server written with these parts answers faster.
 
 Each is measured three ways: the service layer called in this process (the floor:
 ``Service.resolve`` + ``Service.producers``, ``Service.lineage``, ``Service.tree``; by as
@@ -41,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
 import os
 import platform
@@ -115,6 +119,39 @@ uvicorn.config.Config.bind_socket = bind_socket
 serve(sys.argv[1], sys.argv[2], port=int(sys.argv[3]), workers=int(sys.argv[4]))
 """
 LINEAGE_QUERY = (REPO / "graphql" / "queries" / "upstream_lineage.graphql").read_text()
+# The floor of any HTTP request to a Python ASGI server here: a bare Starlette app that
+# answers every POST /graphql with the JSON of `{ __typename }`, nothing parsed, nothing
+# looked up, served by uvicorn as `lineage server` serves (its listening socket, its HTTP
+# implementation, its workers). No server of this stack answers faster; its rows sit beside
+# the `{ __typename }` rows.
+HELLO = """
+import sys
+import uvicorn
+from lineage.server.serving import _run
+config = uvicorn.Config("hello_app:app", host="127.0.0.1", port=int(sys.argv[1]),
+                        workers=int(sys.argv[2]))
+_run(config)
+"""
+HELLO_APP = """
+from starlette.applications import Starlette
+from starlette.responses import Response
+from starlette.routing import Route
+
+ANSWER = b'{"data":{"__typename":"Query"}}'
+
+
+async def graphql(request):
+    await request.body()
+    return Response(ANSWER, media_type="application/json")
+
+
+async def healthz(request):
+    return Response(b'{"status":"ok"}', media_type="application/json")
+
+
+app = Starlette(routes=[Route("/graphql", graphql, methods=["POST"]), Route("/healthz", healthz)])
+"""
+FLOOR = "bare Starlette"
 
 
 @dataclass(frozen=True)
@@ -360,13 +397,30 @@ def server(root: Path, workers: int, nodelay: bool = False) -> Iterator[tuple[st
 
 
 @contextmanager
+def hello_server(root: Path, workers: int) -> Iterator[tuple[str, int]]:
+    """:data:`HELLO_APP` served as ``lineage server`` is; yield its URL and pid."""
+    port = free_port()
+    (root / "hello_app.py").write_text(HELLO_APP)
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])
+    )
+    command = [sys.executable, "-c", HELLO, str(port), str(workers)]
+    with process_server(command, root, port, root / f"hello-{workers}.log", env) as started:
+        yield started
+
+
+@contextmanager
 def process_server(
-    command: list[str], root: Path, port: int, log_path: Path
+    command: list[str],
+    root: Path,
+    port: int,
+    log_path: Path,
+    env: dict[str, str] | None = None,
 ) -> Iterator[tuple[str, int]]:
     """Run ``command`` (a lineage server on ``port``) as its own process, its output in
     ``log_path``; yield its URL and pid once ``/healthz`` answers (at most 60 s)."""
     log = log_path.open("wb")
-    process = subprocess.Popen(command, cwd=root, stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(command, cwd=root, stdout=log, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -530,9 +584,10 @@ def machine() -> str:
         ),
         platform.processor(),
     )
+    http = "httptools" if importlib.util.find_spec("httptools") else "h11"
     return (
         f"{os.cpu_count()} cores ({cpu}), Linux {platform.release()}, Python "
-        f"{platform.python_version()}, httpx {httpx.__version__}"
+        f"{platform.python_version()}, httpx {httpx.__version__}, uvicorn's HTTP: {http}"
     )
 
 
@@ -667,6 +722,17 @@ def main(argv: list[str] | None = None) -> int:
                 )
             servers = [(w, False) for w in args.workers]
             servers += [(w, True) for w in args.workers if w > 1 and args.nodelay]
+            for workers in args.workers:
+                with hello_server(root, workers) as (url, pid):
+                    floor = work[0]  # `{ __typename }`: what the bare app answers
+                    for clients in args.clients:
+                        if args.client == "wrk":
+                            cell = over_wrk(url, pid, None, floor, clients, args.seconds, root)
+                        else:
+                            cell = over_http(url, pid, None, floor, clients, args.seconds)
+                        how = f"{FLOOR}, {workers} worker{'s' if workers > 1 else ''}"
+                        res.add((floor.name, how, clients), cell)
+                        say(f"  {floor.name}, {how}, {clients} clients: {cell.rate:.0f} req/s")
             for workers, nodelay in servers:
                 with server(root, workers, nodelay) as (url, pid):
                     for query in work:

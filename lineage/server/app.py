@@ -44,11 +44,17 @@ import anyio.to_thread
 from cross_web import HTTPException  # what strawberry answers with an HTTP status
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import MissingQueryError
+from strawberry.http import process_result
+from strawberry.http.parse_content_type import parse_content_type
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
+from strawberry.types.graphql import OperationType
 
 from lineage.errors import (
     BlobNotFound,
@@ -61,7 +67,7 @@ from lineage.hashing import CHUNK, check_digest
 from lineage.names import escaped
 from lineage.server.auth import Gate, Principal
 from lineage.server.graphql import Context, Limits, build_schema
-from lineage.server.graphql.loaders import call
+from lineage.server.graphql.loaders import call, quick_reads
 from lineage.server.graphql.schema import MAX_ALIASES, MAX_QUERY_DEPTH, MAX_TOKENS
 from lineage.server.session import COOKIE, cookie_principal
 from lineage.service import Service
@@ -128,6 +134,7 @@ class _Runtime:
     max_uploads: int = DEFAULT_MAX_UPLOADS
     upload_idle_timeout: float = DEFAULT_UPLOAD_IDLE_TIMEOUT
     owned: bool  # whether closing the app closes the stores
+    inline: bool = False  # token lookups on the event loop (quick_reads: a SQLite store)
     closed: bool = field(default=False)
     uploads: int = field(default=0)  # in progress; touched from the event loop only
     _upload_threads: anyio.CapacityLimiter | None = field(default=None)
@@ -155,9 +162,11 @@ def service(request: Request) -> Service:
 
 
 async def principal(request: Request | WebSocket, *, cookie: bool = False) -> Principal:
-    """Who ``request`` acts as (one store lookup when it carries a token). ``cookie``: a
-    same-origin browser's sign-in cookie counts too (:mod:`lineage.server.session`)."""
-    gate = _runtime(request).gate
+    """Who ``request`` acts as (one store lookup when it carries a token, on every request:
+    a revoked token is refused at once). ``cookie``: a same-origin browser's sign-in cookie
+    counts too (:mod:`lineage.server.session`)."""
+    runtime = _runtime(request)
+    gate = runtime.gate
     client = request.client.host if request.client else None
     headers = request.headers
     if cookie and isinstance(request, Request) and COOKIE in request.cookies:
@@ -167,7 +176,7 @@ async def principal(request: Request | WebSocket, *, cookie: bool = False) -> Pr
         if signed_in is not None:
             anonymous = gate.identify(headers, client, headers.get("host"))
             return anonymous if signed_in.scope is None and anonymous.scope else signed_in
-    if "authorization" not in headers:
+    if "authorization" not in headers or runtime.inline:
         return gate.identify(headers, client, headers.get("host"))
     return await call(gate.identify, headers, client, headers.get("host"))
 
@@ -176,6 +185,57 @@ async def principal(request: Request | WebSocket, *, cookie: bool = False) -> Pr
 
 
 class _GraphQL(GraphQL[Context, None]):
+    """Strawberry's view, with a short way for the common request: a POST of a JSON object
+    with a ``query``, answered with the same JSON strawberry's view would give. Every other
+    request (GET, GraphiQL, another content type, a body that is not such an object) goes
+    through the view, which explains what is wrong as it always did."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            request = Request(scope, receive)
+            response = await self._post(request)
+            if response is None:
+                try:
+                    response = await self.run(request)  # the body read above is kept
+                except HTTPException as error:
+                    response = PlainTextResponse(error.reason, status_code=error.status_code)
+            await response(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+    async def _post(self, request: Request) -> Response | None:
+        """The answer to a plain GraphQL POST, or None for the view to give."""
+        content_type, _ = parse_content_type(request.headers.get("content-type", ""))
+        if "application/json" not in content_type:
+            return None
+        try:
+            data = _json(await request.body())
+        except HTTPException:
+            return None
+        if not isinstance(data, dict):
+            return None
+        query, variables = data.get("query"), data.get("variables")
+        extensions = data.get("extensions")
+        if (
+            not isinstance(query, str)
+            or not isinstance(variables, dict | None)
+            or not isinstance(extensions, dict | None)
+        ):
+            return None
+        context = await self._context(request)
+        try:
+            result = await self.schema.execute(
+                query,
+                variable_values=variables,
+                context_value=context,
+                operation_name=data.get("operationName"),
+                allowed_operation_types=_POST_OPERATIONS,
+                operation_extensions=extensions,
+            )
+        except (CannotGetOperationTypeError, InvalidOperationTypeError, MissingQueryError):
+            return None  # refused before anything ran: the view words the refusal
+        return Response(_encode(process_result(result)), media_type="application/json")
+
     @property
     def graphql_ide_html(self) -> str:
         """GraphiQL with its scripts from ``/static/graphiql/``, not a CDN (strawberry's page
@@ -188,12 +248,25 @@ class _GraphQL(GraphQL[Context, None]):
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
+        return await self._context(request)
+
+    async def _context(self, request: Request | WebSocket) -> Context:
         runtime = _runtime(request)
         return Context(
             service=runtime.service,
             principal=await principal(request, cookie=True),
             limits=runtime.limits,
         )
+
+
+_POST_OPERATIONS = OperationType.from_http("POST")
+
+
+def _encode(answer: object) -> bytes:
+    """A GraphQL answer as strawberry's view encodes it (``json.dumps``, compact: NaN and
+    the infinities as JavaScript writes them, which orjson would turn into null). An answer
+    is a tree, so the encoder's check for cycles is skipped."""
+    return json.dumps(answer, separators=(",", ":"), check_circular=False).encode()
 
 
 @functools.cache
@@ -484,6 +557,7 @@ def create_app(
         max_uploads=max_uploads,
         upload_idle_timeout=float(upload_idle_timeout),
         owned=owned,
+        inline=quick_reads(service.graph),
     )
     schema = build_schema(max_depth=max_depth, max_tokens=max_tokens, max_aliases=max_aliases)
     graphql = _GraphQL(schema, allow_queries_via_get=False, subscription_protocols=())

@@ -11,6 +11,7 @@ Bound to a loopback address, the server lets anyone on the machine read without 
 from __future__ import annotations
 
 import errno
+import gc
 import logging
 import os
 import socket
@@ -131,8 +132,13 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 def app_from_env() -> Starlette:
-    """The application as :func:`serve` configured it, in each worker process."""
-    return create_app(
+    """The application as :func:`serve` configured it, in each worker process.
+
+    What it holds once made (modules, the schema, the stores' clients) lives as long as the
+    process: it is moved out of the garbage collector's reach (``gc.freeze``), so that the
+    collector's full passes walk only what requests made, not tens of thousands of objects
+    that never die (each such pass was a stall of tens of ms in a request's p99)."""
+    app = create_app(
         os.environ.get("LINEAGE_STORE"),
         os.environ.get("LINEAGE_BLOBS"),
         require_token=os.environ.get(_REQUIRE_TOKEN, "1") != "0",
@@ -142,6 +148,9 @@ def app_from_env() -> Starlette:
             os.environ.get(_UPLOAD_IDLE_TIMEOUT, DEFAULT_UPLOAD_IDLE_TIMEOUT)
         ),
     )
+    gc.collect()
+    gc.freeze()
+    return app
 
 
 @contextmanager

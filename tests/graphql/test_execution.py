@@ -94,6 +94,37 @@ async def test_same_answers(service: Service) -> None:
     assert data is None and errors[0]["extensions"]["code"] == "NOT_FOUND"
 
 
+async def test_plans_shared_between_requests_follow_each_requests_variables(
+    service: Service,
+) -> None:
+    """One schema, one query text, asked again and again: its plans are made once and
+    reused, unless a @skip/@include reads a variable, whose value each request decides."""
+    _history(service)
+    lean, plain = build_schema(), build_schema(lean=False)
+    constant = "query($r: String!) { lineage(ref: $r) { nodes { id @include(if: true) kind } } }"
+    asks = [
+        (SHAPES, {"ref": "p/model:v3", "yes": True, "no": False}),
+        (SHAPES, {"ref": "p/model:v5", "yes": False, "no": True}),
+        (SHAPES, {"ref": "p/model:v3", "yes": True, "no": False}),
+        (constant, {"r": "p/model:v5"}),
+        (constant, {"r": "p/model:v2"}),
+    ]
+    for document, variables in asks:
+        answers = []
+        for schema in (lean, plain):
+            result = await schema.execute(
+                document, variable_values=variables, context_value=Context(service=service)
+            )
+            assert not result.errors, result.errors
+            answers.append(result.data)
+        assert answers[0] == answers[1], variables
+        assert answers[0] is not None
+        if document is SHAPES:
+            again = answers[0]["lineage"]["again"][0]
+            assert ("id" in again) is variables["yes"] and ("kind" in again) is variables["no"]
+            assert ("run" in answers[0]["lineage"]["nodes"][0]) is variables["no"]
+
+
 # errors inside plain fields: what graphql-core reports, at the same paths ------------------
 
 

@@ -9,6 +9,10 @@ directly and completes their values by graphql-core's rules (non-null checks, li
 scalar and enum output coercion, sub-selections), with a plan made once per selection set
 and request.
 
+Plans are shared between requests of the same query text (the parser cache gives them the
+same document): a plan depends only on the document and the schema, unless a ``@skip`` or
+``@include`` of the operation reads a variable, and then it is made per request.
+
 Everything else goes through graphql-core untouched: async resolvers, resolvers with
 arguments or ``info``, ``__typename``, abstract and ``is_type_of`` types, ``@defer`` and
 ``@stream``, field extensions and resolve middleware. So does any plain field whose quick
@@ -39,7 +43,9 @@ from graphql import (
     GraphQLObjectType,
     GraphQLOutputType,
     GraphQLString,
+    OperationDefinitionNode,
     Undefined,
+    VariableNode,
 )
 
 __all__ = ["LeanExecutor"]
@@ -196,6 +202,107 @@ def _leaf(type_: GraphQLOutputType) -> Leaf | None:
     return items
 
 
+# plans shared between requests: (id(type), the ids of a selection's field nodes) -> (the
+# type, the field details, the plan); type and nodes are kept so that their ids stay theirs
+_shared: dict[tuple[int, tuple[Any, ...]], tuple[Any, Any, list[_Step]]] = {}
+MAX_SHARED = 4096  # selection sets; the lot is dropped when full (a new one fills again)
+# id(operation) -> (operation, whether its plans may be shared)
+_constant: dict[int, tuple[OperationDefinitionNode, bool]] = {}
+
+
+def _shareable(operation: OperationDefinitionNode, fragments: dict[str, Any]) -> bool:
+    """Whether no @skip or @include of ``operation`` or its fragments takes a variable (the
+    fields a selection collects are then the same for every request)."""
+    known = _constant.get(id(operation))
+    if known is not None and known[0] is operation:
+        return known[1]
+    if len(_constant) >= MAX_SHARED:
+        _constant.clear()
+    stack: list[Any] = [operation, *fragments.values()]
+    shareable = True
+    while stack and shareable:
+        node = stack.pop()
+        for directive in getattr(node, "directives", None) or ():
+            if directive.name.value in ("skip", "include") and any(
+                isinstance(argument.value, VariableNode) for argument in directive.arguments
+            ):
+                shareable = False
+        selections = getattr(node, "selection_set", None)
+        if selections is not None:
+            stack.extend(selections.selections)
+    _constant[id(operation)] = (operation, shareable)
+    return shareable
+
+
+# id(plan) -> (plan, its runner or None); the plan is kept so that its id stays its own
+_runners: dict[int, tuple[list[_Step], Callable[[Any], dict[str, Any]] | None]] = {}
+
+
+def _runner(plan: list[_Step]) -> Callable[[Any], dict[str, Any]] | None:
+    """A function that completes a whole selection of plain fields in one go (a dict
+    display: no loop, no per-field bookkeeping), or None when a field of ``plan``, or of a
+    selection under it, needs graphql-core. It raises on anything unusual (a resolver's
+    exception, _Slow): the caller then executes the selection field by field."""
+    known = _runners.get(id(plan))
+    if known is not None and known[0] is plan:
+        return known[1]
+    run = _compile(plan)
+    if len(_runners) >= MAX_SHARED:
+        _runners.clear()
+    _runners[id(plan)] = (plan, run)
+    return run
+
+
+def _compile(plan: list[_Step]) -> Callable[[Any], dict[str, Any]] | None:
+    scope: dict[str, Any] = {}
+    parts: list[str] = []
+    for i, step in enumerate(plan):
+        if step.getter is None or not step.name.isidentifier():
+            return None
+        scope[f"g{i}"] = step.getter
+        if step.leaf is not None:
+            scope[f"c{i}"] = step.leaf
+        else:
+            sub = _runner(step.plan)
+            if sub is None:
+                return None
+            scope[f"c{i}"] = _complete_objects(step, sub)
+        parts.append(f"{step.name!r}: c{i}(g{i}(s))")
+    source = "def run(s):\n    return {" + ", ".join(parts) + "}\n"
+    exec(source, scope)  # names: the plan's, GraphQL names (checked above)
+    run: Callable[[Any], dict[str, Any]] = scope["run"]
+    return run
+
+
+def _complete_objects(step: _Step, sub: Callable[[Any], dict[str, Any]]) -> Leaf:
+    """How a runner completes an object field (or a list of objects) by ``sub``."""
+    nonnull = step.nonnull
+    if not step.many:
+
+        def one(value: Any) -> Any:
+            if value is None:
+                if nonnull:
+                    raise _Slow
+                return None
+            return sub(value)
+
+        return one
+    items_nonnull = isinstance(step.item_type, GraphQLNonNull)
+
+    def many(value: Any) -> Any:
+        if value is None:
+            if nonnull:
+                raise _Slow
+            return None
+        if not isinstance(value, list | tuple):
+            raise _Slow
+        if items_nonnull:
+            return [sub(each) for each in value]  # a None item fails in sub: _Slow's way
+        return [None if each is None else sub(each) for each in value]
+
+    return many
+
+
 class LeanExecutor(StrawberryGraphQLCoreExecutionContext):
     """graphql-core's executor, with plain fields resolved and completed directly."""
 
@@ -205,6 +312,7 @@ class LeanExecutor(StrawberryGraphQLCoreExecutionContext):
         self._lean = manager is None or not manager.middlewares
         # id(grouped field set) -> (the set, its plan); the set is kept so its id stays its own
         self._plans: dict[int, tuple[Any, list[_Step]]] = {}
+        self._shared = self._lean and _shareable(self.operation, self.fragment_definitions)
 
     def execute_fields(
         self,
@@ -227,6 +335,12 @@ class LeanExecutor(StrawberryGraphQLCoreExecutionContext):
         self, parent_type: GraphQLObjectType, source: Any, path: Path | None, plan: list[_Step]
     ) -> Any:
         """What ``execute_fields`` answers, by a plan."""
+        run = _runner(plan)
+        if run is not None:
+            try:
+                return run(source)
+            except Exception:  # noqa: BLE001, S110 -- field by field below, errors reported
+                pass
         results: dict[str, Any] = {}
         awaitable: list[str] = []
         is_awaitable = self.is_awaitable
@@ -348,6 +462,28 @@ class LeanExecutor(StrawberryGraphQLCoreExecutionContext):
         known = self._plans.get(id(grouped_field_set))
         if known is not None and known[0] is grouped_field_set:
             return known[1]
+        if not self._shared or any(
+            d.defer_usage is not None for details in grouped_field_set.values() for d in details
+        ):
+            return self._new_plan(parent_type, grouped_field_set)
+        key = (
+            id(parent_type),
+            tuple(
+                (name, *(id(d.node) for d in details))
+                for name, details in grouped_field_set.items()
+            ),
+        )
+        shared = _shared.get(key)
+        if shared is not None and shared[0] is parent_type:
+            self._plans[id(grouped_field_set)] = (grouped_field_set, shared[2])
+            return shared[2]
+        plan = self._new_plan(parent_type, grouped_field_set)
+        if len(_shared) >= MAX_SHARED:
+            _shared.clear()
+        _shared[key] = (parent_type, grouped_field_set, plan)
+        return plan
+
+    def _new_plan(self, parent_type: GraphQLObjectType, grouped_field_set: Any) -> list[_Step]:
         plan: list[_Step] = []
         fields = parent_type.fields
         for name, details in grouped_field_set.items():

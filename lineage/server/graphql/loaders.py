@@ -4,7 +4,10 @@ Every loader batches the keys requested in one turn of the event loop into one G
 call (``get_runs``, ``get_versions``, ``expand``), and remembers what it fetched for the rest
 of the request, so a query for 100 versions with their producing runs costs a handful of
 store calls, not hundreds. Store calls are blocking; they run in worker threads so that one
-slow query does not stall the others.
+slow query does not stall the others. Over a store whose lookups by key take microseconds in
+this process (SQLite: :func:`quick_reads`), the loaders' lookups of a few keys run on the
+event loop instead: a thread hop costs more than the lookup. Traversals, and lookups whose
+answer has no bound (the consumers of a version), keep their thread.
 """
 
 from __future__ import annotations
@@ -23,11 +26,21 @@ from lineage.names import parse_ref
 from lineage.records import ArtifactRecord, Edge, RunRecord, Subgraph, VersionRecord
 from lineage.server.auth import ANONYMOUS_READ, Principal
 from lineage.service import Service
+from lineage.storage.sqlite import SQLiteGraphStore
 
-__all__ = ["Context", "Limits", "Loaders", "call"]
+__all__ = ["INLINE_KEYS", "Context", "Limits", "Loaders", "call", "quick_reads"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
+
+INLINE_KEYS = 100  # at most this many keys a lookup on the event loop (quick_reads stores)
+
+
+def quick_reads(graph: object) -> bool:
+    """Whether ``graph`` answers a lookup by key in microseconds, in this process, without
+    waiting on a network (SQLite: a local file, readers never blocked by a writer in WAL
+    mode), so that such lookups may run on the event loop rather than in a worker thread."""
+    return isinstance(graph, SQLiteGraphStore)
 
 
 async def call(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
@@ -62,19 +75,34 @@ class Loaders:
 
     def __init__(self, service: Service) -> None:
         self.service = service
-        graph = service.graph
-        self._run_loader: DataLoader[str, RunRecord | None] = DataLoader(self._runs)
-        self._version_loader: DataLoader[str, VersionRecord | None] = DataLoader(self._versions)
+        self.inline = quick_reads(service.graph)  # lookups of a few keys on the event loop
         self._unprimed: list[Subgraph] = []  # answers whose records are not in the loaders yet
-        self.upstream: DataLoader[str, list[Edge]] = DataLoader(
-            functools.partial(self._expand, "up")
-        )
-        self.downstream: DataLoader[str, list[Edge]] = DataLoader(
-            functools.partial(self._expand, "down")
-        )
-        self.artifacts: DataLoader[tuple[str, str], ArtifactRecord | None] = DataLoader(
-            self._each(lambda key: graph.get_artifact(*key))
-        )
+
+    # each loader is made when first used: most requests use one or two of them
+
+    @functools.cached_property
+    def _run_loader(self) -> DataLoader[str, RunRecord | None]:
+        return DataLoader(self._runs)
+
+    @functools.cached_property
+    def _version_loader(self) -> DataLoader[str, VersionRecord | None]:
+        return DataLoader(self._versions)
+
+    @functools.cached_property
+    def upstream(self) -> DataLoader[str, list[Edge]]:
+        """The edges into each node (a version's producing runs, a run's inputs)."""
+        return DataLoader(functools.partial(self._expand, "up"))
+
+    @functools.cached_property
+    def downstream(self) -> DataLoader[str, list[Edge]]:
+        """The edges out of each node (a version's consumers, a run's outputs)."""
+        return DataLoader(functools.partial(self._expand, "down"))
+
+    @functools.cached_property
+    def artifacts(self) -> DataLoader[tuple[str, str], ArtifactRecord | None]:
+        """Artifacts by (project, name)."""
+        graph = self.service.graph
+        return DataLoader(self._each(lambda key: graph.get_artifact(*key), inline=self.inline))
 
     @property
     def runs(self) -> DataLoader[str, RunRecord | None]:
@@ -91,15 +119,29 @@ class Loaders:
         return self._version_loader
 
     async def _runs(self, ids: list[str]) -> list[RunRecord | None]:
-        found = await call(self.service.graph.get_runs, ids)
+        graph = self.service.graph
+        if self.inline and len(ids) <= INLINE_KEYS:
+            found = graph.get_runs(ids)
+        else:
+            found = await call(graph.get_runs, ids)
         return [found.get(i) for i in ids]
 
     async def _versions(self, ids: list[str]) -> list[VersionRecord | None]:
-        found = await call(self.service.graph.get_versions, ids)
+        graph = self.service.graph
+        if self.inline and len(ids) <= INLINE_KEYS:
+            found = graph.get_versions(ids)
+        else:
+            found = await call(graph.get_versions, ids)
         return [found.get(i) for i in ids]
 
     async def _expand(self, direction: str, ids: list[str]) -> list[list[Edge]]:
-        edges = await call(self.service.graph.expand, ids, "up" if direction == "up" else "down")
+        graph = self.service.graph
+        if self.inline and direction == "up" and len(ids) <= INLINE_KEYS:
+            # upstream of a few nodes: a version's producers, a run's inputs (a handful);
+            # downstream may be thousands of consumers of a dataset, so it keeps its thread
+            edges = graph.expand(ids, "up")
+        else:
+            edges = await call(graph.expand, ids, "up" if direction == "up" else "down")
         near: dict[str, list[Edge]] = defaultdict(list)
         for edge in edges:
             near[edge.target if direction == "up" else edge.source].append(edge)
@@ -107,10 +149,12 @@ class Loaders:
 
     @staticmethod
     def _each(
-        fetch: Callable[[tuple[str, str]], Any],
+        fetch: Callable[[tuple[str, str]], Any], *, inline: bool
     ) -> Callable[[list[tuple[str, str]]], Any]:
         # no batch call exists for these: one thread hop for the lot, one store call a key
         async def load(keys: list[tuple[str, str]]) -> Sequence[Any]:
+            if inline and len(keys) <= INLINE_KEYS:
+                return [fetch(key) for key in keys]
             return await call(lambda: [fetch(key) for key in keys])
 
         return load
@@ -123,7 +167,10 @@ class Loaders:
             if found is not None and found.state == "committed":
                 return found
         # by alias, or not found: the service resolves it, or explains what is missing
-        record = await call(self.service.resolve, parsed)
+        if self.inline and parsed.as_of is None:  # one lookup by key (as of a time: more)
+            record = self.service.resolve(parsed)
+        else:
+            record = await call(self.service.resolve, parsed)
         self.versions.prime(record.id, record)
         return record
 
