@@ -257,7 +257,7 @@ class Neo4jGraphStore:
                 f"Neo4j at {self._shown} is unavailable: {_line(exc)}", url=self.url
             ) from exc
         self._tx_local().open = tx
-        try:
+        with self._writing():
             try:
                 yield
                 tx.tx.commit()
@@ -272,6 +272,15 @@ class Neo4jGraphStore:
                 self._tx_local().open = None
                 tx.tx.close()
                 session.close()
+        for label, rows in tx.later:
+            self._index_flat(label, rows)
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """A commit's failures as this store words them: a commit whose answer was lost, and
+        a server gone (both StoreUnavailable)."""
+        try:
+            yield
         except IncompleteCommit as exc:
             raise StoreUnavailable(
                 f"lost Neo4j at {self._shown} while committing; the write may or may not have "
@@ -282,8 +291,6 @@ class Neo4jGraphStore:
             raise StoreUnavailable(
                 f"Neo4j at {self._shown} is unavailable: {_line(exc)}", url=self.url
             ) from exc
-        for label, rows in tx.later:
-            self._index_flat(label, rows)
 
     def _tx_local(self) -> threading.local:
         local: threading.local | None = self.__dict__.get("_transactions")
@@ -299,19 +306,8 @@ class Neo4jGraphStore:
         open_tx = self._open()
         if open_tx is not None:
             return work(cast(neo4j.ManagedTransaction, open_tx.tx))
-        try:
-            with self._session() as session:
-                return session.execute_write(work)
-        except IncompleteCommit as exc:
-            raise StoreUnavailable(
-                f"lost Neo4j at {self._shown} while committing; the write may or may not have "
-                "been applied (running it again is safe)",
-                url=self.url,
-            ) from exc
-        except _UNAVAILABLE as exc:
-            raise StoreUnavailable(
-                f"Neo4j at {self._shown} is unavailable: {_line(exc)}", url=self.url
-            ) from exc
+        with self._writing(), self._session() as session:
+            return session.execute_write(work)
 
     def _submit(self, write: Write) -> Any:
         """One single write: in this thread's open :meth:`transaction` if there is one (never
