@@ -6,7 +6,7 @@ import os
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from lineage.client import Client
+from lineage.client import Client, check_store
 from lineage.diff import DEPTH, LineageDiff
 from lineage.diff import diff as _diff
 from lineage.errors import InvalidRef
@@ -38,7 +38,8 @@ class Api:
     >>> [n.ref for n in g.nodes if n.kind == "artifact_version"]
 
     Refs without a project use ``project``, else ``LINEAGE_PROJECT``, else the store's only
-    project.
+    project. A local store directory that holds no store is refused (``NotFound``) rather
+    than created empty; ``create=True`` creates it (the CLI's writing verbs do).
     """
 
     def __init__(
@@ -49,10 +50,13 @@ class Api:
         *,
         token: str | None = None,
         mode: str | None = None,
+        create: bool = False,
     ) -> None:
         project = project or os.environ.get("LINEAGE_PROJECT")
         # refused before any store is opened: a bad name must not read as an empty project
         self._project = None if project is None else check_name(project, "project")
+        if not create:  # a typo in a path must not read as an empty history
+            check_store(store, mode)
         self._client = Client.shared(store, blobs, token=token, mode=mode)
         self.service: LineageService = self._client.service  # local, or a server's
 

@@ -18,17 +18,17 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lineage.errors import InvalidInput
+from lineage.errors import InvalidInput, NotFound
 from lineage.protocol import LineageService
 from lineage.service import Service
 from lineage.statcache import StatCache
-from lineage.storage import DEFAULT_STORE, Stores, open_stores
+from lineage.storage import DEFAULT_STORE, Stores, local_dir, open_stores
 from lineage.storage.blobs import BlobStore
 
 if TYPE_CHECKING:
     from lineage.remote import RemoteService
 
-__all__ = ["Client", "is_remote", "store_url"]
+__all__ = ["Client", "check_store", "is_remote", "store_url"]
 
 _lock = threading.Lock()
 _shared: dict[tuple[str, str | None, str | None], Client] = {}
@@ -53,6 +53,18 @@ def store_url(store: str | None = None, mode: str | None = None) -> str:
     ``./.lineage`` (that one too when ``mode`` or ``LINEAGE_MODE`` is offline and the store is
     a server)."""
     return _resolve(store, mode)
+
+
+def check_store(store: str | None, mode: str | None = None) -> None:
+    """Refuse a local store directory that holds no store (NotFound), instead of creating an
+    empty one there: what a reader does (a typo in a path must not read as an empty history).
+    Only writes create a store."""
+    directory = local_dir(store_url(store, mode))
+    if directory is not None and not (directory / "lineage.db").is_file():
+        raise NotFound(
+            f"no lineage store in {directory}: name an existing one with --store (store= in "
+            "the SDK) or LINEAGE_STORE (a store is created by the first run logged into it)"
+        )
 
 
 class Client:

@@ -218,6 +218,17 @@ def test_reads_refuse_a_directory_without_a_store(workdir, tmp_path) -> None:  #
     assert "no artifacts" in invoke("--store", str(typo), "ls").stdout
 
 
+def test_the_sdk_reader_refuses_a_directory_without_a_store(workdir, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    typo = tmp_path / "typo"
+    for store in (str(typo), f"sqlite://{typo}", None):  # None: the default, ./.lineage
+        with pytest.raises(lineage.NotFound, match="no lineage store in "):
+            lineage.Api(store=store, project="p")
+    assert not typo.exists() and list(workdir.iterdir()) == []
+    created = lineage.Api(store=str(typo), create=True)  # asked for: an empty store
+    assert created.artifacts("p") == [] and (typo / "lineage.db").is_file()
+    assert lineage.Api(store=str(typo)).artifacts("p") == []
+
+
 def on_a_terminal(args: list[str]) -> str:
     """Run the lineage command with a pseudo-terminal as its stdout and stderr; all it wrote."""
     master, slave = os.openpty()
@@ -249,7 +260,9 @@ def test_long_work_shows_progress_on_a_terminal_only(workdir, tmp_path) -> None:
     # storing, downloading and verifying draw with the same lineage.progress.bar
     shown = on_a_terminal(["--store", store, "push", "--to", str(tmp_path / "a")])
     assert "copying" in shown and "1 versions" in shown and "1.0/1.0 MB" in shown, shown
-    server = lineage.Api(store=str(tmp_path / "server"), blobs=str(tmp_path / "server-blobs"))
+    server = lineage.Api(
+        store=str(tmp_path / "server"), blobs=str(tmp_path / "server-blobs"), create=True
+    )
     token = create_token(server.service.graph, "write", "sync test")
     with background(str(tmp_path / "server"), str(tmp_path / "server-blobs")) as url:
         shown = on_a_terminal(["--store", store, "sync", "--to", url, "--token", token])

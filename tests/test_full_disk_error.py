@@ -33,7 +33,7 @@ SCRIPT = textwrap.dedent(
     root, work = Path(sys.argv[1]), Path(sys.argv[2])
     os.chdir(work)
     store, blobs = str(root / "graph"), str(root / "blobs")
-    api = lineage.Api(store=store, blobs=blobs)
+    api = lineage.Api(store=store, blobs=blobs, create=True)
     report = {}
 
     def log(name, **metadata):

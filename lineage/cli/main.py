@@ -25,7 +25,8 @@ import click
 
 from lineage import __version__
 from lineage.api import Api
-from lineage.errors import LineageError, NotFound, from_os_error
+from lineage.client import check_store
+from lineage.errors import LineageError, from_os_error
 from lineage.records import RunRecord, VersionRecord
 
 __all__ = ["LineageGroup", "main"]
@@ -100,7 +101,7 @@ class Context:
     @property
     def api(self) -> Api:
         if self._api is None:
-            self._api = Api(self.store, self.blobs, project=self.project)
+            self._api = Api(self.store, self.blobs, project=self.project, create=True)
         return self._api
 
     @property
@@ -111,20 +112,6 @@ class Context:
         if self._api is None:
             check_store(self.store)
         return self.api
-
-
-def check_store(store: str | None) -> None:
-    """Refuse a local store directory that holds no store (see :attr:`Context.reader`)."""
-    from lineage.client import store_url
-    from lineage.storage import local_dir
-
-    url = store_url(store)
-    directory = local_dir(url)
-    if directory is not None and not (directory / "lineage.db").is_file():
-        raise NotFound(
-            f"no lineage store in {directory}: name an existing one with --store or "
-            "LINEAGE_STORE (a store is created by the first run logged into it)"
-        )
 
 
 def emit_json(data: Any) -> None:

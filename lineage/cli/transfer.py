@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from lineage.cli.main import Context, check_store, cli, errors, pass_ctx, size
+from lineage.cli.main import Context, cli, errors, pass_ctx, size
+from lineage.client import check_store
 from lineage.errors import InvalidInput
 
 
