@@ -25,14 +25,17 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol, cast, runtime_checkable
 
 from lineage.openlineage.ingest import Ingested, ingest
+from lineage.openlineage.plan import ingest_planned
 from lineage.service import Service
 from lineage.storage.blobs import BlobStore
 
-__all__ = ["MAX_GROUP", "GroupWriter", "Transactional", "ingest_group"]
+__all__ = ["MAX_GROUP", "SET_BASED", "GroupWriter", "Transactional", "ingest_group"]
 
 logger = logging.getLogger(__name__)
 
 MAX_GROUP = 256  # events in one transaction
+# a store that reads and writes a group set-based (SQLite) takes it so (lineage.openlineage.plan)
+SET_BASED = True
 _FLUSH_THREADS = 8  # manifests written at once: concurrent fsyncs share the journal's commits
 
 
@@ -111,9 +114,14 @@ def ingest_group(
         return _all_or_each(service, store, events)
     blobs = _Deferred(service.blobs)
     grouped = _grouped(service, blobs)
+    if SET_BASED and callable(getattr(graph, "artifact_states", None)):
+        with store.transaction():
+            out = ingest_planned(grouped, events, blobs)
+            blobs.flush(_flush_pool())  # durable before the commit that names them
+        return out
     # one savepoint an event (SQLite's atomic(): not one a write as well)
     unit = store.atomic
-    out: list[Ingested | Exception] = []
+    out = []
     with store.transaction():
         for event in events:
 
