@@ -145,7 +145,12 @@ def _all_or_each(
     grouped = _grouped(service, blobs)
     try:
         with graph.transaction():
-            out: list[Ingested | Exception] = [ingest(grouped, event) for event in events]
+            out: list[Ingested | Exception]
+            if SET_BASED and callable(getattr(graph, "artifact_states", None)):
+                # a refused event writes nothing there: the others' group goes on
+                out = ingest_planned(grouped, events, blobs)
+            else:
+                out = [ingest(grouped, event) for event in events]
             blobs.flush(_flush_pool())  # durable before the commit that names them
         return out
     except Exception:  # noqa: BLE001 - nothing of the group is stored: each again, alone

@@ -22,6 +22,7 @@ one ``update_runs``, its locations with one ``add_locations``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import time
@@ -44,6 +45,10 @@ Artifact = tuple[str, int, int | None, float | None]  # type, next index, newest
 
 class _Fallback(Exception):
     """The plan does not cover this event: ``ingest`` stores it."""
+
+
+class _Stale(Exception):
+    """The group's writes met rows the group did not read: stored again, event by event."""
 
 
 _MISSING = object()
@@ -323,15 +328,19 @@ class _Plan:
     # writing -------------------------------------------------------------------------------
 
     def flush(self) -> None:
-        """Write what the events mapped since the last flush, set-based (in a savepoint)."""
+        """Write what the events mapped since the last flush, set-based (in a savepoint
+        where the store has them)."""
         graph = self.graph
         if self.new_runs or self.changed or self.versions or self.edges or self.claims:
-            with graph.atomic():
-                graph.import_records(
-                    runs=[self.runs[i] for i in sorted(self.new_runs)],
-                    versions=self.versions,
-                    edges=self.edges,
-                )
+            atomic = getattr(graph, "atomic", None)
+            with atomic() if atomic is not None else contextlib.nullcontext():
+                runs = [self.runs[i] for i in sorted(self.new_runs)]
+                counts = graph.import_records(runs=runs, versions=self.versions, edges=self.edges)
+                # another writer's run or version of the same id: this group's state is stale
+                if counts["runs"] != len(runs) or counts["versions"] != len(self.versions):
+                    raise _Stale(
+                        f"{counts} stored of {len(runs)} runs, {len(self.versions)} versions"
+                    )
                 changed = {i: c for i, c in self.changed.items() if i not in self.new_runs}
                 if changed:
                     graph.update_runs(changed)
@@ -349,6 +358,7 @@ def ingest_planned(
     it stored or the error that refused it (nothing of it stored). ``blobs``: the group's
     deferred manifests (``pending``, ``undone_on_error()``), what ``service`` writes to."""
     graph: Any = service.graph
+    savepoints = callable(getattr(graph, "atomic", None))
     plan = _Plan(service, graph)
     out: list[Ingested | Exception | None] = [None] * len(events)
     parsed: list[_Run | Exception | None] = []
@@ -367,7 +377,9 @@ def ingest_planned(
         nonlocal manifests
         try:
             plan.flush()
-        except Exception:  # noqa: BLE001 - undone: each event of the segment again, alone
+        except Exception:
+            if not savepoints:
+                raise  # nothing of the group stays: the caller stores each event alone
             logger.info("a group's writes failed; its %d events are stored alone", len(segment))
             plan._pending()
             for digest in set(blobs.pending) - manifests:
@@ -410,6 +422,11 @@ def ingest_planned(
 def _alone(
     service: Service, graph: Any, event: Mapping[str, Any], blobs: Any
 ) -> Ingested | Exception:
+    """``ingest`` of one event: in a savepoint, its error answered to its sender alone; a
+    store without savepoints (Neo4j) fails the group with it (the caller stores each alone)."""
+    if not callable(getattr(graph, "atomic", None)):
+        with blobs.undone_on_error():
+            return ingest(service, event)
     try:
         with blobs.undone_on_error(), graph.atomic():
             return ingest(service, event)
