@@ -1,11 +1,14 @@
 """Group commit of OpenLineage events: concurrent events stored in one store transaction.
 
 A store that can hold several writes in one transaction (``graph.transaction()``) takes a
-group of events at once. SQLite's (with ``atomic()``, a savepoint) stores each event in a
-savepoint of its own (an event refused halfway is undone alone, the others stay), the
-reference manifests of the whole group written with their fsyncs overlapping, then one
-commit. Neo4j has no savepoints: its group is all or nothing, and when one event fails the
-group's events are stored again one by one, each as it would be alone. The manifests are
+group of events at once; one that reads and writes a group's state set-based (SQLite's and
+Neo4j's ``artifact_states``...) has the group mapped in memory and written in a few statements
+(:mod:`lineage.openlineage.plan`; ``SET_BASED`` off: event by event, as below). Event by
+event, SQLite (with ``atomic()``, a savepoint) stores each event in a savepoint of its own
+(an event refused halfway is undone alone, the others stay), the reference manifests of the
+whole group written with their fsyncs overlapping, then one commit. Neo4j has no savepoints:
+its group is all or nothing, and when one event fails the group's events are stored again
+one by one, each as it would be alone. The manifests are
 durable before the commit that names them, and every event of the group is stored
 (committed) when :func:`ingest_group` returns: what the server answers ``201`` to.
 
