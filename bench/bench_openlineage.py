@@ -28,7 +28,9 @@ import argparse
 import json
 import os
 import platform
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -148,9 +150,48 @@ def bench_batch(url: str, token: str, runs: int, clients: int, size: int = 50) -
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process so far (Linux: /proc)."""
+    """User + system CPU seconds of a process and its child processes so far (Linux: /proc;
+    the workers of ``--workers``)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        children = []
+    return own + sum(cpu_seconds(int(child)) for child in children)
+
+
+class WorkersServer:
+    """``lineage server --workers N`` (serving.serve) in a child process on loopback."""
+
+    def __init__(self, store: str, blobs: str, *, port: int, workers: int) -> None:
+        self.url = f"http://127.0.0.1:{port}"
+        code = (
+            "import sys; from lineage.server.serving import serve; "
+            "serve(sys.argv[1], sys.argv[2], port=int(sys.argv[3]), workers=int(sys.argv[4]))"
+        )
+        self.command = [sys.executable, "-c", code, store, blobs, str(port), str(workers)]
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(self.command, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.1)
+        raise RuntimeError(f"lineage server on {self.url} did not answer in 60 s")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
 
 
 def bench_sdk(url: str, token: str, runs: int, clients: int, scratch: Path) -> float:
@@ -177,12 +218,51 @@ def bench_sdk(url: str, token: str, runs: int, clients: int, scratch: Path) -> f
     return runs / in_threads(clients, list(range(runs)), log)
 
 
+def bench_in_process(store: str, blobs: str, runs: int, group: int) -> dict[str, float]:
+    """CPU ms an event of ``ingest_group`` (no HTTP), groups of ``group`` events as 8
+    clients make them (START of 4 runs then their COMPLETE), set-based and event by event
+    (``SET_BASED`` off: the per-event path), alternating groups in one process."""
+    from lineage.openlineage import check_event
+    from lineage.openlineage import group as grouping
+
+    service = open_service(store, blobs)
+    spent = {True: 0.0, False: 0.0}
+    counted = {True: 0, False: 0}
+    try:
+        for set_based in (True, False, True, False):
+            tag = uuid.uuid4().hex[:6]
+            events = [json.loads(e) for i in range(runs) for e in run_events(tag, i)]
+            grouping.SET_BASED = set_based
+            for k in range(0, len(events), group):
+                part = events[k : k + group]
+                part = part[0::2] + part[1::2]
+                start = time.process_time()
+                for result in grouping.ingest_group(service, [check_event(e) for e in part]):
+                    if isinstance(result, Exception):
+                        raise result
+                spent[set_based] += time.process_time() - start
+                counted[set_based] += len(part)
+    finally:
+        grouping.SET_BASED = True
+        service.graph.close()
+    return {"set-based": 1000 * spent[True] / counted[True],
+            "per event": 1000 * spent[False] / counted[False]}  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=400, help="job runs per cell")
     parser.add_argument("--neo4j", help="a Neo4j to use (wiped); default: start one")
     parser.add_argument("--stores", default="sqlite,neo4j")
     parser.add_argument("--rounds", type=int, default=3, help="rounds per cell (median)")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="server processes (lineage server --workers)"
+    )
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="ingest_group's CPU an event, no HTTP: set-based against event by event",
+    )
     args = parser.parse_args(argv)
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"{platform.machine()} {_cpu_model()}, {os.cpu_count()} cores, load average {load}")
@@ -199,10 +279,28 @@ def main(argv: list[str] | None = None) -> int:
                 neo = Neo4jProcess()
                 neo.start(scratch / "neo4j")
             store = args.neo4j or neo.uri  # type: ignore[union-attr]
+        if args.in_process:
+            for size in (1, 8, 50):
+                cells = [
+                    bench_in_process(store, blobs, args.runs, size) for _ in range(args.rounds)
+                ]
+                ours = statistics.median(c["set-based"] for c in cells)
+                theirs = statistics.median(c["per event"] for c in cells)
+                print(
+                    f"{kind:6} in process, groups of {size:2}: CPU {ours:.2f} ms/event set-based, "
+                    f"{theirs:.2f} event by event ({theirs / ours:.2f}x); "
+                    f"load {os.getloadavg()[0]:.1f}",
+                    flush=True,
+                )
+            continue
         service = open_service(store, blobs)
         token = create_token(service, "write", "bench")
         service.graph.close()
-        server = ServerProcess(store, blobs, port=free_port(), log=scratch / f"{kind}.log")
+        server: ServerProcess | WorkersServer
+        if args.workers > 1:
+            server = WorkersServer(store, blobs, port=free_port(), workers=args.workers)
+        else:
+            server = ServerProcess(store, blobs, port=free_port(), log=scratch / f"{kind}.log")
         server.start()
         assert server.process is not None
         pid = server.process.pid
@@ -219,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
                 ol, sdk_runs = statistics.median(single), statistics.median(sdk)
                 load = os.getloadavg()[0]
                 print(
-                    f"{kind:6} clients={clients}: single {ol:6.0f} events/s "
+                    f"{kind:6} workers={args.workers} clients={clients}: single {ol:6.0f} events/s "
                     f"({ol / 2:5.0f} runs/s, server CPU {1000 * statistics.median(cpu):.2f} "
                     f"ms/event); batch {statistics.median(batch):6.0f} events/s; "
                     f"SDK {sdk_runs:5.1f} runs/s; single/SDK runs {ol / 2 / sdk_runs:5.1f}x; "

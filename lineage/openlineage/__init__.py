@@ -4,6 +4,8 @@ artifact versions, and the graph written back out as events.
 - :mod:`lineage.openlineage.validation`: :func:`check_event`, the limits, :class:`InvalidEvent`
 - :mod:`lineage.openlineage.naming`: internal names for any OpenLineage name
 - :mod:`lineage.openlineage.ingest`: :func:`ingest`, the mapping and the event semantics
+- :mod:`lineage.openlineage.group`: concurrent events stored as one group, one transaction
+- :mod:`lineage.openlineage.plan`: a group's events mapped in memory, written set-based
 """
 
 from __future__ import annotations

@@ -1,11 +1,14 @@
 """Group commit of OpenLineage events: concurrent events stored in one store transaction.
 
 A store that can hold several writes in one transaction (``graph.transaction()``) takes a
-group of events at once. SQLite's (with ``atomic()``, a savepoint) stores each event in a
-savepoint of its own (an event refused halfway is undone alone, the others stay), the
-reference manifests of the whole group written with their fsyncs overlapping, then one
-commit. Neo4j has no savepoints: its group is all or nothing, and when one event fails the
-group's events are stored again one by one, each as it would be alone. The manifests are
+group of events at once; one that reads and writes a group's state set-based (SQLite's and
+Neo4j's ``artifact_states``...) has the group mapped in memory and written in a few statements
+(:mod:`lineage.openlineage.plan`; ``SET_BASED`` off: event by event, as below). Event by
+event, SQLite (with ``atomic()``, a savepoint) stores each event in a savepoint of its own
+(an event refused halfway is undone alone, the others stay), the reference manifests of the
+whole group written with their fsyncs overlapping, then one commit. Neo4j has no savepoints:
+its group is all or nothing, and when one event fails the group's events are stored again
+one by one, each as it would be alone. The manifests are
 durable before the commit that names them, and every event of the group is stored
 (committed) when :func:`ingest_group` returns: what the server answers ``201`` to.
 
@@ -25,14 +28,17 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol, cast, runtime_checkable
 
 from lineage.openlineage.ingest import Ingested, ingest
+from lineage.openlineage.plan import ingest_planned
 from lineage.service import Service
 from lineage.storage.blobs import BlobStore
 
-__all__ = ["MAX_GROUP", "GroupWriter", "Transactional", "ingest_group"]
+__all__ = ["MAX_GROUP", "SET_BASED", "GroupWriter", "Transactional", "ingest_group"]
 
 logger = logging.getLogger(__name__)
 
 MAX_GROUP = 256  # events in one transaction
+# a store that reads and writes a group set-based (SQLite) takes it so (lineage.openlineage.plan)
+SET_BASED = True
 _FLUSH_THREADS = 8  # manifests written at once: concurrent fsyncs share the journal's commits
 
 
@@ -111,9 +117,14 @@ def ingest_group(
         return _all_or_each(service, store, events)
     blobs = _Deferred(service.blobs)
     grouped = _grouped(service, blobs)
+    if SET_BASED and callable(getattr(graph, "artifact_states", None)):
+        with store.transaction():
+            out = ingest_planned(grouped, events, blobs)
+            blobs.flush(_flush_pool())  # durable before the commit that names them
+        return out
     # one savepoint an event (SQLite's atomic(): not one a write as well)
     unit = store.atomic
-    out: list[Ingested | Exception] = []
+    out = []
     with store.transaction():
         for event in events:
 
@@ -137,7 +148,12 @@ def _all_or_each(
     grouped = _grouped(service, blobs)
     try:
         with graph.transaction():
-            out: list[Ingested | Exception] = [ingest(grouped, event) for event in events]
+            out: list[Ingested | Exception]
+            if SET_BASED and callable(getattr(graph, "artifact_states", None)):
+                # a refused event writes nothing there: the others' group goes on
+                out = ingest_planned(grouped, events, blobs)
+            else:
+                out = [ingest(grouped, event) for event in events]
             blobs.flush(_flush_pool())  # durable before the commit that names them
         return out
     except Exception:  # noqa: BLE001 - nothing of the group is stored: each again, alone

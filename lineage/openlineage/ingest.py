@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,7 +38,15 @@ from lineage.manifest import Entry, encode_manifest, write_manifest
 from lineage.names import check_json, check_name
 from lineage.openlineage.naming import internal_name, location
 from lineage.openlineage.validation import InvalidEvent, event_kind, event_time, run_id
-from lineage.records import CONSUMED_BY, PRODUCED, RUN_STATES, Edge, RunRecord, VersionRecord
+from lineage.records import (
+    CONSUMED_BY,
+    PRODUCED,
+    RUN_STATES,
+    ArtifactRecord,
+    Edge,
+    RunRecord,
+    VersionRecord,
+)
 from lineage.service import Service
 from lineage.storage.graph import NewVersion
 
@@ -84,7 +92,9 @@ def ingest(service: Service, event: Mapping[str, Any]) -> Ingested:
     if kind == "DatasetEvent":
         dataset = _Dataset(event["dataset"], "dataset")
         uri = dataset.location
-        dataset.check(service, service.graph.find_locations([uri]) if uri else {})
+        dataset.check(
+            service.graph.find_locations([uri]) if uri else {}, service.graph.get_artifact
+        )
         version = dataset.observed(service, event_time(event))
         if dataset.claim:
             service.graph.add_locations(dataset.claim)
@@ -118,7 +128,11 @@ class _Dataset:
         found = version.get("datasetVersion") if isinstance(version, Mapping) else None
         return found if isinstance(found, str) and found else None
 
-    def check(self, service: Service, places: Mapping[str, tuple[str, str]]) -> None:
+    def check(
+        self,
+        places: Mapping[str, tuple[str, str]],
+        get_artifact: Callable[[str, str], ArtifactRecord | None],
+    ) -> None:
         """Find the artifact this dataset is: the one at its storage location (an SDK
         reference, say; ``places`` are the recorded ones), else its own; refuse one of its
         own name of another type."""
@@ -129,11 +143,11 @@ class _Dataset:
             found = places.get(uri)
             if found is not None:
                 self.project, self.artifact = found
-                artifact = service.graph.get_artifact(*found)
+                artifact = get_artifact(*found)
                 self.type = artifact.type if artifact is not None else DATASET_TYPE
                 return
             self.claim = [(uri, self.project, self.artifact)]
-        artifact = service.graph.get_artifact(self.project, self.artifact)
+        artifact = get_artifact(self.project, self.artifact)
         if artifact is not None and artifact.type != self.type:
             raise InvalidEvent(
                 f"{artifact.key} is an artifact of type {artifact.type!r}, not {self.type}",
@@ -250,7 +264,7 @@ class _Run:
         uris = [uri for d in datasets if (uri := d.location) is not None]
         places = self.graph.find_locations(uris) if uris else {}
         for dataset in datasets:
-            dataset.check(self.service, places)
+            dataset.check(places, self.graph.get_artifact)
         self.fresh = False
         run = self._run()
         outputs = self._outputs(run)
@@ -266,21 +280,9 @@ class _Run:
         return internal_name(str(kind).lower()) if kind else None
 
     def _run(self) -> RunRecord:
-        terminal = self.state != "running"
         existing = self.graph.get_runs([self.id]).get(self.id)
         if existing is None:
-            fresh = RunRecord(
-                id=self.id,
-                project=self.project,
-                name=self.job["name"],
-                job_type=self._job_type(),
-                state=self.state,
-                started_at=self.at,
-                finished_at=self.at if terminal else None,
-                error=self.error if self.state == "failed" else None,
-                parent=self.parent,
-                facets=self.facets,
-            )
+            fresh = self.record()
             # SQLite's one-statement insert where there is one
             insert = getattr(self.graph, "insert_run", None)
             if insert(fresh) if insert else self.graph.import_records(runs=[fresh])["runs"]:
@@ -289,7 +291,31 @@ class _Run:
             existing = self.graph.get_runs([self.id])[self.id]  # a concurrent event made it
         return self._update(existing)
 
+    def record(self) -> RunRecord:
+        """The run as this event alone makes it (its first event)."""
+        terminal = self.state != "running"
+        return RunRecord(
+            id=self.id,
+            project=self.project,
+            name=self.job["name"],
+            job_type=self._job_type(),
+            state=self.state,
+            started_at=self.at,
+            finished_at=self.at if terminal else None,
+            error=self.error if self.state == "failed" else None,
+            parent=self.parent,
+            facets=self.facets,
+        )
+
     def _update(self, run: RunRecord) -> RunRecord:
+        changes = self.changes(run)
+        if not changes:
+            return run
+        updated = self.graph.update_run(self.id, changes)
+        return updated or run
+
+    def changes(self, run: RunRecord) -> dict[str, Any]:
+        """What this event changes of the stored ``run`` (cumulative, terminal states kept)."""
         changes: dict[str, Any] = {}
         last = run.facets.get("eventTime")
         newer = last is None or self.at >= _seconds(last)
@@ -307,10 +333,7 @@ class _Run:
                 changes["error"] = self.error if self.state == "failed" else None
         if self.parent is not None and run.parent is None:
             changes["parent"] = self.parent
-        if not changes:
-            return run
-        updated = self.graph.update_run(self.id, changes)
-        return updated or run
+        return changes
 
     def _outputs(self, run: RunRecord) -> list[VersionRecord]:
         made = set() if self.fresh else {e.target for e in self.graph.expand([self.id], "down")}

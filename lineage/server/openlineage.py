@@ -15,9 +15,10 @@ Nothing of a refused event is stored.
 
 Over a store that can group writes in one transaction (SQLite, Neo4j), events that arrive
 while others are being written are stored together (:mod:`lineage.openlineage.group`): one
-transaction (over SQLite each event in a savepoint of its own; over Neo4j all or nothing,
-then one by one), the reference manifests written at once; every event is committed before
-it is answered. Other stores take each event in the request's own worker thread.
+transaction, the group's events mapped in memory and written set-based
+(:mod:`lineage.openlineage.plan`; a refused event stores nothing, its neighbours all), the
+reference manifests written at once; every event is committed before it is answered. Other
+stores take each event in the request's own worker thread.
 """
 
 from __future__ import annotations

@@ -41,6 +41,13 @@ and falls back to ``expand`` otherwise; each must give exactly the answer of tha
   generation of a derivation tree in one round trip, not two ``expand`` calls: per run
   consuming one of ``ids``, per version it produced, a triple (``None``: no outputs). What
   pages of a tree (:mod:`lineage.pages`) walk.
+- :class:`GroupState` ``artifact_states(keys)``, ``versions_with_digests(wanted)``,
+  ``update_runs(changes)``: a group of OpenLineage events read and written set-based
+  (:mod:`lineage.openlineage.plan`; without them, event by event): ``(type, next index,
+  newest index, its created_at)`` of each stored artifact of ``(project, name)`` keys (within
+  a transaction, what a concurrent ``commit_version`` cannot change before the commit); the
+  committed version of lowest index of each ``(project, name, digest)``, as
+  ``commit_version`` finds it; ``update_run`` of many runs, without reading them back.
 """
 
 from __future__ import annotations
@@ -57,6 +64,7 @@ __all__ = [
     "Direction",
     "ExpandRows",
     "GraphStore",
+    "GroupState",
     "NewVersion",
     "Reaches",
     "Row",
@@ -285,3 +293,14 @@ class Reaches(Protocol):
 @runtime_checkable
 class DeriveRows(Protocol):
     def derive_rows(self, ids: Collection[str]) -> list[tuple[str, str | None, str]]: ...
+
+
+@runtime_checkable
+class GroupState(Protocol):
+    def artifact_states(
+        self, keys: Collection[tuple[str, str]]
+    ) -> dict[tuple[str, str], tuple[str, int, int | None, float | None]]: ...
+    def versions_with_digests(
+        self, wanted: Collection[tuple[str, str, str]]
+    ) -> dict[tuple[str, str, str], VersionRecord]: ...
+    def update_runs(self, changes: Mapping[str, Mapping[str, Any]]) -> None: ...

@@ -915,6 +915,58 @@ class SQLiteGraphStore:
         )
         return {uri: (project, name) for uri, project, name in rows}
 
+    # set-based reads and writes of a group of events (lineage.openlineage.plan) -------------
+
+    def artifact_states(
+        self, keys: Collection[tuple[str, str]]
+    ) -> dict[tuple[str, str], tuple[str, int, int | None, float | None]]:
+        """``(type, next_index, newest index, its created_at)`` of each stored artifact of
+        ``keys`` (project, name), in one statement (the newest by index, deleted or not)."""
+        rows = self._db().execute(
+            "SELECT a.project, a.name, a.type, a.next_index, t.idx, t.created_at FROM "
+            "(SELECT json_extract(value, '$[0]') AS p, json_extract(value, '$[1]') AS n "
+            "FROM json_each(?)) i CROSS JOIN artifacts a ON a.project = i.p AND a.name = i.n "
+            "LEFT JOIN versions t ON t.rowid = (SELECT rowid FROM versions "
+            "WHERE project = a.project AND name = a.name ORDER BY idx DESC LIMIT 1)",
+            (json.dumps([list(key) for key in dict.fromkeys(keys)]),),
+        )
+        return {(p, n): (t, i, top, at) for p, n, t, i, top, at in rows}
+
+    def versions_with_digests(
+        self, wanted: Collection[tuple[str, str, str]]
+    ) -> dict[tuple[str, str, str], VersionRecord]:
+        """The committed version of each ``(project, name, digest)`` that has one (of several,
+        the lowest index: what ``commit_version`` finds), in one statement."""
+        rows = (
+            self._db()
+            .execute(
+                f"SELECT {_VERSION_COLUMNS} FROM (SELECT json_extract(value, '$[0]') AS p, "
+                "json_extract(value, '$[1]') AS n, json_extract(value, '$[2]') AS d "
+                "FROM json_each(?)) i CROSS JOIN versions v INDEXED BY versions_digest "
+                "ON v.project = i.p AND v.name = i.n AND v.digest = i.d "
+                "JOIN artifacts a ON a.project = v.project AND a.name = v.name "
+                "WHERE v.state = 'committed' ORDER BY v.idx DESC",
+                (json.dumps([list(key) for key in dict.fromkeys(wanted)]),),
+            )
+            .fetchall()
+        )
+        # newest first: the lowest index of a (project, name, digest) is written last
+        return {(v.project, v.name, v.digest): v for v in codec.decode_versions(rows)}
+
+    def update_runs(self, changes: Mapping[str, Mapping[str, Any]]) -> None:
+        """``update_run`` of many runs (id: its changes), one statement a set of fields."""
+        by_fields: dict[tuple[str, ...], list[list[Any]]] = {}
+        for run_id, change in changes.items():
+            encoded = codec.encode_run_changes(change)
+            if encoded:
+                row = [_sql(value) for value in encoded.values()]
+                by_fields.setdefault(tuple(encoded), []).append([*row, run_id])
+        if by_fields:
+            with self._write() as db:
+                for fields, rows in by_fields.items():
+                    sets = ", ".join(f"{key} = ?" for key in fields)
+                    db.executemany(f"UPDATE runs SET {sets} WHERE id = ?", rows)
+
     def create_token(self, token: TokenRecord) -> None:
         with self._write() as db:
             db.execute(

@@ -425,3 +425,46 @@ def test_nan_inf_and_exact_floats_round_trip(graph: GraphStore) -> None:
     )
     assert again["runs"] == again["versions"] == again["events"] == 0
     assert same(graph.get_runs(["r1"])["r1"].config, ML_VALUES)
+
+
+def test_group_state_answers_what_the_single_calls_answer(graph: GraphStore) -> None:
+    """artifact_states, versions_with_digests and update_runs (lineage.openlineage.plan's)
+    against get_artifact, list_versions, commit_version's dedup and update_run."""
+    from lineage.storage.graph import GroupState
+
+    assert isinstance(graph, GroupState)
+    graph.create_run(run("g1"))
+    graph.create_run(run("g2"))
+    first, _ = graph.commit_version(new("ga", D[0], "g1"))
+    second, _ = graph.commit_version(new("ga", D[1], "g2"))
+    graph.commit_version(new("gb", D[2], "g1", type="dataset"))
+    graph.delete_version(second.id, Event(project="p", target=second.id, kind="delete", at=2.0))
+    states = graph.artifact_states([("p", "ga"), ("p", "gb"), ("p", "none"), ("p", "ga")])
+    newest = graph.list_versions("p", "ga", include_deleted=True, newest_first=True)[0]
+    assert states == {
+        ("p", "ga"): ("model", 2, 1, newest.created_at),
+        ("p", "gb"): ("dataset", 1, 0, graph.list_versions("p", "gb")[0].created_at),
+    }
+    # a digest of a deleted version is no version; of a live one, its lowest index
+    again, created = graph.commit_version(new("ga", D[0], "g2"))
+    assert not created
+    found = graph.versions_with_digests([("p", "ga", D[0]), ("p", "ga", D[3])])
+    assert list(found) == [("p", "ga", D[0])]
+    assert found[("p", "ga", D[0])] == again == graph.get_versions([first.id])[first.id]
+    # a deleted version's digest: committed anew, it is a new version; then found as that
+    third, created = graph.commit_version(new("ga", D[1], "g2"))
+    assert created and third.index == 2
+    assert graph.versions_with_digests([("p", "ga", D[1])])[("p", "ga", D[1])].id == third.id
+    graph.update_runs(
+        {
+            "g1": {"state": "finished", "finished_at": 9.0, "facets": {"k": [1, "x"]}},
+            "g2": {"state": "failed", "finished_at": 8.0, "error": "boom"},
+            "gone": {"state": "failed"},
+        }
+    )
+    got = graph.get_runs(["g1", "g2", "gone"])
+    assert set(got) == {"g1", "g2"}
+    assert (got["g1"].state, got["g1"].finished_at, got["g1"].facets) == (
+        "finished", 9.0, {"k": [1, "x"]},
+    )  # fmt: skip
+    assert (got["g2"].state, got["g2"].error) == ("failed", "boom")

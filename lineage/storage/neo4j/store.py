@@ -1064,6 +1064,65 @@ class Neo4jGraphStore:
 
         return self._write(work)
 
+    # set-based reads and writes of a group of events (lineage.openlineage.plan) -------------
+
+    def artifact_states(
+        self, keys: Collection[tuple[str, str]]
+    ) -> dict[tuple[str, str], tuple[str, int, int | None, float | None]]:
+        """``(type, next_index, newest index, its created_at)`` of each stored artifact of
+        ``keys`` (project, name). Within :meth:`transaction`, each found artifact is locked
+        first, in key order, as ``commit_version`` locks it: what is read stays true to the
+        commit."""
+        wanted = sorted({f"{p}/{n}" for p, n in keys})
+
+        def work(tx: neo4j.ManagedTransaction) -> list[list[Any]]:
+            if self._open() is not None:
+                tx.run(
+                    "UNWIND $keys AS key MATCH (a:Artifact {key: key}) " + LOCK, keys=wanted
+                ).consume()
+            return _collect(
+                tx,
+                "UNWIND $keys AS key MATCH (a:Artifact {key: key}) WHERE a.project IS NOT NULL "
+                "OPTIONAL MATCH (p:ArtifactVersion {id: key + ':v' + toString(a.next_index - 1)}) "
+                "RETURN collect([a.project, a.name, a.type, a.next_index, p.index, p.created_at])"
+                " AS rows",
+                keys=wanted,
+            )
+
+        rows = self._write(work) if self._open() is not None else self._read(work)
+        return {(p, n): (t, i, top, at) for p, n, t, i, top, at in rows}
+
+    def versions_with_digests(
+        self, wanted: Collection[tuple[str, str, str]]
+    ) -> dict[tuple[str, str, str], VersionRecord]:
+        """The committed version of each ``(project, name, digest)`` that has one (of several,
+        the lowest index: what ``commit_version`` finds)."""
+        rows = self._collect(
+            "UNWIND $rows AS row CALL (row) { MATCH (v:ArtifactVersion {digest: row[2]}) "
+            "WHERE v.project = row[0] AND v.name = row[1] AND v.state = 'committed' "
+            "RETURN v ORDER BY v.index LIMIT 1 } WITH v " + VERSIONS,
+            rows=[list(item) for item in dict.fromkeys(wanted)],
+        )
+        return {(v.project, v.name, v.digest): v for v in codec.decode_versions(rows)}
+
+    def update_runs(self, changes: Mapping[str, Mapping[str, Any]]) -> None:
+        """``update_run`` of many runs (id: its changes) in one statement; ``config`` and
+        ``summary`` (flattened) go one run at a time."""
+        rows = []
+        for run_id, change in changes.items():
+            if {"config", "summary"} & set(change):
+                self.update_run(run_id, change)
+            elif change:
+                rows.append({"id": run_id, "props": codec.encode_run_changes(change)})
+        if rows:
+            self._write(
+                lambda tx: tx.run(
+                    "UNWIND $rows AS row MATCH (r:Run {id: row.id}) "
+                    "WHERE r.project IS NOT NULL SET r += row.props",
+                    rows=rows,
+                ).consume()
+            )
+
 
 # flattened documents (lineage.storage.neo4j.filter) ----------------------------------------
 
