@@ -281,6 +281,7 @@ class Result:
     subject: str
     runs: int
     ingest_s: float = 0.0
+    ingest_cpu_s: float = 0.0  # CPU seconds of this process over the ingest
     ingest_runs: int = 0
     ingest_records: int = 0
     per_run_s: float = 0.0
@@ -317,6 +318,7 @@ class Result:
             "up_p95": percentile(self.up_ms, 95),
             "tree": statistics.median(self.tree_s),
             "tree_cpu": statistics.median(self.tree_cpu_s),
+            **({"ingest_cpu": self.ingest_runs / self.ingest_cpu_s} if self.ingest_cpu_s else {}),
             **({"page_median": statistics.median(self.page_ms)} if self.page_ms else {}),
             **({"writers": self.writers_rate} if self.writers_rate else {}),
             "rss_up": self.rss_up_mib,
@@ -382,7 +384,7 @@ def measure(
     result = Result(subject=subject.name, runs=sum(tree.generations))
     warm_up(subject, warm)
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for batch in load:
         began = time.perf_counter()
         subject.ingest(batch)
@@ -391,6 +393,7 @@ def measure(
         if len(result.batch_rates) % 20 == 0:  # a long ingest says how it goes
             log(f"    batch {len(result.batch_rates)}: {result.batch_rates[-1]:,.0f} runs/s")
     result.ingest_s = time.perf_counter() - start
+    result.ingest_cpu_s = time.process_time() - cpu
     data = getattr(subject, "data", lambda: None)()
     if data is not None:
         result.disk_mib = disk_mib(data)
@@ -707,6 +710,7 @@ def explain(scratch: Path) -> str:
 
 ROWS = [
     ("ingest", "bulk ingest, runs/s", "{:,.0f}", True),
+    ("ingest_cpu", "  same, runs per CPU s of this process", "{:,.0f}", True),
     ("ingest_records", "bulk ingest, records/s", "{:,.0f}", True),
     ("per_run", "per-run graph writes, runs/s", "{:,.0f}", True),
     ("up_median", "upstream depth 20, median ms", "{:.2f}", False),

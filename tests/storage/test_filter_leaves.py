@@ -257,3 +257,35 @@ def test_rows_another_program_inserted_get_their_leaves_before_a_filter(tmp_path
     check(store)
     assert store.count_found_runs(None, parse("config.lr < 0.05", "runs")) == 2
     store.close()
+
+
+def bulk_run(i: int) -> RunRecord:
+    return run(
+        i, state="finished", tags=(f"t{i % 3}",), summary={"loss": (i * 7919 % 10007) / 10007},
+        config={"lr": 10.0 ** -(i % 4 + 3), "parent": f"p/model:v{i * 7919 % 3001}"},
+    )  # fmt: skip
+
+
+def bulk_version(i: int) -> VersionRecord:
+    return version(
+        i, metadata={"accuracy": (i * 104729 % 10007) / 10007}, tags=("x",) if i % 2 else ()
+    )
+
+
+def test_a_bulk_import_gets_every_documents_and_tags_leaves_in_one_pass(tmp_path: Path) -> None:
+    """A batch's config, summary and tag leaves (metadata and tags of versions) are caught
+    up by one sorted statement a table: each kind is there, for every row past the mark."""
+    store = SQLiteGraphStore(tmp_path / "graph.db")
+    for start in range(0, 3_000, 1_000):
+        store.import_records(
+            runs=[bulk_run(i) for i in range(start, start + 1_000)],
+            versions=[bulk_version(i) for i in range(start, start + 1_000)],
+        )
+        check(store)  # the leaves are exactly what the records say, after each batch
+    db = sqlite3.connect(store.path)
+    kinds = dict(db.execute("SELECT substr(key, 1, 3), count(*) FROM run_leaf GROUP BY 1"))
+    assert kinds == {"con": 6_000, "sum": 3_000, "tag": 3_000}
+    kinds = dict(db.execute("SELECT substr(key, 1, 3), count(*) FROM version_leaf GROUP BY 1"))
+    assert kinds == {"met": 3_000, "tag": 1_500}
+    db.close()
+    store.close()
