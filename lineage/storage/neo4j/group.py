@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, LiteralString, TypeVar
+from typing import Any, LiteralString
 
 import neo4j
 
@@ -37,12 +37,21 @@ from lineage.storage.graph import NewVersion
 from lineage.storage.neo4j.bulk import version_props
 from lineage.storage.neo4j.cypher import LOCK
 
-__all__ = ["GATHER", "MAX_GROUP", "GroupCommit", "Write", "write_group"]
+__all__ = [
+    "GATHER",
+    "MAX_GROUP",
+    "GroupCommit",
+    "Write",
+    "group_outcomes",
+    "group_query",
+    "group_statement",
+    "write_group",
+]
 
 MAX_GROUP = 64  # writes in one transaction
-GATHER = 0.002  # seconds a leader waits at most for the last groups' callers to queue again
-T = TypeVar("T")
-Writer = Callable[[Callable[[neo4j.ManagedTransaction], T]], T]
+GATHER = 0.002  # seconds a leader waits at most for the last group's callers to queue again
+# one statement in a transaction of its own, with retries; its ``rows`` column
+Writer = Callable[[LiteralString, dict[str, Any]], list[Any]]
 
 
 @dataclass(eq=False)
@@ -65,11 +74,9 @@ class Write:
 
 class GroupCommit:
     """Writes queued by many threads, written a group per transaction by ``write`` (the
-    store's ``_write``: managed transaction, retries, StoreUnavailable)."""
+    store's ``_execute``: one statement, BEGIN sent with it, retries, StoreUnavailable)."""
 
-    def __init__(
-        self, write: Writer[Any], max_group: int = MAX_GROUP, gather: float = GATHER
-    ) -> None:
+    def __init__(self, write: Writer, max_group: int = MAX_GROUP, gather: float = GATHER) -> None:
         self._write = write
         self._max = max_group
         self._gather_for = gather
@@ -78,7 +85,7 @@ class GroupCommit:
         lock = threading.Lock()
         self._changed = threading.Condition(lock)  # a group written: callers look again
         self._arrived = threading.Condition(lock)  # a write queued: a gathering leader looks
-        self._recent: tuple[set[int], set[int]] = (set(), set())  # the last two groups' callers
+        self._last: set[int] = set()  # the last group's callers
 
     def submit(self, write: Write) -> Any:
         """Queue ``write``, wait until it is stored (or refused); its result or its error."""
@@ -113,15 +120,13 @@ class GroupCommit:
 
     def _gather(self) -> None:
         """Before taking a group, wait (``gather`` seconds at most) until every caller of the
-        last two groups has queued again: the callers a group has just answered are on their
-        way back with their next write (a run's edges, its commit), and without the wait they
+        last group has queued again: the callers a group has just answered are on their way
+        back with their next write (a run's edges, its commit), and without the wait they
         would miss this group and form the next one, half as big. A lone caller, or callers
-        that are all queued already, never wait."""
-        expected = len(self._recent[0] | self._recent[1])
-        if len(self._queue) >= expected:
-            return
+        that are all queued already, never wait; a caller of the last group that does not
+        write again costs this group ``gather``, once."""
         deadline = time.monotonic() + self._gather_for
-        while len(self._queue) < expected and len(self._queue) < self._max:
+        while len(self._queue) < self._max and self._last - {w.thread for w in self._queue}:
             left = deadline - time.monotonic()
             if left <= 0:
                 return
@@ -141,13 +146,13 @@ class GroupCommit:
             if key is not None:
                 artifacts.add(key)
         self._queue = rest
-        self._recent = (self._recent[1], {write.thread for write in group})
+        self._last = {write.thread for write in group}
         return group
 
     def _run(self, group: list[Write]) -> None:
         try:
             try:
-                outcomes = self._write(lambda tx: write_group(tx, group))
+                outcomes = group_outcomes(group, self._write(*group_statement(group)))
             except StoreUnavailable:
                 raise  # the server is gone: every caller hears it
             except Exception:
@@ -169,26 +174,37 @@ class GroupCommit:
 def write_group(
     tx: neo4j.ManagedTransaction, group: Sequence[Write]
 ) -> list[tuple[Any, BaseException | None]]:
-    """The transaction body of a group, one statement (:func:`group_query`): ``(result,
-    error)`` per write, in order. Runs again from the start on a retry (everything is MERGE,
-    the outcomes are computed afresh)."""
+    """A group written in ``tx`` (a caller's open transaction): ``(result, error)`` per
+    write, in order."""
+    query, params = group_statement(group)
+    return group_outcomes(group, tx.run(query, params).single(strict=True)["rows"])
+
+
+def group_statement(group: Sequence[Write]) -> tuple[LiteralString, dict[str, Any]]:
+    """A group's one statement (:func:`group_query`) and its parameters. Sent again as it is
+    on a retry: everything is MERGE, and the outcomes come from the answer."""
     runs = [row for write in group for row in write.runs]
     by_kind: dict[str, dict[tuple[str, str], list[str]]] = {}
     for write in group:
         for kind, pairs in write.edges:
             for pair in pairs:
                 by_kind.setdefault(kind, {})[(pair[0], pair[1])] = pair
-    commits = [write.commit for write in group if write.commit is not None]
-    rows = commit_rows(commits)
+    rows = commit_rows([write.commit for write in group if write.commit is not None])
     query = group_query(bool(runs), CONSUMED_BY in by_kind, PRODUCED in by_kind, bool(rows))
-    answer = tx.run(
-        query,
-        runs=runs,
-        consumed=list(by_kind.get(CONSUMED_BY, {}).values()),
-        produced=list(by_kind.get(PRODUCED, {}).values()),
-        commits=rows,
-    ).single(strict=True)["rows"]
-    committed = commit_outcomes(commits, answer)
+    params = {
+        "runs": runs,
+        "consumed": list(by_kind.get(CONSUMED_BY, {}).values()),
+        "produced": list(by_kind.get(PRODUCED, {}).values()),
+        "commits": rows,
+    }
+    return query, params
+
+
+def group_outcomes(
+    group: Sequence[Write], answer: list[list[Any]]
+) -> list[tuple[Any, BaseException | None]]:
+    """``(result, error)`` per write of ``group``, in order, from its statement's ``rows``."""
+    committed = commit_outcomes([write.commit for write in group if write.commit], answer)
     return [(None, None) if write.commit is None else committed.pop(0) for write in group]
 
 

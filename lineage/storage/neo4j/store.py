@@ -164,7 +164,7 @@ class Neo4jGraphStore:
         except (ConfigurationError, ValueError) as exc:
             raise InvalidInput(f"invalid Neo4j URL {self._shown}: {exc}", url=url) from exc
         self._bookmarks = neo4j.GraphDatabase.bookmark_manager()
-        self._group = GroupCommit(self._write)
+        self._group = GroupCommit(self._execute)
         try:
             self._driver.verify_connectivity()
             self._create_schema()
@@ -309,6 +309,20 @@ class Neo4jGraphStore:
         with self._writing(), self._session() as session:
             return session.execute_write(work)
 
+    def _execute(self, query: LiteralString, params: dict[str, Any]) -> list[Any]:
+        """One write statement in a transaction of its own (a group of group.py), its BEGIN
+        sent with it (execute_query: a round trip fewer than execute_write); its ``rows``."""
+        with self._writing():
+            rows: list[Any] = self._driver.execute_query(
+                query,
+                params,
+                database_=self._database,
+                routing_=neo4j.RoutingControl.WRITE,
+                bookmark_manager_=self._bookmarks,
+                result_transformer_=lambda result: result.single(strict=True)["rows"],
+            )
+        return rows
+
     def _submit(self, write: Write) -> Any:
         """One single write: in this thread's open :meth:`transaction` if there is one (never
         through the group queue, whose leader would carry other callers' writes in a
@@ -400,8 +414,11 @@ class Neo4jGraphStore:
                 where.append("(r.started_at < $at OR (r.started_at = $at AND r.id < $id))")
         elif after is not None:  # keyset: the (started_at, id) of the last run seen
             where.append("(r.started_at > $at OR (r.started_at = $at AND r.id > $id))")
+        # running runs are few (every run ends): the planner, left alone, scans every run
+        # of the project index for them (lineage.init's reap_stale, ~50 ms at 65,000 runs)
+        hint: LiteralString = " USING INDEX r:Run(state)" if state == "running" else ""
         query: LiteralString = (
-            "MATCH (r:Run) WHERE " + " AND ".join(where) + " WITH r "
+            "MATCH (r:Run)" + hint + " WHERE " + " AND ".join(where) + " WITH r "
             "ORDER BY " + order + limit_clause(limit) + " " + RUNS
         )
         rows = self._collect(
