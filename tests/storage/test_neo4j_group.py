@@ -303,7 +303,7 @@ def test_writers_answered_by_a_group_are_gathered_into_the_next(store: Neo4jGrap
     just answered miss the next one)."""
     store.create_run(RunRecord(id="prep", project="g", name="prep"))
     store.commit_version(_new("data", 99, "prep", "dataset"))
-    transactions = _counted(store, gather=10)
+    transactions = _counted(store, gather=3)
     expected = nx.DiGraph()
     expected.add_edge("prep", "g/data:v0")
     errors: list[BaseException] = []
@@ -374,3 +374,59 @@ def test_one_statement_commits_dedup_and_refusals_in_one_group(store: Neo4jGraph
     assert {(s, t) for s, t, _ in edges} == {("s", "g/fresh:v0")}
     _, edges, _ = store.walk_rows(["s"], "up", None)
     assert ("g/m:v1", "s") in {(s, t) for s, t, _ in edges}
+
+
+def test_groups_of_several_stores_race_on_one_artifact_without_gaps(neo4j_server: Any) -> None:
+    """Four store objects (four connection pools, as four processes would have), two writer
+    threads each, all committing to one artifact: their groups are concurrent transactions,
+    and the one statement's lock must still number without gap or duplicate, dedup the same
+    bytes committed by everyone to one version, and end with `latest` on the last."""
+    neo4j_server.wipe()
+    stores = [
+        Neo4jGraphStore(neo4j_server.uri, user=neo4j_server.user, password=neo4j_server.password)
+        for _ in range(4)
+    ]
+    errors: list[BaseException] = []
+    answers: list[tuple[str, str, bool]] = []  # (digest, version id, fresh)
+
+    def writer(store: Neo4jGraphStore, w: int) -> None:
+        try:
+            run = f"x{w}"
+            store.create_run(RunRecord(id=run, project="g", name=run))
+            for k in range(3):
+                for digest in (100 * (w + 1) + k, k % 2):  # its own bytes, then shared bytes
+                    version, fresh = store.commit_version(_new("hot", digest, run))
+                    answers.append((f"{digest:064x}", version.id, fresh))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(stores[w % 4], w)) for w in range(8)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert not errors
+        versions = stores[0].list_versions("g", "hot")
+        assert [v.index for v in versions] == list(range(8 * 3 + 2))  # no gap, no duplicate
+        by_digest = {v.digest: v.id for v in versions}
+        assert len(by_digest) == len(versions)  # each bytes once
+        assert all(by_digest[digest] == vid for digest, vid, _ in answers)
+        assert sum(fresh for _, _, fresh in answers) == len(versions)
+        latest = stores[0].find_alias("g", "hot", "latest")
+        assert latest is not None and latest.index == len(versions) - 1
+        expected = nx.DiGraph()
+        for v in versions:
+            assert v.created_by is not None
+            expected.add_edge(v.created_by, v.id)
+        produced = {
+            (s, t)
+            for s, t, k in stores[0].walk_rows([f"x{w}" for w in range(8)], "down", None)[1]
+            if k == PRODUCED
+        }
+        # each version's first committer produced it; a later committer of the same bytes
+        # did not (commit_version adds no edge to an existing version: the service does)
+        assert produced == set(expected.edges)
+    finally:
+        for store in stores:
+            store.close()
