@@ -4,9 +4,12 @@
 (an SDK's worker threads, a server's handlers) each cost a transaction: round trips and a
 forced log flush. :class:`GroupCommit` queues them; the first caller that finds no group
 being written becomes the *leader*, takes everything queued (up to ``MAX_GROUP``) and writes
-it in one transaction, one ``UNWIND`` statement per kind of write. Callers that arrive
+it in one transaction of one statement (:func:`group_query`: an ``UNWIND`` per kind of write,
+each commit's lock, heads and write in one), its BEGIN sent with it. Callers that arrive
 meanwhile wait, and form the next group. A lone caller is its own leader: no thread, no
-timer, no delay.
+timer, no delay. Callers that a group has just answered, on their way back with their next
+write, are waited for (``GATHER``, 2 ms at most) so that they join the next group instead
+of forming another.
 
 The guarantees of a single write hold for each caller:
 

@@ -492,18 +492,19 @@ class Neo4jGraphStore:
         return [codec.decode_artifact(row["a"]) for row in rows]
 
     def commit_version(self, new: NewVersion) -> tuple[VersionRecord, bool]:
-        # Numbering: the artifact node is the lock. The first statement writes it (a property
+        # Numbering: the artifact node is the lock. The commit first writes it (a property
         # set and removed: the write lock is held to commit, nothing persists); only then, in
-        # a second statement, are its type, next index and the digest check read, so they are
-        # current and every writer of this artifact waits for the previous one's commit.
-        # (A read in the locking statement itself, `SET a.n = a.n`, reads *before* the lock:
-        # measured, it loses updates.) The alternative, no lock, CREATE and let the version-id
-        # constraint refuse a taken index, then retry: uncontended it is a statement cheaper
-        # (~200-500 vs ~130-290 commits/s, one process); with 4 and 8 processes on one artifact
-        # both give ~100-260 commits/s on a busy 2-CPU machine, the retry way failing 1.7 and
-        # 3 transactions per commit. What decides it: only the lock makes the digest dedup
-        # race-free (two writers of the same bytes would both create a version), and a
-        # uniqueness constraint on (artifact, digest) cannot hold, deleted versions keep theirs.
+        # the clauses after it (group.py's COMMIT, one statement: an Eager follows the lock),
+        # are its type, next index and the digest check read, so they are current and every
+        # writer of this artifact waits for the previous one's commit. (A read in the locking
+        # clause itself, `SET a.n = a.n`, reads *before* the lock: measured, it loses updates.)
+        # The alternative, no lock, CREATE and let the version-id constraint refuse a taken
+        # index, then retry: uncontended it is a statement cheaper (~200-500 vs ~130-290
+        # commits/s, one process); with 4 and 8 processes on one artifact both give ~100-260
+        # commits/s on a busy 2-CPU machine, the retry way failing 1.7 and 3 transactions per
+        # commit. What decides it: only the lock makes the digest dedup race-free (two writers
+        # of the same bytes would both create a version), and a uniqueness constraint on
+        # (artifact, digest) cannot hold, deleted versions keep theirs.
         # many threads' commits (and runs and edges) share a transaction: group.py
         committed: tuple[VersionRecord, bool] = self._submit(Write(commit=new))
         self._index_flat("ArtifactVersion", [flat_props("metadata", new.metadata)])
