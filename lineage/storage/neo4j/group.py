@@ -194,10 +194,11 @@ def group_statement(group: Sequence[Write]) -> tuple[LiteralString, dict[str, An
                 by_kind.setdefault(kind, {})[(pair[0], pair[1])] = pair
     rows = commit_rows([write.commit for write in group if write.commit is not None])
     query = group_query(bool(runs), CONSUMED_BY in by_kind, PRODUCED in by_kind, bool(rows))
+    # nodes locked in one order by every group (of any process): fewer deadlocks to retry
     params = {
-        "runs": runs,
-        "consumed": list(by_kind.get(CONSUMED_BY, {}).values()),
-        "produced": list(by_kind.get(PRODUCED, {}).values()),
+        "runs": sorted(runs, key=lambda row: str(row["id"])),
+        "consumed": sorted(by_kind.get(CONSUMED_BY, {}).values()),
+        "produced": sorted(by_kind.get(PRODUCED, {}).values()),
         "commits": rows,
     }
     return query, params
@@ -207,7 +208,8 @@ def group_outcomes(
     group: Sequence[Write], answer: list[list[Any]]
 ) -> list[tuple[Any, BaseException | None]]:
     """``(result, error)`` per write of ``group``, in order, from its statement's ``rows``."""
-    committed = commit_outcomes([write.commit for write in group if write.commit], answer)
+    commits = [write.commit for write in group if write.commit is not None]
+    committed = commit_outcomes(commits, answer)
     return [(None, None) if write.commit is None else committed.pop(0) for write in group]
 
 
