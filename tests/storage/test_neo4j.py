@@ -334,3 +334,26 @@ def test_walk_rows_and_reaches_match_networkx(store: Neo4jGraphStore) -> None:
                     )
                 )
                 assert store.reaches(start, target, direction) == reachable
+
+
+def test_running_runs_are_listed_from_the_state_index(store: Neo4jGraphStore) -> None:
+    """list_runs(state="running") (lineage.init's reap_stale) seeks the state index instead
+    of scanning every run; the answer is the same: running runs of every project or one, in
+    start order, stubs left out."""
+    states = ["finished", "running", "failed", "running", "crashed", "running"]
+    for i, state in enumerate(states):
+        store.create_run(
+            RunRecord(
+                id=f"r{i}", project="a" if i % 2 else "b", name=f"r{i}", state=state,
+                started_at=100.0 - i,
+            )
+        )  # fmt: skip
+    store.add_edges([Edge(source="a/x:v0", target="stub", kind="consumed_by")])
+    assert [r.id for r in store.list_runs(state="running")] == ["r5", "r3", "r1"]
+    assert [r.id for r in store.list_runs("a", state="running")] == ["r5", "r3", "r1"]
+    assert store.list_runs("b", state="running") == []
+    assert [r.id for r in store.list_runs(state="running", newest_first=True, limit=2)] == [
+        "r1",
+        "r3",
+    ]
+    assert [r.id for r in store.list_runs(state="finished")] == ["r0"]

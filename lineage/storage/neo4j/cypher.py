@@ -24,9 +24,6 @@ from lineage.storage.graph import Direction
 __all__ = [
     "ARTIFACT",
     "ARTIFACT_ALIASES",
-    "COMMIT_HEADS",
-    "COMMIT_LOCKS",
-    "COMMIT_VERSIONS",
     "DERIVE",
     "EVENTS",
     "EXPAND",
@@ -349,38 +346,6 @@ MERGE_VERSIONS: LiteralString = (
     + _reflatten("NOT fresh", "v", "metadata")
     + "RETURN sum(CASE WHEN fresh THEN 1 ELSE 0 END) AS n"
 )
-
-# commit_version for a group of artifacts, one version each (lineage.storage.neo4j.group), in
-# three statements: each artifact's write lock (rows in key order), then read under the locks
-# (a read in the locking statement would read before the lock) its type, next index and a
-# committed version with the same digest, then the new versions as the store's
-# commit_version writes one, answered as VERSIONS rows.
-COMMIT_LOCKS: LiteralString = (
-    "UNWIND $rows AS row MERGE (a:Artifact {key: row.key}) "
-    "ON CREATE SET a.project = row.project, a.name = row.name, a.type = row.type, "
-    "a.description = row.description, a.created_at = row.at, a.next_index = 0 " + LOCK
-)
-COMMIT_HEADS: LiteralString = (
-    "UNWIND $rows AS row MATCH (a:Artifact {key: row.key}) "
-    "OPTIONAL CALL (a, row) { MATCH (v:ArtifactVersion {digest: row.digest}) "
-    "WHERE v.project = a.project AND v.name = a.name AND v.state = 'committed' "
-    "RETURN v.id AS existing ORDER BY v.index LIMIT 1 } "
-    "RETURN collect([row.key, a.type, a.next_index, existing]) AS rows"
-)
-COMMIT_VERSIONS: LiteralString = (
-    "UNWIND $rows AS row MATCH (a:Artifact {key: row.key}) SET a.next_index = row.index + 1 "
-    "MERGE (v:ArtifactVersion {id: row.id}) SET v += row.props "
-    "WITH row, v OPTIONAL MATCH (p:ArtifactVersion {id: row.previous}) "
-    "SET v.created_at = CASE WHEN p.created_at > v.created_at "
-    "THEN p.created_at ELSE v.created_at END "
-    "WITH DISTINCT row, v "
-    "MERGE (r:Run {id: row.run}) MERGE (r)-[:PRODUCED]->(v) "
-    "MERGE (l:Alias {key: row.key + '/latest'}) "
-    "SET l.project = v.project, l.name = v.name, l.alias = 'latest', "
-    "l.index = v.index, l.version = v.id "
-    "WITH v " + VERSIONS
-)
-
 
 # small builders ------------------------------------------------------------------------------
 

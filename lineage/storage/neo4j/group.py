@@ -4,9 +4,12 @@
 (an SDK's worker threads, a server's handlers) each cost a transaction: round trips and a
 forced log flush. :class:`GroupCommit` queues them; the first caller that finds no group
 being written becomes the *leader*, takes everything queued (up to ``MAX_GROUP``) and writes
-it in one transaction, one ``UNWIND`` statement per kind of write. Callers that arrive
+it in one transaction of one statement (:func:`group_query`: an ``UNWIND`` per kind of write,
+each commit's lock, heads and write in one), its BEGIN sent with it. Callers that arrive
 meanwhile wait, and form the next group. A lone caller is its own leader: no thread, no
-timer, no delay.
+timer, no delay. Callers that a group has just answered, on their way back with their next
+write, are waited for (``GATHER``, 2 ms at most) so that they join the next group instead
+of forming another.
 
 The guarantees of a single write hold for each caller:
 
@@ -26,22 +29,32 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, LiteralString
 
 import neo4j
 
 from lineage.errors import StoreUnavailable, TypeMismatch
-from lineage.records import VersionRecord, version_id
+from lineage.records import CONSUMED_BY, PRODUCED, VersionRecord
 from lineage.storage import codec
 from lineage.storage.graph import NewVersion
-from lineage.storage.neo4j.bulk import merge_edges, merge_runs, version_props
-from lineage.storage.neo4j.cypher import COMMIT_HEADS, COMMIT_LOCKS, COMMIT_VERSIONS, VERSIONS
+from lineage.storage.neo4j.bulk import version_props
+from lineage.storage.neo4j.cypher import LOCK
 
-__all__ = ["MAX_GROUP", "GroupCommit", "Write", "write_group"]
+__all__ = [
+    "GATHER",
+    "MAX_GROUP",
+    "GroupCommit",
+    "Write",
+    "group_outcomes",
+    "group_query",
+    "group_statement",
+    "write_group",
+]
 
 MAX_GROUP = 64  # writes in one transaction
-T = TypeVar("T")
-Writer = Callable[[Callable[[neo4j.ManagedTransaction], T]], T]
+GATHER = 0.002  # seconds a leader waits at most for the last group's callers to queue again
+# one statement in a transaction of its own, with retries; its ``rows`` column
+Writer = Callable[[LiteralString, dict[str, Any]], list[Any]]
 
 
 @dataclass(eq=False)
@@ -53,6 +66,7 @@ class Write:
     edges: list[tuple[str, list[list[str]]]] = field(default_factory=list)
     commit: NewVersion | None = None
     done: bool = False
+    thread: int = 0  # the caller's
     result: Any = None
     error: BaseException | None = None
 
@@ -63,19 +77,25 @@ class Write:
 
 class GroupCommit:
     """Writes queued by many threads, written a group per transaction by ``write`` (the
-    store's ``_write``: managed transaction, retries, StoreUnavailable)."""
+    store's ``_execute``: one statement, BEGIN sent with it, retries, StoreUnavailable)."""
 
-    def __init__(self, write: Writer[Any], max_group: int = MAX_GROUP) -> None:
+    def __init__(self, write: Writer, max_group: int = MAX_GROUP, gather: float = GATHER) -> None:
         self._write = write
         self._max = max_group
+        self._gather_for = gather
         self._queue: list[Write] = []
         self._busy = False
-        self._changed = threading.Condition()
+        lock = threading.Lock()
+        self._changed = threading.Condition(lock)  # a group written: callers look again
+        self._arrived = threading.Condition(lock)  # a write queued: a gathering leader looks
+        self._last: set[int] = set()  # the last group's callers
 
     def submit(self, write: Write) -> Any:
         """Queue ``write``, wait until it is stored (or refused); its result or its error."""
+        write.thread = threading.get_ident()
         with self._changed:
             self._queue.append(write)
+            self._arrived.notify()
         while not write.done:
             with self._changed:
                 while not write.done and self._busy:
@@ -85,6 +105,7 @@ class GroupCommit:
                 # no group being written: lead the next one (ours may wait for a later one,
                 # behind an earlier commit to its artifact)
                 self._busy = True
+                self._gather()
                 group = self._take()
             try:
                 self._run(group)
@@ -100,6 +121,20 @@ class GroupCommit:
             raise write.error
         return write.result
 
+    def _gather(self) -> None:
+        """Before taking a group, wait (``gather`` seconds at most) until every caller of the
+        last group has queued again: the callers a group has just answered are on their way
+        back with their next write (a run's edges, its commit), and without the wait they
+        would miss this group and form the next one, half as big. A lone caller, or callers
+        that are all queued already, never wait; a caller of the last group that does not
+        write again costs this group ``gather``, once."""
+        deadline = time.monotonic() + self._gather_for
+        while len(self._queue) < self._max and self._last - {w.thread for w in self._queue}:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self._arrived.wait(left)
+
     def _take(self) -> list[Write]:
         """Up to ``max_group`` queued writes in order, one commit per artifact."""
         group: list[Write] = []
@@ -114,12 +149,13 @@ class GroupCommit:
             if key is not None:
                 artifacts.add(key)
         self._queue = rest
+        self._last = {write.thread for write in group}
         return group
 
     def _run(self, group: list[Write]) -> None:
         try:
             try:
-                outcomes = self._write(lambda tx: write_group(tx, group))
+                outcomes = group_outcomes(group, self._write(*group_statement(group)))
             except StoreUnavailable:
                 raise  # the server is gone: every caller hears it
             except Exception:
@@ -141,114 +177,163 @@ class GroupCommit:
 def write_group(
     tx: neo4j.ManagedTransaction, group: Sequence[Write]
 ) -> list[tuple[Any, BaseException | None]]:
-    """The transaction body of a group: ``(result, error)`` per write, in order. Runs again
-    from the start on a retry (everything is MERGE, the outcomes are computed afresh)."""
+    """A group written in ``tx`` (a caller's open transaction): ``(result, error)`` per
+    write, in order."""
+    query, params = group_statement(group)
+    return group_outcomes(group, tx.run(query, params).single(strict=True)["rows"])
+
+
+def group_statement(group: Sequence[Write]) -> tuple[LiteralString, dict[str, Any]]:
+    """A group's one statement (:func:`group_query`) and its parameters. Sent again as it is
+    on a retry: everything is MERGE, and the outcomes come from the answer."""
     runs = [row for write in group for row in write.runs]
-    if runs:
-        merge_runs(tx, runs)
     by_kind: dict[str, dict[tuple[str, str], list[str]]] = {}
     for write in group:
         for kind, pairs in write.edges:
             for pair in pairs:
                 by_kind.setdefault(kind, {})[(pair[0], pair[1])] = pair
-    for kind, unique_pairs in by_kind.items():
-        merge_edges(tx, kind, list(unique_pairs.values()))
-    commits = [write.commit for write in group if write.commit is not None]
-    committed = commit_versions(tx, commits) if commits else []
-    outcomes: list[tuple[Any, BaseException | None]] = []
-    done = iter(committed)
-    for write in group:
-        if write.commit is None:
-            outcomes.append((None, None))
-        else:
-            outcomes.append(next(done))
-    return outcomes
-
-
-def commit_versions(
-    tx: neo4j.ManagedTransaction, commits: Sequence[NewVersion]
-) -> list[tuple[tuple[VersionRecord, bool] | None, BaseException | None]]:
-    """``commit_version`` for several artifacts (one commit each) in one transaction, as
-    the store's commit_version does for one: each artifact's lock (in key order, as every
-    writer takes them), then under the locks its type, next index and a committed version
-    with the same digest, then the new versions. A commit refused for its type writes
-    nothing and gets TypeMismatch; the others go on."""
-    keys = [f"{new.project}/{new.name}" for new in commits]
-    rows = [
-        {
-            "key": key,
-            "project": new.project,
-            "name": new.name,
-            "type": new.type,
-            "description": new.description,
-            "at": float(new.at),
-            "digest": new.digest,
-        }
-        for key, new in zip(keys, commits, strict=True)
-    ]
-    tx.run(COMMIT_LOCKS, rows=sorted(rows, key=lambda row: row["key"])).consume()
-    heads = {
-        key: (type_, index, existing)
-        for key, type_, index, existing in tx.run(COMMIT_HEADS, rows=rows).single(strict=True)[
-            "rows"
-        ]
+    rows = commit_rows([write.commit for write in group if write.commit is not None])
+    query = group_query(bool(runs), CONSUMED_BY in by_kind, PRODUCED in by_kind, bool(rows))
+    # nodes locked in one order by every group (of any process): fewer deadlocks to retry
+    params = {
+        "runs": sorted(runs, key=lambda row: str(row["id"])),
+        "consumed": sorted(by_kind.get(CONSUMED_BY, {}).values()),
+        "produced": sorted(by_kind.get(PRODUCED, {}).values()),
+        "commits": rows,
     }
-    outcomes: list[tuple[tuple[VersionRecord, bool] | None, BaseException | None]] = []
-    writes: list[dict[str, Any]] = []
-    found: dict[str, str] = {}  # the version id each commit answers, new or existing
-    now = time.time()  # read under the locks, as commit_version reads it
-    for new, key in zip(commits, keys, strict=True):
-        type_, index, existing = heads[key]
-        if type_ != new.type:
-            outcomes.append(
-                (
-                    None,
-                    TypeMismatch(
-                        f"artifact {key} has type {type_!r}, not {new.type!r}", artifact=key
-                    ),
-                )
-            )
-            continue
-        outcomes.append((None, None))
-        if existing is not None:
-            found[key] = existing
-            continue
+    return query, params
+
+
+def group_outcomes(
+    group: Sequence[Write], answer: list[list[Any]]
+) -> list[tuple[Any, BaseException | None]]:
+    """``(result, error)`` per write of ``group``, in order, from its statement's ``rows``."""
+    commits = [write.commit for write in group if write.commit is not None]
+    committed = commit_outcomes(commits, answer)
+    return [(None, None) if write.commit is None else committed.pop(0) for write in group]
+
+
+def commit_rows(commits: Sequence[NewVersion]) -> list[dict[str, Any]]:
+    """The commits' rows for :data:`COMMIT`, in key order (the order every writer locks
+    artifacts in). A version's properties but its ``id`` and ``index``, which the statement
+    sets from the index it reads under the lock."""
+    now = time.time()  # a version is never older than its predecessor: COMMIT moves it up
+    rows = []
+    for new in commits:
         props = version_props(
             VersionRecord(
-                project=new.project, name=new.name, type=new.type, index=index,
+                project=new.project, name=new.name, type=new.type, index=0,
                 digest=new.digest, size=new.size, file_count=new.file_count,
                 metadata=new.metadata, description=new.description,
                 created_by=new.run_id, created_at=max(new.at, now),
             )
         )  # fmt: skip
-        found[key] = props["id"]
-        writes.append(
+        del props["id"], props["index"]
+        rows.append(
             {
-                "key": key,
-                "index": index,
-                "id": props["id"],
-                "previous": version_id(new.project, new.name, index - 1) if index else None,
-                "props": props,
+                "key": f"{new.project}/{new.name}",
+                "project": new.project,
+                "name": new.name,
+                "type": new.type,
+                "description": new.description,
+                "at": float(new.at),
+                "digest": new.digest,
                 "run": new.run_id,
+                "props": props,
             }
         )
-    records: dict[str, VersionRecord] = {}
-    if writes:
-        for version in codec.decode_versions(
-            tx.run(COMMIT_VERSIONS, rows=writes).single(strict=True)["rows"]
-        ):
-            records[version.id] = version
-    fresh = {write["id"] for write in writes}
-    old = sorted(set(found.values()) - fresh)
-    if old:
-        query = "MATCH (v:ArtifactVersion) WHERE v.id IN $ids " + VERSIONS
-        for version in codec.decode_versions(tx.run(query, ids=old).single(strict=True)["rows"]):
-            records[version.id] = version
-    answered: list[tuple[tuple[VersionRecord, bool] | None, BaseException | None]] = []
-    for (_, error), key in zip(outcomes, keys, strict=True):
-        if error is not None:
-            answered.append((None, error))
+    return sorted(rows, key=lambda row: row["key"])
+
+
+def commit_outcomes(
+    commits: Sequence[NewVersion], answer: list[list[Any]]
+) -> list[tuple[tuple[VersionRecord, bool] | None, BaseException | None]]:
+    """Each commit's outcome from :data:`COMMIT`'s rows ``[key, type, fresh, version]``: its
+    version and whether it is new, or TypeMismatch (nothing written for it)."""
+    rows = {row[0]: row for row in answer}
+    versions = iter(codec.decode_versions([row[3] for row in answer if row[3] is not None]))
+    records = {row[0]: next(versions) for row in answer if row[3] is not None}
+    outcomes: list[tuple[tuple[VersionRecord, bool] | None, BaseException | None]] = []
+    for new in commits:
+        key = f"{new.project}/{new.name}"
+        _, type_, fresh, _ = rows[key]
+        if type_ != new.type:
+            error = TypeMismatch(
+                f"artifact {key} has type {type_!r}, not {new.type!r}", artifact=key
+            )
+            outcomes.append((None, error))
         else:
-            vid = found[key]
-            answered.append(((records[vid], vid in fresh), None))
-    return answered
+            outcomes.append(((records[key], fresh), None))
+    return outcomes
+
+
+_V_FIELDS: LiteralString = (
+    "["
+    + ", ".join(
+        "a.type"
+        if f == "type"
+        else "COLLECT { MATCH (l:Alias {version: v.id}) RETURN l.alias }"
+        if f == "aliases"
+        else f"v.{f}"
+        for f in codec.VERSION_FIELDS
+    )
+    + "]"
+)
+_RUNS: LiteralString = (
+    "CALL () { UNWIND $runs AS row MERGE (r:Run {id: row.id}) "
+    "WITH r, row, r.project IS NULL AS fresh SET r += CASE WHEN fresh THEN row ELSE {} END } "
+)
+_CONSUMED: LiteralString = (
+    "CALL () { UNWIND $consumed AS p MERGE (s:ArtifactVersion {id: p[0]}) "
+    "MERGE (t:Run {id: p[1]}) MERGE (s)-[:CONSUMED_BY]->(t) } "
+)
+_PRODUCED: LiteralString = (
+    "CALL () { UNWIND $produced AS p MERGE (s:Run {id: p[0]}) "
+    "MERGE (t:ArtifactVersion {id: p[1]}) MERGE (s)-[:PRODUCED]->(t) } "
+)
+# A commit, as commit_version's three statements were, in one: the artifact's write lock
+# first (its node written), and only in the clauses after it, under the lock, its type, next
+# index and a committed version with the same digest; then the new version, its PRODUCED
+# edge and `latest`. A commit of another type writes nothing.
+COMMIT: LiteralString = (
+    "UNWIND $commits AS row MERGE (a:Artifact {key: row.key}) "
+    "ON CREATE SET a.project = row.project, a.name = row.name, a.type = row.type, "
+    "a.description = row.description, a.created_at = row.at, a.next_index = 0 "
+    + LOCK
+    + " WITH row, a "
+    "OPTIONAL CALL (a, row) { MATCH (v:ArtifactVersion {digest: row.digest}) "
+    "WHERE v.project = a.project AND v.name = a.name AND v.state = 'committed' "
+    "RETURN v.id AS existing ORDER BY v.index LIMIT 1 } "
+    "WITH row, a, existing, a.type AS type, a.next_index AS index "
+    "OPTIONAL CALL (row, a, existing, type, index) { "
+    "WITH * WHERE type = row.type AND existing IS NULL "
+    "SET a.next_index = index + 1 "
+    "MERGE (v:ArtifactVersion {id: row.key + ':v' + toString(index)}) "
+    "SET v += row.props, v.index = index "
+    "WITH row, v, index "
+    "OPTIONAL MATCH (p:ArtifactVersion {id: row.key + ':v' + toString(index - 1)}) "
+    "SET v.created_at = CASE WHEN p.created_at > v.created_at "
+    "THEN p.created_at ELSE v.created_at END "
+    "WITH DISTINCT row, v "
+    "MERGE (r:Run {id: row.run}) MERGE (r)-[:PRODUCED]->(v) "
+    "MERGE (l:Alias {key: row.key + '/latest'}) "
+    "SET l.project = v.project, l.name = v.name, l.alias = 'latest', "
+    "l.index = v.index, l.version = v.id "
+    "RETURN v.id AS made } "
+    "WITH row, a, type, made IS NOT NULL AS fresh, coalesce(made, existing) AS id "
+    "OPTIONAL CALL (a, id) { MATCH (v:ArtifactVersion {id: id}) RETURN "
+    + _V_FIELDS
+    + " AS version } "
+    "RETURN collect([row.key, type, fresh, version]) AS rows"
+)
+
+
+def group_query(runs: bool, consumed: bool, produced: bool, commits: bool) -> LiteralString:
+    """The one statement of a group: its runs, its edges of each kind, then its commits."""
+    query: LiteralString = (
+        (_RUNS if runs else "")
+        + (_CONSUMED if consumed else "")
+        + (_PRODUCED if produced else "")
+        + (COMMIT if commits else "RETURN [] AS rows")
+    )
+    return query
