@@ -40,11 +40,13 @@ from graphql import GraphQLEnumType, GraphQLList, GraphQLNonNull, GraphQLObjectT
 
 __all__ = [
     "SHAPES",
+    "Column",
     "Leaf",
     "Many",
     "One",
     "Program",
     "Shape",
+    "Step",
     "boolean",
     "column",
     "enumeration",
@@ -56,6 +58,7 @@ __all__ = [
     "maybe_text",
     "maybe_time",
     "shape",
+    "shape_of",
     "text",
     "texts",
     "time",
@@ -64,7 +67,7 @@ __all__ = [
 DEFINITION = "strawberry-definition"  # strawberry's back reference on graphql-core's types
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Leaf:
     """A scalar or enum field, or a list of them: ``expr`` gives its completed value."""
 
@@ -74,7 +77,7 @@ class Leaf:
     enum: type[enum.Enum] | None = None  # ``expr`` looks its value up in ``$enum``
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class One:
     """An object field, nullable: ``value`` is the object's part ``part`` (None: the field
     is null)."""
@@ -84,7 +87,7 @@ class One:
     part: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Many:
     """A list of objects, neither the list nor an object null (``[T!]!``): ``items``
     iterates their part ``part``; ``others``, their other parts, are the same for every
@@ -99,7 +102,7 @@ class Many:
 Column = Leaf | One | Many
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Shape:
     """How a strawberry type's fields read its parts: ``parts`` maps each part to the
     attribute of the object holding it, ``columns`` a GraphQL field name to its column."""
@@ -139,7 +142,7 @@ def _bool(value: Any) -> bool:
     raise _Slow
 
 
-HELPERS: dict[str, Any] = {
+_HELPERS: dict[str, Any] = {
     "_str": str,
     "_slow": _slow,
     "_int": _int,
@@ -152,7 +155,7 @@ HELPERS: dict[str, Any] = {
 
 def text(expr: str, graphql: str = "String!") -> Leaf:
     """A string, never null."""
-    return Leaf(graphql, f"($tmp if type($tmp := {expr}) is _str else _slow())")
+    return Leaf(graphql=graphql, expr=f"($tmp if type($tmp := {expr}) is _str else _slow())")
 
 
 def ident(expr: str) -> Leaf:
@@ -163,7 +166,8 @@ def ident(expr: str) -> Leaf:
 def maybe_text(expr: str, graphql: str = "String") -> Leaf:
     """A string or null."""
     return Leaf(
-        graphql, f"(None if ($tmp := {expr}) is None else $tmp if type($tmp) is _str else _slow())"
+        graphql=graphql,
+        expr=f"(None if ($tmp := {expr}) is None else $tmp if type($tmp) is _str else _slow())",
     )
 
 
@@ -174,51 +178,53 @@ def maybe_ident(expr: str) -> Leaf:
 
 def texts(expr: str) -> Leaf:
     """A list of strings (a tuple of the record), neither the list nor an item null."""
-    return Leaf("[String!]!", f"[$tmp if type($tmp) is _str else _slow() for $tmp in {expr}]")
+    return Leaf(
+        graphql="[String!]!", expr=f"[$tmp if type($tmp) is _str else _slow() for $tmp in {expr}]"
+    )
 
 
 def integer(expr: str) -> Leaf:
     """A GraphQL Int (32 bits), never null."""
-    return Leaf("Int!", f"_int({expr})")
+    return Leaf(graphql="Int!", expr=f"_int({expr})")
 
 
 def long(expr: str) -> Leaf:
     """A Long (an integer of up to 64 bits), never null."""
-    return Leaf("Long!", f"_long({expr})")
+    return Leaf(graphql="Long!", expr=f"_long({expr})")
 
 
 def boolean(expr: str) -> Leaf:
     """A Boolean, never null."""
-    return Leaf("Boolean!", f"_bool({expr})")
+    return Leaf(graphql="Boolean!", expr=f"_bool({expr})")
 
 
 def json(expr: str) -> Leaf:
     """A JSON object: a copy of the record's mapping (what ``JSON(dict(...))`` answers)."""
-    return Leaf("JSON!", f"dict({expr})")
+    return Leaf(graphql="JSON!", expr=f"dict({expr})")
 
 
 def time(expr: str) -> Leaf:
     """A DateTime from a POSIX timestamp, never null (ISO 8601 in UTC)."""
-    return Leaf("DateTime!", f"_fromtimestamp({expr}, _UTC).isoformat()")
+    return Leaf(graphql="DateTime!", expr=f"_fromtimestamp({expr}, _UTC).isoformat()")
 
 
 def maybe_time(expr: str) -> Leaf:
     """A DateTime from a POSIX timestamp, or null."""
     return Leaf(
-        "DateTime",
-        f"(None if ($tmp := {expr}) is None else _fromtimestamp($tmp, _UTC).isoformat())",
+        graphql="DateTime",
+        expr=f"(None if ($tmp := {expr}) is None else _fromtimestamp($tmp, _UTC).isoformat())",
     )
 
 
 def enumeration(cls: type[enum.Enum], expr: str) -> Leaf:
     """``cls(value)`` of a strawberry enum, never null: the GraphQL name of its member."""
-    return Leaf(f"{cls.__name__}!", f"$enum[{expr}]", enum=cls)
+    return Leaf(graphql=f"{cls.__name__}!", expr=f"$enum[{expr}]", enum=cls)
 
 
 def column(expr: str, graphql: str, **env: Any) -> Leaf:
     """Any other leaf: ``expr`` (using the names of ``env``) gives the completed value, or
     raises."""
-    return Leaf(graphql, expr, env=env)
+    return Leaf(graphql=graphql, expr=expr, env=env)
 
 
 # compiling -----------------------------------------------------------------------------------
@@ -247,7 +253,7 @@ class Program:
     """The source of one function being generated, and the names it uses."""
 
     def __init__(self) -> None:
-        self.scope: dict[str, Any] = dict(HELPERS)
+        self.scope: dict[str, Any] = dict(_HELPERS)
         self._count = 0
 
     def fresh(self, prefix: str = "_v") -> str:

@@ -11,11 +11,15 @@ and request.
 
 Plans are shared between requests of the same query text (the parser cache gives them the
 same document): a plan depends only on the document and the schema, unless a ``@skip`` or
-``@include`` of the operation reads a variable, and then it is made per request.
+``@include`` of the operation reads a variable, and then it is made per request. A
+selection whose fields are all plain is completed by a function compiled once from its
+plan; where the type declares columns (:mod:`lineage.server.graphql.bulk`: the nodes and
+edges of a graph, runs, versions), that function reads the records directly, a whole list
+of nodes in one comprehension. ``__typename`` of an object type is a plain field too.
 
 Everything else goes through graphql-core untouched: async resolvers, resolvers with
-arguments or ``info``, ``__typename``, abstract and ``is_type_of`` types, ``@defer`` and
-``@stream``, field extensions and resolve middleware. So does any plain field whose quick
+arguments or ``info``, abstract and ``is_type_of`` types, ``@defer`` and ``@stream``, field
+extensions and resolve middleware. So does any plain field whose quick
 completion meets something unusual (an exception, null where the schema says non-null, a
 value its scalar refuses): graphql-core resolves it again and reports it as it always does.
 The answer, its errors and the schema are the same either way.

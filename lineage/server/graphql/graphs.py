@@ -170,8 +170,8 @@ bulk.shape(
         "String",
         _project=_project,
     ),
-    run=bulk.One(Run, "$node.run", "record"),
-    artifactVersion=bulk.One(ArtifactVersion, "$node.version", "record"),
+    run=bulk.One(type=Run, value="$node.run", part="record"),
+    artifactVersion=bulk.One(type=ArtifactVersion, value="$node.version", part="record"),
 )
 
 
@@ -291,8 +291,10 @@ bulk.shape(
 bulk.shape(
     LineageGraph,
     {"answer": "answer"},
-    nodes=bulk.Many(LineageNode, "$answer.graph.nodes", "node", {"answer": "$answer"}),
-    edges=bulk.Many(LineageEdge, "$answer.graph.edges", "edge"),
+    nodes=bulk.Many(
+        type=LineageNode, items="$answer.graph.nodes", part="node", others={"answer": "$answer"}
+    ),
+    edges=bulk.Many(type=LineageEdge, items="$answer.graph.edges", part="edge"),
     root=bulk.maybe_ident("$answer.graph.root"),
     truncated=bulk.column(
         "(_bool($answer.graph.truncated) if $answer.page is None "
