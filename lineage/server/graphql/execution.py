@@ -11,11 +11,15 @@ and request.
 
 Plans are shared between requests of the same query text (the parser cache gives them the
 same document): a plan depends only on the document and the schema, unless a ``@skip`` or
-``@include`` of the operation reads a variable, and then it is made per request.
+``@include`` of the operation reads a variable, and then it is made per request. A
+selection whose fields are all plain is completed by a function compiled once from its
+plan; where the type declares columns (:mod:`lineage.server.graphql.bulk`: the nodes and
+edges of a graph, runs, versions), that function reads the records directly, a whole list
+of nodes in one comprehension. ``__typename`` of an object type is a plain field too.
 
 Everything else goes through graphql-core untouched: async resolvers, resolvers with
-arguments or ``info``, ``__typename``, abstract and ``is_type_of`` types, ``@defer`` and
-``@stream``, field extensions and resolve middleware. So does any plain field whose quick
+arguments or ``info``, abstract and ``is_type_of`` types, ``@defer`` and ``@stream``, field
+extensions and resolve middleware. So does any plain field whose quick
 completion meets something unusual (an exception, null where the schema says non-null, a
 value its scalar refuses): graphql-core resolves it again and reports it as it always does.
 The answer, its errors and the schema are the same either way.
@@ -47,6 +51,7 @@ from graphql import (
     Undefined,
     VariableNode,
 )
+from lineage.server.graphql import bulk
 
 __all__ = ["LeanExecutor"]
 
@@ -64,20 +69,32 @@ class _Step:
     """One field of a selection set, and how to execute it without graphql-core."""
 
     __slots__ = (
+        "bulk",
+        "compiled",
         "details",
+        "field_name",
         "getter",
         "item_type",
         "leaf",
         "many",
         "name",
         "nonnull",
+        "parent",
         "plan",
         "return_type",
         "type",
     )
 
-    def __init__(self, name: str, details: Any, return_type: GraphQLOutputType | None) -> None:
+    def __init__(
+        self,
+        parent: GraphQLObjectType,
+        name: str,
+        details: Any,
+        return_type: GraphQLOutputType | None,
+    ) -> None:
+        self.parent = parent  # the type whose selection this field is in
         self.name = name
+        self.field_name: str = details[0].node.name.value
         self.details = details  # graphql-core's FieldDetailsList
         self.return_type = return_type
         self.getter: Getter | None = None  # None: graphql-core executes the field
@@ -88,6 +105,10 @@ class _Step:
         self.many = False
         self.nonnull = False  # the field's type is non-null
         self.item_type: Any = None  # with ``many``: the items' type (maybe non-null)
+        # an object field's value as one expression over the parent's parts (bulk.py), once
+        # ``compiled``; None when a field under it has no column
+        self.bulk: Callable[[Any], Any] | None = None
+        self.compiled = False
 
 
 # id(field) -> (field, getter or None); the field is kept so that its id stays its own
@@ -202,6 +223,18 @@ def _leaf(type_: GraphQLOutputType) -> Leaf | None:
     return items
 
 
+_TYPENAME = _scalar(GraphQLString, nonnull=True)
+_typenames: dict[str, Getter] = {}
+
+
+def _typename(name: str) -> Getter:
+    """``__typename`` of an object type: its name (graphql-core's resolver's answer)."""
+    getter = _typenames.get(name)
+    if getter is None:
+        getter = _typenames[name] = lambda _source: name
+    return getter
+
+
 # plans shared between requests: (id(type), the ids of a selection's field nodes) -> (the
 # type, the field details, the plan); type and nodes are kept so that their ids stay theirs
 _shared: dict[tuple[int, tuple[Any, ...]], tuple[Any, Any, list[_Step]]] = {}
@@ -254,24 +287,57 @@ def _runner(plan: list[_Step]) -> Callable[[Any], dict[str, Any]] | None:
 
 
 def _compile(plan: list[_Step]) -> Callable[[Any], dict[str, Any]] | None:
-    scope: dict[str, Any] = {}
-    parts: list[str] = []
+    program = bulk.Program()
+    scope = program.scope
+    lines: list[str] = []
+    parts: dict[str, str] | None = None
+    entries: list[str] = []
     for i, step in enumerate(plan):
         if step.getter is None or not step.name.isidentifier():
             return None
-        scope[f"g{i}"] = step.getter
-        if step.leaf is not None:
-            scope[f"c{i}"] = step.leaf
-        else:
-            sub = _runner(step.plan)
-            if sub is None:
-                return None
-            scope[f"c{i}"] = _complete_objects(step, sub)
-        parts.append(f"{step.name!r}: c{i}(g{i}(s))")
-    source = "def run(s):\n    return {" + ", ".join(parts) + "}\n"
-    exec(source, scope)  # names: the plan's, GraphQL names (checked above)
-    run: Callable[[Any], dict[str, Any]] = scope["run"]
+        value = None
+        shape = bulk.shape_of(step.parent)
+        if shape is not None:
+            # the field's column: read from the object's parts (its records), no calls
+            if parts is None:
+                lines, parts = program.parts(shape, "s")
+            value = program.value(step.parent, step, parts)
+        if value is None:
+            scope[f"g{i}"] = step.getter
+            if step.leaf is not None:
+                scope[f"c{i}"] = step.leaf
+            else:
+                sub = _runner(step.plan)
+                if sub is None:
+                    return None
+                scope[f"c{i}"] = _complete_objects(step, sub)
+            value = f"c{i}(g{i}(s))"
+        entries.append(f"{step.name!r}: {value}")
+    return _function(program, lines, "{" + ", ".join(entries) + "}")
+
+
+def _function(program: bulk.Program, lines: list[str], value: str) -> Callable[[Any], Any]:
+    """``def run(s): <lines>; return <value>``, compiled in ``program``'s scope."""
+    source = "def run(s):\n" + "".join(f"    {line}\n" for line in lines)
+    source += f"    return {value}\n"
+    exec(source, program.scope)  # names: GraphQL names (identifiers, checked) and our own
+    run: Callable[[Any], Any] = program.scope["run"]
     return run
+
+
+def _bulk(step: _Step) -> Callable[[Any], Any] | None:
+    """An object field's value, completed from its parent's parts in one expression (the
+    nodes of a graph from its records), or None when a field under it has no column."""
+    if not step.compiled:
+        shape = bulk.shape_of(step.parent)
+        if shape is not None and step.leaf is None and step.getter is not None:
+            program = bulk.Program()
+            lines, parts = program.parts(shape, "s")
+            value = program.value(step.parent, step, parts)
+            if value is not None:
+                step.bulk = _function(program, lines, value)
+        step.compiled = True
+    return step.bulk
 
 
 def _complete_objects(step: _Step, sub: Callable[[Any], dict[str, Any]]) -> Leaf:
@@ -358,6 +424,13 @@ class LeanExecutor(StrawberryGraphQLCoreExecutionContext):
                         except Exception:  # noqa: BLE001, S110 -- graphql-core does it again
                             pass
                     else:
+                        run = step.bulk if step.compiled else _bulk(step)
+                        if run is not None:
+                            try:
+                                results[name] = run(source)
+                                continue
+                            except Exception:  # noqa: BLE001, S110 -- item by item below
+                                pass
                         result = self._object(step, source, Path(path, name, parent_type.name))
                 if result is Undefined:
                     result = self.execute_field(
@@ -488,9 +561,12 @@ class LeanExecutor(StrawberryGraphQLCoreExecutionContext):
         fields = parent_type.fields
         for name, details in grouped_field_set.items():
             field = fields.get(details[0].node.name.value)
-            step = _Step(name, details, None if field is None else field.type)
+            step = _Step(parent_type, name, details, None if field is None else field.type)
             getter = None if field is None else _getter(field)
-            if field is not None and getter is not None and all(_plain(d) for d in details):
+            if field is None and step.field_name == "__typename":
+                if all(_plain(d) for d in details):
+                    step.getter, step.leaf = _typename(parent_type.name), _TYPENAME
+            elif field is not None and getter is not None and all(_plain(d) for d in details):
                 step.leaf = _leaf(field.type)
                 if step.leaf is not None or self._selects(step, field.type):
                     step.getter = getter

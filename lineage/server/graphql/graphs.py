@@ -15,6 +15,7 @@ from lineage.errors import InvalidInput
 from lineage.modelcard import derivation_kind
 from lineage.pages import DEFAULT_PAGE, Page
 from lineage.records import Edge, Node, Subgraph
+from lineage.server.graphql import bulk
 from lineage.server.graphql.loaders import Context, call
 from lineage.server.graphql.pagination import PageInfo
 from lineage.server.graphql.types import ArtifactVersion, Info, Run, field
@@ -127,8 +128,7 @@ class LineageNode:
 
     @field("The project the node belongs to.")
     def project(self) -> str | None:
-        record = self.node.version or self.node.run
-        return None if record is None else record.project
+        return _project(self.node)
 
     @field(
         "DEAD_END: a version no run anywhere consumed; TRUNCATED: depth stopped the walk "
@@ -145,6 +145,34 @@ class LineageNode:
     @strawberry.field
     def artifact_version(self) -> ArtifactVersion | None:
         return None if self.node.version is None else ArtifactVersion(record=self.node.version)
+
+
+def _project(node: Node) -> str | None:
+    record = node.version or node.run
+    return None if record is None else record.project
+
+
+# the plain fields of nodes, edges and graphs, read from the records in bulk (see bulk.py):
+# a whole list of nodes is one comprehension over the traversal's records
+bulk.shape(
+    LineageNode,
+    {"node": "node", "answer": "answer"},
+    id=bulk.ident("$node.id"),
+    kind=bulk.enumeration(NodeKind, "$node.kind"),
+    ref=bulk.maybe_text("$node.ref"),
+    label=bulk.column(
+        "($tmp if type($tmp := _label($node, $answer.project)) is _str else _slow())",
+        "String!",
+        _label=view.label,
+    ),
+    project=bulk.column(
+        "(None if ($tmp := _project($node)) is None else $tmp if type($tmp) is _str else _slow())",
+        "String",
+        _project=_project,
+    ),
+    run=bulk.One(type=Run, value="$node.run", part="record"),
+    artifactVersion=bulk.One(type=ArtifactVersion, value="$node.version", part="record"),
+)
 
 
 @strawberry.type(description="A downstream-pointing edge of a lineage graph.")
@@ -251,6 +279,29 @@ class LineageGraph:
         refuse_picture_of_page(self.answer)
         found = await self.answer.view(info.context)
         return await call(render.to_svg, found, highlight=highlight, collapse=collapse)
+
+
+bulk.shape(
+    LineageEdge,
+    {"edge": "edge"},
+    source=bulk.ident("$edge.source"),
+    target=bulk.ident("$edge.target"),
+    kind=bulk.enumeration(EdgeKind, "$edge.kind"),
+)
+bulk.shape(
+    LineageGraph,
+    {"answer": "answer"},
+    nodes=bulk.Many(
+        type=LineageNode, items="$answer.graph.nodes", part="node", others={"answer": "$answer"}
+    ),
+    edges=bulk.Many(type=LineageEdge, items="$answer.graph.edges", part="edge"),
+    root=bulk.maybe_ident("$answer.graph.root"),
+    truncated=bulk.column(
+        "(_bool($answer.graph.truncated) if $answer.page is None "
+        "else bool($answer.page.truncated))",
+        "Boolean!",
+    ),
+)
 
 
 def lineage_graph(

@@ -21,6 +21,7 @@ from lineage.manifest import Entry
 from lineage.records import ArtifactRecord, RunRecord, VersionRecord
 from lineage.records import CodeVersion as CodeRecord
 from lineage.records import Event as EventRecord
+from lineage.server.graphql import bulk
 from lineage.server.graphql.loaders import Context, call
 from lineage.server.graphql.pagination import DEFAULT_PAGE, Connection, keyset_page, paginate
 
@@ -213,6 +214,29 @@ class Run:
         return [ArtifactVersion(record=v) for v in found if v is not None]
 
 
+# the plain fields of a run, read from its record in bulk (see bulk.py); each gives what its
+# resolver above gives, or raises
+bulk.shape(
+    Run,
+    {"record": "record"},
+    id=bulk.ident("$record.id"),
+    project=bulk.text("$record.project"),
+    name=bulk.text("$record.name"),
+    jobType=bulk.maybe_text("$record.job_type"),
+    state=bulk.enumeration(RunState, "$record.state"),
+    config=bulk.json("$record.config"),
+    summary=bulk.json("$record.summary"),
+    tags=bulk.texts("$record.tags"),
+    notes=bulk.maybe_text("$record.notes"),
+    host=bulk.maybe_text("$record.host"),
+    user=bulk.maybe_text("$record.user"),
+    startedAt=bulk.time("$record.started_at"),
+    finishedAt=bulk.maybe_time("$record.finished_at"),
+    error=bulk.maybe_text("$record.error"),
+    facets=bulk.json("$record.facets"),
+)
+
+
 async def _runs(info: Info, ids: list[str]) -> list[Run]:
     found = await info.context.loaders.runs.load_many(ids)
     return [Run(record=r) for r in sorted((r for r in found if r), key=lambda r: r.started_at)]
@@ -397,6 +421,28 @@ class ArtifactVersion:
         return paginate(
             entries, lambda e: [e.path], lambda e: File(entry=e), info.context, first, after
         )
+
+
+bulk.shape(
+    ArtifactVersion,
+    {"record": "record"},
+    id=bulk.ident("$record.id"),
+    ref=bulk.text("$record.ref"),
+    project=bulk.text("$record.project"),
+    name=bulk.text("$record.name"),
+    type=bulk.text("$record.type"),
+    version=bulk.text('f"v{$record.index}"'),
+    index=bulk.integer("$record.index"),
+    digest=bulk.text("$record.digest"),
+    size=bulk.long("$record.size"),
+    fileCount=bulk.integer("$record.file_count"),
+    metadata=bulk.json("$record.metadata"),
+    description=bulk.maybe_text("$record.description"),
+    aliases=bulk.texts("$record.aliases"),
+    tags=bulk.texts("$record.tags"),
+    state=bulk.enumeration(VersionState, "$record.state"),
+    createdAt=bulk.time("$record.created_at"),
+)
 
 
 # artifacts -----------------------------------------------------------------------------------
