@@ -61,6 +61,7 @@ _JSON_BODY = {"content-type": "application/json"}
 
 _CODES: dict[str, type[LineageError]] = {
     "INVALID_INPUT": errors.InvalidInput,
+    "BAD_USER_INPUT": errors.InvalidInput,  # a GraphQL variable missing or mistyped
     "NOT_FOUND": errors.NotFound,
     "CONFLICT": errors.Conflict,
     "DATA_LOSS": errors.IntegrityError,

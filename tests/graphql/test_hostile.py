@@ -44,6 +44,29 @@ async def test_fragment_cycle_is_refused(server: Server) -> None:
     assert any("A" in error["message"] for error in body["errors"])
 
 
+@pytest.mark.parametrize(
+    ("variables", "named"),
+    [
+        ({"ref": 5}, "String cannot represent a non string value: 5"),
+        ({}, "non-null type 'String!'"),
+        ({"ref": "p/a:v0", "depth": "deep"}, "Int cannot represent non-integer value"),
+        ({"ref": "p/a:v0", "depth": 2**40}, "Int cannot represent non 32-bit"),
+    ],
+)
+async def test_bad_variables_are_named_not_internal(
+    server: Server, variables: dict[str, Any], named: str
+) -> None:
+    """A variable missing or of the wrong type is the caller's mistake, said as graphql-core
+    says it (was INTERNAL, its message masked, logged as a bug)."""
+    query = (
+        "query($ref: String!, $depth: Int) { lineage(ref: $ref, depth: $depth) "
+        "{ nodes { id } } }"
+    )
+    error = await server.error(query, variables)
+    assert error["extensions"] == {"code": "BAD_USER_INPUT"}, error
+    assert error["message"].startswith("Variable '$") and named in error["message"], error
+
+
 async def test_json_nested_deep_is_400(server: Server) -> None:
     body = b"[" * 5000 + b"]" * 5000
     for url in ("/graphql", "/blobs/missing"):

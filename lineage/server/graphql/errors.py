@@ -6,6 +6,8 @@
 - a query over a limit: QUERY_TOO_DEEP, TOO_MANY_ALIASES, TOO_MANY_TOKENS, QUERY_TOO_COMPLEX
   (more fields than MAX_EXPANDED_FIELDS once its fragments are expanded);
 - any other malformed query: GRAPHQL_PARSE_FAILED or GRAPHQL_VALIDATION_FAILED;
+- a variable missing or of the wrong type: BAD_USER_INPUT (graphql-core's message, which
+  names the variable);
 - anything else is a bug: INTERNAL, logged with its traceback, its message masked.
 """
 
@@ -42,6 +44,8 @@ def classify(error: GraphQLError) -> str:
             return code
     if isinstance(error, GraphQLSyntaxError):
         return "GRAPHQL_PARSE_FAILED"
+    if error.path is None and error.message.startswith("Variable '$"):
+        return "BAD_USER_INPUT"  # coercing the request's variables, before any resolver
     if original is None and error.path is None:
         return "GRAPHQL_VALIDATION_FAILED"
     return "INTERNAL"  # a resolver failed, or broke the schema's promises
