@@ -59,8 +59,7 @@ async def test_bad_variables_are_named_not_internal(
     """A variable missing or of the wrong type is the caller's mistake, said as graphql-core
     says it (was INTERNAL, its message masked, logged as a bug)."""
     query = (
-        "query($ref: String!, $depth: Int) { lineage(ref: $ref, depth: $depth) "
-        "{ nodes { id } } }"
+        "query($ref: String!, $depth: Int) { lineage(ref: $ref, depth: $depth) { nodes { id } } }"
     )
     error = await server.error(query, variables)
     assert error["extensions"] == {"code": "BAD_USER_INPUT"}, error
