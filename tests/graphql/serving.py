@@ -11,6 +11,8 @@ from starlette.applications import Starlette
 
 from lineage.hashing import hash_bytes
 from lineage.manifest import Entry, encode_manifest
+from lineage.server.graphql import Context, build_schema
+from lineage.service import Service
 
 ROOT = Path(__file__).resolve().parents[2]
 LOOPBACK = ("127.0.0.1", 50000)
@@ -89,3 +91,18 @@ def manifest_of(files: dict[str, bytes]) -> tuple[str, dict[str, bytes]]:
     blobs.update({hash_bytes(page): page for page in pages})
     blobs[hash_bytes(root)] = root
     return hash_bytes(root), blobs
+
+
+async def both(
+    service: Service, document: str, variables: dict[str, Any] | None = None
+) -> tuple[Any, list[Any]]:
+    """The lean schema's answer (data, formatted errors), once it is checked to be the same
+    as strawberry's own executor's."""
+    answers = []
+    for lean in (True, False):
+        result = await build_schema(lean=lean).execute(
+            document, variable_values=variables, context_value=Context(service=service)
+        )
+        answers.append((result.data, [e.formatted for e in result.errors or ()]))
+    assert answers[0] == answers[1]
+    return answers[0]

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import strawberry
+from serving import both as _both
 from strawberry.schema.config import StrawberryConfig
 
 from lineage.manifest import Entry, write_manifest
@@ -93,20 +94,6 @@ def _history(service: Service) -> None:
             service.finish_run(run.id, summary={"loss": 1 / (index + 1)})
     service.tag("p/model:v1", add=["keep", "2"])
     service.delete_version("p/model:v4")
-
-
-async def _both(
-    service: Service, document: str, variables: dict[str, Any] | None = None
-) -> tuple[Any, list[Any]]:
-    """The lean schema's answer, once it is checked to be strawberry's own."""
-    answers = []
-    for lean in (True, False):
-        result = await build_schema(lean=lean).execute(
-            document, variable_values=variables, context_value=Context(service=service)
-        )
-        answers.append((result.data, [e.formatted for e in result.errors or ()]))
-    assert answers[0] == answers[1]
-    return answers[0]
 
 
 class _Counted:

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 import strawberry
+from serving import both as _both
 
 from lineage.manifest import Entry, write_manifest
 from lineage.remote import GRAPH
@@ -51,20 +52,6 @@ def _history(service: Service) -> None:
         manifest = write_manifest(service.blobs, [Entry(path=f"w{index}", size=7, digest=blob)])
         service.commit(run.id, name="model", type="model", manifest=manifest, metadata={"n": index})
         service.finish_run(run.id, summary={"loss": 1 / (index + 1)})
-
-
-async def _both(
-    service: Service, document: str, variables: dict[str, Any] | None = None
-) -> tuple[Any, list[Any]]:
-    """The answer of the lean schema, once it is checked to be strawberry's own."""
-    answers = []
-    for lean in (True, False):
-        result = await build_schema(lean=lean).execute(
-            document, variable_values=variables, context_value=Context(service=service)
-        )
-        answers.append((result.data, [e.formatted for e in result.errors or ()]))
-    assert answers[0] == answers[1]
-    return answers[0]
 
 
 async def test_same_answers(service: Service) -> None:
