@@ -296,6 +296,41 @@ def test_a_lone_writer_never_waits_to_gather(store: Neo4jGraphStore) -> None:
     assert [v.index for v in store.list_versions("g", "m")] == list(range(5))
 
 
+def test_a_lone_caller_from_a_pool_of_threads_never_waits_to_gather(
+    store: Neo4jGraphStore,
+) -> None:
+    """A server's requests come from a pool: one client's writes, one after the other, each
+    from another thread. Gathering by thread would wait for the thread that wrote last, which
+    never comes back (here: a minute, every write)."""
+    transactions = _counted(store, gather=60)
+    writes: list[Callable[[], Any]] = [
+        lambda: store.create_run(RunRecord(id="prep", project="g", name="prep")),
+        lambda: store.commit_version(_new("data", 99, "prep", "dataset")),
+    ]
+    for k in range(3):
+        run = f"pooled{k}"
+        writes += [
+            lambda run=run: store.create_run(RunRecord(id=run, project="g", name=run)),
+            lambda run=run: store.add_edges(
+                [Edge(source="g/data:v0", target=run, kind=CONSUMED_BY)]
+            ),
+            lambda k=k, run=run: store.commit_version(_new("m", k, run)),
+        ]
+    done = threading.Event()
+
+    def client() -> None:
+        for write in writes:  # each in a thread of its own, one after the other
+            thread = threading.Thread(target=write)
+            thread.start()
+            thread.join()
+        done.set()
+
+    threading.Thread(target=client, daemon=True).start()
+    assert done.wait(30), "a lone caller waited for a thread that never came back"
+    assert len(transactions) == 2 + 3 * 3
+    assert [v.index for v in store.list_versions("g", "m")] == list(range(3))
+
+
 def test_writers_answered_by_a_group_are_gathered_into_the_next(store: Neo4jGraphStore) -> None:
     """Four writers logging runs in lockstep: once all four have been in one group, every
     group waits for all four, so a run's three writes take three transactions

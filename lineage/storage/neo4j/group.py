@@ -66,7 +66,6 @@ class Write:
     edges: list[tuple[str, list[list[str]]]] = field(default_factory=list)
     commit: NewVersion | None = None
     done: bool = False
-    thread: int = 0  # the caller's
     result: Any = None
     error: BaseException | None = None
 
@@ -88,11 +87,10 @@ class GroupCommit:
         lock = threading.Lock()
         self._changed = threading.Condition(lock)  # a group written: callers look again
         self._arrived = threading.Condition(lock)  # a write queued: a gathering leader looks
-        self._last: set[int] = set()  # the last group's callers
+        self._last = 0  # callers of the last group
 
     def submit(self, write: Write) -> Any:
         """Queue ``write``, wait until it is stored (or refused); its result or its error."""
-        write.thread = threading.get_ident()
         with self._changed:
             self._queue.append(write)
             self._arrived.notify()
@@ -122,14 +120,16 @@ class GroupCommit:
         return write.result
 
     def _gather(self) -> None:
-        """Before taking a group, wait (``gather`` seconds at most) until every caller of the
-        last group has queued again: the callers a group has just answered are on their way
+        """Before taking a group, wait (``gather`` seconds at most) until as many writes are
+        queued as the last group had: the callers a group has just answered are on their way
         back with their next write (a run's edges, its commit), and without the wait they
-        would miss this group and form the next one, half as big. A lone caller, or callers
-        that are all queued already, never wait; a caller of the last group that does not
-        write again costs this group ``gather``, once."""
+        would miss this group and form the next one, half as big. A lone caller never waits,
+        whichever thread it calls from (a server's requests come from a pool of threads);
+        a caller of the last group that does not write again costs this group ``gather``,
+        once. Counted, not named by thread: with a pool, the thread that answered a group
+        is rarely the one that brings the next write."""
         deadline = time.monotonic() + self._gather_for
-        while len(self._queue) < self._max and self._last - {w.thread for w in self._queue}:
+        while len(self._queue) < min(self._max, self._last):
             left = deadline - time.monotonic()
             if left <= 0:
                 return
@@ -149,7 +149,7 @@ class GroupCommit:
             if key is not None:
                 artifacts.add(key)
         self._queue = rest
-        self._last = {write.thread for write in group}
+        self._last = len(group)
         return group
 
     def _run(self, group: list[Write]) -> None:
