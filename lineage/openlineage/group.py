@@ -31,6 +31,7 @@ from lineage.openlineage.ingest import Ingested, ingest
 from lineage.openlineage.plan import ingest_planned
 from lineage.service import Service
 from lineage.storage.blobs import BlobStore
+from lineage.storage.graph import GroupState
 
 __all__ = ["MAX_GROUP", "SET_BASED", "GroupWriter", "Transactional", "ingest_group"]
 
@@ -103,6 +104,12 @@ def _flush_pool() -> ThreadPoolExecutor:
     return _pool
 
 
+def _set_based(graph: object) -> bool:
+    """Whether a group over ``graph`` is mapped in memory and written set-based (a store
+    with the optional :class:`~lineage.storage.graph.GroupState` calls)."""
+    return SET_BASED and isinstance(graph, GroupState)
+
+
 def ingest_group(
     service: Service, events: Sequence[Mapping[str, Any]]
 ) -> list[Ingested | Exception]:
@@ -117,7 +124,7 @@ def ingest_group(
         return _all_or_each(service, store, events)
     blobs = _Deferred(service.blobs)
     grouped = _grouped(service, blobs)
-    if SET_BASED and callable(getattr(graph, "artifact_states", None)):
+    if _set_based(graph):
         with store.transaction():
             out = ingest_planned(grouped, events, blobs)
             blobs.flush(_flush_pool())  # durable before the commit that names them
@@ -149,7 +156,7 @@ def _all_or_each(
     try:
         with graph.transaction():
             out: list[Ingested | Exception]
-            if SET_BASED and callable(getattr(graph, "artifact_states", None)):
+            if _set_based(graph):
                 # a refused event writes nothing there: the others' group goes on
                 out = ingest_planned(grouped, events, blobs)
             else:
