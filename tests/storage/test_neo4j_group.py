@@ -37,6 +37,13 @@ def _new(name: str, digest: int, run: str, type_: str = "model") -> NewVersion:
     )  # fmt: skip
 
 
+def _log(store: Neo4jGraphStore, run: str, name: str, digest: int) -> tuple[Any, bool]:
+    """A run logged as the SDK logs it: the run, its input g/data:v0, its output ``name``."""
+    store.create_run(RunRecord(id=run, project="g", name=run))
+    store.add_edges([Edge(source="g/data:v0", target=run, kind=CONSUMED_BY)])
+    return store.commit_version(_new(name, digest, run))
+
+
 class _Gate:
     """The store's writer, held shut on its first call until ``open``: while the first group
     is being written, every other caller queues, so the second group is all of them."""
@@ -203,11 +210,8 @@ def test_eight_writer_threads_log_the_graph_networkx_expects(store: Neo4jGraphSt
         try:
             for k in range(10):
                 run = f"t{w}-{k}"
-                store.create_run(RunRecord(id=run, project="g", name=run))
-                store.add_edges([Edge(source="g/data:v0", target=run, kind=CONSUMED_BY)])
                 # half the writers share one artifact: its lock and numbering are contended
-                name = "shared" if w % 2 else f"own{w}"
-                _, fresh = store.commit_version(_new(name, 1000 * w + k, run))
+                _, fresh = _log(store, run, "shared" if w % 2 else f"own{w}", 1000 * w + k)
                 assert fresh
         except BaseException as exc:
             errors.append(exc)
@@ -285,9 +289,7 @@ def test_a_lone_writer_never_waits_to_gather(store: Neo4jGraphStore) -> None:
         store.commit_version(_new("data", 99, "prep", "dataset"))
         for k in range(5):
             run = f"lone{k}"
-            store.create_run(RunRecord(id=run, project="g", name=run))
-            store.add_edges([Edge(source="g/data:v0", target=run, kind=CONSUMED_BY)])
-            store.commit_version(_new("m", k, run))
+            _log(store, run, "m", k)
         done.set()
 
     threading.Thread(target=lone, daemon=True).start()
@@ -347,9 +349,7 @@ def test_writers_answered_by_a_group_are_gathered_into_the_next(store: Neo4jGrap
         try:
             for k in range(5):
                 run = f"t{w}-{k}"
-                store.create_run(RunRecord(id=run, project="g", name=run))
-                store.add_edges([Edge(source="g/data:v0", target=run, kind=CONSUMED_BY)])
-                version, fresh = store.commit_version(_new(f"own{w}", k, run))
+                version, fresh = _log(store, run, f"own{w}", k)
                 assert fresh and version.id == f"g/own{w}:v{k}" and version.created_by == run
         except BaseException as exc:
             errors.append(exc)
