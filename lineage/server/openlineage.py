@@ -102,7 +102,7 @@ def _writer_of(request: Request) -> GroupWriter | None:
         store = service(request)
         if not isinstance(store.graph, Transactional):
             return None
-        writer = state.openlineage_writer = GroupWriter(store, call)
+        writer = state.openlineage_writer = GroupWriter(store)
     return writer
 
 

@@ -95,6 +95,9 @@ class LocalBlobStore:
         while a large store, where a listing would read far more names than asked, is
         asked one digest at a time.
         """
+        if isinstance(digests, list | tuple) and len(digests) == 1:  # the common question
+            digest = check_digest(digests[0])
+            return set() if os.path.isfile(self._path(digest)) else {digest}
         by_folder: dict[str, list[str]] = {}
         for digest in set(digests):
             by_folder.setdefault(check_digest(digest)[:2], []).append(digest)
