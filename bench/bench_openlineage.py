@@ -263,6 +263,9 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="ingest_group's CPU an event, no HTTP: set-based against event by event",
     )
+    parser.add_argument(
+        "--no-sdk", action="store_true", help="leave out the SDK baseline (a quicker run)"
+    )
     args = parser.parse_args(argv)
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"{platform.machine()} {_cpu_model()}, {os.cpu_count()} cores, load average {load}")
@@ -307,21 +310,27 @@ def main(argv: list[str] | None = None) -> int:
         try:
             bench_openlineage(server.url, token, 20, 1)  # warm-up: query plans, connections
             for clients in (1, 8):
-                single, batch, sdk, cpu = [], [], [], []
+                single, batch, sdk, cpu, batch_cpu = [], [], [], [], []
                 for _ in range(args.rounds):
                     before = cpu_seconds(pid)
                     single.append(bench_openlineage(server.url, token, args.runs, clients))
                     cpu.append((cpu_seconds(pid) - before) / (2 * args.runs))
+                    before = cpu_seconds(pid)
                     batch.append(bench_batch(server.url, token, args.runs, clients))
-                    sdk.append(bench_sdk(server.url, token, args.runs // 4, clients, scratch))
+                    batch_cpu.append((cpu_seconds(pid) - before) / (2 * args.runs))
+                    if not args.no_sdk:
+                        sdk.append(bench_sdk(server.url, token, args.runs // 4, clients, scratch))
+                sdk = sdk or [float("nan")]
                 ol, sdk_runs = statistics.median(single), statistics.median(sdk)
                 load = os.getloadavg()[0]
                 print(
                     f"{kind:6} workers={args.workers} clients={clients}: single {ol:6.0f} events/s "
                     f"({ol / 2:5.0f} runs/s, server CPU {1000 * statistics.median(cpu):.2f} "
-                    f"ms/event); batch {statistics.median(batch):6.0f} events/s; "
+                    f"ms/event); batch {statistics.median(batch):6.0f} events/s "
+                    f"(server CPU {1000 * statistics.median(batch_cpu):.2f} ms/event); "
                     f"SDK {sdk_runs:5.1f} runs/s; single/SDK runs {ol / 2 / sdk_runs:5.1f}x; "
-                    f"load {load:.1f}; rounds {' '.join(f'{x:.0f}' for x in single)}",
+                    f"load {load:.1f}; rounds {' '.join(f'{x:.0f}' for x in single)}, "
+                    f"batch {' '.join(f'{x:.0f}' for x in batch)}",
                     flush=True,
                 )
         finally:

@@ -269,3 +269,91 @@ def test_neo4j_transaction_commits_everything_or_nothing(neo4j_server: Any) -> N
     finally:
         graph.close()
         other.close()
+
+
+def test_concurrent_batches_answer_each_refusal_and_store_every_neighbour(
+    tmp_path: Path,
+) -> None:
+    """4 clients post a batch each while 4 others post single events: the batches' events
+    are stored in the groups of whatever else arrives. Each batch holds one event the check
+    refuses and one the mapping refuses (it writes a model's artifact as a dataset): each
+    answer is 207 naming exactly those two indexes, every other event is stored, and nothing
+    of a refused one is (its run, its input seen for the first time)."""
+    store, blobs = str(tmp_path / "store"), str(tmp_path / "blobs")
+    service = open_service(store, blobs)
+    token = create_token(service, "write", "emitter")
+    tag = uuid.uuid4().hex[:6]
+    model = {"namespace": f"wh-{tag}", "name": "t", "facets": {"lineage": {"type": "model"}}}
+    first = job_events(tag, 0, str(uuid.uuid4()))[0]
+    first["outputs"].append(model)
+    batches: list[list[dict[str, Any]]] = []
+    kept: list[str] = []
+    refused: list[str] = []
+    for b in range(4):
+        events: list[dict[str, Any]] = []
+        for i in range(1 + 10 * b, 4 + 10 * b):
+            run = str(uuid.uuid4())
+            kept.append(run)
+            events.extend(job_events(tag, i, run))
+        bad_check = job_events(tag, 100 + b, str(uuid.uuid4()))[0]
+        bad_check["eventType"] = "FINISHED"  # not an OpenLineage event type
+        bad_map = job_events(tag, 200 + b, str(uuid.uuid4()))[0]
+        bad_map["outputs"].append({"namespace": f"wh-{tag}", "name": "t"})
+        refused += [bad_check["run"]["runId"], bad_map["run"]["runId"]]
+        events[2:2] = [bad_check]
+        events[5:5] = [bad_map]
+        batches.append(events)
+    singles = [e for i in range(50, 58) for e in job_events(tag, i, str(uuid.uuid4()))]
+    kept += list(dict.fromkeys(e["run"]["runId"] for e in singles))
+    server = ServerProcess(store, blobs, port=free_port(), log=tmp_path / "log")
+    server.start()
+    answers: dict[str, Any] = {}
+
+    def post(name: str, path: str, body: Any) -> None:
+        with httpx.Client(headers={"Authorization": f"Bearer {token}"}, timeout=60) as http:
+            if isinstance(body, list) and path.endswith("batch"):
+                answer = http.post(f"{server.url}{path}", json=body)
+                answers[name] = (answer.status_code, answer.json())
+            else:
+                answers[name] = [
+                    http.post(f"{server.url}{path}", json=event).status_code for event in body
+                ]
+
+    try:
+        post("first", "/api/v1/lineage", [first])
+        threads = [
+            threading.Thread(target=post, args=(f"batch{b}", "/api/v1/lineage/batch", batch))
+            for b, batch in enumerate(batches)
+        ] + [
+            threading.Thread(target=post, args=(f"single{k}", "/api/v1/lineage", singles[k::4]))
+            for k in range(4)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        server.stop()
+    try:
+        assert answers["first"] == [201]
+        for k in range(4):
+            assert answers[f"single{k}"] == [201] * len(singles[k::4])
+        for b in range(4):
+            status, body = answers[f"batch{b}"]
+            assert status == 207
+            assert body["stored"] == len(batches[b]) - 2
+            assert [(f["index"], f["code"]) for f in body["failed"]] == [
+                (2, "INVALID_EVENT"),
+                (5, "INVALID_EVENT"),
+            ]
+            assert body["failed"][1]["field"] == "outputs[1].name"
+        kept.append(first["run"]["runId"])
+        stored = service.graph.get_runs(kept + refused)
+        assert sorted(stored) == sorted(kept)
+        assert {r.state for r in stored.values() if r.id != kept[-1]} == {"finished"}
+        for b in range(4):  # the refused events' own inputs were never seen
+            for i in (100 + b, 200 + b):
+                project, _, name = artifact(tag, f"raw/part-{i}").partition("/")
+                assert service.versions(project, name) == []
+    finally:
+        service.graph.close()

@@ -6,6 +6,10 @@ written, one ``syncfs`` flushes them, then all are renamed and one more ``syncfs
 renames durable. A single blob (``put_stream``, ``put_bytes``: each upload to the server)
 flushes only itself: ``fsync`` of its file, ``rename``, ``fsync`` of its folder, so that it
 does not wait on what other processes write to the same filesystem (bench/README.md).
+Many small blobs at once (``put_bytes_many``: an OpenLineage group's manifests) go through a
+journal (:mod:`lineage.storage.journal`): one ``fdatasync`` for the batch, each blob renamed
+into place unsynced, the journal replayed by the next store opened after a crash and retired
+by a background ``syncfs`` once the blobs are durable on their own.
 Where the filesystem can clone (btrfs, XFS), a copy is a reflink and only the hash reads the
 bytes. Never a hard link: a user editing the original would corrupt the store.
 
@@ -34,6 +38,7 @@ from typing import BinaryIO
 
 from lineage.errors import BlobNotFound, DigestMismatch, StoreUnavailable, from_os_error
 from lineage.hashing import check_digest, copy_and_hash, hash_bytes, hash_fd, hash_stream
+from lineage.storage import journal
 
 __all__ = ["TEMP_MIN_AGE", "LocalBlobStore"]
 
@@ -48,6 +53,8 @@ _LIST_BYTES = 16 * 72
 # gc leaves a temporary file alone while its last write is younger than this, whatever its
 # grace period: a writer may still be filling it
 TEMP_MIN_AGE = 60.0
+# a journal is retired (its blobs synced by one syncfs) this long after its first batch
+JOURNAL_SECONDS = 1.0
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
 
 
@@ -63,6 +70,16 @@ class LocalBlobStore:
         except OSError as exc:
             raise StoreUnavailable(f"cannot create blob store at {self.root}: {exc}") from exc
         self._reflink = True
+        self._journals = os.path.join(self.root, journal.FOLDER)
+        self._journal: journal.Journal | None = None
+        self._journal_lock = threading.Lock()
+        self._retirer: threading.Thread | None = None
+        try:
+            self.replay()
+        except OSError as exc:
+            raise StoreUnavailable(
+                f"cannot replay the blob journals of {self.root}: {exc}"
+            ) from exc
 
     def path(self, digest: str) -> Path:
         return Path(self._path(check_digest(digest)))
@@ -78,6 +95,9 @@ class LocalBlobStore:
         while a large store, where a listing would read far more names than asked, is
         asked one digest at a time.
         """
+        if isinstance(digests, list | tuple) and len(digests) == 1:  # the common question
+            digest = check_digest(digests[0])
+            return set() if os.path.isfile(self._path(digest)) else {digest}
         by_folder: dict[str, list[str]] = {}
         for digest in set(digests):
             by_folder.setdefault(check_digest(digest)[:2], []).append(digest)
@@ -209,6 +229,124 @@ class LocalBlobStore:
             out.write(data)
         self._publish_one(temp, digest)
         return digest
+
+    def put_bytes_many(self, blobs: Sequence[bytes]) -> list[str]:
+        """Store small blobs durably with one ``fdatasync`` (the journal's); their digests.
+
+        Each blob is durable when this returns: in its own file, or in the journal that the
+        next store opened on this folder replays after a crash. Meant for many blobs of a few
+        KiB (the journal holds them whole); the rest of the store sees them at once.
+        """
+        with self._os_errors():
+            return self._put_bytes_many(blobs)
+
+    def _put_bytes_many(self, blobs: Sequence[bytes]) -> list[str]:
+        digests = [hash_bytes(data) for data in blobs]
+        todo = {d: data for d, data in zip(digests, blobs, strict=True)}
+        for digest in [d for d in todo if os.path.isfile(self._path(d))]:
+            del todo[digest]  # its writer made it durable (or journalled it)
+        if not todo:
+            return digests
+        with self._journal_lock:
+            if self._journal is None:
+                os.makedirs(self._journals, exist_ok=True)
+                self._journal = journal.Journal.create(self._journals, str(self._tmp))
+            try:
+                self._journal.append(list(todo.items()))
+            except OSError:
+                try:  # cut back to its last whole record, it goes on
+                    whole = self._journal.written == os.fstat(self._journal.fd).st_size
+                except OSError:
+                    whole = False
+                if not whole:  # left as it is, unlocked, for the next replay
+                    with contextlib.suppress(OSError):
+                        os.close(self._journal.fd)
+                    self._journal = None
+                raise
+            # published under the lock: a retirement's syncfs starts after the last of them
+            for digest, data in todo.items():
+                self._publish_unsynced(digest, data)
+            if self._retirer is None:
+                self._retirer = threading.Thread(
+                    target=self._retire_later, name="lineage-blob-journal", daemon=True
+                )
+                self._retirer.start()
+        return digests
+
+    def _publish_unsynced(self, digest: str, data: bytes) -> None:
+        fd, temp = self._create_temp()
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+                os.fchmod(out.fileno(), 0o444)
+            final = self._path(digest)
+            try:
+                os.replace(temp, final)
+            except FileNotFoundError:  # the first blob under this prefix
+                os.makedirs(os.path.dirname(final), exist_ok=True)
+                os.replace(temp, final)
+        except BaseException:
+            _unlink(temp)
+            raise
+
+    def _retire_later(self) -> None:
+        """Retire the current journal a while after it was opened, until none is left."""
+        while True:
+            time.sleep(JOURNAL_SECONDS)
+            if not self.retire_journal():
+                return
+
+    def retire_journal(self) -> bool:
+        """Make every blob journalled so far durable in its own file (one ``syncfs``), then
+        remove its journal; False when there was none (the retiring thread then stops)."""
+        with self._journal_lock:
+            current, self._journal = self._journal, None
+            if current is None:
+                self._retirer = None
+                return False
+        try:
+            _syncfs(self.root)  # the files and their names, written before this call
+            current.retire()
+        except OSError:
+            logger.exception(
+                "cannot retire blob journal %s; the next open replays it", current.path
+            )
+            with contextlib.suppress(OSError):
+                os.close(current.fd)
+        return True
+
+    def replay(self) -> int:
+        """Replay the journals left by writers that are gone (a crash, a power loss): every
+        blob they hold that is missing or damaged is written again, durably, then the
+        journal is removed. The number of blobs written again."""
+        rewritten = 0
+        for path, fd in journal.orphans(self._journals):
+            try:
+                with os.fdopen(os.dup(fd), "rb") as file:
+                    content = file.read()
+                for digest, data in journal.records(content):
+                    if self._holds(digest, data):
+                        continue
+                    with self._durable_temp() as (out, temp):
+                        out.write(data)
+                    final = self._path(digest)
+                    os.makedirs(os.path.dirname(final), exist_ok=True)
+                    os.replace(temp, final)  # over a damaged file, too
+                    rewritten += 1
+                _syncfs(self.root)  # what was there already (unsynced), and the new names
+                _unlink(path)
+            finally:
+                os.close(fd)
+        if rewritten:
+            logger.warning("replayed %d blobs from a journal of %s", rewritten, self.root)
+        return rewritten
+
+    def _holds(self, digest: str, data: bytes) -> bool:
+        try:
+            with open(self._path(digest), "rb") as file:
+                return file.read(len(data) + 1) == data
+        except FileNotFoundError:
+            return False
 
     @contextlib.contextmanager
     def _durable_temp(self) -> Iterator[tuple[BinaryIO, str]]:
