@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +14,9 @@ from serving import both as _both
 
 from lineage.manifest import Entry, write_manifest
 from lineage.remote import GRAPH
+from lineage.server.app import open_service
 from lineage.server.graphql import Context, build_schema
-from lineage.server.graphql.execution import LeanExecutor
+from lineage.server.graphql.execution import LeanExecutor, _tracker
 from lineage.service import Service
 
 pytestmark = pytest.mark.anyio
@@ -177,3 +181,71 @@ async def test_same_errors(document: str) -> None:
         assert got.errors
     else:
         assert not got.errors and got.data
+
+
+async def test_a_request_leaves_nothing_for_the_collector(tmp_path: Path) -> None:
+    """A request's objects (its context, loaders, the traversal's records) go when it does,
+    freed by reference counting: graphql-core's executor holding its own bound methods, and
+    DataLoaders calling back into what holds them, were reference cycles, so each answer
+    lived until a collection of the older generations walked it. (An error's traceback and
+    ``state``'s networkx graph still make cycles of their own; so does a Neo4j driver: the
+    GraphQL layer is the same over any store, SQLite makes none.)"""
+    service = open_service(str(tmp_path / "store"), str(tmp_path / "blobs"))
+    _history(service)
+    documents = [
+        ((QUERIES / "upstream_lineage.graphql").read_text(), {"ref": "p/model:v5"}),
+        (
+            "query T($ref: String!) { derivationTree(ref: $ref) { root truncated "
+            "nodes { id kind ref label artifactVersion { ref digest metadata createdAt } } "
+            "edges { source target kind run { id name } derivation } } }",
+            {"ref": "p/model:v0"},
+        ),
+        (
+            "query V($ref: String!) { artifactVersion(ref: $ref) { ref createdBy { id } "
+            "loggedBy { id consumed { ref } } artifact { name } } }",
+            {"ref": "p/model:v3"},
+        ),
+        ("{ nope }", {}),  # refused by validation
+    ]
+    schema = build_schema()
+    for document, variables in documents:  # parsed, validated and planned once
+        await schema.execute(
+            document, variable_values=variables, context_value=Context(service=service)
+        )
+    for document, variables in documents:
+        gc.collect()
+        gc.disable()
+        try:
+            context = Context(service=service)
+            result = await schema.execute(
+                document, variable_values=variables, context_value=context
+            )
+            assert result.data is not None or result.errors
+            assert not result.errors or document == "{ nope }", result.errors
+            gone = weakref.ref(context)
+            del context, result
+            assert gone() is None, document
+            assert gc.collect() == 0, document
+        finally:
+            gc.enable()
+    service.graph.close()
+
+
+async def test_work_tracked_after_the_operation_is_still_settled() -> None:
+    """A resolver's ``info.async_helpers.track``, called after its executor is gone, still
+    settles the work (what graphql-core does while the executor lives)."""
+    done: list[int] = []
+
+    async def work() -> int:
+        done.append(1)
+        raise ValueError("observed, not raised")
+
+    class Gone:
+        pass
+
+    ref = weakref.ref(Gone())
+    assert ref() is None
+    _tracker(ref)([work(), 3])  # type: ignore[arg-type]
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert done == [1]

@@ -26,6 +26,7 @@ from lineage.names import parse_ref
 from lineage.records import ArtifactRecord, Edge, RunRecord, Subgraph, VersionRecord
 from lineage.server.auth import ANONYMOUS_READ, Principal
 from lineage.service import Service
+from lineage.storage.graph import GraphStore
 from lineage.storage.sqlite import SQLiteGraphStore
 
 __all__ = ["INLINE_KEYS", "Context", "Limits", "Loaders", "call", "quick_reads"]
@@ -78,25 +79,28 @@ class Loaders:
         self.inline = quick_reads(service.graph)  # lookups of a few keys on the event loop
         self._unprimed: list[Subgraph] = []  # answers whose records are not in the loaders yet
 
-    # each loader is made when first used: most requests use one or two of them
+    # each loader is made when first used: most requests use one or two of them. Their
+    # load functions hold the store, not these loaders: a loader calling a method of the
+    # object that holds it would be a reference cycle, and the request's records would wait
+    # for the garbage collector instead of going when the request does.
 
     @functools.cached_property
     def _run_loader(self) -> DataLoader[str, RunRecord | None]:
-        return DataLoader(self._runs)
+        return DataLoader(functools.partial(_runs, self.service.graph, self.inline))
 
     @functools.cached_property
     def _version_loader(self) -> DataLoader[str, VersionRecord | None]:
-        return DataLoader(self._versions)
+        return DataLoader(functools.partial(_versions, self.service.graph, self.inline))
 
     @functools.cached_property
     def upstream(self) -> DataLoader[str, list[Edge]]:
         """The edges into each node (a version's producing runs, a run's inputs)."""
-        return DataLoader(functools.partial(self._expand, "up"))
+        return DataLoader(functools.partial(_expand, self.service.graph, self.inline, "up"))
 
     @functools.cached_property
     def downstream(self) -> DataLoader[str, list[Edge]]:
         """The edges out of each node (a version's consumers, a run's outputs)."""
-        return DataLoader(functools.partial(self._expand, "down"))
+        return DataLoader(functools.partial(_expand, self.service.graph, self.inline, "down"))
 
     @functools.cached_property
     def artifacts(self) -> DataLoader[tuple[str, str], ArtifactRecord | None]:
@@ -117,35 +121,6 @@ class Loaders:
         if self._unprimed:
             self._prime()
         return self._version_loader
-
-    async def _runs(self, ids: list[str]) -> list[RunRecord | None]:
-        graph = self.service.graph
-        if self.inline and len(ids) <= INLINE_KEYS:
-            found = graph.get_runs(ids)
-        else:
-            found = await call(graph.get_runs, ids)
-        return [found.get(i) for i in ids]
-
-    async def _versions(self, ids: list[str]) -> list[VersionRecord | None]:
-        graph = self.service.graph
-        if self.inline and len(ids) <= INLINE_KEYS:
-            found = graph.get_versions(ids)
-        else:
-            found = await call(graph.get_versions, ids)
-        return [found.get(i) for i in ids]
-
-    async def _expand(self, direction: str, ids: list[str]) -> list[list[Edge]]:
-        graph = self.service.graph
-        if self.inline and direction == "up" and len(ids) <= INLINE_KEYS:
-            # upstream of a few nodes: a version's producers, a run's inputs (a handful);
-            # downstream may be thousands of consumers of a dataset, so it keeps its thread
-            edges = graph.expand(ids, "up")
-        else:
-            edges = await call(graph.expand, ids, "up" if direction == "up" else "down")
-        near: dict[str, list[Edge]] = defaultdict(list)
-        for edge in edges:
-            near[edge.target if direction == "up" else edge.source].append(edge)
-        return [sorted(near.get(i, ()), key=lambda e: (e.source, e.target)) for i in ids]
 
     @staticmethod
     def _each(
@@ -187,6 +162,37 @@ class Loaders:
                     self._run_loader.prime(node.id, node.run)
                 if node.version is not None:
                     self._version_loader.prime(node.id, node.version)
+
+
+async def _runs(graph: GraphStore, inline: bool, ids: list[str]) -> list[RunRecord | None]:
+    if inline and len(ids) <= INLINE_KEYS:
+        found = graph.get_runs(ids)
+    else:
+        found = await call(graph.get_runs, ids)
+    return [found.get(i) for i in ids]
+
+
+async def _versions(graph: GraphStore, inline: bool, ids: list[str]) -> list[VersionRecord | None]:
+    if inline and len(ids) <= INLINE_KEYS:
+        found = graph.get_versions(ids)
+    else:
+        found = await call(graph.get_versions, ids)
+    return [found.get(i) for i in ids]
+
+
+async def _expand(
+    graph: GraphStore, inline: bool, direction: str, ids: list[str]
+) -> list[list[Edge]]:
+    if inline and direction == "up" and len(ids) <= INLINE_KEYS:
+        # upstream of a few nodes: a version's producers, a run's inputs (a handful);
+        # downstream may be thousands of consumers of a dataset, so it keeps its thread
+        edges = graph.expand(ids, "up")
+    else:
+        edges = await call(graph.expand, ids, "up" if direction == "up" else "down")
+    near: dict[str, list[Edge]] = defaultdict(list)
+    for edge in edges:
+        near[edge.target if direction == "up" else edge.source].append(edge)
+    return [sorted(near.get(i, ()), key=lambda e: (e.source, e.target)) for i in ids]
 
 
 @dataclass(kw_only=True)
