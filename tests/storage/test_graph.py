@@ -468,3 +468,29 @@ def test_group_state_answers_what_the_single_calls_answer(graph: GraphStore) -> 
         "finished", 9.0, {"k": [1, "x"]},
     )  # fmt: skip
     assert (got["g2"].state, got["g2"].error) == ("failed", "boom")
+
+
+def test_traversals_know_each_artifact_whatever_its_name_holds(graph: GraphStore) -> None:
+    """The traversals' fast paths find each version's artifact (its type, its aliases) from
+    the version's id: names holding ':v', '/', digits and emoji keep theirs apart."""
+    names = ["data", "m:v1", "m:v1:v2", "m", "m:v", "🕷:v3/x", "x/y:vv"]
+    graph.create_run(run("r0"))
+    root, _ = graph.commit_version(new(names[0], D[0], "r0", type="dataset"))
+    made = [root]
+    for i, name in enumerate(names[1:], start=1):
+        graph.create_run(run(f"r{i}"))
+        graph.add_edges([Edge(source=made[-1].id, target=f"r{i}", kind="consumed_by")])
+        kind = "model" if i % 2 else f"kind{i}"
+        version, _ = graph.commit_version(new(name, D[i], f"r{i}", type=kind))
+        graph.set_alias("p", name, f"best{i}", version.index, None)
+        made.append(version)
+    want = graph.get_versions([v.id for v in made])
+    assert len(want) == len(names) and {v.name for v in want.values()} == set(names)
+    for generations in (None, len(names)):
+        versions, triples, _ = graph.tree_rows(root.id, generations)  # type: ignore[attr-defined]
+        assert versions == want
+        assert len(triples) == len(names) - 1
+    walk = getattr(graph, "walk_records", None)  # Neo4j's one-round-trip walk
+    if walk is not None:
+        _, _, _, walked, _ = walk([made[-1].id], "up", 2 * len(names), runs=False)
+        assert walked == want
