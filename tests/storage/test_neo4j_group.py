@@ -3,9 +3,11 @@ callers share a transaction, and each still gets its own outcome, durably."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import networkx as nx
@@ -16,6 +18,7 @@ from lineage.records import CONSUMED_BY, PRODUCED, Edge, RunRecord
 from lineage.storage.graph import NewVersion
 from lineage.storage.neo4j import Neo4jGraphStore
 from lineage.storage.neo4j.group import GroupCommit, Write
+from lineage.storage.sqlite import SQLiteGraphStore
 
 pytestmark = pytest.mark.neo4j
 
@@ -409,6 +412,38 @@ def test_one_statement_commits_dedup_and_refusals_in_one_group(store: Neo4jGraph
     assert {(s, t) for s, t, _ in edges} == {("s", "g/fresh:v0")}
     _, edges, _ = store.walk_rows(["s"], "up", None)
     assert ("g/m:v1", "s") in {(s, t) for s, t, _ in edges}
+
+
+def test_a_new_version_answered_without_a_read_is_what_a_read_and_sqlite_give(
+    store: Neo4jGraphStore, tmp_path: Path
+) -> None:
+    """A commit's new version is built from what the commit wrote (not read back): it must
+    be the record a read gives, field for field, and SQLite's for the same commits."""
+    sqlite = SQLiteGraphStore(tmp_path / "lineage.db")
+    metadata: list[dict[str, Any]] = [
+        {},
+        {"lr": 1e-4, "layers": [1, 2, 3], "nested": {"ü": "☃", "none": None, "ok": True}},
+        {"big": 2**53 + 1, "tiny": 5e-324, "text": "a\nb"},
+    ]
+    try:
+        for graph in (store, sqlite):
+            graph.create_run(RunRecord(id="r", project="g", name="r"))
+        for i, meta in enumerate(metadata * 2):
+            new = NewVersion(
+                project="g", name="m", type="model", digest=f"{i:064x}", size=i, file_count=1,
+                metadata=meta, description=None if i % 2 else f"number {i}", run_id="r",
+                at=100.0 + i,
+            )  # fmt: skip
+            made, fresh = store.commit_version(new)
+            assert fresh and made == store.get_versions([made.id])[made.id]
+            theirs, _ = sqlite.commit_version(new)
+            assert dataclasses.replace(made, created_at=0.0) == dataclasses.replace(
+                theirs, created_at=0.0
+            )  # created_at: each store's own clock, never before its predecessor
+        newest = store.get_versions(["g/m:v4", "g/m:v5"])
+        assert newest["g/m:v4"].aliases == () and newest["g/m:v5"].aliases == ("latest",)
+    finally:
+        sqlite.close()
 
 
 def test_groups_of_several_stores_race_on_one_artifact_without_gaps(neo4j_server: Any) -> None:

@@ -38,6 +38,7 @@ __all__ = [
     "artifact_props",
     "chunks",
     "edge_batches",
+    "edge_lanes",
     "event_rows",
     "insert_events",
     "merge_artifacts",
@@ -114,6 +115,36 @@ def edge_batches(edges: Iterable[Edge]) -> Iterator[tuple[str, list[list[str]]]]
             by_kind.setdefault(edge.kind, {})[pair] = [edge.source, edge.target]
     for kind, rows in by_kind.items():
         yield kind, list(rows.values())
+
+
+def edge_lanes(edges: Iterable[Edge], lanes: int = 2) -> list[list[tuple[str, list[list[str]]]]]:
+    """``edge_batches`` split into ``lanes`` of about as many edges, by run: a run's edges
+    all in one lane, so that two lanes written at once never lock the same run. The pairs of
+    each lane and kind are sorted, so the versions they share (a dataset, a parent model) are
+    locked in one order by every lane: the lanes may wait for each other, never deadlock."""
+    batches = list(edge_batches(edges))
+    weight: dict[str, int] = {}
+    for kind, pairs in batches:
+        for pair in pairs:
+            run = _run_of(kind, pair)
+            weight[run] = weight.get(run, 0) + 1
+    total, seen, lane_of = sum(weight.values()), 0, {}
+    for run, n in weight.items():  # runs in their first order: a lane is a stretch of them
+        lane_of[run] = min(lanes - 1, seen * lanes // max(total, 1))
+        seen += n
+    out: list[list[tuple[str, list[list[str]]]]] = [[] for _ in range(lanes)]
+    for kind, pairs in batches:
+        split: list[list[list[str]]] = [[] for _ in range(lanes)]
+        for pair in pairs:
+            split[lane_of[_run_of(kind, pair)]].append(pair)
+        for lane, part in zip(out, split, strict=True):
+            if part:
+                lane.append((kind, sorted(part)))
+    return out
+
+
+def _run_of(kind: str, pair: list[str]) -> str:
+    return pair[0] if kind == PRODUCED else pair[1]
 
 
 # transaction bodies ------------------------------------------------------------------------

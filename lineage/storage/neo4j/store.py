@@ -55,6 +55,7 @@ from lineage.storage.neo4j.bulk import (
     artifact_props,
     chunks,
     edge_batches,
+    edge_lanes,
     event_rows,
     insert_events,
     merge_artifacts,
@@ -825,22 +826,80 @@ class Neo4jGraphStore:
         # 100,000-run push would otherwise hold its whole write set in the server's heap.
         # Each batch is idempotent, so an import cut short is completed by running it again.
         counts = {"runs": 0, "artifacts": 0, "versions": 0, "edges": 0, "events": 0}
+        edge_work = edge_lanes(edges)  # a bad edge refused before anything is written
         run_rows = [run_props(run) for run in unique(runs, lambda run: run.id)]
         self._index_flat("Run", run_rows)
         self._index_flat("ArtifactVersion", [flat_props("metadata", v.metadata) for v in versions])
-        for chunk in chunks(run_rows):
-            counts["runs"] += self._write(partial(merge_runs, rows=chunk, imported=True))
         artifact_rows = [artifact_props(a) for a in unique(artifacts, lambda a: a.key)]
-        for chunk in chunks(artifact_rows):
-            counts["artifacts"] += self._write(partial(merge_artifacts, rows=chunk))
-        for batch in chunks(unique(versions, lambda v: v.id)):
-            counts["versions"] += self._write(partial(merge_versions, versions=batch))
-        for kind, pairs in edge_batches(edges):
-            for part in chunks(pairs):
-                counts["edges"] += self._write(partial(merge_edges, kind=kind, pairs=part))
+        # runs beside artifacts and versions (no node in common), then the edges in two
+        # lanes split by run (edge_lanes): what the records are, not their order, is stored
+        self._lanes(
+            counts,
+            [
+                [("runs", partial(merge_runs, rows=c, imported=True)) for c in chunks(run_rows)],
+                [("artifacts", partial(merge_artifacts, rows=c)) for c in chunks(artifact_rows)]
+                + [
+                    ("versions", partial(merge_versions, versions=c))
+                    for c in chunks(unique(versions, lambda v: v.id))
+                ],
+            ],
+        )
+        self._lanes(
+            counts,
+            [
+                [
+                    ("edges", partial(merge_edges, kind=kind, pairs=part))
+                    for kind, pairs in lane
+                    for part in chunks(pairs)
+                ]
+                for lane in edge_work
+            ],
+        )
         for chunk in chunks(event_rows(events)):
             counts["events"] += self._write(partial(insert_events, rows=chunk))
         return counts
+
+    def _lanes(
+        self,
+        counts: dict[str, int],
+        lanes: Sequence[Sequence[tuple[str, Callable[[neo4j.ManagedTransaction], int]]]],
+    ) -> None:
+        """Each lane's transactions in order, adding their counts; two lanes at once (a
+        thread and a session each) when both have work and there are three transactions or
+        more: Neo4j runs a transaction on one core, and an import is the server's work, so
+        a second lane puts the second core to work. In this thread's open
+        :meth:`transaction`, one after the other in it."""
+        busy = [lane for lane in lanes if lane]
+        if self._open() is not None or len(busy) < 2 or sum(map(len, busy)) < 3:
+            for lane in busy:
+                for key, work in lane:
+                    counts[key] += self._write(work)
+            return
+        stop = threading.Event()  # a lane that failed: the other ends after its transaction
+        failed: list[BaseException] = []
+        totals = [dict.fromkeys(counts, 0) for _ in busy]
+
+        def write(lane: int) -> None:
+            try:
+                for key, work in busy[lane]:
+                    if stop.is_set():
+                        return
+                    totals[lane][key] += self._write(work)
+            except BaseException as exc:  # noqa: BLE001 -- raised again in the caller's thread
+                failed.append(exc)
+                stop.set()
+
+        others = [threading.Thread(target=write, args=(i,)) for i in range(1, len(busy))]
+        for thread in others:
+            thread.start()
+        write(0)
+        for thread in others:
+            thread.join()
+        if failed:
+            raise failed[0]
+        for total in totals:
+            for key, n in total.items():
+                counts[key] += n
 
     # finding by filter ---------------------------------------------------------------------
 
