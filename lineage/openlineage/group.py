@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol, cast, runtime_checkable
 
 from lineage.openlineage.ingest import Ingested, ingest
@@ -58,6 +58,7 @@ class _Deferred:
         self.blobs = blobs
         self.url = blobs.url
         self.pending: dict[str, bytes] = {}
+        self.started: list[Future[str]] = []  # start_flush's, waited for by flush
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.blobs, name)
@@ -84,8 +85,17 @@ class _Deferred:
                 del self.pending[digest]
             raise
 
+    def start_flush(self) -> None:
+        """Start storing the pending blobs in the background (:meth:`flush` waits for
+        them): Neo4j's group has them fsynced while its write statement runs."""
+        pending, self.pending = list(self.pending.values()), {}
+        self.started += [_flush_pool().submit(self.blobs.put_bytes, data) for data in pending]
+
     def flush(self, pool: ThreadPoolExecutor) -> None:
         """Store every pending blob durably (each fsynced as ``put_bytes`` does, at once)."""
+        started, self.started = self.started, []
+        for future in started:
+            future.result()  # those started before, durable too (or their error raised)
         pending, self.pending = list(self.pending.values()), {}
         if len(pending) == 1:
             self.blobs.put_bytes(pending[0])

@@ -432,6 +432,10 @@ def ingest_planned(
 
     def flush() -> None:
         nonlocal manifests
+        if not savepoints and callable(getattr(blobs, "start_flush", None)):
+            # Neo4j: the manifests fsynced while the write runs (durable before the commit:
+            # the group's flush waits for them); a failed write fails the whole group
+            blobs.start_flush()
         try:
             plan.flush()
         except Exception:
