@@ -8,7 +8,9 @@ locations it names; versions by digest and the newest of an input's artifact as 
 which each event updates in memory for the next: an input binds to a version an earlier
 event of the group produced, a run's second event sees its first. Then the group's new
 runs, versions, aliases and edges go in with one ``import_records``, its changed runs with
-one ``update_runs``, its locations with one ``add_locations``.
+one ``update_runs``, its locations with one ``add_locations``. A store with ``group_state``
+and ``write_planned`` (Neo4j: :mod:`lineage.storage.neo4j.state`) reads all of that state,
+and the versions the group will look up, in one call, and writes in one.
 
 - An event refused while mapped changes nothing: its changes to the group's state are undone
   (a journal), its manifests forgotten; the next event sees the state without it.
@@ -402,6 +404,8 @@ def _foreseen(
 
 
 def _digest(dataset: _Dataset, identity: Mapping[str, Any]) -> str:
+    """``_Dataset.manifest``'s digest, computed only (were the two to differ, the plan would
+    find no prefetched answer for the real digest and read it, as it did before)."""
     uri = dataset.location or ("openlineage:" + json.dumps([dataset.namespace, dataset.name]))
     text = json.dumps(identity, sort_keys=True, separators=(",", ":"))
     root, _ = encode_manifest([Entry(path="dataset", size=0, uri=uri, version_id=text)])
