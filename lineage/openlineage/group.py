@@ -28,7 +28,7 @@ import contextlib
 import copy
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol, cast, runtime_checkable
 
 from lineage.openlineage.ingest import Ingested, ingest
@@ -66,6 +66,7 @@ class _Deferred:
         self.blobs = blobs
         self.url = blobs.url
         self.pending: dict[str, bytes] = {}
+        self.started: list[Future[str]] = []  # start_flush's, waited for by flush
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.blobs, name)
@@ -92,9 +93,19 @@ class _Deferred:
                 del self.pending[digest]
             raise
 
+    def start_flush(self) -> None:
+        """Start storing the pending blobs in the background (:meth:`flush` waits for
+        them): Neo4j's group has them fsynced while its write statement runs."""
+        pending, self.pending = list(self.pending.values()), {}
+        self.started += [_flush_pool().submit(self.blobs.put_bytes, data) for data in pending]
+
     def flush(self, pool: ThreadPoolExecutor) -> None:
         """Store every pending blob durably: with one sync where the store journals small
-        blobs (a local one's ``put_bytes_many``), else each as ``put_bytes`` does, at once."""
+        blobs (a local one's ``put_bytes_many``), else each as ``put_bytes`` does, at once.
+        Those :meth:`start_flush` started before are waited for (or their error raised)."""
+        started, self.started = self.started, []
+        for future in started:
+            future.result()
         pending, self.pending = list(self.pending.values()), {}
         many = getattr(self.blobs, "put_bytes_many", None)
         if many is not None and len(pending) >= JOURNAL_MIN:

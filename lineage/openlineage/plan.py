@@ -8,7 +8,9 @@ locations it names; versions by digest and the newest of an input's artifact as 
 which each event updates in memory for the next: an input binds to a version an earlier
 event of the group produced, a run's second event sees its first. Then the group's new
 runs, versions, aliases and edges go in with one ``import_records``, its changed runs with
-one ``update_runs``, its locations with one ``add_locations``.
+one ``update_runs``, its locations with one ``add_locations``. A store with ``group_state``
+and ``write_planned`` (Neo4j: :mod:`lineage.storage.neo4j.state`) reads all of that state,
+and the versions the group will look up, in one call, and writes in one.
 
 - An event refused while mapped changes nothing: its changes to the group's state are undone
   (a journal), its manifests forgotten; the next event sees the state without it.
@@ -24,12 +26,15 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from lineage.errors import LineageError, TypeMismatch
+from lineage.hashing import hash_bytes
+from lineage.manifest import Entry, encode_manifest
 from lineage.openlineage.ingest import _SCAN, Ingested, _Dataset, _merge, _Run, ingest
 from lineage.openlineage.validation import event_kind
 from lineage.records import CONSUMED_BY, PRODUCED, ArtifactRecord, Edge, RunRecord, VersionRecord
@@ -119,21 +124,38 @@ class _Plan:
                 if (uri := dataset.location) is not None:
                     uris.append(uri)
         graph = self.graph
-        self.locations: dict[str, tuple[str, str]] = graph.find_locations(uris) if uris else {}
-        keys.extend(self.locations.values())
-        found = graph.artifact_states(keys) if keys else {}
+        self.by_digest: dict[tuple[str, str, str], VersionRecord | None] = {}
+        self.recent: dict[Key, list[VersionRecord]] = {}
+        read = getattr(graph, "group_state", None)  # all of it in one statement (Neo4j)
+        if read is not None:
+            digests, newest = _foreseen(runs)
+            state = read(uris, keys, ids, digests=digests, newest=newest, scan=_SCAN)
+            self.locations, found, runs_found = state.locations, state.artifacts, state.runs
+            up, down = state.ups, state.downs
+            keys.extend(self.locations.values())
+            # what with_digest and newest would read, for the keys they will be asked
+            for uri, project, name, digest in digests:
+                key = self.locations.get(uri, (project, name)) if uri else (project, name)
+                if key in found:
+                    self.by_digest[(*key, digest)] = state.digested.get((*key, digest))
+            self.recent.update(state.newest)
+        else:
+            self.locations = graph.find_locations(uris) if uris else {}
+            keys.extend(self.locations.values())
+            found = graph.artifact_states(keys) if keys else {}
         self.artifacts: dict[Key, Artifact | None] = {key: found.get(key) for key in keys}
         self.runs: dict[str, RunRecord | None] = dict.fromkeys(ids)
-        self.runs.update(graph.get_runs(ids) if ids else {})
+        self.runs.update((runs_found if read is not None else graph.get_runs(ids)) if ids else {})
         stored = [i for i, run in self.runs.items() if run is not None]
         self.ups: dict[str, set[str]] = {i: set() for i in stored}
         self.downs: dict[str, set[str]] = {i: set() for i in stored}
-        for source, target, _ in graph.expand_rows(stored, "up"):
+        if read is None:
+            up = [(s, t) for s, t, _ in graph.expand_rows(stored, "up")]
+            down = [(s, t) for s, t, _ in graph.expand_rows(stored, "down")]
+        for source, target in up:
             self.ups[target].add(source)
-        for source, target, _ in graph.expand_rows(stored, "down"):
+        for source, target in down:
             self.downs[source].add(target)
-        self.by_digest: dict[tuple[str, str, str], VersionRecord | None] = {}
-        self.recent: dict[Key, list[VersionRecord]] = {}
 
     # the state, read where the load did not ------------------------------------------------
 
@@ -333,22 +355,61 @@ class _Plan:
         graph = self.graph
         if self.new_runs or self.changed or self.versions or self.edges or self.claims:
             atomic = getattr(graph, "atomic", None)
+            # all of it but the metadata in one statement (Neo4j)
+            write = getattr(graph, "write_planned", None)
             with atomic() if atomic is not None else contextlib.nullcontext():
                 runs = [self.runs[i] for i in sorted(self.new_runs)]
-                counts = graph.import_records(runs=runs, versions=self.versions, edges=self.edges)
+                changed = {i: c for i, c in self.changed.items() if i not in self.new_runs}
+                if write is not None:
+                    counts = write(runs=runs, versions=self.versions, edges=self.edges,
+                                   changed=changed, locations=self.claims)  # fmt: skip
+                else:
+                    counts = graph.import_records(
+                        runs=runs, versions=self.versions, edges=self.edges
+                    )
                 # another writer's run or version of the same id: this group's state is stale
                 if counts["runs"] != len(runs) or counts["versions"] != len(self.versions):
                     raise _Stale(
                         f"{counts} stored of {len(runs)} runs, {len(self.versions)} versions"
                     )
-                changed = {i: c for i, c in self.changed.items() if i not in self.new_runs}
-                if changed:
+                if changed and write is None:
                     graph.update_runs(changed)
                 for version_id, metadata in self.metadata.items():
                     graph.update_version(version_id, {"metadata": metadata}, [])
-                if self.claims:
+                if self.claims and write is None:
                     graph.add_locations(self.claims)
         self._pending()
+
+
+def _foreseen(
+    runs: Sequence[_Run],
+) -> tuple[list[tuple[str | None, str, str, str]], list[tuple[str | None, str, str]]]:
+    """The digests the group's datasets will be looked up by (outputs, inputs naming a
+    version), ``(uri, project, name, digest)``, and the datasets whose newest versions an
+    input binds to, ``(uri, project, name)``: what a store reading the state in one
+    statement reads ahead (a digest computed as ``_Dataset.manifest`` does, not stored)."""
+    digests: list[tuple[str | None, str, str, str]] = []
+    newest: list[tuple[str | None, str, str]] = []
+    for run in runs:
+        for dataset in run.outputs:
+            digest = _digest(dataset, dataset.identity(run.id))
+            digests.append((dataset.location, dataset.project, dataset.artifact, digest))
+        for dataset in run.inputs:
+            if dataset.named_version is None:
+                newest.append((dataset.location, dataset.project, dataset.artifact))
+            else:
+                digest = _digest(dataset, dataset.identity(None))
+                digests.append((dataset.location, dataset.project, dataset.artifact, digest))
+    return digests, newest
+
+
+def _digest(dataset: _Dataset, identity: Mapping[str, Any]) -> str:
+    """``_Dataset.manifest``'s digest, computed only (were the two to differ, the plan would
+    find no prefetched answer for the real digest and read it, as it did before)."""
+    uri = dataset.location or ("openlineage:" + json.dumps([dataset.namespace, dataset.name]))
+    text = json.dumps(identity, sort_keys=True, separators=(",", ":"))
+    root, _ = encode_manifest([Entry(path="dataset", size=0, uri=uri, version_id=text)])
+    return hash_bytes(root)
 
 
 def ingest_planned(
@@ -375,6 +436,10 @@ def ingest_planned(
 
     def flush() -> None:
         nonlocal manifests
+        if not savepoints and callable(getattr(blobs, "start_flush", None)):
+            # Neo4j: the manifests fsynced while the write runs (durable before the commit:
+            # the group's flush waits for them); a failed write fails the whole group
+            blobs.start_flush()
         try:
             plan.flush()
         except Exception:

@@ -26,7 +26,10 @@ traversal, records included, in one round trip (a pruning BFS on the server). Ne
 The modules: ``store`` (the store and its reads), ``cypher`` (every query text), ``bulk``
 (the batched, idempotent writes that import and the single writes share), ``group`` (group
 commit: ``create_run``, ``add_edges`` and ``commit_version`` of concurrent callers share one
-transaction, each caller still answered on its own).
+transaction, each caller still answered on its own), ``state`` (a group of OpenLineage events:
+its state read in one statement, its writes in another, within ``transaction()``). The token
+lookup the server makes on every request is the one auto-commit read (one round trip, not
+retried).
 """
 
 from __future__ import annotations

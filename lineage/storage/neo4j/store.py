@@ -7,6 +7,7 @@ the graph model is drawn in :mod:`lineage.storage.neo4j`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -52,6 +53,7 @@ from lineage.storage import codec
 from lineage.storage.codec import TOKEN_FIELDS, VERSION_FIELDS
 from lineage.storage.graph import Direction, NewVersion
 from lineage.storage.neo4j.bulk import (
+    BATCH,
     artifact_props,
     chunks,
     edge_batches,
@@ -64,6 +66,7 @@ from lineage.storage.neo4j.bulk import (
     merge_versions,
     run_props,
     unique,
+    version_props,
 )
 from lineage.storage.neo4j.cypher import (
     ARTIFACT,
@@ -95,6 +98,14 @@ from lineage.storage.neo4j.filter import (
     where_cypher,
 )
 from lineage.storage.neo4j.group import GroupCommit, Write, write_group
+from lineage.storage.neo4j.state import (
+    READ,
+    READ_UNLOCKED,
+    WRITE,
+    GroupRead,
+    version_aliases,
+    version_artifacts,
+)
 from lineage.traversal import derived_triples
 
 __all__ = ["Neo4jGraphStore"]
@@ -249,7 +260,10 @@ class Neo4jGraphStore:
             return
         session = self._session()
         try:
-            tx = _Open(session, session.begin_transaction())
+            # BEGIN sent with the first statement, as execute_query sends it: a round trip
+            # fewer (the driver's flag; without it, BEGIN is a round trip of its own)
+            with getattr(session, "_pipelined_begin", contextlib.nullcontext()):
+                tx = _Open(session, session.begin_transaction())
         except BaseException as exc:
             session.close()
             if not isinstance(exc, _UNAVAILABLE):
@@ -343,6 +357,25 @@ class Neo4jGraphStore:
         try:
             with self._session() as session:
                 return session.execute_read(work)
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(
+                f"Neo4j at {self._shown} is unavailable: {_line(exc)}", url=self.url
+            ) from exc
+
+    def _autocommit(self, query: LiteralString, **params: Any) -> list[neo4j.Record]:
+        """One small read as an auto-commit transaction (within :meth:`transaction`, in
+        it): RUN and PULL sent together, one round trip where a managed read takes three
+        (BEGIN, RUN and PULL, COMMIT). Not retried: a server gone is StoreUnavailable."""
+        open_tx = self._open()
+        if open_tx is not None:
+            return list(open_tx.tx.run(query, params))
+        try:
+            with self._driver.session(
+                database=self._database,
+                bookmark_manager=self._bookmarks,
+                default_access_mode=neo4j.READ_ACCESS,
+            ) as session:
+                return list(session.run(query, params))
         except _UNAVAILABLE as exc:
             raise StoreUnavailable(
                 f"Neo4j at {self._shown} is unavailable: {_line(exc)}", url=self.url
@@ -1108,7 +1141,8 @@ class Neo4jGraphStore:
         )
 
     def find_token(self, digest: str) -> TokenRecord | None:
-        rows = self._rows(
+        # the server looks a token up on every request: one round trip, not three
+        rows = self._autocommit(
             "MATCH (t:Token {digest: $digest}) RETURN " + TOKEN + " AS t", digest=digest
         )
         return codec.decode_token(rows[0]["t"]) if rows else None
@@ -1199,6 +1233,100 @@ class Neo4jGraphStore:
                     rows=rows,
                 ).consume()
             )
+
+    # a group of OpenLineage events in two statements (lineage.storage.neo4j.state) ----------
+
+    def group_state(
+        self,
+        uris: Collection[str],
+        keys: Collection[tuple[str, str]],
+        ids: Collection[str],
+        *,
+        digests: Collection[tuple[str | None, str, str, str]] = (),
+        newest: Collection[tuple[str | None, str, str]] = (),
+        scan: int = 64,
+    ) -> GroupRead:
+        """What :meth:`find_locations` of ``uris``, :meth:`artifact_states` of ``keys`` and
+        of the artifacts at those locations, :meth:`get_runs` of ``ids`` and the ``(source,
+        target)`` pairs of the edges entering and leaving those runs answer, in one
+        statement (within :meth:`transaction`, the artifacts locked first, as
+        ``artifact_states`` locks them). With them, for datasets ``(uri, project, name,
+        ...)`` stored under their location's artifact if it has one, else their own: the
+        committed version of each ``digest`` (``versions_with_digests``) and the ``scan``
+        newest committed versions of each of ``newest`` (``list_versions``), of the
+        artifacts that exist."""
+        query = READ if self._open() is not None else READ_UNLOCKED
+        params = {
+            "uris": list(dict.fromkeys(uris)),
+            "keys": sorted({f"{p}/{n}" for p, n in keys}),
+            "ids": sorted(set(ids)),
+            "digests": [[u, f"{p}/{n}", d] for u, p, n, d in dict.fromkeys(digests)],
+            "newest": [[u, f"{p}/{n}"] for u, p, n in dict.fromkeys(newest)],
+            "scan": scan,
+        }
+
+        def work(tx: neo4j.ManagedTransaction) -> neo4j.Record:
+            return tx.run(query, params).single(strict=True)
+
+        found = self._write(work) if self._open() is not None else self._read(work)
+        locations = {uri: (project, name) for uri, project, name in found["locations"]}
+        artifacts = {(p, n): (t, i, top, at) for p, n, t, i, top, at in found["artifacts"]}
+        return GroupRead(
+            locations=locations,
+            artifacts=artifacts,
+            runs={run.id: run for run in codec.decode_runs(found["runs"])},
+            ups=[(source, target) for source, target in found["ups"]],
+            downs=[(source, target) for source, target in found["downs"]],
+            digested={
+                (v.project, v.name, v.digest): v for v in codec.decode_versions(found["digested"])
+            },
+            newest={(p, n): codec.decode_versions(rows) for p, n, rows in found["newest"]},
+        )
+
+    def write_planned(
+        self,
+        *,
+        runs: Sequence[RunRecord],
+        versions: Sequence[VersionRecord],
+        edges: Sequence[Edge],
+        changed: Mapping[str, Mapping[str, Any]],
+        locations: Iterable[tuple[str, str, str]],
+    ) -> dict[str, int]:
+        """``import_records(runs=, versions=, edges=)``, ``update_runs(changed)`` and
+        ``add_locations(locations)`` in one statement; the counts ``import_records``
+        answers (``runs`` and ``versions``). Within :meth:`transaction` that is one round
+        trip; a group past ``BATCH`` rows of a kind, or a change of a run's config or
+        summary (flattened run by run), takes those calls."""
+        run_rows = [run_props(run) for run in unique(runs, lambda run: run.id)]
+        versions = unique(versions, lambda v: v.id)
+        batches = dict(edge_batches(edges))
+        claims = list(locations)
+        location_rows = [{"uri": uri, "project": p, "name": n} for uri, p, n in claims]
+        flat = any({"config", "summary"} & set(change) for change in changed.values())
+        if flat or max(len(run_rows), len(versions), len(edges), len(location_rows)) > BATCH:
+            counts = self.import_records(runs=runs, versions=versions, edges=edges)
+            if changed:
+                self.update_runs(changed)
+            self.add_locations(claims)
+            return counts
+        self._index_flat("Run", run_rows)
+        self._index_flat("ArtifactVersion", [flat_props("metadata", v.metadata) for v in versions])
+        params: dict[str, list[Any]] = {
+            "runs": sorted(run_rows, key=lambda row: str(row["id"])),
+            "artifacts": version_artifacts(versions),
+            "versions": [version_props(v) for v in versions],
+            "aliases": version_aliases(versions),
+            "produced": sorted(batches.get(PRODUCED, [])),
+            "consumed": sorted(batches.get(CONSUMED_BY, [])),
+            "changed": [
+                {"id": run_id, "props": codec.encode_run_changes(change)}
+                for run_id, change in sorted(changed.items())
+                if change
+            ],
+            "locations": location_rows,
+        }
+        found = self._write(lambda tx: tx.run(WRITE, params).single(strict=True))
+        return {"runs": found["runs"], "versions": found["versions"]}
 
 
 # flattened documents (lineage.storage.neo4j.filter) ----------------------------------------
