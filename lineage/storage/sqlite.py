@@ -247,9 +247,9 @@ _BY_DIGEST = (
     "WHERE v.state = 'committed' ORDER BY v.idx DESC"
 )
 _NEWEST_OF = (  # ? = [project, name, digest] each: those and the artifact's largest index
-    "SELECT i.p, i.n, (SELECT max(idx) FROM versions WHERE project = i.p AND name = i.n), "
-    "i.d FROM (SELECT json_extract(value, '$[0]') AS p, json_extract(value, '$[1]') AS n, "
-    "json_extract(value, '$[2]') AS d FROM json_each(?)) i"
+    "SELECT i.p, i.n, (SELECT idx FROM versions WHERE project = i.p AND name = i.n "
+    "ORDER BY idx DESC LIMIT 1), i.d FROM (SELECT json_extract(value, '$[0]') AS p, "
+    "json_extract(value, '$[1]') AS n, json_extract(value, '$[2]') AS d FROM json_each(?)) i"
 )
 _EACH_ARTIFACT = (  # ? = a JSON array of [project, name] pairs
     "(SELECT json_extract(value, '$[0]') AS project, json_extract(value, '$[1]') AS name "
