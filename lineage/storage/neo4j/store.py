@@ -13,6 +13,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from functools import partial
 from typing import Any, LiteralString, TypeVar, cast
@@ -81,6 +82,8 @@ from lineage.storage.neo4j.cypher import (
     SPARSE_VERSION_FIELDS,
     TOKEN,
     TREE,
+    TREE_TRIPLES,
+    TREE_VERSIONS,
     VERSION_DENSE_FIELDS,
     VERSION_ROWS,
     VERSIONS,
@@ -388,6 +391,9 @@ class Neo4jGraphStore:
         return self._read(partial(_collect, query=query, **params))
 
     def close(self) -> None:
+        helper: ThreadPoolExecutor | None = self.__dict__.get("_helper_pool")
+        if helper is not None:
+            helper.shutdown()
         self._driver.close()
 
     # runs ----------------------------------------------------------------------------------
@@ -791,12 +797,32 @@ class Neo4jGraphStore:
             )
             return versions, derived_triples(edges), truncated
         # one row always (aggregates over nothing): an unknown root gives empty columns
-        found = self._read(lambda tx: tx.run(TREE, root=root).single(strict=True))
+        if self._open() is not None:  # inside a transaction: one query, in it
+            found = self._read(lambda tx: tx.run(TREE, root=root).single(strict=True))
+            triples = found["triples"]
+        else:  # the triples on another of the server's threads, meanwhile
+            pending = self._helper().submit(
+                self._read, lambda tx: tx.run(TREE_TRIPLES, root=root).single(strict=True)
+            )
+            try:
+                found = self._read(lambda tx: tx.run(TREE_VERSIONS, root=root).single(strict=True))
+            finally:
+                triples = pending.result()["triples"]
         return (
             _version_columns(found["versions"], found["artifacts"]),
-            list(zip(*found["triples"], strict=True)),
+            list(zip(*triples, strict=True)),
             False,
         )
+
+    def _helper(self) -> ThreadPoolExecutor:
+        """The thread that runs the other half of a query split in two (``tree_rows``)."""
+        helper: ThreadPoolExecutor | None = self.__dict__.get("_helper_pool")
+        if helper is None:
+            fresh = ThreadPoolExecutor(1, thread_name_prefix="lineage-neo4j")
+            helper = self.__dict__.setdefault("_helper_pool", fresh)
+            if helper is not fresh:
+                fresh.shutdown()
+        return helper
 
     def derive_rows(self, ids: Collection[str]) -> list[tuple[str, str | None, str]]:
         """One generation of a derivation tree in one round trip: ``(version, output, run)``
