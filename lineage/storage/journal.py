@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 from lineage.hashing import hash_bytes
 
-__all__ = ["FOLDER", "MAGIC", "Journal", "encode", "orphans", "records"]
+__all__ = ["FOLDER", "MAGIC", "Journal", "encode", "fsync_dir", "orphans", "records"]
 
 FOLDER = "journal"
 MAGIC = b"LJ1\n"
@@ -80,7 +80,7 @@ class Journal:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             path = os.path.join(folder, name)
             os.replace(staged, path)
-            _fsync_dir(folder)
+            fsync_dir(folder)
         except BaseException:
             os.close(fd)
             with contextlib.suppress(FileNotFoundError):
@@ -133,7 +133,8 @@ def orphans(folder: str) -> Iterator[tuple[str, int]]:
         yield path, fd
 
 
-def _fsync_dir(path: str) -> None:
+def fsync_dir(path: str) -> None:
+    """``fsync`` a folder: the names made or removed in it are durable."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         os.fsync(fd)

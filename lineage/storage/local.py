@@ -421,10 +421,10 @@ class LocalBlobStore:
                 os.replace(temp, final)
             except FileNotFoundError:  # the first blob under this prefix
                 os.makedirs(folder, exist_ok=True)
-                _fsync_dir(str(self.root))  # the new folder's own name
+                journal.fsync_dir(str(self.root))  # the new folder's own name
                 os.replace(temp, final)
         # also when it was there: its writer may not have synced the name yet
-        _fsync_dir(folder)
+        journal.fsync_dir(folder)
 
     # reads ---------------------------------------------------------------------------------
 
@@ -501,14 +501,6 @@ def _clone(src: int, dst: int) -> bool:
             return False
         raise
     return True
-
-
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _syncfs(path: Path) -> None:

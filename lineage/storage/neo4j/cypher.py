@@ -42,6 +42,7 @@ __all__ = [
     "TREE_VERSIONS",
     "VERSIONS",
     "VERSION_DENSE_FIELDS",
+    "VERSION_ROW",
     "VERSION_ROWS",
     "limit_clause",
     "run_filters",
@@ -101,14 +102,18 @@ LOCK: LiteralString = "SET a._lock = true REMOVE a._lock"
 # dominates a big answer (a lineage of 100,000 records), the server's does not.
 RUNS: LiteralString = "RETURN collect(" + _list("r", RUN_FIELDS) + ") AS rows"
 _ALIASES_OF_V: LiteralString = "COLLECT { MATCH (l:Alias {version: v.id}) RETURN l.alias }"
-# a version's fields, its artifact's type, the aliases that point at it (for one version)
-VERSIONS: LiteralString = (
-    "MATCH (a:Artifact {key: v.project + '/' + v.name}) RETURN collect(["
+# a version ``v``'s fields in VERSION_FIELDS order, its artifact ``a``'s type, the aliases
+# that point at it (for one version)
+VERSION_ROW: LiteralString = (
+    "["
     + ", ".join(
         "a.type" if f == "type" else _ALIASES_OF_V if f == "aliases" else f"v.{f}"
         for f in VERSION_FIELDS
     )
-    + "]) AS rows"
+    + "]"
+)
+VERSIONS: LiteralString = (
+    "MATCH (a:Artifact {key: v.project + '/' + v.name}) RETURN collect(" + VERSION_ROW + ") AS rows"
 )
 # the same for many versions: their own fields (null for type and aliases) and id, then one lookup
 # per artifact for its type and aliases (two index seeks per version fewer: a 100,000-version

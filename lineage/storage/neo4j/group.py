@@ -38,7 +38,7 @@ from lineage.records import CONSUMED_BY, PRODUCED, VersionRecord
 from lineage.storage import codec
 from lineage.storage.graph import NewVersion
 from lineage.storage.neo4j.bulk import version_props
-from lineage.storage.neo4j.cypher import LOCK
+from lineage.storage.neo4j.cypher import LOCK, VERSION_ROW
 
 __all__ = [
     "GATHER",
@@ -290,18 +290,6 @@ def _made(new: NewVersion, row: list[Any]) -> list[Any]:
     ]
 
 
-_V_FIELDS: LiteralString = (
-    "["
-    + ", ".join(
-        "a.type"
-        if f == "type"
-        else "COLLECT { MATCH (l:Alias {version: v.id}) RETURN l.alias }"
-        if f == "aliases"
-        else f"v.{f}"
-        for f in codec.VERSION_FIELDS
-    )
-    + "]"
-)
 _RUNS: LiteralString = (
     "CALL () { UNWIND $runs AS row MERGE (r:Run {id: row.id}) "
     "WITH r, row, r.project IS NULL AS fresh SET r += CASE WHEN fresh THEN row ELSE {} END } "
@@ -348,7 +336,7 @@ COMMIT: LiteralString = (
     "RETURN v.id AS made, v.created_at AS made_at } "
     "WITH row, a, type, index, made, made_at, existing "
     "OPTIONAL CALL (a, existing) { MATCH (v:ArtifactVersion {id: existing}) RETURN "
-    + _V_FIELDS
+    + VERSION_ROW
     + " AS version } "
     "RETURN collect([row.key, type, made IS NOT NULL, version, index, made_at]) AS rows"
 )

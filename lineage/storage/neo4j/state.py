@@ -32,10 +32,9 @@ from lineage.records import RunRecord, VersionRecord
 from lineage.storage.codec import (
     RUN_FIELDS,
     RUN_UPDATES_ON_IMPORT,
-    VERSION_FIELDS,
     VERSION_UPDATES_ON_IMPORT,
 )
-from lineage.storage.neo4j.cypher import LOCK
+from lineage.storage.neo4j.cypher import LOCK, VERSION_ROW
 
 __all__ = [
     "READ",
@@ -61,20 +60,6 @@ def _map(var: str, fields: tuple[str, ...]) -> LiteralString:
 # stays the best one, and planning a statement this long takes 0.2-2 s on a busy 2-CPU
 # machine (the store growing from empty, Neo4j would plan them again every 10 s or so)
 _REPLAN: LiteralString = "CYPHER replan=skip "
-
-# a version's fields in VERSION_FIELDS order (its artifact ``a``'s type, its aliases)
-_VERSION: LiteralString = (
-    "["
-    + ", ".join(
-        "a.type"
-        if f == "type"
-        else "COLLECT { MATCH (l:Alias {version: v.id}) RETURN l.alias }"
-        if f == "aliases"
-        else f"v.{f}"
-        for f in VERSION_FIELDS
-    )
-    + "]"
-)
 
 
 def _read(lock: bool) -> LiteralString:
@@ -103,7 +88,7 @@ def _read(lock: bool) -> LiteralString:
         "CALL (a, digest) { MATCH (v:ArtifactVersion {digest: digest}) "
         "WHERE v.project = a.project AND v.name = a.name AND v.state = 'committed' "
         "RETURN v ORDER BY v.index LIMIT 1 } "
-        "RETURN collect(" + _VERSION + ") AS digested } "
+        "RETURN collect(" + VERSION_ROW + ") AS digested } "
         "CALL (locations, keys) { UNWIND $newest AS row "
         "WITH row, [x IN locations WHERE x[0] = row[0] | x[1] + '/' + x[2]] AS at "
         "WITH DISTINCT coalesce(at[0], row[1]) AS key "
@@ -111,7 +96,7 @@ def _read(lock: bool) -> LiteralString:
         "CALL (a) { MATCH (v:ArtifactVersion {project: a.project, name: a.name}) "
         "WHERE v.state = 'committed' "
         "WITH v ORDER BY v.index DESC LIMIT $scan "
-        "RETURN collect(" + _VERSION + ") AS versions } "
+        "RETURN collect(" + VERSION_ROW + ") AS versions } "
         "RETURN collect([a.project, a.name, versions]) AS newest } "
         "CALL () { UNWIND $ids AS id MATCH (r:Run {id: id}) WHERE r.project IS NOT NULL "
         "RETURN collect(" + _fields("r", RUN_FIELDS) + ") AS runs } "
