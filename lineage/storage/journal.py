@@ -75,7 +75,8 @@ class Journal:
         and renamed in, so that no replay ever sees it before it is locked."""
         name = os.urandom(8).hex() + ".log"
         staged = os.path.join(temp, name)
-        fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC
+        fd = os.open(staged, flags, 0o644)  # data, not a program (os.open's default is 0o777)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             path = os.path.join(folder, name)

@@ -51,6 +51,7 @@ def test_put_bytes_many_stores_each_blob_once(tmp_path: Path) -> None:
     # the journal holds the two new blobs, once each, until it is retired
     (name,) = journals(tmp_path)
     content = (tmp_path / journal.FOLDER / name).read_bytes()
+    assert (tmp_path / journal.FOLDER / name).stat().st_mode & 0o111 == 0  # not executable
     assert [d for d, _ in journal.records(content)] == digests[:2]
     assert store.retire_journal()
     assert journals(tmp_path) == []
