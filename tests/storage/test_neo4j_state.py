@@ -12,7 +12,6 @@ from typing import Any
 
 import networkx as nx
 import pytest
-from conftest import Neo4jServer
 from neo4j._sync.io._bolt._common import Outbox
 
 from lineage.hashing import hash_bytes
@@ -55,7 +54,7 @@ class Wire:
 
 
 @pytest.fixture
-def neo4j_service(neo4j_server: Neo4jServer, tmp_path: Path) -> Iterator[Service]:
+def neo4j_service(neo4j_server: Any, tmp_path: Path) -> Iterator[Service]:
     neo4j_server.wipe()
     opened = open_service(neo4j_server.uri, str(tmp_path / "neo4j-blobs"))
     try:
