@@ -183,6 +183,10 @@ def check_json(value: Any, what: str = "metadata") -> dict[str, Any]:
     >>> check_json({"loss": float("nan"), "lr": numpy.float32(0.5)}, "summary")
     {'loss': nan, 'lr': 0.5}
     """
+    if type(value) is dict:  # JSON as json.loads makes it: checked in one quick pass
+        quick = _quick_json(value)
+        if quick is not None:
+            return quick
     if value is None:
         return {}
     if not isinstance(value, Mapping):
@@ -197,6 +201,41 @@ def check_json(value: Any, what: str = "metadata") -> dict[str, Any]:
             f"{what} is {size} bytes as JSON; at most {MAX_METADATA_BYTES} allowed"
         )
     return plain
+
+
+class _NotQuick(Exception):
+    pass
+
+
+def _quick_json(value: dict[str, Any]) -> dict[str, Any] | None:
+    """What :func:`check_json` makes of plain ASCII JSON within the limits (exact types, not
+    ABCs; one encoding instead of two: a third of the time), or None for anything else,
+    which the full check takes, and words any refusal of."""
+    try:
+        plain = _quick(value, 0)
+        text = json.dumps(plain, ensure_ascii=False)
+    except (_NotQuick, ValueError, RecursionError):
+        return None
+    # ASCII: the text check_json measures, and no lone surrogate
+    if not text.isascii() or len(text) > MAX_METADATA_BYTES:
+        return None
+    return plain  # type: ignore[no-any-return]
+
+
+def _quick(value: Any, depth: int) -> Any:
+    if depth > MAX_METADATA_DEPTH:
+        raise _NotQuick
+    kind = type(value)
+    if kind is str or kind is int or kind is float or kind is bool or value is None:
+        return value
+    if kind is dict:
+        for key in value:
+            if type(key) is not str:
+                raise _NotQuick
+        return {key: _quick(value[key], depth + 1) for key in sorted(value)}
+    if kind is list:
+        return [_quick(item, depth + 1) for item in value]
+    raise _NotQuick
 
 
 def json_value(value: Any) -> Any:

@@ -35,7 +35,7 @@ from typing import Any
 from lineage.errors import InvalidMetadata, InvalidName
 from lineage.hashing import hash_bytes
 from lineage.manifest import Entry, encode_manifest, write_manifest
-from lineage.names import MAX_METADATA_BYTES, MAX_METADATA_DEPTH, check_json, check_name
+from lineage.names import check_json, check_name
 from lineage.openlineage.naming import internal_name, location
 from lineage.openlineage.validation import InvalidEvent, event_kind, event_time, run_id
 from lineage.records import (
@@ -118,7 +118,7 @@ class _Dataset:
             if item.get(extra):
                 own[extra] = item[extra]
         try:
-            self.metadata = _check_json({"openlineage": own}, "dataset facets")
+            self.metadata = check_json({"openlineage": own}, "dataset facets")
         except InvalidMetadata as error:
             raise InvalidEvent(str(error), field=f"{where}.facets") from None
 
@@ -252,7 +252,7 @@ class _Run:
         if self.original_id != self.id:
             facets["runId"] = self.original_id
         try:
-            self.facets = _check_json(facets, "run facets")
+            self.facets = check_json(facets, "run facets")
         except InvalidMetadata as error:
             raise InvalidEvent(str(error), field="run.facets") from None
         failure = run_facets.get("errorMessage")
@@ -401,42 +401,6 @@ class _Run:
         merged = _merge(version.metadata, dataset.metadata, newer=False)
         if merged != version.metadata:
             self.graph.update_version(version.id, {"metadata": merged}, [])
-
-
-class _NotPlain(Exception):
-    pass
-
-
-def _check_json(value: Mapping[str, Any], what: str) -> dict[str, Any]:
-    """:func:`~lineage.names.check_json` of JSON as ``json.loads`` made it (a checked
-    event's): the same value, in a third of the time (exact types, not ABCs; one encoding
-    instead of two). Whatever is not plain ASCII JSON within the limits goes to
-    ``check_json`` itself, which words any refusal."""
-    try:
-        plain = _plain(value, 0)
-        text = json.dumps(plain, ensure_ascii=False)
-    except (_NotPlain, ValueError, RecursionError):
-        return check_json(value, what)
-    # ASCII: the text check_json measures, and no lone surrogate
-    if not text.isascii() or len(text) > MAX_METADATA_BYTES:
-        return check_json(value, what)
-    return plain  # type: ignore[no-any-return]
-
-
-def _plain(value: Any, depth: int) -> Any:
-    if depth > MAX_METADATA_DEPTH:
-        raise _NotPlain
-    kind = type(value)
-    if kind is str or kind is int or kind is float or kind is bool or value is None:
-        return value
-    if kind is dict:
-        for key in value:
-            if type(key) is not str:
-                raise _NotPlain
-        return {key: _plain(value[key], depth + 1) for key in sorted(value)}
-    if kind is list:
-        return [_plain(item, depth + 1) for item in value]
-    raise _NotPlain
 
 
 def _lineage_facet(facets: Mapping[str, Any], key: str, default: Any) -> Any:
