@@ -168,17 +168,22 @@ class _Dataset:
             out["schema"] = fields
         return out
 
+    def entries(self, identity: Mapping[str, Any]) -> list[Entry]:
+        """The version's reference manifest: one entry naming the dataset's location."""
+        uri = self.location or ("openlineage:" + json.dumps([self.namespace, self.name]))
+        text = json.dumps(identity, sort_keys=True, separators=(",", ":"))
+        return [Entry(path="dataset", size=0, uri=uri, version_id=text)]
+
+    def digest(self, identity: Mapping[str, Any]) -> str:
+        """The digest of the version's reference manifest (nothing stored)."""
+        root, _ = encode_manifest(self.entries(identity))
+        return hash_bytes(root)
+
     def manifest(self, service: Service, identity: Mapping[str, Any]) -> str:
         """The digest of the version's reference manifest, stored if new."""
-        uri = location(self.namespace, self.name) or (
-            "openlineage:" + json.dumps([self.namespace, self.name])
-        )
-        text = json.dumps(identity, sort_keys=True, separators=(",", ":"))
-        entries = [Entry(path="dataset", size=0, uri=uri, version_id=text)]
-        root, _ = encode_manifest(entries)
-        digest = hash_bytes(root)
+        digest = self.digest(identity)
         if service.blobs.missing([digest]):
-            digest = write_manifest(service.blobs, entries)
+            digest = write_manifest(service.blobs, self.entries(identity))
         return digest
 
     def find(self, service: Service, digest: str) -> VersionRecord | None:

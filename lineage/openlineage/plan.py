@@ -26,15 +26,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from lineage.errors import LineageError, TypeMismatch
-from lineage.hashing import hash_bytes
-from lineage.manifest import Entry, encode_manifest
 from lineage.openlineage.ingest import _SCAN, Ingested, _Dataset, _merge, _Run, ingest
 from lineage.openlineage.validation import event_kind
 from lineage.records import CONSUMED_BY, PRODUCED, ArtifactRecord, Edge, RunRecord, VersionRecord
@@ -392,24 +389,15 @@ def _foreseen(
     newest: list[tuple[str | None, str, str]] = []
     for run in runs:
         for dataset in run.outputs:
-            digest = _digest(dataset, dataset.identity(run.id))
+            digest = dataset.digest(dataset.identity(run.id))
             digests.append((dataset.location, dataset.project, dataset.artifact, digest))
         for dataset in run.inputs:
             if dataset.named_version is None:
                 newest.append((dataset.location, dataset.project, dataset.artifact))
             else:
-                digest = _digest(dataset, dataset.identity(None))
+                digest = dataset.digest(dataset.identity(None))
                 digests.append((dataset.location, dataset.project, dataset.artifact, digest))
     return digests, newest
-
-
-def _digest(dataset: _Dataset, identity: Mapping[str, Any]) -> str:
-    """``_Dataset.manifest``'s digest, computed only (were the two to differ, the plan would
-    find no prefetched answer for the real digest and read it, as it did before)."""
-    uri = dataset.location or ("openlineage:" + json.dumps([dataset.namespace, dataset.name]))
-    text = json.dumps(identity, sort_keys=True, separators=(",", ":"))
-    root, _ = encode_manifest([Entry(path="dataset", size=0, uri=uri, version_id=text)])
-    return hash_bytes(root)
 
 
 def ingest_planned(
