@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -29,16 +28,6 @@ from lineage.storage.neo4j.bulk import edge_batches, edge_lanes, merge_edges
 from lineage.storage.sqlite import SQLiteGraphStore
 
 pytestmark = pytest.mark.neo4j
-
-
-@pytest.fixture
-def store(neo4j_server: Any) -> Iterator[Neo4jGraphStore]:
-    neo4j_server.wipe()
-    graph = Neo4jGraphStore(
-        neo4j_server.uri, user=neo4j_server.user, password=neo4j_server.password
-    )
-    yield graph
-    graph.close()
 
 
 def _history(runs: int, seed: int = 3) -> dict[str, Any]:

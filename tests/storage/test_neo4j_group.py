@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,16 +21,6 @@ from lineage.storage.neo4j.group import GroupCommit, Write
 from lineage.storage.sqlite import SQLiteGraphStore
 
 pytestmark = pytest.mark.neo4j
-
-
-@pytest.fixture
-def store(neo4j_server: Any) -> Iterator[Neo4jGraphStore]:
-    neo4j_server.wipe()
-    graph = Neo4jGraphStore(
-        neo4j_server.uri, user=neo4j_server.user, password=neo4j_server.password
-    )
-    yield graph
-    graph.close()
 
 
 def _new(name: str, digest: int, run: str, type_: str = "model") -> NewVersion:
