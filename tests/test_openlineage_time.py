@@ -25,6 +25,7 @@ from server_process import ServerProcess
 from test_browser import CHROMIUM, CHROMIUM_ARGS
 
 from lineage.cli import cli
+from lineage.cli.main import when as local_time
 from lineage.openlineage import internal_name, run_id
 from lineage.records import VersionRecord
 from lineage.server.app import open_service
@@ -185,6 +186,17 @@ def test_an_input_binds_to_the_version_made_at_its_event_time(server: Server, pa
     assert all(v.created_at > seconds(stamp(12)) for v in versions if v.created_by)
     observed = made[None]
     assert observed.event_at == seconds(stamp(8))
+    # GraphQL answers the same times (a remote client's records: the same records)
+    query = "query($ref: String!) { artifactVersion(ref: $ref) { eventTime createdAt } }"
+    for version in versions:
+        answer = httpx.post(
+            f"{server.url}/graphql",
+            json={"query": query, "variables": {"ref": version.ref}},
+            headers={"Authorization": f"Bearer {server.read}"},
+            timeout=30,
+        ).json()
+        shown = answer["data"]["artifactVersion"]
+        assert datetime.fromisoformat(shown["eventTime"]).timestamp() == version.event_at
     # the observation (08:00) does not take `latest` from the version made at 11:00
     latest = server.service.latest(internal_name(story.namespace), internal_name("table"))
     assert latest is not None and latest.created_by == run_id(late)
@@ -259,6 +271,12 @@ def test_the_version_page_shows_the_event_time_and_the_name_sent(server: Server)
     )
     (version,) = server.service.run_io(run_id(producer))[1]
     assert version.name != name  # the ref's safe name is another
+    shown = CliRunner().invoke(
+        cli, ["--store", server.store, "--blobs", server.blobs, "show", version.ref]
+    )
+    assert version.event_at == seconds(stamp(9))
+    assert shown.exit_code == 0, shown.output
+    assert f"event time   {local_time(version.event_at)}" in shown.output, shown.output
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:

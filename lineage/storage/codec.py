@@ -309,7 +309,7 @@ def decode_version_map(
     versions = {}
     # the one loop a 130,000-version tree answer spends its decoding in: no string built,
     # no global looked up per row
-    at, new = _ID, version_record
+    at, new, made = _ID, version_record, _EVENT_AT
     for row, meta in zip(rows, loads_many([row[_METADATA] for row in rows]), strict=True):
         kind = types.get((row[0], row[1]))
         if kind is not None:
@@ -319,7 +319,7 @@ def decode_version_map(
             versions[ref] = new(
                 row[0], row[1], kind, row[3], row[4], row[5], row[6], meta, row[8],
                 tuple(sorted(held)) if held else (), row[10], row[11], row[12],
-                _tag_tuple(tags) if tags else (), row[_EVENT_AT],
+                _tag_tuple(tags) if tags else (), row[made],
             )  # fmt: skip
     return versions
 
