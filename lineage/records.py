@@ -110,12 +110,21 @@ class VersionRecord:
     created_at: float = 0.0
     state: str = "committed"
     tags: tuple[str, ...] = ()
+    # the eventTime of the OpenLineage event that produced (or observed) it; None for a
+    # version the SDK logged, whose created_at is when it was made. created_at is when it
+    # was stored, which for a replayed or out-of-order event is later.
+    event_at: float | None = None
 
     @property
     def id(self) -> str:
         return version_id(self.project, self.name, self.index)
 
     ref = id
+
+    @property
+    def made_at(self) -> float:
+        """When it was made: its event time if it has one, else when it was stored."""
+        return self.created_at if self.event_at is None else self.event_at
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -219,6 +228,7 @@ def version_record(
     created_at: float,
     state: str,
     tags: tuple[str, ...] = (),
+    event_at: float | None = None,
 ) -> VersionRecord:
     """``VersionRecord(...)`` with every field given."""
     record = _new(VersionRecord)
@@ -237,6 +247,7 @@ def version_record(
     fields["created_at"] = created_at
     fields["state"] = state
     fields["tags"] = tags
+    fields["event_at"] = event_at
     return record
 
 

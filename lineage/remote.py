@@ -77,7 +77,7 @@ _BY_NAME: dict[str, type[LineageError]] = {
 RUN = """id project name jobType state config summary tags notes host startedAt finishedAt
 error code { commit dirty remote script command } user facets parent { id }"""
 VERSION = """project name type index digest size fileCount metadata description aliases state
-createdAt createdBy { id } tags"""
+createdAt createdBy { id } tags eventTime"""
 GRAPH = f"""nodes {{ id kind ref run {{ {RUN} }} artifactVersion {{ {VERSION} }} }}
 edges {{ source target kind run {{ id }} }} truncated root"""
 
@@ -140,6 +140,7 @@ def _version(data: Mapping[str, Any]) -> VersionRecord:
         created_at=_time(data["createdAt"]) or 0.0,
         state=str(data["state"]).lower(),
         tags=tuple(data.get("tags") or ()),
+        event_at=_time(data.get("eventTime")),
     )
 
 

@@ -101,7 +101,7 @@ def snapshot(service: Service) -> dict[str, Any]:
     for a in service.artifacts():
         for v in graph.list_versions(a.project, a.name, include_deleted=True):
             at = None if v.created_by else v.created_at  # a produced version: the clock's
-            versions[v.id] = (v.digest, v.metadata, v.created_by, at, v.state, a.type)
+            versions[v.id] = (v.digest, v.metadata, v.created_by, at, v.state, a.type, v.event_at)
     aliases = {
         (a.project, a.name): [(n, v.id) for n, v in graph.list_aliases(a.project, a.name)]
         for a in service.artifacts()

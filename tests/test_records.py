@@ -31,6 +31,7 @@ VERSION = VersionRecord(
     created_by="r1",
     created_at=1.5,
     state="deleted",
+    event_at=1.25,
 )
 
 

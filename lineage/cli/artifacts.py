@@ -98,6 +98,8 @@ def show(ctx: Context, ref: str, files: bool, as_json: bool, as_of: str | None =
     click.echo(f"  size         {size(record.size)} in {record.file_count} files")
     click.echo(f"  aliases      {', '.join(record.aliases) or '-'}")
     click.echo(f"  created      {when(record.created_at)} by run {record.created_by}")
+    if record.event_at is not None:  # made by an OpenLineage event, maybe before it was stored
+        click.echo(f"  event time   {when(record.event_at)}")
     if record.description:
         click.echo(f"  description  {record.description}")
     if record.metadata:

@@ -170,6 +170,7 @@ def node_line(node: Node) -> dict[str, Any]:
             "aliases": list(version.aliases), "created_by": version.created_by,
             "created_at": version.created_at, "state": version.state,
             "metadata": version.metadata, "description": version.description,
+            "event_at": version.event_at,  # its OpenLineage event's time (None: the SDK's)
         }  # fmt: skip
     if run is not None:
         line |= {

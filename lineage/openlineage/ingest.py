@@ -12,9 +12,19 @@ The mapping (Marquez's, with artifact versions):
   ``version`` facet where present, else by the schema facet and the producing run (without
   a schema facet, by the producing run); the dataset's facets are the version's metadata,
   under ``openlineage``;
-- an input binds to the version its ``version`` facet names, else to the newest version
-  made at or before the event's time by another run; one never seen before is recorded as
-  an *observed* version, made by no run.
+- a version keeps the time it was made, ``event_at``: the ``eventTime`` of the earliest
+  event that produced (or observed) it, whatever order the events arrive in (its
+  ``created_at`` is when it was stored: for a replayed or late event, later). A version the
+  SDK logged has none: it was made when it was stored, its ``created_at``
+  (:attr:`~lineage.records.VersionRecord.made_at` is the one or the other);
+- an input binds to the version its ``version`` facet names, else to the version of another
+  run made most recently at or before the event's time (of the 64 newest by number; of two
+  made at the same time, the later-numbered). If every version was made after the event's
+  time, the input read one that lineage never saw made: it is recorded as an *observed*
+  version, made by no run (one with the same schema observed before is reused), which does
+  not take ``latest`` from the versions made after it. Binding a version made later would
+  put the consumer downstream of a run that had not happened yet. A dataset never seen
+  before is recorded the same way.
 
 Event semantics: events of one run are cumulative, in any order, any number of times.
 ``START``/``RUNNING``/``OTHER`` leave a run ``running``; ``COMPLETE`` finishes it,
@@ -50,7 +60,7 @@ from lineage.records import (
 from lineage.service import Service
 from lineage.storage.graph import NewVersion
 
-__all__ = ["STATES", "Ingested", "dataset_ref", "ingest"]
+__all__ = ["STATES", "Ingested", "bound", "dataset_ref", "ingest"]
 
 logger = logging.getLogger(__name__)
 
@@ -192,13 +202,29 @@ class _Dataset:
                 return version
         return None
 
-    def observed(self, service: Service, at: float, *, empty: bool = False) -> VersionRecord:
+    def made_at(self, at: float) -> float:
+        """When the version an event at ``at`` names was made: the time lineage's own export
+        wrote in its ``lineage`` facet (a version made before the run's event), else ``at``."""
+        facet = self.facets.get("lineage")
+        made = facet.get("eventTime") if isinstance(facet, Mapping) else None
+        if isinstance(made, str):
+            try:
+                return _seconds(made)
+            except ValueError:
+                pass
+        return at
+
+    def observed(
+        self, service: Service, at: float, *, empty: bool = False, newer: bool = False
+    ) -> VersionRecord:
         """The version an input names, or one made by no run, recorded as seen (``empty``:
-        the artifact has no version yet)."""
+        the artifact has no version yet; ``newer``: it has one made after ``at``, which
+        keeps ``latest``)."""
         digest = self.manifest(service, self.identity(None))
         found = None if empty else self.find(service, digest)
         if found is not None:
             return found
+        made = self.made_at(at)
         index = (
             0
             if empty
@@ -214,7 +240,8 @@ class _Dataset:
             file_count=1,
             metadata=self.metadata,
             created_at=at,
-            aliases=("latest",),
+            aliases=() if newer else ("latest",),
+            event_at=made,
         )
         service.graph.import_records(versions=[version])
         return version
@@ -356,10 +383,11 @@ class _Run:
                     metadata=dataset.metadata,
                     run_id=self.id,
                     at=self.at,
+                    event_at=dataset.made_at(self.at),
                 )
             )
             if not created:
-                self._merge_metadata(version, dataset)
+                version = self._merge_metadata(version, dataset)
                 if version.id not in made and not self.service.reaches(self.id, version.id, "up"):
                     self.graph.add_edges([Edge(source=self.id, target=version.id, kind=PRODUCED)])
             found.append(version)
@@ -393,19 +421,48 @@ class _Run:
             versions = self.graph.list_versions(
                 dataset.project, dataset.artifact, newest_first=True, limit=_SCAN
             )
-            others = [v for v in versions if v.created_by != self.id]
-            for version in others:
-                if version.created_at <= self.at:
-                    return version
-            if others:  # all stored after the event's time (a late or replayed event)
-                return others[0]
-            return dataset.observed(self.service, self.at, empty=not versions)
+            found, newer = bound(versions, self.id, self.at)
+            if found is not None:
+                return found
+            return dataset.observed(self.service, self.at, empty=not versions, newer=newer)
         return dataset.observed(self.service, self.at)
 
-    def _merge_metadata(self, version: VersionRecord, dataset: _Dataset) -> None:
-        merged = _merge(version.metadata, dataset.metadata, newer=False)
-        if merged != version.metadata:
-            self.graph.update_version(version.id, {"metadata": merged}, [])
+    def _merge_metadata(self, version: VersionRecord, dataset: _Dataset) -> VersionRecord:
+        changes = version_changes(version, dataset, self.at)
+        if changes:
+            return self.graph.update_version(version.id, changes, [])
+        return version
+
+
+def bound(
+    versions: Sequence[VersionRecord], run: str, at: float
+) -> tuple[VersionRecord | None, bool]:
+    """The version (of ``versions``, newest first) an input of ``run``'s event at ``at``
+    binds to, if one is old enough; and whether another run made one after ``at``."""
+    best: VersionRecord | None = None
+    newer = False
+    for version in versions:
+        if version.created_by == run:
+            continue  # what the run wrote is not what it read
+        made = version.made_at
+        if made > at:
+            newer = True
+        elif best is None or (made, version.index) > (best.made_at, best.index):
+            best = version
+    return best, newer
+
+
+def version_changes(version: VersionRecord, dataset: _Dataset, at: float) -> dict[str, Any]:
+    """What an event at ``at`` that produced the stored ``version`` again changes of it:
+    metadata it adds, and its time if the event is earlier (events arrive in any order)."""
+    changes: dict[str, Any] = {}
+    merged = _merge(version.metadata, dataset.metadata, newer=False)
+    if merged != version.metadata:
+        changes["metadata"] = merged
+    made = dataset.made_at(at)
+    if version.event_at is not None and made < version.event_at:
+        changes["event_at"] = made
+    return changes
 
 
 def _lineage_facet(facets: Mapping[str, Any], key: str, default: Any) -> Any:

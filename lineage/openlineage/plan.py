@@ -32,7 +32,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from lineage.errors import LineageError, TypeMismatch
-from lineage.openlineage.ingest import _SCAN, Ingested, _Dataset, _merge, _Run, ingest
+from lineage.openlineage.ingest import (
+    _SCAN,
+    Ingested,
+    _Dataset,
+    _Run,
+    bound,
+    ingest,
+    version_changes,
+)
 from lineage.openlineage.validation import event_kind
 from lineage.records import CONSUMED_BY, PRODUCED, ArtifactRecord, Edge, RunRecord, VersionRecord
 from lineage.service import Service
@@ -73,6 +81,10 @@ class _Journal:
             items.add(item)
             self.undo.append((items, item, _ADDED))
 
+    def set(self, items: list[Any], i: int, item: Any) -> None:
+        self.undo.append((items, i, items[i]))
+        items[i] = item
+
     def append(self, items: list[Any], item: Any) -> None:
         items.append(item)
         self.undo.append((items, None, _APPENDED))
@@ -107,7 +119,7 @@ class _Plan:
         self.changed: dict[str, dict[str, Any]] = {}
         self.versions: list[VersionRecord] = []
         self.edges: list[Edge] = []
-        self.metadata: dict[str, Any] = {}
+        self.metadata: dict[str, dict[str, Any]] = {}  # changes of stored versions, by id
         self.claims: list[tuple[str, str, str]] = []
 
     def load(self, runs: Sequence[_Run]) -> None:
@@ -259,7 +271,7 @@ class _Plan:
                 if stored is not None:
                     if stored.id not in made:
                         raise _Fallback  # its edge needs the cycle check's walk
-                    found.append(self._merge_metadata(stored, dataset))
+                    found.append(self._merge_metadata(stored, dataset, event.at))
                     continue
             at = max(event.at, time.time())
             index = 0
@@ -270,7 +282,7 @@ class _Plan:
             version = VersionRecord(
                 project=key[0], name=key[1], type=dataset.type, index=index, digest=digest,
                 size=0, file_count=1, metadata=dataset.metadata, aliases=("latest",),
-                created_by=event.id, created_at=at,
+                created_by=event.id, created_at=at, event_at=dataset.made_at(event.at),
             )  # fmt: skip
             self._made(version)
             self.journal.append(self.edges, Edge(source=event.id, target=version.id, kind=PRODUCED))
@@ -278,13 +290,25 @@ class _Plan:
             found.append(version)
         return found
 
-    def _merge_metadata(self, version: VersionRecord, dataset: _Dataset) -> VersionRecord:
-        merged = _merge(version.metadata, dataset.metadata, newer=False)
-        if merged == version.metadata:
+    def _merge_metadata(
+        self, version: VersionRecord, dataset: _Dataset, at: float
+    ) -> VersionRecord:
+        changes = version_changes(version, dataset, at)
+        if not changes:
             return version
-        version = dataclasses.replace(version, metadata=merged)
-        self.journal.put(self.metadata, version.id, merged)
-        self.journal.put(self.by_digest, (version.project, version.name, version.digest), version)
+        version = dataclasses.replace(version, **changes)
+        j = self.journal
+        key = (version.project, version.name)
+        made = [i for i, v in enumerate(self.versions) if v.id == version.id]
+        if made:  # not written yet: written as it is now
+            j.set(self.versions, made[0], version)
+        else:
+            j.put(self.metadata, version.id, {**self.metadata.get(version.id, {}), **changes})
+        if key in self.recent:  # what a later input of the group binds to sees its time
+            j.put(
+                self.recent, key, [version if v.id == version.id else v for v in self.recent[key]]
+            )
+        j.put(self.by_digest, (*key, version.digest), version)
         return version
 
     def _inputs(self, event: _Run, fresh: bool, outputs: set[str]) -> list[VersionRecord]:
@@ -314,16 +338,15 @@ class _Plan:
         key = (dataset.project, dataset.artifact)
         if dataset.named_version is None:
             versions = self.newest(key)
-            others = [v for v in versions if v.created_by != event.id]
-            for version in others:
-                if version.created_at <= event.at:
-                    return version
-            if others:  # all stored after the event's time (a late or replayed event)
-                return others[0]
-            return self._observed(dataset, event.at, empty=not versions)
+            found, newer = bound(versions, event.id, event.at)
+            if found is not None:
+                return found
+            return self._observed(dataset, event.at, empty=not versions, newer=newer)
         return self._observed(dataset, event.at, empty=False)
 
-    def _observed(self, dataset: _Dataset, at: float, *, empty: bool) -> VersionRecord:
+    def _observed(
+        self, dataset: _Dataset, at: float, *, empty: bool, newer: bool = False
+    ) -> VersionRecord:
         key = (dataset.project, dataset.artifact)
         digest = dataset.manifest(self.service, dataset.identity(None))
         found = None if empty else self.with_digest(key, digest)
@@ -339,7 +362,8 @@ class _Plan:
             index = stored
         version = VersionRecord(
             project=key[0], name=key[1], type=dataset.type, index=index, digest=digest,
-            size=0, file_count=1, metadata=dataset.metadata, created_at=at, aliases=("latest",),
+            size=0, file_count=1, metadata=dataset.metadata, created_at=at,
+            aliases=() if newer else ("latest",), event_at=dataset.made_at(at),
         )  # fmt: skip
         self._made(version)
         return version
@@ -371,8 +395,8 @@ class _Plan:
                     )
                 if changed and write is None:
                     graph.update_runs(changed)
-                for version_id, metadata in self.metadata.items():
-                    graph.update_version(version_id, {"metadata": metadata}, [])
+                for version_id, changes in self.metadata.items():
+                    graph.update_version(version_id, changes, [])
                 if self.claims and write is None:
                     graph.add_locations(self.claims)
         self._pending()

@@ -174,6 +174,17 @@ def _shown(value: object) -> object:
     return value
 
 
+def sent_name(metadata: Mapping[str, Any] | None) -> tuple[str, str] | None:
+    """The OpenLineage ``(namespace, name)`` a dataset's version came in with, verbatim
+    (what the page heads with; its ref holds the safe names derived from them)."""
+    came = (metadata or {}).get("openlineage")
+    if isinstance(came, Mapping):
+        namespace, name = came.get("namespace"), came.get("name")
+        if isinstance(namespace, str) and isinstance(name, str):
+            return namespace, name
+    return None
+
+
 _env = jinja2.Environment(
     loader=jinja2.PackageLoader("lineage.server", "templates"),
     autoescape=True,
@@ -194,6 +205,7 @@ _env.globals.update(
     file_url=file_url,
     type_colour=type_colour,
     runs_href=runlist.href,
+    sent_name=sent_name,
 )
 _templates = Jinja2Templates(env=_env)
 
@@ -336,6 +348,7 @@ def _artifact_data(svc: Service, project: str, name: str) -> dict[str, Any]:
     events = svc.events(f"{project}/{name}")
     return {
         "artifact": artifact,
+        "sent": sent_name(shown[0].metadata) if shown else None,
         "description": _own_description(svc, artifact, events),
         "versions": shown,
         "more_versions": total - len(shown),

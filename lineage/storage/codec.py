@@ -84,18 +84,19 @@ RUN_UPDATES = frozenset(
     | {"started_at", "parent", "facets"}  # what a late OpenLineage event of a run may say
 )
 RUN_UPDATES_ON_IMPORT = ("state", "summary", "finished_at", "error")
-VERSION_UPDATES = frozenset({"metadata", "description", "tags"})
+VERSION_UPDATES = frozenset({"metadata", "description", "tags"} | {"event_at"})
 VERSION_UPDATES_ON_IMPORT = ("metadata", "description", "state", "tags")
 
 _RUN_JSON = frozenset({"config", "summary", "code", "facets"})
 RUN_LISTS = frozenset({"tags"})  # flat as a list of str (SQLite keeps it as JSON text)
-_TIMES = frozenset({"started_at", "finished_at", "created_at", "at"})
+_TIMES = frozenset({"started_at", "finished_at", "created_at", "at", "event_at"})
 # positions in field order, for the decoders (whose record constructors name every field)
 _R = {name: i for i, name in enumerate(RUN_FIELDS)}
 _V = {name: i for i, name in enumerate(VERSION_FIELDS)}
 _TAGS = _R["tags"]
 _METADATA, _ALIASES, _VTAGS = _V["metadata"], _V["aliases"], _V["tags"]
 _ID = len(VERSION_FIELDS)  # where decode_version_map's rows carry the version's id
+_EVENT_AT = _V["event_at"]
 _OLD, _NEW = EVENT_FIELDS.index("old"), EVENT_FIELDS.index("new")
 
 
@@ -289,7 +290,7 @@ def decode_versions(rows: Iterable[Sequence[Any]]) -> list[VersionRecord]:
             version_record(
                 row[0], row[1], row[2], row[3], row[4], row[5], row[6], meta, row[8],
                 tuple(sorted(held)) if held else (), row[10], row[11], row[12],
-                tuple(tags) if tags else (),
+                tuple(tags) if tags else (), row[_EVENT_AT] if len(row) > _EVENT_AT else None,
             )
         )  # fmt: skip
     return versions
@@ -308,7 +309,7 @@ def decode_version_map(
     versions = {}
     # the one loop a 130,000-version tree answer spends its decoding in: no string built,
     # no global looked up per row
-    at, new = _ID, version_record
+    at, new, made = _ID, version_record, _EVENT_AT
     for row, meta in zip(rows, loads_many([row[_METADATA] for row in rows]), strict=True):
         kind = types.get((row[0], row[1]))
         if kind is not None:
@@ -318,7 +319,7 @@ def decode_version_map(
             versions[ref] = new(
                 row[0], row[1], kind, row[3], row[4], row[5], row[6], meta, row[8],
                 tuple(sorted(held)) if held else (), row[10], row[11], row[12],
-                _tag_tuple(tags) if tags else (),
+                _tag_tuple(tags) if tags else (), row[made],
             )  # fmt: skip
     return versions
 

@@ -91,6 +91,7 @@ class NewVersion:
     description: str | None = None
     run_id: str
     at: float
+    event_at: float | None = None  # the producing OpenLineage event's time
 
 
 class GraphStore(Protocol):

@@ -108,6 +108,7 @@ CREATE TABLE IF NOT EXISTS versions (
     created_at REAL NOT NULL,
     state TEXT NOT NULL,
     tags TEXT,
+    event_at REAL,
     UNIQUE (project, name, idx)
 );
 CREATE INDEX IF NOT EXISTS versions_digest_key ON versions
@@ -292,6 +293,10 @@ class SQLiteGraphStore:
                 have = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
                 if column not in have:
                     db.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT")
+            for table, column in _ADDED_REAL_COLUMNS:  # REAL: TEXT would store a time as text
+                have = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+                if column not in have:
+                    db.execute(f"ALTER TABLE {table} ADD COLUMN {column} REAL")
             db.execute("CREATE INDEX IF NOT EXISTS runs_parent ON runs (parent)")
             # the digest index keyed by the whole digest, before versions_digest_key (SCHEMA)
             db.execute("DROP INDEX IF EXISTS versions_digest")
@@ -568,7 +573,7 @@ class SQLiteGraphStore:
                 project=new.project, name=new.name, type=new.type, index=index,
                 digest=new.digest, size=new.size, file_count=new.file_count,
                 metadata=new.metadata, description=new.description,
-                created_by=new.run_id, created_at=at,
+                created_by=new.run_id, created_at=at, event_at=new.event_at,
             )  # fmt: skip
             vid = created.id
             db.execute(_VERSION_INSERT, [*_version_row(created), vid])
@@ -1403,6 +1408,7 @@ _ADDED_COLUMNS = (
     ("runs", "parent"),
     ("runs", "facets"),
 )
+_ADDED_REAL_COLUMNS = (("versions", "event_at"),)
 
 
 def _version_row(version: VersionRecord) -> list[Any]:

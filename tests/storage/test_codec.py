@@ -29,7 +29,7 @@ RUN = RunRecord(
 VERSION = VersionRecord(
     project="p", name="m", type="model", index=3, digest="d" * 64, size=11, file_count=2,
     metadata={"k": [1, 2]}, description="desc", aliases=("best", "latest"), created_by="r1",
-    created_at=4.5, state="deleted", tags=("round3",),
+    created_at=4.5, state="deleted", tags=("round3",), event_at=3.5,
 )  # fmt: skip
 EVENT = Event(
     project="p", target="p/m:v3", kind="alias", at=5.5, actor="me", old={"a": 1}, new=[2],

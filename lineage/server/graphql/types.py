@@ -379,6 +379,13 @@ class ArtifactVersion:
         assert at is not None
         return at
 
+    @field(
+        "When the OpenLineage event that produced (or observed) it says it was made; null for "
+        "a version the SDK logged, made when it was stored (createdAt)."
+    )
+    def event_time(self) -> datetime | None:
+        return _time(self.record.event_at)
+
     @field("The run that created this version.")
     async def created_by(self, info: Info) -> Run | None:
         if self.record.created_by is None:
@@ -442,6 +449,7 @@ bulk.shape(
     tags=bulk.texts("$record.tags"),
     state=bulk.enumeration(VersionState, "$record.state"),
     createdAt=bulk.time("$record.created_at"),
+    eventTime=bulk.maybe_time("$record.event_at"),
 )
 
 

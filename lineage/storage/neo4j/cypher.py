@@ -227,6 +227,7 @@ SPARSE_VERSION_FIELDS: dict[str, LiteralString] = {
     "description": "v.description IS NOT NULL",
     "state": "v.state <> 'committed'",
     "tags": "size(v.tags) > 0",
+    "event_at": "v.event_at IS NOT NULL",  # OpenLineage's versions only
 }
 VERSION_DENSE_FIELDS = tuple(
     f for f in VERSION_STORED if f not in ("project", "name", "index", *SPARSE_VERSION_FIELDS)

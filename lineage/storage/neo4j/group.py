@@ -225,7 +225,7 @@ def commit_rows(commits: Sequence[NewVersion]) -> list[dict[str, Any]]:
                 project=new.project, name=new.name, type=new.type, index=0,
                 digest=new.digest, size=new.size, file_count=new.file_count,
                 metadata=new.metadata, description=new.description,
-                created_by=new.run_id, created_at=max(new.at, now),
+                created_by=new.run_id, created_at=max(new.at, now), event_at=new.event_at,
             )
         )  # fmt: skip
         del props["id"], props["index"]
@@ -281,7 +281,7 @@ def _made(new: NewVersion, row: list[Any]) -> list[Any]:
             project=new.project, name=new.name, type=new.type, index=index,
             digest=new.digest, size=new.size, file_count=new.file_count,
             metadata=new.metadata, description=new.description,
-            created_by=new.run_id, created_at=at,
+            created_by=new.run_id, created_at=at, event_at=new.event_at,
         )
     )  # fmt: skip
     return [
