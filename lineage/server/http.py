@@ -75,8 +75,12 @@ class HttpProtocol(HttpToolsProtocol):
         if self._fields > MAX_HEADERS:
             self._refuse(431, f"more than {MAX_HEADERS} header fields")
         self._count(len(name) + len(value))
-        if self._in_head and name.lower() == b"host":
-            self._hosts += 1
+        if self._in_head:
+            known = name.lower()
+            if known == b"host":
+                self._hosts += 1
+            elif known == b"transfer-encoding" and value.rstrip(b" \t").lower() != b"chunked":
+                self._refuse(501, "Transfer-Encoding other than chunked is not supported")
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
@@ -85,9 +89,6 @@ class HttpProtocol(HttpToolsProtocol):
             self._refuse(505, f"HTTP/{version} is not supported: send HTTP/1.1")
         if self._hosts > 1 or (self._hosts == 0 and version == "1.1"):
             self._refuse(400, "an HTTP/1.1 request has exactly one Host header")
-        for name, value in self.headers:
-            if name == b"transfer-encoding" and value.lower() != b"chunked":
-                self._refuse(501, "Transfer-Encoding other than chunked is not supported")
         self._in_head = False
         self._received = 0
         super().on_headers_complete()
