@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import json
 import os
 import platform
@@ -127,9 +126,10 @@ LINEAGE_QUERY = (REPO / "graphql" / "queries" / "upstream_lineage.graphql").read
 HELLO = """
 import sys
 import uvicorn
+from lineage.server.http import HTTP, LOOP
 from lineage.server.serving import _run
 config = uvicorn.Config("hello_app:app", host="127.0.0.1", port=int(sys.argv[1]),
-                        workers=int(sys.argv[2]))
+                        workers=int(sys.argv[2]), http=HTTP, loop=LOOP)
 _run(config)
 """
 HELLO_APP = """
@@ -584,7 +584,10 @@ def machine() -> str:
         ),
         platform.processor(),
     )
-    http = "httptools" if importlib.util.find_spec("httptools") else "h11"
+    from lineage.server import http as served
+
+    loop = served.LOOP
+    http = f"{served.HTTP.rpartition(':')[2]} ({served.__name__}), loop {loop}"
     return (
         f"{os.cpu_count()} cores ({cpu}), Linux {platform.release()}, Python "
         f"{platform.python_version()}, httpx {httpx.__version__}, uvicorn's HTTP: {http}"

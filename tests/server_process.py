@@ -166,10 +166,16 @@ def _serve(store: str, blobs: str, port: int, log: Path, crash_after: int, crash
     import uvicorn
 
     from lineage.server.app import create_app
+    from lineage.server.http import HTTP, LOOP
 
     app = create_app(store, blobs)
     config = uvicorn.Config(
-        _Faults(app, log, crash_after, crash_on), host=HOST, port=port, log_level="warning"
+        _Faults(app, log, crash_after, crash_on),
+        host=HOST,
+        port=port,
+        log_level="warning",
+        http=HTTP,  # as `lineage server` reads requests
+        loop=LOOP,
     )
     server = uvicorn.Server(config)
 

@@ -35,6 +35,7 @@ from lineage.server.app import (
     open_service,
 )
 from lineage.server.auth import is_loopback
+from lineage.server.http import HTTP, LOOP
 
 __all__ = ["app_from_env", "background", "serve"]
 
@@ -93,6 +94,8 @@ def serve(
             host=host,
             port=port,
             workers=workers,
+            http=HTTP,
+            loop=LOOP,
         )
     )
 
@@ -180,7 +183,9 @@ def background(
     ...     httpx.post(f"{url}/graphql", json={"query": "{ projects { name } }"})
     """
     app = create_app(store, blobs, **options)
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level="warning", lifespan="on", http=HTTP, loop=LOOP
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="lineage-server", daemon=True)
     thread.start()
