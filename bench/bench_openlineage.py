@@ -12,6 +12,10 @@ events/s (OpenLineage) and runs/s (both; a run is two events), the median of ``-
 - ``single``: one event per POST to ``/api/v1/lineage``, as the openlineage-python HTTP
   transport sends them. The goal is judged on this figure, with 8 clients.
 - ``batch``: the same events, 50 per POST to ``/api/v1/lineage/batch`` (not the goal).
+- ``async``: the same events emitted by one openlineage-python client through its
+  ``AsyncHttpTransport`` (one event per POST, up to ``--concurrent`` requests in flight, a
+  run's COMPLETE held until its START was answered): the client's high-throughput mode,
+  from one process. Measured with 1 client only (it is one client already sending many).
 - ``server CPU``: CPU seconds the server process used per event (user + system), a figure
   that depends less on what else the machine runs than events/s do.
 
@@ -149,6 +153,61 @@ def bench_batch(url: str, token: str, runs: int, clients: int, size: int = 50) -
     return len(events) / seconds
 
 
+def client_event(event: dict[str, Any]) -> Any:
+    """``event`` as the openlineage-python client's RunEvent (what an integration emits)."""
+    from openlineage.client import event_v2 as ol
+    from openlineage.client.facet_v2 import schema_dataset
+
+    def dataset(kind: type[Any], d: dict[str, Any]) -> Any:
+        facets = {}
+        if "schema" in d.get("facets", {}):
+            fields = d["facets"]["schema"]["fields"]
+            facets["schema"] = schema_dataset.SchemaDatasetFacet(
+                fields=[
+                    schema_dataset.SchemaDatasetFacetFields(f["name"], f["type"]) for f in fields
+                ]
+            )
+        return kind(d["namespace"], d["name"], facets=facets)
+
+    return ol.RunEvent(
+        eventType=ol.RunState(event["eventType"]),
+        eventTime=event["eventTime"],
+        producer=event["producer"],
+        run=ol.Run(runId=event["run"]["runId"]),
+        job=ol.Job(namespace=event["job"]["namespace"], name=event["job"]["name"]),
+        inputs=[dataset(ol.InputDataset, d) for d in event["inputs"]],
+        outputs=[dataset(ol.OutputDataset, d) for d in event["outputs"]],
+    )
+
+
+def bench_async(url: str, token: str, runs: int, concurrent: int) -> float:
+    """Events/s of one openlineage-python client emitting through its AsyncHttpTransport,
+    from the first ``emit`` until every event was answered (each must be stored)."""
+    from openlineage.client.transport.async_http import AsyncHttpConfig, AsyncHttpTransport
+    from openlineage.client.transport.http import ApiKeyTokenProvider
+
+    tag = uuid.uuid4().hex[:6]
+    events = [client_event(json.loads(e)) for i in range(runs) for e in run_events(tag, i)]
+    config = AsyncHttpConfig(
+        url=url,
+        auth=ApiKeyTokenProvider({"apiKey": token}),
+        timeout=60,
+        max_concurrent_requests=concurrent,
+    )
+    transport = AsyncHttpTransport(config)
+    start = time.perf_counter()
+    for event in events:
+        transport.emit(event)
+    if not transport.wait_for_completion(timeout=600):
+        raise RuntimeError(f"AsyncHttpTransport: events left after 600 s: {transport.get_stats()}")
+    seconds = time.perf_counter() - start
+    transport.close()
+    stats = transport.get_stats()
+    if stats.get("failed") or stats.get("success") != len(events):
+        raise RuntimeError(f"AsyncHttpTransport did not store every event: {stats}")
+    return len(events) / seconds
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of a process and its child processes so far (Linux: /proc;
     the workers of ``--workers``)."""
@@ -266,6 +325,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-sdk", action="store_true", help="leave out the SDK baseline (a quicker run)"
     )
+    parser.add_argument(
+        "--concurrent",
+        type=int,
+        default=100,
+        help="requests in flight of the async cell (AsyncHttpTransport's default: 100)",
+    )
     args = parser.parse_args(argv)
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"{platform.machine()} {_cpu_model()}, {os.cpu_count()} cores, load average {load}")
@@ -321,6 +386,20 @@ def main(argv: list[str] | None = None) -> int:
                     if not args.no_sdk:
                         sdk.append(bench_sdk(server.url, token, args.runs // 4, clients, scratch))
                 sdk = sdk or [float("nan")]
+                if clients == 1:
+                    asynced, async_cpu = [], []
+                    for _ in range(args.rounds):
+                        before = cpu_seconds(pid)
+                        asynced.append(bench_async(server.url, token, args.runs, args.concurrent))
+                        async_cpu.append((cpu_seconds(pid) - before) / (2 * args.runs))
+                    print(
+                        f"{kind:6} workers={args.workers} 1 client, AsyncHttpTransport "
+                        f"({args.concurrent} in flight): "
+                        f"{statistics.median(asynced):6.0f} events/s "
+                        f"(server CPU {1000 * statistics.median(async_cpu):.2f} ms/event); "
+                        f"rounds {' '.join(f'{x:.0f}' for x in asynced)}",
+                        flush=True,
+                    )
                 ol, sdk_runs = statistics.median(single), statistics.median(sdk)
                 load = os.getloadavg()[0]
                 print(
