@@ -23,11 +23,11 @@ times the rows a second). The copies by value have a mark of their own
 by a writer once 50,000 rows wait, or by the next filter, in its write transaction, before it
 reads. A random value (a loss) lands on a random page of the copy: merged a batch at a time,
 each batch of a 1M-run import rewrote a page a leaf all over a tree larger than the page
-cache; merged 50,000 rows at a time, each page once a merge. A row inserted by another program (an older lineage) is caught up
-by the next writer, or by the next filter before it reads (one read tells). Updates and
-deletes are kept by triggers on the records' tables (:func:`leaves_schema`), whoever writes,
-in the side table and (rows within its mark) in its copy.
-A store made before the side table gets it filled on open (and the first side tables,
+cache; merged 50,000 rows at a time, each page once a merge. A row inserted by another
+program (an older lineage) is caught up by the next writer, or by the next filter before it
+reads (one read tells). Updates and deletes are kept by triggers on the records' tables
+(:func:`leaves_schema`), whoever writes, in the side table and (rows within its mark) in its
+copy. A store made before the side table gets it filled on open (and the first side tables,
 ``run_leaves``/``version_leaves``, keyed by text ids in three indexes, are dropped). The
 rowid of a table without an ``INTEGER PRIMARY KEY`` stays put for lineage's writes (no
 ``REPLACE``, no ``VACUUM``); SQLite does not promise that a ``VACUUM`` keeps them, so a
