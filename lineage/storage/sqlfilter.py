@@ -4,12 +4,13 @@ Each scalar leaf of ``config``, ``summary`` and ``metadata`` and each tag is als
 side table (``run_leaf``, ``version_leaf``: ``(rid, key, value)``, ``rid`` the record's
 rowid, the key ``config.lr``, ``summary.eval.loss`` or ``tag``; the value a number, a string,
 or a boolean as the blob ``x'00'``/``x'01'``). The table is clustered on ``(rid, key,
-value)`` (``WITHOUT ROWID``) with one more index, ``(key, value, rid)``: two B-tree writes a
-leaf, the first one appended (a new record's rowid is the largest). SQLite orders numbers
-before strings before blobs, so a kind is a range of the index: numbers ``value < ''``,
-strings ``'' <= value < x''``. A comparison on a key is then an index range of that key,
-``runs.rowid IN (SELECT rid FROM run_leaf WHERE key = ? AND value < ? ...)``, never a read of
-each row's JSON; ``and``, ``or`` and ``not`` combine such sets. A leaf exists only for a
+value)`` (``WITHOUT ROWID``: a new record's rowid is the largest, so its leaves are
+appended), and a copy of it, ``run_leaf_by_value``/``version_leaf_by_value``, is clustered on
+``(key, value, rid)``. SQLite orders numbers before strings before blobs, so a kind is a range
+of the copy: numbers ``value < ''``, strings ``'' <= value < x''``. A comparison on a key is
+then a range of that key, ``runs.rowid IN (SELECT rid FROM run_leaf_by_value WHERE key = ?
+AND value < ? ...)``, never a read of each row's JSON; ``and``, ``or`` and ``not`` combine
+such sets (a probe of one row's leaves reads the side table itself). A leaf exists only for a
 value of its kind, so a comparison holds only when the value is of the literal's kind, and
 missing is false: ``not`` means what it says.
 
@@ -17,10 +18,16 @@ New rows get their leaves set-based: the meta key ``run_leaf_done`` (:data:`DONE
 largest rowid whose row has them, and each writer that inserts rows catches up, in its own
 transaction, every row past it (one ``INSERT ... SELECT``, in the table's order), so an
 import of 5,000 runs writes its leaves at once rather than from a trigger row by row (three
-times the rows a second). A row inserted by another program (an older lineage) is caught up
-by the next writer, or by the next filter before it reads (one read tells). Updates and
-deletes are kept by triggers on the records' tables (:func:`leaves_schema`), whoever writes.
-A store made before the side table gets it filled on open (and the first side tables,
+times the rows a second). The copies by value have a mark of their own
+(``run_leaf_by_value_done``): the leaves past it are merged in key order (:func:`merge_sql`)
+by a writer once 50,000 rows wait, or by the next filter, in its write transaction, before it
+reads. A random value (a loss) lands on a random page of the copy: merged a batch at a time,
+each batch of a 1M-run import rewrote a page a leaf all over a tree larger than the page
+cache; merged 50,000 rows at a time, each page once a merge. A row inserted by another
+program (an older lineage) is caught up by the next writer, or by the next filter before it
+reads (one read tells). Updates and deletes are kept by triggers on the records' tables
+(:func:`leaves_schema`), whoever writes, in the side table and (rows within its mark) in its
+copy. A store made before the side table gets it filled on open (and the first side tables,
 ``run_leaves``/``version_leaves``, keyed by text ids in three indexes, are dropped). The
 rowid of a table without an ``INTEGER PRIMARY KEY`` stays put for lineage's writes (no
 ``REPLACE``, no ``VACUUM``); SQLite does not promise that a ``VACUUM`` keeps them, so a
@@ -43,12 +50,16 @@ from typing import Any
 from lineage.filters import NULLABLE, And, Compare, Field, Filter, Not, Or, Order
 
 __all__ = [
+    "BY_VALUE",
+    "BY_VALUE_DONE",
     "DONE",
     "LEAVES",
     "OLD_LEAVES",
     "Columns",
+    "by_value",
     "drop_old_leaves",
     "leaves_schema",
+    "merge_sql",
     "number_range",
     "order_leaf_key",
     "order_sql",
@@ -91,6 +102,10 @@ LEAVES = {
 }
 # the meta key of the largest rowid of each table whose row has its leaves
 DONE = {target: f"{leaves}_done" for target, (leaves, *_) in LEAVES.items()}
+# each side table's copy ordered by (key, value, rid), and the meta key of the largest rowid
+# whose leaves it holds (:func:`merge_sql`)
+BY_VALUE = {target: f"{leaves}_by_value" for target, (leaves, *_) in LEAVES.items()}
+BY_VALUE_DONE = {target: f"{leaves}_by_value_done" for target, (leaves, *_) in LEAVES.items()}
 # the first side tables (text ids, three indexes): dropped when a store opens
 OLD_LEAVES = ("run_leaves", "version_leaves")
 # a leaf's value: the atom, a boolean as a blob (after every number and string)
@@ -130,6 +145,7 @@ def leaves_schema(target: str) -> tuple[list[str], list[str]]:
     has them; each statement takes it as its one parameter; the writer then records the
     table's largest rowid)."""
     leaves, table, documents, tags = LEAVES[target]
+    by_value, merged = BY_VALUE[target], BY_VALUE_DONE[target]
     # OR IGNORE: a key held twice ({"a.b": 1, "a": {"b": 1}}) is one leaf; a row updated
     # before its catch-up has its leaves from the update trigger already
     columns = f"INSERT OR IGNORE INTO {leaves} (rid, key, value) "
@@ -141,17 +157,32 @@ def leaves_schema(target: str) -> tuple[list[str], list[str]]:
     inserts += f" {columns}{tag_rows};"
     watched = ", ".join([*documents, tags])
     done = DONE[target]
+    # the row's leaves leave the copy by value wherever its mark is; they come back now if
+    # the row is within the mark, else with the next merge
+    unmerge = (
+        f"DELETE FROM {by_value} WHERE (key, value, rid) IN "
+        f"(SELECT key, value, rid FROM {leaves} WHERE rid = old.rowid);"
+    )
+    remerge = (
+        f"INSERT OR IGNORE INTO {by_value} (key, value, rid) SELECT key, value, rid "
+        f"FROM {leaves} WHERE rid = new.rowid AND new.rowid <= coalesce((SELECT "
+        f"CAST(value AS INTEGER) FROM meta WHERE key = '{merged}'), 0);"
+    )
+    lower = "UPDATE meta SET value = min(CAST(value AS INTEGER), old.rowid - 1) WHERE key ="
     schema = [
         f"CREATE TABLE IF NOT EXISTS {leaves} (rid INTEGER NOT NULL, key TEXT NOT NULL, "
         "value NOT NULL, PRIMARY KEY (rid, key, value)) WITHOUT ROWID",
-        f"CREATE INDEX IF NOT EXISTS {leaves}_value ON {leaves} (key, value, rid)",
+        f"CREATE TABLE IF NOT EXISTS {by_value} (key TEXT NOT NULL, value NOT NULL, "
+        "rid INTEGER NOT NULL, PRIMARY KEY (key, value, rid)) WITHOUT ROWID",
+        # the index the copy by value replaces (a store made before it; an older lineage
+        # opening the store makes it again, and keeps the triggers below)
+        f"DROP INDEX IF EXISTS {leaves}_value",
         f"CREATE TRIGGER IF NOT EXISTS {leaves}_update AFTER UPDATE OF {watched} ON {table} "
-        f"BEGIN DELETE FROM {leaves} WHERE rid = old.rowid; {inserts} END",
+        f"BEGIN {unmerge} DELETE FROM {leaves} WHERE rid = old.rowid; {inserts} {remerge} END",
         # a deleted row's rowid may come back (the largest one): it is caught up again
         f"CREATE TRIGGER IF NOT EXISTS {leaves}_delete AFTER DELETE ON {table} "
-        f"BEGIN DELETE FROM {leaves} WHERE rid = old.rowid; "
-        f"UPDATE meta SET value = min(CAST(value AS INTEGER), old.rowid - 1) "
-        f"WHERE key = '{done}'; END",
+        f"BEGIN {unmerge} DELETE FROM {leaves} WHERE rid = old.rowid; "
+        f"{lower} '{done}'; {lower} '{merged}'; END",
     ]
     # One statement for every document and the tags, its rows sorted as the table is
     # clustered, so each leaf lands where the previous one did (one statement a document
@@ -163,6 +194,17 @@ def leaves_schema(target: str) -> tuple[list[str], list[str]]:
     ]
     catch_up = [f"{columns}SELECT * FROM ({' UNION ALL '.join(selects)}) ORDER BY 1, 2, 3"]
     return schema, catch_up
+
+
+def merge_sql(target: str) -> str:
+    """The statement copying into ``target``'s copy by value the leaves of the rows past its
+    mark (:data:`BY_VALUE_DONE`, the one parameter), in the copy's order: the writer then
+    moves the mark to the side table's own (:data:`DONE`)."""
+    leaves, by_value = LEAVES[target][0], BY_VALUE[target]
+    return (
+        f"INSERT OR IGNORE INTO {by_value} (key, value, rid) SELECT key, value, rid "
+        f"FROM {leaves} WHERE rid > ? ORDER BY key, value, rid"
+    )
 
 
 def drop_old_leaves(target: str) -> list[str]:
@@ -246,7 +288,12 @@ def seek_sql(where: Filter, columns: Columns) -> tuple[str, list[Any]] | None:
         return None
     params: list[Any] = []
     test = _leaf_test(where, params)
-    return f"SELECT l.rid FROM {columns['leaves']} l WHERE l.key = ? AND {test}", params
+    return f"SELECT l.rid FROM {by_value(columns)} l WHERE l.key = ? AND {test}", params
+
+
+def by_value(columns: Columns) -> str:
+    """The copy by value of the side table ``columns`` names (ranges of a key's values)."""
+    return f"{columns['leaves']}_by_value"
 
 
 def _compare(expression: str, where: Compare, params: list[Any]) -> str:

@@ -43,11 +43,15 @@ from lineage.storage.codec import (
 )
 from lineage.storage.graph import Direction, NewVersion
 from lineage.storage.sqlfilter import (
+    BY_VALUE,
+    BY_VALUE_DONE,
     DONE,
     LEAVES,
     Columns,
+    by_value,
     drop_old_leaves,
     leaves_schema,
+    merge_sql,
     number_range,
     order_leaf_key,
     order_sql,
@@ -1057,11 +1061,11 @@ class SQLiteGraphStore:
     ) -> list[RunRecord]:
         """Runs passing ``where``, in ``order`` then by id, from the one after the sort key
         ``after`` (``(rank, value, id)``, :func:`lineage.filters.order_key` and the id)."""
-        self._leaves_ready()
-        rows = self._find(
-            f"SELECT {_RUN_QUALIFIED}", "runs", "runs.id", _RUN_FILTER_COLUMNS,
-            project, where, order, limit, after,
-        )  # fmt: skip
+        with self._leaves_ready():
+            rows = self._find(
+                f"SELECT {_RUN_QUALIFIED}", "runs", "runs.id", _RUN_FILTER_COLUMNS,
+                project, where, order, limit, after,
+            )  # fmt: skip
         return codec.decode_runs(rows)
 
     def find_versions(
@@ -1075,11 +1079,11 @@ class SQLiteGraphStore:
     ) -> list[VersionRecord]:
         """Versions (deleted ones too: ``state = committed`` says otherwise) passing
         ``where``, as :meth:`find_runs`."""
-        self._leaves_ready()
-        rows = self._find(
-            f"SELECT {_VERSION_COLUMNS}", _VERSION_FROM, "v.id", _VERSION_FILTER_COLUMNS,
-            project, where, order, limit, after,
-        )  # fmt: skip
+        with self._leaves_ready():
+            rows = self._find(
+                f"SELECT {_VERSION_COLUMNS}", _VERSION_FROM, "v.id", _VERSION_FILTER_COLUMNS,
+                project, where, order, limit, after,
+            )  # fmt: skip
         return codec.decode_versions(rows)
 
     def count_found_runs(self, project: str | None, where: Filter | None) -> int:
@@ -1090,21 +1094,35 @@ class SQLiteGraphStore:
         """How many versions :meth:`find_versions` would return without a limit."""
         return self._count_found(_VERSION_FROM, _VERSION_FILTER_COLUMNS, project, where)
 
-    def _leaves_ready(self) -> None:
-        """Rows another writer inserted without their leaves (an older lineage, a tool of
-        its own) get them before a filter reads the side tables: lineage's own writers
-        catch up in their transaction, so this is one read, nearly always."""
-        if _behind(self._db().execute(_BEHIND).fetchone()):
-            with self._write() as db:
-                _catch_up(db)
+    @contextmanager
+    def _leaves_ready(self) -> Iterator[None]:
+        """A snapshot for a filter's reads in which every row has its leaves in the side
+        tables and their copies by value. Lineage's writers give new rows their leaves in
+        their transaction, but merge them into the copies by value only every ``_MERGE``
+        rows (one ordered pass instead of a random page a leaf); the rows since, and rows
+        another program inserted without leaves (an older lineage), are caught up here, and
+        the filter reads within that write transaction. Otherwise (nearly always) one read
+        tells, and the filter reads in the same read transaction."""
+        db = self._db()
+        if not db.in_transaction:
+            db.execute("BEGIN")
+            try:
+                if not _behind(db.execute(_BEHIND).fetchone(), merged=True):
+                    yield
+                    return
+            finally:
+                db.execute("COMMIT")
+        with self._write() as db:
+            _catch_up(db, merge=True)
+            yield
 
     def _count_found(
         self, table: str, columns: Columns, project: str | None, where: Filter | None
     ) -> int:
-        self._leaves_ready()
-        source, clauses, params = self._found_rows(table, columns, project, where, None)
-        text = f"SELECT count(*) FROM {source} {_where(clauses)}"
-        count: int = self._db().execute(text, params).fetchone()[0]
+        with self._leaves_ready():
+            source, clauses, params = self._found_rows(table, columns, project, where, None)
+            text = f"SELECT count(*) FROM {source} {_where(clauses)}"
+            count: int = self._db().execute(text, params).fetchone()[0]
         return count
 
     def _found_rows(
@@ -1266,7 +1284,7 @@ class SQLiteGraphStore:
                     extra += [after[1], after[1], after[2]]
                 joined = f"{columns['rowid']} = o.rid"
                 text = (
-                    f"{select}, {ident} FROM {columns['leaves']} o CROSS JOIN {table} "
+                    f"{select}, {ident} FROM {by_value(columns)} o CROSS JOIN {table} "
                     f"{_where(['o.key = ?', kind, joined, *more])} "
                     f"ORDER BY o.value {way}, {ident} {way} LIMIT ?"
                 )
@@ -1300,41 +1318,66 @@ def _add_leaves(db: sqlite3.Connection) -> None:
     """The side tables of filterable leaves (lineage.storage.sqlfilter) and their triggers;
     a store made before them gets them filled from its rows, in the same transaction, and
     loses the first side tables (keyed by text ids), if it has them."""
+    triggers = dict(db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'"))
     for target in LEAVES:
         for statement in drop_old_leaves(target):
             db.execute(statement)
         for statement in leaves_schema(target)[0]:
+            name = statement.split()[5] if statement.startswith("CREATE TRIGGER") else None
+            if name in triggers and BY_VALUE[target] not in triggers[name]:
+                db.execute(f"DROP TRIGGER {name}")  # from before the copies by value
             db.execute(statement)
     _catch_up(db)
 
 
-# (largest rowid with leaves, largest rowid) of runs, then of versions
+# (largest rowid with leaves, largest rowid, largest rowid merged by value) of runs, then
+# of versions
 _BEHIND = "SELECT " + ", ".join(
     f"(SELECT CAST(value AS INTEGER) FROM meta WHERE key = '{DONE[target]}'), "
-    f"(SELECT max(rowid) FROM {table})"
+    f"(SELECT max(rowid) FROM {table}), "
+    f"(SELECT CAST(value AS INTEGER) FROM meta WHERE key = '{BY_VALUE_DONE[target]}')"
     for target, (_, table, *_) in LEAVES.items()
 )
 _CATCH_UP = {target: leaves_schema(target)[1] for target in LEAVES}
+_MERGE_SQL = {target: merge_sql(target) for target in LEAVES}
+# Rows whose leaves wait for the next merge into the copies by value. Their values are
+# random (a loss, an accuracy): merged a batch at a time, each batch rewrote a page of the
+# copy a leaf, all over a tree that outgrows the page cache and ends up in every checkpoint
+# (a 1M-run import slowed batch after batch); merged 50,000 rows at a time, in key order,
+# each page is written once a merge.
+_MERGE = 50_000
 
 
-def _behind(row: Sequence[Any]) -> list[tuple[str, int, int]]:
-    """``(target, done, top)`` of each table of ``_BEHIND``'s row with rows lacking leaves."""
+def _behind(row: Sequence[Any], *, merged: bool = False) -> list[tuple[str, int, int, int]]:
+    """``(target, done, top, merged)`` of each table of ``_BEHIND``'s row with rows lacking
+    leaves, or (``merged``) leaves not merged by value yet."""
     found = []
     for at, target in enumerate(LEAVES):
-        done, top = row[2 * at], row[2 * at + 1]
-        if top is not None and (done is None or top > done):
-            found.append((target, done or 0, top))
+        done, top, copied = (v or 0 for v in row[3 * at : 3 * at + 3])
+        if top > done or (merged and top > copied):
+            found.append((target, done, top, copied))
     return found
 
 
-def _catch_up(db: sqlite3.Connection) -> None:
+def _catch_up(db: sqlite3.Connection, *, merge: bool = False) -> None:
     """Leaves for the rows inserted since the last catch-up (rowids past ``DONE``), in one
     set-based pass a table, within the caller's write transaction: an import of 5,000 runs
-    writes its leaves at once, in rowid order, not row by row from a trigger."""
-    for target, done, top in _behind(db.execute(_BEHIND).fetchone()):
-        for statement in _CATCH_UP[target]:
-            db.execute(statement, (done,))
-        db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (DONE[target], top))
+    writes its leaves at once, in rowid order, not row by row from a trigger. Then the
+    leaves not yet in the copies by value are merged into them, when ``_MERGE`` rows or
+    more wait (or ``merge``: all of them, for a filter)."""
+    for target, done, top, merged in _behind(db.execute(_BEHIND).fetchone(), merged=merge):
+        if top > done:
+            for statement in _CATCH_UP[target]:
+                db.execute(statement, (done,))
+            db.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (DONE[target], top)
+            )
+        if merge or top - merged >= _MERGE:
+            db.execute(_MERGE_SQL[target], (merged,))
+            db.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                (BY_VALUE_DONE[target], top),
+            )
 
 
 _RUN_QUALIFIED = ", ".join(f"runs.{f}" for f in RUN_FIELDS)  # beside other tables' ids

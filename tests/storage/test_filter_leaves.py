@@ -58,6 +58,22 @@ def stored(path: Path) -> tuple[set[Leaf], set[Leaf]]:
 
 def check(store: SQLiteGraphStore) -> None:
     assert stored(store.path) == expected(store)
+    # a filter (expected's) ran: the copies by value hold every leaf, and nothing else
+    assert by_value(store.path) == (set(), set())
+
+
+def by_value(path: Path) -> tuple[set[tuple[int, str, Any]], set[tuple[int, str, Any]]]:
+    """The leaves (rid, key, value) each side table and its copy by value do not share."""
+    db = sqlite3.connect(path)
+    try:
+        found = []
+        for leaves in ("run_leaf", "version_leaf"):
+            mine = set(db.execute(f"SELECT rid, key, value FROM {leaves}"))
+            copy = set(db.execute(f"SELECT rid, key, value FROM {leaves}_by_value"))
+            found.append(mine ^ copy)
+        return found[0], found[1]
+    finally:
+        db.close()
 
 
 def run(i: int, **fields: Any) -> RunRecord:
@@ -289,3 +305,90 @@ def test_a_bulk_import_gets_every_documents_and_tags_leaves_in_one_pass(tmp_path
     assert kinds == {"met": 3_000, "tag": 1_500}
     db.close()
     store.close()
+
+
+def test_the_copies_by_value_wait_for_a_merge_and_filters_never_see_them_behind(
+    tmp_path: Path,
+) -> None:
+    """New rows' leaves go into the copies by value (what a filter's ranges and first pages
+    read) only every ``_MERGE`` rows, or when a filter comes: updates and deletes keep the
+    merged rows' copies at once, and a filter after any of it answers from every row."""
+    store = SQLiteGraphStore(tmp_path / "graph.db")
+    store.import_records(runs=[bulk_run(i) for i in range(200)],
+                         versions=[bulk_version(i) for i in range(50)])  # fmt: skip
+    db = sqlite3.connect(store.path)
+
+    def copied(leaves: str = "run_leaf") -> int:
+        count: int = db.execute(f"SELECT count(*) FROM {leaves}_by_value").fetchone()[0]
+        return count
+
+    assert copied() == copied("version_leaf") == 0  # waiting: 200 rows, not 50,000
+    low = parse("summary.loss < 0.2", "runs")
+    order = parse_order("summary.loss", "runs")
+    runs = [bulk_run(i) for i in range(200)]
+
+    def lowest() -> list[str]:
+        return [r.id for r in sorted(runs, key=lambda r: (r.summary["loss"], r.id))
+                if r.summary["loss"] < 0.2]  # fmt: skip
+
+    assert [r.id for r in store.find_runs(None, low, order, limit=5)] == lowest()[:5]
+    assert copied() == 4 * 200  # the filter merged them: lr, parent, loss and the tag
+    assert by_value(store.path) == (set(), set())
+
+    # a merged row's update and a raw delete keep its copy at once (no filter since)
+    store.update_run("r3", {"summary": {"loss": 0.001}})
+    runs[3] = RunRecord(**{**runs[3].__dict__, "summary": {"loss": 0.001}})
+    db.execute("DELETE FROM runs WHERE id = 'r5'")
+    db.commit()
+    runs = [r for r in runs if r.id != "r5"]
+    assert by_value(store.path) == (set(), set())
+    # rows past the merge: updated before any merge, then found by a filter
+    store.import_records(runs=[bulk_run(i) for i in range(200, 300)])
+    runs += [bulk_run(i) for i in range(200, 300)]
+    store.update_run("r250", {"summary": {"loss": 0.0001}})
+    runs[-50] = RunRecord(**{**runs[-50].__dict__, "summary": {"loss": 0.0001}})
+    assert by_value(store.path)[0]  # the new rows wait
+    assert [r.id for r in store.find_runs(None, low, order)] == lowest()
+    assert store.count_found_runs(None, low) == len(lowest())
+    check(store)
+    db.close()
+    store.close()
+
+
+def test_a_store_with_the_value_index_moves_to_the_copies_by_value(tmp_path: Path) -> None:
+    """A store made before the copies by value has the index ``(key, value, rid)`` on each
+    side table and triggers that know nothing of a copy: it opens with the index gone, the
+    triggers replaced, and answers as before (the copies filled by the first filter)."""
+    path = tmp_path / "old.db"
+    store = SQLiteGraphStore(path)
+    runs = [bulk_run(i) for i in range(300)]
+    store.import_records(runs=runs, versions=[bulk_version(i) for i in range(100)])
+    store.close()
+    db = sqlite3.connect(path)
+    for leaves, table in (("run_leaf", "runs"), ("version_leaf", "versions")):
+        db.execute(f"DROP TABLE {leaves}_by_value")
+        db.execute(f"DELETE FROM meta WHERE key = '{leaves}_by_value_done'")
+        db.execute(f"CREATE INDEX {leaves}_value ON {leaves} (key, value, rid)")
+        for trigger in ("update", "delete"):  # as before, the bodies shortened
+            db.execute(f"DROP TRIGGER {leaves}_{trigger}")
+            db.execute(f"CREATE TRIGGER {leaves}_{trigger} AFTER {trigger.upper()} ON {table} "
+                       f"BEGIN DELETE FROM {leaves} WHERE rid = old.rowid; END")  # fmt: skip
+    db.commit()
+    db.close()
+
+    reopened = SQLiteGraphStore(path)
+    db = sqlite3.connect(path)
+    names = {r[0] for r in db.execute("SELECT name FROM sqlite_master")}
+    assert not names & {"run_leaf_value", "version_leaf_value"}
+    assert {"run_leaf_by_value", "version_leaf_by_value"} <= names
+    bodies = dict(db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'"))
+    assert all(f"{name.rsplit('_', 1)[0]}_by_value" in sql for name, sql in bodies.items())
+    db.close()
+    where = parse("summary.loss >= 0.5 and tag = t1", "runs")
+    expect = sorted((r for r in runs if r.summary["loss"] >= 0.5 and "t1" in r.tags),
+                    key=lambda r: (-r.summary["loss"], r.id))  # fmt: skip
+    found = reopened.find_runs(None, where, parse_order("-summary.loss", "runs"))
+    assert [r.id for r in found] == [r.id for r in expect] and len(found) > 20
+    reopened.update_run("r1", {"tags": ["t9"], "summary": {"loss": 2.0}})  # the new triggers
+    check(reopened)
+    reopened.close()
