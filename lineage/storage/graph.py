@@ -48,10 +48,16 @@ and falls back to ``expand`` otherwise; each must give exactly the answer of tha
   a transaction, what a concurrent ``commit_version`` cannot change before the commit); the
   committed version of lowest index of each ``(project, name, digest)``, as
   ``commit_version`` finds it; ``update_run`` of many runs, without reading them back.
+- :class:`WriteRun` ``write_run(run, edges, commits) -> [(version, fresh)]``: a run, its edges
+  and its commits (one an artifact) as one write, all or nothing: what ``create_run``,
+  ``add_edges`` and a ``commit_version`` each give, in one transaction, shared with
+  concurrent callers' on a store that group-commits (Neo4j). :func:`write_run` takes it
+  when a store has it, else makes the three calls in one ``transaction()`` (SQLite).
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -71,6 +77,9 @@ __all__ = [
     "TreeRows",
     "WalkRecords",
     "WalkRows",
+    "WriteRun",
+    "check_run_write",
+    "write_run",
 ]
 
 Direction = Literal["down", "up"]
@@ -305,3 +314,50 @@ class GroupState(Protocol):
         self, wanted: Collection[tuple[str, str, str]]
     ) -> dict[tuple[str, str, str], VersionRecord]: ...
     def update_runs(self, changes: Mapping[str, Mapping[str, Any]]) -> None: ...
+
+
+@runtime_checkable
+class WriteRun(Protocol):
+    def write_run(
+        self, run: RunRecord, edges: Iterable[Edge], commits: Sequence[NewVersion]
+    ) -> list[tuple[VersionRecord, bool]]: ...
+
+
+def check_run_write(
+    run: RunRecord, commits: Sequence[NewVersion], edges: Sequence[Edge] = ()
+) -> None:
+    """Refuse (ValueError) what ``write_run`` cannot write as one: an edge that does not join
+    ``run``, a commit made by another run, two commits to one artifact (a group numbers one
+    commit an artifact)."""
+    for edge in edges:
+        if run.id not in (edge.source, edge.target):
+            raise ValueError(f"write_run of run {run.id!r} takes its own edges, not {edge}")
+    keys = set()
+    for new in commits:
+        if new.run_id != run.id:
+            raise ValueError(f"write_run of run {run.id!r} got a commit by run {new.run_id!r}")
+        key = (new.project, new.name)
+        if key in keys:
+            raise ValueError(
+                f"write_run commits one version an artifact; two of {new.project}/{new.name}"
+            )
+        keys.add(key)
+
+
+def write_run(
+    graph: GraphStore, run: RunRecord, edges: Iterable[Edge], commits: Sequence[NewVersion]
+) -> list[tuple[VersionRecord, bool]]:
+    """A run, its edges and its commits stored as one write (all or nothing), each commit's
+    ``(version, fresh)`` in order: the store's WriteRun fast path, else ``create_run``,
+    ``add_edges`` and ``commit_version`` in one ``transaction()`` (a store without one: in
+    turn)."""
+    edges = list(edges)
+    check_run_write(run, commits, edges)
+    if isinstance(graph, WriteRun):
+        return graph.write_run(run, edges, commits)
+    transaction = getattr(graph, "transaction", None)
+    with transaction() if transaction is not None else contextlib.nullcontext():
+        graph.create_run(run)
+        if edges:
+            graph.add_edges(edges)
+        return [graph.commit_version(new) for new in commits]

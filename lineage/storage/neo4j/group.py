@@ -1,9 +1,10 @@
 """Group commit of the Neo4j store's single writes: concurrent callers, one transaction.
 
-``create_run``, ``add_edges`` and ``commit_version`` called from many threads of one process
-(an SDK's worker threads, a server's handlers) each cost a transaction: round trips and a
-forced log flush. :class:`GroupCommit` queues them; the first caller that finds no group
-being written becomes the *leader*, takes everything queued (up to ``MAX_GROUP``) and writes
+``create_run``, ``add_edges``, ``commit_version`` and ``write_run`` (a run, its edges and
+its commits in one call) called from many threads of one process (an SDK's worker threads, a
+server's handlers) each cost a transaction: round trips and a forced log flush.
+:class:`GroupCommit` queues them; the first caller that finds no group being written becomes
+the *leader*, takes everything queued (up to ``MAX_GROUP``) and writes
 it in one transaction of one statement (:func:`group_query`: an ``UNWIND`` per kind of write,
 each commit's lock, heads and write in one), its BEGIN sent with it. Callers that arrive
 meanwhile wait, and form the next group. A lone caller is its own leader: no thread, no
@@ -16,11 +17,15 @@ The guarantees of a single write hold for each caller:
 - it returns only after the transaction holding its write committed (durable);
 - its input is validated in its own thread before it is queued (bad input changes nothing);
 - an error reaches its own caller: a commit refused for its artifact's type is refused alone
-  (the rest of the group commits); if the group's transaction fails otherwise, each write is
-  tried again alone, in a transaction of its own, and gets its own outcome.
+  (the rest of the group commits); a write of several parts (``write_run``: a run, its edges,
+  its commits) is all or nothing: when one of its commits is refused, the group's
+  transaction is rolled back before it commits and written again without that write, whose
+  caller gets the refusal with nothing of it stored; if the group's transaction fails
+  otherwise, each write is tried again alone, in a transaction of its own, and gets its own
+  outcome.
 
-A group holds at most one ``commit_version`` per artifact (the next waits for the next
-group), so that each commit numbers, dedups and moves ``latest`` exactly as alone.
+A group holds at most one commit per artifact (the next waits for the next group), so that
+each commit numbers, dedups and moves ``latest`` exactly as alone.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, LiteralString
 
 import neo4j
@@ -44,6 +50,7 @@ __all__ = [
     "GATHER",
     "MAX_GROUP",
     "GroupCommit",
+    "Spoilt",
     "Write",
     "group_outcomes",
     "group_query",
@@ -53,25 +60,42 @@ __all__ = [
 
 MAX_GROUP = 64  # writes in one transaction
 GATHER = 0.002  # seconds a leader waits at most for the last group's callers to queue again
-# one statement in a transaction of its own, with retries; its ``rows`` column
-Writer = Callable[[LiteralString, dict[str, Any]], list[Any]]
+# one statement in a transaction of its own, with retries: its ``rows`` column given to the
+# check, inside the transaction (the check raising rolls it back), and the check's answer
+Writer = Callable[[LiteralString, dict[str, Any], Callable[[list[Any]], Any]], Any]
 
 
 @dataclass(eq=False)
 class Write:
     """One caller's write: ``runs`` (run_props rows), ``edges`` (``(kind, pairs)``, from
-    bulk.edge_batches) or ``commit`` (a NewVersion); its outcome once ``done``."""
+    bulk.edge_batches), ``commits`` (NewVersions, one an artifact), or several of them at
+    once, all or nothing; its outcome once ``done`` (with commits: ``[(version, fresh)]``,
+    one a commit, in order)."""
 
     runs: list[dict[str, Any]] = field(default_factory=list)
     edges: list[tuple[str, list[list[str]]]] = field(default_factory=list)
-    commit: NewVersion | None = None
+    commits: list[NewVersion] = field(default_factory=list)
     done: bool = False
     result: Any = None
     error: BaseException | None = None
 
     @property
-    def artifact(self) -> str | None:
-        return None if self.commit is None else f"{self.commit.project}/{self.commit.name}"
+    def artifacts(self) -> list[str]:
+        return [f"{new.project}/{new.name}" for new in self.commits]
+
+    @property
+    def whole(self) -> bool:
+        """More than one part: what is refused of it must leave none of it stored."""
+        return len(self.commits) > 1 or bool(self.commits and (self.runs or self.edges))
+
+
+class Spoilt(Exception):
+    """Raised inside a group's transaction (rolling it back) when a write of several parts
+    had a commit refused: ``outcomes`` says which."""
+
+    def __init__(self, outcomes: list[tuple[Any, BaseException | None]]) -> None:
+        super().__init__("a write of the group was refused in part")
+        self.outcomes = outcomes
 
 
 class GroupCommit:
@@ -141,13 +165,12 @@ class GroupCommit:
         artifacts: set[str] = set()
         rest: list[Write] = []
         for write in self._queue:
-            key = write.artifact
-            if len(group) >= self._max or (key is not None and key in artifacts):
+            keys = write.artifacts
+            if len(group) >= self._max or not artifacts.isdisjoint(keys):
                 rest.append(write)
                 continue
             group.append(write)
-            if key is not None:
-                artifacts.add(key)
+            artifacts.update(keys)
         self._queue = rest
         self._last = len(group)
         return group
@@ -155,7 +178,16 @@ class GroupCommit:
     def _run(self, group: list[Write]) -> None:
         try:
             try:
-                outcomes = group_outcomes(group, self._write(*group_statement(group)))
+                outcomes = self._write(*group_statement(group), partial(_unspoilt, group))
+            except Spoilt as spoilt:
+                # rolled back: the writes refused in part fail alone, the rest is written again
+                for write, (_, error) in zip(group, spoilt.outcomes, strict=True):
+                    if error is not None and write.whole:
+                        write.error, write.done = error, True
+                rest = [write for write in group if not write.done]
+                if rest:
+                    self._run(rest)
+                return
             except StoreUnavailable:
                 raise  # the server is gone: every caller hears it
             except Exception:
@@ -174,11 +206,25 @@ class GroupCommit:
                     write.error, write.done = exc, True
 
 
+def _unspoilt(
+    group: Sequence[Write], answer: list[list[Any]]
+) -> list[tuple[Any, BaseException | None]]:
+    """``group_outcomes``, checked inside the transaction: Spoilt if a write of several
+    parts had a commit refused (its other parts are in the transaction: it must not commit)."""
+    outcomes = group_outcomes(group, answer)
+    if any(
+        error is not None and write.whole for write, (_, error) in zip(group, outcomes, strict=True)
+    ):
+        raise Spoilt(outcomes)
+    return outcomes
+
+
 def write_group(
     tx: neo4j.ManagedTransaction, group: Sequence[Write]
 ) -> list[tuple[Any, BaseException | None]]:
     """A group written in ``tx`` (a caller's open transaction): ``(result, error)`` per
-    write, in order."""
+    write, in order. A write of several parts refused in part leaves its other parts in
+    ``tx``: the caller's error rolls the transaction back (Neo4j has no savepoints)."""
     query, params = group_statement(group)
     return group_outcomes(group, tx.run(query, params).single(strict=True)["rows"])
 
@@ -192,7 +238,7 @@ def group_statement(group: Sequence[Write]) -> tuple[LiteralString, dict[str, An
         for kind, pairs in write.edges:
             for pair in pairs:
                 by_kind.setdefault(kind, {})[(pair[0], pair[1])] = pair
-    rows = commit_rows([write.commit for write in group if write.commit is not None])
+    rows = commit_rows([new for write in group for new in write.commits])
     query = group_query(bool(runs), CONSUMED_BY in by_kind, PRODUCED in by_kind, bool(rows))
     # nodes locked in one order by every group (of any process): fewer deadlocks to retry
     params = {
@@ -207,10 +253,21 @@ def group_statement(group: Sequence[Write]) -> tuple[LiteralString, dict[str, An
 def group_outcomes(
     group: Sequence[Write], answer: list[list[Any]]
 ) -> list[tuple[Any, BaseException | None]]:
-    """``(result, error)`` per write of ``group``, in order, from its statement's ``rows``."""
-    commits = [write.commit for write in group if write.commit is not None]
-    committed = commit_outcomes(commits, answer)
-    return [(None, None) if write.commit is None else committed.pop(0) for write in group]
+    """``(result, error)`` per write of ``group``, in order, from its statement's ``rows``:
+    a write with commits gets ``[(version, fresh)]`` or its first commit's refusal."""
+    commits = [new for write in group for new in write.commits]
+    committed = iter(commit_outcomes(commits, answer))
+    outcomes: list[tuple[Any, BaseException | None]] = []
+    for write in group:
+        mine = [next(committed) for _ in write.commits]
+        error = next((error for _, error in mine if error is not None), None)
+        if not write.commits:
+            outcomes.append((None, None))
+        elif error is not None:
+            outcomes.append((None, error))
+        else:
+            outcomes.append(([result for result, _ in mine], None))
+    return outcomes
 
 
 def commit_rows(commits: Sequence[NewVersion]) -> list[dict[str, Any]]:

@@ -52,7 +52,7 @@ from lineage.records import (
 )
 from lineage.storage import codec
 from lineage.storage.codec import TOKEN_FIELDS, VERSION_FIELDS
-from lineage.storage.graph import Direction, NewVersion
+from lineage.storage.graph import Direction, NewVersion, check_run_write
 from lineage.storage.neo4j.bulk import (
     BATCH,
     artifact_props,
@@ -327,19 +327,25 @@ class Neo4jGraphStore:
         with self._writing(), self._session() as session:
             return session.execute_write(work)
 
-    def _execute(self, query: LiteralString, params: dict[str, Any]) -> list[Any]:
+    def _execute(
+        self,
+        query: LiteralString,
+        params: dict[str, Any],
+        check: Callable[[list[Any]], Any] = lambda rows: rows,
+    ) -> Any:
         """One write statement in a transaction of its own (a group of group.py), its BEGIN
-        sent with it (execute_query: a round trip fewer than execute_write); its ``rows``."""
+        sent with it (execute_query: a round trip fewer than execute_write); ``check`` of its
+        ``rows``, called before the commit (an exception it raises rolls the transaction back
+        and reaches the caller, not retried)."""
         with self._writing():
-            rows: list[Any] = self._driver.execute_query(
+            return self._driver.execute_query(
                 query,
                 params,
                 database_=self._database,
                 routing_=neo4j.RoutingControl.WRITE,
                 bookmark_manager_=self._bookmarks,
-                result_transformer_=lambda result: result.single(strict=True)["rows"],
+                result_transformer_=lambda result: check(result.single(strict=True)["rows"]),
             )
-        return rows
 
     def _submit(self, write: Write) -> Any:
         """One single write: in this thread's open :meth:`transaction` if there is one (never
@@ -546,9 +552,27 @@ class Neo4jGraphStore:
         # of the same bytes would both create a version), and a uniqueness constraint on
         # (artifact, digest) cannot hold, deleted versions keep theirs.
         # many threads' commits (and runs and edges) share a transaction: group.py
-        committed: tuple[VersionRecord, bool] = self._submit(Write(commit=new))
+        committed: list[tuple[VersionRecord, bool]] = self._submit(Write(commits=[new]))
         self._index_flat("ArtifactVersion", [flat_props("metadata", new.metadata)])
-        return committed
+        return committed[0]
+
+    def write_run(
+        self, run: RunRecord, edges: Iterable[Edge], commits: Sequence[NewVersion]
+    ) -> list[tuple[VersionRecord, bool]]:
+        """The WriteRun fast path (lineage.storage.graph): the run, its edges and its commits
+        as one write, group-committed with concurrent callers' (group.py): one transaction
+        for a group of runs where three calls a run take three. All or nothing: a commit
+        refused for its type leaves nothing of the run stored."""
+        edges = list(edges)
+        check_run_write(run, commits, edges)  # refused here, in the caller's thread
+        batches = list(edge_batches(edges))
+        rows = [run_props(run)]
+        committed: list[tuple[VersionRecord, bool]] | None = self._submit(
+            Write(runs=rows, edges=batches, commits=list(commits))
+        )
+        self._index_flat("Run", rows)
+        self._index_flat("ArtifactVersion", [flat_props("metadata", c.metadata) for c in commits])
+        return committed or []
 
     def get_versions(self, ids: Collection[str]) -> dict[str, VersionRecord]:
         if len(ids) <= _FEW:  # one query, its artifact looked up per version
