@@ -170,3 +170,35 @@ def test_import_refuses_a_bad_file_and_stores_nothing(tmp_path: Path) -> None:
         assert service.runs() == []
     finally:
         service.graph.close()
+
+
+def test_a_namespace_as_sent_names_its_project_on_the_command_line(tmp_path: Path) -> None:
+    """``-p dbt://analytics`` (the job namespace as the emitter sent it) is the project the
+    events went into, the same as its derived name (its one run failed); another namespace is another project."""
+    events = tmp_path / "events.ndjson"
+    events.write_text("".join(json.dumps(e) + "\n" for e in warehouse_events()))
+    store = str(tmp_path / "s")
+    runner = CliRunner()
+    assert runner.invoke(cli, ["--store", store, "import", str(events)]).exit_code == 0
+    service = open_service(store, str(tmp_path / "blobs"))
+    try:
+        (run,) = service.runs()
+    finally:
+        service.graph.close()
+    assert run.project != "dbt://analytics"  # a derived name: the namespace is not a name
+
+    def found(*project: str) -> tuple[int, str]:
+        answer = runner.invoke(cli, ["--store", store, *project, "find", "state = failed"])
+        return answer.exit_code, answer.output
+
+    by_namespace, by_name = found("-p", "dbt://analytics"), found("-p", run.project)
+    assert by_namespace == by_name
+    assert by_namespace[0] == 0 and run.id in by_namespace[1]
+    other = found("-p", "dbt://analytic")
+    assert other[0] == 0 and run.id not in other[1]
+    assert "no runs" in other[1]
+    # a project given after the command is read the same way
+    after = runner.invoke(
+        cli, ["--store", store, "find", "-p", "dbt://analytics", "state = failed"]
+    )
+    assert after.exit_code == 0 and run.id in after.output

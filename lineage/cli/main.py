@@ -26,7 +26,8 @@ import click
 from lineage import __version__
 from lineage.api import Api
 from lineage.client import check_store
-from lineage.errors import LineageError, from_os_error
+from lineage.errors import InvalidName, LineageError, from_os_error
+from lineage.names import check_name
 from lineage.records import RunRecord, VersionRecord
 
 __all__ = ["LineageGroup", "main"]
@@ -87,7 +88,7 @@ class Context:
     def __init__(self, store: str | None, blobs: str | None, project: str | None) -> None:
         self.store = store
         self.blobs = blobs
-        self.project = project
+        self.project = project_name(project)
         self._api: Api | None = None
 
     def override(self, **options: str | None) -> None:
@@ -96,7 +97,7 @@ class Context:
             if value is not None:
                 if self._api is not None:
                     raise RuntimeError("global options changed after the Api was opened")
-                setattr(self, name, value)
+                setattr(self, name, project_name(value) if name == "project" else value)
 
     @property
     def api(self) -> Api:
@@ -112,6 +113,22 @@ class Context:
         if self._api is None:
             check_store(self.store)
         return self.api
+
+
+def project_name(text: str | None) -> str | None:
+    """The project ``-p`` names: a lineage name as given; any other text (an OpenLineage job
+    namespace as sent, ``dbt://warehouse``) is the project its events went into, the name
+    :func:`lineage.openlineage.naming.internal_name` derives from it."""
+    if text is None:
+        return None
+    try:
+        return check_name(text, "project")
+    except InvalidName:
+        if not text:
+            raise
+        from lineage.openlineage.naming import internal_name  # only then: its package is big
+
+        return internal_name(text)
 
 
 def emit_json(data: Any) -> None:
