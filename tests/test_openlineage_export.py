@@ -174,7 +174,8 @@ def test_import_refuses_a_bad_file_and_stores_nothing(tmp_path: Path) -> None:
 
 def test_a_namespace_as_sent_names_its_project_on_the_command_line(tmp_path: Path) -> None:
     """``-p dbt://analytics`` (the job namespace as the emitter sent it) is the project the
-    events went into, the same as its derived name (its one run failed); another namespace is another project."""
+    events went into, the same as its derived name (its one run failed); another namespace
+    is another project."""
     events = tmp_path / "events.ndjson"
     events.write_text("".join(json.dumps(e) + "\n" for e in warehouse_events()))
     store = str(tmp_path / "s")
