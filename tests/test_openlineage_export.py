@@ -203,3 +203,6 @@ def test_a_namespace_as_sent_names_its_project_on_the_command_line(tmp_path: Pat
         cli, ["--store", store, "find", "-p", "dbt://analytics", "state = failed"]
     )
     assert after.exit_code == 0 and run.id in after.output
+    # text that is neither a name nor a URI namespace is still refused, naming the project
+    refused = runner.invoke(cli, ["--store", store, "-p", "../analytics", "ls"])
+    assert refused.exit_code == 2 and "invalid project '../analytics'" in refused.output

@@ -26,7 +26,7 @@ import click
 from lineage import __version__
 from lineage.api import Api
 from lineage.client import check_store
-from lineage.errors import InvalidName, LineageError, from_os_error
+from lineage.errors import LineageError, from_os_error
 from lineage.names import check_name
 from lineage.records import RunRecord, VersionRecord
 
@@ -116,19 +116,18 @@ class Context:
 
 
 def project_name(text: str | None) -> str | None:
-    """The project ``-p`` names: a lineage name as given; any other text (an OpenLineage job
-    namespace as sent, ``dbt://warehouse``) is the project its events went into, the name
-    :func:`lineage.openlineage.naming.internal_name` derives from it."""
-    if text is None:
-        return None
-    try:
-        return check_name(text, "project")
-    except InvalidName:
-        if not text:
-            raise
-        from lineage.openlineage.naming import internal_name  # only then: its package is big
+    """The project ``-p`` names: a lineage name as given, or an OpenLineage job namespace as
+    its emitter sent it, a URI (``dbt://warehouse``, ``s3://bucket``): the project its
+    events went into, the name :func:`lineage.openlineage.naming.internal_name` derives from
+    it. Any other text is refused as a project name (``../x``, a name too long)."""
+    if text is None or "://" not in text or len(text) > _MAX_NAMESPACE:
+        return None if text is None else check_name(text, "project")
+    from lineage.openlineage.naming import internal_name  # only then: its package is big
 
-        return internal_name(text)
+    return internal_name(text)
+
+
+_MAX_NAMESPACE = 4000  # lineage.openlineage.validation.MAX_NAME, without importing it
 
 
 def emit_json(data: Any) -> None:
