@@ -8,6 +8,7 @@ import json
 import re
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -72,11 +73,14 @@ class Server:
         return data
 
 
-@pytest.fixture(scope="module", params=["sqlite", "neo4j"])
-def server(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Server]:
-    home = tmp_path_factory.mktemp(f"ol-{request.param}")
+@contextmanager
+def served(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, prefix: str
+) -> Iterator[tuple[ServerProcess, str, str, Service, str, str]]:
+    """A running ``lineage server`` over a fresh store of the kind ``request.param`` names
+    (Neo4j wiped), with a write and a read token: ``(process, store, blobs, service, write
+    token, read token)``."""
+    home = tmp_path_factory.mktemp(f"{prefix}-{request.param}")
     blobs = str(home / "blobs")
     if request.param == "sqlite":
         store = str(home / "store")
@@ -89,15 +93,25 @@ def server(
     read = create_token(service, "read", "reader")
     process = ServerProcess(store, blobs, port=free_port(), log=home / "puts.log")
     process.start()
-    transport = HttpTransport(
-        HttpConfig(url=process.url, auth=ApiKeyTokenProvider({"apiKey": token}), timeout=30)
-    )
     try:
-        yield Server(process.url, store, blobs, token, read, service, transport)
+        yield process, store, blobs, service, token, read
     finally:
-        transport.close()
         process.stop()
         service.graph.close()
+
+
+@pytest.fixture(scope="module", params=["sqlite", "neo4j"])
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    with served(request, tmp_path_factory, "ol") as (process, store, blobs, service, token, read):
+        transport = HttpTransport(
+            HttpConfig(url=process.url, auth=ApiKeyTokenProvider({"apiKey": token}), timeout=30)
+        )
+        try:
+            yield Server(process.url, store, blobs, token, read, service, transport)
+        finally:
+            transport.close()
 
 
 def at(seconds: int) -> str:

@@ -20,16 +20,14 @@ import httpx
 import pytest
 from click.testing import CliRunner
 from playwright.sync_api import expect, sync_playwright
-from ports import free_port
-from server_process import ServerProcess
 from test_browser import CHROMIUM, CHROMIUM_ARGS
+from test_openlineage import served
 
 from lineage.cli import cli
 from lineage.cli.main import when as local_time
 from lineage.openlineage import internal_name, run_id
 from lineage.records import VersionRecord
 from lineage.server.app import open_service
-from lineage.server.auth import create_token
 from lineage.server.dashboard import artifact_url, version_url
 from lineage.service import Service
 
@@ -59,24 +57,9 @@ class Server:
 def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
-    home = tmp_path_factory.mktemp(f"ol-time-{request.param}")
-    blobs = str(home / "blobs")
-    if request.param == "sqlite":
-        store = str(home / "store")
-    else:
-        neo = request.getfixturevalue("neo4j_server")
-        neo.wipe()
-        store = neo.uri
-    service = open_service(store, blobs)
-    token = create_token(service, "write", "openlineage emitter")
-    read = create_token(service, "read", "reader")
-    process = ServerProcess(store, blobs, port=free_port(), log=home / "puts.log")
-    process.start()
-    try:
+    with served(request, tmp_path_factory, "ol-time") as started:
+        process, store, blobs, service, token, read = started
         yield Server(process.url, store, blobs, token, read, service)
-    finally:
-        process.stop()
-        service.graph.close()
 
 
 def stamp(hour: int, minute: int = 0) -> str:
