@@ -32,6 +32,7 @@ from lineage.storage.neo4j.cypher import (
     MERGE_VERSIONS,
 )
 from lineage.storage.neo4j.filter import flat_props
+from lineage.storage.neo4j.state import version_artifacts
 
 __all__ = [
     "BATCH",
@@ -167,18 +168,9 @@ def merge_artifacts(tx: neo4j.ManagedTransaction, rows: list[dict[str, Any]]) ->
 
 def merge_versions(tx: neo4j.ManagedTransaction, versions: list[VersionRecord]) -> int:
     """Import versions as they are, keeping index and state; aliases move to them."""
-    artifacts: dict[str, dict[str, Any]] = {}
-    for v in versions:
-        key = f"{v.project}/{v.name}"
-        top = artifacts.setdefault(
-            key,
-            {"key": key, "project": v.project, "name": v.name, "type": v.type,
-             "created_at": float(v.created_at), "top": v.index},
-        )  # fmt: skip
-        top["top"] = max(top["top"], v.index)
     # the artifacts' locks first, in a stable order, as commit_version takes them; then,
     # read under the lock, the next index stays above every imported one
-    locked = sorted(artifacts.values(), key=lambda row: row["key"])
+    locked = version_artifacts(versions)
     tx.run(
         "UNWIND $artifacts AS row MERGE (a:Artifact {key: row.key}) "
         "ON CREATE SET a.project = row.project, a.name = row.name, a.type = row.type, "

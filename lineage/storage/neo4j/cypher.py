@@ -44,6 +44,7 @@ __all__ = [
     "VERSION_DENSE_FIELDS",
     "VERSION_ROW",
     "VERSION_ROWS",
+    "fields_list",
     "limit_clause",
     "run_filters",
     "walk_query",
@@ -51,7 +52,7 @@ __all__ = [
 ]
 
 
-def _list(var: str, fields: tuple[str, ...]) -> LiteralString:
+def fields_list(var: str, fields: tuple[str, ...]) -> LiteralString:
     """``[n.a, n.b, ...]``: a record's properties, in field order."""
     text: LiteralString = "[" + ", ".join(f"{var}.{name}" for name in fields) + "]"
     return text
@@ -100,7 +101,7 @@ LOCK: LiteralString = "SET a._lock = true REMOVE a._lock"
 
 # Reads return ONE record holding a list of positional rows: the driver's cost per record
 # dominates a big answer (a lineage of 100,000 records), the server's does not.
-RUNS: LiteralString = "RETURN collect(" + _list("r", RUN_FIELDS) + ") AS rows"
+RUNS: LiteralString = "RETURN collect(" + fields_list("r", RUN_FIELDS) + ") AS rows"
 _ALIASES_OF_V: LiteralString = "COLLECT { MATCH (l:Alias {version: v.id}) RETURN l.alias }"
 # a version ``v``'s fields in VERSION_FIELDS order, its artifact ``a``'s type, the aliases
 # that point at it (for one version)
@@ -128,9 +129,9 @@ ARTIFACT_ALIASES: LiteralString = (
     "RETURN collect([key, a.type, COLLECT { MATCH (l:Alias) WHERE l.key STARTS WITH key + '/' "
     "RETURN [l.version, l.alias] }]) AS rows"
 )
-ARTIFACT: LiteralString = _list("a", ARTIFACT_FIELDS)
-EVENTS: LiteralString = "RETURN collect(" + _list("e", EVENT_FIELDS) + ") AS rows"
-TOKEN: LiteralString = _list("t", TOKEN_FIELDS)
+ARTIFACT: LiteralString = fields_list("a", ARTIFACT_FIELDS)
+EVENTS: LiteralString = "RETURN collect(" + fields_list("e", EVENT_FIELDS) + ") AS rows"
+TOKEN: LiteralString = fields_list("t", TOKEN_FIELDS)
 
 # expand: ids are split by shape (a version id has ':', a run id never does), so each id is
 # one unique-index seek on its own label, then an expand of the one relationship type that

@@ -34,7 +34,7 @@ from lineage.storage.codec import (
     RUN_UPDATES_ON_IMPORT,
     VERSION_UPDATES_ON_IMPORT,
 )
-from lineage.storage.neo4j.cypher import LOCK, VERSION_ROW
+from lineage.storage.neo4j.cypher import LOCK, VERSION_ROW, fields_list
 
 __all__ = [
     "READ",
@@ -44,11 +44,6 @@ __all__ = [
     "version_aliases",
     "version_artifacts",
 ]
-
-
-def _fields(var: str, fields: tuple[str, ...]) -> LiteralString:
-    text: LiteralString = "[" + ", ".join(f"{var}.{name}" for name in fields) + "]"
-    return text
 
 
 def _map(var: str, fields: tuple[str, ...]) -> LiteralString:
@@ -99,7 +94,7 @@ def _read(lock: bool) -> LiteralString:
         "RETURN collect(" + VERSION_ROW + ") AS versions } "
         "RETURN collect([a.project, a.name, versions]) AS newest } "
         "CALL () { UNWIND $ids AS id MATCH (r:Run {id: id}) WHERE r.project IS NOT NULL "
-        "RETURN collect(" + _fields("r", RUN_FIELDS) + ") AS runs } "
+        "RETURN collect(" + fields_list("r", RUN_FIELDS) + ") AS runs } "
         "CALL () { UNWIND $ids AS id MATCH (n:Run {id: id})<-[:CONSUMED_BY]-(m) "
         "WHERE n.project IS NOT NULL "
         "RETURN collect([m.id, n.id]) AS ups } "
@@ -168,7 +163,7 @@ WRITE: LiteralString = (
 
 def version_artifacts(versions: Sequence[VersionRecord]) -> list[dict[str, Any]]:
     """Each artifact of ``versions`` once, in key order (the order every writer locks
-    artifacts in), with the highest index among them (``top``): as bulk.merge_versions."""
+    artifacts in), with the highest index among them (``top``)."""
     artifacts: dict[str, dict[str, Any]] = {}
     for v in versions:
         key = f"{v.project}/{v.name}"
