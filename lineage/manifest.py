@@ -105,30 +105,51 @@ def _pages(entries: Iterable[Entry]) -> Iterator[list[Entry]]:
 
 def encode_manifest(entries: Iterable[Entry]) -> tuple[bytes, list[bytes]]:
     """The root blob and the page blobs of a manifest, without storing them."""
-    return _encode_pages(list(_pages(entries)))
+    encoded = encode(entries)
+    return encoded.root, [page for _, page in encoded.pages]
 
 
-def _encode_pages(groups: list[list[Entry]]) -> tuple[bytes, list[bytes]]:
+def _encode_pages(groups: list[list[Entry]]) -> tuple[bytes, list[tuple[str, bytes]]]:
     pages = [_encode({"entries": [e.to_json() for e in group]}) for group in groups]
+    hashed = [(hash_bytes(page), page) for page in pages]
     root = {
         "format": FORMAT,
-        "pages": [
-            [hash_bytes(page), len(group)] for page, group in zip(pages, groups, strict=True)
-        ],
+        "pages": [[digest, len(group)] for (digest, _), group in zip(hashed, groups, strict=True)],
     }
-    return _encode(root), pages
+    return _encode(root), hashed
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """A manifest encoded and hashed, not stored yet: :func:`store_encoded` stores it."""
+
+    digest: str  # the root's: the version's digest
+    root: bytes
+    pages: tuple[tuple[str, bytes], ...]  # (digest, page) of each page, in order
+    groups: tuple[list[Entry], ...]  # each page's entries, in the same order
+
+
+def encode(entries: Iterable[Entry]) -> Encoded:
+    """The manifest of ``entries``, encoded and hashed once: its digest is known before
+    anything is stored, and :func:`store_encoded` need not encode it again."""
+    groups = list(_pages(entries))
+    root, pages = _encode_pages(groups)
+    return Encoded(hash_bytes(root), root, tuple(pages), tuple(groups))
+
+
+def store_encoded(blobs: BlobStore, encoded: Encoded) -> str:
+    """Store the pages of an :func:`encode` result (only those the store lacks), then its
+    root; return the digest."""
+    by_digest = dict(encoded.pages)
+    for digest in blobs.missing(by_digest):
+        blobs.put_bytes(by_digest[digest])
+    _written.remember(zip((d for d, _ in encoded.pages), encoded.groups, strict=True))
+    return blobs.put_bytes(encoded.root)
 
 
 def write_manifest(blobs: BlobStore, entries: Iterable[Entry]) -> str:
     """Store the manifest's pages (only those the store lacks), then its root; return the digest."""
-    groups = list(_pages(entries))
-    root, pages = _encode_pages(groups)
-    digests = [hash_bytes(page) for page in pages]
-    by_digest = dict(zip(digests, pages, strict=True))
-    for digest in blobs.missing(by_digest):
-        blobs.put_bytes(by_digest[digest])
-    _written.remember(zip(digests, groups, strict=True))
-    return blobs.put_bytes(root)
+    return store_encoded(blobs, encode(entries))
 
 
 def manifest_digests(blobs: BlobStore, digest: str) -> set[str]:

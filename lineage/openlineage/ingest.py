@@ -43,8 +43,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lineage.errors import InvalidMetadata, InvalidName
-from lineage.hashing import hash_bytes
-from lineage.manifest import Entry, encode_manifest, write_manifest
+from lineage.manifest import Encoded, Entry, encode, store_encoded
 from lineage.names import check_json, check_name
 from lineage.openlineage.naming import internal_name, location
 from lineage.openlineage.validation import InvalidEvent, event_kind, event_time, run_id
@@ -123,6 +122,7 @@ class _Dataset:
         self.project = internal_name(self.namespace)
         self.artifact = internal_name(self.name)
         self.facets: Mapping[str, Any] = item.get("facets") or {}
+        self._encoded: dict[str, Encoded] = {}  # by identity, as JSON
         own = {"namespace": self.namespace, "name": self.name, "facets": self.facets}
         for extra in ("inputFacets", "outputFacets"):
             if item.get(extra):
@@ -178,23 +178,28 @@ class _Dataset:
             out["schema"] = fields
         return out
 
-    def entries(self, identity: Mapping[str, Any]) -> list[Entry]:
-        """The version's reference manifest: one entry naming the dataset's location."""
-        uri = self.location or ("openlineage:" + json.dumps([self.namespace, self.name]))
+    def encoded(self, identity: Mapping[str, Any]) -> Encoded:
+        """The version's reference manifest: one entry naming the dataset's location, its
+        identity as the entry's version. Encoded once an identity (a group's read-ahead and
+        its write ask for the same one)."""
         text = json.dumps(identity, sort_keys=True, separators=(",", ":"))
-        return [Entry(path="dataset", size=0, uri=uri, version_id=text)]
+        found = self._encoded.get(text)
+        if found is None:
+            uri = self.location or ("openlineage:" + json.dumps([self.namespace, self.name]))
+            entry = Entry(path="dataset", size=0, uri=uri, version_id=text)
+            found = self._encoded[text] = encode([entry])
+        return found
 
     def digest(self, identity: Mapping[str, Any]) -> str:
         """The digest of the version's reference manifest (nothing stored)."""
-        root, _ = encode_manifest(self.entries(identity))
-        return hash_bytes(root)
+        return self.encoded(identity).digest
 
     def manifest(self, service: Service, identity: Mapping[str, Any]) -> str:
         """The digest of the version's reference manifest, stored if new."""
-        digest = self.digest(identity)
-        if service.blobs.missing([digest]):
-            digest = write_manifest(service.blobs, self.entries(identity))
-        return digest
+        encoded = self.encoded(identity)
+        if service.blobs.missing([encoded.digest]):
+            return store_encoded(service.blobs, encoded)
+        return encoded.digest
 
     def find(self, service: Service, digest: str) -> VersionRecord | None:
         for version in service.graph.list_versions(self.project, self.artifact):
