@@ -52,6 +52,7 @@ from lineage.names import check_name, check_text
 from lineage.plan import build
 from lineage.records import ArtifactRecord, Event, Node, RunRecord, VersionRecord, version_id
 from lineage.render import plan_to_dot, render, type_colour
+from lineage.sent import dataset_name as sent_name
 from lineage.server import runs as runlist
 from lineage.server.app import STATUS, principal, service
 from lineage.server.auth import Gate, Principal
@@ -172,17 +173,6 @@ def _shown(value: object) -> object:
         safe = value.encode("utf-8", "backslashreplace").decode("utf-8")
         return Markup(safe) if isinstance(value, Markup) else safe
     return value
-
-
-def sent_name(metadata: Mapping[str, Any] | None) -> tuple[str, str] | None:
-    """The OpenLineage ``(namespace, name)`` a dataset's version came in with, verbatim
-    (what the page heads with; its ref holds the safe names derived from them)."""
-    came = (metadata or {}).get("openlineage")
-    if isinstance(came, Mapping):
-        namespace, name = came.get("namespace"), came.get("name")
-        if isinstance(namespace, str) and isinstance(name, str):
-            return namespace, name
-    return None
 
 
 _env = jinja2.Environment(

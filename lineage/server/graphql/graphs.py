@@ -121,7 +121,8 @@ class LineageNode:
 
     @field(
         "name:vN for a version, the run's name for a run; prefixed with the node's project "
-        "when it is not the project of the root."
+        "when it is not the project of the root. What came in through OpenLineage shows the "
+        "names it was sent with (`s3://lake/clean/orders:v0`), not the safe names of its ref."
     )
     def label(self) -> str:
         return view.label(self.node, self.answer.project)

@@ -1,0 +1,172 @@
+"""Names as sent, on every surface: a warehouse chain that came in through the real
+openlineage-python client, and a model an SDK run trained on its last table, read back as
+text, ``--json``, a picture (DOT), GraphQL over HTTP and the dashboard's version page. Each
+node is labelled with the namespace and name its emitter sent (``s3://lake/clean/orders:v0``,
+``airflow://prod/nightly.clean🕷``), never the safe names of its ref; the expected labels
+are written out from the events sent, not computed by lineage."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from click.testing import CliRunner
+from openlineage.client.event_v2 import InputDataset, Job, OutputDataset, Run, RunEvent, RunState
+from openlineage.client.generated import schema_dataset
+from openlineage.client.transport.http import ApiKeyTokenProvider, HttpConfig, HttpTransport
+from test_openlineage import served
+
+import lineage
+from lineage.cli import cli
+from lineage.server.dashboard import version_url
+
+PRODUCER = "https://github.com/apache/airflow/tree/providers-openlineage/1.0"
+DERIVED = re.compile(r"--[0-9a-f]{16}")  # what a safe name derived from a sent one ends with
+
+
+@dataclass
+class Chain:
+    url: str
+    store: str
+    blobs: str
+    read: str
+    model: str  # the SDK's model, by ref
+    project: str  # the SDK run's project
+    run: str  # the SDK run's name
+    tag: str
+
+
+@pytest.fixture(scope="module", params=["sqlite", "neo4j"])
+def chain(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Chain]:
+    with served(request, tmp_path_factory, "names") as (process, store, blobs, _, token, read):
+        tag = uuid.uuid4().hex[:6]
+        transport = HttpTransport(
+            HttpConfig(url=process.url, auth=ApiKeyTokenProvider({"apiKey": token}), timeout=30)
+        )
+        schema = schema_dataset.SchemaDatasetFacet(
+            fields=[schema_dataset.SchemaDatasetFacetFields(name="id", type="INT")]
+        )
+
+        def job(name: str, source: tuple[str, str], target: tuple[str, str], hour: int) -> None:
+            rid = str(uuid.uuid4())
+            for kind, minute in ((RunState.START, 0), (RunState.COMPLETE, 30)):
+                transport.emit(
+                    RunEvent(
+                        eventType=kind,
+                        eventTime=f"2025-03-01T{hour:02d}:{minute:02d}:00+00:00",
+                        producer=PRODUCER,
+                        run=Run(runId=rid),
+                        job=Job(namespace=f"airflow://prod-{tag}", name=name),
+                        inputs=[InputDataset(namespace=source[0], name=source[1])],
+                        outputs=[
+                            OutputDataset(
+                                namespace=target[0], name=target[1], facets={"schema": schema}
+                            )
+                        ],
+                    )
+                )
+
+        db, lake = f"postgres://db-{tag}:5432", f"s3://lake-{tag}"
+        job("nightly.extract", (db, "shop.public.orders"), (lake, "raw/orders"), 1)
+        job("nightly.clean🕷", (lake, "raw/orders"), (lake, "clean/orders"), 2)
+        transport.close()
+        project = f"churn{tag}"
+        weights = tmp_path_factory.mktemp("weights") / "w.bin"
+        weights.write_bytes(b"weights")
+        with lineage.init(project=project, job_type="train", store=store, blobs=blobs) as run:
+            run.use_artifact(f"{lake}/clean/orders")  # the dataset, by its storage location
+            model = lineage.Artifact("model", type="model")
+            model.add_file(weights)
+            ref = run.log_artifact(model).ref
+            name = run.record.name
+        yield Chain(process.url, store, blobs, read, ref, project, name, tag)
+
+
+def upstream_labels(chain: Chain) -> set[str]:
+    """The upstream of the model, seen from its project, as the events and the SDK named it."""
+    t = chain.tag
+    return {
+        "model:v0",
+        chain.run,
+        f"s3://lake-{t}/clean/orders:v0",
+        f"airflow://prod-{t}/nightly.clean🕷",
+        f"s3://lake-{t}/raw/orders:v0",
+        f"airflow://prod-{t}/nightly.extract",
+        f"postgres://db-{t}:5432/shop.public.orders:v0",
+    }
+
+
+def command(chain: Chain, *args: str) -> str:
+    result = CliRunner().invoke(cli, ["--store", chain.store, "--blobs", chain.blobs, *args])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_text_and_json_label_what_was_sent(chain: Chain) -> None:
+    answer = json.loads(command(chain, "lineage", chain.model, "--json"))
+    assert {node["label"] for node in answer["nodes"]} == upstream_labels(chain)
+    refs = {node["ref"] for node in answer["nodes"] if node["ref"]}
+    assert any(DERIVED.search(ref) for ref in refs)  # the refs keep the safe names
+    text = command(chain, "lineage", chain.model)
+    for label in upstream_labels(chain) - {"model:v0"}:
+        assert label in text, (label, text)
+    assert not DERIVED.search(text), text
+
+
+def test_a_dataset_is_labelled_without_its_namespace_in_its_own_project(chain: Chain) -> None:
+    """Seen from the dataset's own project (its namespace), its neighbours there go by their
+    names alone; the SDK's model and run, in another project, by their project too."""
+    t = chain.tag
+    answer = json.loads(
+        command(chain, "lineage", f"s3://lake-{t}/clean/orders", "--both", "--json")
+    )
+    assert {node["label"] for node in answer["nodes"]} == {
+        "clean/orders:v0",
+        "raw/orders:v0",
+        f"airflow://prod-{t}/nightly.clean🕷",
+        f"airflow://prod-{t}/nightly.extract",
+        f"postgres://db-{t}:5432/shop.public.orders:v0",
+        f"{chain.project}/{chain.run}",
+        f"{chain.project}/model:v0",
+    }
+
+
+def test_pictures_graphql_and_the_dashboard_label_what_was_sent(
+    chain: Chain, tmp_path: Path
+) -> None:
+    picture = tmp_path / "up.dot"
+    command(chain, "render", chain.model, "-o", str(picture))
+    dot = picture.read_text()
+    for label in upstream_labels(chain):
+        assert label in dot, (label, dot)
+    assert not DERIVED.search(dot.split("tooltip")[0])
+
+    query = "query($ref: String!) { lineage(ref: $ref) { nodes { label ref } } }"
+    headers = {"Authorization": f"Bearer {chain.read}"}
+    answer: dict[str, Any] = httpx.post(
+        f"{chain.url}/graphql",
+        json={"query": query, "variables": {"ref": chain.model}},
+        headers=headers,
+        timeout=30,
+    ).json()
+    assert "errors" not in answer, answer
+    nodes = answer["data"]["lineage"]["nodes"]
+    assert {node["label"] for node in nodes} == upstream_labels(chain)
+
+    version = lineage.Api(store=chain.store, blobs=chain.blobs).artifact_version(chain.model)
+    page = httpx.get(f"{chain.url}{version_url(version)}", headers=headers, timeout=30)
+    assert page.status_code == 200
+    shown = {html.unescape(text) for text in re.findall(r"<text[^>]*>([^<]*)</text>", page.text)}
+    for label in upstream_labels(chain):
+        assert label in shown, (label, sorted(shown))
+    assert not any(DERIVED.search(text) for text in shown), sorted(shown)
