@@ -16,7 +16,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["dataset_name", "job_namespace", "joined"]
+from lineage.records import RunRecord, VersionRecord
+
+__all__ = ["dataset_name", "job_namespace", "joined", "project_name", "run_label", "version_label"]
 
 
 def dataset_name(metadata: Mapping[str, Any] | None) -> tuple[str, str] | None:
@@ -46,3 +48,29 @@ def joined(namespace: str, name: str) -> str:
     if "://" in namespace:
         return namespace.rstrip("/") + "/" + name.lstrip("/")
     return f"{namespace}/{name}"
+
+
+def version_label(version: VersionRecord, project: str | None) -> str:
+    """A version's label seen from ``project``: ``name:vN``, prefixed with its own project
+    when that is another one; a dataset version from OpenLineage with the name it was sent
+    with (``clean/orders:v0``; from another project ``s3://lake/clean/orders:v0``)."""
+    foreign = project is not None and version.project != project
+    came = dataset_name(version.metadata)
+    if came is not None:
+        namespace, name = came
+        return (joined(namespace, name) if foreign else name) + f":v{version.index}"
+    return (f"{version.project}/" if foreign else "") + f"{version.name}:v{version.index}"
+
+
+def run_label(run: RunRecord, project: str | None) -> str:
+    """A run's label seen from ``project``: its name, prefixed with its project (a job's
+    namespace as sent) when that is another one."""
+    if project is None or run.project == project:
+        return run.name
+    namespace = job_namespace(run.facets)
+    return joined(namespace, run.name) if namespace is not None else f"{run.project}/{run.name}"
+
+
+def project_name(run: RunRecord) -> str:
+    """A run's project as sent: its job's OpenLineage namespace, else the project itself."""
+    return job_namespace(run.facets) or run.project

@@ -123,9 +123,7 @@ class View:
     def run_label(self, run_id: str | None) -> str:
         """The name of the run on a derived edge (its id when its record is missing)."""
         run = self.runs.get(run_id or "")
-        if run is None:
-            return run_id or "?"
-        return _run_label(run, self.project is not None and run.project != self.project)
+        return run_id or "?" if run is None else sent.run_label(run, self.project)
 
     def to_json(self) -> dict[str, Any]:
         """The answer as plain JSON: what ``--json`` prints and the cross-surface tests read."""
@@ -168,26 +166,11 @@ def label(node: Node, project: str | None) -> str:
     node's own project when that is another one. What came in through OpenLineage is labelled
     with the names it was sent with (:mod:`lineage.sent`), not the safe names of its ref:
     ``clean/orders:v0``, from another project ``s3://lake/clean/orders:v0``."""
-    own = _project(node)
-    foreign = project is not None and own is not None and own != project
-    version, run = node.version, node.run
-    if version is not None:
-        came = sent.dataset_name(version.metadata)
-        if came is not None:
-            namespace, name = came
-            return (sent.joined(namespace, name) if foreign else name) + f":v{version.index}"
-    elif run is not None:
-        return _run_label(run, foreign)
-    return (f"{own}/" if foreign else "") + node.label
-
-
-def _run_label(run: RunRecord, foreign: bool) -> str:
-    if not foreign:
-        return run.name
-    namespace = sent.job_namespace(run.facets)
-    return (
-        sent.joined(namespace, run.name) if namespace is not None else f"{run.project}/{run.name}"
-    )
+    if node.version is not None:
+        return sent.version_label(node.version, project)
+    if node.run is not None:
+        return sent.run_label(node.run, project)
+    return node.label
 
 
 def asked_project(graph: Subgraph) -> str | None:

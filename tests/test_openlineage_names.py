@@ -42,6 +42,7 @@ class Chain:
     project: str  # the SDK run's project
     run: str  # the SDK run's name
     tag: str
+    clean: str  # the id of the run of nightly.clean🕷
 
 
 @pytest.fixture(scope="module", params=["sqlite", "neo4j"])
@@ -57,7 +58,7 @@ def chain(
             fields=[schema_dataset.SchemaDatasetFacetFields(name="id", type="INT")]
         )
 
-        def job(name: str, source: tuple[str, str], target: tuple[str, str], hour: int) -> None:
+        def job(name: str, source: tuple[str, str], target: tuple[str, str], hour: int) -> str:
             rid = str(uuid.uuid4())
             for kind, minute in ((RunState.START, 0), (RunState.COMPLETE, 30)):
                 transport.emit(
@@ -75,10 +76,11 @@ def chain(
                         ],
                     )
                 )
+            return rid
 
         db, lake = f"postgres://db-{tag}:5432", f"s3://lake-{tag}"
         job("nightly.extract", (db, "shop.public.orders"), (lake, "raw/orders"), 1)
-        job("nightly.clean🕷", (lake, "raw/orders"), (lake, "clean/orders"), 2)
+        clean = job("nightly.clean🕷", (lake, "raw/orders"), (lake, "clean/orders"), 2)
         transport.close()
         project = f"churn{tag}"
         weights = tmp_path_factory.mktemp("weights") / "w.bin"
@@ -89,7 +91,7 @@ def chain(
             model.add_file(weights)
             ref = run.log_artifact(model).ref
             name = run.record.name
-        yield Chain(process.url, store, blobs, read, ref, project, name, tag)
+        yield Chain(process.url, store, blobs, read, ref, project, name, tag, clean)
 
 
 def upstream_labels(chain: Chain) -> set[str]:
@@ -170,3 +172,18 @@ def test_pictures_graphql_and_the_dashboard_label_what_was_sent(
     for label in upstream_labels(chain):
         assert label in shown, (label, sorted(shown))
     assert not any(DERIVED.search(text) for text in shown), sorted(shown)
+
+
+def test_a_run_shows_its_namespace_and_datasets_as_sent(chain: Chain) -> None:
+    """``lineage run``: the job's namespace as sent (its project's safe name beside it, for
+    -p), each dataset as sent with the ref to type beside it."""
+    t = chain.tag
+    lines = command(chain, "run", chain.clean).splitlines()
+    head, inputs, outputs = lines[0], lines[-2], lines[-1]
+    assert head.startswith(f"run nightly.clean🕷 ({chain.clean}) in airflow://prod-{t} (project ")
+    assert inputs.split()[:2] == ["inputs", f"s3://lake-{t}/raw/orders:v0"], inputs
+    assert outputs.split()[:2] == ["outputs", f"s3://lake-{t}/clean/orders:v0"], outputs
+    ref = re.search(r"; ref (\S+)\)", outputs)
+    assert ref is not None and DERIVED.search(ref.group(1)), outputs
+    shown = command(chain, "show", ref.group(1))  # the ref shown is one to type
+    assert ref.group(1) in shown

@@ -6,6 +6,7 @@ import json
 
 import click
 
+from lineage import sent
 from lineage.cli.find import print_runs
 from lineage.cli.main import Context, cli, emit_json, errors, pass_ctx, run_label, size, when
 from lineage.errors import InvalidInput, RunNotFound
@@ -91,20 +92,25 @@ def run_lines(
 
     def ref(version: VersionRecord) -> str:
         name = version.ref if version.project != run.project else version.ref.split("/", 1)[1]
+        shown = sent.version_label(version, run.project)  # an OpenLineage name as sent
         aliases = [a for a in version.aliases if a != "latest"]
         deleted = "" if version.state == "committed" else ", deleted"
-        return f"{name} ({version.type}, {size(version.size)}{deleted})" + (
+        named = "" if shown == name else f"; ref {version.ref}"
+        return f"{shown} ({version.type}, {size(version.size)}{deleted}{named})" + (
             f" [{', '.join(aliases)}]" if aliases else ""
         )
 
     def data(value: object) -> str:
         return json.dumps(value, sort_keys=True) if value else "-"
 
+    project = sent.project_name(run)
+    if project != run.project:  # an OpenLineage namespace: its project's safe name beside it
+        project += f" (project {run.project})"
     ended = when(run.finished_at)
     if run.finished_at:
         ended += f" ({run.finished_at - run.started_at:.1f} s)"
     lines = [
-        f"run {run.name} ({run.id}) in {run.project}",
+        f"run {run.name} ({run.id}) in {project}",
         f"  state        {run.state}",
         f"  job type     {run.job_type or '-'}",
         f"  started      {when(run.started_at)}",
