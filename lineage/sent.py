@@ -55,11 +55,15 @@ def version_label(version: VersionRecord, project: str | None) -> str:
     when that is another one; a dataset version from OpenLineage with the name it was sent
     with (``clean/orders:v0``; from another project ``s3://lake/clean/orders:v0``)."""
     foreign = project is not None and version.project != project
-    came = dataset_name(version.metadata)
-    if came is not None:
-        namespace, name = came
-        return (joined(namespace, name) if foreign else name) + f":v{version.index}"
-    return (f"{version.project}/" if foreign else "") + f"{version.name}:v{version.index}"
+    metadata = version.metadata
+    if metadata and "openlineage" in metadata:  # (a label a node: the common case is quick)
+        came = dataset_name(metadata)
+        if came is not None:
+            namespace, name = came
+            return f"{joined(namespace, name) if foreign else name}:v{version.index}"
+    if foreign:
+        return f"{version.project}/{version.name}:v{version.index}"
+    return f"{version.name}:v{version.index}"
 
 
 def run_label(run: RunRecord, project: str | None) -> str:
