@@ -54,16 +54,17 @@ def version_label(version: VersionRecord, project: str | None) -> str:
     """A version's label seen from ``project``: ``name:vN``, prefixed with its own project
     when that is another one; a dataset version from OpenLineage with the name it was sent
     with (``clean/orders:v0``; from another project ``s3://lake/clean/orders:v0``)."""
-    foreign = project is not None and version.project != project
     metadata = version.metadata
     if metadata and "openlineage" in metadata:  # (a label a node: the common case is quick)
         came = dataset_name(metadata)
         if came is not None:
             namespace, name = came
-            return f"{joined(namespace, name) if foreign else name}:v{version.index}"
-    if foreign:
-        return f"{version.project}/{version.name}:v{version.index}"
-    return f"{version.name}:v{version.index}"
+            if project is not None and version.project != project:
+                name = joined(namespace, name)
+            return f"{name}:v{version.index}"
+    if project is None or version.project == project:
+        return f"{version.name}:v{version.index}"
+    return f"{version.project}/{version.name}:v{version.index}"
 
 
 def run_label(run: RunRecord, project: str | None) -> str:

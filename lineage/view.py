@@ -166,11 +166,15 @@ def label(node: Node, project: str | None) -> str:
     node's own project when that is another one. What came in through OpenLineage is labelled
     with the names it was sent with (:mod:`lineage.sent`), not the safe names of its ref:
     ``clean/orders:v0``, from another project ``s3://lake/clean/orders:v0``."""
-    if node.version is not None:
-        return sent.version_label(node.version, project)
+    version = node.version
+    if version is not None:
+        return _version_label(version, project)
     if node.run is not None:
         return sent.run_label(node.run, project)
     return node.label
+
+
+_version_label = sent.version_label  # (every node of an answer is labelled)
 
 
 def asked_project(graph: Subgraph) -> str | None:
