@@ -18,7 +18,15 @@ from typing import Any
 
 from lineage.records import RunRecord, VersionRecord
 
-__all__ = ["dataset_name", "job_namespace", "joined", "project_name", "run_label", "version_label"]
+__all__ = [
+    "dataset_name",
+    "full_label",
+    "job_namespace",
+    "joined",
+    "project_name",
+    "run_label",
+    "version_label",
+]
 
 
 def dataset_name(metadata: Mapping[str, Any] | None) -> tuple[str, str] | None:
@@ -65,6 +73,13 @@ def version_label(version: VersionRecord, project: str | None) -> str:
     if project is None or version.project == project:
         return f"{version.name}:v{version.index}"
     return f"{version.project}/{version.name}:v{version.index}"
+
+
+def full_label(version: VersionRecord) -> str:
+    """A version's label whole, from anywhere: its ref, or a dataset version from OpenLineage
+    as it was sent (``s3://lake/clean/orders:v0``)."""
+    came = dataset_name(version.metadata)
+    return version.ref if came is None else f"{joined(*came)}:v{version.index}"
 
 
 def run_label(run: RunRecord, project: str | None) -> str:

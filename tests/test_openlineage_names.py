@@ -187,3 +187,22 @@ def test_a_run_shows_its_namespace_and_datasets_as_sent(chain: Chain) -> None:
     assert ref is not None and DERIVED.search(ref.group(1)), outputs
     shown = command(chain, "show", ref.group(1))  # the ref shown is one to type
     assert ref.group(1) in shown
+
+
+def test_the_dashboard_lists_and_links_what_was_sent(chain: Chain) -> None:
+    """The index heads a namespace's project with the namespace as sent (its safe name
+    beside it) and lists its datasets by name; a run page links its inputs and outputs by
+    their names as sent, each link's title the ref."""
+    t = chain.tag
+    headers = {"Authorization": f"Bearer {chain.read}"}
+    index = httpx.get(f"{chain.url}/", headers=headers, timeout=30).text
+    headings = [html.unescape(h) for h in re.findall(r'<h1 class="project">([^<]*)', index)]
+    assert f"s3://lake-{t} " in headings and f"airflow://prod-{t} " in headings, headings
+    assert f"postgres://db-{t}:5432 " in headings, headings
+    names = {html.unescape(a) for a in re.findall(r'class="artifact"[^>]*>([^<]*)</a>', index)}
+    assert {"clean/orders", "raw/orders", "shop.public.orders"} <= names, names
+    page = httpx.get(f"{chain.url}/runs/{chain.clean}", headers=headers, timeout=30).text
+    links = dict(re.findall(r'<a href="/versions/[^"]*" title="([^"]*)">([^<]*)</a>', page))
+    assert set(links.values()) == {f"s3://lake-{t}/raw/orders:v0", f"s3://lake-{t}/clean/orders:v0"}
+    assert all(DERIVED.search(ref) for ref in links), links  # each titled with its ref
+    assert f'<a href="/">airflow://prod-{t}</a> / runs /' in page

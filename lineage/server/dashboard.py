@@ -46,6 +46,7 @@ from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 from starlette.templating import Jinja2Templates
 
+from lineage import sent
 from lineage.errors import DigestMismatch, InvalidInput, LineageError, NotFound
 from lineage.hashing import CHUNK, Hasher
 from lineage.names import check_name, check_text
@@ -196,6 +197,10 @@ _env.globals.update(
     type_colour=type_colour,
     runs_href=runlist.href,
     sent_name=sent_name,
+    # names as sent (lineage.sent): what the text views and pictures label nodes with too
+    version_label=sent.version_label,
+    full_label=sent.full_label,
+    project_name=sent.project_name,
 )
 _templates = Jinja2Templates(env=_env)
 
@@ -327,7 +332,25 @@ def _index_data(svc: Service) -> dict[str, Any]:
                 "aliases": [alias for alias, _ in svc.aliases(*key) if alias != "latest"],
             }
         )
-    return {"projects": {p: dict(sorted(types.items())) for p, types in projects.items()}}
+    return {
+        "projects": {p: dict(sorted(types.items())) for p, types in projects.items()},
+        "sent": {p: _sent_project(svc, p, types) for p, types in projects.items()},
+    }
+
+
+def _sent_project(svc: Service, project: str, types: Mapping[str, list[dict[str, Any]]]) -> str:
+    """A project's name as sent: the OpenLineage namespace of its datasets or of its jobs'
+    runs (one more small query for a project of runs only), else the project itself."""
+    for rows in types.values():
+        for row in rows:
+            came = sent_name(row["latest"].metadata) if row["latest"] is not None else None
+            if came is not None:
+                return came[0]
+    if not types:
+        runs = svc.runs(project, limit=1)
+        if runs:
+            return sent.project_name(runs[0])
+    return project
 
 
 def _artifact_data(svc: Service, project: str, name: str) -> dict[str, Any]:
