@@ -43,6 +43,7 @@ class Chain:
     run: str  # the SDK run's name
     tag: str
     clean: str  # the id of the run of nightly.clean🕷
+    token: str  # a write token
 
 
 @pytest.fixture(scope="module", params=["sqlite", "neo4j"])
@@ -91,7 +92,7 @@ def chain(
             model.add_file(weights)
             ref = run.log_artifact(model).ref
             name = run.record.name
-        yield Chain(process.url, store, blobs, read, ref, project, name, tag, clean)
+        yield Chain(process.url, store, blobs, read, ref, project, name, tag, clean, token)
 
 
 def upstream_labels(chain: Chain) -> set[str]:
@@ -206,3 +207,37 @@ def test_the_dashboard_lists_and_links_what_was_sent(chain: Chain) -> None:
     assert set(links.values()) == {f"s3://lake-{t}/raw/orders:v0", f"s3://lake-{t}/clean/orders:v0"}
     assert all(DERIVED.search(ref) for ref in links), links  # each titled with its ref
     assert f'<a href="/">airflow://prod-{t}</a> / runs /' in page
+
+
+def test_a_task_page_names_its_parent_whether_or_not_it_was_recorded(chain: Chain) -> None:
+    """A parent run that only a task's parent facet named is shown by its job as sent, not
+    linked (no page exists); once the DAG run's own events arrive it is linked, and its page
+    lists its tasks."""
+    t, dag, task = chain.tag, str(uuid.uuid4()), str(uuid.uuid4())
+    write = {"Authorization": f"Bearer {chain.token}"}
+    parent = {"run": {"runId": dag}, "job": {"namespace": f"airflow://prod-{t}", "name": "dag🕷"}}
+    event = {
+        "eventType": "COMPLETE",
+        "eventTime": "2025-03-01T05:00:00Z",
+        "producer": PRODUCER,
+        "run": {"runId": task, "facets": {"parent": {"_producer": PRODUCER, **parent,
+                "_schemaURL": "https://openlineage.io/spec/facets/1-1-0/ParentRunFacet.json"}}},
+        "job": {"namespace": f"airflow://prod-{t}", "name": "dag🕷.task"},
+    }  # fmt: skip
+    answer = httpx.post(f"{chain.url}/api/v1/lineage", json=event, headers=write, timeout=30)
+    assert answer.status_code == 201, answer.text
+    read = {"Authorization": f"Bearer {chain.read}"}
+    page = httpx.get(f"{chain.url}/runs/{task}", headers=read, timeout=30).text
+    shown = html.unescape(re.search(r'<dd class="parent">(.*?)</dd>', page).group(1))  # type: ignore[union-attr]
+    assert f"airflow://prod-{t}/dag🕷" in shown and dag in shown and "not recorded" in shown
+    assert "href" not in shown  # no link to a page that does not exist
+    own = {**event, "run": {"runId": dag}, "job": parent["job"]}
+    answer = httpx.post(f"{chain.url}/api/v1/lineage", json=own, headers=write, timeout=30)
+    assert answer.status_code == 201, answer.text
+    page = httpx.get(f"{chain.url}/runs/{task}", headers=read, timeout=30).text
+    shown = html.unescape(re.search(r'<dd class="parent">(.*?)</dd>', page).group(1))  # type: ignore[union-attr]
+    assert f'href="/runs/{dag}"' in shown and "not recorded" not in shown
+    page = httpx.get(f"{chain.url}/runs/{dag}", headers=read, timeout=30)
+    assert page.status_code == 200
+    tasks = html.unescape(re.search(r'<dd class="children">(.*?)</dd>', page.text).group(1))  # type: ignore[union-attr]
+    assert f'href="/runs/{task}">dag🕷.task</a>' in tasks and "finished" in tasks

@@ -448,12 +448,29 @@ def _run_data(svc: Service, run_id: str) -> dict[str, Any]:
     inputs, outputs = svc.run_io(run.id)
     return {
         "run": run,
+        # a parent run that only a child's parent facet named, no event of its own, is not
+        # recorded: shown by its job as sent, not linked to a page that does not exist
+        "parent": svc.get_runs([run.parent]).get(run.parent) if run.parent else None,
+        "parent_job": _parent_job(run),
+        "children": svc.child_runs(run.id),
         "inputs": inputs,
         "outputs": outputs,
         "graph": _picture(
             classify(svc.lineage(run.id, "both", 1), store=svc, mode="both", depth=1), "run"
         ),
     }
+
+
+def _parent_job(run: RunRecord) -> str | None:
+    """The job of a run's OpenLineage parent facet, as sent: ``airflow://prod/nightly``."""
+    facets = (run.facets or {}).get("run")
+    parent = facets.get("parent") if isinstance(facets, Mapping) else None
+    job = parent.get("job") if isinstance(parent, Mapping) else None
+    if isinstance(job, Mapping):
+        namespace, name = job.get("namespace"), job.get("name")
+        if isinstance(namespace, str) and isinstance(name, str):
+            return sent.joined(namespace, name)
+    return None
 
 
 # pages ---------------------------------------------------------------------------------------
