@@ -61,15 +61,13 @@ def joined(namespace: str, name: str) -> str:
 def version_label(version: VersionRecord, project: str | None) -> str:
     """A version's label seen from ``project``: ``name:vN``, prefixed with its own project
     when that is another one; a dataset version from OpenLineage with the name it was sent
-    with (``clean/orders:v0``; from another project ``s3://lake/clean/orders:v0``)."""
+    with, whole (``s3://lake/clean/orders:v0``: its storage URI, which every command takes
+    as a ref, with the version after it)."""
     metadata = version.metadata
     if metadata and "openlineage" in metadata:  # (a label a node: the common case is quick)
         came = dataset_name(metadata)
-        if came is not None:
-            namespace, name = came
-            if project is not None and version.project != project:
-                name = joined(namespace, name)
-            return f"{name}:v{version.index}"
+        if came is not None:  # whole, from anywhere: a ref a command takes back
+            return f"{joined(*came)}:v{version.index}"
     if project is None or version.project == project:
         return f"{version.name}:v{version.index}"
     return f"{version.project}/{version.name}:v{version.index}"
@@ -78,8 +76,7 @@ def version_label(version: VersionRecord, project: str | None) -> str:
 def full_label(version: VersionRecord) -> str:
     """A version's label whole, from anywhere: its ref, or a dataset version from OpenLineage
     as it was sent (``s3://lake/clean/orders:v0``)."""
-    came = dataset_name(version.metadata)
-    return version.ref if came is None else f"{joined(*came)}:v{version.index}"
+    return version.ref if dataset_name(version.metadata) is None else version_label(version, None)
 
 
 def run_label(run: RunRecord, project: str | None) -> str:

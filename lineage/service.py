@@ -333,15 +333,22 @@ class Service:
         return history.alias_events(self.graph, parsed.project, parsed.name, parsed.alias)
 
     def at_location(self, uri: str) -> Ref:
-        """The ``latest`` ref of the artifact recorded at a storage location."""
+        """The ``latest`` ref of the artifact recorded at a storage location; with a
+        selector after it (``s3://lake/clean/orders:v0``, ``...:production``: what the text
+        views and pictures label a dataset version from OpenLineage with), that version."""
         found = self.graph.find_locations([canonical(uri)]).get(canonical(uri))
-        if found is None:
-            raise VersionNotFound(
-                f"no artifact is recorded at {quoted(uri)}: log a reference to it, or let an "
-                "OpenLineage job read or write it",
-                ref=uri,
-            )
-        return Ref(project=found[0], name=found[1], alias="latest")
+        if found is not None:
+            return Ref(project=found[0], name=found[1], alias="latest")
+        head, colon, selector = uri.rpartition(":")
+        if colon and is_location(head) and "/" not in selector:
+            at = self.graph.find_locations([canonical(head)]).get(canonical(head))
+            if at is not None:
+                return parse_ref(f"{at[0]}/{at[1]}:{selector}")  # checks the selector
+        raise VersionNotFound(
+            f"no artifact is recorded at {quoted(uri)}: log a reference to it, or let an "
+            "OpenLineage job read or write it",
+            ref=uri,
+        )
 
     def latest(self, project: str, name: str) -> VersionRecord | None:
         """The newest live version of an artifact (its ``latest`` alias), or None."""

@@ -165,7 +165,7 @@ def label(node: Node, project: str | None) -> str:
     """A node's label seen from ``project``: ``name:vN`` (a run: its name), prefixed with the
     node's own project when that is another one. What came in through OpenLineage is labelled
     with the names it was sent with (:mod:`lineage.sent`), not the safe names of its ref:
-    ``clean/orders:v0``, from another project ``s3://lake/clean/orders:v0``."""
+    ``s3://lake/clean/orders:v0``, ``airflow://prod/nightly.clean``."""
     version = node.version
     if version is not None:
         return _version_label(version, project)

@@ -126,22 +126,41 @@ def test_text_and_json_label_what_was_sent(chain: Chain) -> None:
     assert not DERIVED.search(text), text
 
 
-def test_a_dataset_is_labelled_without_its_namespace_in_its_own_project(chain: Chain) -> None:
-    """Seen from the dataset's own project (its namespace), its neighbours there go by their
-    names alone; the SDK's model and run, in another project, by their project too."""
+def test_every_label_of_a_dataset_is_a_ref_every_surface_takes(chain: Chain) -> None:
+    """Seen from the dataset's own project too, a dataset is labelled whole; each label is a
+    ref that ``lineage show``, GraphQL's ``artifactVersion`` and the SDK resolve to the node's
+    own ref. The SDK's model and run, in another project, go by their project too."""
     t = chain.tag
     answer = json.loads(
         command(chain, "lineage", f"s3://lake-{t}/clean/orders", "--both", "--json")
     )
     assert {node["label"] for node in answer["nodes"]} == {
-        "clean/orders:v0",
-        "raw/orders:v0",
+        f"s3://lake-{t}/clean/orders:v0",
+        f"s3://lake-{t}/raw/orders:v0",
         f"airflow://prod-{t}/nightly.clean🕷",
         f"airflow://prod-{t}/nightly.extract",
         f"postgres://db-{t}:5432/shop.public.orders:v0",
         f"{chain.project}/{chain.run}",
         f"{chain.project}/model:v0",
     }
+    api = lineage.Api(store=chain.store, blobs=chain.blobs)
+    query = "query($ref: String!) { artifactVersion(ref: $ref) { ref } }"
+    for node in answer["nodes"]:
+        if node["kind"] != "artifact_version" or "://" not in node["label"]:
+            continue
+        assert f"{node['ref']}  (" in command(chain, "show", node["label"])
+        assert api.artifact_version(node["label"]).ref == node["ref"]
+        found = httpx.post(
+            f"{chain.url}/graphql",
+            json={"query": query, "variables": {"ref": node["label"]}},
+            headers={"Authorization": f"Bearer {chain.read}"},
+            timeout=30,
+        ).json()
+        assert found == {"data": {"artifactVersion": {"ref": node["ref"]}}}, found
+    wrong = CliRunner().invoke(
+        cli, ["--store", chain.store, "show", f"s3://lake-{t}/clean/orders:v7"]
+    )
+    assert wrong.exit_code != 0 and "does not exist" in wrong.output, wrong.output
 
 
 def test_pictures_graphql_and_the_dashboard_label_what_was_sent(

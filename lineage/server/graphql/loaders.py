@@ -22,6 +22,7 @@ import anyio.to_thread
 from strawberry.dataloader import DataLoader
 
 from lineage.errors import InvalidInput
+from lineage.locations import is_location
 from lineage.names import parse_ref
 from lineage.records import ArtifactRecord, Edge, RunRecord, Subgraph, VersionRecord
 from lineage.server.auth import ANONYMOUS_READ, Principal
@@ -136,6 +137,10 @@ class Loaders:
 
     async def version(self, ref: str) -> VersionRecord:
         """What ``Service.resolve`` returns, with refs by index batched into one store call."""
+        if is_location(ref):  # a storage URI, the service finds what is recorded there
+            record = await call(self.service.resolve, ref)
+            self.versions.prime(record.id, record)
+            return record
         parsed = parse_ref(ref)
         if parsed.index is not None:
             found = await self.versions.load(str(parsed))
