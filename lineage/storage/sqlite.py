@@ -30,7 +30,7 @@ from lineage.records import (
     TokenRecord,
     VersionRecord,
 )
-from lineage.storage import codec
+from lineage.storage import codec, sqltree
 from lineage.storage.codec import (
     ARTIFACT_FIELDS,
     EVENT_FIELDS,
@@ -183,10 +183,6 @@ _VERSION_COLUMNS = ", ".join(
     "a.type" if f == "type" else _ALIASES_JSON if f == "aliases" else f"v.{_column(f)}"
     for f in VERSION_FIELDS
 )
-# the same without the artifact's type and aliases (NULL in their places)
-_VERSION_OWN = ", ".join(
-    "NULL" if f in ("type", "aliases") else f"v.{_column(f)}" for f in VERSION_FIELDS
-)
 _VERSION_INSERT = (  # the codec's values, then the id
     f"INSERT OR IGNORE INTO versions ({', '.join(map(_column, VERSION_STORED))}, id) "
     f"VALUES ({_slots(len(VERSION_STORED) + 1)})"
@@ -213,21 +209,14 @@ _CHECKPOINT, _BULK_CHECKPOINT, _BULK = 10_000, 40_000, 1_000
 # loop), each id is one index seek; ``IN (SELECT ... json_each)`` would first copy the list
 # into a temporary B-tree, 15-30% slower on a 100,000-id frontier.
 _EACH_ID = "(SELECT value AS want FROM json_each(?)) i"  # ``want``: json_each has an ``id``
-# One generation of a derivation tree: (the output's record but its type and aliases...,
-# output, version, run) per run consuming a version of the frontier and per version it
-# produced (NULLs: a run without outputs, an output without a record)
-_TREE_LEVEL = (
-    f"SELECT {_VERSION_OWN}, p.dst, c.src, c.dst "
-    f"FROM {_EACH_ID} CROSS JOIN edges c ON c.src = i.want AND c.kind = 'consumed_by' "
-    "LEFT JOIN edges p ON p.src = c.dst AND p.kind = 'produced' "
-    "LEFT JOIN versions v ON v.id = p.dst"
-)
-_DERIVE_LEVEL = (  # the same triples without the records: what pages of a tree walk
+# One generation of a derivation tree: (version, output, run) per run consuming a version of
+# the frontier and per version it produced (NULL: a run without outputs); what pages of a
+# tree walk (the whole tree, records included: lineage.storage.sqltree)
+_DERIVE_LEVEL = (
     f"SELECT c.src, p.dst, c.dst FROM {_EACH_ID} "
     "CROSS JOIN edges c ON c.src = i.want AND c.kind = 'consumed_by' "
     "LEFT JOIN edges p ON p.src = c.dst AND p.kind = 'produced'"
 )
-_OUT, _SRC, _RUN = range(len(VERSION_FIELDS), len(VERSION_FIELDS) + 3)
 # The versions of an artifact with a digest: versions_digest_key is (project, name, epoch,
 # first 16 characters of the digest), an epoch being 65,536 consecutive indexes. A digest is
 # random, so an index keyed by it takes each new version at a random place: once it holds
@@ -255,18 +244,6 @@ _NEWEST_OF = (  # ? = [project, name, digest] each: those and the artifact's lar
     "SELECT i.p, i.n, (SELECT idx FROM versions WHERE project = i.p AND name = i.n "
     "ORDER BY idx DESC LIMIT 1), i.d FROM (SELECT json_extract(value, '$[0]') AS p, "
     "json_extract(value, '$[1]') AS n, json_extract(value, '$[2]') AS d FROM json_each(?)) i"
-)
-_EACH_ARTIFACT = (  # ? = a JSON array of [project, name] pairs
-    "(SELECT json_extract(value, '$[0]') AS project, json_extract(value, '$[1]') AS name "
-    "FROM json_each(?)) k"
-)
-_TYPES_OF = (
-    f"SELECT a.project, a.name, a.type FROM {_EACH_ARTIFACT} "
-    "CROSS JOIN artifacts a ON a.project = k.project AND a.name = k.name"
-)
-_ALIASES_OF = (
-    f"SELECT l.project || '/' || l.name || ':v' || l.idx, l.alias FROM {_EACH_ARTIFACT} "
-    "CROSS JOIN aliases l ON l.project = k.project AND l.name = k.name ORDER BY l.alias"
 )
 
 
@@ -781,55 +758,10 @@ class SQLiteGraphStore:
     def tree_rows(
         self, root: str, generations: int | None
     ) -> tuple[dict[str, VersionRecord], list[tuple[str, str, str]], bool]:
-        """The derivation tree under a version, one query per generation, in one snapshot.
-
-        Each query takes a generation's versions and returns, per run consuming one of them
-        and per version that run produced, the ``(version, output, run)`` triple with the
-        output's record: the walk, the records and the derived edges of
-        ``lineage.traversal``'s generic path in one pass, about a third of its time.
-        """
-        db = self._db()
-        db.execute("BEGIN")  # one read snapshot for every level
-        try:
-            versions = self.get_versions([root])
-            triples: list[tuple[str, str, str]] = []
-            seen = {root}  # versions, with a record or not (the walk goes on either way)
-            runs: set[str] = set()
-            found: list[tuple[Any, ...]] = []
-            frontier = [root]
-            done = 0
-            truncated = False
-            out, src, by = _OUT, _SRC, _RUN  # locals: read several times a row
-            while frontier:
-                rows = db.execute(_TREE_LEVEL, (json.dumps(frontier),)).fetchall()
-                if generations is not None and done >= generations:
-                    # at the depth limit: only runs already in the tree are followed
-                    for row in rows:
-                        if row[by] not in runs:
-                            truncated = True
-                        elif row[out] is not None:
-                            triples.append((row[src], row[out], row[by]))
-                    break
-                if generations is not None:  # the runs matter at the depth limit only
-                    runs.update([row[by] for row in rows])
-                produced = [row for row in rows if row[out] is not None]  # NULL: no outputs
-                triples += [(row[src], row[out], row[by]) for row in produced]
-                fresh = {row[out]: row for row in produced if row[out] not in seen}
-                seen.update(fresh)
-                frontier = list(fresh)
-                found += [row for row in fresh.values() if row[0] is not None]
-                done += 1
-            # the artifacts' types and aliases: few, fetched once rather than once a row
-            keys = json.dumps(list({(row[0], row[1]) for row in found}))
-            types = {(p, n): t for p, n, t in db.execute(_TYPES_OF, (keys,))}
-            aliases: dict[str, list[str]] = {}
-            for ref, alias in db.execute(_ALIASES_OF, (keys,)):
-                aliases.setdefault(ref, []).append(alias)
-        finally:
-            db.execute("COMMIT")
-        # a version whose artifact is missing is no record, as in the other reads' join
-        versions.update(codec.decode_version_map(found, types, aliases))
-        return versions, triples, truncated
+        """The derivation tree under a version, one query per generation, in one snapshot
+        (:mod:`lineage.storage.sqltree`): the walk, the records and the derived edges of
+        ``lineage.traversal``'s generic path in one pass."""
+        return sqltree.tree_rows(self._db(), root, generations, self.get_versions)
 
     # events --------------------------------------------------------------------------------
 

@@ -1,0 +1,129 @@
+"""SQLite's derivation tree (``lineage.storage.sqltree``): its rows leave out what the row's
+neighbours say (the root's project and name, ``committed``, a ``created_by`` that is the
+row's run) and fill it back in. Every field of every record it builds equals the stored
+record (``get_versions``), whichever of those shortcuts a version takes or not."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from lineage.records import ArtifactRecord, Edge, Event, RunRecord, VersionRecord
+from lineage.storage.sqlite import SQLiteGraphStore
+
+
+def version(project: str, name: str, index: int, **fields: object) -> VersionRecord:
+    values: dict[str, object] = {
+        "type": "model",
+        "digest": f"{project}{name}{index}".ljust(64, "0"),
+        "size": 10 + index,
+        "file_count": 2,
+        "created_at": 1.7e9 + index / 3,
+    }
+    values.update(fields)
+    return VersionRecord(project=project, name=name, index=index, **values)  # type: ignore[arg-type]
+
+
+def edges(source: str, run: str, *targets: str) -> list[Edge]:
+    return [Edge(source=source, target=run, kind="consumed_by")] + [
+        Edge(source=run, target=t, kind="produced") for t in targets
+    ]
+
+
+def test_every_field_of_the_tree_records_is_the_stored_one(tmp_path: Path) -> None:
+    graph = SQLiteGraphStore(tmp_path / "graph.db")
+    everything = version(
+        "p", "m", 1, type="model", metadata={"loss": 0.125, "nested": {"k": [1, "x", None]}},
+        description="every field set", aliases=("alpha", "best"), created_by="r1",
+        created_at=1.7e9 + 0.1, state="deleted", tags=("a", "b"), event_at=1.6e9 + 0.7,
+    )  # fmt: skip
+    # each field set to something else than its default: a field added to VersionRecord
+    # fails here until it is set above (and sqltree reads it)
+    for field in dataclasses.fields(VersionRecord):
+        default = (
+            field.default
+            if field.default is not dataclasses.MISSING
+            else field.default_factory()  # type: ignore[misc]
+            if field.default_factory is not dataclasses.MISSING
+            else object()
+        )
+        assert getattr(everything, field.name) != default, field.name
+    root = version("p", "m", 0, created_by="r0")
+    versions = [
+        root,
+        everything,
+        version("p", "m", 2, created_by="r2"),  # the root's artifact, made by its row's run
+        version("q", "m", 0, created_by="r2"),  # another project, the root's name
+        version("p", "eval", 0, type="result", created_by="r2"),  # the root's project
+        version("q", "other", 0, type="data", created_by=None),  # no creating run
+        version("p", "m", 3, created_by="r1"),  # made by r1, reached through r3 only
+        version("p", "gone", 0, created_by="r3"),  # its artifact has no row: no record
+    ]
+    graph.import_records(
+        runs=[RunRecord(id=f"r{i}", project="p", name=f"run{i}") for i in range(5)],
+        artifacts=[
+            ArtifactRecord(project=p, name=n, type=t)
+            for p, n, t in [
+                ("p", "m", "model"),
+                ("q", "m", "model"),
+                ("p", "eval", "result"),
+                ("q", "other", "data"),
+            ]
+        ],
+        versions=versions,
+        edges=[
+            *edges(root.id, "r1", everything.id),
+            *edges(everything.id, "r2", "p/m:v2", "q/m:v0", "p/eval:v0", "q/other:v0"),
+            # a reproduction: r3 produced p/m:v1 again, its record still says r1
+            *edges(root.id, "r3", everything.id, "p/m:v3", "p/gone:v0"),
+            *edges("q/other:v0", "r4"),  # a run without outputs
+        ],
+    )
+    with graph._write() as db:  # a version whose artifact was removed under it
+        db.execute("DELETE FROM artifacts WHERE name = 'gone'")
+    graph.append_events([Event(project="p", target=everything.id, kind="x", at=1.0)])
+    stored = graph.get_versions([v.id for v in versions])
+    assert "p/gone:v0" not in stored and len(stored) == len(versions) - 1
+    assert stored[everything.id] == everything  # what was written comes back
+
+    records, triples, truncated = graph.tree_rows(root.id, None)
+    assert records == stored and not truncated
+    for ref, record in records.items():
+        for field in dataclasses.fields(VersionRecord):
+            assert getattr(record, field.name) == getattr(stored[ref], field.name), (ref, field)
+            assert type(getattr(record, field.name)) is type(getattr(stored[ref], field.name))
+    assert sorted(triples) == sorted(
+        [
+            (root.id, everything.id, "r1"),
+            (root.id, everything.id, "r3"),
+            (root.id, "p/m:v3", "r3"),
+            (root.id, "p/gone:v0", "r3"),
+            *((everything.id, v, "r2") for v in ("p/m:v2", "q/m:v0", "p/eval:v0", "q/other:v0")),
+        ]
+    )
+    # one generation: the first ring of records, the rest cut
+    records, triples, truncated = graph.tree_rows(root.id, 1)
+    assert records == {ref: stored[ref] for ref in (root.id, everything.id, "p/m:v3")}
+    assert truncated and len(triples) == 4
+
+
+def test_a_root_without_a_record_still_has_its_tree(tmp_path: Path) -> None:
+    """The root's project and name stand in for the rows' only when the root has a record;
+    without one, every row says its own."""
+    graph = SQLiteGraphStore(tmp_path / "graph.db")
+    made = [
+        version("p", "m", 1, created_by="r1"),
+        version("q", "n", 0, type="data", created_by="r1"),
+    ]
+    graph.import_records(
+        runs=[RunRecord(id="r1", project="p", name="run")],
+        artifacts=[
+            ArtifactRecord(project="p", name="m", type="model"),
+            ArtifactRecord(project="q", name="n", type="data"),
+        ],
+        versions=made,
+        edges=edges("p/m:v0", "r1", *(v.id for v in made)),
+    )
+    records, triples, truncated = graph.tree_rows("p/m:v0", None)
+    assert records == {v.id: v for v in made} and not truncated
+    assert sorted(triples) == [("p/m:v0", "p/m:v1", "r1"), ("p/m:v0", "q/n:v0", "r1")]
