@@ -399,8 +399,9 @@ class Neo4jGraphStore:
         (BEGIN, RUN and PULL, COMMIT); the SDK's path reads ten times a run (the run's
         state, refs, the cycle check, the artifact's type). Retried as a managed read is:
         a server gone, or a transient error, again until ``max_retry_time`` has passed,
-        then StoreUnavailable. A statement reads one snapshot either way (Neo4j commits
-        are read-committed: a managed read of several statements was no snapshot either)."""
+        then StoreUnavailable. Nothing is lost by a statement reading in a transaction of
+        its own: Neo4j reads are read-committed, a managed read of several statements saw
+        others' commits between them too."""
         open_tx = self._open()
         if open_tx is not None:
             return list(open_tx.tx.run(query, params))
