@@ -72,6 +72,7 @@ GOALS = {  # at 100,000 runs, from the issue (15: and at 1M, with the pages and 
     ("neo4j", "page_median"): "< 200 ms (1M)",
     ("neo4j", "writers"): ">= 1,000 runs/s (8 writers)",
     ("neo4j", "writers_run"): ">= 1,000 runs/s (8 writers)",
+    ("neo4j", "sdk_writers"): ">= 1,000 runs/s (8 writers)",
     ("sqlite", "ingest"): ">= 20,000 runs/s",
     ("neo4j", "ingest"): ">= 5,000 runs/s",
     ("sqlite", "per_run"): ">= 1,000 runs/s",
@@ -166,10 +167,13 @@ class StoreSubject:
         scratch: Path,
         data: Callable[[], Path | None] = lambda: None,
         server: Callable[[], int | None] = lambda: None,
+        url: Callable[[], str | None] = lambda: None,
     ) -> None:
         self.name = name
         self.graph = graph
         self.service = Service(graph, LocalBlobStore(scratch / "blobs"))
+        self.scratch = scratch
+        self.url = url  # the store as lineage.init takes it (the SDK rows)
         self.data = data  # where the store's files are
         self.server = server  # the pid of the server that answers
 
@@ -313,6 +317,8 @@ class Result:
     writers_rate: float = 0.0  # per-run writes, runs/s, with --writers threads
     writers_run_rate: float = 0.0  # the same, a run in one call (write_run)
     error: str | None = None
+    sdk_writers_rate: float = 0.0  # real SDK runs (lineage.init ... finish), runs/s
+    sdk_writers_cpu_ms: float = 0.0  # ... CPU ms of this process a run
 
     def metrics(self) -> dict[str, float]:
         if self.error:
@@ -333,6 +339,8 @@ class Result:
             **({"page_median": statistics.median(self.page_ms)} if self.page_ms else {}),
             **({"writers": self.writers_rate} if self.writers_rate else {}),
             **({"writers_run": self.writers_run_rate} if self.writers_run_rate else {}),
+            **({"sdk_writers": self.sdk_writers_rate} if self.sdk_writers_rate else {}),
+            **({"sdk_writers_cpu": self.sdk_writers_cpu_ms} if self.sdk_writers_cpu_ms else {}),
             "rss_up": self.rss_up_mib,
             "rss_page": self.rss_page_mib,
             "rss_tree": self.rss_tree_mib,
@@ -393,6 +401,7 @@ def measure(
     warm: Tree | None = None,
     concurrent: Sequence[Sequence[Logged]] = (),
     whole: Sequence[Sequence[Logged]] = (),
+    sdk_runs: int = 0,
 ) -> Result:
     result = Result(subject=subject.name, runs=sum(tree.generations))
     warm_up(subject, warm)
@@ -477,6 +486,16 @@ def measure(
     if whole and subject.name != "networkx":
         result.writers_run_rate = log_concurrently(subject, whole, one_call=True)
         log(f"  per-run, {len(whole)} writers, a run a call: {result.writers_run_rate:,.0f} runs/s")
+    url = getattr(subject, "url", lambda: None)()
+    if sdk_runs and concurrent and url is not None:
+        scratch = getattr(subject, "scratch")  # noqa: B009 - a StoreSubject's
+        result.sdk_writers_rate, result.sdk_writers_cpu_ms = sdk_concurrently(
+            url, scratch, tree, len(concurrent), sdk_runs
+        )
+        log(
+            f"  the SDK, {len(concurrent)} writers: {result.sdk_writers_rate:,.1f} runs/s, "
+            f"{result.sdk_writers_cpu_ms:.1f} CPU ms of this process a run"
+        )
     server = getattr(subject, "server", lambda: None)()
     if server is not None:
         result.server_rss_mib = rss_mib(server)
@@ -512,6 +531,76 @@ def log_concurrently(
     if failures:
         raise failures[0]
     return sum(len(share) for share in shares) / took
+
+
+def sdk_concurrently(
+    url: str, scratch: Path, tree: Tree, writers: int, runs: int
+) -> tuple[float, float]:
+    """Runs/s and CPU ms a run of this process for ``writers`` threads each making ``runs``
+    real SDK runs, as a training script does: ``lineage.init`` (with its ``reap_stale`` and
+    the script's git code version), ``use_artifact`` of a model of ``tree`` and of a dataset,
+    ``log_artifact`` of a one-file model (an artifact a writer: its own numbering), the
+    ``with`` block's ``finish``. Every call is the SDK's, each durable when it returns. The
+    runs are then checked: finished, two inputs and the logged version each."""
+    import threading
+
+    import lineage
+
+    blobs = scratch / "sdk-blobs"
+    files = scratch / "sdk-files"
+    files.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(7)
+    datasets = [f"{tree.project}/dataset:v{i}" for i in range(20)]
+    plans = []
+    for w in range(writers):
+        plan = []
+        for k in range(-1, runs):  # the first (-1): the untimed warm-up's
+            path = files / f"w{w}{k}.bin"
+            path.write_bytes(f"sdk model {w} {k} {time.time()}".encode())
+            plan.append((rng.choice(tree.leaves), rng.choice(datasets), path))
+        plans.append(plan)
+    made: list[list[tuple[str, str]]] = [[] for _ in range(writers)]
+    failures: list[BaseException] = []
+
+    def work(w: int, plan: list[tuple[str, str, Path]]) -> None:
+        try:
+            for model, dataset, path in plan:
+                with lineage.init(
+                    project=tree.project, job_type="finetune", config={"lr": 1e-4},
+                    store=url, blobs=str(blobs),
+                ) as run:  # fmt: skip
+                    run.use_artifact(model)
+                    run.use_artifact(dataset)
+                    artifact = lineage.Artifact(f"sdk-w{w}", type="model")
+                    artifact.add_file(path)
+                    version = run.log_artifact(artifact)
+                made[w].append((run.id, version.ref))
+        except BaseException as exc:  # reported after the clock stops
+            failures.append(exc)
+
+    for w in range(writers):  # untimed: the client, its connections, each artifact's first
+        work(w, plans[w][:1])
+        made[w].clear()
+    threads = [threading.Thread(target=work, args=(w, plans[w][1:])) for w in range(writers)]
+    cpu, start = time.process_time(), time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    took, cpu = time.perf_counter() - start, time.process_time() - cpu
+    if failures:
+        raise failures[0]
+    done = [pair for share in made for pair in share]
+    from lineage.client import Client, _close_all
+
+    service = Client.shared(url, str(blobs)).service
+    for run_id, ref in done[:: max(1, len(done) // 50)]:  # a sample: each whole
+        record = service.get_run(run_id)
+        inputs, outputs = service.run_io(run_id)
+        assert record.state == "finished", record
+        assert len(inputs) == 2 and [v.ref for v in outputs] == [ref], (inputs, outputs)
+    _close_all()  # the SDK's clients: before the store they talk to goes
+    return len(done) / took, cpu / len(done) * 1000
 
 
 def writer_shares(
@@ -671,7 +760,11 @@ def run_size(
             (
                 "sqlite",
                 lambda: StoreSubject(
-                    "sqlite", SQLiteGraphStore(path / "lineage.db"), path, data=lambda: path
+                    "sqlite",
+                    SQLiteGraphStore(path / "lineage.db"),
+                    path,
+                    data=lambda: path,
+                    url=lambda: str(path),
                 ),
                 lambda: shutil.rmtree(path, ignore_errors=True),
             )
@@ -689,6 +782,7 @@ def run_size(
                     scratch / f"neo4j-blobs-{runs}",
                     data=lambda: server.data,
                     server=lambda: server.process.pid if server.process else None,
+                    url=lambda: server.uri,
                 ),
                 server.close,
             )
@@ -700,7 +794,19 @@ def run_size(
         try:
             subject = make()
             results.append(
-                measure(subject, tree, load, sdk_steps, leaves, expected, log, warm, shares, whole)
+                measure(
+                    subject,
+                    tree,
+                    load,
+                    sdk_steps,
+                    leaves,
+                    expected,
+                    log,
+                    warm,
+                    shares,
+                    whole,
+                    args.sdk_writer_runs,
+                )
             )
         except Exception as exc:
             traceback.print_exc()
@@ -753,6 +859,8 @@ ROWS = [
     ("batch_min", "ingest, slowest full batch, runs/s", "{:,.0f}", True),
     ("writers", "per-run writes, concurrent writers, runs/s", "{:,.0f}", True),
     ("writers_run", "  same, a run in one call (write_run), runs/s", "{:,.0f}", True),
+    ("sdk_writers", "  same, the SDK itself (init, 2 uses, log, finish), runs/s", "{:,.1f}", True),
+    ("sdk_writers_cpu", "  ... CPU ms of this process a run (SDK)", "{:.1f}", False),
     ("rss_up", "RSS growth over upstream queries, MiB", "{:+.1f}", False),
     ("rss_page", "RSS growth over first pages, MiB", "{:+.1f}", False),
     ("rss_tree", "RSS growth holding one tree, MiB", "{:+.0f}", False),
@@ -820,6 +928,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--writer-runs", type=int, default=500, help="runs per concurrent writer")
     parser.add_argument("--sdk-runs", type=int, default=5000, help="runs for the per-run path")
+    parser.add_argument(
+        "--sdk-writer-runs", type=int, default=25,
+        help="real SDK runs (lineage.init ... finish) per concurrent writer (0: none)",
+    )  # fmt: skip
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--warm-up", type=int, default=40_000, metavar="RUNS",

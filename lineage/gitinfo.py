@@ -50,8 +50,10 @@ def code_version(
     interactive = hasattr(sys, "ps1") or hasattr(builtins, "__IPYTHON__")
     script = None if interactive or not argv else _script(argv[0])
     where = script.parent if script is not None else Path(cwd or Path.cwd())
-    top = _git(["rev-parse", "--show-toplevel"], where)
-    commit = _git(["rev-parse", "HEAD"], where) if top else None
+    # one git for both (a git costs a fork and exec, ~2 ms of this process's CPU a call:
+    # lineage.init is often the SDK's costliest call); it fails outside a repository and
+    # in one without a commit yet, as the two calls did
+    top, _, commit = (_git(["rev-parse", "--show-toplevel", "HEAD"], where) or "").partition("\n")
     if not top or not commit:
         return None
     status = _git(["status", "--porcelain", "--untracked-files=normal"], where)

@@ -120,3 +120,20 @@ def test_script_and_command_round_trip_through_the_store(backend, repos, monkeyp
     assert record.code is not None
     assert (record.code.commit, record.code.script) == (script_commit, "jobs/train.py")
     assert record.code.command == (argv[0], "--name", "caf\\udce9")
+
+
+def test_one_git_call_gives_the_repository_and_its_commit_or_nothing(tmp_path: Path) -> None:
+    """``rev-parse --show-toplevel HEAD`` in one call (lineage.init forks one git fewer): the
+    commit of a repository, in a subfolder too; nothing in a repository without a commit
+    yet, nor outside any."""
+    commit = repo_with(tmp_path / "repo", {"src/a.py": "x = 1\n"})
+    found = code_version(argv=[""], cwd=tmp_path / "repo" / "src")
+    assert found is not None and found.commit == commit and not found.dirty
+    (tmp_path / "repo" / "new.txt").write_text("untracked")
+    found = code_version(argv=[""], cwd=tmp_path / "repo")
+    assert found is not None and found.commit == commit and found.dirty
+    (tmp_path / "empty").mkdir()
+    git(tmp_path / "empty", "init", "-q")
+    assert code_version(argv=[""], cwd=tmp_path / "empty") is None
+    (tmp_path / "plain").mkdir()
+    assert code_version(argv=[""], cwd=tmp_path / "plain") is None

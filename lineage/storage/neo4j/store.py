@@ -12,6 +12,7 @@ import dataclasses
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -28,6 +29,7 @@ from neo4j.exceptions import (
     CypherSyntaxError,
     DatabaseUnavailable,
     IncompleteCommit,
+    Neo4jError,
     ServiceUnavailable,
     SessionExpired,
 )
@@ -179,6 +181,7 @@ class Neo4jGraphStore:
         except (ConfigurationError, ValueError) as exc:
             raise InvalidInput(f"invalid Neo4j URL {self._shown}: {exc}", url=url) from exc
         self._bookmarks = neo4j.GraphDatabase.bookmark_manager()
+        self._retry_for = max_retry_time  # a one-statement read's retries (_statement)
         self._group = GroupCommit(self._execute)
         try:
             self._driver.verify_connectivity()
@@ -390,11 +393,48 @@ class Neo4jGraphStore:
                 f"Neo4j at {self._shown} is unavailable: {_line(exc)}", url=self.url
             ) from exc
 
+    def _statement(self, query: LiteralString, params: dict[str, Any]) -> list[neo4j.Record]:
+        """A read of one statement as an auto-commit transaction (within :meth:`transaction`,
+        in it): RUN and PULL sent together, one round trip where a managed read takes three
+        (BEGIN, RUN and PULL, COMMIT); the SDK's path reads ten times a run (the run's
+        state, refs, the cycle check, the artifact's type). Retried as a managed read is:
+        a server gone, or a transient error, again until ``max_retry_time`` has passed,
+        then StoreUnavailable. Nothing is lost by a statement reading in a transaction of
+        its own: Neo4j reads are read-committed, a managed read of several statements saw
+        others' commits between them too."""
+        open_tx = self._open()
+        if open_tx is not None:
+            return list(open_tx.tx.run(query, params))
+        deadline = time.monotonic() + self._retry_for
+        delay = 0.05
+        while True:
+            try:
+                with self._driver.session(
+                    database=self._database,
+                    bookmark_manager=self._bookmarks,
+                    default_access_mode=neo4j.READ_ACCESS,
+                ) as session:
+                    return list(session.run(query, params))
+            except (*_UNAVAILABLE, Neo4jError) as exc:
+                gone = isinstance(exc, _UNAVAILABLE)
+                if not (gone or (isinstance(exc, Neo4jError) and exc.is_retryable())):
+                    raise
+                if time.monotonic() + delay > deadline:
+                    if gone:
+                        raise StoreUnavailable(
+                            f"Neo4j at {self._shown} is unavailable: {_line(exc)}", url=self.url
+                        ) from exc
+                    raise
+                time.sleep(delay)
+                delay = min(2 * delay, 1.0)
+
     def _rows(self, query: LiteralString, **params: Any) -> list[neo4j.Record]:
-        return self._read(lambda tx: list(tx.run(query, params)))
+        return self._statement(query, params)
 
     def _collect(self, query: LiteralString, **params: Any) -> list[list[Any]]:
-        return self._read(partial(_collect, query=query, **params))
+        [record] = self._statement(query, params)
+        rows: list[list[Any]] = record["rows"]
+        return rows
 
     def close(self) -> None:
         helper: ThreadPoolExecutor | None = self.__dict__.get("_helper_pool")
@@ -440,6 +480,11 @@ class Neo4jGraphStore:
                 for row in _collect(tx, query, ids=part)
             ]
 
+        if len(ids) <= _LOOKUP:  # one statement (the SDK checks its run's state every call)
+            query: LiteralString = (
+                "UNWIND $ids AS id MATCH (r:Run {id: id}) WHERE r.project IS NOT NULL " + RUNS
+            )
+            return {r.id: r for r in codec.decode_runs(self._collect(query, ids=sorted(ids)))}
         return {run.id: run for run in codec.decode_runs(self._read(work))}
 
     def list_runs(
@@ -868,9 +913,8 @@ class Neo4jGraphStore:
         if source == target:
             return False  # lineage is acyclic
         query = REACHES[direction, ":" in source, ":" in target]
-        found: bool = self._read(
-            lambda tx: tx.run(query, source=source, target=target).single(strict=True)["found"]
-        )
+        [record] = self._statement(query, {"source": source, "target": target})
+        found: bool = record["found"]
         return found
 
     # events --------------------------------------------------------------------------------
