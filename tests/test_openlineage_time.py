@@ -259,7 +259,8 @@ def test_the_version_page_shows_the_event_time_and_the_name_sent(server: Server)
     )
     assert version.event_at == seconds(stamp(9))
     assert shown.exit_code == 0, shown.output
-    assert f"event time   {local_time(version.event_at)}" in shown.output, shown.output
+    assert f"created      {local_time(version.event_at)} by run" in shown.output, shown.output
+    assert f"stored       {local_time(version.created_at)}" in shown.output, shown.output
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:

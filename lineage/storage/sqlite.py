@@ -1311,6 +1311,7 @@ _VERSION_FILTER_COLUMNS: Columns = {
     "tags": "v.tags",
     "leaves": LEAVES["versions"][0],
     "rowid": "v.rowid",
+    "made_at": "COALESCE(v.event_at, v.created_at)",  # VersionRecord.made_at: filter "created"
 }
 
 
