@@ -17,6 +17,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -269,7 +270,7 @@ def test_the_dashboard_shows_the_made_time_and_the_stored_beside_it(history: His
     a, b, features = (history.versions[n] for n in ("a", "b", "features"))
 
     def iso(at: float) -> str:
-        return datetime.fromtimestamp(at, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))  # as the pages write it
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
