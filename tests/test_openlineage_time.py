@@ -312,6 +312,7 @@ def test_a_sqlite_store_from_before_event_times_opens_and_keeps_them(tmp_path: P
     commit("a" * 64, None)
     store.close()
     db = sqlite3.connect(path)
+    db.execute("DROP INDEX versions_made")  # an older store had neither (it names event_at)
     db.execute("ALTER TABLE versions DROP COLUMN event_at")
     db.commit()
     db.close()
@@ -329,5 +330,14 @@ def test_a_sqlite_store_from_before_event_times_opens_and_keeps_them(tmp_path: P
         reopened.close()
     db = sqlite3.connect(path)
     kinds = {row[0] for row in db.execute("SELECT typeof(event_at) FROM versions")}
+    # it gained the index of the made time too, which an order by `created` walks
+    plan = " ".join(
+        str(row[-1])
+        for row in db.execute(
+            "EXPLAIN QUERY PLAN SELECT id FROM versions "
+            "ORDER BY COALESCE(event_at, created_at), id LIMIT 50"
+        )
+    )
     db.close()
     assert kinds == {"null", "real"}
+    assert "versions_made" in plan, plan
