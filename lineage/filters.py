@@ -10,7 +10,9 @@ Fields of a run: ``config.KEY``, ``summary.KEY`` (nested keys as ``a.b.c``), ``t
 ``job_type``, ``state``, ``user``, ``name``, ``ref`` (its id), ``project``, ``host``,
 ``created`` (= ``started``), ``finished``. Fields of a version: ``metadata.KEY``, ``tag``,
 ``name``, ``ref`` (``project/name:vN``), ``project``, ``type``, ``state``, ``version`` (its
-index), ``size``, ``files``, ``digest``, ``description``, ``created``.
+index), ``size``, ``files``, ``digest``, ``description``, ``created`` (when it was made: an
+OpenLineage version's event time, else when it was stored), ``stored`` (when lineage stored
+it).
 
 Operators: ``= != < <= > >=``, ``contains`` (a substring of a string), ``in (a, b, ...)``.
 Values: numbers (``3``, ``-0.5``, ``1e-4``), ``true``/``false``, strings (``'quoted'``,
@@ -95,7 +97,10 @@ ATTRIBUTES: dict[Target, dict[str, tuple[str, Kind]]] = {
         "files": ("file_count", "number"),
         "digest": ("digest", "string"),
         "description": ("description", "string"),
-        "created": ("created_at", "time"),
+        # when it was made (an OpenLineage version's event time), as every surface shows
+        # "created"; "stored" is when lineage stored it (the same for a version the SDK logged)
+        "created": ("made_at", "time"),
+        "stored": ("created_at", "time"),
     },
 }
 # record attributes that may be None (every other one always has a value)

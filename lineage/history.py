@@ -2,8 +2,11 @@
 
 What each record says about its past:
 
-- a version existed from its ``created_at`` (its commit) on; a ``version.deleted`` event says
-  when it was tombstoned, so before that it shows as it was (``committed``);
+- a version existed from when it was made on (its ``made_at``: an OpenLineage version's event
+  time, else its commit, ``created_at``; a run existed from its ``started_at``, which for an
+  OpenLineage run is its event's time too, so a 2024 run and its 2024 outputs exist together
+  as of 2024 whenever they were stored); a ``version.deleted`` event says when it was
+  tombstoned, so before that it shows as it was (``committed``);
 - its metadata, description and tags as they were: the ``metadata.updated``,
   ``description.updated`` and ``tags.changed`` events after the time, undone newest first
   (each keeps the ``old`` value);
@@ -79,16 +82,14 @@ def alias_target(
     if alias == "latest":
         deleted = _deleted_at(events)
         live = [
-            v
-            for v in versions
-            if v.created_at <= at and not (v.id in deleted and deleted[v.id] <= at)
+            v for v in versions if v.made_at <= at and not (v.id in deleted and deleted[v.id] <= at)
         ]
         chosen = max(live, key=lambda v: v.index) if live else None
     else:
         mentioned = alias_events(graph, project, name, alias)
         if not mentioned:  # never moved by an event (copied by push): held since its commit
             current = graph.find_alias(project, name, alias)
-            chosen = current if current is not None and current.created_at <= at else None
+            chosen = current if current is not None and current.made_at <= at else None
         else:
             holder: str | None = None
             for event in mentioned:
@@ -114,7 +115,7 @@ def version_then(
     """``version`` as it was at ``at`` (None if not yet committed): state, metadata,
     description, tags and aliases then. ``events`` are its artifact's, ``siblings`` its
     artifact's versions (for the aliases)."""
-    if version.created_at > at:
+    if version.made_at > at:
         return None
     mine = [e for e in events if e.target == version.id]
     deleted = any(e.kind == "version.deleted" and e.at <= at for e in mine)
@@ -162,7 +163,7 @@ def _aliases_then(
     # aliases no event ever moved (a push copies them): held since the version's commit
     names |= {a for a in version.aliases if a != "latest" and a not in touched}
     deleted_then = _deleted_at(e for e in events if e.at <= at)
-    live = [v for v in siblings if v.created_at <= at and v.id not in deleted_then]
+    live = [v for v in siblings if v.made_at <= at and v.id not in deleted_then]
     if live and max(live, key=lambda v: v.index).id == version.id:
         names.add("latest")
     return tuple(sorted(names))

@@ -302,7 +302,7 @@ def _by_generation(
 
 def _age(node: Node) -> tuple[float, int, str]:
     if node.version is not None:
-        return (node.version.created_at, node.version.index, node.id)
+        return (node.version.made_at, node.version.index, node.id)
     if node.run is not None:
         return (node.run.started_at, 0, node.id)
     return (0.0, 0, node.id)

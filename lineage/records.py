@@ -126,6 +126,15 @@ class VersionRecord:
         """When it was made: its event time if it has one, else when it was stored."""
         return self.created_at if self.event_at is None else self.event_at
 
+    @property
+    def stored_apart(self) -> float | None:
+        """When it was stored, where that is not when it was made (a replayed or late
+        OpenLineage event); None where the two are one time. Every surface that shows a
+        version's time shows :attr:`made_at` as "created", and this beside it as "stored"."""
+        return (
+            None if self.event_at is None or self.event_at == self.created_at else self.created_at
+        )
+
 
 @dataclass(frozen=True, kw_only=True)
 class Event:

@@ -77,7 +77,7 @@ _BY_NAME: dict[str, type[LineageError]] = {
 RUN = """id project name jobType state config summary tags notes host startedAt finishedAt
 error code { commit dirty remote script command } user facets parent { id }"""
 VERSION = """project name type index digest size fileCount metadata description aliases state
-createdAt createdBy { id } tags eventTime"""
+createdBy { id } tags eventTime storedAt"""
 GRAPH = f"""nodes {{ id kind ref run {{ {RUN} }} artifactVersion {{ {VERSION} }} }}
 edges {{ source target kind run {{ id }} }} truncated root"""
 
@@ -137,7 +137,7 @@ def _version(data: Mapping[str, Any]) -> VersionRecord:
         description=data.get("description"),
         aliases=tuple(sorted(data.get("aliases") or ())),
         created_by=created_by["id"] if created_by else None,
-        created_at=_time(data["createdAt"]) or 0.0,
+        created_at=_time(data["storedAt"]) or 0.0,  # the record's: when stored
         state=str(data["state"]).lower(),
         tags=tuple(data.get("tags") or ()),
         event_at=_time(data.get("eventTime")),
@@ -150,7 +150,7 @@ def _artifact(data: Mapping[str, Any]) -> ArtifactRecord:
         name=data["name"],
         type=data["type"],
         description=data.get("description"),
-        created_at=_time(data["createdAt"]) or 0.0,
+        created_at=_time(data["storedAt"]) or 0.0,  # the record's: when stored
     )
 
 
@@ -793,7 +793,7 @@ class RemoteService:
             data = self.query(
                 "query($p: String!, $t: String, $after: String) {"
                 " artifacts(project: $p, type: $t, first: 500, after: $after) {"
-                " nodes { project name type description createdAt }"
+                " nodes { project name type description storedAt }"
                 " pageInfo { hasNextPage endCursor } } }",
                 p=project,
                 t=type,
@@ -808,7 +808,7 @@ class RemoteService:
     def get_artifact(self, project: str, name: str) -> ArtifactRecord:
         data = self.query(
             "query($p: String!, $n: String!) { artifact(project: $p, name: $n) {"
-            " project name type description createdAt } }",
+            " project name type description storedAt } }",
             p=project,
             n=name,
         )

@@ -259,7 +259,8 @@ def test_the_version_page_shows_the_event_time_and_the_name_sent(server: Server)
     )
     assert version.event_at == seconds(stamp(9))
     assert shown.exit_code == 0, shown.output
-    assert f"event time   {local_time(version.event_at)}" in shown.output, shown.output
+    assert f"created      {local_time(version.event_at)} by run" in shown.output, shown.output
+    assert f"stored       {local_time(version.created_at)}" in shown.output, shown.output
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
@@ -311,6 +312,7 @@ def test_a_sqlite_store_from_before_event_times_opens_and_keeps_them(tmp_path: P
     commit("a" * 64, None)
     store.close()
     db = sqlite3.connect(path)
+    db.execute("DROP INDEX versions_made")  # an older store had neither (it names event_at)
     db.execute("ALTER TABLE versions DROP COLUMN event_at")
     db.commit()
     db.close()
@@ -328,5 +330,14 @@ def test_a_sqlite_store_from_before_event_times_opens_and_keeps_them(tmp_path: P
         reopened.close()
     db = sqlite3.connect(path)
     kinds = {row[0] for row in db.execute("SELECT typeof(event_at) FROM versions")}
+    # it gained the index of the made time too, which an order by `created` walks
+    plan = " ".join(
+        str(row[-1])
+        for row in db.execute(
+            "EXPLAIN QUERY PLAN SELECT id FROM versions "
+            "ORDER BY COALESCE(event_at, created_at), id LIMIT 50"
+        )
+    )
     db.close()
     assert kinds == {"null", "real"}
+    assert "versions_made" in plan, plan

@@ -10,7 +10,10 @@ import click
 
 from lineage.cli.main import Context, cli, emit_json, errors, pass_ctx, run_label, size, when
 from lineage.errors import InvalidInput, NotFound
+from lineage.made import artifact_times
 from lineage.names import parse_ref
+from lineage.protocol import LineageService
+from lineage.records import ArtifactRecord
 from lineage.versions import ArtifactVersion
 
 JSON = click.option("--json", "as_json", is_flag=True, help="Print it as JSON.")
@@ -36,6 +39,7 @@ def ls(ctx: Context, type_: str | None, as_json: bool) -> None:
             [
                 {
                     **dataclasses.asdict(artifact),
+                    **_created(api.service, artifact),
                     "versions": len(versions),
                     "latest": latest.ref if latest else None,
                     "size": latest.size if latest else None,
@@ -55,6 +59,12 @@ def ls(ctx: Context, type_: str | None, as_json: bool) -> None:
             f"{'v' + str(latest.index) if latest else '-':<5} "
             f"{size(latest.size) if latest else '':>10}  {' '.join(aliases)}"
         )
+
+
+def _created(service: LineageService, artifact: ArtifactRecord) -> dict[str, float]:
+    """An artifact's "created" (when its first version was made) and "stored" times."""
+    created, stored = artifact_times(service, artifact)
+    return {"created_at": created, "stored_at": stored}
 
 
 def _version(ctx: Context, ref: str, as_of: str | None = None) -> ArtifactVersion:
@@ -97,9 +107,11 @@ def show(ctx: Context, ref: str, files: bool, as_json: bool, as_of: str | None =
     click.echo(f"  digest       {record.digest}")
     click.echo(f"  size         {size(record.size)} in {record.file_count} files")
     click.echo(f"  aliases      {', '.join(record.aliases) or '-'}")
-    click.echo(f"  created      {when(record.created_at)} by run {record.created_by}")
-    if record.event_at is not None:  # made by an OpenLineage event, maybe before it was stored
-        click.echo(f"  event time   {when(record.event_at)}")
+    by = f" by run {record.created_by}" if record.created_by else " (no run made it: observed)"
+    made = " (its OpenLineage event's time)" if record.event_at is not None else ""
+    click.echo(f"  created      {when(record.made_at)}{by}{made}")
+    if record.stored_apart is not None:  # an OpenLineage event stored after it was made
+        click.echo(f"  stored       {when(record.stored_apart)}")
     if record.description:
         click.echo(f"  description  {record.description}")
     if record.metadata:

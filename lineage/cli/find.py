@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import click
 
-from lineage.cli.main import Context, cli, errors, pass_ctx, size, when
+from lineage.cli.main import Context, cli, errors, pass_ctx, size, stored, when
 from lineage.records import RunRecord, VersionRecord
 
 __all__ = ["find", "print_runs"]
@@ -71,7 +71,7 @@ def print_versions(versions: Sequence[VersionRecord], as_json: bool, empty: str)
         state = "" if version.state == "committed" else f" ({version.state})"
         click.echo(
             f"{version.ref:<36} {version.type:<8} {size(version.size):>10}  "
-            f"{when(version.created_at)}{state}"
+            f"{when(version.made_at)}{state}{stored(version)}"
             + (f"  [{', '.join(version.tags)}]" if version.tags else "")
         )
 
@@ -90,5 +90,6 @@ def _version_json(version: VersionRecord) -> dict[str, object]:
         "ref": version.ref, "type": version.type, "digest": version.digest,
         "size": version.size, "files": version.file_count, "metadata": dict(version.metadata),
         "tags": list(version.tags), "aliases": list(version.aliases), "state": version.state,
-        "created_at": version.created_at, "created_by": version.created_by,
+        "created_at": version.made_at, "created_by": version.created_by,
+        "stored_at": version.created_at, "event_at": version.event_at,
     }  # fmt: skip

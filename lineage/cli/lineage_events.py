@@ -168,9 +168,10 @@ def node_line(node: Node) -> dict[str, Any]:
             "project": version.project, "name": version.name, "index": version.index,
             "artifact_type": version.type, "digest": version.digest, "size": version.size,
             "aliases": list(version.aliases), "created_by": version.created_by,
-            "created_at": version.created_at, "state": version.state,
+            "created_at": version.made_at, "state": version.state,  # when made (lineage.made)
             "metadata": version.metadata, "description": version.description,
             "event_at": version.event_at,  # its OpenLineage event's time (None: the SDK's)
+            "stored_at": version.created_at,  # when lineage stored it
         }  # fmt: skip
     if run is not None:
         line |= {

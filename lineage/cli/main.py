@@ -141,6 +141,8 @@ def _plain(value: Any) -> Any:
         data = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
         if isinstance(value, VersionRecord):
             data["ref"] = value.ref
+            # "created" is when it was made on every surface, "stored" when lineage stored it
+            data["created_at"], data["stored_at"] = value.made_at, value.created_at
         return data
     if isinstance(value, frozenset | set):
         return sorted(value)
@@ -266,6 +268,13 @@ def _logging() -> None:
 
 def when(at: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at)) if at else "-"
+
+
+def stored(version: VersionRecord) -> str:
+    """What a version's line says beside its "created" time (:attr:`VersionRecord.made_at`):
+    when it was stored, where that is another time (a replayed OpenLineage event)."""
+    apart = version.stored_apart
+    return "" if apart is None else f"  (stored {when(apart)})"
 
 
 def size(n: int) -> str:

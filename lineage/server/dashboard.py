@@ -49,6 +49,7 @@ from starlette.templating import Jinja2Templates
 from lineage import sent
 from lineage.errors import DigestMismatch, InvalidInput, LineageError, NotFound
 from lineage.hashing import CHUNK, Hasher
+from lineage.made import artifact_times
 from lineage.names import check_name, check_text
 from lineage.plan import build
 from lineage.records import ArtifactRecord, Event, Node, RunRecord, VersionRecord, version_id
@@ -361,6 +362,7 @@ def _artifact_data(svc: Service, project: str, name: str) -> dict[str, Any]:
     events = svc.events(f"{project}/{name}")
     return {
         "artifact": artifact,
+        "times": artifact_times(svc, artifact),  # (created, stored)
         "sent": sent_name(shown[0].metadata) if shown else None,
         "description": _own_description(svc, artifact, events),
         "versions": shown,

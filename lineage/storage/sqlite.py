@@ -279,6 +279,12 @@ class SQLiteGraphStore:
                 if column not in have:
                     db.execute(f"ALTER TABLE {table} ADD COLUMN {column} REAL")
             db.execute("CREATE INDEX IF NOT EXISTS runs_parent ON runs (parent)")
+            # the order of the filter field `created` (lineage.made): when a version was made;
+            # after event_at exists (an older store gains it above)
+            db.execute(
+                "CREATE INDEX IF NOT EXISTS versions_made ON versions "
+                "(COALESCE(event_at, created_at), id)"
+            )
             # the digest index keyed by the whole digest, before versions_digest_key (SCHEMA)
             db.execute("DROP INDEX IF EXISTS versions_digest")
             _add_leaves(db)
@@ -1243,6 +1249,7 @@ _VERSION_FILTER_COLUMNS: Columns = {
     "tags": "v.tags",
     "leaves": LEAVES["versions"][0],
     "rowid": "v.rowid",
+    "made_at": "COALESCE(v.event_at, v.created_at)",  # VersionRecord.made_at: filter "created"
 }
 
 
@@ -1314,7 +1321,7 @@ def _catch_up(db: sqlite3.Connection, *, merge: bool = False) -> None:
 
 _RUN_QUALIFIED = ", ".join(f"runs.{f}" for f in RUN_FIELDS)  # beside other tables' ids
 # orders whose column has an index (a first page walks it): started_at, created_at
-_WALKABLE = frozenset({"started_at", "created_at"})
+_WALKABLE = frozenset({"started_at", "created_at", "made_at"})
 _DRIVE = 1 << 62  # without a page: always from the narrowest range, however broad
 
 

@@ -17,6 +17,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from lineage.errors import InvalidInput
+from lineage.made import artifact_times
 from lineage.manifest import Entry
 from lineage.records import ArtifactRecord, RunRecord, VersionRecord
 from lineage.records import CodeVersion as CodeRecord
@@ -373,15 +374,27 @@ class ArtifactVersion:
     def state(self) -> VersionState:
         return VersionState(self.record.state)
 
-    @strawberry.field
+    @field(
+        "When it was made: its OpenLineage event's time (eventTime) where it has one, else "
+        "when it was stored (storedAt). The filter field `created` and asOf go by it."
+    )
     def created_at(self) -> datetime:
+        at = _time(self.record.made_at)
+        assert at is not None
+        return at
+
+    @field(
+        "When lineage stored it: for a version an OpenLineage event made, when that event "
+        "arrived (later, for a replayed history); else createdAt. Filter field `stored`."
+    )
+    def stored_at(self) -> datetime:
         at = _time(self.record.created_at)
         assert at is not None
         return at
 
     @field(
         "When the OpenLineage event that produced (or observed) it says it was made; null for "
-        "a version the SDK logged, made when it was stored (createdAt)."
+        "a version the SDK logged, made when it was stored."
     )
     def event_time(self) -> datetime | None:
         return _time(self.record.event_at)
@@ -448,7 +461,8 @@ bulk.shape(
     aliases=bulk.texts("$record.aliases"),
     tags=bulk.texts("$record.tags"),
     state=bulk.enumeration(VersionState, "$record.state"),
-    createdAt=bulk.time("$record.created_at"),
+    createdAt=bulk.time("$record.made_at"),
+    storedAt=bulk.time("$record.created_at"),
     eventTime=bulk.maybe_time("$record.event_at"),
 )
 
@@ -482,11 +496,15 @@ class Artifact:
     def description(self) -> str | None:
         return self.record.description
 
-    @strawberry.field
-    def created_at(self) -> datetime:
-        at = _time(self.record.created_at)
-        assert at is not None
-        return at
+    @field("When it was created: its first version's createdAt (when that was made).")
+    async def created_at(self, info: Info) -> datetime:
+        created, _ = await call(artifact_times, info.context.service, self.record)
+        return datetime.fromtimestamp(created, tz=UTC)
+
+    @field("When lineage stored its first version.")
+    async def stored_at(self, info: Info) -> datetime:
+        _, stored = await call(artifact_times, info.context.service, self.record)
+        return datetime.fromtimestamp(stored, tz=UTC)
 
     @field("Its versions, oldest first.")
     async def versions(

@@ -1569,6 +1569,7 @@ _VERSION_COLUMNS = {
     **{f: f"v.{f}" for f in codec.VERSION_STORED},
     "id": "v.id",
     "type": "COLLECT { MATCH (a:Artifact {key: v.project + '/' + v.name}) RETURN a.type }[0]",
+    "made_at": "coalesce(v.event_at, v.created_at)",  # VersionRecord.made_at: filter "created"
 }
 
 
