@@ -21,6 +21,7 @@ from lineage.records import RunRecord, VersionRecord
 __all__ = [
     "dataset_name",
     "full_label",
+    "full_run_label",
     "job_namespace",
     "joined",
     "project_name",
@@ -79,13 +80,19 @@ def full_label(version: VersionRecord) -> str:
     return version.ref if dataset_name(version.metadata) is None else version_label(version, None)
 
 
+def full_run_label(run: RunRecord) -> str:
+    """A run's label whole, from anywhere: ``project/name``, a job from OpenLineage in its
+    namespace as sent (``airflow://prod/nightly.clean``)."""
+    namespace = job_namespace(run.facets)
+    return joined(namespace, run.name) if namespace is not None else f"{run.project}/{run.name}"
+
+
 def run_label(run: RunRecord, project: str | None) -> str:
     """A run's label seen from ``project``: its name, prefixed with its project (a job's
     namespace as sent) when that is another one."""
     if project is None or run.project == project:
         return run.name
-    namespace = job_namespace(run.facets)
-    return joined(namespace, run.name) if namespace is not None else f"{run.project}/{run.name}"
+    return full_run_label(run)
 
 
 def project_name(run: RunRecord) -> str:

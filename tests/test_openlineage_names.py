@@ -148,7 +148,9 @@ def test_every_label_of_a_dataset_is_a_ref_every_surface_takes(chain: Chain) -> 
     for node in answer["nodes"]:
         if node["kind"] != "artifact_version" or "://" not in node["label"]:
             continue
-        assert f"{node['ref']}  (" in command(chain, "show", node["label"])
+        shown = command(chain, "show", node["label"]).splitlines()
+        assert shown[0] == f"{node['label']}  (dataset)", shown  # headed as sent
+        assert shown[1].split() == ["ref", node["ref"]], shown  # the ref beside it
         assert api.artifact_version(node["label"]).ref == node["ref"]
         found = httpx.post(
             f"{chain.url}/graphql",
@@ -206,7 +208,7 @@ def test_a_run_shows_its_namespace_and_datasets_as_sent(chain: Chain) -> None:
     ref = re.search(r"; ref (\S+)\)", outputs)
     assert ref is not None and DERIVED.search(ref.group(1)), outputs
     shown = command(chain, "show", ref.group(1))  # the ref shown is one to type
-    assert ref.group(1) in shown
+    assert f"ref          {ref.group(1)}" in shown
 
 
 def test_the_dashboard_lists_and_links_what_was_sent(chain: Chain) -> None:
@@ -260,3 +262,23 @@ def test_a_task_page_names_its_parent_whether_or_not_it_was_recorded(chain: Chai
     assert page.status_code == 200
     tasks = html.unescape(re.search(r'<dd class="children">(.*?)</dd>', page.text).group(1))  # type: ignore[union-attr]
     assert f'href="/runs/{task}">dag🕷.task</a>' in tasks and "finished" in tasks
+
+
+def test_lists_name_what_was_sent(chain: Chain) -> None:
+    """``ls``, ``runs`` and ``find`` list a dataset and a job by their names as sent."""
+    t = chain.tag
+    listed = command(chain, "ls", "-p", f"s3://lake-{t}").splitlines()
+    assert sorted(line.split()[0] for line in listed) == [
+        f"s3://lake-{t}/clean/orders",
+        f"s3://lake-{t}/raw/orders",
+    ]
+    runs = command(chain, "runs", "-p", f"airflow://prod-{t}").splitlines()
+    assert {line.split()[1] for line in runs} >= {
+        f"airflow://prod-{t}/nightly.clean🕷",
+        f"airflow://prod-{t}/nightly.extract",
+    }
+    found = command(chain, "find", "--versions", "-p", f"s3://lake-{t}", "type = dataset")
+    assert sorted(line.split()[0] for line in found.splitlines()) == [
+        f"s3://lake-{t}/clean/orders:v0",
+        f"s3://lake-{t}/raw/orders:v0",
+    ]

@@ -37,6 +37,12 @@ from lineage.records import VersionRecord
 from lineage.remote import RemoteService
 from lineage.server.dashboard import artifact_url, run_url, version_url
 
+
+def as_sent(version: VersionRecord) -> str:
+    """How every surface labels a dataset version of this history: its name as sent."""
+    return f"{NAMESPACE}/{version.name}:v{version.index}"
+
+
 LINEAGE = Path(sys.executable).parent / "lineage"
 PRODUCER = "https://github.com/apache/airflow/tree/providers-openlineage/1.0"
 NAMESPACE = "s3://lake-surfaces"
@@ -141,13 +147,14 @@ def test_find_shows_and_orders_by_the_made_time(history: History) -> None:
     project, a, b = history.project, history.versions["a"], history.versions["b"]
     features = history.versions["features"]
     lines = history.cli("-p", project, "find", "--versions", "type = dataset").splitlines()
-    assert [line.split()[0] for line in lines] == [b.ref, a.ref, features.ref]
+    # listed by their names as sent (lineage.sent), in the made order
+    assert [line.split()[0] for line in lines] == [as_sent(b), as_sent(a), as_sent(features)]
     for line, version in zip(lines, (b, a, features), strict=True):
         assert f"{local_time(version.made_at)}  (stored {local_time(version.created_at)})" in line
     by_stored = history.cli(
         "-p", project, "find", "--versions", "type = dataset", "--order-by", "stored"
     )
-    assert [line.split()[0] for line in by_stored.splitlines()][:2] == [a.ref, b.ref]
+    assert [line.split()[0] for line in by_stored.splitlines()][:2] == [as_sent(a), as_sent(b)]
 
 
 def test_find_filters_and_ls_go_by_the_made_time(history: History) -> None:
@@ -184,7 +191,8 @@ def test_answers_as_of_a_time_go_by_the_made_time(history: History) -> None:
     """As of mid-2024 the versions made by then exist, with the runs that made them (a run
     exists from its first event's time): stored today, they would not."""
     a, b, features = (history.versions[n] for n in ("a", "b", "features"))
-    assert history.cli("show", f"{a.ref}@2024-06-11", "--no-files").startswith(a.ref)
+    then = history.cli("show", f"{a.ref}@2024-06-11", "--no-files").splitlines()
+    assert then[0].startswith(as_sent(a)) and then[1].split() == ["ref", a.ref]
     then = history.cli("lineage", features.ref, "--as-of", "2024-07-02", "--json")
     assert {a.id, b.id, features.id, history.runs["train"]} <= {
         n["id"] for n in json.loads(then)["nodes"]

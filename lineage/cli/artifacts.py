@@ -8,12 +8,13 @@ from pathlib import Path
 
 import click
 
+from lineage import sent
 from lineage.cli.main import Context, cli, emit_json, errors, pass_ctx, run_label, size, when
 from lineage.errors import InvalidInput, NotFound
 from lineage.made import artifact_times
 from lineage.names import parse_ref
 from lineage.protocol import LineageService
-from lineage.records import ArtifactRecord
+from lineage.records import ArtifactRecord, VersionRecord
 from lineage.versions import ArtifactVersion
 
 JSON = click.option("--json", "as_json", is_flag=True, help="Print it as JSON.")
@@ -52,13 +53,22 @@ def ls(ctx: Context, type_: str | None, as_json: bool) -> None:
     if not artifacts:
         click.echo("no artifacts")
         return
-    for artifact, versions, latest, aliases in listing:
+    # a dataset from OpenLineage by its name as sent (lineage.sent), the columns after the
+    # longest name (up to a point: a 4,000-character name does not push every row over)
+    names = [_listed(artifact, latest) for artifact, _, latest, _ in listing]
+    width = min(max(len(name) for name in names), 60)
+    for name, (artifact, versions, latest, aliases) in zip(names, listing, strict=True):
         click.echo(
-            f"{artifact.project}/{artifact.name:<24} {artifact.type:<10} "
+            f"{name:<{width}} {artifact.type:<10} "
             f"{len(versions):>4} versions  latest "
             f"{'v' + str(latest.index) if latest else '-':<5} "
             f"{size(latest.size) if latest else '':>10}  {' '.join(aliases)}"
         )
+
+
+def _listed(artifact: ArtifactRecord, latest: VersionRecord | None) -> str:
+    came = sent.dataset_name(latest.metadata) if latest is not None else None
+    return sent.joined(*came) if came is not None else f"{artifact.project}/{artifact.name}"
 
 
 def _created(service: LineageService, artifact: ArtifactRecord) -> dict[str, float]:
@@ -103,7 +113,10 @@ def show(ctx: Context, ref: str, files: bool, as_json: bool, as_of: str | None =
             }
         )
         return
-    click.echo(f"{record.ref}  ({record.type})")
+    shown = sent.full_label(record)  # a dataset from OpenLineage: its name as sent
+    click.echo(f"{shown}  ({record.type})")
+    if shown != record.ref:
+        click.echo(f"  ref          {record.ref}")
     click.echo(f"  digest       {record.digest}")
     click.echo(f"  size         {size(record.size)} in {record.file_count} files")
     click.echo(f"  aliases      {', '.join(record.aliases) or '-'}")

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import click
 
+from lineage import sent
 from lineage.cli.main import Context, cli, errors, pass_ctx, size, stored, when
 from lineage.records import RunRecord, VersionRecord
 
@@ -53,9 +54,11 @@ def print_runs(runs: Sequence[RunRecord], as_json: bool, empty: str) -> None:
         return
     if not runs:
         click.echo(empty)
-    for run in runs:
+    names = [sent.full_run_label(run) for run in runs]  # a job from OpenLineage as sent
+    width = min(max((len(name) for name in names), default=0), 60)
+    for name, run in zip(names, runs, strict=True):
         click.echo(
-            f"{run.id}  {run.project}/{run.name:<28} {run.job_type or '-':<10} "
+            f"{run.id}  {name:<{width}} {run.job_type or '-':<10} "
             f"{run.state:<9} {when(run.started_at)}"
             + (f"  [{', '.join(run.tags)}]" if run.tags else "")
         )
@@ -67,10 +70,12 @@ def print_versions(versions: Sequence[VersionRecord], as_json: bool, empty: str)
         return
     if not versions:
         click.echo(empty)
-    for version in versions:
+    names = [sent.full_label(version) for version in versions]  # a dataset as sent
+    width = min(max((len(name) for name in names), default=0), 60)
+    for name, version in zip(names, versions, strict=True):
         state = "" if version.state == "committed" else f" ({version.state})"
         click.echo(
-            f"{version.ref:<36} {version.type:<8} {size(version.size):>10}  "
+            f"{name:<{width}} {version.type:<8} {size(version.size):>10}  "
             f"{when(version.made_at)}{state}{stored(version)}"
             + (f"  [{', '.join(version.tags)}]" if version.tags else "")
         )

@@ -49,15 +49,9 @@ def runs(
     if as_json:
         emit_json(found)
         return
-    if not found:
-        where = [f"in project {ctx.project}" if ctx.project else "in any project"]
-        where += [f"of job type {job_type}"] * bool(job_type) + [f"in state {state}"] * bool(state)
-        click.echo("no runs " + ", ".join(where))
-    for run in found:
-        click.echo(
-            f"{run.id}  {run.project}/{run.name:<28} {run.job_type or '-':<10} "
-            f"{run.state:<9} {when(run.started_at)}"
-        )
+    where = [f"in project {ctx.project}" if ctx.project else "in any project"]
+    where += [f"of job type {job_type}"] * bool(job_type) + [f"in state {state}"] * bool(state)
+    print_runs(found, False, "no runs " + ", ".join(where))  # as `lineage find` lists them
 
 
 @cli.command("run")
