@@ -382,16 +382,20 @@ class Neo4jGraphStore:
         if open_tx is not None:
             return list(open_tx.tx.run(query, params))
         try:
-            with self._driver.session(
-                database=self._database,
-                bookmark_manager=self._bookmarks,
-                default_access_mode=neo4j.READ_ACCESS,
-            ) as session:
-                return list(session.run(query, params))
+            return self._run_read(query, params)
         except _UNAVAILABLE as exc:
             raise StoreUnavailable(
                 f"Neo4j at {self._shown} is unavailable: {_line(exc)}", url=self.url
             ) from exc
+
+    def _run_read(self, query: LiteralString, params: dict[str, Any]) -> list[neo4j.Record]:
+        """One statement in an auto-commit read transaction of its own session."""
+        with self._driver.session(
+            database=self._database,
+            bookmark_manager=self._bookmarks,
+            default_access_mode=neo4j.READ_ACCESS,
+        ) as session:
+            return list(session.run(query, params))
 
     def _statement(self, query: LiteralString, params: dict[str, Any]) -> list[neo4j.Record]:
         """A read of one statement as an auto-commit transaction (within :meth:`transaction`,
@@ -409,12 +413,7 @@ class Neo4jGraphStore:
         delay = 0.05
         while True:
             try:
-                with self._driver.session(
-                    database=self._database,
-                    bookmark_manager=self._bookmarks,
-                    default_access_mode=neo4j.READ_ACCESS,
-                ) as session:
-                    return list(session.run(query, params))
+                return self._run_read(query, params)
             except (*_UNAVAILABLE, Neo4jError) as exc:
                 gone = isinstance(exc, _UNAVAILABLE)
                 if not (gone or (isinstance(exc, Neo4jError) and exc.is_retryable())):
