@@ -25,11 +25,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from playwright.sync_api import expect, sync_playwright
 from test_browser import CHROMIUM, CHROMIUM_ARGS
-from test_openlineage import served
+from test_openlineage import graphql, served
 
 from lineage.cli.main import when as local_time
 from lineage.openlineage import internal_name, run_id
@@ -104,15 +103,7 @@ class History:
         return done.stdout
 
     def graphql(self, query: str, **variables: Any) -> dict[str, Any]:
-        answer = httpx.post(
-            f"{self.url}/graphql",
-            json={"query": query, "variables": variables},
-            headers={"Authorization": f"Bearer {self.read}"},
-            timeout=60,
-        ).json()
-        assert "errors" not in answer, answer
-        data: dict[str, Any] = answer["data"]
-        return data
+        return graphql(self.url, self.read, query, **variables)
 
 
 @pytest.fixture(scope="module", params=["sqlite", "neo4j"])
