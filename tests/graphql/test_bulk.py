@@ -4,6 +4,8 @@ strawberry's own executor, field for field, for every column and every odd recor
 from __future__ import annotations
 
 import dataclasses
+import string
+from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -347,3 +349,48 @@ def test_every_column_names_its_fields_type() -> None:
                 assert str(field.type).startswith("[") is isinstance(found, bulk_module.Many)
             seen += 1
     assert seen >= 45
+
+
+# (timestamps whose microseconds round half to even, before 1970, a second's carry, years
+# out of range, ints, a bool; each column's text must be what the resolver's datetime gives)
+TIMES = [0, 1, -1, 1.5, -1.25, 5e-7, 1.5e-6, 2.5e-6, -5e-7, 1_700_000_000.25, 1_700_000_000.0,
+         1_699_999_999.9999996, 951_782_400.000001, 4_102_444_800.123456, 253_402_300_799.9999999,
+         -62_135_596_800, -62_135_596_801, 1 << 40, True, float("nan"), float("inf")]  # fmt: skip
+
+
+def _leaf_value(leaf: bulk_module.Leaf, value: Any) -> Any:
+    """What a column's expression gives for a record's value (``_x``)."""
+    program = bulk_module.Program()
+    expr = string.Template(leaf.expr).substitute(tmp=program.fresh())
+    return eval(expr, program.scope, {"_x": value})  # our own column's text
+
+
+@pytest.mark.parametrize("at", TIMES)
+def test_times_answer_as_the_resolvers_datetime(at: Any) -> None:
+    try:
+        expected: Any = datetime.fromtimestamp(at, UTC).isoformat()
+    except (OverflowError, OSError, ValueError):
+        expected = None
+    for leaf in (bulk_module.time("_x"), bulk_module.maybe_time("_x")):
+        if expected is None:
+            with pytest.raises(Exception):  # noqa: B017 -- any: field by field then
+                _leaf_value(leaf, at)
+        else:
+            assert _leaf_value(leaf, at) == expected
+    assert _leaf_value(bulk_module.maybe_time("_x"), None) is None
+
+
+@pytest.mark.parametrize(
+    "value", [(), [], ("a",), ["a", "b"], ("a", 3), (None,), None, 0, "ab", iter(()), iter(["a"])]
+)
+def test_texts_answer_as_their_items(value: Any) -> None:
+    leaf = bulk_module.texts("_x")
+    items = list(value) if isinstance(value, tuple | list | str) else None
+    if items is None and value is not None and hasattr(value, "__next__"):
+        items = list(value)
+        value = iter(items)
+    if items is None or any(type(item) is not str for item in items):
+        with pytest.raises(Exception):  # noqa: B017 -- any: field by field then
+            _leaf_value(leaf, value)
+    else:
+        assert _leaf_value(leaf, value) == items

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import enum
 import string
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -152,6 +153,17 @@ _HELPERS: dict[str, Any] = {
     "_UTC": UTC,
 }
 
+# A DateTime's ISO text from a POSIX timestamp: what ``fromtimestamp(t, UTC).isoformat()``
+# gives. Before 3.12, ``utcfromtimestamp`` makes the same fields (the same rounding, the same
+# gmtime) without the time zone, and a UTC time's ISO text is the naive one's with "+00:00"
+# after it: half the time of the aware datetime's (~1 us a value, ~0.1 ms a 100-node tree).
+# From 3.12 it is deprecated (a warning, an error in the tests): the aware way there.
+if sys.version_info < (3, 12):
+    _HELPERS["_utcfromtimestamp"] = datetime.utcfromtimestamp
+    _ISO = "(_utcfromtimestamp({}).isoformat() + '+00:00')"
+else:  # pragma: no cover -- the interpreter of the tests and the benches is 3.11
+    _ISO = "_fromtimestamp({}, _UTC).isoformat()"
+
 
 def text(expr: str, graphql: str = "String!") -> Leaf:
     """A string, never null."""
@@ -178,9 +190,9 @@ def maybe_ident(expr: str) -> Leaf:
 
 def texts(expr: str) -> Leaf:
     """A list of strings (a tuple of the record), neither the list nor an item null."""
-    return Leaf(
-        graphql="[String!]!", expr=f"[$tmp if type($tmp) is _str else _slow() for $tmp in {expr}]"
-    )
+    # most are empty (aliases, tags): no comprehension (a call of its own before 3.12) then
+    each = "[$tmp if type($tmp) is _str else _slow() for $tmp in $tmp]"
+    return Leaf(graphql="[String!]!", expr=f"([] if ($tmp := {expr}) == () else {each})")
 
 
 def integer(expr: str) -> Leaf:
@@ -205,14 +217,14 @@ def json(expr: str) -> Leaf:
 
 def time(expr: str) -> Leaf:
     """A DateTime from a POSIX timestamp, never null (ISO 8601 in UTC)."""
-    return Leaf(graphql="DateTime!", expr=f"_fromtimestamp({expr}, _UTC).isoformat()")
+    return Leaf(graphql="DateTime!", expr=_ISO.format(expr))
 
 
 def maybe_time(expr: str) -> Leaf:
     """A DateTime from a POSIX timestamp, or null."""
     return Leaf(
         graphql="DateTime",
-        expr=f"(None if ($tmp := {expr}) is None else _fromtimestamp($tmp, _UTC).isoformat())",
+        expr=f"(None if ($tmp := {expr}) is None else {_ISO.format('$tmp')})",
     )
 
 
