@@ -16,6 +16,11 @@ events/s (OpenLineage) and runs/s (both; a run is two events), the median of ``-
   ``AsyncHttpTransport`` (one event per POST, up to ``--concurrent`` requests in flight, a
   run's COMPLETE held until its START was answered): the client's high-throughput mode,
   from one process. Measured with 1 client only (it is one client already sending many).
+- ``floor`` (``--floor``): the same clients and events against ``bench/floor_server.py``,
+  the same HTTP stack (uvicorn, httptools, Starlette, the access log) without lineage:
+  ``http`` parses each body and answers 201, ``commit`` also inserts it into SQLite with one
+  commit a request. What the stack allows on this machine in the same minutes; lineage's
+  single-event figures are printed as a ratio of both.
 - ``server CPU``: CPU seconds the server process used per event (user + system), a figure
   that depends less on what else the machine runs than events/s do.
 
@@ -220,20 +225,17 @@ def cpu_seconds(pid: int) -> float:
     return own + sum(cpu_seconds(int(child)) for child in children)
 
 
-class WorkersServer:
-    """``lineage server --workers N`` (serving.serve) in a child process on loopback."""
+class ChildServer:
+    """A server in a child process on loopback, answering ``/healthz`` once up."""
 
-    def __init__(self, store: str, blobs: str, *, port: int, workers: int) -> None:
+    def __init__(self, command: list[str], port: int) -> None:
         self.url = f"http://127.0.0.1:{port}"
-        code = (
-            "import sys; from lineage.server.serving import serve; "
-            "serve(sys.argv[1], sys.argv[2], port=int(sys.argv[3]), workers=int(sys.argv[4]))"
-        )
-        self.command = [sys.executable, "-c", code, store, blobs, str(port), str(workers)]
+        self.command = command
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        self.process = subprocess.Popen(self.command, stderr=subprocess.DEVNULL)
+        quiet = subprocess.DEVNULL  # the access log, as ServerProcess's goes to a file
+        self.process = subprocess.Popen(self.command, stdout=quiet, stderr=quiet)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
@@ -241,7 +243,7 @@ class WorkersServer:
                     return
             except httpx.TransportError:
                 time.sleep(0.1)
-        raise RuntimeError(f"lineage server on {self.url} did not answer in 60 s")
+        raise RuntimeError(f"server on {self.url} did not answer in 60 s")
 
     def stop(self) -> None:
         if self.process is not None:
@@ -251,6 +253,48 @@ class WorkersServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+def bench_floor(runs: int, rounds: int) -> dict[tuple[str, int], float]:
+    """Single events/s of the floor servers at 1 and 8 clients (median of ``rounds``), printed;
+    by (mode, clients)."""
+    out = {}
+    for mode in ("http", "commit"):
+        port = free_port()
+        script = str(REPO / "bench" / "floor_server.py")
+        server = ChildServer([sys.executable, script, str(port), mode], port)
+        server.start()
+        assert server.process is not None
+        try:
+            bench_openlineage(server.url, "none", 20, 1)  # warm-up
+            for clients in (1, 8):
+                rates, cpu = [], []
+                for _ in range(rounds):
+                    before = cpu_seconds(server.process.pid)
+                    rates.append(bench_openlineage(server.url, "none", runs, clients))
+                    cpu.append((cpu_seconds(server.process.pid) - before) / (2 * runs))
+                out[mode, clients] = rate = statistics.median(rates)
+                ms = 1000 * statistics.median(cpu)
+                print(
+                    f"floor  {mode:6} clients={clients}: single {rate:6.0f} events/s (server CPU "
+                    f"{ms:.2f} ms/event); load {os.getloadavg()[0]:.1f}; "
+                    f"rounds {' '.join(f'{x:.0f}' for x in rates)}",
+                    flush=True,
+                )
+        finally:
+            server.stop()
+    return out
+
+
+class WorkersServer(ChildServer):
+    """``lineage server --workers N`` (serving.serve) in a child process on loopback."""
+
+    def __init__(self, store: str, blobs: str, *, port: int, workers: int) -> None:
+        code = (
+            "import sys; from lineage.server.serving import serve; "
+            "serve(sys.argv[1], sys.argv[2], port=int(sys.argv[3]), workers=int(sys.argv[4]))"
+        )
+        super().__init__([sys.executable, "-c", code, store, blobs, str(port), str(workers)], port)
 
 
 def bench_sdk(url: str, token: str, runs: int, clients: int, scratch: Path) -> float:
@@ -323,6 +367,11 @@ def main(argv: list[str] | None = None) -> int:
         help="ingest_group's CPU an event, no HTTP: set-based against event by event",
     )
     parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="first the same clients against bench/floor_server.py (the HTTP stack, no lineage)",
+    )
+    parser.add_argument(
         "--no-sdk", action="store_true", help="leave out the SDK baseline (a quicker run)"
     )
     parser.add_argument(
@@ -336,6 +385,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{platform.machine()} {_cpu_model()}, {os.cpu_count()} cores, load average {load}")
     scratch = Path(tempfile.mkdtemp(prefix="bench-ol-"))
     neo = None
+    floor = bench_floor(args.runs, args.rounds) if args.floor else {}
     for kind in args.stores.split(","):
         blobs = str(scratch / f"blobs-{kind}")
         if kind == "sqlite":
@@ -402,13 +452,18 @@ def main(argv: list[str] | None = None) -> int:
                     )
                 ol, sdk_runs = statistics.median(single), statistics.median(sdk)
                 load = os.getloadavg()[0]
+                of_floor = "".join(
+                    f"; {ol / floor[mode, clients]:.2f}x the {mode} floor"
+                    for mode in ("http", "commit")
+                    if (mode, clients) in floor
+                )
                 print(
                     f"{kind:6} workers={args.workers} clients={clients}: single {ol:6.0f} events/s "
                     f"({ol / 2:5.0f} runs/s, server CPU {1000 * statistics.median(cpu):.2f} "
                     f"ms/event); batch {statistics.median(batch):6.0f} events/s "
                     f"(server CPU {1000 * statistics.median(batch_cpu):.2f} ms/event); "
-                    f"SDK {sdk_runs:5.1f} runs/s; single/SDK runs {ol / 2 / sdk_runs:5.1f}x; "
-                    f"load {load:.1f}; rounds {' '.join(f'{x:.0f}' for x in single)}, "
+                    f"SDK {sdk_runs:5.1f} runs/s; single/SDK runs {ol / 2 / sdk_runs:5.1f}x"
+                    f"{of_floor}; load {load:.1f}; rounds {' '.join(f'{x:.0f}' for x in single)}, "
                     f"batch {' '.join(f'{x:.0f}' for x in batch)}",
                     flush=True,
                 )

@@ -8,6 +8,7 @@ import json
 import re
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -37,7 +38,7 @@ import lineage
 from lineage.cli import cli
 from lineage.openlineage import internal_name, run_id
 from lineage.server.app import open_service
-from lineage.server.auth import create_token
+from lineage.server.auth import create_token, revoke_token, token_id
 from lineage.server.dashboard import run_url, version_url
 from lineage.service import Service
 
@@ -372,6 +373,49 @@ def test_refused_events_store_nothing(server: Server) -> None:
     )
     assert bad_json.status_code == 400
     assert snapshot(server.service) == before  # nothing of any of them
+
+
+def test_a_revoked_token_stores_nothing_at_once(server: Server) -> None:
+    """The server keeps the write tokens it has seen valid and looks each up again once a
+    group, in the writer's thread: a token revoked since its last event is refused at its
+    next one (401), nothing of that event stored, while another token's events, sent at
+    the same moment, are stored."""
+    tag = uuid.uuid4().hex[:6]
+    secret = create_token(server.service, "write", "revoked while in use")
+
+    def send(token: str, i: int) -> httpx.Response:
+        raw = _raw(
+            event(RunState.START, at(i), str(uuid.uuid4()), f"ns-{tag}", f"j{i}",
+                  outputs=[OutputDataset(namespace=f"s3://r-{tag}", name=f"o{i}")])
+        )  # fmt: skip
+        return httpx.post(
+            f"{server.url}/api/v1/lineage",
+            json=raw,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+        )
+
+    for i in range(3):  # known to the server, and the group writer running
+        assert send(secret, i).status_code == 201
+    assert revoke_token(server.service, token_id(secret))
+    before = snapshot(server.service)
+    with ThreadPoolExecutor(8) as pool:  # the two tokens' events in the same groups
+        revoked = [pool.submit(send, secret, 10 + i) for i in range(8)]
+        valid = [pool.submit(send, server.token, 20 + i) for i in range(8)]
+        answers = [f.result() for f in revoked], [f.result() for f in valid]
+    for answer in answers[0]:
+        assert answer.status_code == 401, answer.text
+        assert answer.json()["error"]["message"] == (
+            f"token {token_id(secret)} is unknown or revoked"
+        )
+        assert answer.headers["www-authenticate"] == "Bearer"
+    assert [a.status_code for a in answers[1]] == [201] * 8
+    after = snapshot(server.service)
+    new_runs = {r[0] for r in after[0]} - {r[0] for r in before[0]}
+    assert len(new_runs) == 8  # the valid token's, none of the revoked one's
+    jobs = {r.name for r in server.service.runs() if r.id in new_runs}
+    assert jobs == {f"j{20 + i}" for i in range(8)}
+    assert send(secret, 30).status_code == 401  # forgotten: looked up again, still refused
 
 
 def test_lenient_where_emitters_rely_on_it(server: Server) -> None:

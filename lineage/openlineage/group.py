@@ -27,7 +27,7 @@ import asyncio
 import contextlib
 import copy
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol, cast, runtime_checkable
 
@@ -214,21 +214,31 @@ class GroupWriter:
     """Events from concurrent requests, written in groups by a thread of its own.
 
     ``await writer.store(event)`` returns once the event is committed (or raises what
-    refused it). Used from one event loop. One long-lived thread, not a pool's: a group is
-    handed over through a C queue (no ``Condition`` in Python), and the store's
-    per-thread connection (SQLite's, with its prepared statements) is always the same one;
-    a fifth less server CPU an event than anyio's worker threads (bench/README.md).
+    refused it). Used from one event loop. ``recheck``, when given, is called in the
+    writer's thread before each group with the distinct ``sender`` of its events (the
+    server's: the write token each came with) and returns those it now refuses, with their
+    errors: their events get that error and store nothing; the others are written.
+
+    One long-lived thread, not a pool's: a group is handed over through a C queue (no
+    ``Condition`` in Python), and the store's per-thread connection (SQLite's, with its
+    prepared statements) is always the same one; a fifth less server CPU an event than
+    anyio's worker threads (bench/README.md).
     """
 
-    def __init__(self, service: Service) -> None:
+    def __init__(
+        self,
+        service: Service,
+        recheck: Callable[[Service, set[Hashable]], Mapping[Hashable, Exception]] | None = None,
+    ) -> None:
         self.service = service
+        self.recheck = recheck
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="lineage-openlineage")
-        self._pending: list[tuple[Mapping[str, Any], asyncio.Future[Ingested]]] = []
+        self._pending: list[tuple[Mapping[str, Any], asyncio.Future[Ingested], Hashable]] = []
         self._writing: asyncio.Task[None] | None = None
 
-    async def store(self, event: Mapping[str, Any]) -> Ingested:
+    async def store(self, event: Mapping[str, Any], sender: Hashable = None) -> Ingested:
         future: asyncio.Future[Ingested] = asyncio.get_running_loop().create_future()
-        self._pending.append((event, future))
+        self._pending.append((event, future, sender))
         self._start()
         return await future
 
@@ -237,7 +247,9 @@ class GroupWriter:
         what it stored or the error that refused it (a batch's answer)."""
         loop = asyncio.get_running_loop()
         futures: list[asyncio.Future[Ingested]] = [loop.create_future() for _ in events]
-        self._pending.extend(zip(events, futures, strict=True))
+        self._pending.extend(
+            (event, future, None) for event, future in zip(events, futures, strict=True)
+        )
         self._start()
         return list(await asyncio.gather(*futures, return_exceptions=True))  # type: ignore[arg-type]
 
@@ -251,10 +263,10 @@ class GroupWriter:
             del self._pending[:MAX_GROUP]
             try:
                 results = await asyncio.get_running_loop().run_in_executor(
-                    self._thread, ingest_group, self.service, [e for e, _ in group]
+                    self._thread, self._group, [(e, s) for e, _, s in group]
                 )
             except BaseException as error:  # the whole group failed: nothing of it stored
-                for _, future in group:
+                for _, future, _ in group:
                     if not future.done():
                         future.set_exception(
                             error if isinstance(error, Exception) else RuntimeError(str(error))
@@ -262,10 +274,22 @@ class GroupWriter:
                 if not isinstance(error, Exception):
                     raise
                 continue
-            for (_, future), result in zip(group, results, strict=True):
+            for (_, future, _), result in zip(group, results, strict=True):
                 if future.done():
                     continue
                 if isinstance(result, Exception):
                     future.set_exception(result)
                 else:
                     future.set_result(result)
+
+    def _group(
+        self, group: Sequence[tuple[Mapping[str, Any], Hashable]]
+    ) -> list[Ingested | Exception]:
+        """In the writer's thread: the group's senders checked again, then its events stored."""
+        senders = {sender for _, sender in group if sender is not None}
+        refused = self.recheck(self.service, senders) if senders and self.recheck else {}
+        if not refused:
+            return ingest_group(self.service, [event for event, _ in group])
+        kept = [event for event, sender in group if sender not in refused]
+        stored = iter(ingest_group(self.service, kept) if kept else [])
+        return [refused[sender] if sender in refused else next(stored) for _, sender in group]

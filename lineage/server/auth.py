@@ -27,7 +27,7 @@ import re
 import secrets
 import string
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from lineage.errors import Forbidden, InvalidInput, Unauthenticated
@@ -42,8 +42,10 @@ __all__ = [
     "SCOPES",
     "Gate",
     "Principal",
+    "bearer",
     "create_token",
     "is_loopback",
+    "refused_writers",
     "revoke_token",
     "token_id",
 ]
@@ -98,6 +100,27 @@ def token_id(secret: str) -> str:
     if match is None:
         raise Unauthenticated("malformed token: expected lin_<id>_<64 hex characters>")
     return match.group(1)
+
+
+def bearer(header: str) -> str | None:
+    """The token secret of an ``Authorization: Bearer ...`` header, or None when the header
+    is not one (another scheme, or not a lineage token's shape)."""
+    scheme, _, secret = header.strip().partition(" ")
+    secret = secret.strip()
+    return secret if scheme.lower() == "bearer" and _TOKEN.fullmatch(secret) else None
+
+
+def refused_writers(
+    graph: GraphStore, tokens: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], Unauthenticated]:
+    """Of write tokens ``(digest, id)`` found valid before, those the store no longer holds as
+    write tokens (revoked since), each with its refusal: one lookup a token."""
+    refused = {}
+    for digest, ident in set(tokens):
+        record = graph.find_token(digest)
+        if record is None or record.revoked or record.scope != "write":
+            refused[digest, ident] = Unauthenticated(f"token {ident} is unknown or revoked")
+    return refused
 
 
 def is_loopback(host: str | None) -> bool:
@@ -180,13 +203,12 @@ class Gate:
                 reason=f"authentication required ({why}): send 'Authorization: Bearer "
                 f"<token>'; {_CREATE_HINT}",
             )
-        scheme, _, secret = header.strip().partition(" ")
-        if scheme.lower() != "bearer" or not _TOKEN.fullmatch(secret.strip()):
+        secret = bearer(header)
+        if secret is None:
             return Principal(
                 scope=None,
                 reason="malformed Authorization header: expected 'Bearer lin_<id>_<64 hex>'",
             )
-        secret = secret.strip()
         record = self.graph.find_token(hash_bytes(secret.encode()))
         if record is None or record.revoked:
             return Principal(scope=None, reason=f"token {token_id(secret)} is unknown or revoked")

@@ -25,17 +25,21 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from collections.abc import Hashable, Mapping
+from typing import Any, cast
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from lineage.errors import Forbidden, InvalidInput, LineageError, Unauthenticated
+from lineage.hashing import hash_bytes
 from lineage.openlineage import MAX_EVENT_BYTES, InvalidEvent, check_event, ingest
 from lineage.openlineage.group import GroupWriter, Transactional, ingest_group
 from lineage.server.app import principal, service
+from lineage.server.auth import bearer, refused_writers, token_id
 from lineage.server.graphql.loaders import call
+from lineage.service import Service
 
 __all__ = ["MAX_BATCH", "MAX_BATCH_BYTES", "routes"]
 
@@ -43,6 +47,7 @@ logger = logging.getLogger(__name__)
 
 MAX_BATCH = 1000
 MAX_BATCH_BYTES = 64 * 1024**2
+_SENDERS = 1024  # write tokens the group writer holds as valid (forgotten all at once when full)
 _INLINE = 64 * 1024  # bytes of an event checked in the event loop, not a worker thread
 _STORED = b"{}"  # JSONResponse({})'s body, without encoding it each time
 
@@ -84,6 +89,33 @@ async def _writer(request: Request) -> None:
         raise _Refused(403, error.code, error.message) from None
 
 
+async def _sender(request: Request) -> tuple[str, str]:
+    """The write token a single event came with, as ``(digest, id)``: one the group writer
+    holds as valid is not looked up again here (the writer's thread looks each sender up
+    once a group, however many events it sent: a token revoked since is refused there, and
+    nothing of its event stored); another is looked up as every request's is."""
+    header = request.headers.get("authorization")
+    known: dict[str, tuple[str, str]] = request.app.state.openlineage_senders
+    sender = known.get(header) if header is not None else None
+    if sender is not None:
+        return sender
+    await _writer(request)  # a write token: the header holds a well-formed secret
+    secret = bearer(cast(str, header))
+    assert secret is not None
+    if len(known) >= _SENDERS:
+        known.clear()
+    sender = known[cast(str, header)] = (hash_bytes(secret.encode()), token_id(secret))
+    return sender
+
+
+def _forget(request: Request, refused: Unauthenticated) -> _Refused:
+    """A sender the writer's thread refused (revoked since): looked up again next time."""
+    header = request.headers.get("authorization")
+    if header is not None:
+        request.app.state.openlineage_senders.pop(header, None)
+    return _Refused(401, refused.code, refused.message)
+
+
 def _refusal(error: LineageError) -> dict[str, Any]:
     body: dict[str, Any] = {"code": error.code, "message": error.message}
     if isinstance(error, InvalidEvent):
@@ -103,24 +135,41 @@ def _writer_of(request: Request) -> GroupWriter | None:
         store = service(request)
         if not isinstance(store.graph, Transactional):
             return None
-        writer = state.openlineage_writer = GroupWriter(store)
+        state.openlineage_senders = {}
+        writer = state.openlineage_writer = GroupWriter(store, _recheck)
     return writer
+
+
+def _recheck(store: Service, senders: set[Hashable]) -> Mapping[Hashable, Exception]:
+    """The senders (write tokens) revoked since they were known, with their refusals."""
+    return cast(
+        Mapping[Hashable, Exception],
+        refused_writers(store.graph, cast(set[tuple[str, str]], senders)),
+    )
 
 
 async def _lineage(request: Request) -> Response:
     try:
-        await _writer(request)
+        writer = _writer_of(request)
+        sender = None
+        if writer is None:
+            await _writer(request)
+        else:
+            sender = await _sender(request)
         raw = await _body(request, MAX_EVENT_BYTES)
         if not isinstance(raw, dict):
             raise _Refused(400, "INVALID_INPUT", "the body must be one JSON object (an event)")
-        writer = _writer_of(request)
         if writer is None:
             await call(_store, request, raw)
         else:
             # a small event is checked here, in microseconds; a large one in a thread
             size = request.headers.get("content-length", "")
             small = size.isdigit() and int(size) <= _INLINE
-            await writer.store(check_event(raw) if small else await call(check_event, raw))
+            event = check_event(raw) if small else await call(check_event, raw)
+            try:
+                await writer.store(event, sender)
+            except Unauthenticated as refused:  # the token was revoked since it was known
+                raise _forget(request, refused) from None
     except _Refused as refused:
         return refused.response
     except InvalidInput as error:
