@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 from click.testing import CliRunner
 from openlineage.client.event_v2 import InputDataset, Job, OutputDataset, Run, RunEvent, RunState
 from openlineage.client.generated import schema_dataset
@@ -282,3 +283,85 @@ def test_lists_name_what_was_sent(chain: Chain) -> None:
         f"s3://lake-{t}/clean/orders:v0",
         f"s3://lake-{t}/raw/orders:v0",
     ]
+
+
+def test_search_finds_and_lists_what_was_sent(chain: Chain) -> None:
+    """The search page finds a dataset by its name as sent (or its safe one) and lists it
+    by that name in its namespace as sent, its ref the link's title; a pasted label as
+    sent (``s3://lake/clean/orders:v0``) is the version it names."""
+    t = chain.tag
+    headers = {"Authorization": f"Bearer {chain.read}"}
+    for q in ("clean/orders", "clean-orders"):
+        page = httpx.get(f"{chain.url}/search", params={"q": q}, headers=headers, timeout=30)
+        assert page.status_code == 200
+        table = page.text.partition('<table class="artifacts">')[2].partition("</table>")[0]
+        rows = [
+            tuple(html.unescape(cell) for cell in row)
+            for row in re.findall(
+                r'<a class="artifact" href="[^"]*" title="([^"]*)">([^<]*)</a></td>\s*'
+                r'<td class="project">([^<]*)</td>',
+                table,
+            )
+        ]
+        assert [(name, project) for _, name, project in rows] == [
+            ("clean/orders", f"s3://lake-{t}")
+        ], (q, table)
+        assert DERIVED.search(rows[0][0])  # titled with the safe name, the artifact's key
+        assert not DERIVED.search(re.sub(r'(href|title)="[^"]*"', "", table)), table
+    label = f"s3://lake-{t}/clean/orders:v0"
+    page = httpx.get(f"{chain.url}/search", params={"q": label}, headers=headers, timeout=30)
+    versions = page.text.partition('<table class="versions">')[2].partition("</table>")[0]
+    assert f">{html.escape(label)}</a>" in versions, versions
+
+
+def test_the_version_page_captions_and_titles_what_was_sent(chain: Chain) -> None:
+    """The pictures' captions and the page's title name a dataset as sent."""
+    t = chain.tag
+    headers = {"Authorization": f"Bearer {chain.read}"}
+    version = lineage.Api(store=chain.store, blobs=chain.blobs).artifact_version(
+        f"s3://lake-{t}/raw/orders"
+    )
+    page = httpx.get(f"{chain.url}{version_url(version)}", headers=headers, timeout=30).text
+    captions = [
+        html.unescape(c) for c in re.findall(r'<figcaption><span class="text">([^<]*)', page)
+    ]
+    label = f"s3://lake-{t}/raw/orders:v0"
+    assert len(captions) == 2, captions
+    assert captions[0].startswith(f"How {label} was made: "), captions
+    assert captions[1].startswith(f"Derived from {label}: "), captions
+    title = html.unescape(re.search(r"<title>([^<]*)</title>", page).group(1))  # type: ignore[union-attr]
+    assert title == f"{label} · lineage", title
+    artifact = page.split('<div class="crumbs">')[1].split('href="')[2].split('"')[0]
+    page = httpx.get(f"{chain.url}{artifact}", headers=headers, timeout=30).text
+    title = html.unescape(re.search(r"<title>([^<]*)</title>", page).group(1))  # type: ignore[union-attr]
+    assert title == f"s3://lake-{t}/raw/orders · lineage", title
+
+
+def test_a_ref_missed_by_its_storage_uri_is_quoted_as_typed(chain: Chain) -> None:
+    """A version that is not there, asked for by a dataset's storage URI, is named in the
+    error as typed (CLI and GraphQL), never by its safe ref."""
+    t = chain.tag
+    typed = f"s3://lake-{t}/clean/orders:v9"
+    wrong = CliRunner().invoke(cli, ["--store", chain.store, "show", typed])
+    assert wrong.exit_code != 0, wrong.output
+    assert f"{typed} does not exist" in wrong.output, wrong.output
+    assert f"nearest versions of s3://lake-{t}/clean/orders: v0" in wrong.output, wrong.output
+    assert not DERIVED.search(wrong.output), wrong.output
+    query = "query($ref: String!) { artifactVersion(ref: $ref) { ref } }"
+    answer = httpx.post(
+        f"{chain.url}/graphql",
+        json={"query": query, "variables": {"ref": typed}},
+        headers={"Authorization": f"Bearer {chain.read}"},
+        timeout=30,
+    ).json()
+    [error] = answer["errors"]
+    assert error["message"].startswith(f"{typed} does not exist"), error
+    assert error["extensions"] == {"ref": typed, "code": "NOT_FOUND"}, error
+    assert not DERIVED.search(json.dumps(error, ensure_ascii=False)), error
+
+
+def test_the_model_card_lists_the_dataset_it_was_trained_on_as_sent(chain: Chain) -> None:
+    """``model-card``'s ``datasets`` names the table the SDK run trained on as its emitter
+    sent it, and not the tables upstream of it, which the warehouse jobs read."""
+    card = yaml.safe_load(command(chain, "model-card", chain.model).strip("-\n"))
+    assert card == {"datasets": [f"s3://lake-{chain.tag}/clean/orders"]}, card

@@ -67,8 +67,8 @@ def ls(ctx: Context, type_: str | None, as_json: bool) -> None:
 
 
 def _listed(artifact: ArtifactRecord, latest: VersionRecord | None) -> str:
-    came = sent.dataset_name(latest.metadata) if latest is not None else None
-    return sent.joined(*came) if came is not None else f"{artifact.project}/{artifact.name}"
+    metadata = latest.metadata if latest is not None else None
+    return sent.artifact_label(artifact.project, artifact.name, metadata)
 
 
 def _created(service: LineageService, artifact: ArtifactRecord) -> dict[str, float]:

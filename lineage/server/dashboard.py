@@ -201,6 +201,7 @@ _env.globals.update(
     # names as sent (lineage.sent): what the text views and pictures label nodes with too
     version_label=sent.version_label,
     full_label=sent.full_label,
+    joined=sent.joined,
     project_name=sent.project_name,
 )
 _templates = Jinja2Templates(env=_env)
