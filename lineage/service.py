@@ -290,7 +290,7 @@ class Service:
         storage URI (``s3://bucket/train``) names the newest version of the artifact at that
         location (:mod:`lineage.locations`)."""
         if isinstance(ref, str) and is_location(ref):
-            parsed, artifact = self._located(ref)
+            parsed, artifact = self.located(ref)
             try:
                 return self.resolve(parsed, include_deleted=include_deleted)
             except VersionNotFound as error:  # said as the user typed it, not the derived ref
@@ -341,10 +341,11 @@ class Service:
         """The ``latest`` ref of the artifact recorded at a storage location; with a
         selector after it (``s3://lake/clean/orders:v0``, ``...:production``: what the text
         views and pictures label a dataset version from OpenLineage with), that version."""
-        return self._located(uri)[0]
+        return self.located(uri)[0]
 
-    def _located(self, uri: str) -> tuple[Ref, str]:
-        """:meth:`at_location`'s ref, and the part of ``uri`` that names the artifact."""
+    def located(self, uri: str) -> tuple[Ref, str]:
+        """:meth:`at_location`'s ref, and the part of ``uri`` that names the artifact (all
+        of it, or what comes before a selector)."""
         found = self.graph.find_locations([canonical(uri)]).get(canonical(uri))
         if found is not None:
             return Ref(project=found[0], name=found[1], alias="latest"), uri

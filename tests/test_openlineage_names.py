@@ -27,7 +27,7 @@ from test_openlineage import served
 
 import lineage
 from lineage.cli import cli
-from lineage.server.dashboard import version_url
+from lineage.server.dashboard import artifact_url, version_url
 
 PRODUCER = "https://github.com/apache/airflow/tree/providers-openlineage/1.0"
 DERIVED = re.compile(r"--[0-9a-f]{16}")  # what a safe name derived from a sent one ends with
@@ -365,3 +365,46 @@ def test_the_model_card_lists_the_dataset_it_was_trained_on_as_sent(chain: Chain
     sent it, and not the tables upstream of it, which the warehouse jobs read."""
     card = yaml.safe_load(command(chain, "model-card", chain.model).strip("-\n"))
     assert card == {"datasets": [f"s3://lake-{chain.tag}/clean/orders"]}, card
+
+
+def test_diff_labels_what_was_sent(chain: Chain) -> None:
+    """``lineage diff`` (and the dashboard's diff page, which shows the same text) names
+    each dataset and job as sent: its sides, merge base, chains and inputs."""
+    t = chain.tag
+    raw = f"s3://lake-{t}/raw/orders:v0"
+    text = command(chain, "diff", chain.model, raw)
+    assert text.splitlines()[1].startswith(f"B  {raw}  dataset"), text
+    assert f"merge base: {raw}" in text, text
+    assert f"{raw} -> s3://lake-{t}/clean/orders:v0" in text, text
+    assert not DERIVED.search(text), text
+    page = httpx.get(
+        f"{chain.url}/diff",
+        params={"a": chain.model, "b": raw},
+        headers={"Authorization": f"Bearer {chain.read}"},
+        timeout=30,
+    )
+    assert page.status_code == 200
+    shown = html.unescape(re.search(r"<pre[^>]*>(.*?)</pre>", page.text, re.S).group(1))  # type: ignore[union-attr]
+    assert f"merge base: {raw}" in shown and not DERIVED.search(shown), shown
+
+
+def test_log_and_confirmations_take_and_name_what_was_sent(chain: Chain) -> None:
+    """``lineage log`` takes a dataset's storage URI (the artifact) or its label as sent (a
+    version) like every other command, and names the events' targets as typed; ``tag`` and
+    ``alias`` confirm with the label as sent."""
+    raw = f"s3://lake-{chain.tag}/raw/orders"
+    assert command(chain, "tag", f"{raw}:v0", "checked").strip() == f"{raw}:v0: tags checked"
+    assert command(chain, "alias", f"{raw}:v0", "golden").strip() == f"golden -> {raw}:v0"
+    for typed in (raw, f"{raw}:v0", f"{raw}:golden"):
+        lines = command(chain, "log", typed).splitlines()
+        assert lines and all(f" {raw}:v0 by " in line for line in lines), (typed, lines)
+    assert [line.split()[3] for line in command(chain, "log", f"{raw}:golden").splitlines()] == [
+        "alias.moved"
+    ]
+    version = lineage.Api(store=chain.store, blobs=chain.blobs).artifact_version(f"{raw}:v0")
+    headers = {"Authorization": f"Bearer {chain.read}"}
+    for url in (version_url(version), artifact_url(version.project, version.name)):
+        page = httpx.get(f"{chain.url}{url}", headers=headers, timeout=30).text
+        table = page.partition('<table class="events">')[2].partition("</table>")[0]
+        labels = [html.unescape(a) for a in re.findall(r'<a href="[^"]*">([^<]*)</a>', table)]
+        assert labels == ["raw/orders:v0", "raw/orders:v0"], (url, table)  # alias, tags
