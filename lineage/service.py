@@ -349,6 +349,15 @@ class Service:
         found = self.graph.find_locations([canonical(uri)]).get(canonical(uri))
         if found is not None:
             return Ref(project=found[0], name=found[1], alias="latest"), uri
+        head, at, moment = uri.rpartition("@")  # URI[:selector]@TIME: what it named then
+        if at and is_location(head):
+            try:
+                then = parse_time(moment)
+            except InvalidInput:
+                pass
+            else:
+                ref, artifact = self.located(head)
+                return dataclasses.replace(ref, as_of=then), artifact
         head, colon, selector = uri.rpartition(":")
         if colon and is_location(head) and "/" not in selector:
             at = self.graph.find_locations([canonical(head)]).get(canonical(head))

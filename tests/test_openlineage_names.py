@@ -358,6 +358,13 @@ def test_a_ref_missed_by_its_storage_uri_is_quoted_as_typed(chain: Chain) -> Non
     assert error["message"].startswith(f"{typed} does not exist"), error
     assert error["extensions"] == {"ref": typed, "code": "NOT_FOUND"}, error
     assert not DERIVED.search(json.dumps(error, ensure_ascii=False)), error
+    # as of a time too: URI[:selector]@TIME, or --as-of
+    then = CliRunner().invoke(cli, ["--store", chain.store, "show", f"{typed[:-3]}:v0@2020-01-01"])
+    assert then.exit_code != 0, then.output
+    assert f"{typed[:-3]}:v0 did not exist at 2020-01-01" in then.output, then.output
+    for args in ([f"{typed[:-3]}:v0@2030-01-01"], [typed[:-3], "--as-of", "2030-01-01"]):
+        shown = command(chain, "show", *args).splitlines()
+        assert shown[0] == f"{typed[:-3]}:v0  (dataset)", (args, shown)
 
 
 def test_the_model_card_lists_the_dataset_it_was_trained_on_as_sent(chain: Chain) -> None:
