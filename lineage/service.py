@@ -349,8 +349,8 @@ class Service:
         found = self.graph.find_locations([canonical(uri)]).get(canonical(uri))
         if found is not None:
             return Ref(project=found[0], name=found[1], alias="latest"), uri
-        head, at, moment = uri.rpartition("@")  # URI[:selector]@TIME: what it named then
-        if at and is_location(head):
+        head, sign, moment = uri.rpartition("@")  # URI[:selector]@TIME: what it named then
+        if sign and is_location(head):
             try:
                 then = parse_time(moment)
             except InvalidInput:
@@ -360,9 +360,9 @@ class Service:
                 return dataclasses.replace(ref, as_of=then), artifact
         head, colon, selector = uri.rpartition(":")
         if colon and is_location(head) and "/" not in selector:
-            at = self.graph.find_locations([canonical(head)]).get(canonical(head))
-            if at is not None:
-                return parse_ref(f"{at[0]}/{at[1]}:{selector}"), head  # checks the selector
+            there = self.graph.find_locations([canonical(head)]).get(canonical(head))
+            if there is not None:  # parse_ref checks the selector
+                return parse_ref(f"{there[0]}/{there[1]}:{selector}"), head
         raise VersionNotFound(
             f"no artifact is recorded at {quoted(uri)}: log a reference to it, or let an "
             "OpenLineage job read or write it",
