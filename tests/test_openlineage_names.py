@@ -415,3 +415,54 @@ def test_log_and_confirmations_take_and_name_what_was_sent(chain: Chain) -> None
         table = page.partition('<table class="events">')[2].partition("</table>")[0]
         labels = [html.unescape(a) for a in re.findall(r'<a href="[^"]*">([^<]*)</a>', table)]
         assert labels == ["raw/orders:v0", "raw/orders:v0"], (url, table)  # alias, tags
+
+
+def test_the_runs_page_and_compare_name_what_was_sent(chain: Chain) -> None:
+    """The runs page offers each project by its name as sent (its safe name the value the
+    filter sends); comparing runs shows their projects and inputs as sent."""
+    t = chain.tag
+    headers = {"Authorization": f"Bearer {chain.read}"}
+    page = httpx.get(f"{chain.url}/runs", headers=headers, timeout=30).text
+    options = {
+        html.unescape(shown): html.unescape(value)
+        for value, shown in re.findall(r'<option value="([^"]*)"[^>]*>([^<]*)</option>', page)
+    }
+    for namespace in (f"airflow://prod-{t}", f"s3://lake-{t}", f"postgres://db-{t}:5432"):
+        assert DERIVED.search(options[namespace]), options  # the value: its safe name
+    assert options[chain.project] == chain.project
+    filtered = httpx.get(
+        f"{chain.url}/runs",
+        params={"project": options[f"airflow://prod-{t}"]},
+        headers=headers,
+        timeout=30,
+    )
+    assert filtered.status_code == 200 and "nightly.clean🕷" in html.unescape(filtered.text)
+    sdk = lineage.Api(store=chain.store, blobs=chain.blobs).service.runs(chain.project)[0]
+    page = httpx.get(
+        f"{chain.url}/compare", params=[("run", chain.clean), ("run", sdk.id)], headers=headers,
+        timeout=30,
+    ).text  # fmt: skip
+    rows = {
+        key: [html.unescape(v) for v in re.findall(r"<td>([^<]*)</td>", cells)]
+        for key, cells in re.findall(r'<th class="key">([^<]*)</th>(.*?)</tr>', page, re.S)
+    }
+    assert rows["project"] == [f"airflow://prod-{t}", chain.project], rows
+    assert rows["inputs"] == [f"s3://lake-{t}/raw/orders:v0", f"s3://lake-{t}/clean/orders:v0"]
+
+
+def test_an_exported_lineage_labels_what_was_sent(chain: Chain, tmp_path: Path) -> None:
+    """``export --lineage``'s node lines carry each node's label whole, as sent."""
+    out = tmp_path / "up.ndjson"
+    command(chain, "export", "--lineage", chain.model, "-o", str(out))
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    labels = {line["label"] for line in lines if line["type"] == "node"}
+    t = chain.tag
+    assert labels == {
+        f"{chain.project}/model:v0",
+        f"{chain.project}/{chain.run}",
+        f"s3://lake-{t}/clean/orders:v0",
+        f"airflow://prod-{t}/nightly.clean🕷",
+        f"s3://lake-{t}/raw/orders:v0",
+        f"airflow://prod-{t}/nightly.extract",
+        f"postgres://db-{t}:5432/shop.public.orders:v0",
+    }, labels

@@ -355,11 +355,21 @@ def _sent_project(svc: Service, project: str, types: Mapping[str, list[dict[str,
             came = sent_name(row["latest"].metadata) if row["latest"] is not None else None
             if came is not None:
                 return came[0]
-    if not types:
+    if not types:  # none listed: its runs, else its first artifact (the runs page)
         runs = svc.runs(project, limit=1)
         if runs:
             return sent.project_name(runs[0])
+        for artifact in svc.artifacts(project)[:1]:
+            latest = svc.latest(artifact.project, artifact.name)
+            came = sent_name(latest.metadata) if latest is not None else None
+            if came is not None:
+                return came[0]
     return project
+
+
+def _runs_data(svc: Service, query: runlist.RunQuery) -> dict[str, Any]:
+    data = runlist.runs_page(svc, query)
+    return {**data, "sent": {p: _sent_project(svc, p, {}) for p in data["projects"]}}
 
 
 def _artifact_data(svc: Service, project: str, name: str) -> dict[str, Any]:
@@ -565,7 +575,7 @@ async def _runs(request: Request) -> Response:
     svc = await _reader(request)
     params = request.query_params
     query = runlist.parse_query(params.get, params.getlist)
-    data = await call(runlist.runs_page, svc, query)
+    data = await call(_runs_data, svc, query)
     return _render(request, "runs.html", {"query": query, **data})
 
 
