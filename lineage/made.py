@@ -32,9 +32,10 @@ def first_made(service: LineageService, project: str, name: str) -> VersionRecor
 
 def artifact_times(service: LineageService, artifact: ArtifactRecord) -> tuple[float, float]:
     """When ``artifact`` was created (its first version's made time) and when lineage stored
-    its first version (the versions' own times: the artifact record's ``created_at`` is the
-    event's time on one store and the arrival's on the other); without versions, the
-    record's time twice."""
+    its first version; without versions, the record's time twice. Both stores now keep the
+    record's ``created_at`` as the first version's made time too, but a store an older
+    lineage wrote holds the event's time (Neo4j) or the arrival's (SQLite): the versions'
+    own times are what every surface goes by."""
     first = first_made(service, artifact.project, artifact.name)
     stored = service.versions(artifact.project, artifact.name, include_deleted=True, limit=1)
     return (

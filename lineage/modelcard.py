@@ -8,12 +8,20 @@ the Hub lacks (``distillation``, ``pruning``, ``surgery``). The base models are 
 the run consumed, or those it consumed with ``role="base"`` when it marked any
 (``run.use_artifact(ref, role="base")``).
 
+The card's ``datasets`` are those the model was trained on: every dataset consumed by the
+run that made it or by a run that made a model upstream of it (its bases' data too; not the
+inputs of the jobs further up that made those datasets), by name as the Hub lists datasets:
+an artifact's ``project/name``, a dataset from OpenLineage as it was sent
+(``s3://lake/clean/orders``, :mod:`lineage.sent`).
+
 >>> print(model_card(service, "llm/merged:v0"))
 ---
 base_model:
 - llm/a:v3
 - llm/b:v1
 base_model_relation: merge
+datasets:
+- llm/corpus
 ---
 """
 
@@ -22,10 +30,19 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from lineage import sent
 from lineage.protocol import LineageService
 from lineage.records import RunRecord, VersionRecord
 
-__all__ = ["HUB_RELATIONS", "KINDS", "Derivation", "derivation", "derivation_kind", "model_card"]
+__all__ = [
+    "HUB_RELATIONS",
+    "KINDS",
+    "Derivation",
+    "derivation",
+    "derivation_kind",
+    "model_card",
+    "trained_on",
+]
 
 HUB_RELATIONS = ("finetune", "adapter", "merge", "quantized")
 KINDS = (*HUB_RELATIONS, "distillation", "pruning", "surgery")
@@ -94,10 +111,30 @@ def derivation(service: LineageService, ref: str, default_project: str | None = 
     return Derivation(version=version, run=run, kind=derivation_kind(run), bases=bases)
 
 
+def trained_on(service: LineageService, version: VersionRecord) -> list[str]:
+    """The names of the datasets ``version`` (a model) was trained on, sorted: those its
+    creating run and the runs that made the models upstream of it consumed."""
+    graph = service.lineage(version.id, "upstream", None)
+    models = {
+        node.id
+        for node in graph.nodes
+        if node.version is not None and node.version.type == version.type
+    }
+    makers = {e.source for e in graph.edges if e.kind == "produced" and e.target in models}
+    consumed = {e.source for e in graph.edges if e.kind == "consumed_by" and e.target in makers}
+    return sorted(
+        {
+            sent.artifact_label(v.project, v.name, v.metadata)
+            for node in graph.nodes
+            if node.id in consumed and (v := node.version) is not None and v.type == "dataset"
+        }
+    )
+
+
 def model_card(service: LineageService, ref: str, default_project: str | None = None) -> str:
     """The YAML front matter of a Hugging Face model card for one version: ``base_model``
-    (a list for a merge or several bases) and ``base_model_relation`` (a kind the Hub lacks
-    is said in a comment)."""
+    (a list for a merge or several bases), ``base_model_relation`` (a kind the Hub lacks
+    is said in a comment) and ``datasets`` (:func:`trained_on`)."""
     found = derivation(service, ref, default_project)
     lines = ["---"]
     if found.bases:
@@ -110,5 +147,9 @@ def model_card(service: LineageService, ref: str, default_project: str | None = 
             lines.append(f"base_model_relation: {found.kind}")
         elif found.kind is not None:
             lines.append(f"# derivation: {found.kind} (not a Hub base_model_relation)")
+    datasets = trained_on(service, found.version)
+    if datasets:
+        lines.append("datasets:")
+        lines += [f"- {json.dumps(name, ensure_ascii=False)}" for name in datasets]
     lines.append("---")
     return "\n".join(lines) + "\n"

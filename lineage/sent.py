@@ -19,6 +19,7 @@ from typing import Any
 from lineage.records import RunRecord, VersionRecord
 
 __all__ = [
+    "artifact_label",
     "dataset_name",
     "full_label",
     "full_run_label",
@@ -57,6 +58,13 @@ def joined(namespace: str, name: str) -> str:
     if "://" in namespace:
         return namespace.rstrip("/") + "/" + name.lstrip("/")
     return f"{namespace}/{name}"
+
+
+def artifact_label(project: str, name: str, metadata: Mapping[str, Any] | None) -> str:
+    """An artifact's name whole, from anywhere, given one of its versions' ``metadata``:
+    ``project/name``, a dataset from OpenLineage as it was sent (``s3://lake/clean/orders``)."""
+    came = dataset_name(metadata)
+    return joined(*came) if came is not None else f"{project}/{name}"
 
 
 def version_label(version: VersionRecord, project: str | None) -> str:

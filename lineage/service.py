@@ -290,7 +290,12 @@ class Service:
         storage URI (``s3://bucket/train``) names the newest version of the artifact at that
         location (:mod:`lineage.locations`)."""
         if isinstance(ref, str) and is_location(ref):
-            ref = self.at_location(ref)
+            parsed, artifact = self.located(ref)
+            try:
+                return self.resolve(parsed, include_deleted=include_deleted)
+            except VersionNotFound as error:  # said as the user typed it, not the derived ref
+                said = error.message.replace(f"{parsed.project}/{parsed.name}", artifact)
+                raise VersionNotFound(said, ref=ref) from None
         parsed = ref if isinstance(ref, Ref) else parse_ref(ref, default_project)
         if parsed.as_of is not None:
             return self._resolve_then(parsed, parsed.as_of, include_deleted=include_deleted)
@@ -336,14 +341,28 @@ class Service:
         """The ``latest`` ref of the artifact recorded at a storage location; with a
         selector after it (``s3://lake/clean/orders:v0``, ``...:production``: what the text
         views and pictures label a dataset version from OpenLineage with), that version."""
+        return self.located(uri)[0]
+
+    def located(self, uri: str) -> tuple[Ref, str]:
+        """:meth:`at_location`'s ref, and the part of ``uri`` that names the artifact (all
+        of it, or what comes before a selector)."""
         found = self.graph.find_locations([canonical(uri)]).get(canonical(uri))
         if found is not None:
-            return Ref(project=found[0], name=found[1], alias="latest")
+            return Ref(project=found[0], name=found[1], alias="latest"), uri
+        head, sign, moment = uri.rpartition("@")  # URI[:selector]@TIME: what it named then
+        if sign and is_location(head):
+            try:
+                then = parse_time(moment)
+            except InvalidInput:
+                pass
+            else:
+                ref, artifact = self.located(head)
+                return dataclasses.replace(ref, as_of=then), artifact
         head, colon, selector = uri.rpartition(":")
         if colon and is_location(head) and "/" not in selector:
-            at = self.graph.find_locations([canonical(head)]).get(canonical(head))
-            if at is not None:
-                return parse_ref(f"{at[0]}/{at[1]}:{selector}")  # checks the selector
+            there = self.graph.find_locations([canonical(head)]).get(canonical(head))
+            if there is not None:  # parse_ref checks the selector
+                return parse_ref(f"{there[0]}/{there[1]}:{selector}"), head
         raise VersionNotFound(
             f"no artifact is recorded at {quoted(uri)}: log a reference to it, or let an "
             "OpenLineage job read or write it",

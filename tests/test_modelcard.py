@@ -62,3 +62,46 @@ def test_model_card(backend, tmp_path: Path) -> None:  # type: ignore[no-untyped
     front, text = card(small)
     assert front == {"base_model": tuned} and "# derivation: distillation" in text
     assert card(a)[0] == {}  # made from nothing: no base
+
+
+def test_model_card_datasets(backend, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """``datasets``: what the run that made the model and the runs that made the models
+    upstream of it consumed, by name (no version), once each; not what a dataset was made
+    from, nor a model that is not a dataset."""
+    where = {"store": backend.store, "blobs": backend.blobs}
+
+    def log(run: lineage.Run, name: str, type: str) -> str:
+        path = tmp_path / f"{name}.bin"
+        path.write_bytes(name.encode())
+        art = lineage.Artifact(name, type=type)
+        art.add_file(path)
+        return run.log_artifact(art).ref
+
+    with lineage.init(project="llm", job_type="crawl", **where) as run:
+        raw = log(run, "raw", "dataset")
+    with lineage.init(project="llm", job_type="clean", **where) as run:
+        run.use_artifact(raw)
+        corpus = log(run, "corpus", "dataset")
+    with lineage.init(project="llm", job_type="pretrain", **where) as run:
+        run.use_artifact(corpus)
+        base = log(run, "base", "model")
+    with lineage.init(project="llm", job_type="clean", **where) as run:
+        chats = log(run, "chats", "dataset")
+        (tmp_path / "chats.bin").write_bytes(b"chats v1")
+        art = lineage.Artifact("chats", type="dataset")
+        art.add_file(tmp_path / "chats.bin")
+        chats_v1 = run.log_artifact(art).ref
+    with lineage.init(project="other", job_type="sft", **where) as run:
+        run.use_artifact(base)
+        run.use_artifact(chats)
+        run.use_artifact(chats_v1)
+        tuned = log(run, "tuned", "model")
+    answer = CliRunner().invoke(
+        cli, ["--store", backend.store, "--blobs", backend.blobs, "model-card", tuned]
+    )
+    assert answer.exit_code == 0, answer.output
+    assert yaml.safe_load(answer.output.strip("-\n")) == {
+        "base_model": base,
+        "base_model_relation": "finetune",
+        "datasets": ["llm/chats", "llm/corpus"],
+    }

@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 from click.testing import CliRunner
 from openlineage.client.event_v2 import InputDataset, Job, OutputDataset, Run, RunEvent, RunState
 from openlineage.client.generated import schema_dataset
@@ -26,7 +27,7 @@ from test_openlineage import served
 
 import lineage
 from lineage.cli import cli
-from lineage.server.dashboard import version_url
+from lineage.server.dashboard import artifact_url, version_url
 
 PRODUCER = "https://github.com/apache/airflow/tree/providers-openlineage/1.0"
 DERIVED = re.compile(r"--[0-9a-f]{16}")  # what a safe name derived from a sent one ends with
@@ -282,3 +283,186 @@ def test_lists_name_what_was_sent(chain: Chain) -> None:
         f"s3://lake-{t}/clean/orders:v0",
         f"s3://lake-{t}/raw/orders:v0",
     ]
+
+
+def test_search_finds_and_lists_what_was_sent(chain: Chain) -> None:
+    """The search page finds a dataset by its name as sent (or its safe one) and lists it
+    by that name in its namespace as sent, its ref the link's title; a pasted label as
+    sent (``s3://lake/clean/orders:v0``) is the version it names."""
+    t = chain.tag
+    headers = {"Authorization": f"Bearer {chain.read}"}
+    for q in ("clean/orders", "clean-orders"):
+        page = httpx.get(f"{chain.url}/search", params={"q": q}, headers=headers, timeout=30)
+        assert page.status_code == 200
+        table = page.text.partition('<table class="artifacts">')[2].partition("</table>")[0]
+        rows = [
+            tuple(html.unescape(cell) for cell in row)
+            for row in re.findall(
+                r'<a class="artifact" href="[^"]*" title="([^"]*)">([^<]*)</a></td>\s*'
+                r'<td class="project">([^<]*)</td>',
+                table,
+            )
+        ]
+        assert [(name, project) for _, name, project in rows] == [
+            ("clean/orders", f"s3://lake-{t}")
+        ], (q, table)
+        assert DERIVED.search(rows[0][0])  # titled with the safe name, the artifact's key
+        assert not DERIVED.search(re.sub(r'(href|title)="[^"]*"', "", table)), table
+    label = f"s3://lake-{t}/clean/orders:v0"
+    page = httpx.get(f"{chain.url}/search", params={"q": label}, headers=headers, timeout=30)
+    versions = page.text.partition('<table class="versions">')[2].partition("</table>")[0]
+    assert f">{html.escape(label)}</a>" in versions, versions
+
+
+def test_the_version_page_captions_and_titles_what_was_sent(chain: Chain) -> None:
+    """The pictures' captions and the page's title name a dataset as sent."""
+    t = chain.tag
+    headers = {"Authorization": f"Bearer {chain.read}"}
+    version = lineage.Api(store=chain.store, blobs=chain.blobs).artifact_version(
+        f"s3://lake-{t}/raw/orders"
+    )
+    page = httpx.get(f"{chain.url}{version_url(version)}", headers=headers, timeout=30).text
+    captions = [
+        html.unescape(c) for c in re.findall(r'<figcaption><span class="text">([^<]*)', page)
+    ]
+    label = f"s3://lake-{t}/raw/orders:v0"
+    assert len(captions) == 2, captions
+    assert captions[0].startswith(f"How {label} was made: "), captions
+    assert captions[1].startswith(f"Derived from {label}: "), captions
+    title = html.unescape(re.search(r"<title>([^<]*)</title>", page).group(1))  # type: ignore[union-attr]
+    assert title == f"{label} · lineage", title
+    artifact = page.split('<div class="crumbs">')[1].split('href="')[2].split('"')[0]
+    page = httpx.get(f"{chain.url}{artifact}", headers=headers, timeout=30).text
+    title = html.unescape(re.search(r"<title>([^<]*)</title>", page).group(1))  # type: ignore[union-attr]
+    assert title == f"s3://lake-{t}/raw/orders · lineage", title
+
+
+def test_a_ref_missed_by_its_storage_uri_is_quoted_as_typed(chain: Chain) -> None:
+    """A version that is not there, asked for by a dataset's storage URI, is named in the
+    error as typed (CLI and GraphQL), never by its safe ref."""
+    t = chain.tag
+    typed = f"s3://lake-{t}/clean/orders:v9"
+    wrong = CliRunner().invoke(cli, ["--store", chain.store, "show", typed])
+    assert wrong.exit_code != 0, wrong.output
+    assert f"{typed} does not exist" in wrong.output, wrong.output
+    assert f"nearest versions of s3://lake-{t}/clean/orders: v0" in wrong.output, wrong.output
+    assert not DERIVED.search(wrong.output), wrong.output
+    query = "query($ref: String!) { artifactVersion(ref: $ref) { ref } }"
+    answer = httpx.post(
+        f"{chain.url}/graphql",
+        json={"query": query, "variables": {"ref": typed}},
+        headers={"Authorization": f"Bearer {chain.read}"},
+        timeout=30,
+    ).json()
+    [error] = answer["errors"]
+    assert error["message"].startswith(f"{typed} does not exist"), error
+    assert error["extensions"] == {"ref": typed, "code": "NOT_FOUND"}, error
+    assert not DERIVED.search(json.dumps(error, ensure_ascii=False)), error
+    # as of a time too: URI[:selector]@TIME, or --as-of
+    then = CliRunner().invoke(cli, ["--store", chain.store, "show", f"{typed[:-3]}:v0@2020-01-01"])
+    assert then.exit_code != 0, then.output
+    assert f"{typed[:-3]}:v0 did not exist at 2020-01-01" in then.output, then.output
+    for args in ([f"{typed[:-3]}:v0@2030-01-01"], [typed[:-3], "--as-of", "2030-01-01"]):
+        shown = command(chain, "show", *args).splitlines()
+        assert shown[0] == f"{typed[:-3]}:v0  (dataset)", (args, shown)
+
+
+def test_the_model_card_lists_the_dataset_it_was_trained_on_as_sent(chain: Chain) -> None:
+    """``model-card``'s ``datasets`` names the table the SDK run trained on as its emitter
+    sent it, and not the tables upstream of it, which the warehouse jobs read."""
+    card = yaml.safe_load(command(chain, "model-card", chain.model).strip("-\n"))
+    assert card == {"datasets": [f"s3://lake-{chain.tag}/clean/orders"]}, card
+
+
+def test_diff_labels_what_was_sent(chain: Chain) -> None:
+    """``lineage diff`` (and the dashboard's diff page, which shows the same text) names
+    each dataset and job as sent: its sides, merge base, chains and inputs."""
+    t = chain.tag
+    raw = f"s3://lake-{t}/raw/orders:v0"
+    text = command(chain, "diff", chain.model, raw)
+    assert text.splitlines()[1].startswith(f"B  {raw}  dataset"), text
+    assert f"merge base: {raw}" in text, text
+    assert f"{raw} -> s3://lake-{t}/clean/orders:v0" in text, text
+    assert not DERIVED.search(text), text
+    page = httpx.get(
+        f"{chain.url}/diff",
+        params={"a": chain.model, "b": raw},
+        headers={"Authorization": f"Bearer {chain.read}"},
+        timeout=30,
+    )
+    assert page.status_code == 200
+    shown = html.unescape(re.search(r"<pre[^>]*>(.*?)</pre>", page.text, re.S).group(1))  # type: ignore[union-attr]
+    assert f"merge base: {raw}" in shown and not DERIVED.search(shown), shown
+
+
+def test_log_and_confirmations_take_and_name_what_was_sent(chain: Chain) -> None:
+    """``lineage log`` takes a dataset's storage URI (the artifact) or its label as sent (a
+    version) like every other command, and names the events' targets as typed; ``tag`` and
+    ``alias`` confirm with the label as sent."""
+    raw = f"s3://lake-{chain.tag}/raw/orders"
+    assert command(chain, "tag", f"{raw}:v0", "checked").strip() == f"{raw}:v0: tags checked"
+    assert command(chain, "alias", f"{raw}:v0", "golden").strip() == f"golden -> {raw}:v0"
+    for typed in (raw, f"{raw}:v0", f"{raw}:golden"):
+        lines = command(chain, "log", typed).splitlines()
+        assert lines and all(f" {raw}:v0 by " in line for line in lines), (typed, lines)
+    assert [line.split()[3] for line in command(chain, "log", f"{raw}:golden").splitlines()] == [
+        "alias.moved"
+    ]
+    version = lineage.Api(store=chain.store, blobs=chain.blobs).artifact_version(f"{raw}:v0")
+    headers = {"Authorization": f"Bearer {chain.read}"}
+    for url in (version_url(version), artifact_url(version.project, version.name)):
+        page = httpx.get(f"{chain.url}{url}", headers=headers, timeout=30).text
+        table = page.partition('<table class="events">')[2].partition("</table>")[0]
+        labels = [html.unescape(a) for a in re.findall(r'<a href="[^"]*">([^<]*)</a>', table)]
+        assert labels == ["raw/orders:v0", "raw/orders:v0"], (url, table)  # alias, tags
+
+
+def test_the_runs_page_and_compare_name_what_was_sent(chain: Chain) -> None:
+    """The runs page offers each project by its name as sent (its safe name the value the
+    filter sends); comparing runs shows their projects and inputs as sent."""
+    t = chain.tag
+    headers = {"Authorization": f"Bearer {chain.read}"}
+    page = httpx.get(f"{chain.url}/runs", headers=headers, timeout=30).text
+    options = {
+        html.unescape(shown): html.unescape(value)
+        for value, shown in re.findall(r'<option value="([^"]*)"[^>]*>([^<]*)</option>', page)
+    }
+    for namespace in (f"airflow://prod-{t}", f"s3://lake-{t}", f"postgres://db-{t}:5432"):
+        assert DERIVED.search(options[namespace]), options  # the value: its safe name
+    assert options[chain.project] == chain.project
+    filtered = httpx.get(
+        f"{chain.url}/runs",
+        params={"project": options[f"airflow://prod-{t}"]},
+        headers=headers,
+        timeout=30,
+    )
+    assert filtered.status_code == 200 and "nightly.clean🕷" in html.unescape(filtered.text)
+    sdk = lineage.Api(store=chain.store, blobs=chain.blobs).service.runs(chain.project)[0]
+    page = httpx.get(
+        f"{chain.url}/compare", params=[("run", chain.clean), ("run", sdk.id)], headers=headers,
+        timeout=30,
+    ).text  # fmt: skip
+    rows = {
+        key: [html.unescape(v) for v in re.findall(r"<td>([^<]*)</td>", cells)]
+        for key, cells in re.findall(r'<th class="key">([^<]*)</th>(.*?)</tr>', page, re.S)
+    }
+    assert rows["project"] == [f"airflow://prod-{t}", chain.project], rows
+    assert rows["inputs"] == [f"s3://lake-{t}/raw/orders:v0", f"s3://lake-{t}/clean/orders:v0"]
+
+
+def test_an_exported_lineage_labels_what_was_sent(chain: Chain, tmp_path: Path) -> None:
+    """``export --lineage``'s node lines carry each node's label whole, as sent."""
+    out = tmp_path / "up.ndjson"
+    command(chain, "export", "--lineage", chain.model, "-o", str(out))
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    labels = {line["label"] for line in lines if line["type"] == "node"}
+    t = chain.tag
+    assert labels == {
+        f"{chain.project}/model:v0",
+        f"{chain.project}/{chain.run}",
+        f"s3://lake-{t}/clean/orders:v0",
+        f"airflow://prod-{t}/nightly.clean🕷",
+        f"s3://lake-{t}/raw/orders:v0",
+        f"airflow://prod-{t}/nightly.extract",
+        f"postgres://db-{t}:5432/shop.public.orders:v0",
+    }, labels

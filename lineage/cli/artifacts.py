@@ -11,10 +11,12 @@ import click
 from lineage import sent
 from lineage.cli.main import Context, cli, emit_json, errors, pass_ctx, run_label, size, when
 from lineage.errors import InvalidInput, NotFound
+from lineage.locations import is_location
 from lineage.made import artifact_times
 from lineage.names import parse_ref
 from lineage.protocol import LineageService
 from lineage.records import ArtifactRecord, VersionRecord
+from lineage.service import Service
 from lineage.versions import ArtifactVersion
 
 JSON = click.option("--json", "as_json", is_flag=True, help="Print it as JSON.")
@@ -67,8 +69,8 @@ def ls(ctx: Context, type_: str | None, as_json: bool) -> None:
 
 
 def _listed(artifact: ArtifactRecord, latest: VersionRecord | None) -> str:
-    came = sent.dataset_name(latest.metadata) if latest is not None else None
-    return sent.joined(*came) if came is not None else f"{artifact.project}/{artifact.name}"
+    metadata = latest.metadata if latest is not None else None
+    return sent.artifact_label(artifact.project, artifact.name, metadata)
 
 
 def _created(service: LineageService, artifact: ArtifactRecord) -> dict[str, float]:
@@ -153,10 +155,10 @@ def get(ctx: Context, ref: str, file: str | None, root: Path | None) -> None:
     if file is not None:
         one = version.file(file)
         path = one.download(root)
-        click.echo(f"{version.ref}: {one.path} ({size(one.size)}) in {path}")
+        click.echo(f"{sent.full_label(version.record)}: {one.path} ({size(one.size)}) in {path}")
         return
     path = version.download(root)
-    click.echo(f"{version.ref}: {version.record.file_count} files in {path}")
+    click.echo(f"{sent.full_label(version.record)}: {version.record.file_count} files in {path}")
 
 
 @cli.command()
@@ -167,7 +169,7 @@ def verify(ctx: Context, ref: str) -> None:
     """Re-hash every byte of a version and name each file that does not match."""
     version = _version(ctx, ref)
     version.verify()
-    click.echo(f"{version.ref}: {version.record.file_count} files verified")
+    click.echo(f"{sent.full_label(version.record)}: {version.record.file_count} files verified")
 
 
 @cli.command("log")
@@ -179,6 +181,13 @@ def log_cmd(ctx: Context, ref: str, as_json: bool) -> None:
     """The event log of a version (name:vN) or a whole artifact (name); of an alias
     (name:production), its history of moves."""
     api = ctx.reader
+    shown: tuple[str, str] | None = None  # (safe artifact key, as typed) of a storage URI
+    # a dataset by its storage URI, or its label as sent (URI:vN); a store of this machine
+    # (a server's RemoteService takes no storage URI: the refusal says the ref is invalid)
+    if is_location(ref) and isinstance(api.service, Service):
+        located, artifact = api.service.located(ref)
+        shown = (f"{located.project}/{located.name}", artifact)
+        ref = shown[0] if artifact == ref else str(located)
     parsed = parse_ref(ref, api.project)
     if parsed.alias is not None and ":" in ref and parsed.alias != "latest":
         events = api.alias_history(ref)
@@ -195,8 +204,11 @@ def log_cmd(ctx: Context, ref: str, as_json: bool) -> None:
             change += f" from {json.dumps(event.old, sort_keys=True)}"
         if event.new is not None:
             change += f" to {json.dumps(event.new, sort_keys=True)}"
+        target = event.target
+        if shown is not None and target.startswith(shown[0]):  # named as the user did
+            target = shown[1] + target[len(shown[0]) :]
         click.echo(
-            f"#{event.seq} {when(event.at)} {event.kind:<20} {event.target}"
+            f"#{event.seq} {when(event.at)} {event.kind:<20} {target}"
             f" by {event.actor or '-'}{change}"
         )
 
@@ -210,7 +222,7 @@ def delete(ctx: Context, ref: str, force: bool) -> None:
     """Delete a version (its lineage stays; its bytes go at the next gc)."""
     version = _version(ctx, ref)
     ctx.api.delete(version.ref, force=force)
-    click.echo(f"deleted {version.ref}")
+    click.echo(f"deleted {sent.full_label(version.record)}")
 
 
 @cli.command()
@@ -224,10 +236,11 @@ def alias(ctx: Context, ref: str, alias: str, remove: bool) -> None:
     version = _version(ctx, ref)
     if remove:
         version.remove_alias(alias)
-        click.echo(f"removed {alias} from {version.project}/{version.name}")
+        shown = sent.artifact_label(version.project, version.name, version.record.metadata)
+        click.echo(f"removed {alias} from {shown}")
     else:
         version.set_alias(alias)
-        click.echo(f"{alias} -> {version.ref}")
+        click.echo(f"{alias} -> {sent.full_label(version.record)}")
 
 
 @cli.command()

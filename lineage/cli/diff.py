@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import click
 
+from lineage import sent
 from lineage.cli.main import Context, cli, errors, pass_ctx, size
 from lineage.diff import KeyChange, LineageDiff, Side
+from lineage.records import Node
 
 __all__ = ["diff_lines"]
 
@@ -30,8 +32,14 @@ def _change(c: KeyChange) -> str:
     return f"~ {c.path}: {_value(c.a)} -> {_value(c.b)}"
 
 
-def _short(ref: str, project: str | None) -> str:
-    """``name:vN`` inside the project of side A, ``project/name:vN`` outside it."""
+def _short(ref: str, project: str | None, nodes: Mapping[str, Node]) -> str:
+    """A node's label seen from the project of side A (:mod:`lineage.sent`: ``name:vN``
+    inside it, ``project/name:vN`` outside it, a dataset from OpenLineage as it was sent)."""
+    node = nodes.get(ref)
+    if node is not None and node.version is not None:
+        return sent.version_label(node.version, project)
+    if node is not None and node.run is not None:
+        return sent.run_label(node.run, project)
     head, _, tail = ref.partition("/")
     return tail if tail and head == project else ref
 
@@ -44,7 +52,7 @@ def _side(letter: str, side: Side, project: str | None) -> str:
     if side.version is not None:
         v = side.version
         aliases = [a for a in v.aliases if a != "latest"]
-        shown = _short(v.ref, project) + (f" [{', '.join(aliases)}]" if aliases else "")
+        shown = sent.version_label(v, project) + (f" [{', '.join(aliases)}]" if aliases else "")
         return f"{letter}  {shown}  {v.type}, {v.file_count} files, {size(v.size)}" + (
             f"; made by {made}" if made else ""
         )
@@ -63,9 +71,10 @@ def diff_lines(d: LineageDiff) -> list[str]:
     """The text of ``lineage diff``: the sides, files, metadata, how made, ancestry."""
     first = d.a.version or d.a.run
     project = first.project if first is not None else None
+    nodes = {n.id: n for graph in d.upstreams or () for n in graph.nodes}
 
     def short(ref: str) -> str:
-        return _short(ref, project)
+        return _short(ref, project, nodes)
 
     out = [_side("A", d.a, project), _side("B", d.b, project), ""]
     if d.files is not None:

@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from lineage import sent
 from lineage.cli.main import Context, cli, errors, pass_ctx
 from lineage.errors import InvalidInput, from_os_error
 from lineage.pages import MAX_PAGE, Page
@@ -161,9 +162,12 @@ def page_lines(page: Page) -> Iterator[dict[str, Any]]:
 
 
 def node_line(node: Node) -> dict[str, Any]:
+    """A node as a line; its ``label`` whole, from anywhere (lineage.sent: a dataset or a
+    job from OpenLineage as it was sent), as ``--json`` labels its nodes."""
     line: dict[str, Any] = {"type": "node", "id": node.id, "kind": node.kind}
     version, run = node.version, node.run
     if version is not None:
+        line["label"] = sent.full_label(version)
         line |= {
             "project": version.project, "name": version.name, "index": version.index,
             "artifact_type": version.type, "digest": version.digest, "size": version.size,
@@ -174,6 +178,7 @@ def node_line(node: Node) -> dict[str, Any]:
             "stored_at": version.created_at,  # when lineage stored it
         }  # fmt: skip
     if run is not None:
+        line["label"] = sent.full_run_label(run)
         line |= {
             "project": run.project, "name": run.name, "job_type": run.job_type,
             "state": run.state, "started_at": run.started_at, "finished_at": run.finished_at,

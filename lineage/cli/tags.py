@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from lineage import sent
 from lineage.cli.main import Context, cli, errors, pass_ctx
 from lineage.records import RunRecord
 
@@ -29,5 +30,5 @@ def tag(ctx: Context, target: str, tags: tuple[str, ...], remove: bool) -> None:
         remove=tags if remove else (),
         default_project=ctx.api.project,
     )
-    name = f"run {found.id}" if isinstance(found, RunRecord) else found.ref
+    name = f"run {found.id}" if isinstance(found, RunRecord) else sent.full_label(found)
     click.echo(f"{name}: tags {', '.join(found.tags) or '(none)'}")

@@ -201,6 +201,7 @@ _env.globals.update(
     # names as sent (lineage.sent): what the text views and pictures label nodes with too
     version_label=sent.version_label,
     full_label=sent.full_label,
+    joined=sent.joined,
     project_name=sent.project_name,
 )
 _templates = Jinja2Templates(env=_env)
@@ -309,14 +310,21 @@ def _tree_picture(svc: Service, ref: str, shape: _Shape | None = None) -> _Pictu
 # what each page shows (run in a worker thread) -----------------------------------------------
 
 
-def _event_rows(events: Sequence[Event]) -> list[dict[str, Any]]:
+def _event_rows(
+    events: Sequence[Event], came: tuple[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """The rows of an artifact's or a version's event log; ``came``, the OpenLineage
+    ``(namespace, name)`` of a dataset, labels its targets by the name as sent."""
     rows = []
     for event in sorted(events, key=lambda e: (e.seq or 0, e.at), reverse=True)[:MAX_ROWS]:
         match = _VERSION_ID.fullmatch(event.target)
         url = None
         if match:
             url = f"/versions/{_part(match[1])}/{_part(match[2])}/{int(match[3])}"
-        rows.append({"event": event, "url": url, "label": event.target.rpartition("/")[2]})
+        label = event.target.rpartition("/")[2]  # name[:vN], within its project
+        if came is not None:
+            label = came[1] + label[len(label.partition(":")[0]) :]
+        rows.append({"event": event, "url": url, "label": label})
     return rows
 
 
@@ -347,11 +355,21 @@ def _sent_project(svc: Service, project: str, types: Mapping[str, list[dict[str,
             came = sent_name(row["latest"].metadata) if row["latest"] is not None else None
             if came is not None:
                 return came[0]
-    if not types:
+    if not types:  # none listed: its runs, else its first artifact (the runs page)
         runs = svc.runs(project, limit=1)
         if runs:
             return sent.project_name(runs[0])
+        for artifact in svc.artifacts(project)[:1]:
+            latest = svc.latest(artifact.project, artifact.name)
+            came = sent_name(latest.metadata) if latest is not None else None
+            if came is not None:
+                return came[0]
     return project
+
+
+def _runs_data(svc: Service, query: runlist.RunQuery) -> dict[str, Any]:
+    data = runlist.runs_page(svc, query)
+    return {**data, "sent": {p: _sent_project(svc, p, {}) for p in data["projects"]}}
 
 
 def _artifact_data(svc: Service, project: str, name: str) -> dict[str, Any]:
@@ -360,15 +378,16 @@ def _artifact_data(svc: Service, project: str, name: str) -> dict[str, Any]:
     total = svc.count_versions(project, name, include_deleted=True)
     runs = svc.get_runs({v.created_by for v in shown if v.created_by})
     events = svc.events(f"{project}/{name}")
+    came = sent_name(shown[0].metadata) if shown else None
     return {
         "artifact": artifact,
         "times": artifact_times(svc, artifact),  # (created, stored)
-        "sent": sent_name(shown[0].metadata) if shown else None,
+        "sent": came,
         "description": _own_description(svc, artifact, events),
         "versions": shown,
         "more_versions": total - len(shown),
         "runs": runs,
-        "events": _event_rows(events),
+        "events": _event_rows(events, came),
     }
 
 
@@ -427,7 +446,7 @@ def _version_data(
         "more_files": len(files) - min(len(files), MAX_ROWS),
         "producers": svc.producers(version),
         "consumers": svc.consumers(version),
-        "events": _event_rows(svc.events(ref)),
+        "events": _event_rows(svc.events(ref), sent_name(version.metadata)),
         "lineage": _picture(
             classify(
                 svc.lineage(ref, "upstream", shape.depth),
@@ -556,7 +575,7 @@ async def _runs(request: Request) -> Response:
     svc = await _reader(request)
     params = request.query_params
     query = runlist.parse_query(params.get, params.getlist)
-    data = await call(runlist.runs_page, svc, query)
+    data = await call(_runs_data, svc, query)
     return _render(request, "runs.html", {"query": query, **data})
 
 

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
+from lineage import sent
 from lineage.cursors import cursor, cursor_key
 from lineage.errors import InvalidInput
 from lineage.filters import matches, parse
@@ -387,11 +388,11 @@ def compare(svc: Service, ids: Iterable[str]) -> dict[str, Any]:
     runs = [found[i] for i in wanted]
     io = [svc.run_io(run.id) for run in runs]
 
-    def refs(versions: Sequence[Any]) -> str:
-        return "\n".join(sorted(v.ref for v in versions))
+    def refs(versions: Sequence[Any]) -> str:  # a dataset from OpenLineage as sent
+        return "\n".join(sorted(sent.full_label(v) for v in versions))
 
     facts = [
-        _Row(label="project", values=tuple(r.project for r in runs)),
+        _Row(label="project", values=tuple(sent.project_name(r) for r in runs)),
         _Row(label="job type", values=tuple(r.job_type or "" for r in runs)),
         _Row(label="state", values=tuple(r.state for r in runs)),
         _Row(label="commit", values=tuple(r.code.commit if r.code else "" for r in runs)),

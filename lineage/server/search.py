@@ -5,7 +5,9 @@
 - a run id: that run;
 - a tag: the runs that carry it;
 - a commit hash (at least 7 hex digits, a prefix is enough): the runs that ran it;
-- any other text: artifacts and runs whose name contains it (case-insensitively).
+- a dataset's label as sent (``s3://lake/clean/orders:v0``, or the URI alone): that version;
+- any other text: artifacts and runs whose name contains it (case-insensitively), a
+  dataset or job from OpenLineage by its name as sent (:mod:`lineage.sent`) or its safe one.
 
 Runs are read from the store in keyset pages (newest first) rather than all at once, and at
 most :data:`MAX_HITS` of each kind are kept.
@@ -16,9 +18,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from lineage import sent
 from lineage.errors import LineageError
+from lineage.locations import is_location
 from lineage.names import parse_ref
-from lineage.records import RunRecord, VersionRecord
+from lineage.records import ArtifactRecord, RunRecord, VersionRecord, version_id
 from lineage.service import Service
 
 __all__ = ["MAX_HITS", "search"]
@@ -30,6 +34,11 @@ _COMMIT = re.compile(r"[0-9a-f]{7,40}")
 
 def _versions(svc: Service, q: str) -> list[VersionRecord]:
     """The versions ``q`` names as a ref, across projects when it names none."""
+    if is_location(q):  # a storage URI, or a dataset's label as sent (URI:vN)
+        try:
+            return [svc.resolve(q, include_deleted=True)]
+        except LineageError:
+            return []
     if not re.fullmatch(r"[^\s]+", q) or (":" not in q and "/" not in q):
         return []
     try:
@@ -50,6 +59,18 @@ def _versions(svc: Service, q: str) -> list[VersionRecord]:
     return found
 
 
+def _sent(svc: Service, artifacts: list[ArtifactRecord]) -> dict[str, tuple[str, str]]:
+    """The ``(namespace, name)`` each artifact from OpenLineage was sent with, by its key:
+    what its first version keeps (one store call for them all)."""
+    firsts = svc.graph.get_versions([version_id(a.project, a.name, 0) for a in artifacts])
+    found = {}
+    for first in firsts.values():
+        came = sent.dataset_name(first.metadata)
+        if came is not None:
+            found[f"{first.project}/{first.name}"] = came
+    return found
+
+
 def _why(run: RunRecord, q: str, needle: str, commit: bool) -> str | None:
     if run.id == q:
         return "run id"
@@ -66,7 +87,14 @@ def search(svc: Service, q: str) -> dict[str, Any]:
     """What the search page shows for ``q`` (already stripped and bounded)."""
     needle = q.casefold()
     commit = _COMMIT.fullmatch(q.lower()) is not None
-    artifacts = [a for a in svc.artifacts() if needle in a.name.casefold()]
+    everything = svc.artifacts()
+    names = _sent(svc, everything)
+    artifacts = [
+        {"artifact": a, "sent": names.get(a.key)}
+        for a in everything
+        if needle in a.name.casefold()
+        or (a.key in names and needle in sent.joined(*names[a.key]).casefold())
+    ]
     runs: list[tuple[RunRecord, str]] = []
     more_runs = 0
     after: tuple[float, str] | None = None

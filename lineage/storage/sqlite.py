@@ -531,7 +531,7 @@ class SQLiteGraphStore:
                 "SELECT type, next_index FROM artifacts WHERE project = ? AND name = ?",
                 (new.project, new.name),
             ).fetchone()
-            if row is None:
+            if row is None:  # created when its first version was made (lineage.made)
                 db.execute(
                     "INSERT INTO artifacts (project, name, type, description, created_at, "
                     "next_index) VALUES (?,?,?,?,?,0)",
@@ -564,9 +564,11 @@ class SQLiteGraphStore:
             )  # fmt: skip
             vid = created.id
             db.execute(_VERSION_INSERT, [*_version_row(created), vid])
-            db.execute(
-                "UPDATE artifacts SET next_index = ? WHERE project = ? AND name = ?",
-                (index + 1, new.project, new.name),
+            db.execute(  # a late event's version may have been made before the first one
+                "UPDATE artifacts SET next_index = ?, created_at = "
+                "CASE WHEN ? = 0 THEN ? ELSE MIN(created_at, ?) END "
+                "WHERE project = ? AND name = ?",
+                (index + 1, index, created.made_at, created.made_at, new.project, new.name),
             )
             db.execute(
                 "INSERT OR IGNORE INTO edges (src, dst, kind) VALUES (?,?,?)",
@@ -851,11 +853,13 @@ class SQLiteGraphStore:
                 f"VALUES ({_slots(len(ARTIFACT_FIELDS))}, 0)",
                 [codec.encode_artifact(a) for a in artifacts],
             ).rowcount
-            # an artifact known only from its versions (first version of each wins: one
-            # row an artifact, not 130,000 ignored inserts for three artifacts)
+            # an artifact known only from its versions, created when the earliest was made
+            # (one row an artifact, not 130,000 ignored inserts for three artifacts)
             first: dict[tuple[str, str], tuple[str, float]] = {}
             for v in versions:
-                first.setdefault((v.project, v.name), (v.type, v.created_at))
+                kind, at = first.setdefault((v.project, v.name), (v.type, v.made_at))
+                if v.made_at < at:
+                    first[v.project, v.name] = (kind, v.made_at)
             changed += db.executemany(
                 "INSERT OR IGNORE INTO artifacts (project, name, type, description, "
                 "created_at, next_index) VALUES (?,?,?,NULL,?,0)",

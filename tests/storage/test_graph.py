@@ -14,7 +14,7 @@ import pytest
 from lineage.errors import TypeMismatch
 from lineage.records import CodeVersion, Edge, Event, RunRecord, TokenRecord
 from lineage.storage import open_graph
-from lineage.storage.graph import GraphStore, NewVersion
+from lineage.storage.graph import GraphStore, NewVersion, write_run
 
 D = [f"{i:064x}" for i in range(1, 50)]  # well-formed digests
 
@@ -501,3 +501,39 @@ def test_traversals_know_each_artifact_whatever_its_name_holds(graph: GraphStore
         whole = graph.tree_rows(root.id, None)  # type: ignore[attr-defined]
         with graph.transaction():
             assert graph.tree_rows(root.id, None) == whole  # type: ignore[attr-defined]
+
+
+def test_an_artifact_was_created_when_its_first_version_was_made(graph: GraphStore) -> None:
+    """lineage.made's rule, kept by the record itself on every store: an artifact's
+    created_at is the made time of its earliest version (an OpenLineage event's time, else
+    when the version was stored), whichever way the version came (a commit, a late event
+    naming an earlier time, a write_run, an import of versions alone)."""
+    made = 1.7e9  # an event's time, long before it arrives
+    graph.create_run(run("r1"))
+    graph.commit_version(new("orders", D[1], "r1", type="dataset", event_at=made))
+    assert graph.get_artifact("p", "orders").created_at == made  # type: ignore[union-attr]
+    graph.commit_version(new("orders", D[2], "r1", type="dataset", event_at=made - 3600))
+    assert graph.get_artifact("p", "orders").created_at == made - 3600  # type: ignore[union-attr]
+    graph.commit_version(new("orders", D[3], "r1", type="dataset", event_at=made + 3600))
+    assert graph.get_artifact("p", "orders").created_at == made - 3600  # type: ignore[union-attr]
+
+    sdk, _ = graph.commit_version(new("model", D[4], "r1"))  # made when stored
+    assert graph.get_artifact("p", "model").created_at == sdk.created_at  # type: ignore[union-attr]
+    graph.commit_version(new("model", D[5], "r1"))
+    assert graph.get_artifact("p", "model").created_at == sdk.created_at  # type: ignore[union-attr]
+
+    [(written, _)] = write_run(
+        graph, run("r2"), [], [new("table", D[6], "r2", type="dataset", event_at=made + 7)]
+    )
+    assert graph.get_artifact("p", "table").created_at == written.made_at == made + 7  # type: ignore[union-attr]
+
+    from lineage.records import VersionRecord
+
+    graph.import_records(
+        versions=[
+            VersionRecord(project="p", name="seen", type="dataset", index=i, digest=D[10 + i],
+                          size=0, file_count=1, created_at=made + 99, event_at=made + 10 - i)
+            for i in range(2)
+        ]
+    )  # fmt: skip
+    assert graph.get_artifact("p", "seen").created_at == made + 9  # type: ignore[union-attr]

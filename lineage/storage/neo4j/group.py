@@ -362,10 +362,12 @@ _PRODUCED: LiteralString = (
 # A commit, as commit_version's three statements were, in one: the artifact's write lock
 # first (its node written), and only in the clauses after it, under the lock, its type, next
 # index and a committed version with the same digest; then the new version, its PRODUCED
-# edge and `latest`. A commit of another type writes nothing. A new version is not read back:
-# it is what the commit wrote (commit_outcomes), but its index and created_at (measured: the
-# read of every field and its aliases was a third of a group of commits' server CPU); a
-# version found by its digest is read whole.
+# edge and `latest`, and the artifact's created_at: its earliest version's made time
+# (lineage.made: a late event's version may have been made before the first one). A commit
+# of another type writes nothing. A new version is not read back: it is what the commit
+# wrote (commit_outcomes), but its index and created_at (measured: the read of every field
+# and its aliases was a third of a group of commits' server CPU); a version found by its
+# digest is read whole.
 COMMIT: LiteralString = (
     "UNWIND $commits AS row MERGE (a:Artifact {key: row.key}) "
     "ON CREATE SET a.project = row.project, a.name = row.name, a.type = row.type, "
@@ -381,10 +383,13 @@ COMMIT: LiteralString = (
     "SET a.next_index = index + 1 "
     "MERGE (v:ArtifactVersion {id: row.key + ':v' + toString(index)}) "
     "SET v += row.props, v.index = index "
-    "WITH row, v, index "
+    "WITH row, v, index, a "
     "OPTIONAL MATCH (p:ArtifactVersion {id: row.key + ':v' + toString(index - 1)}) "
     "SET v.created_at = CASE WHEN p.created_at > v.created_at "
     "THEN p.created_at ELSE v.created_at END "
+    "WITH row, v, index, a, coalesce(v.event_at, v.created_at) AS made "
+    "SET a.created_at = CASE WHEN index = 0 OR made < a.created_at "
+    "THEN made ELSE a.created_at END "
     "WITH DISTINCT row, v "
     "MERGE (r:Run {id: row.run}) MERGE (r)-[:PRODUCED]->(v) "
     "MERGE (l:Alias {key: row.key + '/latest'}) "

@@ -163,16 +163,18 @@ WRITE: LiteralString = (
 
 def version_artifacts(versions: Sequence[VersionRecord]) -> list[dict[str, Any]]:
     """Each artifact of ``versions`` once, in key order (the order every writer locks
-    artifacts in), with the highest index among them (``top``)."""
+    artifacts in), with the highest index among them (``top``) and, for one new to the store,
+    the made time of the earliest of them (``created_at``: lineage.made)."""
     artifacts: dict[str, dict[str, Any]] = {}
     for v in versions:
         key = f"{v.project}/{v.name}"
         row = artifacts.setdefault(
             key,
             {"key": key, "project": v.project, "name": v.name, "type": v.type,
-             "created_at": float(v.created_at), "top": v.index},
+             "created_at": float(v.made_at), "top": v.index},
         )  # fmt: skip
         row["top"] = max(row["top"], v.index)
+        row["created_at"] = min(row["created_at"], float(v.made_at))
     return sorted(artifacts.values(), key=lambda row: str(row["key"]))
 
 
