@@ -18,7 +18,10 @@ New rows get their leaves set-based: the meta key ``run_leaf_done`` (:data:`DONE
 largest rowid whose row has them, and each writer that inserts rows catches up, in its own
 transaction, every row past it (one ``INSERT ... SELECT``, in the table's order), so an
 import of 5,000 runs writes its leaves at once rather than from a trigger row by row (three
-times the rows a second). The copies by value have a mark of their own
+times the rows a second). A bulk import that inserts only new rows, with none waiting
+before it, writes its rows' leaves from the records it holds instead (:func:`leaf_rows`,
+the same leaves without parsing the JSON it has just written) and moves the mark past
+them. The copies by value have a mark of their own
 (``run_leaf_by_value_done``): the leaves past it are merged in key order (:func:`merge_sql`)
 by a writer once 50,000 rows wait, or by the next filter, in its write transaction, before it
 reads. A random value (a loss) lands on a random page of the copy: merged a batch at a time,

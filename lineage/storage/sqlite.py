@@ -903,7 +903,7 @@ class SQLiteGraphStore:
                 [(e.source, e.target, e.kind) for e in edges],
             )
             counts["events"] = _insert_events(db, events)
-            _catch_up(db)  # the new rows' leaves, set-based
+            _catch_up(db)  # the leaves _leaves_from left, set-based; the merge by value
         return counts
 
     # tokens --------------------------------------------------------------------------------
