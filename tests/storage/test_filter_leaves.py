@@ -10,6 +10,8 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from lineage.filters import parse, parse_order
 from lineage.records import Event, RunRecord, VersionRecord
 from lineage.storage.neo4j.filter import flat_props
@@ -392,3 +394,113 @@ def test_a_store_with_the_value_index_moves_to_the_copies_by_value(tmp_path: Pat
     reopened.update_run("r1", {"tags": ["t9"], "summary": {"loss": 2.0}})  # the new triggers
     check(reopened)
     reopened.close()
+
+
+# documents whose leaves an import reads from the records (sqlfilter.leaf_rows), and those
+# it leaves to the catch-up's SQL (None)
+READ = [
+    {"lr": 0.001, "parent": "p/model:v2", "layers": 24},
+    {"learning_rate": 3e-4, "batch-size": 64, "_private": True, "off": False},
+    {"opt": {"name": "adam", "betas": [0.9, 0.999], "eps": {"v": 1e-8}}, "none": None},
+    {"big": 2**63 - 1, "small": -(2**63), "zero": -0.0, "tiny": 5e-324, "huge": 1.7e308},
+    {"text": 'a "quoted"\\ line\nnext\ttab\x01', "empty": "", "slash": "a/b"},
+    {"1st": 1, "with space": 2, "a[0]": 3, "ünï": 4, "-dash": 5, "ok": [{"in": 1}]},
+    {"t": (1, 2), "deep": {"a": {"b": {"c": "d"}}}},
+]
+LEFT = [
+    {"a.b": 1},
+    {"a$b": 1},
+    {"loss": float("nan")},
+    {"loss": float("inf")},
+    {"n": 2**63},
+    {"name": "café"},
+    {"name": "a\x00b"},
+    {"nested": {"x.y": 1}},
+]
+
+
+def test_leaves_read_from_the_records_are_exactly_the_catch_ups(tmp_path: Path) -> None:
+    """What a bulk import reads from its records is what the catch-up's ``json_tree`` gives
+    for the same rows, to the value's type (an int stays an int, a float a float, a boolean
+    a blob); whatever the catch-up reads in a way of its own is left to it. The oracle: the
+    same records written one at a time (``create_run``, ``commit_version``: the catch-up's
+    SQL) into another store."""
+    from lineage.storage.sqlfilter import leaf_rows
+
+    for document in READ:
+        assert leaf_rows("runs", [run(0, config=document)], 1) is not None, document
+    for document in [*LEFT, {"": 1}]:  # an empty key: the catch-up's path for it is an error
+        assert leaf_rows("runs", [run(0, config=document)], 1) is None, document
+    runs = [run(i, config=d, summary={"loss": 0.5}, tags=("a", "b-c")) for i, d in
+            enumerate(READ + READ + LEFT[:1] + READ)]  # fmt: skip
+    versions = [version(i, metadata=d, tags=("v",)) for i, d in enumerate(READ + LEFT + READ)]
+    one, bulk = SQLiteGraphStore(tmp_path / "one.db"), SQLiteGraphStore(tmp_path / "bulk.db")
+    for r in runs:
+        one.create_run(r)
+    one.import_records(versions=versions[:1])  # (commit_version would number them)
+    for v in versions[1:]:
+        one.import_records(versions=[v])
+    # batches: the first read from the records, the second has one left to SQL, the third
+    # follows rows whose leaves the catch-up wrote
+    for start, stop in ((0, len(READ)), (len(READ), 2 * len(READ) + 1), (2 * len(READ) + 1, None)):
+        bulk.import_records(runs=runs[start:stop])
+    bulk.import_records(versions=versions[: len(READ)])
+    bulk.import_records(versions=versions[len(READ) :])
+    dbs = [sqlite3.connect(store.path) for store in (one, bulk)]
+    for table, records in (("run_leaf", "runs"), ("version_leaf", "versions")):
+        leaves = [
+            sorted(db.execute(f"SELECT r.id, l.key, typeof(l.value), l.value FROM {table} l "
+                              f"JOIN {records} r ON r.rowid = l.rid"))
+            for db in dbs
+        ]  # fmt: skip
+        assert leaves[0] == leaves[1]
+        assert len(leaves[0]) > 5 * len(READ)
+    for db in dbs:
+        db.close()
+    one.close()
+    bulk.close()
+
+
+def test_an_import_reads_leaves_from_its_records_only_when_no_row_waits(tmp_path: Path) -> None:
+    """The rowids an import's leaves are written for are the ones its rows took: a row
+    another program inserted without leaves (so waiting) sends the batch to the catch-up,
+    as does a batch with a run already stored; otherwise the mark moves past the batch
+    in the import's own transaction."""
+    store = SQLiteGraphStore(tmp_path / "graph.db")
+    store.import_records(runs=[bulk_run(i) for i in range(1_000)],
+                         versions=[bulk_version(i) for i in range(300)])  # fmt: skip
+    db = sqlite3.connect(store.path)
+    marks = dict(db.execute("SELECT key, CAST(value AS INTEGER) FROM meta"))
+    assert (marks["run_leaf_done"], marks["version_leaf_done"]) == (1_000, 300)
+    db.execute(
+        "INSERT INTO runs (id, project, name, state, config, summary, tags, started_at) "
+        """VALUES ('x1', 'p', 'x', 'finished', '{"lr": 0.5}', '{}', '[]', 1.7e9)"""
+    )
+    db.commit()
+    store.import_records(runs=[bulk_run(i) for i in range(1_000, 1_500)])
+    store.import_records(runs=[bulk_run(1_499), *(bulk_run(i) for i in range(1_500, 1_600))])
+    check(store)
+    assert store.count_found_runs(None, parse("config.lr = 0.5", "runs")) == 1
+    db.close()
+    store.close()
+
+
+def test_bulk_imports_merge_the_copies_by_value_every_so_many_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Leaves read from the records leave no row waiting for the catch-up, and the merge by
+    value still comes with the import that crosses ``_MERGE`` waiting rows, not only with
+    the next filter."""
+    import lineage.storage.sqlite as sqlite_store
+
+    monkeypatch.setattr(sqlite_store, "_MERGE", 500)
+    store = SQLiteGraphStore(tmp_path / "graph.db")
+    db = sqlite3.connect(store.path)
+    merged = "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'run_leaf_by_value_done'"
+    store.import_records(runs=[bulk_run(i) for i in range(400)])
+    assert (db.execute(merged).fetchone() or (0,))[0] == 0
+    store.import_records(runs=[bulk_run(i) for i in range(400, 800)])
+    assert db.execute(merged).fetchone()[0] == 800  # merged by the import, no filter ran
+    assert by_value(store.path)[0] == set()
+    db.close()
+    store.close()

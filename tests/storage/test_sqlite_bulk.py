@@ -75,3 +75,28 @@ def test_an_artifact_known_only_from_versions_takes_its_first_version(tmp_path: 
     assert store.import_records(versions=[version(2, created_at=0.5)])["artifacts"] == 0
     assert store.get_artifact("p", "model").created_at == 3.0  # type: ignore[union-attr]
     store.close()
+
+
+def test_many_rows_a_statement_insert_what_one_a_statement_did(tmp_path: Path) -> None:
+    """A bulk import inserts runs, edges and leaves many rows a statement (55 runs, 333
+    edges): the same rows, in the same rowid order, the same counts, with a row already
+    stored and a row twice in one batch on either side of a statement's boundary."""
+    from lineage.records import Edge
+
+    store = SQLiteGraphStore(tmp_path / "graph.db")
+    store.import_records(runs=[run(i) for i in range(0, 200, 7)])  # some stored already
+    runs = [run(i) for i in range(200)]
+    runs[54:56] = [run(54), run(54, config={"lr": 9.0})]  # twice, across 55 runs a statement
+    edges = [Edge(source=f"p/model:v{i}", target=f"r{i:05d}", kind="consumed_by")
+             for i in range(400)]  # fmt: skip
+    edges[332:334] = [edges[332], edges[332]]
+    counts = store.import_records(runs=runs, edges=edges)
+    assert counts["runs"] == len({r.id for r in runs}) - len(range(0, 200, 7))
+    assert counts["edges"] == len(set(edges))
+    db = store._db()
+    ids = [row[0] for row in db.execute("SELECT id FROM runs ORDER BY rowid")]
+    stored = [f"r{i:05d}" for i in range(0, 200, 7)]
+    assert ids == stored + [r for r in dict.fromkeys(r.id for r in runs) if r not in stored]
+    assert store.get_runs(["r00054"])["r00054"].config == run(54).config  # the first one
+    assert db.execute("SELECT count(*) FROM edges").fetchone()[0] == len(set(edges))
+    store.close()
