@@ -766,7 +766,9 @@ def run_size(
                     data=lambda: path,
                     url=lambda: str(path),
                 ),
-                lambda: shutil.rmtree(path, ignore_errors=True),
+                (lambda: log(f"  kept: lineage --store {path} -p {tree.project} ls"))
+                if args.keep
+                else (lambda: shutil.rmtree(path, ignore_errors=True)),
             )
         )
     if "neo4j" in args.stores:
@@ -941,9 +943,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queries", type=int, default=QUERIES)
     parser.add_argument("--repeat", type=int, default=REPEAT)
     parser.add_argument("--scratch", type=Path, help="where stores live (default: a temp dir)")
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="leave each SQLite store behind in --scratch (DIR/sqlite-RUNS, a store the CLI, "
+        "SDK and server open; no blobs), instead of removing it after its size",
+    )
     parser.add_argument("--json", type=Path, help="also write the raw figures here")
     parser.add_argument("--explain", action="store_true", help="print SQLite's expand plans")
     args = parser.parse_args(argv)
+    if args.keep and args.scratch is None:
+        parser.error("--keep needs --scratch DIR: where the stores are left")
     BATCH, QUERIES, REPEAT = args.batch, args.queries, args.repeat
     if "neo4j" in args.stores and not (args.neo4j or args.start_neo4j or args.explain):
         args.stores = [s for s in args.stores if s != "neo4j"]
