@@ -23,6 +23,8 @@ against it. Ratios are "times slower than networkx", measured in the same proces
     .venv/bin/python bench/bench_graph.py --runs 10000 --start-neo4j
     .venv/bin/python bench/bench_graph.py --neo4j bolt://127.0.0.1:7687   # WIPES that database
     .venv/bin/python bench/bench_graph.py --explain    # SQLite's plans for expand, both ways
+    .venv/bin/python bench/bench_graph.py --runs 100000 --stores sqlite --no-networkx \
+        --scratch /tmp/big --keep     # leaves /tmp/big/sqlite-100000: lineage --store it -p ft
 """
 
 from __future__ import annotations
