@@ -23,6 +23,8 @@ against it. Ratios are "times slower than networkx", measured in the same proces
     .venv/bin/python bench/bench_graph.py --runs 10000 --start-neo4j
     .venv/bin/python bench/bench_graph.py --neo4j bolt://127.0.0.1:7687   # WIPES that database
     .venv/bin/python bench/bench_graph.py --explain    # SQLite's plans for expand, both ways
+    .venv/bin/python bench/bench_graph.py --runs 100000 --stores sqlite --no-networkx \
+        --scratch /tmp/big --keep     # leaves /tmp/big/sqlite-100000: lineage --store it -p ft
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import networkx as nx
-from gen_tree import DEPTH, Step, Tree, generate
+from gen_tree import DATASETS, DEPTH, Step, Tree, generate
 
 from lineage.records import (
     PRODUCED,
@@ -448,10 +450,12 @@ def measure(
     if subject.name != "networkx":
         subject.first_page(tree.base)  # untimed: its first round trips
         before = rss_mib()
+        # the tree holds versions only: every one made but the shared datasets
+        versions = sum(len(step.outputs) for step in tree.steps) - DATASETS
         for _ in range(max(REPEAT, 5)):
             took, count = timed(lambda: subject.first_page(tree.base))
             result.page_ms.append(took * 1000)
-            assert count == min(PAGE, tree.node_count), count
+            assert count == min(PAGE, versions), (count, versions)
         result.rss_page_mib = rss_mib() - before
         log(
             f"  first page of the tree ({PAGE:,} versions) median "
@@ -766,7 +770,9 @@ def run_size(
                     data=lambda: path,
                     url=lambda: str(path),
                 ),
-                lambda: shutil.rmtree(path, ignore_errors=True),
+                (lambda: log(f"  kept: lineage --store {path} -p {tree.project} ls"))
+                if args.keep
+                else (lambda: shutil.rmtree(path, ignore_errors=True)),
             )
         )
     if "neo4j" in args.stores:
@@ -941,9 +947,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queries", type=int, default=QUERIES)
     parser.add_argument("--repeat", type=int, default=REPEAT)
     parser.add_argument("--scratch", type=Path, help="where stores live (default: a temp dir)")
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="leave each SQLite store behind in --scratch (DIR/sqlite-RUNS, a store the CLI, "
+        "SDK and server open; no blobs), instead of removing it after its size",
+    )
     parser.add_argument("--json", type=Path, help="also write the raw figures here")
     parser.add_argument("--explain", action="store_true", help="print SQLite's expand plans")
     args = parser.parse_args(argv)
+    if args.keep and args.scratch is None:
+        parser.error("--keep needs --scratch DIR: where the stores are left")
     BATCH, QUERIES, REPEAT = args.batch, args.queries, args.repeat
     if "neo4j" in args.stores and not (args.neo4j or args.start_neo4j or args.explain):
         args.stores = [s for s in args.stores if s != "neo4j"]

@@ -24,12 +24,17 @@ Page semantics, the same on every store and surface:
   ``Service.lineage_count`` / ``tree_count``, a walk of ids without records.
 
 Resuming from a cursor walks again from the start to the cursor's generation (ids only, no
-records); iterating (``Service.lineage_pages``) keeps the walk between pages instead.
+records); iterating (``Service.lineage_pages``) keeps the walk between pages instead, and so
+does a client asking page after page (``Service.lineage_page``, GraphQL): the walk that made
+a page waits in :class:`Paused` for the request of the page after it, a few at once.
 """
 
 from __future__ import annotations
 
 import bisect
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -53,6 +58,7 @@ __all__ = [
     "DEFAULT_PAGE",
     "MAX_PAGE",
     "Page",
+    "Paused",
     "Step",
     "answer_pages",
     "answer_steps",
@@ -212,6 +218,39 @@ def answer_steps(answer: Subgraph, direction: Direction | None) -> Step:
         return [met for node in level for met in adjacent.get(node, ())]
 
     return step
+
+
+class Paused:
+    """Walks that delivered a page and wait for the request of the next one, by the question
+    and the cursor they stopped at: a client paging over HTTP resumes the walk instead of
+    walking again from the start to the cursor (the whole tree of a base model, each page).
+    At most ``size`` wait, the least recently paused dropped first, none past ``ttl``
+    seconds; each holds what iterating holds (the ids seen, one level). Thread-safe: a walk
+    is handed to one caller."""
+
+    def __init__(self, size: int = 4, ttl: float = 60.0) -> None:
+        self.size, self.ttl = size, ttl
+        self._walks: OrderedDict[tuple[Any, ...], tuple[float, Iterator[Page]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def page(
+        self, key: tuple[Any, ...], after: str | None, walk: Callable[[], Iterator[Page]]
+    ) -> Page:
+        """The page after ``after`` of the question ``key`` (its arguments but the cursor),
+        from the walk paused there if one is, else from ``walk()``."""
+        now = time.monotonic()
+        with self._lock:
+            for old in [k for k, (at, _) in self._walks.items() if now - at > self.ttl]:
+                del self._walks[old]
+            paused = self._walks.pop((*key, after), None) if after is not None else None
+        pages = paused[1] if paused is not None else walk()
+        page = next(pages)
+        if page.has_next and page.end_cursor is not None and self.size:
+            with self._lock:
+                self._walks[(*key, page.end_cursor)] = (time.monotonic(), pages)
+                while len(self._walks) > self.size:
+                    self._walks.popitem(last=False)
+        return page
 
 
 def walk_pages(

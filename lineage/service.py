@@ -48,6 +48,7 @@ from lineage.names import (
 from lineage.pages import (
     DEFAULT_PAGE,
     Page,
+    Paused,
     answer_pages,
     check_first,
     count_nodes,
@@ -119,6 +120,7 @@ class Service:
         self.actor = local_user()
         self.blobs = blobs
         self.traversal = Traversal(graph)
+        self.paused = Paused()  # walks waiting for a client's next page
 
     # runs ----------------------------------------------------------------------------------
 
@@ -920,10 +922,12 @@ class Service:
     ) -> Page:
         """One page of :meth:`lineage`: ``first`` nodes after the cursor ``after``, by
         generation then id, with the edges completed on it (:mod:`lineage.pages`)."""
-        return next(
-            self.lineage_pages(
+        return self.paused.page(
+            ("lineage", start, direction, depth, first, default_project),
+            after,
+            lambda: self.lineage_pages(
                 start, direction, depth, first=first, after=after, default_project=default_project
-            )
+            ),
         )
 
     def lineage_pages(
@@ -988,8 +992,12 @@ class Service:
     ) -> Page:
         """One page of :meth:`tree`: ``first`` versions after the cursor ``after``, by
         generation then id, with the derived edges completed on it."""
-        return next(
-            self.tree_pages(ref, depth, first=first, after=after, default_project=default_project)
+        return self.paused.page(
+            ("tree", ref, depth, first, default_project),
+            after,
+            lambda: self.tree_pages(
+                ref, depth, first=first, after=after, default_project=default_project
+            ),
         )
 
     def tree_pages(

@@ -299,6 +299,27 @@ async def test_a_deleted_version_keeps_its_page_and_its_lineage(dash: Dashboard)
     assert corpus[f"{PROJECT}/report:v0"] == {"node", "version", "deleted"}
 
 
+async def test_a_version_whose_files_are_elsewhere_keeps_its_page(
+    dash: Dashboard, workdir: Path, backend: Any
+) -> None:
+    """A server reading a blob store without the version's manifest (a graph pushed to Neo4j
+    without ``--to-blobs``, a history imported without bytes) still shows the version and its
+    lineage, and says where the files are not: the page was a 404 naming the blob."""
+    app = create_app(backend.store, str(workdir / "other-blobs"))
+    try:
+        elsewhere = Dashboard(app=app, service=app.state.lineage.service, history=dash.history)
+        response = await elsewhere.get(f"/versions/{PROJECT}/net/1")
+    finally:
+        app.state.lineage.close()
+    assert response.status_code == 200, response.text[:500]  # was 404
+    page = Page(response.text)
+    assert len([c for c in page.svg_nodes["lineage"] if "copy" not in c.split()]) == 6
+    assert "tree" in page.figures
+    record = dash.service.resolve(f"{PROJECT}/net:v1")
+    assert f"manifest {record.digest} is not in" in html.unescape(response.text)
+    assert not [link for link in page.links if "/files/" in link]
+
+
 async def test_artifact_page(dash: Dashboard) -> None:
     response = await dash.get(f"/artifacts/{PROJECT}/net")
     assert response.status_code == 200

@@ -47,9 +47,10 @@ from starlette.routing import BaseRoute, Route
 from starlette.templating import Jinja2Templates
 
 from lineage import sent
-from lineage.errors import DigestMismatch, InvalidInput, LineageError, NotFound
+from lineage.errors import BlobNotFound, DigestMismatch, InvalidInput, LineageError, NotFound
 from lineage.hashing import CHUNK, Hasher
 from lineage.made import artifact_times
+from lineage.manifest import Entry
 from lineage.names import check_name, check_text
 from lineage.plan import build
 from lineage.records import ArtifactRecord, Event, Node, RunRecord, VersionRecord, version_id
@@ -438,9 +439,10 @@ def _version_data(
     shape = shape or _Shape()
     ref = version_id(check_name(project, "project"), check_name(name, "artifact name"), index)
     version = svc.resolve(ref, include_deleted=True)  # a deleted version's lineage stays
-    files = [] if version.state != "committed" else list(svc.manifest(version))
+    files, elsewhere = _files(svc, version)
     return {
         "version": version,
+        "files_elsewhere": elsewhere,
         "alias_rows": _alias_history(version, svc.events(f"{project}/{name}")),
         "files": files[:MAX_ROWS],
         "more_files": len(files) - min(len(files), MAX_ROWS),
@@ -462,6 +464,20 @@ def _version_data(
         "shape": shape,
         "max_depth": MAX_DEPTH,
     }
+
+
+def _files(svc: Service, version: VersionRecord) -> tuple[list[Entry], str | None]:
+    """The version's files, or why this server cannot list them: its blob store is not the
+    one that holds them (a graph pushed without ``--to-blobs``); the lineage is still shown."""
+    if version.state != "committed":
+        return [], None
+    try:
+        return list(svc.manifest(version)), None
+    except BlobNotFound:
+        return [], (
+            f"manifest {version.digest} is not in {svc.blobs.url}: this server reads another "
+            "blob store than the one holding these files (its --blobs)"
+        )
 
 
 def _run_data(svc: Service, run_id: str) -> dict[str, Any]:
