@@ -53,6 +53,8 @@ __all__ = [
     "PlanNode",
     "RenderPlan",
     "build",
+    "plan_notes",
+    "plan_ref",
     "plan_to_dot",
     "quote_id",
     "render",
@@ -225,15 +227,9 @@ def _chain(plan: RenderPlan) -> set[tuple[str, str]]:
     return chain
 
 
-def plan_to_dot(plan: RenderPlan) -> str:
-    """The DOT text of a plan, built by :class:`graphviz.Digraph` (which quotes ids and
-    values; the dot program runs apart, under :data:`DOT_TIMEOUT`)."""
-    dot = graphviz.Digraph(
-        "lineage",
-        graph_attr=_dot_attrs({"rankdir": "TB", **GRAPH_ATTRS}),
-        node_attr=_dot_attrs(NODE_ATTRS),
-        edge_attr=_dot_attrs(EDGE_ATTRS),
-    )
+def plan_notes(plan: RenderPlan) -> list[str]:
+    """What a picture leaves out, as its caption says it: the depth limit, the folded nodes,
+    the hidden kinds (the CLI prints the same lines beside the file it wrote)."""
     notes = []
     if plan.truncated:
         notes.append("depth limit reached: the graph goes on")
@@ -243,6 +239,19 @@ def plan_to_dot(plan: RenderPlan) -> str:
         )
     if plan.hidden:
         notes.append(f"{' and '.join(plan.hid)} hidden ({len(plan.hidden)} nodes)")
+    return notes
+
+
+def plan_to_dot(plan: RenderPlan) -> str:
+    """The DOT text of a plan, built by :class:`graphviz.Digraph` (which quotes ids and
+    values; the dot program runs apart, under :data:`DOT_TIMEOUT`)."""
+    dot = graphviz.Digraph(
+        "lineage",
+        graph_attr=_dot_attrs({"rankdir": "TB", **GRAPH_ATTRS}),
+        node_attr=_dot_attrs(NODE_ATTRS),
+        edge_attr=_dot_attrs(EDGE_ATTRS),
+    )
+    notes = plan_notes(plan)
     if notes:
         dot.attr("graph", label=_dot_text("\n".join(notes)), labelloc="b")
     for node in plan.nodes:
@@ -347,9 +356,21 @@ def render_ref(
 
     What ``lineage render REF [--up|--down|--tree] --format svg -o FILE`` calls.
     """
-    if mode not in _MODES:
-        raise InvalidInput(f"mode must be up, down or tree, not {mode!r}")
     if fmt not in FORMATS:
         raise InvalidInput(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
-    plan = build(ask(api, ref, _MODES[mode], depth), **options)  # bad options: before dot
-    return render(plan_to_dot(plan), fmt)
+    return render(plan_to_dot(plan_ref(api, ref, mode=mode, depth=depth, **options)), fmt)
+
+
+def plan_ref(
+    api: Api,
+    ref: str,
+    *,
+    mode: Literal["up", "down", "tree"] = "up",
+    depth: int | None = 20,
+    **options: Unpack[Options],
+) -> RenderPlan:
+    """What :func:`render_ref` draws, before it is drawn (:func:`plan_notes` says what the
+    picture leaves out)."""
+    if mode not in _MODES:
+        raise InvalidInput(f"mode must be up, down or tree, not {mode!r}")
+    return build(ask(api, ref, _MODES[mode], depth), **options)  # bad options: before dot

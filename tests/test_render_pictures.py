@@ -367,3 +367,25 @@ def test_a_tree_too_large_to_draw_folds_into_groups_that_add_up() -> None:
     # a group no longer in the picture (the graph changed since) is ignored
     again = render.build(found, highlight="production", expand=["more:gone:down"])
     assert again.shown() == shown
+
+
+def test_the_command_says_what_the_picture_leaves_out(demo: DemoResult, tmp_path: Path) -> None:
+    """`lineage render` prints, under its `wrote` line, each line of the picture's caption:
+    the folded nodes, the hidden kinds, the depth limit (a folded picture of a 130,000-node
+    tree was announced as `wrote big.svg (svg, 25.7 KiB)` alone); a whole picture, none."""
+    store = ["--store", demo.store, "--blobs", demo.blobs, "-p", "surgery"]
+    out = tmp_path / "folded.svg"
+    args = ["--tree", "--depth", "3", "--max-nodes", "5", "--hide-evaluations", "-o", str(out)]
+    result = CliRunner().invoke(cli, [*store, "render", demo.base, *args])
+    assert result.exit_code == 0, result.output
+    first, *notes = result.output.splitlines()
+    assert first.startswith(f"wrote {out} (svg, ")
+    notes = [note.strip() for note in notes]
+    assert any("too many to draw whole" in note for note in notes), notes
+    assert any(note.startswith("evaluations hidden") for note in notes), notes
+    assert "depth limit reached: the graph goes on" in notes
+    texts = {t.text for t in ET.fromstring(out.read_bytes()).iter(f"{SVG}text")}
+    assert set(notes) <= texts  # the caption's own lines, word for word
+    whole = CliRunner().invoke(cli, [*store, "render", demo.final, "-o", str(tmp_path / "w.svg")])
+    assert whole.exit_code == 0, whole.output
+    assert len(whole.output.splitlines()) == 1

@@ -163,7 +163,8 @@ def render(
 ) -> None:
     """Draw a lineage graph or derivation tree with graphviz, top to bottom, one generation a
     rank (or, with --diff A B, the upstreams of A and B in one picture)."""
-    from lineage.render import render_ref
+    from lineage.render import plan_notes, plan_ref, plan_to_dot
+    from lineage.render import render as draw
 
     api = ctx.reader
     suffix = output.suffix.lower()
@@ -188,12 +189,11 @@ def render(
         output.write_bytes(data)
         click.echo(f"wrote {output} ({chosen}, {size(len(data))})")
         return
-    data = render_ref(
+    plan = plan_ref(
         api,
         at(ref, as_of),
         mode=mode,  # type: ignore[arg-type]  # flag_value checked it
         depth=depth,
-        fmt=chosen,  # type: ignore[arg-type]  # click.Choice checked it
         highlight=highlight,
         collapse=collapse,
         hide_datasets=hide_datasets,
@@ -201,5 +201,8 @@ def render(
         max_nodes=max_nodes,
         expand=expand,
     )
+    data = draw(plan_to_dot(plan), chosen)  # type: ignore[arg-type]  # click.Choice checked it
     output.write_bytes(data)
     click.echo(f"wrote {output} ({chosen}, {size(len(data))})")
+    for note in plan_notes(plan):  # what the picture's caption says it leaves out
+        click.echo(f"  {note}")
