@@ -228,7 +228,7 @@ class GroupWriter:
     def __init__(
         self,
         service: Service,
-        recheck: Callable[[Service, set[Hashable]], Mapping[Hashable, Exception]] | None = None,
+        recheck: Callable[[set[Any]], Mapping[Any, Exception]] | None = None,
     ) -> None:
         self.service = service
         self.recheck = recheck
@@ -287,7 +287,7 @@ class GroupWriter:
     ) -> list[Ingested | Exception]:
         """In the writer's thread: the group's senders checked again, then its events stored."""
         senders = {sender for _, sender in group if sender is not None}
-        refused = self.recheck(self.service, senders) if senders and self.recheck else {}
+        refused = self.recheck(senders) if senders and self.recheck else {}
         if not refused:
             return ingest_group(self.service, [event for event, _ in group])
         kept = [event for event, sender in group if sender not in refused]

@@ -23,10 +23,10 @@ stores take each event in the request's own worker thread.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
-from collections.abc import Hashable, Mapping
-from typing import Any, cast
+from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
@@ -39,7 +39,6 @@ from lineage.openlineage.group import GroupWriter, Transactional, ingest_group
 from lineage.server.app import principal, service
 from lineage.server.auth import bearer, refused_writers, token_id
 from lineage.server.graphql.loaders import call
-from lineage.service import Service
 
 __all__ = ["MAX_BATCH", "MAX_BATCH_BYTES", "routes"]
 
@@ -94,25 +93,22 @@ async def _sender(request: Request) -> tuple[str, str]:
     holds as valid is not looked up again here (the writer's thread looks each sender up
     once a group, however many events it sent: a token revoked since is refused there, and
     nothing of its event stored); another is looked up as every request's is."""
-    header = request.headers.get("authorization")
+    header = request.headers.get("authorization", "")
     known: dict[str, tuple[str, str]] = request.app.state.openlineage_senders
-    sender = known.get(header) if header is not None else None
-    if sender is not None:
-        return sender
-    await _writer(request)  # a write token: the header holds a well-formed secret
-    secret = bearer(cast(str, header))
-    assert secret is not None
-    if len(known) >= _SENDERS:
-        known.clear()
-    sender = known[cast(str, header)] = (hash_bytes(secret.encode()), token_id(secret))
+    sender = known.get(header)
+    if sender is None:
+        await _writer(request)  # lets through only a write token's well-formed header
+        secret = bearer(header)
+        assert secret is not None
+        if len(known) >= _SENDERS:
+            known.clear()
+        sender = known[header] = (hash_bytes(secret.encode()), token_id(secret))
     return sender
 
 
 def _forget(request: Request, refused: Unauthenticated) -> _Refused:
     """A sender the writer's thread refused (revoked since): looked up again next time."""
-    header = request.headers.get("authorization")
-    if header is not None:
-        request.app.state.openlineage_senders.pop(header, None)
+    request.app.state.openlineage_senders.pop(request.headers.get("authorization", ""), None)
     return _Refused(401, refused.code, refused.message)
 
 
@@ -136,16 +132,10 @@ def _writer_of(request: Request) -> GroupWriter | None:
         if not isinstance(store.graph, Transactional):
             return None
         state.openlineage_senders = {}
-        writer = state.openlineage_writer = GroupWriter(store, _recheck)
+        # the senders (write tokens) revoked since they were known, once a group
+        recheck = functools.partial(refused_writers, store.graph)
+        writer = state.openlineage_writer = GroupWriter(store, recheck)
     return writer
-
-
-def _recheck(store: Service, senders: set[Hashable]) -> Mapping[Hashable, Exception]:
-    """The senders (write tokens) revoked since they were known, with their refusals."""
-    return cast(
-        Mapping[Hashable, Exception],
-        refused_writers(store.graph, cast(set[tuple[str, str]], senders)),
-    )
 
 
 async def _lineage(request: Request) -> Response:
