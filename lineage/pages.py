@@ -231,6 +231,7 @@ class Paused:
     def __init__(self, size: int = 4, ttl: float = 60.0) -> None:
         self.size, self.ttl = size, ttl
         self._walks: OrderedDict[tuple[Any, ...], tuple[float, Iterator[Page]]] = OrderedDict()
+        self._counts: OrderedDict[str, tuple[float, int]] = OrderedDict()
         self._lock = threading.Lock()
 
     def page(
@@ -251,6 +252,25 @@ class Paused:
                 while len(self._walks) > self.size:
                     self._walks.popitem(last=False)
         return page
+
+    def count(self, after: str | None, page: Page, counting: Callable[[], int]) -> int:
+        """The count of the whole answer for ``page`` (asked after the cursor ``after``):
+        counted once a walk of pages, by ``counting()`` when its first page asks, then handed
+        on from cursor to cursor (for ``ttl`` seconds at most), so that a client asking for
+        the count on every page walks the whole answer once, not once a page. A first page
+        (``after`` None) is a new walk: it counts afresh."""
+        now = time.monotonic()
+        with self._lock:
+            for old in [c for c, (at, _) in self._counts.items() if now - at > self.ttl]:
+                del self._counts[old]
+            held = self._counts.get(after) if after is not None else None
+        total = counting() if held is None else held[1]
+        if page.has_next and page.end_cursor is not None:
+            with self._lock:
+                self._counts[page.end_cursor] = (now if held is None else held[0], total)
+                while len(self._counts) > 16 * max(self.size, 1):
+                    self._counts.popitem(last=False)
+        return total
 
 
 def walk_pages(
@@ -420,11 +440,16 @@ def split_ids(ids: Iterable[str]) -> tuple[list[str], list[str]]:
 
 
 def count_nodes(starts: Sequence[tuple[Sequence[str], Step]], limit: int | None, *,
-                gated: bool = False) -> int:  # fmt: skip
-    """How many nodes the pages of these walks hold (ids only: no records are read)."""
-    return sum(
-        len(level.ids) for level in _merged([_levels(s, t, limit, gated) for s, t in starts])
-    )
+                gated: bool = False, cap: int | None = None) -> int:  # fmt: skip
+    """How many nodes the pages of these walks hold (ids only: no records are read). With
+    ``cap``, the walk stops at the first level past it, and the count says ``cap + 1``: "more
+    than ``cap``", known after walking about ``cap`` nodes, whatever the size of the answer."""
+    counted = 0
+    for level in _merged([_levels(s, t, limit, gated) for s, t in starts]):
+        counted += len(level.ids)
+        if cap is not None and counted > cap:
+            return cap + 1
+    return counted
 
 
 def answer_pages(

@@ -7,6 +7,7 @@ of byte-identical versions, the cycle check, alias uniqueness and the event log.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import difflib
 import getpass
@@ -788,6 +789,18 @@ class Service:
         found = self.graph.get_runs(runs)
         return sorted(found.values(), key=lambda r: r.started_at)
 
+    def consumer_page(
+        self, version: VersionRecord, *, first: int, after: str | None = None
+    ) -> tuple[list[RunRecord], int]:
+        """At most ``first`` of the runs that consumed a version, by id after the run id
+        ``after``, and how many consumed it in all: the records of one page, however many
+        runs read it (a shared dataset of a 100,000-run sweep)."""
+        ids = sorted({e.target for e in self.graph.expand([version.id], "down")})
+        start = 0 if after is None else bisect.bisect_right(ids, after)
+        shown = ids[start : start + first]
+        found = self.graph.get_runs(shown) if shown else {}
+        return [found[i] for i in shown if i in found], len(ids)
+
     def consumed(self, ids: Sequence[str]) -> set[str]:
         """Which of these versions some run consumed (one round trip)."""
         return {edge.source for edge in self.graph.expand(list(ids), "down")}
@@ -969,17 +982,21 @@ class Service:
         depth: int | None = 20,
         *,
         default_project: str | None = None,
+        cap: int | None = None,
     ) -> int:
         """How many nodes the pages of this lineage hold: a walk of ids, no records (asked
-        apart from the pages so that the first page never waits for it)."""
+        apart from the pages so that the first page never waits for it). ``cap``: stop
+        counting past it, and say ``cap + 1`` ("more than cap": bounded work)."""
         ways = check_direction(direction)
         depth = check_depth(depth)
         node, kind = self.node_id(start, default_project)
         if _as_of(start) is not None or (kind == "run" and self._descendant_runs(node)):
-            return len(self.lineage(start, direction, depth, default_project=default_project).nodes)
+            whole = self.lineage(start, direction, depth, default_project=default_project)
+            return len(whole.nodes) if cap is None else min(len(whole.nodes), cap + 1)
         hops = None if depth is None else 2 * depth - (0 if ":" in node else 1)
         expand = self.traversal.expand_rows
-        return count_nodes([([node], lineage_steps(expand, way)) for way in ways], hops)
+        starts = [([node], lineage_steps(expand, way)) for way in ways]
+        return count_nodes(starts, hops, cap=cap)
 
     def tree_page(
         self,
@@ -1037,17 +1054,24 @@ class Service:
         )
 
     def tree_count(
-        self, ref: str, depth: int | None = 20, *, default_project: str | None = None
+        self,
+        ref: str,
+        depth: int | None = 20,
+        *,
+        default_project: str | None = None,
+        cap: int | None = None,
     ) -> int:
-        """How many versions the pages of this derivation tree hold (a walk of ids)."""
+        """How many versions the pages of this derivation tree hold (a walk of ids); ``cap``
+        as for :meth:`lineage_count`."""
         depth = check_depth(depth)
         node, kind = self.node_id(ref, default_project)
         if kind != "artifact_version":
             raise InvalidInput(f"a derivation tree starts at a version, not run {ref!r}")
         if _as_of(ref) is not None:
-            return len(self.tree(ref, depth, default_project=default_project).nodes)
+            found = len(self.tree(ref, depth, default_project=default_project).nodes)
+            return found if cap is None else min(found, cap + 1)
         starts = [([node], tree_steps(self.traversal.expand_rows, self._derive()))]
-        return count_nodes(starts, depth, gated=True)
+        return count_nodes(starts, depth, gated=True, cap=cap)
 
     def _derive(self) -> Callable[[list[str]], list[tuple[str, str | None, str]]] | None:
         """The store's ``derive_rows``, if it has one (lineage.storage.graph)."""

@@ -34,7 +34,7 @@ import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -52,8 +52,16 @@ from lineage.hashing import CHUNK, Hasher
 from lineage.made import artifact_times
 from lineage.manifest import Entry
 from lineage.names import check_name, check_text
-from lineage.plan import build
-from lineage.records import ArtifactRecord, Event, Node, RunRecord, VersionRecord, version_id
+from lineage.plan import MAX_NODES, build
+from lineage.records import (
+    ArtifactRecord,
+    Event,
+    Node,
+    RunRecord,
+    Subgraph,
+    VersionRecord,
+    version_id,
+)
 from lineage.render import plan_to_dot, render, type_colour
 from lineage.sent import dataset_name as sent_name
 from lineage.server import runs as runlist
@@ -63,11 +71,13 @@ from lineage.server.graphql.loaders import call
 from lineage.server.search import search as find
 from lineage.server.session import COOKIE, MAX_AGE, same_origin
 from lineage.service import Service
-from lineage.view import View, classify
+from lineage.view import View, classify, page_states
 
 __all__ = [
+    "BOUNDS",
     "DEPTH",
     "MAX_ROWS",
+    "Bounds",
     "artifact_url",
     "blob_url",
     "file_url",
@@ -89,6 +99,26 @@ _CSP = (
 _VERSION_ID = re.compile(r"([^/]+)/([^:]+):v([0-9]+)")
 
 Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Bounds:
+    """How much of a big answer one page reads: a page's work is bounded by these, never by
+    the graph (the base model of a 100,000-run tree answers as fast as a leaf). What a page
+    leaves out, it says, with the link or command that shows more."""
+
+    tree_nodes: int = 1000  # versions of a derivation tree fetched to draw it, nearest first
+    count: int = 10_000  # a bigger tree is counted as "10,000+"
+    rows: int = 50  # rows a page of a version's derived versions and consuming runs
+
+    def __post_init__(self) -> None:
+        for name in ("tree_nodes", "count", "rows"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InvalidInput(f"{name} must be a positive integer, got {value!r}")
+
+
+BOUNDS = Bounds()
 
 
 # URLs: built from parts, every part quoted ---------------------------------------------------
@@ -220,6 +250,8 @@ class _Picture:
     groups: int = 0
     truncated: bool = False
     note: str | None = None
+    fetched: int = 0  # a tree too big to fetch whole: the versions drawn from (0: all)
+    total: str = ""  # and how many it holds ("10,000+" past the bound)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -232,13 +264,21 @@ class _Shape:
     hide_evaluations: bool = False
     expand: tuple[str, ...] = ()
     base: str = ""  # the page's URL, to which a "+k more" link adds its group
+    derived_after: str | None = None  # where the page of derived versions starts (a cursor)
+    consumers_after: str | None = None  # where the page of consuming runs starts (a run id)
 
-    def expand_link(self, group: str) -> str:
+    def _query(self, expand: Sequence[str]) -> list[tuple[str, str | int]]:
         query: list[tuple[str, str | int]] = [("depth", self.depth)] if self.depth != DEPTH else []
         query += [("hide", "datasets")] * self.hide_datasets
         query += [("hide", "evaluations")] * self.hide_evaluations
-        query += [("expand", g) for g in (*self.expand, group)]
-        return f"{self.base}?{urlencode(query)}"
+        return query + [("expand", g) for g in expand]
+
+    def expand_link(self, group: str) -> str:
+        return f"{self.base}?{urlencode(self._query((*self.expand, group)))}"
+
+    def list_link(self, key: str, after: str) -> str:
+        """This page with the list ``key`` (derived_after, consumers_after) from ``after``."""
+        return f"{self.base}?{urlencode([*self._query(self.expand), (key, after)])}"
 
 
 MAX_DEPTH = 100
@@ -261,25 +301,36 @@ def _shape(request: Request) -> _Shape:
     expand = tuple(dict.fromkeys(params.getlist("expand")))
     if len(expand) > 50 or any(not g.startswith("more:") or len(g) > 600 for g in expand):
         raise InvalidInput("expand takes at most 50 '+k more' group ids (more:...)")
+    derived_after = params.get("derived_after") or None
+    if derived_after is not None and len(derived_after) > 2000:
+        raise InvalidInput("derived_after takes the cursor of a page of derived versions")
+    consumers_after = params.get("consumers_after") or None
+    if consumers_after is not None:
+        check_name(consumers_after, "consumers_after (a run id)")
     return _Shape(
         depth=depth,
         hide_datasets="datasets" in hide,
         hide_evaluations="evaluations" in hide,
         expand=expand,
         base=request.url.path,
+        derived_after=derived_after,
+        consumers_after=consumers_after,
     )
 
 
-def _picture(found: View, prefix: str, shape: _Shape | None = None) -> _Picture:
+def _picture(
+    found: View, prefix: str, shape: _Shape | None = None, max_nodes: int = MAX_NODES
+) -> _Picture:
     graph = found.graph
     if shape is None:
-        plan = build(found, link=_link)
+        plan = build(found, link=_link, max_nodes=max_nodes)
     else:
         plan = build(
             found,
             link=_link,
             hide_datasets=shape.hide_datasets,
             hide_evaluations=shape.hide_evaluations,
+            max_nodes=max_nodes,
             expand=shape.expand,
             expand_link=shape.expand_link,
         )
@@ -300,12 +351,27 @@ def _picture(found: View, prefix: str, shape: _Shape | None = None) -> _Picture:
     )
 
 
-def _tree_picture(svc: Service, ref: str, shape: _Shape | None = None) -> _Picture:
+def _tree_picture(
+    svc: Service, ref: str, shape: _Shape | None = None, bounds: Bounds = BOUNDS
+) -> _Picture:
+    """The derivation tree, drawn from at most ``bounds.tree_nodes`` versions: its first
+    page (nearest generations first), which is the whole tree when it is small. A bigger
+    tree is counted up to ``bounds.count`` and drawn folded, as ``lineage render`` folds."""
     depth = DEPTH if shape is None else shape.depth
-    graph = svc.tree(ref, depth)
+    page = next(svc.tree_pages(ref, depth, first=bounds.tree_nodes))
+    graph = Subgraph(
+        nodes=page.nodes, edges=page.edges, truncated=bool(page.truncated), root=page.root
+    )
     if not graph.edges:
         return _Picture(nodes=len(graph.nodes), note="nothing was derived from this version")
-    return _picture(classify(graph, store=svc, mode="tree", depth=depth), "tree", shape)
+    found = classify(graph, store=svc, mode="tree", depth=depth)
+    if not page.has_next:
+        return _picture(found, "tree", shape)
+    # a part of a tree is always folded to a screenful: the reader opens it from the top
+    picture = _picture(found, "tree", shape, min(MAX_NODES, bounds.tree_nodes // 2))
+    total = svc.tree_count(ref, depth, cap=bounds.count)
+    said = f"{bounds.count:,}+" if total > bounds.count else f"{total:,}"
+    return replace(picture, fetched=len(graph.nodes), total=said)
 
 
 # what each page shows (run in a worker thread) -----------------------------------------------
@@ -433,8 +499,48 @@ def _alias_history(version: VersionRecord, events: Sequence[Event]) -> list[dict
     return rows
 
 
+def _derived(svc: Service, ref: str, shape: _Shape, bounds: Bounds) -> dict[str, Any]:
+    """One page of the versions derived from ``ref``, by generation, from the cursor in the
+    query string: each with its state, and the version and run it was derived from."""
+    page = svc.tree_page(ref, shape.depth, first=bounds.rows, after=shape.derived_after)
+    states = page_states(page.nodes, page.cut, svc)
+    made: dict[str, tuple[str, str | None]] = {}
+    for edge in page.edges:
+        made.setdefault(edge.target, (edge.source, edge.run))
+    runs = svc.get_runs({run for _, run in made.values() if run})
+    rows = [
+        {
+            "version": node.version,
+            "state": states[node.id].replace("_", " "),
+            "parent": made.get(node.id, (None, None))[0],
+            "run": runs.get(made.get(node.id, (None, None))[1] or ""),
+        }
+        for node in page.nodes
+        if node.version is not None and node.id != page.root
+    ]
+    following = None
+    if page.has_next and page.end_cursor is not None:
+        following = shape.list_link("derived_after", page.end_cursor) + "#derived"
+    return {"rows": rows, "next": following, "first": shape.derived_after is None}
+
+
+def _consumers(
+    svc: Service, version: VersionRecord, shape: _Shape, bounds: Bounds
+) -> dict[str, Any]:
+    runs, total = svc.consumer_page(version, first=bounds.rows, after=shape.consumers_after)
+    following = None
+    if runs and len(runs) == bounds.rows:
+        following = shape.list_link("consumers_after", runs[-1].id) + "#consumers"
+    return {"runs": runs, "total": total, "next": following, "first": shape.consumers_after is None}
+
+
 def _version_data(
-    svc: Service, project: str, name: str, index: int, shape: _Shape | None = None
+    svc: Service,
+    project: str,
+    name: str,
+    index: int,
+    shape: _Shape | None = None,
+    bounds: Bounds = BOUNDS,
 ) -> dict[str, Any]:
     shape = shape or _Shape()
     ref = version_id(check_name(project, "project"), check_name(name, "artifact name"), index)
@@ -447,7 +553,7 @@ def _version_data(
         "files": files[:MAX_ROWS],
         "more_files": len(files) - min(len(files), MAX_ROWS),
         "producers": svc.producers(version),
-        "consumers": svc.consumers(version),
+        "consumers": _consumers(svc, version, shape, bounds),
         "events": _event_rows(svc.events(ref), sent_name(version.metadata)),
         "lineage": _picture(
             classify(
@@ -459,7 +565,8 @@ def _version_data(
             "lineage",
             shape,
         ),
-        "tree": _tree_picture(svc, ref, shape),
+        "tree": _tree_picture(svc, ref, shape, bounds),
+        "derived": _derived(svc, ref, shape, bounds),
         "depth": shape.depth,
         "shape": shape,
         "max_depth": MAX_DEPTH,
@@ -780,13 +887,18 @@ async def _artifact(request: Request) -> Response:
     return _render(request, "artifact.html", data)
 
 
-@_page
-async def _version(request: Request) -> Response:
-    svc = await _reader(request)
-    params = request.path_params
-    shape = _shape(request)
-    data = await call(_version_data, svc, params["project"], params["name"], params["index"], shape)
-    return _render(request, "version.html", data)
+def _version(bounds: Bounds) -> Endpoint:
+    @_page
+    async def version(request: Request) -> Response:
+        svc = await _reader(request)
+        params = request.path_params
+        shape = _shape(request)
+        data = await call(
+            _version_data, svc, params["project"], params["name"], params["index"], shape, bounds
+        )
+        return _render(request, "version.html", data)
+
+    return version
 
 
 async def _writer(request: Request, form: FormData) -> Principal:
@@ -800,8 +912,15 @@ async def _writer(request: Request, form: FormData) -> Principal:
     return await call(gate.identify, headers, client, request.headers.get("host"))
 
 
-@_page
-async def _edit(request: Request) -> Response:
+def _edit(bounds: Bounds) -> Endpoint:
+    @_page
+    async def edit(request: Request) -> Response:
+        return await _edited(request, bounds)
+
+    return edit
+
+
+async def _edited(request: Request, bounds: Bounds) -> Response:
     svc = service(request)
     params = request.path_params
     form = await request.form(max_files=0, max_fields=8)
@@ -825,7 +944,9 @@ async def _edit(request: Request) -> Response:
     except LineageError as error:
         # show the page again, with the reason and with what was typed, and change nothing
         await _reader(request)
-        data = await call(_version_data, svc, params["project"], params["name"], params["index"])
+        data = await call(
+            _version_data, svc, params["project"], params["name"], params["index"], None, bounds
+        )
         data["edit_error"] = error.message
         data["draft"] = description if isinstance(description, str) else None
         return _render(request, "version.html", data, STATUS.get(error.code, 500))
@@ -839,8 +960,9 @@ async def _run(request: Request) -> Response:
     return _render(request, "run.html", await call(_run_data, svc, request.path_params["run_id"]))
 
 
-def routes() -> list[BaseRoute]:
-    """The dashboard's routes, for :func:`lineage.server.app.create_app` (``extra_routes``)."""
+def routes(bounds: Bounds = BOUNDS) -> list[BaseRoute]:
+    """The dashboard's routes, for :func:`lineage.server.app.create_app` (``extra_routes``);
+    ``bounds``: how much of a big answer a page reads (:class:`Bounds`)."""
     version = "/versions/{project}/{name}/{index:int}"
     return [
         Route("/", _index, methods=["GET"]),
@@ -854,7 +976,7 @@ def routes() -> list[BaseRoute]:
         Route("/signout", _signout, methods=["POST"], max_body_size=64 * 1024),
         Route("/static/{name}", _static, methods=["GET"]),
         Route("/artifacts/{project}/{name}", _artifact, methods=["GET"]),
-        Route(version, _version, methods=["GET"]),
-        Route(version, _edit, methods=["POST"], max_body_size=MAX_FORM),
+        Route(version, _version(bounds), methods=["GET"]),
+        Route(version, _edit(bounds), methods=["POST"], max_body_size=MAX_FORM),
         Route("/runs/{run_id}", _run, methods=["GET"]),
     ]

@@ -123,3 +123,36 @@ async def test_paging_refusals(server: Server, service: Service) -> None:
         {"ref": tree.base},
     )
     assert "dot and svg draw a whole answer" in error["message"]
+
+
+async def test_total_count_is_walked_once_a_walk_of_pages(
+    server: Server, service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``totalCount`` asked on every page counts the whole answer once (the first page asks
+    it; later pages carry it on by their cursor), and a new first page counts again: on a big
+    tree, each page re-walking everything to count made paging quadratic."""
+    tree = load_tree(service, 200, seed=3)
+    served: Service = server.app.state.lineage.service
+    walks: list[str] = []
+    for name in ("tree_count", "lineage_count"):
+        counting = getattr(served, name)
+
+        def counted(*args: Any, _counting: Any = counting, _name: str = name, **kw: Any) -> int:
+            walks.append(_name)
+            found: int = _counting(*args, **kw)
+            return found
+
+        monkeypatch.setattr(served, name, counted)
+    whole = (await server.data(TREE, {"ref": tree.base, "depth": 20}))["derivationTree"]
+    pages = await paged(server, TREE, "derivationTree", 23, ref=tree.base, depth=20)
+    assert len(pages) > 3
+    check(pages, whole)  # every page's totalCount is the whole's
+    assert walks == ["tree_count"]
+    pages = await paged(server, TREE, "derivationTree", 23, ref=tree.base, depth=20)
+    assert walks == ["tree_count"] * 2 and len(pages) > 3
+    variables = {"ref": tree.base, "direction": "DOWNSTREAM", "depth": 20}
+    whole = (await server.data(LINEAGE, variables))["lineage"]
+    pages = await paged(server, LINEAGE, "lineage", 97, **variables)
+    assert len(pages) > 3
+    check(pages, whole)
+    assert walks == ["tree_count"] * 2 + ["lineage_count"]

@@ -329,7 +329,8 @@ async def lineage_page(
     page = await call(page_of, first=DEFAULT_PAGE if first is None else first, after=after)
 
     async def count() -> int:
-        return await call(count_of)
+        # once a walk of pages, not once a page: the count is handed on from cursor to cursor
+        return await call(context.service.paused.count, after, page, count_of)
 
     graph = Subgraph(nodes=page.nodes, edges=page.edges, root=page.root)
     context.loaders.prime(graph)
