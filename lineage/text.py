@@ -6,7 +6,7 @@ truncated, deleted) comes from the :class:`~lineage.view.View`; this module only
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 import networkx as nx
 
@@ -114,11 +114,12 @@ def _generations(view: View, root: str, *, upstream: bool) -> list[str]:
     return lines
 
 
-def tree_lines(view: View) -> list[str]:
+def tree_lines(view: View, goes_on: Collection[str] = ()) -> list[str]:
     """A derivation tree: each version under the one it came from, with the run that made it.
 
     Leaves of outcome types (evaluation results: types whose versions are all leaves here) are
-    folded into their parent's line.
+    folded into their parent's line. ``goes_on``: versions under which a tree printed in part
+    goes on unprinted, marked ``...``.
     """
     graph = view.graph
     children: dict[str, list[tuple[str, str | None]]] = {}
@@ -152,7 +153,7 @@ def tree_lines(view: View) -> list[str]:
         leaves = [k for k, _ in kids if folded(k)]
         if leaves:
             text += "  => " + ", ".join(_outcome_text(view, k) for k in leaves)
-        text += _mark(view, node_id)
+        text += _mark(view, node_id) + ("  ..." if node_id in goes_on else "")
         again = node_id in seen and bool(kids)
         connector = "" if top else ("`- " if last else "|- ")
         lines.append(prefix + connector + text + ("  (see above)" if again else ""))
@@ -223,9 +224,10 @@ def summary(view: View) -> str:
     return f"{head}; {', '.join(counts)}{note}"
 
 
-def print_view(view: View, echo: Callable[[str], None]) -> None:
-    """The text view of an answer (a tree, or generations), then its summary line."""
-    lines = tree_lines(view) if view.mode == "tree" else lineage_lines(view)
+def print_view(view: View, echo: Callable[[str], None], goes_on: Collection[str] = ()) -> None:
+    """The text view of an answer (a tree, or generations), then its summary line
+    (``goes_on`` as for :func:`tree_lines`)."""
+    lines = tree_lines(view, goes_on) if view.mode == "tree" else lineage_lines(view)
     for line in lines:
         echo(line)
     echo(summary(view))

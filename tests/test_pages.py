@@ -389,3 +389,38 @@ def test_pages_through_a_server(tmp_path: Path, workdir: Path) -> None:
                 remote.close()
     finally:
         local.graph.close()
+
+
+def test_lineage_tree_prints_a_big_tree_in_part_and_says_so(workdir: Path) -> None:
+    """``lineage tree`` past --max-versions prints the nearest generations only (memory
+    bounded by the option, not by the tree), marks where it goes on, and names the command
+    that gives all of it; --max-versions 0 prints the whole tree, as before."""
+    tree = generate(300, seed=4)
+    graph = SQLiteGraphStore(workdir / ".lineage" / "lineage.db")
+    import_tree(graph, tree)
+    graph.close()
+    runner = CliRunner()
+    whole = runner.invoke(main, ["tree", tree.base, "--depth", "100", "--max-versions", "0"])
+    assert whole.exit_code == 0, whole.output
+    versions = len(whole.output.splitlines()) - 1  # the summary line aside
+    assert versions > 300 and "..." not in whole.output
+    part = runner.invoke(main, ["tree", tree.base, "--depth", "100", "--max-versions", "50"])
+    assert part.exit_code == 0, part.output
+    lines = part.output.splitlines()
+    assert lines[-2].startswith("50 versions, 49 derivations")
+    assert lines[-1].startswith("printed the nearest 50 versions (--max-versions 50)")
+    assert f"lineage export --tree {tree.base} --depth 100 -o tree.ndjson" in lines[-1]
+    printed = lines[:-2]
+    assert len(printed) <= 50 and printed[0] == whole.output.splitlines()[0]
+    assert any(line.endswith("  ...") for line in printed)  # where it goes on
+    # the nearest generations: the 50 first versions of the pages, by generation then id
+    service = Service(SQLiteGraphStore(workdir / ".lineage" / "lineage.db"), None)  # type: ignore[arg-type]
+    nearest = [n for p in service.tree_pages(tree.base, 100, first=50) for n in p.nodes][:50]
+    service.graph.close()
+    for node in nearest:
+        assert any(node.label in line for line in printed), node.id
+    # a tree smaller than the bound is printed whole, without a word more
+    small = runner.invoke(main, ["tree", tree.leaves[0], "--depth", "100"])
+    assert small.exit_code == 0 and "printed the nearest" not in small.output
+    bad = runner.invoke(main, ["tree", tree.base, "--max-versions", "-1"])
+    assert bad.exit_code != 0 and "--max-versions must be 0 (all) or more" in bad.output

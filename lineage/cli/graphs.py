@@ -14,9 +14,11 @@ import click
 from lineage.api import at
 from lineage.cli.main import Context, cli, emit_json, errors, pass_ctx, size
 from lineage.errors import InvalidInput
+from lineage.pages import MAX_PAGE
 from lineage.plan import MAX_NODES
+from lineage.records import Edge, Node, Subgraph
 from lineage.text import path_lines, print_view, summary
-from lineage.view import Mode, View, ask, classify
+from lineage.view import ALIVE, Mode, View, ask, classify
 
 
 def _show(view: View, as_json: bool) -> None:
@@ -45,6 +47,9 @@ def lineage_cmd(
     _show(ask(ctx.reader, at(ref, as_of), direction, depth), as_json)
 
 
+TREE_VERSIONS = 10_000  # versions `lineage tree` prints before it stops and says so
+
+
 @cli.command()
 @click.argument("ref")
 @click.option("--depth", type=int, default=20, show_default=True, help="Generations to follow.")
@@ -52,12 +57,66 @@ def lineage_cmd(
     "--json", "as_json", is_flag=True, help="Print nodes (with states) and edges as JSON."
 )
 @click.option("--as-of", help='Only what existed then, as it was (ISO time or "2 days ago").')
+@click.option(
+    "--max-versions",
+    type=int,
+    default=TREE_VERSIONS,
+    show_default=True,
+    help="Print at most this many versions, the nearest generations first, then say how to "
+    "get the rest (0: the whole tree, held in memory). Not with --json or --as-of.",
+)
 @pass_ctx
 @errors
-def tree(ctx: Context, ref: str, depth: int, as_json: bool, as_of: str | None = None) -> None:
+def tree(
+    ctx: Context,
+    ref: str,
+    depth: int,
+    as_json: bool,
+    as_of: str | None = None,
+    max_versions: int = TREE_VERSIONS,
+) -> None:
     """The derivation tree under a version (version -> version, labelled by run), with dead
-    ends, truncated and deleted versions marked."""
-    _show(ask(ctx.reader, at(ref, as_of), "tree", depth), as_json)
+    ends, truncated and deleted versions marked. A tree of more than --max-versions versions
+    is printed in part (its nearest generations), in memory bounded by that number."""
+    if max_versions < 0:
+        raise InvalidInput(f"--max-versions must be 0 (all) or more, got {max_versions}")
+    if as_json or as_of or max_versions == 0:
+        _show(ask(ctx.reader, at(ref, as_of), "tree", depth), as_json)
+        return
+    api = ctx.reader
+    nodes: list[Node] = []
+    edges: list[Edge] = []
+    page = None
+    for page in api.tree_pages(ref, depth, first=min(max_versions, MAX_PAGE)):
+        nodes += page.nodes
+        edges += page.edges
+        if len(nodes) >= max_versions:
+            break
+    assert page is not None
+    more = page.has_next or len(nodes) > max_versions
+    if len(nodes) > max_versions:  # the last page went past: its edges to what is cut go too
+        nodes = nodes[:max_versions]
+        kept = {n.id for n in nodes}
+        edges = [e for e in edges if e.source in kept and e.target in kept]
+    graph = Subgraph(
+        nodes=tuple(nodes), edges=tuple(edges), truncated=bool(page.truncated), root=page.root
+    )
+    view = classify(graph, store=api.service, mode="tree", depth=depth)
+    # a version some run consumed, with nothing under it printed: the tree goes on there
+    parents = {e.source for e in edges}
+    goes_on = (
+        {n.id for n in nodes if view.state(n.id) == ALIVE and n.id not in parents}
+        if more
+        else set()
+    )
+    print_view(view, click.echo, goes_on)
+    if more:
+        click.echo(
+            f"printed the nearest {len(nodes):,} versions (--max-versions {max_versions:,}); "
+            "the tree goes on under the versions marked '...'. All of it: "
+            f"lineage export --tree {ref} --depth {depth} -o tree.ndjson (constant memory), "
+            "or --max-versions 0 (held in memory)"
+        )
 
 
 @cli.command()
