@@ -64,6 +64,7 @@ __all__ = [
     "answer_steps",
     "check_first",
     "count_nodes",
+    "first_part",
     "lineage_steps",
     "read_cursor",
     "split_ids",
@@ -437,6 +438,31 @@ def split_ids(ids: Iterable[str]) -> tuple[list[str], list[str]]:
     for i in ids:
         (versions if ":" in i else runs).append(i)
     return versions, runs
+
+
+def first_part(pages: Iterable[Page], most: int) -> tuple[Subgraph, bool]:
+    """The first ``most`` nodes of an answer's pages (its nearest generations), with the
+    edges between them, as one Subgraph; and whether the answer goes on past them. What a
+    surface shows of an answer too big to show whole, in memory bounded by ``most``."""
+    nodes: list[Node] = []
+    edges: list[Edge] = []
+    page = None
+    for page in pages:
+        nodes += page.nodes
+        edges += page.edges
+        if len(nodes) >= most:
+            break
+    if page is None:
+        raise InvalidInput("an answer without pages has no part to show")
+    more = page.has_next or len(nodes) > most
+    if len(nodes) > most:  # the last page went past: its edges to what is cut go too
+        nodes = nodes[:most]
+        kept = {n.id for n in nodes}
+        edges = [e for e in edges if e.source in kept and e.target in kept]
+    part = Subgraph(
+        nodes=tuple(nodes), edges=tuple(edges), truncated=bool(page.truncated), root=page.root
+    )
+    return part, more
 
 
 def count_nodes(starts: Sequence[tuple[Sequence[str], Step]], limit: int | None, *,

@@ -151,3 +151,36 @@ async def test_list_cursors_are_checked(big: Big) -> None:
 def test_bounds_are_checked() -> None:
     with pytest.raises(Exception, match="rows must be a positive integer"):
         dashboard.Bounds(rows=0)
+
+
+async def test_search_reads_a_bounded_number_of_runs_and_says_so(backend: Any) -> None:
+    """A search reads the newest ``scan`` runs (and a run id among all), then says where it
+    stopped and where to look further; text that no run name could hold reads none."""
+    tree = generate(300, seed=2)
+    bounds = dashboard.Bounds(scan=100)
+    app = create_app(backend.store, backend.blobs, extra_routes=dashboard.routes(bounds))
+    import_tree(app.state.lineage.service.graph, tree)
+    big = Big(app, tree)
+    try:
+        svc = big.service
+        newest_first = svc.graph.list_runs(limit=1000, newest_first=True)
+        assert len(newest_first) > 300
+        text = (await big.get("/search?q=finetune")).text
+        found = re.findall(r'<a href="/runs/([^"]+)">', text)
+        newest = [r.id for r in newest_first[:100] if "finetune" in r.name]
+        assert found == newest  # among the newest 100 only
+        notice = re.search(r'id="runs-bound">(.*?)</p>', text, re.S)
+        assert notice is not None and "newest 100 only" in notice.group(1)
+        assert "lineage find &#34;name contains finetune&#34;" in notice.group(1) or (
+            'lineage find "name contains finetune"' in notice.group(1)
+        )
+        assert 'href="/runs?tag=finetune"' in notice.group(1)
+        # an old run, by its id: found, whatever its age
+        oldest = newest_first[-1]
+        text = (await big.get(f"/search?q={oldest.id}")).text
+        assert re.findall(r'<a href="/runs/([^"]+)">', text) == [oldest.id]
+        # a ref: no run is read, and no notice
+        text = (await big.get(f"/search?q={tree.base}")).text
+        assert 'id="runs-bound"' not in text and "Runs <span" in text
+    finally:
+        app.state.lineage.close()

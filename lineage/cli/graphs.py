@@ -14,9 +14,8 @@ import click
 from lineage.api import at
 from lineage.cli.main import Context, cli, emit_json, errors, pass_ctx, size
 from lineage.errors import InvalidInput
-from lineage.pages import MAX_PAGE
+from lineage.pages import MAX_PAGE, first_part
 from lineage.plan import MAX_NODES
-from lineage.records import Edge, Node, Subgraph
 from lineage.text import path_lines, print_view, summary
 from lineage.view import ALIVE, Mode, View, ask, classify
 
@@ -84,35 +83,20 @@ def tree(
         _show(ask(ctx.reader, at(ref, as_of), "tree", depth), as_json)
         return
     api = ctx.reader
-    nodes: list[Node] = []
-    edges: list[Edge] = []
-    page = None
-    for page in api.tree_pages(ref, depth, first=min(max_versions, MAX_PAGE)):
-        nodes += page.nodes
-        edges += page.edges
-        if len(nodes) >= max_versions:
-            break
-    assert page is not None
-    more = page.has_next or len(nodes) > max_versions
-    if len(nodes) > max_versions:  # the last page went past: its edges to what is cut go too
-        nodes = nodes[:max_versions]
-        kept = {n.id for n in nodes}
-        edges = [e for e in edges if e.source in kept and e.target in kept]
-    graph = Subgraph(
-        nodes=tuple(nodes), edges=tuple(edges), truncated=bool(page.truncated), root=page.root
-    )
+    pages = api.tree_pages(ref, depth, first=min(max_versions, MAX_PAGE))
+    graph, more = first_part(pages, max_versions)
     view = classify(graph, store=api.service, mode="tree", depth=depth)
     # a version some run consumed, with nothing under it printed: the tree goes on there
-    parents = {e.source for e in edges}
+    parents = {e.source for e in graph.edges}
     goes_on = (
-        {n.id for n in nodes if view.state(n.id) == ALIVE and n.id not in parents}
+        {n.id for n in graph.nodes if view.state(n.id) == ALIVE and n.id not in parents}
         if more
         else set()
     )
     print_view(view, click.echo, goes_on)
     if more:
         click.echo(
-            f"printed the nearest {len(nodes):,} versions (--max-versions {max_versions:,}); "
+            f"printed the nearest {len(graph.nodes):,} versions (--max-versions {max_versions:,}); "
             "the tree goes on under the versions marked '...'. All of it: "
             f"lineage export --tree {ref} --depth {depth} -o tree.ndjson (constant memory), "
             "or --max-versions 0 (held in memory)"

@@ -52,13 +52,13 @@ from lineage.hashing import CHUNK, Hasher
 from lineage.made import artifact_times
 from lineage.manifest import Entry
 from lineage.names import check_name, check_text
+from lineage.pages import MAX_PAGE, first_part
 from lineage.plan import MAX_NODES, build
 from lineage.records import (
     ArtifactRecord,
     Event,
     Node,
     RunRecord,
-    Subgraph,
     VersionRecord,
     version_id,
 )
@@ -68,6 +68,7 @@ from lineage.server import runs as runlist
 from lineage.server.app import STATUS, principal, service
 from lineage.server.auth import Gate, Principal
 from lineage.server.graphql.loaders import call
+from lineage.server.search import SCAN
 from lineage.server.search import search as find
 from lineage.server.session import COOKIE, MAX_AGE, same_origin
 from lineage.service import Service
@@ -110,9 +111,10 @@ class Bounds:
     tree_nodes: int = 1000  # versions of a derivation tree fetched to draw it, nearest first
     count: int = 10_000  # a bigger tree is counted as "10,000+"
     rows: int = 50  # rows a page of a version's derived versions and consuming runs
+    scan: int = SCAN  # runs a search reads, newest first (by id: all)
 
     def __post_init__(self) -> None:
-        for name in ("tree_nodes", "count", "rows"):
+        for name in ("tree_nodes", "count", "rows", "scan"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InvalidInput(f"{name} must be a positive integer, got {value!r}")
@@ -358,14 +360,12 @@ def _tree_picture(
     page (nearest generations first), which is the whole tree when it is small. A bigger
     tree is counted up to ``bounds.count`` and drawn folded, as ``lineage render`` folds."""
     depth = DEPTH if shape is None else shape.depth
-    page = next(svc.tree_pages(ref, depth, first=bounds.tree_nodes))
-    graph = Subgraph(
-        nodes=page.nodes, edges=page.edges, truncated=bool(page.truncated), root=page.root
-    )
+    pages = svc.tree_pages(ref, depth, first=min(bounds.tree_nodes, MAX_PAGE))
+    graph, more = first_part(pages, bounds.tree_nodes)
     if not graph.edges:
         return _Picture(nodes=len(graph.nodes), note="nothing was derived from this version")
     found = classify(graph, store=svc, mode="tree", depth=depth)
-    if not page.has_next:
+    if not more:
         return _picture(found, "tree", shape)
     # a part of a tree is always folded to a screenful: the reader opens it from the top
     picture = _picture(found, "tree", shape, min(MAX_NODES, bounds.tree_nodes // 2))
@@ -683,14 +683,17 @@ async def _index(request: Request) -> Response:
     return _render(request, "index.html", await call(_index_data, svc))
 
 
-@_page
-async def _search(request: Request) -> Response:
-    svc = await _reader(request)
-    q = request.query_params.get("q", "").strip()
-    if len(q) > MAX_QUERY:
-        raise InvalidInput(f"a search is at most {MAX_QUERY} characters, got {len(q)}")
-    data = await call(find, svc, q) if q else {}
-    return _render(request, "search.html", {"q": q, **data})
+def _search(bounds: Bounds) -> Endpoint:
+    @_page
+    async def search(request: Request) -> Response:
+        svc = await _reader(request)
+        q = request.query_params.get("q", "").strip()
+        if len(q) > MAX_QUERY:
+            raise InvalidInput(f"a search is at most {MAX_QUERY} characters, got {len(q)}")
+        data = await call(find, svc, q, bounds.scan) if q else {}
+        return _render(request, "search.html", {"q": q, **data})
+
+    return search
 
 
 @_page
@@ -966,7 +969,7 @@ def routes(bounds: Bounds = BOUNDS) -> list[BaseRoute]:
     version = "/versions/{project}/{name}/{index:int}"
     return [
         Route("/", _index, methods=["GET"]),
-        Route("/search", _search, methods=["GET"]),
+        Route("/search", _search(bounds), methods=["GET"]),
         Route("/runs", _runs, methods=["GET"]),
         Route("/compare", _compare, methods=["GET"]),
         Route("/diff", _diff, methods=["GET"]),
