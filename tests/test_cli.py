@@ -86,6 +86,30 @@ def test_runs_and_stale(run_cli) -> None:  # type: ignore[no-untyped-def]
     assert out.count("finished") == 2 and "marked crashed" not in out
 
 
+def test_empty_keys_are_stored_as_written_and_filters_agree(run_cli) -> None:  # type: ignore[no-untyped-def]
+    """A config, a summary or metadata may hold an empty key (SQLite's leaves of it were a JSON
+    path error: the run could not be stored). Kept as written on both stores; a key the
+    filter language can name beside it, or under it, is found as any other."""
+    config = {"": 1, "a": {"": 2, "b": 3}, "lr": 0.5}
+    with lineage.init(project="p", job_type="odd", config=config) as run:
+        run.log({"": 4, "acc": 0.9})
+        art = lineage.Artifact("odd", type="result", metadata={"": {"x": 1}, "k": "v"})
+        art.add_file("m.bin")
+        run.log_artifact(art)
+    assert run.config == config and run.summary == {"": 4, "acc": 0.9}
+    stored = json.loads(run_cli("runs", "--filter", "config.a.b = 3", "--json"))
+    assert [(r["id"], r["config"], r["summary"]) for r in stored] == [
+        (run.id, config, {"": 4, "acc": 0.9})
+    ]
+    assert [
+        r["id"] for r in json.loads(run_cli("runs", "--filter", "summary.acc > 0.5", "--json"))
+    ] == [run.id]
+    assert "no runs pass" in run_cli("runs", "--filter", "config.a = 2")
+    shown = json.loads(run_cli("show", "odd:v0", "--json"))
+    assert shown["version"]["metadata"] == {"": {"x": 1}, "k": "v"}
+    assert "odd" in run_cli("find", "--versions", "metadata.k = v")
+
+
 def test_push_is_idempotent(run_cli, tmp_path, backend) -> None:  # type: ignore[no-untyped-def]
     target = tmp_path / "team"
     first = run_cli("push", "--to", str(target), "--to-blobs", str(target / "blobs"))
