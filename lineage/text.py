@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import networkx as nx
 
+from lineage.columns import left
 from lineage.modelcard import derivation_kind
 from lineage.records import Node
 from lineage.view import ALIVE, View, outcome_types
@@ -107,7 +108,7 @@ def _generations(view: View, root: str, *, upstream: bool) -> list[str]:
         for run_id in runs:
             versions = sorted(step.get(run_id, ()))
             names = ", ".join(_version_text(view, v) for v in versions) or "nothing"
-            lines.append(f"  {generation:>3}  {_run_text(view, run_id):<36} {arrow} {names}")
+            lines.append(f"  {generation:>3}  {left(_run_text(view, run_id), 36)} {arrow} {names}")
             following += [v for v in versions if v not in seen]
         seen.update(following)
         frontier = sorted(set(following))
