@@ -172,6 +172,24 @@ async def test_index_lists_artifacts_by_type(dash: Dashboard) -> None:
     assert "nonce-" in response.headers["content-security-policy"]
 
 
+async def test_index_links_the_runs_of_a_project_without_artifacts(
+    dash: Dashboard, backend: Any
+) -> None:
+    """A project of runs alone (an OpenLineage namespace of jobs, a run that logged nothing)
+    says what it holds and links its runs, rather than "No artifacts in this project." alone."""
+    ids = []
+    for name in ("one", "two"):
+        with lineage.init(project="jobs", name=name, store=backend.store, blobs=backend.blobs) as r:
+            ids.append(r.id)
+    text = (await dash.get("/")).text
+    heading = text.index('<h1 class="project">jobs</h1>')
+    said = text[heading : text.index("</p>", heading)]
+    assert 'No artifacts in this project: <a href="/runs?project=jobs">2 runs</a>.' in said
+    links = Page((await dash.get("/runs?project=jobs")).text).links
+    assert {f"/runs/{i}" for i in ids} <= set(links)
+    assert not {f"/runs/{i}" for i in dash.history.runs.values()} & set(links)  # its runs only
+
+
 async def test_every_link_resolves(dash: Dashboard) -> None:
     """Crawl the dashboard from / : every page, picture node and download link answers."""
     seen: set[str] = set()

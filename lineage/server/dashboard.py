@@ -342,9 +342,16 @@ def _index_data(svc: Service) -> dict[str, Any]:
                 "aliases": [alias for alias, _ in svc.aliases(*key) if alias != "latest"],
             }
         )
+    # a project of runs alone (an OpenLineage namespace of jobs): how many, and a link to them
+    runs_only = {
+        p: (svc.count_runs(p), "/runs?" + urlencode({"project": p}))
+        for p, types in projects.items()
+        if not types
+    }
     return {
         "projects": {p: dict(sorted(types.items())) for p, types in projects.items()},
         "sent": {p: _sent_project(svc, p, types) for p, types in projects.items()},
+        "runs_only": runs_only,
     }
 
 
