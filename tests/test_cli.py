@@ -8,6 +8,7 @@ import re
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -243,6 +244,42 @@ def test_server_on_a_busy_port_says_so(tmp_path) -> None:  # type: ignore[no-unt
             assert done.stderr.startswith(f"error: port {port} on 127.0.0.1 is in use: "), (
                 done.stderr
             )
+
+
+def test_server_opens_its_index_on_lineage_project(history, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """``lineage server`` honours LINEAGE_PROJECT (as -p) as the CLI and the SDK do: the
+    dashboard's index lists that project first, the others after it."""
+    import httpx
+    from ports import free_port
+
+    store, blobs = history
+    with lineage.init(project="a", job_type="train", store=store, blobs=blobs):
+        pass  # a project before p by name
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LINEAGE_")}
+    port = free_port()
+    command = [str(LINEAGE), "--store", store, "--blobs", blobs, "server", "--port", str(port)]
+    server = subprocess.Popen(
+        command, env={**env, "LINEAGE_PROJECT": "p"}, stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(600):
+            try:
+                if httpx.get(f"{url}/healthz", timeout=5).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert server.poll() is None, server.stderr.read() if server.stderr else ""
+            time.sleep(0.1)
+        index = httpx.get(url + "/", timeout=30).text
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+        if server.stderr:
+            server.stderr.close()
+    headings = re.findall(r'<h1 class="project">([^<]+)</h1>', index)
+    assert headings == ["p", "a"], headings
 
 
 def test_global_options_before_or_after_the_command(history, tmp_path) -> None:  # type: ignore[no-untyped-def]

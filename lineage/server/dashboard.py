@@ -57,7 +57,7 @@ from lineage.records import ArtifactRecord, Event, Node, RunRecord, VersionRecor
 from lineage.render import plan_to_dot, render, type_colour
 from lineage.sent import dataset_name as sent_name
 from lineage.server import runs as runlist
-from lineage.server.app import STATUS, principal, service
+from lineage.server.app import STATUS, default_project, principal, service
 from lineage.server.auth import Gate, Principal
 from lineage.server.graphql.loaders import call
 from lineage.server.search import search as find
@@ -329,8 +329,13 @@ def _event_rows(
     return rows
 
 
-def _index_data(svc: Service) -> dict[str, Any]:
-    projects: dict[str, dict[str, list[dict[str, Any]]]] = {p: {} for p in svc.projects()}
+def _index_data(svc: Service, first: str | None = None) -> dict[str, Any]:
+    """Every project's artifacts by type; the default project (``first``) before the others,
+    even when nothing is recorded in it yet."""
+    listed = svc.projects()
+    if first is not None:
+        listed = [first, *(p for p in listed if p != first)]
+    projects: dict[str, dict[str, list[dict[str, Any]]]] = {p: {} for p in listed}
     for artifact in svc.artifacts():  # three small queries each, whatever its versions
         key = (artifact.project, artifact.name)
         by_type = projects.setdefault(artifact.project, {})
@@ -580,7 +585,8 @@ async def _reader(request: Request) -> Service:
 @_page
 async def _index(request: Request) -> Response:
     svc = await _reader(request)
-    return _render(request, "index.html", await call(_index_data, svc))
+    first = default_project(request)
+    return _render(request, "index.html", await call(_index_data, svc, first))
 
 
 @_page
