@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from lineage import history
+from lineage import history, sent
 from lineage.errors import (
     AliasedVersion,
     Conflict,
@@ -803,6 +803,24 @@ class Service:
 
     def projects(self) -> list[str]:
         return self.graph.list_projects()
+
+    def sent_projects(self, projects: Iterable[str]) -> dict[str, str]:
+        """Each project's name as sent: the OpenLineage namespace of its jobs (a run's) or of
+        its datasets (its first artifact's latest version), else the project itself; one
+        store round trip for all (:meth:`GraphStore.project_samples`)."""
+        wanted = list(projects)
+        samples = self.graph.project_samples(wanted) if wanted else {}
+        named: dict[str, str] = {}
+        for project in wanted:
+            sample = samples.get(project)
+            came = None
+            if isinstance(sample, RunRecord):
+                came = sent.project_name(sample)
+            elif sample is not None:
+                dataset = sent.dataset_name(sample.metadata)
+                came = dataset[0] if dataset is not None else None
+            named[project] = came or project
+        return named
 
     def producers(self, version: VersionRecord) -> list[RunRecord]:
         runs = [e.source for e in self.graph.expand([version.id], "up")]

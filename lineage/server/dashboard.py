@@ -355,34 +355,33 @@ def _index_data(svc: Service, first: str | None = None) -> dict[str, Any]:
     }
     return {
         "projects": {p: dict(sorted(types.items())) for p, types in projects.items()},
-        "sent": {p: _sent_project(svc, p, types) for p, types in projects.items()},
+        "sent": _sent_projects(svc, projects),
         "runs_only": runs_only,
     }
 
 
-def _sent_project(svc: Service, project: str, types: Mapping[str, list[dict[str, Any]]]) -> str:
-    """A project's name as sent: the OpenLineage namespace of its datasets or of its jobs'
-    runs (one more small query for a project of runs only), else the project itself."""
-    for rows in types.values():
-        for row in rows:
-            came = sent_name(row["latest"].metadata) if row["latest"] is not None else None
-            if came is not None:
-                return came[0]
-    if not types:  # none listed: its runs, else its first artifact (the runs page)
-        runs = svc.runs(project, limit=1)
-        if runs:
-            return sent.project_name(runs[0])
-        for artifact in svc.artifacts(project)[:1]:
-            latest = svc.latest(artifact.project, artifact.name)
+def _sent_projects(
+    svc: Service, projects: Mapping[str, Mapping[str, list[dict[str, Any]]]]
+) -> dict[str, str]:
+    """Each project's name as sent: the OpenLineage namespace of the datasets listed for it,
+    else of its jobs' runs or its first artifact (one store round trip for all the projects
+    of runs only, or of nothing listed: the runs page), else the project itself."""
+    named: dict[str, str] = {}
+    for project, types in projects.items():
+        listed = (row["latest"] for rows in types.values() for row in rows)
+        for latest in listed:
             came = sent_name(latest.metadata) if latest is not None else None
             if came is not None:
-                return came[0]
-    return project
+                named[project] = came[0]
+                break
+    rest = [p for p, types in projects.items() if not types]
+    named.update(svc.sent_projects(rest))
+    return {p: named.get(p, p) for p in projects}
 
 
 def _runs_data(svc: Service, query: runlist.RunQuery) -> dict[str, Any]:
     data = runlist.runs_page(svc, query)
-    return {**data, "sent": {p: _sent_project(svc, p, {}) for p in data["projects"]}}
+    return {**data, "sent": _sent_projects(svc, {p: {} for p in data["projects"]})}
 
 
 def _artifact_data(svc: Service, project: str, name: str) -> dict[str, Any]:
