@@ -6,7 +6,10 @@ and the base models. The kind is the run's own word (``job_type``, read lenientl
 ``base_model_relation`` values (``finetune``, ``adapter``, ``merge``, ``quantized``) or one
 the Hub lacks (``distillation``, ``pruning``, ``surgery``). The base models are the models
 the run consumed, or those it consumed with ``role="base"`` when it marked any
-(``run.use_artifact(ref, role="base")``).
+(``run.use_artifact(ref, role="base")``). A kind is a relation to a base: a model made from
+no model (trained from scratch on a dataset: ``job_type="train"``) has none, as a Hub card
+without ``base_model`` has no ``base_model_relation``; in the derivation tree, an edge from a
+dataset to the model trained on it has no kind either (:func:`edge_kind`).
 
 The card's ``datasets`` are those the model was trained on: every dataset consumed by the
 run that made it or by a run that made a model upstream of it (its bases' data too; not the
@@ -40,6 +43,7 @@ __all__ = [
     "Derivation",
     "derivation",
     "derivation_kind",
+    "edge_kind",
     "model_card",
     "trained_on",
 ]
@@ -82,7 +86,9 @@ class Derivation:
 
 
 def derivation_kind(run: RunRecord) -> str | None:
-    """The derivation kind a run's ``job_type`` names, or None."""
+    """The derivation kind a run's ``job_type`` (or its ``derivation`` facet) names, or None:
+    the run's word alone; whether it made a model from a model is :func:`edge_kind`'s and
+    :func:`derivation`'s to say."""
     said = run.facets.get("derivation")
     if isinstance(said, str) and said in KINDS:
         return said
@@ -98,6 +104,17 @@ def derivation_kind(run: RunRecord) -> str | None:
     return None
 
 
+def edge_kind(
+    run: RunRecord, source: VersionRecord | None, target: VersionRecord | None
+) -> str | None:
+    """The kind of the derivation-tree edge ``source -> target`` that ``run`` made: the run's
+    kind (:func:`derivation_kind`) when it made a version from one of the same type (a model
+    from a model), else None (a model trained on a dataset is no fine-tune of it)."""
+    if source is None or target is None or source.type != target.type:
+        return None
+    return derivation_kind(run)
+
+
 def derivation(service: LineageService, ref: str, default_project: str | None = None) -> Derivation:
     """The derivation of one version: its creating run's kind and the models it built on."""
     version = service.resolve(ref, default_project)
@@ -108,7 +125,8 @@ def derivation(service: LineageService, ref: str, default_project: str | None = 
     models = [v.id for v in inputs if v.type == version.type and v.id != version.id]
     marked = run.facets.get("roles", {}).get("base") if isinstance(run.facets, dict) else None
     bases = tuple(marked) if marked else tuple(models)
-    return Derivation(version=version, run=run, kind=derivation_kind(run), bases=bases)
+    kind = derivation_kind(run) if models else None  # from no model: no relation to one
+    return Derivation(version=version, run=run, kind=kind, bases=bases)
 
 
 def trained_on(service: LineageService, version: VersionRecord) -> list[str]:

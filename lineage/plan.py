@@ -35,7 +35,7 @@ from typing import Literal
 
 from lineage.errors import InvalidInput
 from lineage.hiding import VIA, contract, hidden_nodes, is_evaluation
-from lineage.modelcard import derivation_kind
+from lineage.modelcard import edge_kind
 from lineage.ranks import generations, repeats
 from lineage.records import CONSUMED_BY, PRODUCED, Edge, Node
 from lineage.view import DEAD_END, DELETED, TRUNCATED, NodeState, View
@@ -696,5 +696,7 @@ def _edge_label(edge: Edge, view: View) -> str:
     if run is None:
         return edge.run or edge.kind
     said = run.job_type or "run"
-    kind = derivation_kind(run)  # the derivation kind, where the job type does not say it
+    ends = [view.node(end) for end in (edge.source, edge.target)]
+    source, target = (None if n is None else n.version for n in ends)
+    kind = edge_kind(run, source, target)  # the derivation kind, where the job type does not say it
     return f"{view.run_label(run.id)}\n{said}" + (f" · {kind}" if kind and kind != said else "")

@@ -25,6 +25,7 @@ from lineage.cursors import cursor as make_cursor
 from lineage.errors import InvalidInput, LineageError, StoreUnavailable
 from lineage.filters import parse_order
 from lineage.history import alias_moves
+from lineage.locations import is_location
 from lineage.manifest import Manifest, read_manifest
 from lineage.names import Ref, check_json, check_text, json_value, parse_ref
 from lineage.pages import DEFAULT_PAGE, Page, answer_pages, check_first
@@ -585,20 +586,26 @@ class RemoteService:
     def resolve(
         self, ref: str | Ref, default_project: str | None = None, *, include_deleted: bool = False
     ) -> VersionRecord:
-        parsed = ref if isinstance(ref, Ref) else parse_ref(ref, default_project)
+        # a storage URI (s3://bucket/path[:v3]) is the server's to find, as the local
+        # Service does, with the same refusals
+        located = isinstance(ref, str) and is_location(ref)
+        parsed = (
+            None if located else ref if isinstance(ref, Ref) else parse_ref(ref, default_project)
+        )
+        said = str(ref) if parsed is None else str(parsed)
         try:
             data = self.query(
                 f"query($ref: String!) {{ artifactVersion(ref: $ref) {{ {VERSION} }} }}",
-                ref=str(parsed),
+                ref=said,
             )
-        except errors.NotFound:
+        except errors.NotFound as error:
             # the server names live versions only; a deleted one is still in its artifact
-            deleted = self._deleted(parsed) if include_deleted else None
-            if deleted is None:
-                raise
+            deleted = self._deleted(parsed) if include_deleted and parsed else None
+            if deleted is None:  # the server's words, the ref as typed (as Service.resolve)
+                raise type(error)(error.message, ref=said) from None
             return self._remember(deleted)
         if data["artifactVersion"] is None:
-            raise errors.VersionNotFound(f"{parsed} does not exist", ref=str(parsed))
+            raise errors.VersionNotFound(f"{said} does not exist", ref=said)
         return self._remember(_version(data["artifactVersion"]))
 
     def _deleted(self, ref: Ref) -> VersionRecord | None:

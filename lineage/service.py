@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from lineage import history
+from lineage import history, sent
 from lineage.errors import (
     AliasedVersion,
     Conflict,
@@ -95,6 +95,20 @@ MAX_CHILD_RUNS = 10_000  # runs below one parent that its lineage covers
 
 def new_run_id() -> str:
     return "".join(secrets.choice(_RUN_ID_ALPHABET) for _ in range(8))
+
+
+@dataclass(frozen=True)
+class _Typed:
+    """A ref the user typed as a storage URI: ``artifact`` names the artifact (the URI, or its
+    part before a selector), ``ref`` is the whole text; a refusal says these."""
+
+    artifact: str
+    ref: str
+
+
+def _said(ref: Ref, typed: _Typed | None) -> str:
+    """``ref`` as a refusal names it: by the URI the user typed, with the selector."""
+    return f"{typed.artifact}:{ref.selector}" if typed else str(ref)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -293,41 +307,50 @@ class Service:
         storage URI (``s3://bucket/train``) names the newest version of the artifact at that
         location (:mod:`lineage.locations`)."""
         if isinstance(ref, str) and is_location(ref):
+            # a refusal names the artifact as typed (the URI), not by its derived ref
             parsed, artifact = self.located(ref)
-            try:
-                return self.resolve(parsed, include_deleted=include_deleted)
-            except VersionNotFound as error:  # said as the user typed it, not the derived ref
-                said = error.message.replace(f"{parsed.project}/{parsed.name}", artifact)
-                raise VersionNotFound(said, ref=ref) from None
+            return self._resolve(parsed, include_deleted, _Typed(artifact, ref))
         parsed = ref if isinstance(ref, Ref) else parse_ref(ref, default_project)
+        return self._resolve(parsed, include_deleted, None)
+
+    def _resolve(self, parsed: Ref, include_deleted: bool, typed: _Typed | None) -> VersionRecord:
         if parsed.as_of is not None:
-            return self._resolve_then(parsed, parsed.as_of, include_deleted=include_deleted)
+            return self._resolve_then(parsed, parsed.as_of, include_deleted, typed)
         if parsed.index is not None:
             found = self.graph.get_versions([str(parsed)]).get(str(parsed))
         else:
             assert parsed.alias is not None
             found = self.graph.find_alias(parsed.project, parsed.name, parsed.alias)
         if found is None or (found.state != "committed" and not include_deleted):
-            raise VersionNotFound(self._not_found(parsed), ref=str(parsed))
+            ref = typed.ref if typed else str(parsed)
+            raise VersionNotFound(self._not_found(parsed, typed), ref=ref)
         return found
 
-    def _resolve_then(self, ref: Ref, at: float, *, include_deleted: bool) -> VersionRecord:
+    def _resolve_then(
+        self, ref: Ref, at: float, include_deleted: bool, typed: _Typed | None = None
+    ) -> VersionRecord:
         """The version ``ref`` named at ``at``, as it was then (:mod:`lineage.history`)."""
         plain = dataclasses.replace(ref, as_of=None)
+        said = _said(plain, typed)
         when = shown(at)
         if ref.alias is not None:
             found = history.alias_target(self.graph, ref.project, ref.name, ref.alias, at)
             if found is None:
-                raise VersionNotFound(f"{plain} named no version at {when}", ref=str(plain))
+                raise VersionNotFound(
+                    f"{said} named no version at {when}", ref=typed.ref if typed else said
+                )
         else:
             now = self.graph.get_versions([str(plain)]).get(str(plain))
             versions = self.graph.list_versions(ref.project, ref.name, include_deleted=True)
             events = self.graph.events(ref.project, target_prefix=f"{ref.project}/{ref.name}:")
             found = None if now is None else history.version_then(now, at, events, versions)
             if found is None:
-                raise VersionNotFound(f"{plain} did not exist at {when}", ref=str(plain))
+                raise VersionNotFound(
+                    f"{said} did not exist at {when}", ref=typed.ref if typed else said
+                )
         if found.state != "committed" and not include_deleted:
-            raise VersionNotFound(f"{found.ref} was deleted at {when}", ref=found.ref)
+            gone = _said(Ref(project=found.project, name=found.name, index=found.index), typed)
+            raise VersionNotFound(f"{gone} was deleted at {when}", ref=typed.ref if typed else gone)
         return found
 
     def alias_history(self, ref: str, default_project: str | None = None) -> list[Event]:
@@ -376,8 +399,10 @@ class Service:
         """The newest live version of an artifact (its ``latest`` alias), or None."""
         return self.graph.find_alias(project, name, "latest")
 
-    def _not_found(self, ref: Ref) -> str:
+    def _not_found(self, ref: Ref, typed: _Typed | None = None) -> str:
         artifact = self.graph.get_artifact(ref.project, ref.name)
+        if artifact is None and typed is not None:
+            return f"no artifact at {quoted(typed.artifact)}"
         if artifact is None:
             names = [a.name for a in self.graph.list_artifacts(ref.project)]
             close = difflib.get_close_matches(ref.name, names, n=3)
@@ -386,14 +411,15 @@ class Service:
         versions = self.graph.list_versions(ref.project, ref.name, include_deleted=True)
         live = [v for v in versions if v.state == "committed"]
         if ref.index is not None and any(v.index == ref.index for v in versions):
-            return f"{ref} was deleted"
+            return f"{_said(ref, typed)} was deleted"
         target = ref.index if ref.index is not None else (live[-1].index if live else 0)
         nearest = sorted(live, key=lambda v: abs(v.index - target))[:3]
         listing = ", ".join(
             f"v{v.index}" + (f" ({', '.join(v.aliases)})" if v.aliases else "")
             for v in sorted(nearest, key=lambda v: v.index)
         )
-        return f"{ref} does not exist; nearest versions of {ref.project}/{ref.name}: " + (
+        artifact_said = typed.artifact if typed else f"{ref.project}/{ref.name}"
+        return f"{_said(ref, typed)} does not exist; nearest versions of {artifact_said}: " + (
             listing or "none"
         )
 
@@ -778,6 +804,24 @@ class Service:
 
     def projects(self) -> list[str]:
         return self.graph.list_projects()
+
+    def sent_projects(self, projects: Iterable[str]) -> dict[str, str]:
+        """Each project's name as sent: the OpenLineage namespace of its jobs (a run's) or of
+        its datasets (its first artifact's latest version), else the project itself; one
+        store round trip for all (:meth:`GraphStore.project_samples`)."""
+        wanted = list(projects)
+        samples = self.graph.project_samples(wanted) if wanted else {}
+        named: dict[str, str] = {}
+        for project in wanted:
+            sample = samples.get(project)
+            came = None
+            if isinstance(sample, RunRecord):
+                came = sent.project_name(sample)
+            elif sample is not None:
+                dataset = sent.dataset_name(sample.metadata)
+                came = dataset[0] if dataset is not None else None
+            named[project] = came or project
+        return named
 
     def producers(self, version: VersionRecord) -> list[RunRecord]:
         runs = [e.source for e in self.graph.expand([version.id], "up")]

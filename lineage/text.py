@@ -10,8 +10,9 @@ from collections.abc import Callable, Collection
 
 import networkx as nx
 
-from lineage.modelcard import derivation_kind
-from lineage.records import Node
+from lineage.columns import left
+from lineage.modelcard import edge_kind
+from lineage.records import Node, VersionRecord
 from lineage.view import ALIVE, View, outcome_types
 
 __all__ = ["lineage_lines", "path_lines", "print_view", "summary", "tree_lines"]
@@ -107,7 +108,7 @@ def _generations(view: View, root: str, *, upstream: bool) -> list[str]:
         for run_id in runs:
             versions = sorted(step.get(run_id, ()))
             names = ", ".join(_version_text(view, v) for v in versions) or "nothing"
-            lines.append(f"  {generation:>3}  {_run_text(view, run_id):<36} {arrow} {names}")
+            lines.append(f"  {generation:>3}  {left(_run_text(view, run_id), 36)} {arrow} {names}")
             following += [v for v in versions if v not in seen]
         seen.update(following)
         frontier = sorted(set(following))
@@ -144,11 +145,11 @@ def tree_lines(view: View, goes_on: Collection[str] = ()) -> list[str]:
             and not children.get(node_id)
         )
 
-    def visit(node_id: str, prefix: str, last: bool, via: str | None, top: bool) -> None:
+    def visit(node_id: str, prefix: str, last: bool, via: str | None, top: bool, up: str) -> None:
         node = view.node(node_id)
         text = (view.label(node) + _aliases(node)) if node is not None else node_id
         if via is not None:
-            text += f"  <- {view.run_label(via)}{_kind(view, via)}"
+            text += f"  <- {view.run_label(via)}{_kind(view, via, up, node_id)}"
         kids = sorted(children.get(node_id, ()), key=lambda kid: order(kid[0]))
         leaves = [k for k, _ in kids if folded(k)]
         if leaves:
@@ -163,18 +164,23 @@ def tree_lines(view: View, goes_on: Collection[str] = ()) -> list[str]:
         inner = prefix + ("" if top else ("   " if last else "|  "))
         rest = [(k, r) for k, r in kids if not folded(k)]
         for i, (child, run_id) in enumerate(rest):
-            visit(child, inner, i == len(rest) - 1, run_id, False)
+            visit(child, inner, i == len(rest) - 1, run_id, False, node_id)
 
     if graph.root is not None:
-        visit(graph.root, "", True, None, True)
+        visit(graph.root, "", True, None, True, "")
     return lines
 
 
-def _kind(view: View, run_id: str) -> str:
-    """`` [merge]``: the derivation kind of the run on a tree's edge, when it names one."""
+def _kind(view: View, run_id: str, source: str, target: str) -> str:
+    """`` [merge]``: the derivation kind of a tree's edge, when its run names one."""
     run = view.runs.get(run_id)
-    kind = derivation_kind(run) if run is not None else None
+    kind = edge_kind(run, _version(view, source), _version(view, target)) if run else None
     return f" [{kind}]" if kind else ""
+
+
+def _version(view: View, node_id: str) -> VersionRecord | None:
+    node = view.node(node_id)
+    return node.version if node is not None else None
 
 
 def path_lines(view: View) -> list[str]:

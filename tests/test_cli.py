@@ -8,6 +8,7 @@ import re
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -84,6 +85,30 @@ def test_errors_are_one_line_with_exit_codes(run_cli) -> None:  # type: ignore[n
 def test_runs_and_stale(run_cli) -> None:  # type: ignore[no-untyped-def]
     out = run_cli("runs", "--stale")
     assert out.count("finished") == 2 and "marked crashed" not in out
+
+
+def test_empty_keys_are_stored_as_written_and_filters_agree(run_cli) -> None:  # type: ignore[no-untyped-def]
+    """A config, a summary or metadata may hold an empty key (SQLite's leaves of it were a JSON
+    path error: the run could not be stored). Kept as written on both stores; a key the
+    filter language can name beside it, or under it, is found as any other."""
+    config = {"": 1, "a": {"": 2, "b": 3}, "lr": 0.5}
+    with lineage.init(project="p", job_type="odd", config=config) as run:
+        run.log({"": 4, "acc": 0.9})
+        art = lineage.Artifact("odd", type="result", metadata={"": {"x": 1}, "k": "v"})
+        art.add_file("m.bin")
+        run.log_artifact(art)
+    assert run.config == config and run.summary == {"": 4, "acc": 0.9}
+    stored = json.loads(run_cli("runs", "--filter", "config.a.b = 3", "--json"))
+    assert [(r["id"], r["config"], r["summary"]) for r in stored] == [
+        (run.id, config, {"": 4, "acc": 0.9})
+    ]
+    assert [
+        r["id"] for r in json.loads(run_cli("runs", "--filter", "summary.acc > 0.5", "--json"))
+    ] == [run.id]
+    assert "no runs pass" in run_cli("runs", "--filter", "config.a = 2")
+    shown = json.loads(run_cli("show", "odd:v0", "--json"))
+    assert shown["version"]["metadata"] == {"": {"x": 1}, "k": "v"}
+    assert "odd" in run_cli("find", "--versions", "metadata.k = v")
 
 
 def test_push_is_idempotent(run_cli, tmp_path, backend) -> None:  # type: ignore[no-untyped-def]
@@ -219,6 +244,42 @@ def test_server_on_a_busy_port_says_so(tmp_path) -> None:  # type: ignore[no-unt
             assert done.stderr.startswith(f"error: port {port} on 127.0.0.1 is in use: "), (
                 done.stderr
             )
+
+
+def test_server_opens_its_index_on_lineage_project(history, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """``lineage server`` honours LINEAGE_PROJECT (as -p) as the CLI and the SDK do: the
+    dashboard's index lists that project first, the others after it."""
+    import httpx
+    from ports import free_port
+
+    store, blobs = history
+    with lineage.init(project="a", job_type="train", store=store, blobs=blobs):
+        pass  # a project before p by name
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LINEAGE_")}
+    port = free_port()
+    command = [str(LINEAGE), "--store", store, "--blobs", blobs, "server", "--port", str(port)]
+    server = subprocess.Popen(
+        command, env={**env, "LINEAGE_PROJECT": "p"}, stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(600):
+            try:
+                if httpx.get(f"{url}/healthz", timeout=5).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert server.poll() is None, server.stderr.read() if server.stderr else ""
+            time.sleep(0.1)
+        index = httpx.get(url + "/", timeout=30).text
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+        if server.stderr:
+            server.stderr.close()
+    headings = re.findall(r'<h1 class="project">([^<]+)</h1>', index)
+    assert headings == ["p", "a"], headings
 
 
 def test_global_options_before_or_after_the_command(history, tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -172,6 +172,62 @@ async def test_index_lists_artifacts_by_type(dash: Dashboard) -> None:
     assert "nonce-" in response.headers["content-security-policy"]
 
 
+async def test_index_links_the_runs_of_a_project_without_artifacts(
+    dash: Dashboard, backend: Any
+) -> None:
+    """A project of runs alone (an OpenLineage namespace of jobs, a run that logged nothing)
+    says what it holds and links its runs, rather than "No artifacts in this project." alone."""
+    ids = []
+    for name in ("one", "two"):
+        with lineage.init(project="jobs", name=name, store=backend.store, blobs=backend.blobs) as r:
+            ids.append(r.id)
+    text = (await dash.get("/")).text
+    heading = text.index('<h1 class="project">jobs</h1>')
+    said = text[heading : text.index("</p>", heading)]
+    assert 'No artifacts in this project: <a href="/runs?project=jobs">2 runs</a>.' in said
+    links = Page((await dash.get("/runs?project=jobs")).text).links
+    assert {f"/runs/{i}" for i in ids} <= set(links)
+    assert not {f"/runs/{i}" for i in dash.history.runs.values()} & set(links)  # its runs only
+
+
+async def test_the_runs_page_names_every_project_as_sent_in_one_store_call(
+    dash: Dashboard, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The project menu of the runs page shows OpenLineage namespaces as sent; the records
+    that say them are fetched for all the projects at once, not one project at a time."""
+    from lineage.openlineage import check_event, ingest
+
+    for i, namespace in enumerate(("airflow://a", "airflow://b", "dbt://c")):
+        for kind, minute in (("START", 0), ("COMPLETE", 30)):
+            ingest(dash.service, check_event({
+                "eventType": kind, "eventTime": f"2025-03-01T0{i}:{minute:02d}:00Z",
+                "producer": "https://example.com/emitter",
+                "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent",
+                "run": {"runId": f"01946b1c-0000-7000-8000-00000000000{i}"},
+                "job": {"namespace": namespace, "name": "load"},
+                "inputs": [], "outputs": [{"namespace": f"s3://lake-{i}", "name": "orders"}],
+            }))  # fmt: skip
+    graph = dash.service.graph
+    calls: list[tuple[str, object]] = []
+    for name in ("list_runs", "list_artifacts", "find_alias", "project_samples"):
+        method = getattr(graph, name, None)
+        if method is None:  # (a store from before project_samples)
+            continue
+
+        def counted(*args: Any, _name: str = name, _method: Any = method, **kw: Any) -> Any:
+            calls.append((_name, args[0] if args else kw.get("project")))
+            return _method(*args, **kw)
+
+        monkeypatch.setattr(graph, name, counted)
+    text = (await dash.get("/runs")).text
+    shown = re.findall(r'<option value="([^"]*)"[^>]*>([^<]*)</option>', text)
+    sent = {html.unescape(label) for _, label in shown}
+    assert {"airflow://a", "airflow://b", "dbt://c", PROJECT} <= sent
+    assert {"s3://lake-0", "s3://lake-1", "s3://lake-2"} <= sent  # projects of datasets
+    by_project = [c for c in calls if c[0] != "project_samples" and c[1] is not None]
+    assert by_project == [] and [c[0] for c in calls].count("project_samples") == 1, calls
+
+
 async def test_every_link_resolves(dash: Dashboard) -> None:
     """Crawl the dashboard from / : every page, picture node and download link answers."""
     seen: set[str] = set()

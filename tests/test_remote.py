@@ -555,3 +555,44 @@ def test_remote_service_answers_as_the_local_one(remote: Remote) -> None:
     finally:
         far.close()
         near.graph.close()
+
+
+def test_a_storage_uri_resolves_the_same_both_ways(remote: Remote) -> None:
+    """A dataset an OpenLineage job wrote, referred to by its storage URI (with a selector,
+    as of a time): the remote service takes what the local one takes, answers the same
+    version, and refuses with the same words, its error carrying the ref as typed."""
+    from lineage.openlineage import check_event, ingest
+
+    near = open_service(remote.backend.store, remote.backend.blobs)  # type: ignore[attr-defined]
+    far = RemoteService(remote.url, token=remote.read)
+    try:
+        for kind, minute in (("START", 0), ("COMPLETE", 30)):
+            event = {
+                "eventType": kind, "eventTime": f"2025-03-01T00:{minute:02d}:00Z",
+                "producer": "https://example.com/emitter",
+                "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent",
+                "run": {"runId": "01946b1c-0000-7000-8000-000000000001"},
+                "job": {"namespace": "airflow://prod", "name": "load"},
+                "inputs": [], "outputs": [{"namespace": "s3://lake", "name": "orders"}],
+            }  # fmt: skip
+            ingest(near, check_event(event))
+        for ref in ("s3://lake/orders", "s3://lake/orders:v0", "s3://lake/orders:latest"):
+            assert _key(far.resolve(ref)) == _key(near.resolve(ref)), ref
+        assert near.resolve("s3://lake/orders").metadata["openlineage"]["name"] == "orders"
+        for ref, said in [
+            ("s3://lake/orders:v7", "s3://lake/orders:v7 does not exist; nearest versions of "
+             "s3://lake/orders: v0 (latest)"),
+            ("s3://lake/orders@2001-01-01", "s3://lake/orders:latest named no version at "
+             "2001-01-01T00:00:00Z"),
+            ("s3://lake/orders:v0@2001-01-01", "s3://lake/orders:v0 did not exist at "
+             "2001-01-01T00:00:00Z"),
+            ("s3://lake/nothing", "no artifact is recorded at 's3://lake/nothing': log a "
+             "reference to it, or let an OpenLineage job read or write it"),
+        ]:  # fmt: skip
+            for service in (near, far):
+                with pytest.raises(lineage.NotFound) as refused:
+                    service.resolve(ref)
+                assert (str(refused.value), refused.value.ref) == (said, ref), service  # type: ignore[attr-defined]
+    finally:
+        far.close()
+        near.graph.close()

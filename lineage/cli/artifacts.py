@@ -10,6 +10,7 @@ import click
 
 from lineage import sent
 from lineage.cli.main import Context, cli, emit_json, errors, pass_ctx, run_label, size, when
+from lineage.columns import left, widest
 from lineage.errors import InvalidInput, NotFound
 from lineage.locations import is_location
 from lineage.made import artifact_times
@@ -58,10 +59,10 @@ def ls(ctx: Context, type_: str | None, as_json: bool) -> None:
     # a dataset from OpenLineage by its name as sent (lineage.sent), the columns after the
     # longest name (up to a point: a 4,000-character name does not push every row over)
     names = [_listed(artifact, latest) for artifact, _, latest, _ in listing]
-    width = min(max(len(name) for name in names), 60)
+    width = widest(names)
     for name, (artifact, versions, latest, aliases) in zip(names, listing, strict=True):
         click.echo(
-            f"{name:<{width}} {artifact.type:<10} "
+            f"{left(name, width)} {left(artifact.type, 10)} "
             f"{len(versions):>4} versions  latest "
             f"{'v' + str(latest.index) if latest else '-':<5} "
             f"{size(latest.size) if latest else '':>10}  {' '.join(aliases)}"
@@ -137,7 +138,7 @@ def show(ctx: Context, ref: str, files: bool, as_json: bool, as_of: str | None =
         click.echo("  files")
         for entry in version.files():
             where = entry.uri if entry.is_reference else (entry.digest or "")[:16]
-            click.echo(f"    {entry.path:<40} {size(entry.size):>10}  {where}")
+            click.echo(f"    {left(entry.path, 40)} {size(entry.size):>10}  {where}")
 
 
 @cli.command()

@@ -9,6 +9,7 @@ import click
 
 from lineage import sent
 from lineage.cli.main import Context, cli, errors, pass_ctx, size, stored, when
+from lineage.columns import left, widest
 from lineage.records import RunRecord, VersionRecord
 
 __all__ = ["find", "print_runs"]
@@ -55,10 +56,10 @@ def print_runs(runs: Sequence[RunRecord], as_json: bool, empty: str) -> None:
     if not runs:
         click.echo(empty)
     names = [sent.full_run_label(run) for run in runs]  # a job from OpenLineage as sent
-    width = min(max((len(name) for name in names), default=0), 60)
+    width = widest(names)
     for name, run in zip(names, runs, strict=True):
         click.echo(
-            f"{run.id}  {name:<{width}} {run.job_type or '-':<10} "
+            f"{run.id}  {left(name, width)} {left(run.job_type or '-', 10)} "
             f"{run.state:<9} {when(run.started_at)}"
             + (f"  [{', '.join(run.tags)}]" if run.tags else "")
         )
@@ -71,11 +72,11 @@ def print_versions(versions: Sequence[VersionRecord], as_json: bool, empty: str)
     if not versions:
         click.echo(empty)
     names = [sent.full_label(version) for version in versions]  # a dataset as sent
-    width = min(max((len(name) for name in names), default=0), 60)
+    width = widest(names)
     for name, version in zip(names, versions, strict=True):
         state = "" if version.state == "committed" else f" ({version.state})"
         click.echo(
-            f"{name:<{width}} {version.type:<8} {size(version.size):>10}  "
+            f"{left(name, width)} {left(version.type, 8)} {size(version.size):>10}  "
             f"{when(version.made_at)}{state}{stored(version)}"
             + (f"  [{', '.join(version.tags)}]" if version.tags else "")
         )

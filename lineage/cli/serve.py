@@ -46,6 +46,7 @@ def server(
 
     Bound to loopback, anonymous reads are allowed unless --require-token; bound to anything
     else, every request needs a token (`lineage token create`). Writes always need a write token.
+    With -p (or LINEAGE_PROJECT), the dashboard's index opens on that project.
     """
     from lineage.server.serving import serve
 
@@ -55,7 +56,7 @@ def server(
         "upload_idle_timeout": upload_idle_timeout,
     }
     options = {name: value for name, value in given.items() if value is not None}
-    serve(ctx.store, ctx.blobs, host, port, workers, require_token, **options)  # type: ignore[arg-type]
+    serve(ctx.store, ctx.blobs, host, port, workers, require_token, project=ctx.project, **options)  # type: ignore[arg-type]
 
 
 @cli.group()

@@ -64,7 +64,7 @@ from lineage.errors import (
     StoreUnavailable,
 )
 from lineage.hashing import CHUNK, check_digest
-from lineage.names import escaped
+from lineage.names import check_name, escaped
 from lineage.server.auth import Gate, Principal
 from lineage.server.graphql import Context, Limits, build_schema
 from lineage.server.graphql.loaders import call, quick_reads
@@ -84,6 +84,7 @@ __all__ = [
     "UploadsBusy",
     "check_upload_settings",
     "create_app",
+    "default_project",
     "open_service",
     "principal",
     "service",
@@ -135,6 +136,7 @@ class _Runtime:
     upload_idle_timeout: float = DEFAULT_UPLOAD_IDLE_TIMEOUT
     owned: bool  # whether closing the app closes the stores
     inline: bool = False  # token lookups on the event loop (quick_reads: a SQLite store)
+    project: str | None = None  # the default project: the dashboard's index opens on it
     closed: bool = field(default=False)
     uploads: int = field(default=0)  # in progress; touched from the event loop only
     _upload_threads: anyio.CapacityLimiter | None = field(default=None)
@@ -154,6 +156,11 @@ class _Runtime:
 def _runtime(request: Request | WebSocket) -> _Runtime:
     runtime: _Runtime = request.app.state.lineage
     return runtime
+
+
+def default_project(request: Request) -> str | None:
+    """The project the server was started for (``-p``, ``LINEAGE_PROJECT``), or None."""
+    return _runtime(request).project
 
 
 def service(request: Request) -> Service:
@@ -519,6 +526,7 @@ def create_app(
     max_lineage_depth: int = Limits.max_lineage_depth,
     service: Service | None = None,
     extra_routes: Sequence[BaseRoute] | None = None,
+    project: str | None = None,
 ) -> Starlette:
     """The lineage server over the stores named by ``store`` and ``blobs`` (or ``service``).
 
@@ -528,6 +536,8 @@ def create_app(
     ``max_depth``, ``max_tokens``, ``max_aliases``: the shape of a GraphQL query.
     ``max_lineage_depth``: the ``depth`` argument of lineage queries. ``extra_routes`` go after
     the server's own (``/`` is theirs); by default, the dashboard (:mod:`lineage.server.dashboard`).
+    ``project``: the default project (``lineage server -p``, ``LINEAGE_PROJECT``), listed first
+    on the dashboard's index, even before anything is recorded in it.
 
     >>> app = create_app("sqlite:///srv/lineage", "s3://bucket/blobs", require_token=True)
     """
@@ -541,6 +551,8 @@ def create_app(
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise InvalidInput(f"{name} must be a positive integer, got {value!r}")
     check_upload_settings(max_uploads, upload_idle_timeout)
+    if project is not None:
+        check_name(project, "project")
     if extra_routes is None:
         from lineage.server.dashboard import routes as dashboard  # it imports this module
 
@@ -558,6 +570,7 @@ def create_app(
         upload_idle_timeout=float(upload_idle_timeout),
         owned=owned,
         inline=quick_reads(service.graph),
+        project=project,
     )
     schema = build_schema(max_depth=max_depth, max_tokens=max_tokens, max_aliases=max_aliases)
     graphql = _GraphQL(schema, allow_queries_via_get=False, subscription_protocols=())

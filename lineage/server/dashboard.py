@@ -65,7 +65,7 @@ from lineage.records import (
 from lineage.render import plan_to_dot, render, type_colour
 from lineage.sent import dataset_name as sent_name
 from lineage.server import runs as runlist
-from lineage.server.app import STATUS, principal, service
+from lineage.server.app import STATUS, default_project, principal, service
 from lineage.server.auth import Gate, Principal
 from lineage.server.graphql.loaders import call
 from lineage.server.search import SCAN
@@ -395,8 +395,13 @@ def _event_rows(
     return rows
 
 
-def _index_data(svc: Service) -> dict[str, Any]:
-    projects: dict[str, dict[str, list[dict[str, Any]]]] = {p: {} for p in svc.projects()}
+def _index_data(svc: Service, first: str | None = None) -> dict[str, Any]:
+    """Every project's artifacts by type; the default project (``first``) before the others,
+    even when nothing is recorded in it yet."""
+    listed = svc.projects()
+    if first is not None:
+        listed = [first, *(p for p in listed if p != first)]
+    projects: dict[str, dict[str, list[dict[str, Any]]]] = {p: {} for p in listed}
     for artifact in svc.artifacts():  # three small queries each, whatever its versions
         key = (artifact.project, artifact.name)
         by_type = projects.setdefault(artifact.project, {})
@@ -408,35 +413,41 @@ def _index_data(svc: Service) -> dict[str, Any]:
                 "aliases": [alias for alias, _ in svc.aliases(*key) if alias != "latest"],
             }
         )
+    # a project of runs alone (an OpenLineage namespace of jobs): how many, and a link to them
+    runs_only = {
+        p: (svc.count_runs(p), "/runs?" + urlencode({"project": p}))
+        for p, types in projects.items()
+        if not types
+    }
     return {
         "projects": {p: dict(sorted(types.items())) for p, types in projects.items()},
-        "sent": {p: _sent_project(svc, p, types) for p, types in projects.items()},
+        "sent": _sent_projects(svc, projects),
+        "runs_only": runs_only,
     }
 
 
-def _sent_project(svc: Service, project: str, types: Mapping[str, list[dict[str, Any]]]) -> str:
-    """A project's name as sent: the OpenLineage namespace of its datasets or of its jobs'
-    runs (one more small query for a project of runs only), else the project itself."""
-    for rows in types.values():
-        for row in rows:
-            came = sent_name(row["latest"].metadata) if row["latest"] is not None else None
-            if came is not None:
-                return came[0]
-    if not types:  # none listed: its runs, else its first artifact (the runs page)
-        runs = svc.runs(project, limit=1)
-        if runs:
-            return sent.project_name(runs[0])
-        for artifact in svc.artifacts(project)[:1]:
-            latest = svc.latest(artifact.project, artifact.name)
+def _sent_projects(
+    svc: Service, projects: Mapping[str, Mapping[str, list[dict[str, Any]]]]
+) -> dict[str, str]:
+    """Each project's name as sent: the OpenLineage namespace of the datasets listed for it,
+    else of its jobs' runs or its first artifact (one store round trip for all the projects
+    of runs only, or of nothing listed: the runs page), else the project itself."""
+    named: dict[str, str] = {}
+    for project, types in projects.items():
+        listed = (row["latest"] for rows in types.values() for row in rows)
+        for latest in listed:
             came = sent_name(latest.metadata) if latest is not None else None
             if came is not None:
-                return came[0]
-    return project
+                named[project] = came[0]
+                break
+    rest = [p for p, types in projects.items() if not types]
+    named.update(svc.sent_projects(rest))
+    return {p: named.get(p, p) for p in projects}
 
 
 def _runs_data(svc: Service, query: runlist.RunQuery) -> dict[str, Any]:
     data = runlist.runs_page(svc, query)
-    return {**data, "sent": {p: _sent_project(svc, p, {}) for p in data["projects"]}}
+    return {**data, "sent": _sent_projects(svc, {p: {} for p in data["projects"]})}
 
 
 def _artifact_data(svc: Service, project: str, name: str) -> dict[str, Any]:
@@ -680,7 +691,8 @@ async def _reader(request: Request) -> Service:
 @_page
 async def _index(request: Request) -> Response:
     svc = await _reader(request)
-    return _render(request, "index.html", await call(_index_data, svc))
+    first = default_project(request)
+    return _render(request, "index.html", await call(_index_data, svc, first))
 
 
 def _search(bounds: Bounds) -> Endpoint:

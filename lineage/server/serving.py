@@ -45,6 +45,7 @@ _REQUIRE_TOKEN = "LINEAGE_SERVER_REQUIRE_TOKEN"
 _MAX_UPLOAD = "LINEAGE_SERVER_MAX_UPLOAD"
 _MAX_UPLOADS = "LINEAGE_SERVER_MAX_UPLOADS"
 _UPLOAD_IDLE_TIMEOUT = "LINEAGE_SERVER_UPLOAD_IDLE_TIMEOUT"
+_PROJECT = "LINEAGE_PROJECT"  # the CLI's own variable, as -p (a safe name) after serve
 # A worker's youngest generation is collected when this many of its objects are alive (the
 # interpreter's default is 700). A request makes no reference cycle (its objects go when it
 # does), but a 100-node answer holds a few thousand objects at once: with 700, nearly every
@@ -65,8 +66,10 @@ def serve(
     max_upload: int = DEFAULT_MAX_UPLOAD,
     max_uploads: int = DEFAULT_MAX_UPLOADS,
     upload_idle_timeout: float = DEFAULT_UPLOAD_IDLE_TIMEOUT,
+    project: str | None = None,
 ) -> None:
-    """Serve the stores named by ``store`` and ``blobs`` (default: as the SDK) until stopped.
+    """Serve the stores named by ``store`` and ``blobs`` (default: as the SDK) until stopped;
+    ``project`` is the default project (the dashboard's index opens on it).
 
     Raises :class:`~lineage.errors.ServerError` when ``host:port`` cannot be bound (in use).
 
@@ -87,6 +90,10 @@ def serve(
     os.environ[_MAX_UPLOAD] = str(max_upload)
     os.environ[_MAX_UPLOADS] = str(max_uploads)
     os.environ[_UPLOAD_IDLE_TIMEOUT] = repr(float(upload_idle_timeout))
+    if project:
+        os.environ[_PROJECT] = project
+    else:
+        os.environ.pop(_PROJECT, None)
     _run(
         uvicorn.Config(
             "lineage.server.serving:app_from_env",
@@ -158,6 +165,7 @@ def app_from_env() -> Starlette:
         upload_idle_timeout=float(
             os.environ.get(_UPLOAD_IDLE_TIMEOUT, DEFAULT_UPLOAD_IDLE_TIMEOUT)
         ),
+        project=os.environ.get(_PROJECT) or None,
     )
     gc.collect()
     gc.freeze()

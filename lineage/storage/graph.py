@@ -169,6 +169,13 @@ class GraphStore(Protocol):
 
     # artifacts and versions
     def list_projects(self) -> list[str]: ...
+    def project_samples(self, projects: Collection[str]) -> dict[str, RunRecord | VersionRecord]:
+        """For each of ``projects``, a record that says where it came from (an OpenLineage
+        job's or dataset's namespace): one of its runs (the smallest id), else the latest
+        version of its first artifact by name; none for a project of neither. One round trip
+        for all of them."""
+        ...
+
     def get_artifact(self, project: str, name: str) -> ArtifactRecord | None: ...
     def list_artifacts(
         self,

@@ -133,12 +133,14 @@ def _leaf_rows(row: str, document: str, column: str) -> str:
         # into a list (``[``) or is the document itself (the common case, tested at once)
         "WHEN instr(j.fullkey, '\"') = 0 THEN instr(j.fullkey, '[') = 0 AND j.fullkey != '$' "
         # else keys of letters, digits, _ and -, not starting with a digit or -, none empty
-        f"ELSE {path} GLOB '$.*' AND {path} NOT GLOB '*[^A-Za-z0-9_.$-]*' "
+        # (a WHEN of its own: SQLite may evaluate every operand of an AND, and the path of
+        # an empty key, '$.' or '$.a.', is an error to json_type; a CASE stops at the first)
+        f"WHEN NOT ({path} GLOB '$.*' AND {path} NOT GLOB '*[^A-Za-z0-9_.$-]*' "
         f"AND {path} NOT GLOB '*.[0-9-]*' AND {path} NOT GLOB '*..*' "
-        f"AND {path} NOT GLOB '*.' "
+        f"AND {path} NOT GLOB '*.') THEN 0 "
         # a label holding a dot ({"a.b": 1}) reads as another path: kept only when that
         # path leads to this very value (then the filter language's answer is the same)
-        f"AND json_type({text}, {path}) = j.type "
+        f"ELSE json_type({text}, {path}) = j.type "
         f"AND (j.type IN ('true', 'false') OR json_extract({text}, {path}) IS j.atom) END"
     )
 
@@ -203,8 +205,8 @@ def leaves_schema(target: str) -> tuple[list[str], list[str]]:
 
 # A key of the filter language: its leaf is the catch-up's whatever the document. A key
 # holding a dot or a ``$`` may or may not get one (the catch-up keeps a label ``a.b`` when
-# the path ``a.b`` leads to the same value), and an empty one is an error there: left to
-# the catch-up's SQL. Any other key (a space, a first digit, non-ASCII) never gets one.
+# the path ``a.b`` leads to the same value): left to the catch-up's SQL. Any other key (an
+# empty one, a space, a first digit, non-ASCII) never gets one, nor does anything under it.
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 _INT = (-(2**63), 2**63 - 1)
 _TRUTH = {True: b"\x01", False: b"\x00"}
@@ -259,8 +261,8 @@ def _path(paths: dict[str, str], prefix: str, key: Any) -> str:
         raise _Unsure  # JSON writes it as a string of its own (1 -> "1", True -> "true")
     if _KEY.fullmatch(key):
         path = f"{prefix}.{key}"
-    elif not key or "." in key or "$" in key:
-        raise _Unsure  # (an empty key: the catch-up's path '$.' is an error, as it was)
+    elif "." in key or "$" in key:
+        raise _Unsure
     else:
         path = ""
     if len(paths) < _BOUND:

@@ -249,6 +249,22 @@ _NEWEST_OF = (  # ? = [project, name, digest] each: those and the artifact's lar
 )
 
 
+# each project's run of the smallest id (the (project, id) index: one seek a project), and
+# for those without runs the latest version of the first artifact by name
+_SAMPLE_RUNS = (
+    f"SELECT {_RUN_COLUMNS} FROM (SELECT value AS p FROM json_each(?)) i CROSS JOIN runs "
+    "ON runs.project = i.p AND runs.id = (SELECT id FROM runs WHERE project = i.p "
+    "ORDER BY project, id LIMIT 1)"
+)
+_SAMPLE_VERSIONS = (
+    f"SELECT {_VERSION_COLUMNS} FROM (SELECT value AS p FROM json_each(?)) i "
+    "CROSS JOIN aliases l ON l.project = i.p AND l.alias = 'latest' AND l.name = "
+    "(SELECT name FROM artifacts WHERE project = i.p ORDER BY project, name LIMIT 1) "
+    "CROSS JOIN versions v ON v.project = l.project AND v.name = l.name AND v.idx = l.idx "
+    "JOIN artifacts a ON a.project = v.project AND a.name = v.name"
+)
+
+
 class SQLiteGraphStore:
     """GraphStore on one SQLite file. ``SQLiteGraphStore(":memory:")`` is not supported:
     every thread must see the same database."""
@@ -494,6 +510,18 @@ class SQLiteGraphStore:
             "SELECT project FROM runs UNION SELECT project FROM artifacts ORDER BY 1"
         )
         return [row[0] for row in rows]
+
+    def project_samples(self, projects: Collection[str]) -> dict[str, RunRecord | VersionRecord]:
+        db = self._db()
+        wanted = json.dumps(sorted(set(projects)))
+        found: dict[str, RunRecord | VersionRecord] = {}
+        runs = db.execute(_SAMPLE_RUNS, (wanted,))
+        found.update((run.project, run) for run in codec.decode_runs(runs))
+        rest = sorted(set(projects) - set(found))
+        for row in db.execute(_SAMPLE_VERSIONS, (json.dumps(rest),)) if rest else ():
+            version = _version(row)
+            found[version.project] = version
+        return found
 
     def get_artifact(self, project: str, name: str) -> ArtifactRecord | None:
         row = (

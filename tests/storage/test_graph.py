@@ -119,6 +119,21 @@ def test_versions_are_numbered_in_commit_order(graph: GraphStore) -> None:
     ] or sorted(e.target for e in graph.expand(["r1"], "down")) == ["p/m:v0", "p/m:v1"]
 
 
+def test_project_samples_name_a_run_else_a_version_of_each_project(graph: GraphStore) -> None:
+    for run_id, project in (("r3", "p"), ("r1", "p"), ("r2", "q")):
+        graph.create_run(run(run_id, project))
+    graph.commit_version(new("m", D[0], "r1"))  # p has runs: one of them is its sample
+    for name, digest in (("b", D[1]), ("b", D[2]), ("a", D[3]), ("a", D[4])):
+        graph.commit_version(dataclasses.replace(new(name, digest, "r1"), project="d"))
+    samples = graph.project_samples(["p", "q", "d", "none", "p"])
+    assert {p: (type(r).__name__, r.id) for p, r in samples.items()} == {
+        "p": ("RunRecord", "r1"),  # the smallest id
+        "q": ("RunRecord", "r2"),
+        "d": ("VersionRecord", "d/a:v1"),  # the first artifact by name, its latest version
+    }
+    assert graph.project_samples([]) == {}
+
+
 def test_identical_digest_returns_existing_and_writes_nothing(graph: GraphStore) -> None:
     graph.create_run(run("r1"))
     graph.create_run(run("r2"))

@@ -12,7 +12,7 @@ import strawberry
 
 from lineage import render, view
 from lineage.errors import InvalidInput
-from lineage.modelcard import derivation_kind
+from lineage.modelcard import edge_kind
 from lineage.pages import DEFAULT_PAGE, Page
 from lineage.records import Edge, Node, Subgraph
 from lineage.server.graphql import bulk
@@ -209,13 +209,18 @@ class LineageEdge:
     @field(
         "For a DERIVED edge, the kind of derivation its run names (finetune, adapter, merge, "
         "quantized, distillation, pruning, surgery: its jobType or derivation facet); null "
-        "for other edges or when the run does not say."
+        "for other edges, when the run does not say, or when source is not of target's type "
+        "(a model trained on a dataset is no fine-tune of it)."
     )
     async def derivation(self, info: Info) -> str | None:
         if self.edge.run is None:
             return None
         found = await info.context.loaders.runs.load(self.edge.run)
-        return None if found is None else derivation_kind(found)
+        if found is None:
+            return None
+        ends = [self.edge.source, self.edge.target]
+        source, target = await info.context.loaders.versions.load_many(ends)
+        return edge_kind(found, source, target)
 
 
 @strawberry.type(

@@ -553,6 +553,27 @@ class Neo4jGraphStore:
         )
         return [row["p"] for row in rows]
 
+    def project_samples(self, projects: Collection[str]) -> dict[str, RunRecord | VersionRecord]:
+        wanted = sorted(set(projects))
+        found: dict[str, RunRecord | VersionRecord] = {}
+        runs = self._collect(
+            "UNWIND $projects AS p CALL (p) { MATCH (r:Run) WHERE r.project = p "
+            "WITH r ORDER BY r.id LIMIT 1 RETURN r } WITH r " + RUNS,
+            projects=wanted,
+        )
+        found.update((run.project, run) for run in codec.decode_runs(runs))
+        rest = [p for p in wanted if p not in found]
+        if rest:
+            rows = self._collect(
+                "UNWIND $projects AS p CALL (p) { MATCH (a:Artifact) WHERE a.project = p "
+                "WITH a ORDER BY a.name LIMIT 1 RETURN a.key AS key } "
+                "MATCH (l:Alias {key: key + '/latest'}) MATCH (v:ArtifactVersion {id: l.version}) "
+                "WHERE v.project IS NOT NULL WITH v " + VERSIONS,
+                projects=rest,
+            )
+            found.update((version.project, version) for version in codec.decode_versions(rows))
+        return found
+
     def get_artifact(self, project: str, name: str) -> ArtifactRecord | None:
         rows = self._rows(
             "MATCH (a:Artifact {key: $key}) RETURN " + ARTIFACT + " AS a", key=f"{project}/{name}"
