@@ -358,7 +358,11 @@ def run_demo(
     )
 
 
-UPSTREAM_QUERY = resources.files("lineage.server.graphql") / "queries" / "upstream_lineage.graphql"
+# from the package ``lineage``, not ``lineage.server.graphql``: that one imports strawberry, and
+# every ``lineage`` command (this module is the ``demo`` verb) would pay ~0.6 s for it
+UPSTREAM_QUERY = (
+    resources.files("lineage") / "server" / "graphql" / "queries" / "upstream_lineage.graphql"
+)
 
 
 def _query_over_http(
