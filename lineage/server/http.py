@@ -16,10 +16,6 @@ refused here, before the application sees the request:
   be read as if it were not compressed): ``501``;
 - an HTTP version other than 1.0 and 1.1 (``httptools`` answers an HTTP/0.9 line): ``505``.
 
-An answer's head goes out with the first part of its body, in one ``send`` (uvicorn writes
-the head alone, then the body: two system calls and, on loopback, two wake-ups of the
-client for every answer; bench/README.md, "one write an answer").
-
 Each refusal is a short plain-text answer naming the problem, then the connection is closed
 (what follows on it cannot be trusted to start a request). Trailer fields of a chunked body
 count towards the limits too; past them the application sees the client gone (its answer is
@@ -30,14 +26,7 @@ dropped) and the connection is closed after the refusal, or at once if an answer
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any
-
-from uvicorn.protocols.http.httptools_impl import (
-    STATUS_LINE,
-    HttpToolsProtocol,
-    RequestResponseCycle,
-)
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 __all__ = ["HTTP", "LOOP", "MAX_HEAD", "MAX_HEADERS", "HttpProtocol"]
 
@@ -103,9 +92,6 @@ class HttpProtocol(HttpToolsProtocol):
         self._in_head = False
         self._received = 0
         super().on_headers_complete()
-        cycle = self.cycle  # the one just made for this request (or queued behind another)
-        if cycle is not None and not isinstance(cycle.transport, _HeadJoined):
-            cycle.transport = _HeadJoined(self.transport, cycle)  # type: ignore[assignment]
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
@@ -149,41 +135,3 @@ class HttpProtocol(HttpToolsProtocol):
     def _refuse(self, status: int, message: str) -> None:
         self._refusal = (status, message)
         raise _Refused(message)
-
-
-class _HeadJoined:
-    """A request's view of its connection's transport that holds the answer's head (the
-    first write once the answer has started) and writes it with the next write: the
-    body's first part. Whatever else the cycle does (``close``, ...) sends a held head
-    first, and so does the end of the event loop's turn, if the body is not ready by then
-    (a streamed answer whose first part comes later). Everything else is the transport's.
-    """
-
-    def __init__(self, transport: asyncio.Transport, cycle: RequestResponseCycle) -> None:
-        self._transport = transport
-        self._cycle = cycle
-        self._head: bytes | None = None
-        self._headed = False  # the head has been seen (held, or sent)
-
-    def write(self, data: bytes) -> None:
-        if self._head is not None:
-            data, self._head = self._head + data, None
-        elif not self._headed and self._cycle.response_started:
-            self._headed = True
-            self._head = data
-            asyncio.get_running_loop().call_soon(self._flush)
-            return
-        self._transport.write(data)
-
-    def _flush(self) -> None:
-        if self._head is not None:
-            head, self._head = self._head, None
-            if not self._transport.is_closing():
-                self._transport.write(head)
-
-    def close(self) -> None:
-        self._flush()
-        self._transport.close()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._transport, name)

@@ -286,39 +286,3 @@ def test_serve_reads_requests_with_this_protocol(
     assert (configs[0].http, configs[0].loop) == (HTTP, LOOP)
     assert import_from_string(HTTP) is HttpProtocol
     assert issubclass(HttpProtocol, HttpToolsProtocol)
-
-
-def _data_segments_in(sock: socket.socket) -> int:
-    """The TCP data segments ``sock`` has received (Linux's ``tcp_info.tcpi_data_segs_in``)."""
-    info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 160)
-    return int.from_bytes(info[152:156], "little")
-
-
-def test_an_answer_is_one_write_head_and_body(server: Server) -> None:
-    """uvicorn writes an answer's head, then its body: two segments on the wire, two
-    wake-ups of the client. The server holds the head for the body's first part: a small
-    answer arrives as one segment, its head and body whole (HTTP/1.1 keep-alive, three
-    requests on one connection: a GET, a GraphQL POST, an event's 201)."""
-    query = json.dumps({"query": "{ __typename }"}).encode()
-    event = server.event(f"segments-{uuid.uuid4().hex[:8]}")
-    requests = [
-        (GET + b"\r\n", 200, b'{"status":"ok"}'),
-        (
-            b"POST /graphql HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
-            b"Content-Length: %d\r\n\r\n%s" % (HOST.encode(), len(query), query),
-            200,
-            b'{"data":{"__typename":"Query"}}',
-        ),
-        (server.post_head(f"Content-Length: {len(event)}") + event, 201, b"{}"),
-    ]
-    with socket.create_connection((HOST, server.port), timeout=WAIT) as sock:
-        for request, status, answer in requests:
-            before = _data_segments_in(sock)
-            sock.sendall(request)
-            received = b""
-            while not received.endswith(b"\r\n\r\n" + answer):
-                chunk = sock.recv(65536)
-                assert chunk, received
-                received += chunk
-            assert received.startswith(b"HTTP/1.1 %d " % status), received
-            assert _data_segments_in(sock) - before == 1, received
