@@ -21,6 +21,10 @@ events/s (OpenLineage) and runs/s (both; a run is two events), the median of ``-
   ``http`` parses each body and answers 201, ``commit`` also inserts it into SQLite with one
   commit a request. What the stack allows on this machine in the same minutes; lineage's
   single-event figures are printed as a ratio of both.
+- ``--client raw``: the single-event cells (and the floor's) sent from raw keep-alive
+  sockets, requests made in advance, instead of httpx: the clients run on the same 2 cores
+  as the server, and httpx's 0.5-2 ms of CPU a request held the floor itself under 1,000
+  events/s on this machine (bench/README.md: "the clients' share").
 - ``server CPU``: CPU seconds the server process used per event (user + system), a figure
   that depends less on what else the machine runs than events/s do.
 
