@@ -301,8 +301,9 @@ class LineageService(Protocol):
         depth: int | None = 20,
         *,
         default_project: str | None = None,
+        cap: int | None = None,
     ) -> int:
-        """How many nodes the pages of this lineage hold."""
+        """How many nodes the pages of this lineage hold (past ``cap``: ``cap + 1``)."""
         ...
 
     def tree_page(
@@ -330,9 +331,14 @@ class LineageService(Protocol):
         ...
 
     def tree_count(
-        self, ref: str, depth: int | None = 20, *, default_project: str | None = None
+        self,
+        ref: str,
+        depth: int | None = 20,
+        *,
+        default_project: str | None = None,
+        cap: int | None = None,
     ) -> int:
-        """How many versions the pages of this derivation tree hold."""
+        """How many versions the pages of this derivation tree hold (past ``cap``: ``cap + 1``)."""
         ...
 
     # garbage

@@ -1020,10 +1020,13 @@ class RemoteService:
         depth: int | None = 20,
         *,
         default_project: str | None = None,
+        cap: int | None = None,
     ) -> int:
+        """The server counts the whole answer; ``cap`` bounds what is said, as locally."""
         depth = check_depth(depth)
         if depth is None:
-            return len(self.lineage(start, direction, depth, default_project=default_project).nodes)
+            nodes = self.lineage(start, direction, depth, default_project=default_project).nodes
+            return _capped(len(nodes), cap)
         data = self.query(
             "query($ref: String!, $d: Direction!, $depth: Int!) {"
             " lineage(ref: $ref, direction: $d, depth: $depth, first: 1) { totalCount } }",
@@ -1031,7 +1034,7 @@ class RemoteService:
             d=direction.upper(),
             depth=depth,
         )
-        return int(data["lineage"]["totalCount"])
+        return _capped(int(data["lineage"]["totalCount"]), cap)
 
     def tree_page(
         self,
@@ -1101,7 +1104,12 @@ class RemoteService:
         return pages()
 
     def tree_count(
-        self, ref: str, depth: int | None = 20, *, default_project: str | None = None
+        self,
+        ref: str,
+        depth: int | None = 20,
+        *,
+        default_project: str | None = None,
+        cap: int | None = None,
     ) -> int:
         data = self.query(
             "query($ref: String!, $depth: Int!) {"
@@ -1109,7 +1117,7 @@ class RemoteService:
             ref=self._qualify(ref, default_project),
             depth=100 if depth is None else check_depth(depth),
         )
-        return int(data["derivationTree"]["totalCount"])
+        return _capped(int(data["derivationTree"]["totalCount"]), cap)
 
     def _qualify(self, start: str, default_project: str | None) -> str:
         """A ref with its project (a run id stays as it is)."""
@@ -1134,3 +1142,8 @@ def _error(error: Mapping[str, Any]) -> LineageError:
         str(extensions.get("code", "")), LineageError
     )
     return cls(message)
+
+
+def _capped(total: int, cap: int | None) -> int:
+    """A count as :meth:`lineage.service.Service.tree_count` says it: past ``cap``, ``cap + 1``."""
+    return total if cap is None or total <= cap else cap + 1

@@ -385,6 +385,12 @@ def test_pages_through_a_server(tmp_path: Path, workdir: Path) -> None:
                 assert remote.lineage_count(tree.base, "downstream", 6) == local.lineage_count(
                     tree.base, "downstream", 6
                 )
+                whole = local.tree_count(tree.base, None)
+                for cap in (1, 40, whole):  # past the cap, both say cap + 1
+                    said = remote.tree_count(tree.base, None, cap=cap)
+                    assert said == local.tree_count(tree.base, None, cap=cap) == min(whole, cap + 1)
+                    far_count = remote.lineage_count(tree.base, "downstream", 6, cap=cap)
+                    assert far_count == local.lineage_count(tree.base, "downstream", 6, cap=cap)
             finally:
                 remote.close()
     finally:
