@@ -62,6 +62,7 @@ __all__ = [
     "Step",
     "answer_pages",
     "answer_steps",
+    "capped",
     "check_first",
     "count_nodes",
     "first_part",
@@ -463,6 +464,11 @@ def first_part(pages: Iterable[Page], most: int) -> tuple[Subgraph, bool]:
         nodes=tuple(nodes), edges=tuple(edges), truncated=bool(page.truncated), root=page.root
     )
     return part, more
+
+
+def capped(total: int, cap: int | None) -> int:
+    """A count as :func:`count_nodes` says it with ``cap``: past ``cap``, ``cap + 1``."""
+    return total if cap is None or total <= cap else cap + 1
 
 
 def count_nodes(starts: Sequence[tuple[Sequence[str], Step]], limit: int | None, *,

@@ -28,7 +28,7 @@ from lineage.history import alias_moves
 from lineage.locations import is_location
 from lineage.manifest import Manifest, read_manifest
 from lineage.names import Ref, check_json, check_text, json_value, parse_ref
-from lineage.pages import DEFAULT_PAGE, Page, answer_pages, check_first
+from lineage.pages import DEFAULT_PAGE, Page, answer_pages, capped, check_first
 from lineage.records import (
     ArtifactRecord,
     CodeVersion,
@@ -1026,7 +1026,7 @@ class RemoteService:
         depth = check_depth(depth)
         if depth is None:
             nodes = self.lineage(start, direction, depth, default_project=default_project).nodes
-            return _capped(len(nodes), cap)
+            return capped(len(nodes), cap)
         data = self.query(
             "query($ref: String!, $d: Direction!, $depth: Int!) {"
             " lineage(ref: $ref, direction: $d, depth: $depth, first: 1) { totalCount } }",
@@ -1034,7 +1034,7 @@ class RemoteService:
             d=direction.upper(),
             depth=depth,
         )
-        return _capped(int(data["lineage"]["totalCount"]), cap)
+        return capped(int(data["lineage"]["totalCount"]), cap)
 
     def tree_page(
         self,
@@ -1117,7 +1117,7 @@ class RemoteService:
             ref=self._qualify(ref, default_project),
             depth=100 if depth is None else check_depth(depth),
         )
-        return _capped(int(data["derivationTree"]["totalCount"]), cap)
+        return capped(int(data["derivationTree"]["totalCount"]), cap)
 
     def _qualify(self, start: str, default_project: str | None) -> str:
         """A ref with its project (a run id stays as it is)."""
@@ -1142,8 +1142,3 @@ def _error(error: Mapping[str, Any]) -> LineageError:
         str(extensions.get("code", "")), LineageError
     )
     return cls(message)
-
-
-def _capped(total: int, cap: int | None) -> int:
-    """A count as :meth:`lineage.service.Service.tree_count` says it: past ``cap``, ``cap + 1``."""
-    return total if cap is None or total <= cap else cap + 1

@@ -51,6 +51,7 @@ from lineage.pages import (
     Page,
     Paused,
     answer_pages,
+    capped,
     check_first,
     count_nodes,
     lineage_steps,
@@ -1036,7 +1037,7 @@ class Service:
         node, kind = self.node_id(start, default_project)
         if _as_of(start) is not None or (kind == "run" and self._descendant_runs(node)):
             whole = self.lineage(start, direction, depth, default_project=default_project)
-            return len(whole.nodes) if cap is None else min(len(whole.nodes), cap + 1)
+            return capped(len(whole.nodes), cap)
         hops = None if depth is None else 2 * depth - (0 if ":" in node else 1)
         expand = self.traversal.expand_rows
         starts = [([node], lineage_steps(expand, way)) for way in ways]
@@ -1112,8 +1113,7 @@ class Service:
         if kind != "artifact_version":
             raise InvalidInput(f"a derivation tree starts at a version, not run {ref!r}")
         if _as_of(ref) is not None:
-            found = len(self.tree(ref, depth, default_project=default_project).nodes)
-            return found if cap is None else min(found, cap + 1)
+            return capped(len(self.tree(ref, depth, default_project=default_project).nodes), cap)
         starts = [([node], tree_steps(self.traversal.expand_rows, self._derive()))]
         return count_nodes(starts, depth, gated=True, cap=cap)
 
