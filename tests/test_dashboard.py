@@ -190,6 +190,38 @@ async def test_index_links_the_runs_of_a_project_without_artifacts(
     assert not {f"/runs/{i}" for i in dash.history.runs.values()} & set(links)  # its runs only
 
 
+async def test_the_index_counts_the_runs_of_every_project_of_runs_alone_in_one_store_call(
+    dash: Dashboard, backend: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The index counts the runs of its projects of runs alone all at once: one store call,
+    not one a project (it was ``count_runs`` per project)."""
+    for project, runs in (("jobs-a", 1), ("jobs-b", 2), ("jobs-c", 3)):
+        for _ in range(runs):
+            with lineage.init(project=project, store=backend.store, blobs=backend.blobs):
+                pass
+    graph = dash.service.graph
+    calls: list[tuple[str, Any]] = []
+    for name in ("count_runs", "count_project_runs"):
+        method = getattr(graph, name, None)
+        if method is None:  # (a store from before count_project_runs)
+            continue
+
+        def counted(*args: Any, _name: str = name, _method: Any = method, **kw: Any) -> Any:
+            calls.append((_name, args[0] if args else None))
+            return _method(*args, **kw)
+
+        monkeypatch.setattr(graph, name, counted)
+    text = (await dash.get("/")).text
+    for project, runs in (("jobs-a", 1), ("jobs-b", 2), ("jobs-c", 3)):
+        heading = text.index(f'<h1 class="project">{project}</h1>')
+        said = text[heading : text.index("</p>", heading)]
+        link = f'<a href="/runs?project={project}">{runs} run{"s" if runs > 1 else ""}</a>'
+        assert link in said, said
+    assert [(name, sorted(arg)) for name, arg in calls] == [
+        ("count_project_runs", ["jobs-a", "jobs-b", "jobs-c"])
+    ], calls
+
+
 async def test_the_runs_page_names_every_project_as_sent_in_one_store_call(
     dash: Dashboard, monkeypatch: pytest.MonkeyPatch
 ) -> None:

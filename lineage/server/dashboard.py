@@ -414,11 +414,8 @@ def _index_data(svc: Service, first: str | None = None) -> dict[str, Any]:
             }
         )
     # a project of runs alone (an OpenLineage namespace of jobs): how many, and a link to them
-    runs_only = {
-        p: (svc.count_runs(p), "/runs?" + urlencode({"project": p}))
-        for p, types in projects.items()
-        if not types
-    }
+    counts = svc.count_project_runs(p for p, types in projects.items() if not types)
+    runs_only = {p: (n, "/runs?" + urlencode({"project": p})) for p, n in counts.items()}
     return {
         "projects": {p: dict(sorted(types.items())) for p, types in projects.items()},
         "sent": _sent_projects(svc, projects),
