@@ -321,8 +321,14 @@ def _shape(request: Request) -> _Shape:
 
 
 def _picture(
-    found: View, prefix: str, shape: _Shape | None = None, max_nodes: int = MAX_NODES
+    found: View,
+    prefix: str,
+    shape: _Shape | None = None,
+    max_nodes: int = MAX_NODES,
+    of: str = "",
 ) -> _Picture:
+    """``of``: ``found`` is a part of a bigger answer, which holds this many (its caption
+    says so)."""
     graph = found.graph
     if shape is None:
         plan = build(found, link=_link, max_nodes=max_nodes)
@@ -336,6 +342,7 @@ def _picture(
             expand=shape.expand,
             expand_link=shape.expand_link,
         )
+    plan = replace(plan, of=of)
     try:
         svg = render(plan_to_dot(plan), "svg").decode()
     except LineageError as error:  # no Graphviz here: the page still shows everything else
@@ -368,9 +375,9 @@ def _tree_picture(
     if not more:
         return _picture(found, "tree", shape)
     # a part of a tree is always folded to a screenful: the reader opens it from the top
-    picture = _picture(found, "tree", shape, min(MAX_NODES, bounds.tree_nodes // 2))
     total = svc.tree_count(ref, depth, cap=bounds.count)
     said = f"{bounds.count:,}+" if total > bounds.count else f"{total:,}"
+    picture = _picture(found, "tree", shape, min(MAX_NODES, bounds.tree_nodes // 2), said)
     return replace(picture, fetched=len(graph.nodes), total=said)
 
 
