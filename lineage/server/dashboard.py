@@ -748,7 +748,16 @@ def _diff_data(svc: Service, a: str, b: str) -> dict[str, Any]:
         note = None
     except LineageError as error:  # no Graphviz here: the text still says it all
         picture, note = None, error.message
-    return {"a": a, "b": b, "lines": diff_lines(found), "svg": picture, "note": note}
+    sides = (("A", found.a), ("B", found.b))
+    unlisted = [f"{letter} {side.id}" for letter, side in sides if side.id in found.unlisted]
+    return {
+        "a": a,
+        "b": b,
+        "lines": diff_lines(found),
+        "svg": picture,
+        "note": note,
+        "unlisted": unlisted,
+    }
 
 
 @_page
