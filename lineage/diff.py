@@ -30,6 +30,7 @@ from typing import Any, Literal
 
 import networkx as nx
 
+from lineage.errors import BlobNotFound
 from lineage.manifest import Entry, manifest_pages, read_page
 from lineage.protocol import LineageService
 from lineage.records import PRODUCED, Node, RunRecord, Subgraph, VersionRecord
@@ -432,7 +433,10 @@ def _run(nodes: Mapping[str, Node], node_id: str) -> RunRecord:
 @dataclass(frozen=True, kw_only=True)
 class LineageDiff:
     """Two versions or runs compared (module docstring). ``files`` is None unless both sides
-    are versions; ``to_json`` is what ``lineage diff --json`` prints."""
+    are versions whose file lists (manifests) the blob store holds; ``unlisted`` names the
+    versions whose file list it does not hold (a deleted version's, collected; a graph copied
+    without its blobs): the rest is compared all the same. ``to_json`` is what
+    ``lineage diff --json`` prints."""
 
     a: Side
     b: Side
@@ -441,6 +445,7 @@ class LineageDiff:
     description: KeyChange | None
     made: Made
     ancestry: Ancestry
+    unlisted: tuple[str, ...] = ()
     #: the two upstream walks the diff was made from (A's, B's), for a picture of them
     upstreams: tuple[Subgraph, Subgraph] | None = field(default=None, repr=False, compare=False)
 
@@ -453,7 +458,21 @@ class LineageDiff:
             "description": None if self.description is None else self.description.to_json(),
             "made": self.made.to_json(),
             "ancestry": self.ancestry.to_json(),
+            "unlisted": list(self.unlisted),
         }
+
+
+def _files(
+    blobs: BlobStore, a: VersionRecord, b: VersionRecord
+) -> tuple[ContentDiff | None, tuple[str, ...]]:
+    """The files that differ, or None and the versions whose file list ``blobs`` lacks."""
+    try:
+        return diff_manifests(blobs, a.digest, b.digest), ()
+    except BlobNotFound:
+        missing = blobs.missing([a.digest, b.digest])
+        if not missing:
+            raise  # a page of a list that is there: a broken store, not a missing list
+        return None, tuple(v.id for v in (a, b) if v.digest in missing)
 
 
 def _side(graph: Subgraph, service: LineageService) -> Side:
@@ -485,7 +504,7 @@ def diff(
     gb = service.lineage(b, "upstream", depth, default_project=default_project)
     side_a, side_b = _side(ga, service), _side(gb, service)
     va, vb = side_a.version, side_b.version
-    files = diff_manifests(service.blobs, va.digest, vb.digest) if va and vb else None
+    files, unlisted = _files(service.blobs, va, vb) if va and vb else (None, ())
     description = key_diff(
         {"description": va.description} if va and va.description is not None else {},
         {"description": vb.description} if vb and vb.description is not None else {},
@@ -498,5 +517,6 @@ def diff(
         description=description[0] if description else None,
         made=_made(side_a.run, side_b.run),
         ancestry=ancestry(ga, gb),
+        unlisted=unlisted,
         upstreams=(ga, gb),
     )

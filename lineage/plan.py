@@ -108,6 +108,7 @@ class RenderPlan:
     hid: tuple[str, ...] = ()  # what was chosen to hide: "datasets", "evaluations"
     folded: bool = False  # generations folded to stay under max_nodes
     total: int = 0  # nodes of the answer left after hiding: drawn or counted by a group
+    of: str = ""  # the answer was a part of a bigger one: how many the whole holds ("10,000+")
 
     def node(self, node_id: str) -> PlanNode:
         for node in self.nodes:

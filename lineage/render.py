@@ -233,9 +233,15 @@ def plan_notes(plan: RenderPlan) -> list[str]:
     notes = []
     if plan.truncated:
         notes.append("depth limit reached: the graph goes on")
-    if plan.folded:
+    if plan.of:  # drawn from the nearest generations of a bigger answer
+        part = plan.total + len(plan.hidden)
         notes.append(
-            f"{plan.total} nodes, too many to draw whole: '+k more' stands for what is folded"
+            f"{part:,} of {plan.of} versions shown, the nearest generations: "
+            "'+k more' stands for what is folded"
+        )
+    elif plan.folded:
+        notes.append(
+            f"{plan.total:,} nodes, too many to draw whole: '+k more' stands for what is folded"
         )
     if plan.hidden:
         notes.append(f"{' and '.join(plan.hid)} hidden ({len(plan.hidden)} nodes)")

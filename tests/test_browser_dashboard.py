@@ -286,6 +286,26 @@ def test_diff_picture_panel_follows_the_pictures_shape(
     page.close()
 
 
+def test_diff_of_versions_without_file_lists(
+    browser: Browser, site: dict[str, Any], tmp_path: Path
+) -> None:
+    """A server whose blob store holds no file list of the two versions (a history copied
+    without its blobs) shows their diff all the same: a notice that no files are compared,
+    the text, and both upstreams drawn (it was a 404 page)."""
+    page, problems = open_page(browser)
+    a, b = f"{PROJECT}/policy:v1", f"{PROJECT}/policy:v0"
+    with background(site["store"], str(tmp_path / "other-blobs")) as url:
+        response = page.goto(f"{url}/diff?a={a}&b={b}")
+        assert response is not None and response.status == 200
+        expect(page.locator("#no-files")).to_contain_text("No files to compare")
+        expect(page.locator("pre.diff")).to_contain_text("files: not compared")
+        expect(page.locator("pre.diff")).to_contain_text("merge base: policy:v0")
+        expect(page.locator("figure#diff svg g.node").first).to_be_visible()
+        shot(page, "diff-no-files")
+    assert problems == [], problems
+    page.close()
+
+
 def test_sign_in_on_a_token_only_server(browser: Browser, site: dict[str, Any]) -> None:
     api = lineage.Api(store=site["store"], blobs=site["blobs"], project=PROJECT)
     token = create_token(api.service.graph, "read", "browser sign-in")  # type: ignore[attr-defined]

@@ -190,6 +190,38 @@ async def test_index_links_the_runs_of_a_project_without_artifacts(
     assert not {f"/runs/{i}" for i in dash.history.runs.values()} & set(links)  # its runs only
 
 
+async def test_the_index_counts_the_runs_of_every_project_of_runs_alone_in_one_store_call(
+    dash: Dashboard, backend: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The index counts the runs of its projects of runs alone all at once: one store call,
+    not one a project (it was ``count_runs`` per project)."""
+    for project, runs in (("jobs-a", 1), ("jobs-b", 2), ("jobs-c", 3)):
+        for _ in range(runs):
+            with lineage.init(project=project, store=backend.store, blobs=backend.blobs):
+                pass
+    graph = dash.service.graph
+    calls: list[tuple[str, Any]] = []
+    for name in ("count_runs", "count_project_runs"):
+        method = getattr(graph, name, None)
+        if method is None:  # (a store from before count_project_runs)
+            continue
+
+        def counted(*args: Any, _name: str = name, _method: Any = method, **kw: Any) -> Any:
+            calls.append((_name, args[0] if args else None))
+            return _method(*args, **kw)
+
+        monkeypatch.setattr(graph, name, counted)
+    text = (await dash.get("/")).text
+    for project, runs in (("jobs-a", 1), ("jobs-b", 2), ("jobs-c", 3)):
+        heading = text.index(f'<h1 class="project">{project}</h1>')
+        said = text[heading : text.index("</p>", heading)]
+        link = f'<a href="/runs?project={project}">{runs} run{"s" if runs > 1 else ""}</a>'
+        assert link in said, said
+    assert [(name, sorted(arg)) for name, arg in calls] == [
+        ("count_project_runs", ["jobs-a", "jobs-b", "jobs-c"])
+    ], calls
+
+
 async def test_the_runs_page_names_every_project_as_sent_in_one_store_call(
     dash: Dashboard, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -374,6 +406,58 @@ async def test_a_version_whose_files_are_elsewhere_keeps_its_page(
     record = dash.service.resolve(f"{PROJECT}/net:v1")
     assert f"manifest {record.digest} is not in" in html.unescape(response.text)
     assert not [link for link in page.links if "/files/" in link]
+
+
+async def test_the_diff_of_versions_without_file_lists_compares_the_rest(
+    dash: Dashboard, workdir: Path, backend: Any
+) -> None:
+    """/diff of versions whose file lists this server's blob store lacks (a graph copied
+    without its blobs; a deleted version whose files were collected) says so and compares
+    their metadata, makers and lineage: it was a 404 naming the blob. Versions that list no
+    file say that there are none."""
+    from lineage.cli.diff import diff_lines
+    from lineage.diff import diff
+
+    a, b = f"{PROJECT}/net:v1", f"{PROJECT}/net:v0"
+    app = create_app(backend.store, str(workdir / "other-blobs"))
+    try:
+        elsewhere = Dashboard(app=app, service=app.state.lineage.service, history=dash.history)
+        response = await elsewhere.get(f"/diff?{urlencode({'a': a, 'b': 'net:v0'})}")
+        found = diff(elsewhere.service, a, b)
+    finally:
+        app.state.lineage.close()
+    assert response.status_code == 200, response.text[-500:]  # was 404
+    assert found.files is None and found.unlisted == (a, b)
+    notice = re.search(r'<p class="notice" role="note" id="no-files">(.*?)</p>', response.text)
+    assert notice is not None
+    assert html.unescape(notice.group(1)).startswith(
+        f"No files to compare: this server's blob store holds no file list of A {a} nor B {b}: "
+    )
+    shown = html.unescape(response.text.split('<pre class="diff">')[1].split("</pre>")[0])
+    lines = shown.splitlines()
+    assert lines == diff_lines(found)
+    assert "files: not compared: this blob store holds no file list of net:v1 nor net:v0" in lines
+    assert "metadata: same" in lines and any(line.startswith("config:") for line in lines)
+    assert any(line.startswith("merge base") and "net:v0" in line for line in lines)
+    titles = {html.unescape(t) for t in re.findall(r"<title>([^<]*)</title>", response.text)}
+    assert {a, b} <= titles  # both upstreams drawn
+    # a deleted version whose files were collected, beside one whose files are here
+    dash.service.delete_version(f"{PROJECT}/report:v0")
+    dash.service.gc(grace=0)
+    response = await dash.get(f"/diff?{urlencode({'a': f'{PROJECT}/report:v0', 'b': a})}")
+    assert response.status_code == 200, response.text[-500:]  # was 404
+    said = html.unescape(response.text)
+    assert f"holds no file list of A {PROJECT}/report:v0: " in said
+    assert "files: not compared: this blob store holds no file list of report:v0\n" in said
+    # two versions that list no file: there are none to compare
+    for name in ("empty-a", "empty-b"):
+        with lineage.init(project=PROJECT, store=backend.store, blobs=backend.blobs) as run:
+            run.log_artifact(lineage.Artifact(name, type="dataset"))
+    response = await dash.get(
+        f"/diff?{urlencode({'a': f'{PROJECT}/empty-a:v0', 'b': 'empty-b:v0'})}"
+    )
+    assert response.status_code == 200 and 'id="no-files"' not in response.text
+    assert "files: none on either side\n" in response.text
 
 
 async def test_artifact_page(dash: Dashboard) -> None:

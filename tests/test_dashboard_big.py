@@ -4,6 +4,7 @@ tree of a few thousand nodes is "big"), on both stores."""
 
 from __future__ import annotations
 
+import html
 import re
 import sys
 from collections.abc import AsyncIterator
@@ -81,6 +82,13 @@ async def test_a_big_trees_page_draws_a_bounded_part_and_says_what_it_left_out(
     drawn = page.svg_nodes["tree"]
     assert 0 < len(drawn) <= BOUNDS.tree_nodes // 2  # folded: a part is never drawn whole
     assert any("more" in c.split() for c in drawn)
+    # the picture's own caption says it is a part, of how much: not "100 nodes" as if whole
+    figure = text[text.index('<figure class="graph" id="tree"') :]
+    caption = html.unescape(
+        " ".join(re.findall(r"<text[^>]*>([^<]*)</text>", figure[: figure.index("</figure>")]))
+    )
+    assert f"{BOUNDS.tree_nodes:,} of {BOUNDS.count:,}+ versions shown" in caption, caption
+    assert f"{BOUNDS.tree_nodes} nodes" not in caption
     # what it left out, and how to see more: the count (bounded), the list, the CLI
     notice = re.search(r'<p class="notice bound"[^>]*id="tree-bound">(.*?)</p>', text, re.S)
     assert notice is not None

@@ -77,9 +77,14 @@ def diff_lines(d: LineageDiff) -> list[str]:
         return _short(ref, project, nodes)
 
     out = [_side("A", d.a, project), _side("B", d.b, project), ""]
+    if d.unlisted:
+        unlisted = " nor ".join(short(ref) for ref in d.unlisted)
+        out.append(f"files: not compared: this blob store holds no file list of {unlisted}")
     if d.files is not None:
         f = d.files
-        if f.same:
+        if f.same and not f.unchanged:
+            out.append("files: none on either side")
+        elif f.same:
             out.append(f"files: same ({f.unchanged} files)")
         else:
             out.append(

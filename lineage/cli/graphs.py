@@ -53,7 +53,11 @@ TREE_VERSIONS = 10_000  # versions `lineage tree` prints before it stops and say
 @click.argument("ref")
 @click.option("--depth", type=int, default=20, show_default=True, help="Generations to follow.")
 @click.option(
-    "--json", "as_json", is_flag=True, help="Print nodes (with states) and edges as JSON."
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print nodes (with states) and edges as JSON: the whole tree, held in memory "
+    "(a big tree: lineage export --tree, NDJSON in constant memory).",
 )
 @click.option("--as-of", help='Only what existed then, as it was (ISO time or "2 days ago").')
 @click.option(

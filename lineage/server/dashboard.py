@@ -321,8 +321,14 @@ def _shape(request: Request) -> _Shape:
 
 
 def _picture(
-    found: View, prefix: str, shape: _Shape | None = None, max_nodes: int = MAX_NODES
+    found: View,
+    prefix: str,
+    shape: _Shape | None = None,
+    max_nodes: int = MAX_NODES,
+    of: str = "",
 ) -> _Picture:
+    """``of``: ``found`` is a part of a bigger answer, which holds this many (its caption
+    says so)."""
     graph = found.graph
     if shape is None:
         plan = build(found, link=_link, max_nodes=max_nodes)
@@ -336,6 +342,7 @@ def _picture(
             expand=shape.expand,
             expand_link=shape.expand_link,
         )
+    plan = replace(plan, of=of)
     try:
         svg = render(plan_to_dot(plan), "svg").decode()
     except LineageError as error:  # no Graphviz here: the page still shows everything else
@@ -368,9 +375,9 @@ def _tree_picture(
     if not more:
         return _picture(found, "tree", shape)
     # a part of a tree is always folded to a screenful: the reader opens it from the top
-    picture = _picture(found, "tree", shape, min(MAX_NODES, bounds.tree_nodes // 2))
     total = svc.tree_count(ref, depth, cap=bounds.count)
     said = f"{bounds.count:,}+" if total > bounds.count else f"{total:,}"
+    picture = _picture(found, "tree", shape, min(MAX_NODES, bounds.tree_nodes // 2), said)
     return replace(picture, fetched=len(graph.nodes), total=said)
 
 
@@ -414,11 +421,8 @@ def _index_data(svc: Service, first: str | None = None) -> dict[str, Any]:
             }
         )
     # a project of runs alone (an OpenLineage namespace of jobs): how many, and a link to them
-    runs_only = {
-        p: (svc.count_runs(p), "/runs?" + urlencode({"project": p}))
-        for p, types in projects.items()
-        if not types
-    }
+    counts = svc.count_project_runs(p for p, types in projects.items() if not types)
+    runs_only = {p: (n, "/runs?" + urlencode({"project": p})) for p, n in counts.items()}
     return {
         "projects": {p: dict(sorted(types.items())) for p, types in projects.items()},
         "sent": _sent_projects(svc, projects),
@@ -744,7 +748,16 @@ def _diff_data(svc: Service, a: str, b: str) -> dict[str, Any]:
         note = None
     except LineageError as error:  # no Graphviz here: the text still says it all
         picture, note = None, error.message
-    return {"a": a, "b": b, "lines": diff_lines(found), "svg": picture, "note": note}
+    sides = (("A", found.a), ("B", found.b))
+    unlisted = [f"{letter} {side.id}" for letter, side in sides if side.id in found.unlisted]
+    return {
+        "a": a,
+        "b": b,
+        "lines": diff_lines(found),
+        "svg": picture,
+        "note": note,
+        "unlisted": unlisted,
+    }
 
 
 @_page

@@ -254,7 +254,8 @@ def _sort_key(value: object) -> tuple[int, float, str]:
 
 def _count(svc: Service, query: RunQuery) -> int:
     projects = [query.project] if query.project else svc.projects()
-    return sum(svc.count_runs(p, job_type=query.job_type, state=query.state) for p in projects)
+    counts = svc.count_project_runs(projects, job_type=query.job_type, state=query.state)
+    return sum(counts.values())
 
 
 def runs_page(svc: Service, query: RunQuery) -> dict[str, Any]:

@@ -129,6 +129,13 @@ class GraphStore(Protocol):
     def count_runs(
         self, project: str, *, job_type: str | None = None, state: str | None = None
     ) -> int: ...
+    def count_project_runs(
+        self, projects: Collection[str], *, job_type: str | None = None, state: str | None = None
+    ) -> dict[str, int]:
+        """:meth:`count_runs` of each of ``projects`` (0 for a project of none), in one round
+        trip for all of them."""
+        ...
+
     def child_runs(self, run_id: str) -> list[RunRecord]:
         """The runs whose ``parent`` is ``run_id``, oldest first."""
         ...

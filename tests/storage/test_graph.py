@@ -134,6 +134,19 @@ def test_project_samples_name_a_run_else_a_version_of_each_project(graph: GraphS
     assert graph.project_samples([]) == {}
 
 
+def test_count_project_runs_counts_each_project_at_once(graph: GraphStore) -> None:
+    for i, project in enumerate(("p", "p", "p", "q", "r")):
+        graph.create_run(run(f"r{i}", project, job_type="eval" if i % 2 else "train"))
+    graph.update_run("r0", {"state": "finished"})
+    assert graph.count_project_runs(["p", "q", "none", "p"]) == {"p": 3, "q": 1, "none": 0}
+    assert graph.count_project_runs(["p", "q"], job_type="eval") == {"p": 1, "q": 1}
+    assert graph.count_project_runs(["p", "r"], state="finished") == {"p": 1, "r": 0}
+    assert graph.count_project_runs(["p"], job_type="train", state="running") == {"p": 1}
+    assert graph.count_project_runs([]) == {}
+    for project in ("p", "q", "r"):  # the same counts as one project at a time
+        assert graph.count_project_runs([project])[project] == graph.count_runs(project)
+
+
 def test_identical_digest_returns_existing_and_writes_nothing(graph: GraphStore) -> None:
     graph.create_run(run("r1"))
     graph.create_run(run("r2"))

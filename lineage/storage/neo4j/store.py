@@ -536,6 +536,20 @@ class Neo4jGraphStore:
         count: int = row["n"]
         return count
 
+    def count_project_runs(
+        self, projects: Collection[str], *, job_type: str | None = None, state: str | None = None
+    ) -> dict[str, int]:
+        where = ["r.project = p", *run_filters(None, job_type, state)]
+        rows = self._rows(
+            "UNWIND $projects AS p CALL (p) { MATCH (r:Run) WHERE "
+            + " AND ".join(where)
+            + " RETURN count(r) AS n } RETURN p, n",
+            projects=sorted(set(projects)),
+            job_type=job_type,
+            state=state,
+        )
+        return {row["p"]: row["n"] for row in rows}  # a count for every project, 0 too
+
     def child_runs(self, run_id: str) -> list[RunRecord]:
         """The runs whose parent is ``run_id``, oldest first."""
         query: LiteralString = (
