@@ -8,13 +8,19 @@ starts a server slowly); tests that give up, a short one.
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import subprocess
+import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from ports import free_port
+from s3_server import Flaky
 
 import lineage
 from lineage.errors import StoreUnavailable
@@ -76,3 +82,35 @@ def test_first_contact_follows_the_policy_given(workdir: Path) -> None:
     with pytest.raises(StoreUnavailable, match="2 attempts"):
         RemoteService(url, retry=Retry(attempts=2, first_delay=0.01))
     assert time.monotonic() - started < 5.0
+
+
+def test_ctrl_c_ends_a_client_waiting_for_its_server(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, flaky: Callable[..., Flaky]
+) -> None:
+    """A long budget never holds a script against its user: Ctrl-C during the retries ends
+    it at once, as Ctrl-C does without lineage."""
+    from test_run_fate import _as_from_a_terminal
+
+    monkeypatch.setenv(ENV, PATIENT)
+    down = flaky([(503, "Restarting")] * 10_000)  # a health check that never gets through
+    (workdir / "job.py").write_text(
+        "import sys, lineage\n"
+        "print('ready', flush=True)\n"
+        "lineage.init(project='p', store=sys.argv[1])\n"
+    )
+    with subprocess.Popen(
+        [sys.executable, "job.py", down.url],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=os.environ,
+        preexec_fn=_as_from_a_terminal,
+    ) as job:
+        assert job.stdout is not None and job.stdout.readline().strip() == "ready"
+        while len(down.requests) < 3:  # retrying: the health check was answered 503 twice
+            assert job.poll() is None, job.communicate()
+            time.sleep(0.05)
+        job.send_signal(signal.SIGINT)
+        _, stderr = job.communicate(timeout=60)
+    assert job.returncode == -signal.SIGINT, stderr
+    assert "KeyboardInterrupt" in stderr and "StoreUnavailable" not in stderr
