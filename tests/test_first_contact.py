@@ -8,10 +8,8 @@ starts a server slowly); tests that give up, a short one.
 
 from __future__ import annotations
 
-import os
 import re
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -89,7 +87,7 @@ def test_ctrl_c_ends_a_client_waiting_for_its_server(
 ) -> None:
     """A long budget never holds a script against its user: Ctrl-C during the retries ends
     it at once, as Ctrl-C does without lineage."""
-    from test_run_fate import _as_from_a_terminal
+    from test_run_fate import terminal_job
 
     monkeypatch.setenv(ENV, PATIENT)
     down = flaky([(503, "Restarting")] * 10_000)  # a health check that never gets through
@@ -98,14 +96,7 @@ def test_ctrl_c_ends_a_client_waiting_for_its_server(
         "print('ready', flush=True)\n"
         "lineage.init(project='p', store=sys.argv[1])\n"
     )
-    with subprocess.Popen(
-        [sys.executable, "job.py", down.url],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=os.environ,
-        preexec_fn=_as_from_a_terminal,
-    ) as job:
+    with terminal_job([sys.executable, "job.py", down.url]) as job:
         assert job.stdout is not None and job.stdout.readline().strip() == "ready"
         while len(down.requests) < 3:  # retrying: the health check was answered 503 twice
             assert job.poll() is None, job.communicate()
