@@ -232,19 +232,26 @@ class ProcessWriter:
             return None
         finally:
             theirs.close()
-        loop = asyncio.get_running_loop()
-        _, channel = await loop.connect_accepted_socket(lambda: _Channel(self._lost), ours)
-        assert channel.transport is not None
-        channel.transport.write(_frame((self.store_url, self.blobs_url)))
+        channel: _Channel | None = None
         try:
+            loop = asyncio.get_running_loop()
+            _, channel = await loop.connect_accepted_socket(lambda: _Channel(self._lost), ours)
+            assert channel.transport is not None
+            channel.transport.write(_frame((self.store_url, self.blobs_url)))
             answer = await asyncio.wait_for(asyncio.shield(channel.ready), _START_SECONDS)
         except TimeoutError:
             answer = f"not ready after {_START_SECONDS:.0f} s"
+        except Exception as error:  # noqa: BLE001 - the thread writer takes the events
+            answer = f"{type(error).__name__}: {error}"
         if answer != "ready":
-            channel.transport.close()
-            _stop(child)
+            if channel is not None and channel.transport is not None:
+                channel.transport.close()  # the child reads the end of its socket and exits
+            else:
+                ours.close()
+            await asyncio.to_thread(_stop, child)
             self._give_up(answer)
             return None
+        assert channel is not None
         self._child, self._channel = child, channel
         logger.info("OpenLineage events are written by process %d", child.pid)
         return channel
