@@ -8,8 +8,8 @@ equal first (whole tree, and cut at a few depths).
     PYTHONPATH=$PWD .venv/bin/python bench/bench_tree_ab.py --against /work/main
     PYTHONPATH=$PWD .venv/bin/python bench/bench_tree_ab.py --store /tmp/t.db --keep  # reuse
 
-The other ``sqlite.py`` is loaded under another module name and runs on this package's other
-modules (records, codec, traversal): what differs is the store's own code.
+The other ``sqlite.py`` and ``sqltree.py`` are loaded under other module names and run on this
+package's other modules (records, codec, traversal): what differs is the store's own code.
 """
 
 from __future__ import annotations
@@ -53,13 +53,21 @@ def build(path: Path, runs: int) -> str:
     return tree.base
 
 
-def other_store(root: Path) -> Any:
+def other_module(root: Path, name: str) -> Any:
+    """``lineage/storage/NAME.py`` of another checkout, as a module of its own."""
     spec = importlib.util.spec_from_file_location(
-        "other_sqlite", root / "lineage" / "storage" / "sqlite.py"
+        f"other_{name}", root / "lineage" / "storage" / f"{name}.py"
     )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+def other_store(root: Path) -> Any:
+    """The other checkout's store, walking its tree with its own ``sqltree``."""
+    module = other_module(root, "sqlite")
+    module.sqltree = other_module(root, "sqltree")
     return module.SQLiteGraphStore
 
 

@@ -5,25 +5,26 @@ run consuming one of them and per version that run produced, the output's record
 ``(the frontier position, run, output)``. The walk, the records and the derived edges of
 :mod:`lineage.traversal`'s generic path come from the same queries, in one read snapshot.
 
-What a tree of 130,000 versions costs is mostly values: the ``sqlite3`` module takes two or
-three library calls (each behind the connection's mutex) and a new Python object for each
-value of each row, about as much as the B-tree seeks themselves. So a row carries only what
-its neighbours do not say already:
+What a tree of 130,000 versions costs is mostly values: for each value of each row the
+``sqlite3`` module releases and takes back the GIL (around ``sqlite3_column_type``), makes a
+couple of library calls (each behind the connection's mutex) and a new Python object; a NULL
+costs most of that too. So a row carries only what its neighbours do not say already:
 
 - the consumed version as its position in the frontier (``json_each``'s key: a small int),
   not its id again;
-- ``project`` and ``name`` as NULL when they are the root's (a tree mostly stays in its
-  artifact), ``state`` as NULL when ``committed``, ``created_by`` as ``1`` when it is the
-  row's run (the usual case: the run that produced it made it; a reproduction's is another
-  run). NULL can stand for a value only in columns that are never NULL; ``created_by`` may
-  be, and ``1`` cannot be a text column's value. A version without a record (no row in
-  ``versions``) has a NULL ``digest``.
+- ``name`` as NULL when it is the root's (a tree mostly stays in its artifact);
+- the fields that are almost always the same, in one column, ``odd``: NULL when the version
+  is in the root's project, was made by the row's run, is ``committed`` and has neither a
+  description nor tags (a reproduction's ``created_by`` is another run), else its rowid, and
+  those rows' fields come from one more query by rowid. A version without a record (no row
+  in ``versions``) has a NULL ``digest``.
 
 The artifacts' types and aliases are few: fetched once for the whole tree, not once a row.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 from collections.abc import Callable, Collection, Mapping
@@ -36,18 +37,21 @@ __all__ = ["tree_rows"]
 
 # ? (1) = the frontier as a JSON array, (2), (3) = the root's project and name
 _LEVEL = (
-    "SELECT i.at, c.dst, p.dst, "
-    "CASE WHEN v.project = ?2 THEN NULL ELSE v.project END, "
-    "CASE WHEN v.name = ?3 THEN NULL ELSE v.name END, "
-    "v.idx, v.digest, v.size, v.file_count, v.metadata, v.description, "
-    "CASE WHEN v.created_by = c.dst THEN 1 ELSE v.created_by END, v.created_at, "
-    "CASE WHEN v.state = 'committed' THEN NULL ELSE v.state END, v.tags, v.event_at "
+    "SELECT i.at, c.dst, p.dst, CASE WHEN v.name = ?3 THEN NULL ELSE v.name END, "
+    "v.idx, v.digest, v.size, v.file_count, v.metadata, v.created_at, v.event_at, "
+    "CASE WHEN v.project = ?2 AND v.created_by = c.dst AND v.state = 'committed' "
+    "AND v.description IS NULL AND v.tags IS NULL THEN NULL ELSE v.rowid END "
     "FROM (SELECT key AS at, value AS want FROM json_each(?1)) i "
     "CROSS JOIN edges c ON c.src = i.want AND c.kind = 'consumed_by' "
     "LEFT JOIN edges p ON p.src = c.dst AND p.kind = 'produced' "
     "LEFT JOIN versions v ON v.id = p.dst"
 )
-_RUN, _OUT, _PROJECT, _NAME, _DIGEST, _METADATA = 1, 2, 3, 4, 6, 9
+_RUN, _OUT, _NAME, _DIGEST, _METADATA, _ODD = 1, 2, 3, 5, 8, 11
+# the fields an odd row leaves out; ? = a JSON array of rowids
+_ODD_FIELDS = (
+    "SELECT v.rowid, v.project, v.name, v.description, v.created_by, v.state, v.tags "
+    "FROM (SELECT value AS want FROM json_each(?)) i CROSS JOIN versions v ON v.rowid = i.want"
+)
 # ? = a JSON array of [project, name] pairs
 _EACH_ARTIFACT = (
     "(SELECT json_extract(value, '$[0]') AS project, json_extract(value, '$[1]') AS name "
@@ -111,13 +115,12 @@ def tree_rows(
                     if row[_DIGEST] is not None:
                         keep(row)
             done += 1
+        odd = _odd_fields(db, [row[_ODD] for row in found if row[_ODD] is not None])
         # the artifacts' types and aliases: few, fetched once rather than once a row
         keys = json.dumps(
             list(
-                {
-                    (project if p is None else p, name if n is None else n)
-                    for p, n in [(row[_PROJECT], row[_NAME]) for row in found]
-                }
+                {(project, name if n is None else n) for n in {row[_NAME] for row in found}}
+                | {(fields[0], fields[1]) for fields in odd.values()}
             )
         )
         types = {(p, n): t for p, n, t in db.execute(_TYPES_OF, (keys,))}
@@ -126,37 +129,53 @@ def tree_rows(
             aliases.setdefault(ref, []).append(alias)
     finally:
         db.execute("COMMIT")
-    versions.update(_records(found, project, name, types, aliases))
-    return versions, triples, truncated
+    records = _records(found, odd, project, name, types, aliases)
+    records.update(versions)  # the root's: one, where the other way round copies them all
+    return records, triples, truncated
+
+
+def _odd_fields(db: sqlite3.Connection, rowids: list[int]) -> dict[int, Row]:
+    """``(project, name, description, created_by, state, tags)`` of the odd rows' versions,
+    by rowid."""
+    if not rowids:
+        return {}
+    return {row[0]: row[1:] for row in db.execute(_ODD_FIELDS, (json.dumps(rowids),))}
 
 
 def _records(
     rows: list[Row],
+    odd: Mapping[int, Row],
     project: str | None,
     name: str | None,
-    types: Mapping[tuple[str, str], str],
+    types: Mapping[tuple[str | None, str | None], str],
     aliases: Mapping[str, list[str]],
 ) -> dict[str, VersionRecord]:
     """The records of ``_LEVEL``'s rows, by id. A row whose artifact is not in ``types`` is
     no record, as the other reads' join with ``artifacts`` would drop it."""
     records = {}
-    new, kind_of, held_by = version_record, types.get, aliases.get
+    new, kind_of = version_record, types.get
+    p: Any  # the root's project in a usual row: never None there (no root, no usual row)
+    kind = kind_of((project, name))
     metadata = loads_many([row[_METADATA] for row in rows])  # one parse for all
     for row, meta in zip(rows, metadata, strict=True):
         # locals: names as SQLite wrote them here, and their fill-ins
-        _at, run, ref, p, n, index, digest, size, files, _, about, by, made, state, tags, when = row
-        if p is None:
-            p = project
-        if n is None:
-            n = name
-        kind = kind_of((p, n))
-        if kind is None:
-            continue
-        held = held_by(ref)
-        records[ref] = new(
-            p, n, kind, index, digest, size, files, meta, about,
-            tuple(sorted(held)) if held else (), run if by == 1 else by, made,
-            "committed" if state is None else state, tuple(json.loads(tags)) if tags else (),
-            when,
-        )  # fmt: skip
+        _at, run, ref, n, index, digest, size, files, _, made, when, rowid = row
+        if rowid is None:  # the root's project, made by this run, committed, nothing else set
+            p, about, by, state, tags = project, None, run, "committed", ()
+            k = kind if n is None else kind_of((p, n))
+            if n is None:
+                n = name
+        else:
+            p, n, about, by, state, text = odd[rowid]
+            k = kind_of((p, n))
+            tags = tuple(json.loads(text)) if text else ()
+        if k is not None:
+            records[ref] = new(
+                p, n, k, index, digest, size, files, meta, about, (), by, made, state, tags, when
+            )
+    # aliases are few: the records that have some are made again with them
+    for ref, held in aliases.items():
+        record = records.get(ref)
+        if record is not None:
+            records[ref] = dataclasses.replace(record, aliases=tuple(sorted(held)))
     return records

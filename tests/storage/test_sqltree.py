@@ -24,6 +24,17 @@ def version(project: str, name: str, index: int, **fields: object) -> VersionRec
     return VersionRecord(project=project, name=name, index=index, **values)  # type: ignore[arg-type]
 
 
+# a field each, set where a tree row's shortcut assumes its usual value (sqltree's ``odd``)
+ONE_OFF: list[dict[str, object]] = [
+    {"description": "a description alone"},
+    {"state": "deleted"},
+    {"tags": ("t",)},
+    {"event_at": 1.6e9 + 0.3},
+    {"aliases": ("prod",)},
+    {"metadata": {"k": 1}},
+]
+
+
 def edges(source: str, run: str, *targets: str) -> list[Edge]:
     return [Edge(source=source, target=run, kind="consumed_by")] + [
         Edge(source=run, target=t, kind="produced") for t in targets
@@ -58,6 +69,8 @@ def test_every_field_of_the_tree_records_is_the_stored_one(tmp_path: Path) -> No
         version("q", "other", 0, type="data", created_by=None),  # no creating run
         version("p", "m", 3, created_by="r1"),  # made by r1, reached through r3 only
         version("p", "gone", 0, created_by="r3"),  # its artifact has no row: no record
+        # the root's artifact, made by its row's run, one field each off its usual value
+        *(version("p", "m", 4 + i, created_by="r2", **one) for i, one in enumerate(ONE_OFF)),
     ]
     graph.import_records(
         runs=[RunRecord(id=f"r{i}", project="p", name=f"run{i}") for i in range(5)],
@@ -73,7 +86,15 @@ def test_every_field_of_the_tree_records_is_the_stored_one(tmp_path: Path) -> No
         versions=versions,
         edges=[
             *edges(root.id, "r1", everything.id),
-            *edges(everything.id, "r2", "p/m:v2", "q/m:v0", "p/eval:v0", "q/other:v0"),
+            *edges(
+                everything.id,
+                "r2",
+                "p/m:v2",
+                "q/m:v0",
+                "p/eval:v0",
+                "q/other:v0",
+                *(f"p/m:v{4 + i}" for i in range(len(ONE_OFF))),
+            ),
             # a reproduction: r3 produced p/m:v1 again, its record still says r1
             *edges(root.id, "r3", everything.id, "p/m:v3", "p/gone:v0"),
             *edges("q/other:v0", "r4"),  # a run without outputs
@@ -99,6 +120,7 @@ def test_every_field_of_the_tree_records_is_the_stored_one(tmp_path: Path) -> No
             (root.id, "p/m:v3", "r3"),
             (root.id, "p/gone:v0", "r3"),
             *((everything.id, v, "r2") for v in ("p/m:v2", "q/m:v0", "p/eval:v0", "q/other:v0")),
+            *((everything.id, f"p/m:v{4 + i}", "r2") for i in range(len(ONE_OFF))),
         ]
     )
     # one generation: the first ring of records, the rest cut
