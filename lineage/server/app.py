@@ -44,6 +44,7 @@ import json
 import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -115,6 +116,7 @@ MAX_MISSING = 10_000
 MAX_BATCH = 64 * 1024**2  # bytes of a POST /blobs/batch body
 MAX_BATCH_BLOB = 1024**2  # bytes of one blob in it: a larger one goes by PUT
 _RECORD_HEAD = 64 + 8  # a batch record's digest and length
+_BATCH_THREADS = 8  # a batch's blobs stored at once in a store without put_bytes_many
 STATUS = {
     "INVALID_INPUT": 400,
     "UNAUTHENTICATED": 401,
@@ -542,9 +544,10 @@ def _store_batch(blobs: BlobStore, body: bytes) -> dict[str, bytes]:
     many = getattr(blobs, "put_bytes_many", None)
     if many is not None:
         many(list(found.values()))
-    else:
-        for data in found.values():
-            blobs.put_bytes(data)
+    elif found:  # an object store: a request a blob, several at once as the PUTs would be
+        with ThreadPoolExecutor(min(len(found), _BATCH_THREADS)) as pool:
+            for _ in pool.map(blobs.put_bytes, found.values()):
+                pass
     return found
 
 

@@ -13,19 +13,20 @@ from pathlib import Path
 import httpx
 import pytest
 from older_server import older, serving
+from s3_server import S3Server
 
 from lineage.hashing import hash_bytes
 from lineage.server.app import MAX_BATCH, MAX_BATCH_BLOB, create_app, open_service
 from lineage.server.auth import create_token
+from lineage.storage import open_blobs
 from lineage.storage.http import BATCH_BELOW, BATCH_COUNT, HttpBlobStore
-from lineage.storage.local import LocalBlobStore
 
 
 class Server:
     def __init__(self, url: str, token: str, blobs: str) -> None:
         self.url = url
         self.token = token
-        self.stored = LocalBlobStore(blobs)
+        self.stored = open_blobs(blobs)
         self.requests: Counter[str] = Counter()  # "PUT", "POST /blobs/batch", ...
 
     def client(self) -> HttpBlobStore:
@@ -50,8 +51,8 @@ class Server:
 
 
 @contextmanager
-def server_of(tmp_path: Path, *, old: bool = False) -> Iterator[Server]:
-    store, blobs = str(tmp_path / "store"), str(tmp_path / "blobs")
+def server_of(tmp_path: Path, *, old: bool = False, blobs: str = "") -> Iterator[Server]:
+    store, blobs = str(tmp_path / "store"), blobs or str(tmp_path / "blobs")
     service = open_service(store, blobs)
     token = create_token(service, "write", "test")
     service.graph.close()
@@ -177,3 +178,20 @@ def test_an_older_server_gets_puts_for_the_rest_of_the_session(
     said = [r.getMessage() for r in caplog.records if "no POST /blobs/batch" in r.getMessage()]
     assert len(said) == 1 and "405" in said[0]
     assert sum(done) == sum(size for _, size in result)
+
+
+def test_a_batch_into_an_object_store(tmp_path: Path, s3_server: S3Server) -> None:
+    """A store without ``put_bytes_many`` (S3) takes each blob as ``put_bytes`` does."""
+    name = s3_server.create_bucket("batches")
+    with server_of(
+        tmp_path, blobs=f"s3://{name}/blobs?endpoint_url={s3_server.endpoint_url}"
+    ) as server:
+        wrong = hash_bytes(b"claimed")
+        assert server.post(record(b"good") + record(b"bad", wrong)).status_code == 422
+        assert list(server.stored.digests()) == []
+        items = small_files(tmp_path / "data", 50)
+        client = server.client()
+        result = client.put_files(items)
+        assert server.requests["POST /blobs/batch"] == 1 and server.requests["PUT"] == 0
+        assert set(server.stored.digests()) == {d for d, _ in result}
+        client.close()
