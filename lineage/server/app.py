@@ -451,28 +451,36 @@ async def _put(request: Request) -> Response:
             limit=limit,
         )
     runtime = _runtime(request)
+    upload = _Upload(request, limit, declared, runtime.upload_idle_timeout)
+    try:
+        with _upload_slot(runtime):
+            stored, size = await anyio.to_thread.run_sync(
+                runtime.service.blobs.put_stream,
+                cast(BinaryIO, upload),
+                digest,
+                limiter=runtime.upload_threads(),
+            )
+    except DigestMismatch as error:
+        raise DigestMismatch(
+            f"digest mismatch, nothing stored: {error.message}", digest=digest
+        ) from None
+    return JSONResponse({"digest": stored, "size": size})
+
+
+@contextlib.contextmanager
+def _upload_slot(runtime: _Runtime) -> Iterator[None]:
+    """One of the ``max_uploads`` slots for the block, or UploadsBusy (503) at once."""
     if runtime.uploads >= runtime.max_uploads:
         raise UploadsBusy(
             f"this server is receiving {runtime.uploads} uploads, its limit; try again in "
             f"{RETRY_AFTER}s",
             limit=runtime.max_uploads,
         )
-    upload = _Upload(request, limit, declared, runtime.upload_idle_timeout)
     runtime.uploads += 1  # no await between the check and here: no other request runs
     try:
-        stored, size = await anyio.to_thread.run_sync(
-            runtime.service.blobs.put_stream,
-            cast(BinaryIO, upload),
-            digest,
-            limiter=runtime.upload_threads(),
-        )
-    except DigestMismatch as error:
-        raise DigestMismatch(
-            f"digest mismatch, nothing stored: {error.message}", digest=digest
-        ) from None
+        yield
     finally:
         runtime.uploads -= 1
-    return JSONResponse({"digest": stored, "size": size})
 
 
 @_refusals
@@ -487,20 +495,11 @@ async def _batch(request: Request) -> Response:
             limit=MAX_BATCH,
         )
     runtime = _runtime(request)
-    if runtime.uploads >= runtime.max_uploads:
-        raise UploadsBusy(
-            f"this server is receiving {runtime.uploads} uploads, its limit; try again in "
-            f"{RETRY_AFTER}s",
-            limit=runtime.max_uploads,
-        )
-    runtime.uploads += 1  # no await between the check and here: no other request runs
-    try:
+    with _upload_slot(runtime):
         body = await _Upload(request, MAX_BATCH, declared, runtime.upload_idle_timeout).whole()
         stored = await anyio.to_thread.run_sync(
             _store_batch, runtime.service.blobs, body, limiter=runtime.upload_threads()
         )
-    finally:
-        runtime.uploads -= 1
     return JSONResponse({"stored": list(stored), "size": sum(map(len, stored.values()))})
 
 
