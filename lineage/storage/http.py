@@ -217,11 +217,19 @@ class HttpBlobStore:
         sent: list[str] = []
         refused: list[DigestMismatch] = []
         size = 0
-        for digest, path, _ in batch:
-            data = path.read_bytes()
+        for digest, path, known in batch:
+            with open(path, "rb") as file:
+                data = file.read(known + 1)  # a file grown since it was hashed: a mismatch
             actual = hash_bytes(data)  # as the server will: a wrong one would refuse them all
             if actual != digest:
-                refused.append(_mismatch(path, digest, actual))
+                refused.append(
+                    DigestMismatch(
+                        f"{path} does not hash to {digest[:16]}... (a wrong digest, or the "
+                        "file changed since it was hashed); nothing was stored under it",
+                        path=str(path),
+                        digest=digest,
+                    )
+                )
                 continue
             records += [digest.encode(), len(data).to_bytes(8, "little"), data]
             sent.append(digest)

@@ -15,6 +15,7 @@ import pytest
 from older_server import older, serving
 from s3_server import S3Server
 
+from lineage.errors import DigestMismatch
 from lineage.hashing import hash_bytes
 from lineage.server.app import MAX_BATCH, MAX_BATCH_BLOB, create_app, open_service
 from lineage.server.auth import create_token
@@ -152,9 +153,9 @@ def test_a_wrong_claim_in_a_batch_keeps_out_only_that_file(server: Server, tmp_p
     claimed = hash_bytes(b"not its bytes")
     items[3] = (items[3][0], claimed)
     client = server.client()
-    with pytest.raises(Exception, match="not the claimed") as caught:
+    with pytest.raises(DigestMismatch, match="does not hash to") as caught:
         client.put_files(items)
-    assert getattr(caught.value, "digest", None) == claimed
+    assert caught.value.context["digest"] == claimed
     stored = set(server.stored.digests())
     assert claimed not in stored and len(stored) == 9
     client.close()
