@@ -329,7 +329,8 @@ def _refusals(
                 "%s %s refused (%s): %s", request.method, request.url.path, error.code, error
             )
             refusal = _refusal(error)
-            if request.method == "PUT":  # the rest of its body may never come: do not wait
+            if request.method == "PUT" or request.url.path == "/blobs/batch":
+                # the rest of its body may never come: do not wait
                 refusal.headers["Connection"] = "close"
             return refusal
 
