@@ -415,6 +415,66 @@ def bench_in_process(store: str, blobs: str, runs: int, group: int) -> dict[str,
             "per event": 1000 * spent[False] / counted[False]}  # fmt: skip
 
 
+class _Cells:
+    """One server's figures at one number of clients, round by round."""
+
+    def __init__(self) -> None:
+        self.single: list[float] = []
+        self.batch: list[float] = []
+        self.sdk: list[float] = []
+        self.cpu: list[float] = []
+        self.batch_cpu: list[float] = []
+
+    def measure(
+        self, url: str, token: str, pid: int, args: Any, clients: int, scratch: Path
+    ) -> None:
+        before = cpu_seconds(pid)
+        self.single.append(bench_openlineage(url, token, args.runs, clients))
+        self.cpu.append((cpu_seconds(pid) - before) / (2 * args.runs))
+        before = cpu_seconds(pid)
+        self.batch.append(bench_batch(url, token, args.runs, clients))
+        self.batch_cpu.append((cpu_seconds(pid) - before) / (2 * args.runs))
+        if not args.no_sdk:
+            self.sdk.append(bench_sdk(url, token, args.runs // 4, clients, scratch))
+
+    def report(
+        self, what: str, args: Any, clients: int, floor: dict[tuple[str, int], float]
+    ) -> None:
+        ol = statistics.median(self.single)
+        sdk_runs = statistics.median(self.sdk or [float("nan")])
+        of_floor = "".join(
+            f"; {ol / floor[mode, clients]:.2f}x the {mode} floor"
+            for mode in ("http", "commit")
+            if (mode, clients) in floor
+        )
+        print(
+            f"{what} clients={clients}: single {ol:6.0f} events/s "
+            f"({ol / 2:5.0f} runs/s, server CPU {1000 * statistics.median(self.cpu):.2f} "
+            f"ms/event); batch {statistics.median(self.batch):6.0f} events/s "
+            f"(server CPU {1000 * statistics.median(self.batch_cpu):.2f} ms/event); "
+            f"SDK {sdk_runs:5.1f} runs/s; single/SDK runs {ol / 2 / sdk_runs:5.1f}x"
+            f"{of_floor}; load {os.getloadavg()[0]:.1f}; "
+            f"rounds {' '.join(f'{x:.0f}' for x in self.single)}, "
+            f"batch {' '.join(f'{x:.0f}' for x in self.batch)}",
+            flush=True,
+        )
+
+    @staticmethod
+    def report_async(what: str, url: str, token: str, pid: int, args: Any) -> None:
+        asynced, async_cpu = [], []
+        for _ in range(args.rounds):
+            before = cpu_seconds(pid)
+            asynced.append(bench_async(url, token, args.runs, args.concurrent))
+            async_cpu.append((cpu_seconds(pid) - before) / (2 * args.runs))
+        print(
+            f"{what} 1 client, AsyncHttpTransport ({args.concurrent} in flight): "
+            f"{statistics.median(asynced):6.0f} events/s "
+            f"(server CPU {1000 * statistics.median(async_cpu):.2f} ms/event); "
+            f"rounds {' '.join(f'{x:.0f}' for x in asynced)}",
+            flush=True,
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=400, help="job runs per cell")
@@ -449,6 +509,12 @@ def main(argv: list[str] | None = None) -> int:
         help="the single-event cells' client: httpx (as before), or raw: a keep-alive socket a "
         "thread and requests made in advance, for the server's rate with little CPU spent by "
         "the clients (which share the cores with it)",
+    )
+    parser.add_argument(
+        "--writers",
+        default="process",
+        help="the server's OpenLineage writer, or several (process,thread): one server each, "
+        "their rounds alternated (LINEAGE_OPENLINEAGE_WRITER)",
     )
     parser.add_argument(
         "--no-sdk", action="store_true", help="leave out the SDK baseline (a quicker run)"
@@ -495,68 +561,53 @@ def main(argv: list[str] | None = None) -> int:
                     flush=True,
                 )
             continue
-        service = open_service(store, blobs)
-        token = create_token(service, "write", "bench")
-        service.graph.close()
-        server: ServerProcess | WorkersServer
-        if args.workers > 1:
-            server = WorkersServer(store, blobs, port=free_port(), workers=args.workers)
-        else:
-            server = ServerProcess(store, blobs, port=free_port(), log=scratch / f"{kind}.log")
-        server.start()
-        assert server.process is not None
-        pid = server.process.pid
+        writers = args.writers.split(",")
+        servers: dict[str, tuple[ServerProcess | WorkersServer, int, str]] = {}
         try:
-            if args.warm_up:
-                warmed = warm_up(server.url, token, args.warm_up)
-                print(f"{kind:6} warm-up: {args.warm_up:,} runs in {warmed:.1f} s", flush=True)
-            else:
-                bench_openlineage(server.url, token, 20, 1)  # query plans, connections
-            for clients in (1, 8):
-                single, batch, sdk, cpu, batch_cpu = [], [], [], [], []
-                for _ in range(args.rounds):
-                    before = cpu_seconds(pid)
-                    single.append(bench_openlineage(server.url, token, args.runs, clients))
-                    cpu.append((cpu_seconds(pid) - before) / (2 * args.runs))
-                    before = cpu_seconds(pid)
-                    batch.append(bench_batch(server.url, token, args.runs, clients))
-                    batch_cpu.append((cpu_seconds(pid) - before) / (2 * args.runs))
-                    if not args.no_sdk:
-                        sdk.append(bench_sdk(server.url, token, args.runs // 4, clients, scratch))
-                sdk = sdk or [float("nan")]
-                if clients == 1:
-                    asynced, async_cpu = [], []
-                    for _ in range(args.rounds):
-                        before = cpu_seconds(pid)
-                        asynced.append(bench_async(server.url, token, args.runs, args.concurrent))
-                        async_cpu.append((cpu_seconds(pid) - before) / (2 * args.runs))
-                    print(
-                        f"{kind:6} workers={args.workers} 1 client, AsyncHttpTransport "
-                        f"({args.concurrent} in flight): "
-                        f"{statistics.median(asynced):6.0f} events/s "
-                        f"(server CPU {1000 * statistics.median(async_cpu):.2f} ms/event); "
-                        f"rounds {' '.join(f'{x:.0f}' for x in asynced)}",
-                        flush=True,
+            for writer in writers:  # one server each, over a store of its own (SQLite)
+                where = store if kind != "sqlite" else str(scratch / f"store-{writer}")
+                service = open_service(where, f"{blobs}-{writer}")
+                token = create_token(service, "write", "bench")
+                service.graph.close()
+                os.environ["LINEAGE_OPENLINEAGE_WRITER"] = writer  # the server inherits it
+                server: ServerProcess | WorkersServer
+                if args.workers > 1:
+                    server = WorkersServer(
+                        where, f"{blobs}-{writer}", port=free_port(), workers=args.workers
                     )
-                ol, sdk_runs = statistics.median(single), statistics.median(sdk)
-                load = os.getloadavg()[0]
-                of_floor = "".join(
-                    f"; {ol / floor[mode, clients]:.2f}x the {mode} floor"
-                    for mode in ("http", "commit")
-                    if (mode, clients) in floor
-                )
-                print(
-                    f"{kind:6} workers={args.workers} clients={clients}: single {ol:6.0f} events/s "
-                    f"({ol / 2:5.0f} runs/s, server CPU {1000 * statistics.median(cpu):.2f} "
-                    f"ms/event); batch {statistics.median(batch):6.0f} events/s "
-                    f"(server CPU {1000 * statistics.median(batch_cpu):.2f} ms/event); "
-                    f"SDK {sdk_runs:5.1f} runs/s; single/SDK runs {ol / 2 / sdk_runs:5.1f}x"
-                    f"{of_floor}; load {load:.1f}; rounds {' '.join(f'{x:.0f}' for x in single)}, "
-                    f"batch {' '.join(f'{x:.0f}' for x in batch)}",
-                    flush=True,
-                )
+                else:
+                    log = scratch / f"{kind}-{writer}.log"
+                    server = ServerProcess(where, f"{blobs}-{writer}", port=free_port(), log=log)
+                server.start()
+                assert server.process is not None
+                servers[writer] = (server, server.process.pid, token)
+                if args.warm_up:
+                    warmed = warm_up(server.url, token, args.warm_up)
+                    print(f"{kind:6} warm-up: {args.warm_up:,} runs in {warmed:.1f} s", flush=True)
+                else:
+                    bench_openlineage(server.url, token, 20, 1)  # query plans, connections
+            os.environ.pop("LINEAGE_OPENLINEAGE_WRITER", None)
+            for clients in (1, 8):
+                cells = {w: _Cells() for w in writers}
+                for _ in range(args.rounds):  # the writers' rounds alternated
+                    for writer, (server, pid, token) in servers.items():
+                        cells[writer].measure(server.url, token, pid, args, clients, scratch)
+                for writer, (server, pid, token) in servers.items():
+                    cells[writer].report(
+                        f"{kind:6} workers={args.workers} writer={writer}", args, clients, floor
+                    )
+                    if clients == 1:
+                        cells[writer].report_async(
+                            f"{kind:6} workers={args.workers} writer={writer}",
+                            server.url,
+                            token,
+                            pid,
+                            args,
+                        )
         finally:
-            server.stop()
+            os.environ.pop("LINEAGE_OPENLINEAGE_WRITER", None)
+            for server, _, _ in servers.values():
+                server.stop()
     if neo is not None:
         neo.stop()
     return 0

@@ -86,12 +86,15 @@ class Client:
         self._remote: RemoteService | None = None
         if is_remote(store):
             from lineage.remote import RemoteService
+            from lineage.retry import configured
             from lineage.storage import open_graph
 
+            retry = configured()  # a bad LINEAGE_RETRY_SECONDS is refused before the mirror opens
             remote = RemoteService(
                 store,
                 token=token or os.environ.get("LINEAGE_TOKEN"),
                 mirror=open_graph(DEFAULT_STORE),
+                retry=retry,
             )
             self.service = self._remote = remote
             self.blobs = remote.blobs

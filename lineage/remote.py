@@ -39,7 +39,7 @@ from lineage.records import (
     Subgraph,
     VersionRecord,
 )
-from lineage.retry import DEFAULT, Retry, send
+from lineage.retry import Retry, configured, send
 from lineage.service import (
     GcReport,
     check_active,
@@ -206,10 +206,10 @@ class RemoteService:
         token: str | None = None,
         timeout: float = 60.0,
         mirror: GraphStore | None = None,
-        retry: Retry = DEFAULT,
+        retry: Retry | None = None,
     ) -> None:
         self.url = url.rstrip("/")
-        self.retry = retry
+        self.retry = configured() if retry is None else retry  # LINEAGE_RETRY_SECONDS
         # versions resolved online are remembered locally, so that a run logged offline later
         # can consume them and `lineage sync` can send that edge
         self.mirror = mirror
@@ -217,7 +217,7 @@ class RemoteService:
         self._http = httpx.Client(
             base_url=self.url, headers=headers, timeout=httpx.Timeout(timeout, connect=10.0)
         )
-        self.blobs = HttpBlobStore(self.url, token=token, retry=retry)
+        self.blobs = HttpBlobStore(self.url, token=token, retry=self.retry)
         self.requests = 0  # GraphQL requests made: what a second sync must not repeat
         self.retried = 0  # requests sent again after a failure (the first may have landed)
         try:

@@ -9,11 +9,16 @@ from its source each time) until the answer is not transient, under a :class:`Re
 - when: after ``first_delay`` seconds, doubling up to ``max_delay``, each wait lengthened by
   up to ``jitter`` of itself so that many clients thrown off by one restart do not come back
   in step; a ``Retry-After`` of a 429 or 503 is honoured up to ``max_delay``;
-- for how long: at most ``attempts`` attempts, and no new attempt once ``deadline`` seconds
-  have passed since the first;
-- then: :class:`lineage.errors.StoreUnavailable` naming the URL and what happened last.
+- for how long: ``deadline`` seconds from the first attempt (the last wait is cut short so
+  that the last attempt comes then), and at most ``attempts`` attempts when that is set;
+- then: :class:`lineage.errors.StoreUnavailable` naming the URL, what happened last, how long
+  it tried and the variable that sets it. For ``deadline`` seconds after that, a request to
+  the same URL is tried once, not retried: a script whose server is gone for good waits out
+  one budget, not one for each call left (marking its run failed, at exit).
 
-The defaults give six attempts and at least 6.2 s of waiting: what a server restart takes.
+The budget is ``LINEAGE_RETRY_SECONDS`` (:func:`configured`, read when a client is made),
+30 s by default: a server restart, even a slow one behind Neo4j on a loaded machine, and not
+so long that a mistyped URL keeps a user waiting minutes. ``0`` means one attempt, no retry.
 Retried requests must be safe to repeat: blob uploads are (content-addressed), and every
 GraphQL mutation the client sends is made so (runs carry an id chosen by the client).
 """
@@ -21,34 +26,43 @@ GraphQL mutation the client sends is made so (runs carry an id chosen by the cli
 from __future__ import annotations
 
 import logging
+import math
+import os
 import random
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import httpx
 
-from lineage.errors import StoreUnavailable
+from lineage.errors import InvalidInput, StoreUnavailable
 
-__all__ = ["DEFAULT", "Retry", "send"]
+__all__ = ["DEFAULT", "ENV", "Retry", "configured", "send"]
 
 logger = logging.getLogger(__name__)
+
+ENV = "LINEAGE_RETRY_SECONDS"
 
 
 @dataclass(frozen=True, kw_only=True)
 class Retry:
     """How often, how soon and for how long a transient failure is tried again."""
 
-    attempts: int = 6
+    deadline: float = 30.0
+    attempts: int | None = None
     first_delay: float = 0.2
     max_delay: float = 10.0
     jitter: float = 0.25
-    deadline: float = 300.0
     statuses: frozenset[int] = frozenset({408, 425, 429, 500, 502, 503, 504})
 
     def __post_init__(self) -> None:
-        if self.attempts < 1:
+        if self.attempts is not None and self.attempts < 1:
             raise ValueError(f"attempts must be at least 1, got {self.attempts}")
+        if not (math.isfinite(self.deadline) and self.deadline >= 0):
+            raise ValueError(
+                f"deadline must be a number of seconds, 0 or more, got {self.deadline}"
+            )
 
     def delay(self, retry: int, response: httpx.Response | None = None) -> float:
         """Seconds to wait before retry number ``retry`` (0 for the first retry)."""
@@ -64,6 +78,35 @@ class Retry:
 DEFAULT = Retry()
 
 
+def configured(environ: Mapping[str, str] = os.environ) -> Retry:
+    """The policy of a client made now: :data:`DEFAULT`, retrying for ``LINEAGE_RETRY_SECONDS``
+    seconds when that is set. A value that is not a number of seconds, 0 or more, is refused
+    (InvalidInput naming the variable).
+
+    >>> configured({"LINEAGE_RETRY_SECONDS": "120"}).deadline
+    120.0
+    """
+    value = environ.get(ENV, "").strip()
+    if not value:
+        return DEFAULT
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds >= 0):
+        raise InvalidInput(
+            f"{ENV} must be a number of seconds, 0 or more (how long a client keeps retrying "
+            f"a lineage server that does not answer; 0: no retry), not {value!r}"
+        )
+    return Retry(deadline=seconds)
+
+
+# URL -> when a request to it was last given up on (the clock of send): requests to it
+# within the policy's deadline after that are tried once
+_given_up: dict[str, float] = {}
+_given_up_lock = threading.Lock()
+
+
 def send(
     request: Callable[[], httpx.Response],
     *,
@@ -72,16 +115,23 @@ def send(
     policy: Retry = DEFAULT,
     on_retry: Callable[[str], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
 ) -> httpx.Response:
     """The first answer of ``request()`` that is not transient, retrying under ``policy``.
 
     ``on_retry`` hears why each retry happens (before its wait). A response that is retried
-    is closed. Raises StoreUnavailable, naming ``url``, when the policy gives up.
+    is closed. Raises StoreUnavailable, naming ``url``, when the policy gives up, or after
+    one attempt when a request to ``url`` was given up on less than ``policy.deadline``
+    seconds ago. ``sleep`` and ``clock`` wait and tell the time (tests pass their own).
 
     >>> send(lambda: client.post("/graphql", json=body), url=client.base_url)
     """
-    started = time.monotonic()
-    for attempt in range(policy.attempts):
+    started = clock()
+    with _given_up_lock:
+        since = started - _given_up.get(url, -math.inf)
+    once = 0 <= since < policy.deadline  # given up on a moment ago: no second budget now
+    attempt = 0
+    while True:
         response: httpx.Response | None = None
         try:
             response = request()
@@ -89,23 +139,34 @@ def send(
             reason = f"unreachable: {exc or type(exc).__name__}"
         else:
             if response.status_code not in policy.statuses:
+                if once:
+                    with _given_up_lock:
+                        _given_up.pop(url, None)
                 return response
             reason = f"answered HTTP {response.status_code}"
             response.close()
-        wait = policy.delay(attempt, response)
-        last = attempt == policy.attempts - 1
-        if last or time.monotonic() - started + wait > policy.deadline:
-            tries = f"{attempt + 1} attempt" + ("s" if attempt else "")
+        attempt += 1
+        elapsed = clock() - started
+        budget = f"{ENV} sets how long to keep trying: {policy.deadline:g}s"
+        if once:
             raise StoreUnavailable(
-                f"lineage server {url} {reason} ({what}, {tries} in "
-                f"{time.monotonic() - started:.1f}s)",
+                f"lineage server {url} {reason} ({what}; not retried: it was given up on "
+                f"{since:.1f}s ago; {budget})",
                 url=url,
             )
+        if elapsed >= policy.deadline or attempt == policy.attempts:
+            with _given_up_lock:
+                _given_up[url] = clock()
+            tries = f"{attempt} attempt" + ("s" if attempt > 1 else "")
+            raise StoreUnavailable(
+                f"lineage server {url} {reason} ({what}, {tries} in {elapsed:.1f}s; {budget})",
+                url=url,
+            )
+        wait = min(policy.delay(attempt - 1, response), policy.deadline - elapsed)
         logger.info("%s to %s %s; retrying in %.1fs", what, url, reason, wait)
         if on_retry is not None:
             on_retry(reason)
         sleep(wait)
-    raise AssertionError("unreachable")
 
 
 def _retry_after(response: httpx.Response) -> float | None:

@@ -7,16 +7,18 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import pytest
 from ports import free_port
 from s3_server import Flaky, _FlakyHandler
 
-from lineage.errors import StoreUnavailable
+import lineage
+from lineage.errors import InvalidInput, StoreUnavailable
 from lineage.hashing import hash_bytes
 from lineage.remote import RemoteService
-from lineage.retry import Retry, send
+from lineage.retry import DEFAULT, ENV, Retry, configured, send
 from lineage.storage.http import HttpBlobStore
 
 FAST = Retry(attempts=4, first_delay=0.01, max_delay=0.05)
@@ -95,6 +97,101 @@ def test_backoff_doubles_with_jitter_and_honours_retry_after() -> None:
     assert policy.delay(0, httpx.Response(503, headers={"Retry-After": "soon"})) <= 0.25
     with pytest.raises(ValueError):
         Retry(attempts=0)
+    with pytest.raises(ValueError):
+        Retry(deadline=-1)
+
+
+# how long: LINEAGE_RETRY_SECONDS -----------------------------------------------------------
+
+
+class Clock:
+    """A clock that only sleeping moves: a budget spent without waiting it out."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.waits: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        self.now += seconds
+
+
+def test_retries_for_the_budget_then_says_how_long_and_how_to_change_it(
+    flaky: Callable[..., Flaky],
+) -> None:
+    down = server(flaky, [503] * 1000)
+    clock = Clock()
+    with pytest.raises(StoreUnavailable) as caught:
+        send(get(down.url), url=down.url, what="GET /", policy=Retry(deadline=30), **_on(clock))
+    # waits doubling from 0.2 s up to 10 s, the last one cut so that the last attempt comes
+    # when the 30 s are spent, not a wait before them
+    assert sum(clock.waits) == pytest.approx(30)
+    assert 0.2 <= clock.waits[0] <= 0.25 and max(clock.waits) <= 12.5
+    assert len(down.requests) == len(clock.waits) + 1 >= 8
+    message = str(caught.value)
+    assert f"GET /, {len(down.requests)} attempts in 30.0s" in message
+    assert "LINEAGE_RETRY_SECONDS sets how long to keep trying: 30s" in message
+
+
+def test_a_server_given_up_on_is_tried_once_until_the_budget_has_passed(
+    flaky: Callable[..., Flaky],
+) -> None:
+    down = server(flaky, [503] * 1000)
+    clock, policy = Clock(), Retry(deadline=10)
+    with pytest.raises(StoreUnavailable, match=r"attempts in 10\.0s"):
+        send(get(down.url), url=down.url, policy=policy, **_on(clock))
+    # what follows at once (marking the run failed, at exit) does not wait 10 s more
+    asked = len(down.requests)
+    clock.now += 9
+    with pytest.raises(StoreUnavailable, match=r"not retried: it was given up on 9\.0s ago"):
+        send(get(down.url), url=down.url, policy=policy, **_on(clock))
+    assert len(down.requests) == asked + 1
+    # a server that answers is forgotten as gone: the next failure gets a whole budget
+    script = down.script
+    down.script = []
+    assert send(get(down.url), url=down.url, policy=policy, **_on(clock)).status_code == 200
+    down.script = script
+    with pytest.raises(StoreUnavailable, match=r"attempts in 10\.0s"):
+        send(get(down.url), url=down.url, policy=policy, **_on(clock))
+    # and once the budget has passed since a give-up, so does a request to a server still gone
+    clock.now += 10
+    asked = len(down.requests)
+    with pytest.raises(StoreUnavailable, match=r"attempts in 10\.0s"):
+        send(get(down.url), url=down.url, policy=policy, **_on(clock))
+    assert len(down.requests) > asked + 1
+
+
+def _on(clock: Clock) -> dict[str, Callable[..., object]]:
+    return {"sleep": clock.sleep, "clock": clock}
+
+
+def test_the_budget_is_read_from_the_environment() -> None:
+    assert configured({}) == DEFAULT and DEFAULT.deadline == 30
+    assert configured({ENV: ""}) == DEFAULT
+    assert configured({ENV: "120"}) == Retry(deadline=120)
+    assert configured({ENV: " 2.5 "}).deadline == 2.5
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    reasons: list[str] = []
+    with pytest.raises(StoreUnavailable, match=r"1 attempt in \d"):  # 0: no retry at all
+        send(get(url), url=url, policy=configured({ENV: "0"}), on_retry=reasons.append)
+    assert reasons == []
+
+
+@pytest.mark.parametrize("value", ["soon", "30s", "-1", "nan", "inf"])
+def test_a_bad_budget_is_refused_naming_the_variable(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv(ENV, value)
+    url = f"http://127.0.0.1:{free_port()}"
+    with pytest.raises(InvalidInput, match=f"^{ENV} must be a number of seconds") as caught:
+        lineage.init(project="p", store=url, token="x")
+    assert repr(value) in str(caught.value)
+    assert list(workdir.iterdir()) == []  # refused before the local mirror was made
+    with pytest.raises(InvalidInput, match=ENV):
+        RemoteService(url)
 
 
 # its two users -----------------------------------------------------------------------------

@@ -57,16 +57,21 @@ def _as_from_a_terminal() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def signal_script(workdir: Path, body: str, signum: int) -> tuple[RunRecord, int]:
-    """Start the script, wait for its run id and a 'ready' line, send ``signum``."""
-    with subprocess.Popen(
-        [sys.executable, str(script(workdir, body))],
+def terminal_job(command: list[str]) -> subprocess.Popen[str]:
+    """``command`` started as from a terminal, its output read as text."""
+    return subprocess.Popen(
+        command,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env=os.environ,
         preexec_fn=_as_from_a_terminal,
-    ) as proc:
+    )
+
+
+def signal_script(workdir: Path, body: str, signum: int) -> tuple[RunRecord, int]:
+    """Start the script, wait for its run id and a 'ready' line, send ``signum``."""
+    with terminal_job([sys.executable, str(script(workdir, body))]) as proc:
         assert proc.stdout is not None
         run_id = proc.stdout.readline().strip()
         assert proc.stdout.readline().strip() == "ready"

@@ -253,6 +253,10 @@ class GroupWriter:
         self._start()
         return list(await asyncio.gather(*futures, return_exceptions=True))  # type: ignore[arg-type]
 
+    async def aclose(self) -> None:
+        """Wait for the group being written (the server's shutdown)."""
+        await asyncio.to_thread(self._thread.shutdown, True)
+
     def _start(self) -> None:
         if self._writing is None or self._writing.done():
             self._writing = asyncio.get_running_loop().create_task(self._write())
@@ -263,7 +267,7 @@ class GroupWriter:
             del self._pending[:MAX_GROUP]
             try:
                 results = await asyncio.get_running_loop().run_in_executor(
-                    self._thread, self._group, [(e, s) for e, _, s in group]
+                    self._thread, self.write, [(e, s) for e, _, s in group]
                 )
             except BaseException as error:  # the whole group failed: nothing of it stored
                 for _, future, _ in group:
@@ -282,10 +286,11 @@ class GroupWriter:
                 else:
                     future.set_result(result)
 
-    def _group(
+    def write(
         self, group: Sequence[tuple[Mapping[str, Any], Hashable]]
     ) -> list[Ingested | Exception]:
-        """In the writer's thread: the group's senders checked again, then its events stored."""
+        """One group written, in the calling thread (the writer's, or the writer process's:
+        :mod:`lineage.openlineage.writer`): its senders checked again, then its events stored."""
         senders = {sender for _, sender in group if sender is not None}
         refused = self.recheck(senders) if senders and self.recheck else {}
         if not refused:

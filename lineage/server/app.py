@@ -156,6 +156,7 @@ class _Runtime:
     owned: bool  # whether closing the app closes the stores
     inline: bool = False  # token lookups on the event loop (quick_reads: a SQLite store)
     project: str | None = None  # the default project: the dashboard's index opens on it
+    urls: tuple[str, str] | None = None  # the stores' URLs when the app opened them itself
     closed: bool = field(default=False)
     uploads: int = field(default=0)  # in progress; touched from the event loop only
     _upload_threads: anyio.CapacityLimiter | None = field(default=None)
@@ -180,6 +181,12 @@ def _runtime(request: Request | WebSocket) -> _Runtime:
 def default_project(request: Request) -> str | None:
     """The project the server was started for (``-p``, ``LINEAGE_PROJECT``), or None."""
     return _runtime(request).project
+
+
+def opened_from(request: Request) -> tuple[str, str] | None:
+    """The graph and blob store URLs the application opened its stores from, or None when
+    it was handed a service."""
+    return _runtime(request).urls
 
 
 def service(request: Request) -> Service:
@@ -586,11 +593,16 @@ async def _healthz(request: Request) -> Response:
 # the application -----------------------------------------------------------------------------
 
 
-def open_service(store: str | None = None, blobs: str | None = None) -> Service:
-    """The service over the stores ``open_stores`` would open, without its stat cache."""
+def store_urls(store: str | None = None, blobs: str | None = None) -> tuple[str, str]:
+    """The graph store and blob store URLs ``open_service`` opens for these arguments."""
     store = store or os.environ.get("LINEAGE_STORE") or DEFAULT_STORE
     home = local_dir(store) or Path(DEFAULT_STORE)
-    blobs = blobs or os.environ.get("LINEAGE_BLOBS") or str(home / "blobs")
+    return store, blobs or os.environ.get("LINEAGE_BLOBS") or str(home / "blobs")
+
+
+def open_service(store: str | None = None, blobs: str | None = None) -> Service:
+    """The service over the stores ``open_stores`` would open, without its stat cache."""
+    store, blobs = store_urls(store, blobs)
     graph = open_graph(store)
     try:
         return Service(graph, open_blobs(blobs))
@@ -659,7 +671,10 @@ def create_app(
     from lineage.server.openlineage import routes as openlineage  # it imports this module
 
     owned = service is None
-    service = service or open_service(store, blobs)
+    urls = None
+    if service is None:
+        urls = store_urls(store, blobs)
+        service = open_service(*urls)
     runtime = _Runtime(
         service=service,
         gate=Gate(service.graph, require_token=require_token),
@@ -670,6 +685,7 @@ def create_app(
         owned=owned,
         inline=quick_reads(service.graph),
         project=project,
+        urls=urls,
     )
     schema = build_schema(max_depth=max_depth, max_tokens=max_tokens, max_aliases=max_aliases)
     graphql = _GraphQL(schema, allow_queries_via_get=False, subscription_protocols=())
@@ -679,6 +695,9 @@ def create_app(
         try:
             yield
         finally:
+            closing = getattr(app.state, "openlineage_writer", None)  # the OpenLineage routes'
+            if closing is not None:
+                await closing.aclose()
             runtime.close()
 
     routes: list[BaseRoute] = [

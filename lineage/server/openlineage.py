@@ -36,7 +36,8 @@ from lineage.errors import Forbidden, InvalidInput, LineageError, Unauthenticate
 from lineage.hashing import hash_bytes
 from lineage.openlineage import MAX_EVENT_BYTES, InvalidEvent, check_event, ingest
 from lineage.openlineage.group import GroupWriter, Transactional, ingest_group
-from lineage.server.app import principal, service
+from lineage.openlineage.writer import ProcessWriter, wanted
+from lineage.server.app import opened_from, principal, service
 from lineage.server.auth import bearer, refused_writers, token_id
 from lineage.server.graphql.loaders import call
 
@@ -123,10 +124,12 @@ def _store(request: Request, raw: Any) -> None:
     ingest(service(request), check_event(raw))
 
 
-def _writer_of(request: Request) -> GroupWriter | None:
-    """The application's group writer, when its graph store can group writes."""
+def _writer_of(request: Request) -> GroupWriter | ProcessWriter | None:
+    """The application's group writer, when its graph store can group writes: in a process
+    of its own when the application opened its stores from URLs (the child opens them
+    too), else in a thread."""
     state = request.app.state
-    writer: GroupWriter | None = getattr(state, "openlineage_writer", None)
+    writer: GroupWriter | ProcessWriter | None = getattr(state, "openlineage_writer", None)
     if writer is None:
         store = service(request)
         if not isinstance(store.graph, Transactional):
@@ -134,7 +137,11 @@ def _writer_of(request: Request) -> GroupWriter | None:
         state.openlineage_senders = {}
         # the senders (write tokens) revoked since they were known, once a group
         recheck = functools.partial(refused_writers, store.graph)
-        writer = state.openlineage_writer = GroupWriter(store, recheck)
+        writer = GroupWriter(store, recheck)
+        urls = opened_from(request)
+        if urls is not None and wanted():
+            writer = ProcessWriter(*urls, fallback=writer)
+        state.openlineage_writer = writer
     return writer
 
 

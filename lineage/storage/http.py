@@ -34,7 +34,7 @@ from lineage.errors import (
     Unauthenticated,
 )
 from lineage.hashing import CHUNK, check_digest, hash_bytes, hash_file, hash_stream
-from lineage.retry import DEFAULT, Retry, send
+from lineage.retry import Retry, configured, send
 
 __all__ = ["BATCH_BELOW", "BATCH_BYTES", "BATCH_COUNT", "SPOOL", "HttpBlobStore", "ResponseStream"]
 
@@ -55,13 +55,13 @@ class HttpBlobStore:
         *,
         token: str | None = None,
         threads: int = 8,
-        retry: Retry = DEFAULT,
+        retry: Retry | None = None,
         timeout: float = 60.0,
         client: httpx.Client | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self._threads = threads
-        self._retry = retry
+        self._retry = configured() if retry is None else retry  # LINEAGE_RETRY_SECONDS
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._client = client or httpx.Client(
             base_url=self.url,

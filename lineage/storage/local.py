@@ -276,9 +276,13 @@ class LocalBlobStore:
     def _publish_unsynced(self, digest: str, data: bytes) -> None:
         fd, temp = self._create_temp()
         try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-                os.fchmod(out.fileno(), 0o444)
+            try:  # os calls, no file object: half the CPU of a few hundred bytes' publication
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fchmod(fd, 0o444)
+            finally:
+                os.close(fd)
             final = self._path(digest)
             try:
                 os.replace(temp, final)

@@ -18,6 +18,7 @@ import pytest
 from campaign import LineageServer, Tally, blob_files, check_store
 
 import lineage
+from lineage.retry import ENV
 from lineage.server.app import open_service
 from lineage.server.auth import create_token
 
@@ -25,7 +26,9 @@ pytestmark = pytest.mark.reliability
 
 FILES = 60
 SIZE = 32 * 1024
-PATIENCE = 5.0  # seconds of downtime that the client's retries (6.2 s of waiting) must ride out
+# seconds of downtime that the client's retries must ride out (its LINEAGE_RETRY_SECONDS):
+# more than a restart takes on a loaded machine, which LineageServer bounds at 60 s
+PATIENCE = 120.0
 
 
 def folder(root: Path, tag: str) -> Path:
@@ -43,7 +46,10 @@ def log(url: str, token: str, name: str, data: Path) -> lineage.ArtifactVersion:
         return run.log_artifact(art)
 
 
-def test_server_killed_and_restarted_mid_upload(backend: Any, workdir: Path) -> None:
+def test_server_killed_and_restarted_mid_upload(
+    backend: Any, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(ENV, str(PATIENCE))
     service = open_service(backend.store, backend.blobs)
     token = create_token(service, "write", "restart campaign")
     service.graph.close()
