@@ -6,6 +6,7 @@ Routes::
     POST /graphql                the provenance API (lineage.server.graphql)
     POST /blobs/missing          {"digests": [...]} -> {"missing": [...]}      read
     PUT  /blobs/{digest}         the bytes, streamed; hashed on arrival         write
+    POST /blobs/batch            many small blobs in one body (below)           write
     GET  /blobs/{digest}         the bytes, streamed (HEAD: the size only)      read
     GET  /healthz                {"status": "ok"} once the graph store answers
     GET  /static/...             files of lineage/server/static/ (GraphiQL's scripts: no CDN)
@@ -22,6 +23,16 @@ Uploads wait on their client, so they are kept apart from everything else: at mo
 ``/healthz`` keep the default pool), one more is answered 503 with ``Retry-After`` at once,
 and an upload that receives no byte for ``upload_idle_timeout`` seconds ends with 408, its
 temporary file removed.
+
+``POST /blobs/batch`` carries many small blobs at once (a dataset of many small files would
+otherwise be one PUT each). Its body is records one after another, each the blob's digest
+(64 ASCII hex characters), its length (8 bytes, unsigned little-endian) and its bytes. At most
+``MAX_BATCH`` bytes of body (413) and ``MAX_BATCH_BLOB`` bytes a blob (413: a larger one goes
+by PUT). Every blob is hashed on arrival; if any does not hash to its digest, the whole batch
+is refused (422, naming that digest) and nothing of it is stored. The rest are stored with one
+sync where the blob store can (``put_bytes_many``), and the answer is
+``{"stored": [digest, ...], "size": bytes}``. An older server answers 405 (or 404): clients
+then send PUTs.
 """
 
 from __future__ import annotations
@@ -33,6 +44,7 @@ import json
 import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -63,7 +75,7 @@ from lineage.errors import (
     LineageError,
     StoreUnavailable,
 )
-from lineage.hashing import CHUNK, check_digest
+from lineage.hashing import CHUNK, check_digest, hash_bytes
 from lineage.names import check_name, escaped
 from lineage.server.auth import Gate, Principal
 from lineage.server.graphql import Context, Limits, build_schema
@@ -72,11 +84,14 @@ from lineage.server.graphql.schema import MAX_ALIASES, MAX_QUERY_DEPTH, MAX_TOKE
 from lineage.server.session import COOKIE, cookie_principal
 from lineage.service import Service
 from lineage.storage import DEFAULT_STORE, local_dir, open_blobs, open_graph
+from lineage.storage.blobs import BlobStore
 
 __all__ = [
     "DEFAULT_MAX_UPLOAD",
     "DEFAULT_MAX_UPLOADS",
     "DEFAULT_UPLOAD_IDLE_TIMEOUT",
+    "MAX_BATCH",
+    "MAX_BATCH_BLOB",
     "MAX_GRAPHQL_BODY",
     "MAX_MISSING",
     "UploadIdle",
@@ -98,6 +113,10 @@ DEFAULT_UPLOAD_IDLE_TIMEOUT = 60.0
 RETRY_AFTER = 1  # seconds a client is asked to wait when every upload slot is taken
 MAX_GRAPHQL_BODY = 1024**2
 MAX_MISSING = 10_000
+MAX_BATCH = 64 * 1024**2  # bytes of a POST /blobs/batch body
+MAX_BATCH_BLOB = 1024**2  # bytes of one blob in it: a larger one goes by PUT
+_RECORD_HEAD = 64 + 8  # a batch record's digest and length
+_BATCH_THREADS = 8  # a batch's blobs stored at once in a store without put_bytes_many
 STATUS = {
     "INVALID_INPUT": 400,
     "UNAUTHENTICATED": 401,
@@ -317,7 +336,8 @@ def _refusals(
                 "%s %s refused (%s): %s", request.method, request.url.path, error.code, error
             )
             refusal = _refusal(error)
-            if request.method == "PUT":  # the rest of its body may never come: do not wait
+            if request.method == "PUT" or request.url.path == "/blobs/batch":
+                # the rest of its body may never come: do not wait
                 refusal.headers["Connection"] = "close"
             return refusal
 
@@ -385,6 +405,10 @@ class _Upload(io.RawIOBase):
             size += len(chunk)
         return b"".join(parts)
 
+    async def whole(self) -> bytes:
+        """The whole body, read in the event loop (for a body small enough to hold)."""
+        return await self._pull(self._limit + 1)
+
     def _short(self) -> InvalidInput:
         declared = "" if self._declared is None else f" of the {self._declared}"
         return InvalidInput(
@@ -435,28 +459,103 @@ async def _put(request: Request) -> Response:
             limit=limit,
         )
     runtime = _runtime(request)
+    upload = _Upload(request, limit, declared, runtime.upload_idle_timeout)
+    try:
+        with _upload_slot(runtime):
+            stored, size = await anyio.to_thread.run_sync(
+                runtime.service.blobs.put_stream,
+                cast(BinaryIO, upload),
+                digest,
+                limiter=runtime.upload_threads(),
+            )
+    except DigestMismatch as error:
+        raise DigestMismatch(
+            f"digest mismatch, nothing stored: {error.message}", digest=digest
+        ) from None
+    return JSONResponse({"digest": stored, "size": size})
+
+
+@contextlib.contextmanager
+def _upload_slot(runtime: _Runtime) -> Iterator[None]:
+    """One of the ``max_uploads`` slots for the block, or UploadsBusy (503) at once."""
     if runtime.uploads >= runtime.max_uploads:
         raise UploadsBusy(
             f"this server is receiving {runtime.uploads} uploads, its limit; try again in "
             f"{RETRY_AFTER}s",
             limit=runtime.max_uploads,
         )
-    upload = _Upload(request, limit, declared, runtime.upload_idle_timeout)
     runtime.uploads += 1  # no await between the check and here: no other request runs
     try:
-        stored, size = await anyio.to_thread.run_sync(
-            runtime.service.blobs.put_stream,
-            cast(BinaryIO, upload),
-            digest,
-            limiter=runtime.upload_threads(),
-        )
-    except DigestMismatch as error:
-        raise DigestMismatch(
-            f"digest mismatch, nothing stored: {error.message}", digest=digest
-        ) from None
+        yield
     finally:
         runtime.uploads -= 1
-    return JSONResponse({"digest": stored, "size": size})
+
+
+@_refusals
+async def _batch(request: Request) -> Response:
+    (await principal(request)).require("write")
+    header = request.headers.get("content-length")
+    declared = int(header) if header is not None and header.isdigit() else None
+    if declared is not None and declared > MAX_BATCH:
+        raise UploadTooLarge(
+            f"batch of {declared} bytes is over this server's limit of {MAX_BATCH} bytes a "
+            "batch; nothing was stored",
+            limit=MAX_BATCH,
+        )
+    runtime = _runtime(request)
+    with _upload_slot(runtime):
+        body = await _Upload(request, MAX_BATCH, declared, runtime.upload_idle_timeout).whole()
+        stored = await anyio.to_thread.run_sync(
+            _store_batch, runtime.service.blobs, body, limiter=runtime.upload_threads()
+        )
+    return JSONResponse({"stored": list(stored), "size": sum(map(len, stored.values()))})
+
+
+def _store_batch(blobs: BlobStore, body: bytes) -> dict[str, bytes]:
+    """Parse, check and store a batch's records; every digest checked before any is stored."""
+    view = memoryview(body)
+    found: dict[str, bytes] = {}
+    at = 0
+    while at < len(view):
+        if len(view) - at < _RECORD_HEAD:
+            raise InvalidInput(
+                f"batch record {len(found) + 1} is cut short at byte {at}: each record is a "
+                "64-hex digest, an 8-byte little-endian length and the bytes; nothing was stored"
+            )
+        digest = check_digest(bytes(view[at : at + 64]).decode("ascii", "replace"))
+        size = int.from_bytes(view[at + 64 : at + _RECORD_HEAD], "little")
+        at += _RECORD_HEAD
+        if size > MAX_BATCH_BLOB:
+            raise UploadTooLarge(
+                f"blob {digest} of {size} bytes is over this server's limit of "
+                f"{MAX_BATCH_BLOB} bytes a blob in a batch (send it by PUT); nothing was stored",
+                limit=MAX_BATCH_BLOB,
+                digest=digest,
+            )
+        if len(view) - at < size:
+            raise InvalidInput(
+                f"batch record {len(found) + 1} ({digest}) declares {size} bytes but "
+                f"{len(view) - at} follow; nothing was stored",
+                digest=digest,
+            )
+        data = bytes(view[at : at + size])
+        at += size
+        actual = hash_bytes(data)
+        if actual != digest:
+            raise DigestMismatch(
+                f"digest mismatch, nothing of the batch stored: the bytes sent for {digest} "
+                f"hash to {actual}",
+                digest=digest,
+            )
+        found[digest] = data
+    many = getattr(blobs, "put_bytes_many", None)
+    if many is not None:
+        many(list(found.values()))
+    elif found:  # an object store: a request a blob, several at once as the PUTs would be
+        with ThreadPoolExecutor(min(len(found), _BATCH_THREADS)) as pool:
+            for _ in pool.map(blobs.put_bytes, found.values()):
+                pass
+    return found
 
 
 @_refusals
@@ -604,6 +703,7 @@ def create_app(
     routes: list[BaseRoute] = [
         Route("/graphql", graphql, methods=["GET", "POST"], max_body_size=MAX_GRAPHQL_BODY),
         Route("/blobs/missing", _missing, methods=["POST"], max_body_size=MAX_GRAPHQL_BODY),
+        Route("/blobs/batch", _batch, methods=["POST"]),
         Route("/blobs/{digest}", _put, methods=["PUT"]),
         Route("/blobs/{digest}", _get, methods=["GET"]),
         Route("/healthz", _healthz, methods=["GET"]),

@@ -2,7 +2,10 @@
 
 ``POST /blobs/missing`` asks which digests the server lacks; only those travel. Uploads stream
 from disk (``PUT /blobs/{digest}``; the server re-hashes and refuses a mismatch), run in
-parallel (bounded), and retry transient failures under :mod:`lineage.retry`. Downloads stream.
+parallel (bounded), and retry transient failures under :mod:`lineage.retry`. Files under
+``BATCH_BELOW`` bytes travel many to a request (``POST /blobs/batch``, up to ``BATCH_BYTES`` or
+``BATCH_COUNT`` blobs; the server refuses a whole batch if any blob does not match its digest);
+a server without that route (an older one) gets PUTs for the rest of the session. Downloads stream.
 A single stream (``put_stream``, what ``lineage sync`` and ``push`` send) is hashed first and
 then streamed from the file it came from, or from a temporary spool: never whole in memory.
 """
@@ -33,13 +36,16 @@ from lineage.errors import (
 from lineage.hashing import CHUNK, check_digest, hash_bytes, hash_file, hash_stream
 from lineage.retry import Retry, configured, send
 
-__all__ = ["SPOOL", "HttpBlobStore", "ResponseStream"]
+__all__ = ["BATCH_BELOW", "BATCH_BYTES", "BATCH_COUNT", "SPOOL", "HttpBlobStore", "ResponseStream"]
 
 logger = logging.getLogger(__name__)
 
 _MISSING_BATCH = 10_000
 _REMEMBER = 100_000  # digests reported missing and not yet sent, kept to skip a second ask
 SPOOL = 4 * 1024 * 1024  # put_stream keeps at most this much of an unseekable stream in memory
+BATCH_BELOW = 256 * 1024  # a file this small goes in a batch, not a PUT of its own
+BATCH_BYTES = 8 * 1024 * 1024  # of blobs a batch (the server takes 64 MiB)
+BATCH_COUNT = 1_000
 
 
 class HttpBlobStore:
@@ -68,6 +74,7 @@ class HttpBlobStore:
         # its pages at once, then puts each; asking again per page doubled its requests
         self._absent: set[str] = set()
         self.bytes_sent = 0  # what actually travelled: the dedup is measurable
+        self._batches = True  # until the server says it has no POST /blobs/batch
 
     def close(self) -> None:
         self._client.close()
@@ -126,11 +133,11 @@ class HttpBlobStore:
         with ThreadPoolExecutor(self._threads) as pool:
             hashed = list(pool.map(known, range(len(items))))
             absent = self.missing(digest for digest, _ in hashed)
-            uploads: dict[str, Path] = {}
+            uploads: dict[str, tuple[Path, int]] = {}
             verify: list[int] = []
             for i, (digest, size) in enumerate(hashed):
                 if digest in absent and digest not in uploads:
-                    uploads[digest] = paths[i]
+                    uploads[digest] = (paths[i], size)
                     continue
                 if claims[i] is not None:
                     verify.append(i)  # not sent: a wrong claim would go unnoticed
@@ -152,22 +159,27 @@ class HttpBlobStore:
     def _upload_all(
         self,
         pool: ThreadPoolExecutor,
-        uploads: dict[str, Path],
+        uploads: dict[str, tuple[Path, int]],
         progress: Callable[[int], None] | None,
     ) -> list[DigestMismatch]:
-        """Upload each blob once; return the files the server refused as not matching their
-        digest. After any other failure, start no more (each would wait out its own retries
-        against a server that is gone) and raise it, saying how far it got."""
+        """Upload each blob once (small ones in batches); return the files refused as not
+        matching their digest. After any other failure, start no more (each would wait out
+        its own retries against a server that is gone) and raise it, saying how far it got."""
         failed: list[Exception] = []
         refused: list[DigestMismatch] = []
         done = 0
 
-        def upload(digest: str, path: Path) -> None:
+        def upload(batch: list[tuple[str, Path, int]]) -> None:
             nonlocal done
             if failed:
                 return
             try:
-                self._upload(path, digest, progress)
+                if len(batch) == 1 and batch[0][2] >= BATCH_BELOW:
+                    digest, path, _ = batch[0]
+                    self._upload(path, digest, progress)
+                    mismatches: list[DigestMismatch] = []
+                else:
+                    mismatches = self._upload_batch(batch, progress)
             except DigestMismatch as exc:  # this file's fault, not the server's: go on
                 with self._lock:
                     refused.append(exc)
@@ -177,9 +189,11 @@ class HttpBlobStore:
                     failed.append(exc)
                 return
             with self._lock:
-                done += 1
+                refused.extend(mismatches)
+                done += len(batch) - len(mismatches)
 
-        for future in [pool.submit(upload, d, p) for d, p in uploads.items()]:
+        jobs = _batches([(d, p, size) for d, (p, size) in uploads.items()])
+        for future in [pool.submit(upload, job) for job in jobs]:
             future.result()
         if not failed:
             return refused
@@ -191,6 +205,81 @@ class HttpBlobStore:
                 **error.context,
             ) from error
         raise error
+
+    def _upload_batch(
+        self, batch: list[tuple[str, Path, int]], progress: Callable[[int], None] | None
+    ) -> list[DigestMismatch]:
+        """Send small files in one ``POST /blobs/batch`` (by PUTs to a server without it);
+        return those whose bytes do not match their digest, which are not sent."""
+        if not self._batches:
+            return self._upload_each(batch, progress)
+        records: list[bytes] = []
+        sent: list[str] = []
+        refused: list[DigestMismatch] = []
+        size = 0
+        for digest, path, known in batch:
+            with open(path, "rb") as file:
+                data = file.read(known + 1)  # a file grown since it was hashed: a mismatch
+            actual = hash_bytes(data)  # as the server will: a wrong one would refuse them all
+            if actual != digest:
+                refused.append(
+                    DigestMismatch(
+                        f"{path} does not hash to {digest[:16]}... (a wrong digest, or the "
+                        "file changed since it was hashed); nothing was stored under it",
+                        path=str(path),
+                        digest=digest,
+                    )
+                )
+                continue
+            records += [digest.encode(), len(data).to_bytes(8, "little"), data]
+            sent.append(digest)
+            size += len(data)
+        if not sent:
+            return refused
+        body = b"".join(records)
+
+        def attempt() -> bytes:
+            with self._lock:
+                self.bytes_sent += size
+            return body
+
+        def post() -> httpx.Response:
+            return self._client.post(
+                "/blobs/batch",
+                content=attempt(),
+                headers={"Content-Type": "application/octet-stream"},
+            )
+
+        response = send(post, url=self.url, what="POST /blobs/batch", policy=self._retry)
+        if response.status_code in (404, 405):  # an older server
+            with self._lock:
+                first, self._batches = self._batches, False
+            if first:
+                logger.info(
+                    "%s has no POST /blobs/batch (HTTP %d: an older server); small blobs go "
+                    "by PUT, one a request",
+                    self.url,
+                    response.status_code,
+                )
+            keep = set(sent)
+            return refused + self._upload_each([b for b in batch if b[0] in keep], progress)
+        _raise_for(response, self.url)
+        with self._lock:
+            self._absent.difference_update(sent)
+        if progress is not None:
+            progress(size)
+        return refused
+
+    def _upload_each(
+        self, batch: list[tuple[str, Path, int]], progress: Callable[[int], None] | None
+    ) -> list[DigestMismatch]:
+        refused: list[DigestMismatch] = []
+        for digest, path, _ in batch:
+            try:
+                self._upload(path, digest, progress)
+            except DigestMismatch as exc:
+                refused.append(exc)
+        return refused
 
     def _upload(self, path: Path, digest: str, progress: Callable[[int], None] | None) -> None:
         reported = 0  # bytes of this file told to ``progress``: a retry sends them again
@@ -351,6 +440,23 @@ class ResponseStream(io.RawIOBase):
         if self._client is not None:
             self._client.close()
         super().close()
+
+
+def _batches(blobs: list[tuple[str, Path, int]]) -> list[list[tuple[str, Path, int]]]:
+    """Each large blob alone (a PUT); small ones together, up to ``BATCH_BYTES`` or
+    ``BATCH_COUNT`` a batch."""
+    jobs = [[blob] for blob in blobs if blob[2] >= BATCH_BELOW]
+    batch: list[tuple[str, Path, int]] = []
+    size = 0
+    for blob in (blob for blob in blobs if blob[2] < BATCH_BELOW):
+        if batch and (size + blob[2] > BATCH_BYTES or len(batch) == BATCH_COUNT):
+            jobs.append(batch)
+            batch, size = [], 0
+        batch.append(blob)
+        size += blob[2]
+    if batch:
+        jobs.append(batch)
+    return jobs
 
 
 def _seekable(stream: BinaryIO) -> bool:
