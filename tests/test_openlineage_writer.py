@@ -22,7 +22,7 @@ from server_process import ServerProcess
 from lineage.errors import LineageError, StoreUnavailable, Unauthenticated
 from lineage.openlineage import InvalidEvent, check_event
 from lineage.openlineage.group import GroupWriter
-from lineage.openlineage.writer import ProcessWriter, _error, _exception
+from lineage.openlineage.writer import ProcessWriter, _error, _exception, wanted
 from lineage.server.app import open_service
 from lineage.server.auth import create_token
 
@@ -73,8 +73,8 @@ def gone(pid: int, seconds: float = 30) -> bool:
 
 
 class Served:
-    def __init__(self, home: Path) -> None:
-        self.store, self.blobs = str(home / "store"), str(home / "blobs")
+    def __init__(self, home: Path, store: str | None = None) -> None:
+        self.store, self.blobs = store or str(home / "store"), str(home / "blobs")
         self.service = open_service(self.store, self.blobs)
         self.token = create_token(self.service, "write", "emitter")
         self.process = ServerProcess(self.store, self.blobs, port=free_port(), log=home / "log")
@@ -154,6 +154,36 @@ def test_the_thread_writer_when_asked(tmp_path: Path, monkeypatch: pytest.Monkey
         assert server.post(run_event("START", run)).status_code == 201
         assert writers_of(server.pid) == []
         assert server.runs() == {run}
+    finally:
+        server.process.stop()
+        server.service.graph.close()
+
+
+def test_the_writer_by_store(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LINEAGE_OPENLINEAGE_WRITER", raising=False)
+    assert wanted("/srv/lineage") and wanted("sqlite:///srv/lineage")
+    assert not wanted("neo4j://db:7687") and not wanted("bolt://db:7687")
+    monkeypatch.setenv("LINEAGE_OPENLINEAGE_WRITER", "Thread")
+    assert not wanted("/srv/lineage")
+    monkeypatch.setenv("LINEAGE_OPENLINEAGE_WRITER", "process")
+    assert wanted("neo4j://db:7687")
+    monkeypatch.setenv("LINEAGE_OPENLINEAGE_WRITER", "fastest")  # not a choice: as unset
+    assert wanted("/srv/lineage") and not wanted("bolt://db:7687")
+
+
+def test_a_neo4j_server_writes_in_a_child_when_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, neo4j_server: Any
+) -> None:
+    neo4j_server.wipe()
+    monkeypatch.setenv("LINEAGE_OPENLINEAGE_WRITER", "process")
+    server = Served(tmp_path, neo4j_server.uri)
+    server.process.start()
+    try:
+        run = str(uuid.uuid4())
+        assert server.post(run_event("START", run)).status_code == 201
+        assert server.post(run_event("FAIL", run)).status_code == 201
+        assert len(writers_of(server.pid)) == 1
+        assert server.service.graph.get_runs([run])[run].state == "failed"
     finally:
         server.process.stop()
         server.service.graph.close()

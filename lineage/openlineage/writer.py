@@ -23,7 +23,8 @@ Frames both ways: a 4-byte big-endian length, then a pickle (our two processes o
 socket pair no one else holds). To the child: first ``(store, blobs)``, then lists of
 ``(seq, event, sender)``; from the child: ``"ready"`` or an error message, then lists of
 ``(seq, refusal)``, ``refusal`` None for stored, else an error as ``(class, message, fields)``.
-``LINEAGE_OPENLINEAGE_WRITER=thread`` keeps the writer in the server's process.
+A server over SQLite writes so; over Neo4j, whose work is done by the database server, in a
+thread (``LINEAGE_OPENLINEAGE_WRITER=process`` or ``thread`` decides instead).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from typing import Any
 
 from lineage.errors import LineageError, StoreUnavailable
 from lineage.openlineage.group import MAX_GROUP, GroupWriter
+from lineage.storage import local_dir
 
 __all__ = ["ProcessWriter", "wanted"]
 
@@ -54,16 +56,19 @@ _STOP_SECONDS = 10.0  # for the child to finish its group once the socket is clo
 Error = tuple[str, str, dict[str, Any]]  # an exception's class (module:qualname), message, fields
 
 
-def wanted() -> bool:
-    """Whether the server writes OpenLineage groups in a child process (the default), not
-    in a thread of its own (``LINEAGE_OPENLINEAGE_WRITER=thread``)."""
-    choice = os.environ.get("LINEAGE_OPENLINEAGE_WRITER", "process").strip().lower()
-    if choice not in ("process", "thread"):
+def wanted(store: str) -> bool:
+    """Whether the server writes OpenLineage groups over ``store`` in a child process: by
+    default over an embedded SQLite store, whose writes are the server process's own CPU;
+    not over Neo4j, whose work is done in the database server (the writer thread mostly
+    waits on it). ``LINEAGE_OPENLINEAGE_WRITER=process`` or ``thread`` decides instead."""
+    choice = os.environ.get("LINEAGE_OPENLINEAGE_WRITER", "").strip().lower()
+    if choice in ("process", "thread"):
+        return choice == "process"
+    if choice:
         logger.warning(
-            "LINEAGE_OPENLINEAGE_WRITER=%r is neither 'process' nor 'thread': using 'process'",
-            choice,
+            "LINEAGE_OPENLINEAGE_WRITER=%r is neither 'process' nor 'thread': ignored", choice
         )
-    return choice != "thread"
+    return local_dir(store) is not None
 
 
 def _frame(value: Any) -> bytes:

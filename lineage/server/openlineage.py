@@ -139,7 +139,7 @@ def _writer_of(request: Request) -> GroupWriter | ProcessWriter | None:
         recheck = functools.partial(refused_writers, store.graph)
         writer = GroupWriter(store, recheck)
         urls = opened_from(request)
-        if urls is not None and wanted():
+        if urls is not None and wanted(urls[0]):
             writer = ProcessWriter(*urls, fallback=writer)
         state.openlineage_writer = writer
     return writer
