@@ -163,7 +163,17 @@ def send(
                 url=url,
             )
         wait = min(policy.delay(attempt - 1, response), policy.deadline - elapsed)
-        logger.info("%s to %s %s; retrying in %.1fs", what, url, reason, wait)
+        if attempt == 1:  # said once a call (a warning: the CLI and a bare script show it)
+            logger.warning(
+                "lineage server %s %s (%s); retrying for up to %gs (%s)",
+                url,
+                reason,
+                what,
+                policy.deadline,
+                ENV,
+            )
+        else:
+            logger.info("%s to %s %s; retrying in %.1fs", what, url, reason, wait)
         if on_retry is not None:
             on_retry(reason)
         sleep(wait)

@@ -136,6 +136,23 @@ def test_retries_for_the_budget_then_says_how_long_and_how_to_change_it(
     assert "LINEAGE_RETRY_SECONDS sets how long to keep trying: 30s" in message
 
 
+def test_the_first_retry_of_a_call_is_said_once(
+    flaky: Callable[..., Flaky], caplog: pytest.LogCaptureFixture
+) -> None:
+    down = server(flaky, [503] * 3)
+    clock = Clock()
+    with caplog.at_level("WARNING", logger="lineage.retry"):
+        response = send(
+            get(down.url), url=down.url, what="GET /", policy=Retry(deadline=30), **_on(clock)
+        )
+    assert response.status_code == 200 and len(clock.waits) == 3
+    (said,) = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert said.getMessage() == (
+        f"lineage server {down.url} answered HTTP 503 (GET /); retrying for up to 30s "
+        "(LINEAGE_RETRY_SECONDS)"
+    )
+
+
 def test_a_server_given_up_on_is_tried_once_until_the_budget_has_passed(
     flaky: Callable[..., Flaky],
 ) -> None:
