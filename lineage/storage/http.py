@@ -44,7 +44,7 @@ _MISSING_BATCH = 10_000
 _REMEMBER = 100_000  # digests reported missing and not yet sent, kept to skip a second ask
 SPOOL = 4 * 1024 * 1024  # put_stream keeps at most this much of an unseekable stream in memory
 BATCH_BELOW = 256 * 1024  # a file this small goes in a batch, not a PUT of its own
-BATCH_BYTES = 8 * 1024 * 1024  # of blobs a batch (the server takes 64 MiB)
+BATCH_BYTES = 8 * 1024 * 1024  # of blobs a batch (the server takes 16 MiB)
 BATCH_COUNT = 1_000
 
 
