@@ -8,6 +8,7 @@ import asyncio
 import json
 import os
 import signal
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -27,6 +28,7 @@ from lineage.server.app import open_service
 from lineage.server.auth import create_token
 
 PRODUCER = "https://github.com/OpenLineage/OpenLineage/tree/1.54.0/integration/spark"
+BATCH = "/api/v1/lineage/batch"
 
 
 def run_event(kind: str = "START", run: str | None = None, job: str = "etl.load") -> dict[str, Any]:
@@ -131,6 +133,32 @@ def test_a_writer_that_dies_is_started_again(served: Served) -> None:
     (again,) = writers_of(served.pid)
     assert again != child
     assert served.runs() == {first, second}
+
+
+def test_a_writer_killed_mid_batch_loses_nothing_said_stored(served: Served) -> None:
+    events = [run_event("START", str(uuid.uuid4()), job=f"etl.load_{i}") for i in range(1000)]
+    answers: list[httpx.Response] = []
+    assert served.post(run_event()).status_code == 201  # the child is up
+    (child,) = writers_of(served.pid)
+    sending = threading.Thread(target=lambda: answers.append(served.post(events, BATCH)))
+    sending.start()
+    deadline = time.monotonic() + 120
+    while served.service.graph.count_runs("spark-writer") < 2 and time.monotonic() < deadline:
+        time.sleep(0.005)  # until the child has committed a group of the batch
+    os.kill(child, signal.SIGKILL)
+    sending.join()
+    (answer,) = answers
+    assert answer.status_code in (200, 207), answer.text  # never a 500
+    failed = answer.json()["failed"]
+    assert {item["code"] for item in failed} <= {"UNAVAILABLE"}, failed
+    stored = {events[i]["run"]["runId"] for i in range(1000)} - {
+        events[item["index"]]["run"]["runId"] for item in failed
+    }
+    assert stored <= served.runs()  # every event answered stored is stored
+    again = served.post(events, BATCH)  # what an emitter does with the refused ones
+    assert again.status_code == 200, again.text
+    assert len(served.runs()) == 1001
+    assert writers_of(served.pid) not in ([], [child])  # a new child took the second batch
 
 
 def test_a_batch_is_answered_item_by_item_across_the_process(served: Served) -> None:
