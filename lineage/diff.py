@@ -28,8 +28,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import networkx as nx
-
 from lineage.errors import BlobNotFound
 from lineage.manifest import Entry, manifest_pages, read_page
 from lineage.protocol import LineageService
@@ -352,6 +350,8 @@ def ancestry(a: Subgraph, b: Subgraph) -> Ancestry:
     """Merge bases, chains and differing inputs of two upstream walks (roots ``a.root`` and
     ``b.root``)."""
     assert a.root is not None and b.root is not None
+    import networkx as nx  # here: a process that draws no graph does not load it
+
     g = nx.DiGraph()
     nodes: dict[str, Node] = {}
     for graph in (a, b):

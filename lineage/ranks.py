@@ -16,8 +16,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-import networkx as nx
-
 __all__ = ["Repeat", "generations", "repeats"]
 
 
@@ -27,6 +25,8 @@ def generations(nodes: Iterable[str], edges: Iterable[tuple[str, str]]) -> dict[
     Every node with a producer sits one rank under its lowest producer; a node with none
     sits one rank above its nearest consumer (so that a dataset made long ago by a run that
     read nothing is drawn where it is first used, not at the top)."""
+    import networkx as nx  # here: a process that draws no graph does not load it
+
     g = nx.DiGraph()
     g.add_nodes_from(nodes)
     g.add_edges_from(edges)

@@ -15,8 +15,6 @@ import textwrap
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Literal
 
-import networkx as nx
-
 from lineage.diff import DEPTH, ancestry
 from lineage.errors import InvalidInput
 from lineage.records import Node
@@ -159,6 +157,8 @@ def _folded(
     merge bases: what the picture folds away."""
     if context is None:
         return set()
+    import networkx as nx  # here: a process that draws no graph does not load it
+
     g = nx.Graph()
     g.add_nodes_from(nodes)
     g.add_edges_from(edges)

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection
 
-import networkx as nx
-
 from lineage.columns import left
 from lineage.modelcard import edge_kind
 from lineage.records import Node, VersionRecord
@@ -191,6 +189,8 @@ def path_lines(view: View) -> list[str]:
     for edge in view.graph.edges:
         parents.setdefault(edge.target, []).append(edge.source)
     order = {node.id: i for i, node in enumerate(view.graph.nodes)}
+    import networkx as nx  # here: a process that draws no graph does not load it
+
     g = nx.DiGraph()
     g.add_nodes_from(order)
     g.add_edges_from((e.source, e.target) for e in view.graph.edges)

@@ -28,8 +28,6 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Literal, Protocol
 
-import networkx as nx
-
 from lineage import sent
 from lineage.errors import InvalidInput
 from lineage.history import LookupsThen
@@ -209,6 +207,8 @@ def classify(
     nodes = {node.id: node for node in graph.nodes}
     if project is None:
         project = asked_project(graph)
+    import networkx as nx  # here: a process that draws no graph does not load it
+
     g = nx.DiGraph()
     g.add_nodes_from(nodes)
     g.add_edges_from((e.source, e.target) for e in graph.edges)
@@ -278,6 +278,8 @@ def _cut(
     store: Lookups,
 ) -> set[str]:
     """The versions at which ``depth`` stopped a walk that could have gone on."""
+    import networkx as nx  # here: a process that draws no graph does not load it
+
     root = graph.root
     if not graph.truncated or root is None or root not in nodes:
         return set()
