@@ -499,15 +499,13 @@ class SQLiteGraphStore:
     def count_project_runs(
         self, projects: Collection[str], *, job_type: str | None = None, state: str | None = None
     ) -> dict[str, int]:
-        pairs = (("runs.job_type = ?", job_type), ("runs.state = ?", state))
-        kept = [(clause, value) for clause, value in pairs if value is not None]
+        where, params = _filters(("runs.job_type = ?", job_type), ("runs.state = ?", state))
         query = (  # CROSS JOIN: each project one seek into runs_project
             "SELECT i.p, count(*) FROM (SELECT value AS p FROM json_each(?)) i CROSS JOIN runs "
-            "ON runs.project = i.p" + "".join(f" AND {clause}" for clause, _ in kept)
+            f"ON runs.project = i.p {where} GROUP BY i.p"
         )
         counts = dict.fromkeys(projects, 0)
-        params = [json.dumps(sorted(counts)), *(value for _, value in kept)]
-        counts.update(self._db().execute(query + " GROUP BY i.p", params))
+        counts.update(self._db().execute(query, [json.dumps(sorted(counts)), *params]))
         return counts
 
     def child_runs(self, run_id: str) -> list[RunRecord]:
