@@ -113,9 +113,8 @@ DEFAULT_UPLOAD_IDLE_TIMEOUT = 60.0
 RETRY_AFTER = 1  # seconds a client is asked to wait when every upload slot is taken
 MAX_GRAPHQL_BODY = 1024**2
 MAX_MISSING = 10_000
-MAX_BATCH = (
-    16 * 1024**2
-)  # bytes of a POST /blobs/batch body (held whole, with a copy, while checked)
+# bytes of a POST /blobs/batch body (held whole, with a copy of its blobs, while checked)
+MAX_BATCH = 16 * 1024**2
 MAX_BATCH_BLOB = 1024**2  # bytes of one blob in it: a larger one goes by PUT
 _RECORD_HEAD = 64 + 8  # a batch record's digest and length
 _BATCH_THREADS = 8  # a batch's blobs stored at once in a store without put_bytes_many
