@@ -9,10 +9,12 @@ event, SQLite (with ``atomic()``, a savepoint) stores each event in a savepoint 
 whole group written at once, then one commit. Neo4j has no savepoints:
 its group is all or nothing, and when one event fails the group's events are stored again
 one by one, each as it would be alone. The manifests are
-durable before the commit that names them (a local blob store's ``put_bytes_many``: one
-``fdatasync`` of its journal for the group; another store: each blob's own sync, 8 at once),
-and every event of the group is stored (committed) when :func:`ingest_group` returns: what
-the server answers ``201`` to.
+as durable as the commit that names them: over SQLite and a local blob store, staged in that
+very transaction and written to their files unsynced (:mod:`lineage.storage.staging`: no
+wait on the disk in a group); else durable before it (a local blob store's
+``put_bytes_many``: one ``fdatasync`` of its journal for the group; another store: each
+blob's own sync, 8 at once). Every event of the group is stored (committed) when
+:func:`ingest_group` returns: what the server answers ``201`` to.
 
 :class:`GroupWriter` gathers the events that reach the server while a group is being
 written into the next group (no timer: a lone event is written at once), a batch's events
@@ -36,6 +38,7 @@ from lineage.openlineage.plan import ingest_planned
 from lineage.service import Service
 from lineage.storage.blobs import BlobStore
 from lineage.storage.graph import GroupState
+from lineage.storage.staging import Staging
 
 __all__ = ["JOURNAL_MIN", "MAX_GROUP", "SET_BASED", "GroupWriter", "Transactional", "ingest_group"]
 
@@ -60,20 +63,34 @@ class Transactional(Protocol):
 
 class _Deferred:
     """A blob store whose ``put_bytes`` waits for :meth:`flush` (the group's manifests),
-    while ``missing`` already counts them as stored. Everything else is the store's own."""
+    while ``missing`` already counts them as stored. Everything else is the store's own.
 
-    def __init__(self, blobs: BlobStore) -> None:
+    Where ``graph`` and the blob store can stage blobs (:mod:`lineage.storage.staging`),
+    every manifest the group names is staged with it, there or not: a file already there
+    may be unsynced (a group that did not commit wrote it) or damaged (a power loss)."""
+
+    def __init__(self, blobs: BlobStore, graph: object = None) -> None:
         self.blobs = blobs
         self.url = blobs.url
         self.pending: dict[str, bytes] = {}
         self.started: list[Future[str]] = []  # start_flush's, waited for by flush
+        self.staging = Staging.of(graph, blobs) if graph is not None else None
+        if self.staging is not None:
+            self.staging.recover_once()  # outside the group's transaction
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.blobs, name)
 
     def missing(self, digests: Iterable[str]) -> set[str]:
         wanted = [d for d in digests if d not in self.pending]
+        if self.staging is not None:
+            return set(wanted)
         return self.blobs.missing(wanted) if wanted else set()
+
+    def committed(self) -> None:
+        """The group's transaction is committed: its staged blobs are retired later."""
+        if self.staging is not None:
+            self.staging.committed()
 
     def put_bytes(self, data: bytes) -> str:
         from lineage.hashing import hash_bytes
@@ -106,6 +123,11 @@ class _Deferred:
         started, self.started = self.started, []
         for future in started:
             future.result()
+        if self.staging is not None:  # as durable as the commit, in its transaction
+            staged, self.pending = list(self.pending.items()), {}
+            if staged:
+                self.staging.put(staged)
+            return
         pending, self.pending = list(self.pending.values()), {}
         many = getattr(self.blobs, "put_bytes_many", None)
         if many is not None and len(pending) >= JOURNAL_MIN:
@@ -151,12 +173,13 @@ def ingest_group(
     store = cast(Transactional, graph)
     if not hasattr(store, "atomic"):
         return _all_or_each(service, store, events)
-    blobs = _Deferred(service.blobs)
+    blobs = _Deferred(service.blobs, graph)
     grouped = _grouped(service, blobs)
     if _set_based(graph):
         with store.transaction():
             out = ingest_planned(grouped, events, blobs)
-            blobs.flush(_flush_pool())  # durable before the commit that names them
+            blobs.flush(_flush_pool())  # durable before the commit that names them (or in it)
+        blobs.committed()
         return out
     # one savepoint an event (SQLite's atomic(): not one a write as well)
     unit = store.atomic
@@ -169,7 +192,8 @@ def ingest_group(
                     return ingest(grouped, event)
 
             out.append(_one(one))
-        blobs.flush(_flush_pool())  # durable before the commit that names them
+        blobs.flush(_flush_pool())  # durable before the commit that names them (or in it)
+    blobs.committed()
     return out
 
 

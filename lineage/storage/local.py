@@ -329,14 +329,9 @@ class LocalBlobStore:
                 with os.fdopen(os.dup(fd), "rb") as file:
                     content = file.read()
                 for digest, data in journal.records(content):
-                    if self._holds(digest, data):
-                        continue
-                    with self._durable_temp() as (out, temp):
-                        out.write(data)
-                    final = self._path(digest)
-                    os.makedirs(os.path.dirname(final), exist_ok=True)
-                    os.replace(temp, final)  # over a damaged file, too
-                    rewritten += 1
+                    if not self._holds(digest, data):
+                        self._rewrite(digest, data)
+                        rewritten += 1
                 _syncfs(self.root)  # what was there already (unsynced), and the new names
                 _unlink(path)
             finally:
@@ -345,12 +340,70 @@ class LocalBlobStore:
             logger.warning("replayed %d blobs from a journal of %s", rewritten, self.root)
         return rewritten
 
+    def put_bytes_unsynced(self, blobs: Sequence[tuple[str, bytes]]) -> list[str]:
+        """Store small ``(digest, data)`` blobs without waiting for the disk; the digests
+        of those written (missing, or a file that held other bytes: a power loss's damage).
+
+        Each is in its own file when this returns, seen by every reader, and durable only
+        after the next :meth:`sync`: for a caller that keeps the bytes durable elsewhere
+        until then (a graph store's staged blobs, :mod:`lineage.storage.staging`). The
+        digests are the caller's: it hashed ``data`` itself.
+        """
+        with self._os_errors():
+            written = []
+            for digest, data in blobs:
+                if not self._holds(digest, data):
+                    self._publish_unsynced(digest, data)
+                    written.append(digest)
+            return written
+
+    def sync(self) -> None:
+        """Make every blob stored so far durable: one ``syncfs`` of the store's file system."""
+        with self._os_errors():
+            _syncfs(self.root)
+
+    def restore(self, blobs: Iterable[tuple[str, bytes]]) -> int:
+        """Make ``(digest, data)`` blobs durable, each written again if missing or damaged
+        (after a power loss); the number written again. A blob whose bytes do not hash to
+        its digest is refused (DigestMismatch), and nothing of the call is left unsynced."""
+        rewritten = 0
+        with self._os_errors():
+            try:
+                for digest, data in blobs:
+                    if hash_bytes(data) != digest:
+                        raise DigestMismatch(f"staged bytes do not hash to their digest {digest}")
+                    if not self._holds(digest, data):
+                        self._rewrite(digest, data)
+                        rewritten += 1
+            finally:
+                _syncfs(self.root)  # what was there already (unsynced), and the new names
+        return rewritten
+
+    def _rewrite(self, digest: str, data: bytes) -> None:
+        """Write ``data`` durably under ``digest``, over a damaged file too (its folder's
+        name is made durable by the caller's ``syncfs``)."""
+        with self._durable_temp() as (out, temp):
+            out.write(data)
+        final = self._path(digest)
+        os.makedirs(os.path.dirname(final), exist_ok=True)
+        os.replace(temp, final)
+
     def _holds(self, digest: str, data: bytes) -> bool:
+        """Whether the file of ``digest`` holds exactly ``data``."""
         try:
-            with open(self._path(digest), "rb") as file:
-                return file.read(len(data) + 1) == data
+            fd = os.open(self._path(digest), os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
             return False
+        try:  # os calls, no file object: these are a few hundred bytes
+            held = os.read(fd, len(data) + 1)
+            while len(held) <= len(data):
+                more = os.read(fd, len(data) + 1 - len(held))
+                if not more:
+                    break
+                held += more
+            return held == data
+        finally:
+            os.close(fd)
 
     @contextlib.contextmanager
     def _durable_temp(self) -> Iterator[tuple[BinaryIO, str]]:

@@ -160,6 +160,14 @@ CREATE TABLE IF NOT EXISTS tokens (
     description TEXT,
     revoked INTEGER NOT NULL DEFAULT 0
 );
+-- small blobs a transaction names before its blob store has them durably
+-- (lineage.storage.staging): as durable as the commit, kept until the blob store is synced
+CREATE TABLE IF NOT EXISTS staged_blobs (
+    seq INTEGER PRIMARY KEY,
+    digest TEXT NOT NULL,
+    data BLOB NOT NULL,
+    at REAL NOT NULL
+);
 """
 
 
@@ -677,6 +685,38 @@ class SQLiteGraphStore:
             (project, name, start, -1 if limit is None else limit),
         )
         return codec.decode_versions(rows)
+
+    # staged blobs (lineage.storage.staging) -----------------------------------------------
+
+    def stage_blobs(self, blobs: Sequence[tuple[str, bytes]]) -> None:
+        """Keep ``(digest, data)`` blobs in this store, in the current transaction (or one of
+        their own): they are as durable as the commit that stores them."""
+        at = time.time()
+        with self._write() as db:
+            db.executemany(
+                "INSERT INTO staged_blobs (digest, data, at) VALUES (?, ?, ?)",
+                [(digest, data, at) for digest, data in blobs],
+            )
+
+    def staged_blobs(self, *, before: float | None = None) -> list[tuple[int, str, bytes]]:
+        """The staged blobs committed so far (``before``: those staged before that time), in
+        the order they were staged: ``(seq, digest, data)``."""
+        when, args = ("", ()) if before is None else (" WHERE at < ?", (before,))
+        rows = self._db().execute(
+            f"SELECT seq, digest, data FROM staged_blobs{when} ORDER BY seq", args
+        )
+        return [(seq, digest, bytes(data)) for seq, digest, data in rows]
+
+    def last_staged(self) -> int:
+        """The sequence number of the last staged blob committed so far; 0 when none is."""
+        last: int | None = self._db().execute("SELECT max(seq) FROM staged_blobs").fetchone()[0]
+        return last or 0
+
+    def unstage_blobs(self, upto: int) -> None:
+        """Forget the staged blobs up to sequence number ``upto`` (the blob store holds them
+        durably now)."""
+        with self._write() as db:
+            db.execute("DELETE FROM staged_blobs WHERE seq <= ?", (upto,))
 
     def count_versions(self, project: str, name: str, *, include_deleted: bool = False) -> int:
         state = "" if include_deleted else "AND state = 'committed'"

@@ -1,0 +1,220 @@
+"""Blobs staged in SQLite's transaction (lineage.storage.staging): a group of OpenLineage
+events over SQLite and a local blob store keeps its manifests in the commit that names them,
+writes their files unsynced, and syncs them a while later; a writer that dies first leaves
+rows from which the next one (or any service, once they are stale) restores every manifest,
+written again where a power loss damaged or lost it."""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lineage.errors import DigestMismatch
+from lineage.hashing import hash_bytes
+from lineage.manifest import manifest_digests
+from lineage.openlineage import check_event
+from lineage.openlineage.group import ingest_group
+from lineage.service import Service
+from lineage.storage import staging
+from lineage.storage.local import LocalBlobStore
+from lineage.storage.sqlite import SQLiteGraphStore
+from lineage.storage.staging import Staging
+
+PRODUCER = "https://github.com/OpenLineage/OpenLineage/tree/1.54.0/integration/spark"
+
+
+def events(tag: str, n: int) -> list[Any]:
+    return [check_event(event) for event in raw_events(tag, n)]
+
+
+def raw_events(tag: str, n: int) -> list[dict[str, Any]]:
+    """START and COMPLETE of ``n`` runs: a shared table and a part of their own in, one out."""
+    out = []
+    for i in range(n):
+        run = str(uuid.uuid4())
+        for kind, minute in (("START", 0), ("COMPLETE", 1)):
+            out.append(
+                {
+                    "producer": PRODUCER,
+                    "eventType": kind,
+                    "eventTime": f"2024-05-01T10:0{minute}:00Z",
+                    "run": {"runId": run},
+                    "job": {"namespace": f"spark-{tag}", "name": f"etl.job_{i}"},
+                    "inputs": [
+                        {"namespace": f"s3://lake-{tag}", "name": "dim/customers"},
+                        {"namespace": f"s3://lake-{tag}", "name": f"raw/part-{i}"},
+                    ],
+                    "outputs": [
+                        {
+                            "namespace": f"s3://lake-{tag}",
+                            "name": f"clean/part-{i}",
+                            "facets": {"schema": {"fields": [{"name": "a", "type": "INT"}]}},
+                        }
+                    ],
+                }
+            )
+    return out
+
+
+def open_pair(tmp_path: Path) -> Service:
+    return Service(SQLiteGraphStore(tmp_path / "graph.db"), LocalBlobStore(tmp_path / "blobs"))
+
+
+def version_blobs(service: Service) -> dict[str, bytes]:
+    """Every blob the store's versions name (manifest roots and pages), read back."""
+    wanted: set[str] = set()
+    for project in service.graph.list_projects():
+        for artifact in service.graph.list_artifacts(project):
+            for version in service.graph.list_versions(project, artifact.name):
+                wanted |= manifest_digests(service.blobs, version.digest)
+    return {digest: service.blobs.get_bytes(digest) for digest in wanted}
+
+
+@pytest.fixture
+def no_retirement(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Staged blobs stay staged (the retirer sleeps for an hour): a writer that dies first."""
+    monkeypatch.setattr(staging, "RETIRE_SECONDS", 3600.0)
+
+
+def test_a_group_stages_every_manifest_it_names_in_its_commit(
+    tmp_path: Path, no_retirement: None
+) -> None:
+    service = open_pair(tmp_path)
+    results = ingest_group(service, events("a", 4))
+    assert not [r for r in results if isinstance(r, Exception)]
+    staged = {digest: data for _, digest, data in service.graph.staged_blobs()}  # type: ignore[attr-defined]
+    named = version_blobs(service)
+    assert named and set(named) <= set(staged)  # inputs seen before included: every one named
+    for digest, data in staged.items():
+        assert hash_bytes(data) == digest
+        assert service.blobs.get_bytes(digest) == data  # the files are there, for readers
+
+
+def test_a_refused_event_stages_nothing(tmp_path: Path, no_retirement: None) -> None:
+    service = open_pair(tmp_path)
+    model = raw_events("b1", 1)[0]
+    model["outputs"].append(
+        {"namespace": "wh", "name": "t", "facets": {"lineage": {"type": "model"}}}
+    )
+    bad = raw_events("b2", 1)[0]
+    bad["outputs"].append({"namespace": "wh", "name": "t"})  # a dataset of the model's name
+    results = ingest_group(service, [check_event(model), *events("b", 1), check_event(bad)])
+    assert isinstance(results[-1], Exception)
+    staged = {digest for _, digest, _ in service.graph.staged_blobs()}  # type: ignore[attr-defined]
+    assert staged == set(version_blobs(service))
+
+
+def test_retirement_syncs_before_it_forgets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(staging, "RETIRE_SECONDS", 0.05)
+    service = open_pair(tmp_path)
+    graph: Any = service.graph
+    blobs: Any = service.blobs
+    rows_at_sync: list[int] = []
+    synced = threading.Event()
+    real_sync = blobs.sync
+
+    def sync() -> None:  # the real syncfs, and what was still staged when it ran
+        rows_at_sync.append(len(graph.staged_blobs()))
+        real_sync()
+        synced.set()
+
+    monkeypatch.setattr(blobs, "sync", sync)
+    ingest_group(service, events("c", 2))
+    assert graph.staged_blobs()
+    assert synced.wait(30)
+    for _ in range(600):
+        if not graph.staged_blobs():
+            break
+        threading.Event().wait(0.05)
+    assert graph.staged_blobs() == []
+    assert rows_at_sync and rows_at_sync[0] > 0
+
+
+def damage(blobs: LocalBlobStore, digests: list[str]) -> None:
+    """What a power loss may leave of files written unsynced: gone, empty, or cut short."""
+    for i, digest in enumerate(digests):
+        path = blobs.path(digest)
+        if i % 3 == 0:
+            path.unlink()
+            continue
+        os.chmod(path, 0o644)
+        data = path.read_bytes()
+        path.write_bytes(b"" if i % 3 == 1 else data[: len(data) // 2])
+
+
+def test_the_next_writer_restores_what_a_dead_one_staged(
+    tmp_path: Path, no_retirement: None
+) -> None:
+    first = open_pair(tmp_path)
+    ingest_group(first, events("d", 3))
+    expected = version_blobs(first)
+    staged = [digest for _, digest, _ in first.graph.staged_blobs()]  # type: ignore[attr-defined]
+    damage(first.blobs, staged)  # type: ignore[arg-type]
+    first.graph.close()
+    # a new writer (another store object: a new process's), fresh rows not yet stale
+    second = open_pair(tmp_path)
+    assert second.graph.staged_blobs()  # type: ignore[attr-defined]
+    ingest_group(second, events("d2", 1))  # its first group recovers first
+    assert {d: second.blobs.get_bytes(d) for d in expected} == expected
+    restored = {digest for _, digest, _ in second.graph.staged_blobs()}  # type: ignore[attr-defined]
+    assert not restored & set(staged)  # forgotten once durable: only the new group's remain
+
+
+def test_any_service_restores_stale_staged_blobs(
+    tmp_path: Path, no_retirement: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = open_pair(tmp_path)
+    ingest_group(first, events("e", 2))
+    expected = version_blobs(first)
+    staged = [digest for _, digest, _ in first.graph.staged_blobs()]  # type: ignore[attr-defined]
+    damage(first.blobs, staged)  # type: ignore[arg-type]
+    first.graph.close()
+    fresh = open_pair(tmp_path)  # fresh rows are a live writer's: left to it
+    assert fresh.graph.staged_blobs()  # type: ignore[attr-defined]
+    fresh.graph.close()
+    monkeypatch.setattr(staging, "STALE_SECONDS", -1.0)
+    monkeypatch.setattr("lineage.service.STALE_SECONDS", -1.0)
+    reader = open_pair(tmp_path)  # e.g. `lineage tree` after a power loss
+    assert reader.graph.staged_blobs() == []  # type: ignore[attr-defined]
+    assert {d: reader.blobs.get_bytes(d) for d in expected} == expected
+
+
+def test_a_damaged_file_already_there_is_written_again(tmp_path: Path, no_retirement: None) -> None:
+    """A file under a manifest's digest that a power loss damaged before its group
+    committed: the same event sent again writes it again (a stat would call it stored)."""
+    sent = events("f", 1)
+    first = open_pair(tmp_path / "one")
+    ingest_group(first, sent)
+    expected = version_blobs(first)
+    second = open_pair(tmp_path / "two")
+    for digest in expected:  # leftovers of a group that never committed, damaged
+        path = second.blobs.path(digest)  # type: ignore[attr-defined]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"")
+    ingest_group(second, sent)
+    assert {d: second.blobs.get_bytes(d) for d in expected} == expected
+
+
+def test_restore_refuses_bytes_that_are_not_their_digest(tmp_path: Path) -> None:
+    blobs = LocalBlobStore(tmp_path / "blobs")
+    good = b"good"
+    with pytest.raises(DigestMismatch, match="do not hash to their digest"):
+        blobs.restore([(hash_bytes(good), good), (hash_bytes(b"other"), b"bad")])
+    assert blobs.get_bytes(hash_bytes(good)) == good
+    assert blobs.missing([hash_bytes(b"other")]) == {hash_bytes(b"other")}
+
+
+def test_only_both_stores_able_stage(tmp_path: Path) -> None:
+    graph = SQLiteGraphStore(tmp_path / "g.db")
+    blobs = LocalBlobStore(tmp_path / "b")
+    assert isinstance(Staging.of(graph, blobs), Staging)
+    assert Staging.of(graph, blobs) is Staging.of(graph, blobs)
+    assert Staging.of(graph, object()) is None
+    assert Staging.of(object(), blobs) is None
