@@ -317,8 +317,9 @@ def _serve(sock: socket.socket) -> None:
     except Exception as error:  # noqa: BLE001 - said to the server, which writes in a thread
         sock.sendall(_frame(f"cannot open {store}: {error}"))
         return
+    opened: Any = None
     try:
-        service = Service(graph, open_blobs(blobs))
+        service = Service(graph, opened := open_blobs(blobs))
         writer = GroupWriter(service, lambda senders: refused_writers(graph, senders))
         sock.sendall(_frame("ready"))
         pending = [item for message in config[1:] for item in message]
@@ -341,7 +342,21 @@ def _serve(sock: socket.socket) -> None:
             sock.sendall(_frame(refusals))
             pending += [item for message in _receive(sock, buffer, wait=False) for item in message]
     finally:
+        _retire(graph, opened)
         graph.close()
+
+
+def _retire(graph: Any, blobs: Any) -> None:
+    """The blobs this writer staged made durable before it ends (else the next writer, or
+    a command opening the store later, recovers them)."""
+    from lineage.storage.staging import Staging
+
+    staging = Staging.of(graph, blobs)
+    try:
+        if staging is not None:
+            staging.retire()
+    except Exception as error:  # noqa: BLE001 - left staged, for the next writer
+        logger.warning("cannot retire the staged blobs: %s", error)
 
 
 def _receive(sock: socket.socket, buffer: bytearray, *, wait: bool = True) -> list[Any]:

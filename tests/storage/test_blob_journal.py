@@ -127,11 +127,19 @@ def test_a_torn_or_damaged_record_ends_the_replay(tmp_path: Path) -> None:
         assert journals(root) == []
 
 
+class NoStaging(SQLiteGraphStore):
+    """A graph store that cannot keep blobs in its transactions (as Neo4j): its groups'
+    manifests go through the blob store's journal (SQLite's are staged in the commit:
+    tests/storage/test_staging.py)."""
+
+    stage_blobs = None  # type: ignore[assignment]
+
+
 def test_a_groups_manifests_are_journalled_before_its_commit(tmp_path: Path) -> None:
     """What makes a 201 durable: when the group's manifests are synced (the journal written),
     another connection sees none of the group's runs yet; once ``ingest_group`` returns it
     sees them all, and every manifest they name is in the journal or synced since."""
-    graph = SQLiteGraphStore(tmp_path / "store.db")
+    graph = NoStaging(tmp_path / "store.db")
     blobs = LocalBlobStore(tmp_path / "blobs")
     reader = SQLiteGraphStore(tmp_path / "store.db")
     service = Service(graph, blobs)

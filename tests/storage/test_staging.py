@@ -95,6 +95,35 @@ def test_a_group_stages_every_manifest_it_names_in_its_commit(
         assert service.blobs.get_bytes(digest) == data  # the files are there, for readers
 
 
+def test_manifests_are_written_before_the_commit_and_staged_in_it(
+    tmp_path: Path, no_retirement: None
+) -> None:
+    """What makes a 201 durable: when the group's manifests are written to their files,
+    another connection sees none of its runs yet (and readers find the files before the
+    runs); once ``ingest_group`` returns it sees them all, and every manifest they name
+    staged with them."""
+    service = open_pair(tmp_path)
+    reader = SQLiteGraphStore(tmp_path / "graph.db")
+    blobs: Any = service.blobs
+    sent = events("w", 3)
+    runs = sorted({event["run"]["runId"] for event in sent})
+    seen: list[dict[str, Any]] = []
+    written = blobs.put_bytes_unsynced
+
+    def watched(items: list[tuple[str, bytes]]) -> list[str]:
+        seen.append(reader.get_runs(runs))
+        return written(items)  # type: ignore[no-any-return]
+
+    blobs.put_bytes_unsynced = watched
+    ingest_group(service, sent)
+    assert seen == [{}]
+    assert sorted(reader.get_runs(runs)) == runs
+    staged = {digest: data for _, digest, data in reader.staged_blobs()}
+    named = version_blobs(service)
+    assert named and named.items() <= staged.items()
+    reader.close()
+
+
 def test_a_refused_event_stages_nothing(tmp_path: Path, no_retirement: None) -> None:
     service = open_pair(tmp_path)
     model = raw_events("b1", 1)[0]
