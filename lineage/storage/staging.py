@@ -43,8 +43,10 @@ logger = logging.getLogger(__name__)
 # staged blobs are retired (the blob store synced, the rows forgotten) this long after a
 # commit staged them
 RETIRE_SECONDS = 1.0
-# staged blobs older than this are a gone writer's: any service opening the pair recovers them
-STALE_SECONDS = 30.0
+# staged blobs older than this are a gone writer's (a live one retires them within about a
+# second): any service opening the pair recovers them. A power loss, the one thing that can
+# damage a file written unsynced, is followed by a reboot that takes longer than this.
+STALE_SECONDS = 5.0
 
 
 @runtime_checkable

@@ -12,13 +12,17 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from ports import free_port
+from server_process import ServerProcess
 
 from lineage.errors import DigestMismatch
 from lineage.hashing import hash_bytes
 from lineage.manifest import manifest_digests
 from lineage.openlineage import check_event
 from lineage.openlineage.group import ingest_group
+from lineage.server.auth import create_token
 from lineage.service import Service
 from lineage.storage import staging
 from lineage.storage.local import LocalBlobStore
@@ -62,7 +66,9 @@ def raw_events(tag: str, n: int) -> list[dict[str, Any]]:
 
 
 def open_pair(tmp_path: Path) -> Service:
-    return Service(SQLiteGraphStore(tmp_path / "graph.db"), LocalBlobStore(tmp_path / "blobs"))
+    return Service(
+        SQLiteGraphStore(tmp_path / "store" / "lineage.db"), LocalBlobStore(tmp_path / "blobs")
+    )
 
 
 def version_blobs(service: Service) -> dict[str, bytes]:
@@ -103,7 +109,7 @@ def test_manifests_are_written_before_the_commit_and_staged_in_it(
     runs); once ``ingest_group`` returns it sees them all, and every manifest they name
     staged with them."""
     service = open_pair(tmp_path)
-    reader = SQLiteGraphStore(tmp_path / "graph.db")
+    reader = SQLiteGraphStore(tmp_path / "store" / "lineage.db")
     blobs: Any = service.blobs
     sent = events("w", 3)
     runs = sorted({event["run"]["runId"] for event in sent})
@@ -247,3 +253,48 @@ def test_only_both_stores_able_stage(tmp_path: Path) -> None:
     assert Staging.of(graph, blobs) is Staging.of(graph, blobs)
     assert Staging.of(graph, object()) is None
     assert Staging.of(object(), blobs) is None
+
+
+def test_a_server_started_after_a_power_loss_answers_every_versions_files(
+    tmp_path: Path, no_retirement: None
+) -> None:
+    """Its groups staged and never synced, the files damaged, the machine rebooted: the
+    server that starts on the store answers each version's files (GraphQL ``files``), each
+    read from a manifest restored under its digest."""
+    first = open_pair(tmp_path)
+    ingest_group(first, events("p", 3))
+    versions = [
+        version
+        for project in first.graph.list_projects()
+        for artifact in first.graph.list_artifacts(project)
+        for version in first.graph.list_versions(project, artifact.name)
+    ]
+    expected = {v.ref: [e.uri for e in first.manifest(v)] for v in versions}
+    staged = [digest for _, digest, _ in first.graph.staged_blobs()]  # type: ignore[attr-defined]
+    damage(first.blobs, staged)  # type: ignore[arg-type]
+    token = create_token(first, "read", "reader")
+    # the reboot: the rows were staged before it
+    db = first.graph._db()  # type: ignore[attr-defined]
+    db.execute("UPDATE staged_blobs SET at = at - 600")
+    first.graph.close()
+    store, blobs = str(tmp_path / "store"), str(tmp_path / "blobs")
+    server = ServerProcess(store, blobs, port=free_port(), log=tmp_path / "log")
+    server.start()
+    try:
+        for ref, uris in expected.items():
+            answer = httpx.post(
+                f"{server.url}/graphql",
+                json={
+                    "query": "query($r: String!) { artifactVersion(ref: $r) "
+                    "{ files { nodes { path uri } } } }",
+                    "variables": {"r": ref},
+                },
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=60,
+            ).json()
+            assert "errors" not in answer, answer
+            files = answer["data"]["artifactVersion"]["files"]["nodes"]
+            assert [f["uri"] for f in files] == uris
+    finally:
+        server.stop()
+    assert SQLiteGraphStore(tmp_path / "store" / "lineage.db").staged_blobs() == []
