@@ -432,6 +432,19 @@ class SQLiteGraphStore:
             self._connections.clear()
         self._local = threading.local()
 
+    def close_thread(self) -> None:
+        """Close the calling thread's connection, before the thread ends (a connection is
+        one a thread, kept until :meth:`close` otherwise): a thread started now and then,
+        such as the staged blobs' retirer, leaves none open behind it."""
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            return
+        self._local.db = None
+        with self._lock:
+            if db in self._connections:
+                self._connections.remove(db)
+        db.close()
+
     # runs ----------------------------------------------------------------------------------
 
     def create_run(self, run: RunRecord) -> None:

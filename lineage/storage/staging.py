@@ -57,6 +57,7 @@ class StagesBlobs(Protocol):
     def staged_blobs(self, *, before: float | None = None) -> list[tuple[int, str, bytes]]: ...
     def last_staged(self) -> int: ...
     def unstage_blobs(self, upto: int) -> None: ...
+    def close_thread(self) -> None: ...
 
 
 @runtime_checkable
@@ -129,17 +130,20 @@ class Staging:
                 self._retirer.start()
 
     def _retire_later(self) -> None:
-        while True:
-            time.sleep(RETIRE_SECONDS)
-            with self._lock:
-                if not self._dirty:
-                    self._retirer = None
-                    return
-                self._dirty = False
-            try:
-                self.retire()
-            except Exception:  # the rows stay: the next retirement or recovery has them
-                logger.exception("cannot retire the staged blobs of %s", self.blobs.url)
+        try:
+            while True:
+                time.sleep(RETIRE_SECONDS)
+                with self._lock:
+                    if not self._dirty:
+                        self._retirer = None
+                        return
+                    self._dirty = False
+                try:
+                    self.retire()
+                except Exception:  # the rows stay: the next retirement or recovery has them
+                    logger.exception("cannot retire the staged blobs of %s", self.blobs.url)
+        finally:
+            self.graph.close_thread()  # the next retirer is another thread
 
     def retire(self) -> bool:
         """Sync the blob store, then forget the blobs staged (and committed) before the
@@ -170,5 +174,5 @@ class Staging:
         return rewritten
 
 
-_GRAPH_CALLS = ("stage_blobs", "staged_blobs", "last_staged", "unstage_blobs")
+_GRAPH_CALLS = ("stage_blobs", "staged_blobs", "last_staged", "unstage_blobs", "close_thread")
 _BLOB_CALLS = ("put_bytes_unsynced", "sync", "restore")

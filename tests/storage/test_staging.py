@@ -172,6 +172,35 @@ def test_retirement_syncs_before_it_forgets(
     assert rows_at_sync and rows_at_sync[0] > 0
 
 
+def open_connections(path: Path) -> int:
+    """File descriptors of this process open on the database file ``path``."""
+    fds = Path("/proc/self/fd")
+    return sum(1 for fd in fds.iterdir() if os.path.realpath(fd) == str(path.resolve()))
+
+
+def test_retirers_come_and_go_and_leave_no_connection_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bursts of groups with quiet seconds between them: a retirer thread each burst, and
+    none leaves its database connection behind."""
+    monkeypatch.setattr(staging, "RETIRE_SECONDS", 0.02)
+    service = open_pair(tmp_path)
+    path = tmp_path / "store" / "lineage.db"
+    found = Staging.of(service.graph, service.blobs)
+    assert found is not None
+    opened = []
+    for burst in range(4):
+        ingest_group(service, events(f"burst{burst}", 1))
+        for _ in range(1000):  # until the burst's retirer is gone
+            if found._retirer is None:
+                break
+            threading.Event().wait(0.01)
+        assert found._retirer is None
+        assert service.graph.staged_blobs() == []  # type: ignore[attr-defined]
+        opened.append(open_connections(path))
+    assert opened == [opened[0]] * 4  # a leaked one a retirer: 2, 3, 4, 5
+
+
 def damage(blobs: LocalBlobStore, digests: list[str]) -> None:
     """What a power loss may leave of files written unsynced: gone, empty, or cut short."""
     for i, digest in enumerate(digests):
