@@ -16,6 +16,7 @@ import httpx
 import pytest
 from ports import free_port
 from server_process import ServerProcess
+from test_openlineage_group import job_events
 
 from lineage.errors import DigestMismatch
 from lineage.hashing import hash_bytes
@@ -29,8 +30,6 @@ from lineage.storage.local import LocalBlobStore
 from lineage.storage.sqlite import SQLiteGraphStore
 from lineage.storage.staging import Staging
 
-PRODUCER = "https://github.com/OpenLineage/OpenLineage/tree/1.54.0/integration/spark"
-
 
 def events(tag: str, n: int) -> list[Any]:
     return [check_event(event) for event in raw_events(tag, n)]
@@ -38,31 +37,7 @@ def events(tag: str, n: int) -> list[Any]:
 
 def raw_events(tag: str, n: int) -> list[dict[str, Any]]:
     """START and COMPLETE of ``n`` runs: a shared table and a part of their own in, one out."""
-    out = []
-    for i in range(n):
-        run = str(uuid.uuid4())
-        for kind, minute in (("START", 0), ("COMPLETE", 1)):
-            out.append(
-                {
-                    "producer": PRODUCER,
-                    "eventType": kind,
-                    "eventTime": f"2024-05-01T10:0{minute}:00Z",
-                    "run": {"runId": run},
-                    "job": {"namespace": f"spark-{tag}", "name": f"etl.job_{i}"},
-                    "inputs": [
-                        {"namespace": f"s3://lake-{tag}", "name": "dim/customers"},
-                        {"namespace": f"s3://lake-{tag}", "name": f"raw/part-{i}"},
-                    ],
-                    "outputs": [
-                        {
-                            "namespace": f"s3://lake-{tag}",
-                            "name": f"clean/part-{i}",
-                            "facets": {"schema": {"fields": [{"name": "a", "type": "INT"}]}},
-                        }
-                    ],
-                }
-            )
-    return out
+    return [event for i in range(n) for event in job_events(tag, i, str(uuid.uuid4()))]
 
 
 def open_pair(tmp_path: Path) -> Service:
@@ -213,15 +188,22 @@ def damage(blobs: LocalBlobStore, digests: list[str]) -> None:
         path.write_bytes(b"" if i % 3 == 1 else data[: len(data) // 2])
 
 
-def test_the_next_writer_restores_what_a_dead_one_staged(
-    tmp_path: Path, no_retirement: None
-) -> None:
+def dead_writer(tmp_path: Path, tag: str, runs: int) -> tuple[dict[str, bytes], list[str]]:
+    """A writer's groups staged, never synced, their files damaged by a power loss: every
+    blob its versions name, as it was, and the digests it staged."""
     first = open_pair(tmp_path)
-    ingest_group(first, events("d", 3))
+    ingest_group(first, events(tag, runs))
     expected = version_blobs(first)
     staged = [digest for _, digest, _ in first.graph.staged_blobs()]  # type: ignore[attr-defined]
     damage(first.blobs, staged)  # type: ignore[arg-type]
     first.graph.close()
+    return expected, staged
+
+
+def test_the_next_writer_restores_what_a_dead_one_staged(
+    tmp_path: Path, no_retirement: None
+) -> None:
+    expected, staged = dead_writer(tmp_path, "d", 3)
     # a new writer (another store object: a new process's), fresh rows not yet stale
     second = open_pair(tmp_path)
     assert second.graph.staged_blobs()  # type: ignore[attr-defined]
@@ -234,12 +216,7 @@ def test_the_next_writer_restores_what_a_dead_one_staged(
 def test_any_service_restores_stale_staged_blobs(
     tmp_path: Path, no_retirement: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    first = open_pair(tmp_path)
-    ingest_group(first, events("e", 2))
-    expected = version_blobs(first)
-    staged = [digest for _, digest, _ in first.graph.staged_blobs()]  # type: ignore[attr-defined]
-    damage(first.blobs, staged)  # type: ignore[arg-type]
-    first.graph.close()
+    expected, _ = dead_writer(tmp_path, "e", 2)
     fresh = open_pair(tmp_path)  # fresh rows are a live writer's: left to it
     assert fresh.graph.staged_blobs()  # type: ignore[attr-defined]
     fresh.graph.close()
