@@ -124,29 +124,9 @@ class LineageSchema(strawberry.Schema):
         runs the same document with the same executor, and the errors are formatted as
         strawberry's ``execute`` formats them. A refused caller, a mutation, an operation
         that is not in the document, an unknown text go the long way."""
-        document = self.valid.get(query) if isinstance(query, str) else None
-        if (
-            document is None
-            or root_value is not None
-            or not isinstance(context_value, Context)
-            or context_value.principal.scope is None
-            or (
-                allowed_operation_types is not None
-                and OperationType.QUERY not in allowed_operation_types
-            )
-        ):
-            return await self._execute_long(
-                query,
-                variable_values,
-                context_value,
-                root_value,
-                operation_name,
-                allowed_operation_types,
-                operation_extensions,
-            )
-        operation = get_operation_ast(document, operation_name)
-        if operation is None or operation.operation is not OperationKind.QUERY:
-            return await self._execute_long(
+        document = self._known(query, context_value, root_value, allowed_operation_types)
+        if document is None or _query_of(document, operation_name) is None:
+            return await super().execute(
                 query,
                 variable_values,
                 context_value,
@@ -182,25 +162,30 @@ class LineageSchema(strawberry.Schema):
             self.process_errors(result.errors)
         return ExecutionResult(data=result.data, errors=result.errors, extensions={})
 
-    async def _execute_long(
+    def _known(
         self,
         query: str | None,
-        variable_values: dict[str, Any] | None,
-        context_value: Any | None,
-        root_value: Any | None,
-        operation_name: str | None,
-        allowed_operation_types: Iterable[OperationType] | None,
-        operation_extensions: dict[str, Any] | None,
-    ) -> ExecutionResult:
-        return await super().execute(
-            query,
-            variable_values,
-            context_value,
-            root_value,
-            operation_name,
-            allowed_operation_types,
-            operation_extensions,
-        )
+        context: Any | None,
+        root: Any | None,
+        allowed: Iterable[OperationType] | None,
+    ) -> DocumentNode | None:
+        """The document of ``query`` when it may go the short way: known valid, asked by a
+        reader, with no root value, and queries allowed."""
+        if (
+            not isinstance(query, str)
+            or root is not None
+            or not isinstance(context, Context)
+            or context.principal.scope is None
+            or (allowed is not None and OperationType.QUERY not in allowed)
+        ):
+            return None
+        return self.valid.get(query)
+
+
+def _query_of(document: DocumentNode, name: str | None) -> OperationDefinitionNode | None:
+    """The operation ``name`` selects in ``document`` when it is a query, else None."""
+    operation = get_operation_ast(document, name)
+    return operation if operation and operation.operation is OperationKind.QUERY else None
 
 
 def expanded_size(document: DocumentNode, cap: int) -> int | None:
