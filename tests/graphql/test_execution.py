@@ -15,6 +15,7 @@ from serving import both as _both
 from lineage.manifest import Entry, write_manifest
 from lineage.remote import GRAPH
 from lineage.server.app import open_service
+from lineage.server.auth import Principal
 from lineage.server.graphql import Context, build_schema
 from lineage.server.graphql.execution import LeanExecutor, _tracker
 from lineage.service import Service
@@ -114,6 +115,61 @@ async def test_plans_shared_between_requests_follow_each_requests_variables(
             again = answers[0]["lineage"]["again"][0]
             assert ("id" in again) is variables["yes"] and ("kind" in again) is variables["no"]
             assert ("run" in answers[0]["lineage"]["nodes"][0]) is variables["no"]
+
+
+async def test_a_query_seen_before_answers_as_the_first_time(service: Service) -> None:
+    """A query text that parsed and validated runs the short way the next time it is asked
+    (LineageSchema.execute, without strawberry's extension hooks): the same data, the same
+    errors with their codes, the same refusals, whoever asks."""
+    _history(service)
+    schema = build_schema()
+    reader, writer = Principal(scope="read", token="r"), Principal(scope="write", token="w")
+    nobody = Principal(scope=None, reason="authentication required (test)")
+    upstream = (QUERIES / "upstream_lineage.graphql").read_text()
+    two = 'query A { projects { name } } query B { artifactVersion(ref: "p/model:v1") { ref } }'
+    alias = 'mutation { setAlias(ref: "p/model:v1", alias: "best") { ref aliases } }'
+    asks: list[tuple[str, dict[str, Any], str | None, Principal]] = [
+        (SHAPES, {"ref": "p/model:v3", "yes": True, "no": False}, None, reader),
+        (SHAPES, {"ref": "p/model:v3", "yes": True, "no": False}, None, nobody),
+        (SHAPES, {"ref": "p/model:v99", "yes": False, "no": True}, None, writer),
+        (upstream, {"ref": "p/model:v5"}, None, reader),
+        (upstream, {"ref": 5}, None, reader),  # a variable of the wrong type
+        (upstream, {}, None, reader),  # a variable missing
+        (two, {}, "A", reader),
+        (two, {}, "B", reader),
+        (two, {}, "C", reader),  # no such operation: refused as before
+        (alias, {}, None, reader),  # a mutation: FORBIDDEN to a reader, every time
+        ("{ projects { nope } }", {}, None, reader),  # invalid: never the short way
+        ("{ projects { name }", {}, None, reader),  # a syntax error
+    ]
+
+    async def ask(document: str, variables: dict[str, Any], name: str | None, who: Principal):
+        try:
+            result = await schema.execute(
+                document,
+                variable_values=variables,
+                operation_name=name,
+                context_value=Context(service=service, principal=who),
+            )
+        except Exception as error:
+            return type(error).__name__
+        return result.data, [e.formatted for e in result.errors or ()], result.extensions
+
+    for document, variables, name, who in asks:
+        first = await ask(document, variables, name, who)
+        again = await ask(document, variables, name, who)
+        assert again == first, (document[:40], variables, name, who)
+    codes = {
+        (document[:12], who.scope): [e["extensions"]["code"] for e in answer[1]]
+        for document, variables, name, who in asks
+        if isinstance(answer := await ask(document, variables, name, who), tuple)
+    }
+    assert codes[SHAPES[:12], None] == ["UNAUTHENTICATED"]
+    assert codes[alias[:12], "read"] == ["FORBIDDEN"]
+    assert set(codes[SHAPES[:12], "write"]) == {"NOT_FOUND"}
+    assert await ask(two, {}, "C", reader) == "CannotGetOperationTypeError"
+    assert {SHAPES, upstream, two} <= schema.valid.keys()
+    assert not {"{ projects { nope } }", "{ projects { name }"} & schema.valid.keys()
 
 
 # errors inside plain fields: what graphql-core reports, at the same paths ------------------
