@@ -15,7 +15,6 @@ import logging
 import os
 import secrets
 import socket
-import sqlite3
 import string
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -29,7 +28,6 @@ from lineage.errors import (
     CycleError,
     IntegrityError,
     InvalidInput,
-    LineageError,
     RunNotActive,
     RunNotFound,
     VersionNotFound,
@@ -76,7 +74,6 @@ from lineage.records import (
 from lineage.storage.blobs import BlobStore
 from lineage.storage.graph import DeriveRows, Direction, GraphStore, NewVersion
 from lineage.storage.local import LocalBlobStore
-from lineage.storage.staging import STALE_SECONDS, Staging
 from lineage.traversal import (
     Traversal,
     check_depth,
@@ -140,7 +137,6 @@ class Service:
         self.blobs = blobs
         self.traversal = Traversal(graph)
         self.paused = Paused()  # walks waiting for a client's next page
-        _recover_staged(graph, blobs)
 
     # runs ----------------------------------------------------------------------------------
 
@@ -1286,16 +1282,3 @@ def process_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def _recover_staged(graph: GraphStore, blobs: BlobStore) -> None:
-    """Blobs a writer staged and did not live to sync (:mod:`lineage.storage.staging`) made
-    durable in the blob store: a crash's or a power loss's leftovers, recovered by whoever
-    opens the pair next. A store that cannot be written (read-only) is read as it is."""
-    staging = Staging.of(graph, blobs)
-    if staging is None:
-        return
-    try:
-        staging.recover(before=time.time() - STALE_SECONDS)
-    except (LineageError, OSError, sqlite3.Error) as exc:
-        logger.warning("cannot recover the staged blobs of %s: %s", graph.url, exc)

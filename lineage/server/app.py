@@ -85,6 +85,7 @@ from lineage.server.session import COOKIE, cookie_principal
 from lineage.service import Service
 from lineage.storage import DEFAULT_STORE, local_dir, open_blobs, open_graph
 from lineage.storage.blobs import BlobStore
+from lineage.storage.staging import recover_stale
 
 __all__ = [
     "DEFAULT_MAX_UPLOAD",
@@ -613,10 +614,12 @@ def open_service(store: str | None = None, blobs: str | None = None) -> Service:
     store, blobs = store_urls(store, blobs)
     graph = open_graph(store)
     try:
-        return Service(graph, open_blobs(blobs))
+        service = Service(graph, open_blobs(blobs))
     except BaseException:
         graph.close()
         raise
+    recover_stale(graph, service.blobs)
+    return service
 
 
 def check_upload_settings(max_uploads: object, upload_idle_timeout: object) -> None:

@@ -16,6 +16,7 @@ from lineage.errors import UnsupportedScheme
 from lineage.statcache import StatCache
 from lineage.storage.blobs import BlobStore
 from lineage.storage.graph import GraphStore
+from lineage.storage.staging import recover_stale
 
 __all__ = ["DEFAULT_STORE", "Stores", "open_blobs", "open_graph", "open_stores"]
 
@@ -104,4 +105,5 @@ def open_stores(store: str | None = None, blobs: str | None = None) -> Stores:
     except BaseException:
         graph.close()
         raise
+    recover_stale(graph, blob_store)
     return Stores(graph=graph, blobs=blob_store, cache=cache)

@@ -17,8 +17,9 @@ disk (``synchronous=NORMAL``; bench/README.md). Where the graph store can stage 
 A thread syncs the blob store a second later (one ``syncfs``), then forgets the blobs staged
 before the sync. After a crash or a power loss, :meth:`Staging.recover` writes every staged
 blob that is missing or damaged again, durably, then forgets them: the first group of a
-writer does it, and so does every service that opens the pair for blobs staged more than
-:data:`STALE_SECONDS` ago (their writer is gone). So a committed version never names a
+writer does it, and so does every command or server that opens the pair
+(:func:`recover_stale`) for blobs staged more than :data:`STALE_SECONDS` ago (their writer is
+gone). So a committed version never names a
 manifest that is neither in its own database nor durable in its file.
 
 >>> staging = Staging.of(graph, blobs)   # None unless both stores can
@@ -30,13 +31,23 @@ manifest that is neither in its own database nor durable in its file.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 import weakref
 from collections.abc import Iterable, Sequence
 from typing import Protocol, runtime_checkable
 
-__all__ = ["RETIRE_SECONDS", "STALE_SECONDS", "StagesBlobs", "Staging", "StoresUnsynced"]
+from lineage.errors import LineageError
+
+__all__ = [
+    "RETIRE_SECONDS",
+    "STALE_SECONDS",
+    "StagesBlobs",
+    "Staging",
+    "StoresUnsynced",
+    "recover_stale",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -176,3 +187,17 @@ class Staging:
 
 _GRAPH_CALLS = ("stage_blobs", "staged_blobs", "last_staged", "unstage_blobs", "close_thread")
 _BLOB_CALLS = ("put_bytes_unsynced", "sync", "restore")
+
+
+def recover_stale(graph: object, blobs: object) -> None:
+    """Blobs a writer staged and did not live to sync made durable in the blob store (a
+    crash's or a power loss's leftovers), by whoever opens the pair next (``open_stores``,
+    the server's ``open_service``): those staged more than :data:`STALE_SECONDS` ago. A
+    store that cannot be written (read-only) is read as it is, with a warning."""
+    staging = Staging.of(graph, blobs)
+    if staging is None:
+        return
+    try:
+        staging.recover(before=time.time() - STALE_SECONDS)
+    except (LineageError, OSError, sqlite3.Error) as error:
+        logger.warning("cannot recover the staged blobs of %s: %s", blobs, error)

@@ -25,7 +25,7 @@ from lineage.openlineage import check_event
 from lineage.openlineage.group import ingest_group
 from lineage.server.auth import create_token
 from lineage.service import Service
-from lineage.storage import staging
+from lineage.storage import open_stores, staging
 from lineage.storage.local import LocalBlobStore
 from lineage.storage.sqlite import SQLiteGraphStore
 from lineage.storage.staging import Staging
@@ -213,18 +213,21 @@ def test_the_next_writer_restores_what_a_dead_one_staged(
     assert not restored & set(staged)  # forgotten once durable: only the new group's remain
 
 
-def test_any_service_restores_stale_staged_blobs(
+def test_any_command_restores_stale_staged_blobs(
     tmp_path: Path, no_retirement: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The stores a command opens (``open_stores``) recover what a writer left staged
+    before a power loss, and leave a live writer's fresh rows alone."""
     expected, _ = dead_writer(tmp_path, "e", 2)
-    fresh = open_pair(tmp_path)  # fresh rows are a live writer's: left to it
+    where = (str(tmp_path / "store"), str(tmp_path / "blobs"))
+    fresh = open_stores(*where)  # fresh rows are a live writer's: left to it
     assert fresh.graph.staged_blobs()  # type: ignore[attr-defined]
-    fresh.graph.close()
+    fresh.close()
     monkeypatch.setattr(staging, "STALE_SECONDS", -1.0)
-    monkeypatch.setattr("lineage.service.STALE_SECONDS", -1.0)
-    reader = open_pair(tmp_path)  # e.g. `lineage tree` after a power loss
+    reader = open_stores(*where)  # e.g. `lineage tree` after a power loss
     assert reader.graph.staged_blobs() == []  # type: ignore[attr-defined]
     assert {d: reader.blobs.get_bytes(d) for d in expected} == expected
+    reader.close()
 
 
 def test_a_damaged_file_already_there_is_written_again(tmp_path: Path, no_retirement: None) -> None:
