@@ -90,9 +90,8 @@ def sync(ctx: Context, to: str, token: str | None) -> None:
     if home is None:
         raise InvalidInput(f"sync sends a local store, not {store}")
     check_store(store)
-    local = open_stores(store, ctx.blobs)
-    remote = RemoteService(to, token=token)
-    try:
+    # closed on every way out: a server that cannot be reached, or lost in the middle
+    with open_stores(store, ctx.blobs) as local, RemoteService(to, token=token) as remote:
         projects = [ctx.project] if ctx.project else local.graph.list_projects()
         for project in projects:
             report = sync_project(local, remote, project, state_path(home, to), click.echo)
@@ -102,6 +101,3 @@ def sync(ctx: Context, to: str, token: str | None) -> None:
             )
             for old, new in sorted(report.renumbered.items()):
                 click.echo(f"  {old} is {new} on the server")
-    finally:
-        local.close()
-        remote.close()
