@@ -428,12 +428,13 @@ class _Group:
 
     def node(self, nodes: Mapping[str, Node], expand_link: Callable[[str], str] | None) -> PlanNode:
         if self.kind:
-            noun = f" {self.type} runs" if self.kind == "run" else f" {self.type} versions"
+            noun = f" {self.type} run" if self.kind == "run" else f" {self.type} version"
         else:
             noun = _noun([nodes[h] for h in self.hidden])
-        label = f"+{len(self.hidden)} more{noun}"
+        count = len(self.hidden)
+        label = f"+{count:,} more{noun}{'s' if noun and count != 1 else ''}"
         if self.below:
-            label += f"\n({self.below} more beyond)"
+            label += f"\n({self.below:,} more beyond)"
         return PlanNode(
             id=self.id,
             kind="more",
@@ -456,7 +457,7 @@ def _noun(hidden: list[Node]) -> str:
     types = {_type(n) for n in hidden}
     if len(kinds) != 1:
         return ""
-    noun = " runs" if kinds == {"run"} else " versions"
+    noun = " run" if kinds == {"run"} else " version"  # made plural by its count
     return f" {types.pop()}{noun}" if len(types) == 1 else noun
 
 

@@ -294,9 +294,9 @@ def ternary_tree(levels: int) -> Subgraph:
 
 
 def count(label: str) -> int:
-    found = re.fullmatch(r"\+(\d+) more[^\n]*(?:\n\((\d+) more beyond\))?", label)
+    found = re.fullmatch(r"\+([\d,]+) more[^\n]*(?:\n\(([\d,]+) more beyond\))?", label)
     assert found, label
-    return int(found[1]) + int(found[2] or 0)
+    return int(found[1].replace(",", "")) + int((found[2] or "0").replace(",", ""))
 
 
 def test_a_tree_too_large_to_draw_folds_into_groups_that_add_up() -> None:
