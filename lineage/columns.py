@@ -50,4 +50,4 @@ def widest(texts: Iterable[str], cap: int = 60) -> int:
 
 def counted(n: int, noun: str) -> str:
     """``n`` and ``noun``, plural unless there is one: ``counted(1, "file")`` is "1 file"."""
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+    return f"{n} {noun}" if n == 1 else f"{n:,} {noun}s"

@@ -224,8 +224,8 @@ def summary(view: View) -> str:
         head = f"{counted(versions, 'version')}, {counted(runs, 'run')}, {edges}"
     counts = [
         counted(len(view.dead_ends), "dead end"),
-        f"{len(view.truncated)} truncated",
-        f"{len(view.deleted)} deleted",
+        f"{len(view.truncated):,} truncated",
+        f"{len(view.deleted):,} deleted",
     ]
     note = "  (cut by --depth: the graph goes on)" if graph.truncated else ""
     return f"{head}; {', '.join(counts)}{note}"
