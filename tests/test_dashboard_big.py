@@ -194,3 +194,12 @@ async def test_search_reads_a_bounded_number_of_runs_and_says_so(backend: Any) -
         assert 'id="runs-bound"' not in text and "Runs <span" in text
     finally:
         app.state.lineage.close()
+
+
+async def test_an_artifact_of_a_thousand_versions_groups_the_thousands(big: Big) -> None:
+    project, _, rest = big.tree.base.partition("/")
+    name = rest.partition(":")[0]
+    count = big.service.count_versions(project, name)
+    assert count >= 1000
+    text = (await big.get(f"/artifacts/{project}/{name}")).text
+    assert f" · {count:,} versions</p>" in text  # was "1001 versions"
