@@ -188,7 +188,13 @@ def build(
     layers, depth = _layers(nodes, down, up, root, order)
     near = _Near(down, up)
     opened = frozenset(expand)
-    shown, groups = _collapse(layers, depth, nodes, near, path, dead, collapse, order, opened)
+    # the nodes each side of the root: a group folds what leads away from it, never a node
+    # between it and the root (an upstream picture's hub run folding the datasets the
+    # root's own chain reads, and that chain with them)
+    sides = (_reach(root, up, False), _reach(root, down, True)) if root is not None else None
+    shown, groups = _collapse(
+        layers, depth, nodes, near, path, dead, collapse, order, opened, sides
+    )
     folded = False
     if max_nodes and len(shown) + len(groups) > max_nodes:
         shown, groups = _fit(
@@ -484,8 +490,11 @@ def _collapse(
     collapse: int,
     order: Mapping[str, tuple[float, int, str]],
     opened: Collection[str],
+    sides: tuple[set[str], set[str]] | None = None,
 ) -> tuple[set[str], list[_Group]]:
-    """Which nodes stay visible, and the groups that stand for the hidden siblings."""
+    """Which nodes stay visible, and the groups that stand for the hidden siblings.
+    ``sides``: the root's ancestors and descendants (each with the root), whose links
+    towards the root are never folded."""
     groups: list[_Group] = []
     hidden: set[str] = set()
     shown: set[str] = set()
@@ -506,6 +515,8 @@ def _collapse(
                     continue
                 if {n for n, _, _ in near(child) if depth[n] == level} != {parent}:
                     continue  # a join of several parents stays: hiding it would cut the others
+                if sides is not None and child in sides[0 if downstream else 1]:
+                    continue  # on the way to the root from the parent: it stays
                 key = (downstream, nodes[child].kind, _type(nodes[child]))
                 if child not in links:
                     buckets.setdefault(key, []).append(child)
