@@ -15,7 +15,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Iterable
 
-__all__ = ["cells", "left", "right", "widest"]
+__all__ = ["cells", "counted", "left", "right", "widest"]
 
 _NONE = frozenset({"Mn", "Me", "Cf"})  # combining marks, format characters (ZWJ, ...)
 
@@ -46,3 +46,8 @@ def widest(texts: Iterable[str], cap: int = 60) -> int:
     """The cells of the widest of ``texts``, at most ``cap`` (a 4,000-character name does not
     push every row over), 0 for none."""
     return min(max((cells(text) for text in texts), default=0), cap)
+
+
+def counted(n: int, noun: str) -> str:
+    """``n`` and ``noun``, plural unless there is one: ``counted(1, "file")`` is "1 file"."""
+    return f"{n} {noun}" if n == 1 else f"{n:,} {noun}s"

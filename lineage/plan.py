@@ -188,7 +188,13 @@ def build(
     layers, depth = _layers(nodes, down, up, root, order)
     near = _Near(down, up)
     opened = frozenset(expand)
-    shown, groups = _collapse(layers, depth, nodes, near, path, dead, collapse, order, opened)
+    # the nodes each side of the root: a group folds what leads away from it, never a node
+    # between it and the root (an upstream picture's hub run folding the datasets the
+    # root's own chain reads, and that chain with them)
+    sides = (_reach(root, up, False), _reach(root, down, True)) if root is not None else None
+    shown, groups = _collapse(
+        layers, depth, nodes, near, path, dead, collapse, order, opened, sides
+    )
     folded = False
     if max_nodes and len(shown) + len(groups) > max_nodes:
         shown, groups = _fit(
@@ -428,12 +434,13 @@ class _Group:
 
     def node(self, nodes: Mapping[str, Node], expand_link: Callable[[str], str] | None) -> PlanNode:
         if self.kind:
-            noun = f" {self.type} runs" if self.kind == "run" else f" {self.type} versions"
+            noun = f" {self.type} run" if self.kind == "run" else f" {self.type} version"
         else:
             noun = _noun([nodes[h] for h in self.hidden])
-        label = f"+{len(self.hidden)} more{noun}"
+        count = len(self.hidden)
+        label = f"+{count:,} more{noun}{'s' if noun and count != 1 else ''}"
         if self.below:
-            label += f"\n({self.below} more beyond)"
+            label += f"\n({self.below:,} more beyond)"
         return PlanNode(
             id=self.id,
             kind="more",
@@ -456,7 +463,7 @@ def _noun(hidden: list[Node]) -> str:
     types = {_type(n) for n in hidden}
     if len(kinds) != 1:
         return ""
-    noun = " runs" if kinds == {"run"} else " versions"
+    noun = " run" if kinds == {"run"} else " version"  # made plural by its count
     return f" {types.pop()}{noun}" if len(types) == 1 else noun
 
 
@@ -483,8 +490,11 @@ def _collapse(
     collapse: int,
     order: Mapping[str, tuple[float, int, str]],
     opened: Collection[str],
+    sides: tuple[set[str], set[str]] | None = None,
 ) -> tuple[set[str], list[_Group]]:
-    """Which nodes stay visible, and the groups that stand for the hidden siblings."""
+    """Which nodes stay visible, and the groups that stand for the hidden siblings.
+    ``sides``: the root's ancestors and descendants (each with the root), whose links
+    towards the root are never folded."""
     groups: list[_Group] = []
     hidden: set[str] = set()
     shown: set[str] = set()
@@ -505,6 +515,8 @@ def _collapse(
                     continue
                 if {n for n, _, _ in near(child) if depth[n] == level} != {parent}:
                     continue  # a join of several parents stays: hiding it would cut the others
+                if sides is not None and child in sides[0 if downstream else 1]:
+                    continue  # on the way to the root from the parent: it stays
                 key = (downstream, nodes[child].kind, _type(nodes[child]))
                 if child not in links:
                     buckets.setdefault(key, []).append(child)

@@ -232,6 +232,12 @@ class RemoteService:
         if self.mirror is not None:
             self.mirror.close()
 
+    def __enter__(self) -> RemoteService:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def _ping(self) -> None:
         """The first contact, retried like every later request (:mod:`lineage.retry`): a
         client started while its server restarts waits for it, then gives up with

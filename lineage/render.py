@@ -236,8 +236,8 @@ def plan_notes(plan: RenderPlan) -> list[str]:
     if plan.of:  # drawn from the nearest generations of a bigger answer
         part = plan.total + len(plan.hidden)
         notes.append(
-            f"{part:,} of {plan.of} versions shown, the nearest generations: "
-            "'+k more' stands for what is folded"
+            f"drawn from the nearest {part:,} of {plan.of} versions (by generation): "
+            "'+k more' counts what is folded of those"
         )
     elif plan.folded:
         notes.append(

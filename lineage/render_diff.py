@@ -15,6 +15,7 @@ import textwrap
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Literal
 
+from lineage.columns import counted
 from lineage.diff import DEPTH, ancestry
 from lineage.errors import InvalidInput
 from lineage.records import Node
@@ -127,7 +128,8 @@ def diff_dot(a: View, b: View, *, context: int | None = 1) -> str:
         fold: dict[str, str | float | None] = {
             "shape": "box", "style": "rounded,dashed", "color": SIDE_COLOURS["shared"][1],
             "fontcolor": SIDE_COLOURS["shared"][2], "fontsize": 10,
-            "label": f"earlier shared history\n{versions} versions, {len(hidden) - versions} runs",
+            "label": "earlier shared history\n"
+            f"{counted(versions, 'version')}, {counted(len(hidden) - versions, 'run')}",
         }  # fmt: skip
         lines.append(f"\t{quote_id(_FOLD)} {_attrs(fold)}")
         edges = {(_FOLD if s in hidden else s, t) for s, t in edges if t not in hidden}
@@ -186,7 +188,7 @@ def _legend(a: View, b: View, shared: int) -> str:
     rows = [
         (SIDE_COLOURS["a"], f"only in A ({name_a})'s upstream"),
         (SIDE_COLOURS["b"], f"only in B ({name_b})'s upstream"),
-        (SIDE_COLOURS["shared"], f"shared by both ({shared} versions)"),
+        (SIDE_COLOURS["shared"], f"shared by both ({counted(shared, 'version')})"),
     ]
     cells = "".join(
         f'<TR><TD BGCOLOR="{fill}" COLOR="{line}" WIDTH="18"> </TD>'

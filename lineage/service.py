@@ -713,6 +713,14 @@ class Service:
         """An artifact's aliases, by name, each with the version it names."""
         return self.graph.list_aliases(project, name)
 
+    def artifact_summaries(
+        self, keys: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], tuple[int, list[tuple[str, VersionRecord]]]]:
+        """:meth:`count_versions` and :meth:`aliases` of each artifact of ``keys`` (project,
+        name), in one or two store round trips for all of them."""
+        wanted = list(keys)
+        return self.graph.artifact_summaries(wanted) if wanted else {}
+
     def runs(
         self,
         project: str | None = None,

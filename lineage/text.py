@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection
 
-from lineage.columns import left
+from lineage.columns import counted, left
 from lineage.modelcard import edge_kind
 from lineage.records import Node, VersionRecord
 from lineage.view import ALIVE, View, outcome_types
@@ -218,13 +218,14 @@ def summary(view: View) -> str:
     runs = sum(1 for n in graph.nodes if n.kind == "run")
     versions = len(graph.nodes) - runs
     if view.mode == "tree":
-        head = f"{versions} versions, {len(graph.edges)} derivations"
+        head = f"{counted(versions, 'version')}, {counted(len(graph.edges), 'derivation')}"
     else:
-        head = f"{versions} versions, {runs} runs, {len(graph.edges)} edges"
+        edges = counted(len(graph.edges), "edge")
+        head = f"{counted(versions, 'version')}, {counted(runs, 'run')}, {edges}"
     counts = [
-        f"{len(view.dead_ends)} dead ends",
-        f"{len(view.truncated)} truncated",
-        f"{len(view.deleted)} deleted",
+        counted(len(view.dead_ends), "dead end"),
+        f"{len(view.truncated):,} truncated",
+        f"{len(view.deleted):,} deleted",
     ]
     note = "  (cut by --depth: the graph goes on)" if graph.truncated else ""
     return f"{head}; {', '.join(counts)}{note}"

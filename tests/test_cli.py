@@ -61,14 +61,14 @@ def test_ls_show_lineage_tree(run_cli) -> None:  # type: ignore[no-untyped-def]
     cut = json.loads(run_cli("lineage", "model:v0", "--depth", "0", "--json"))
     assert cut["truncated"] is True and [n["id"] for n in cut["nodes"]] == ["p/model:v0"]
     tree = run_cli("tree", "ds:v0")
-    assert "model:v0 [prod]" in tree and "2 versions, 1 derivations" in tree
+    assert "model:v0 [prod]" in tree and "2 versions, 1 derivation" in tree
 
 
 def test_get_verify_log_gc(run_cli, tmp_path) -> None:  # type: ignore[no-untyped-def]
     out = tmp_path / "got"
     run_cli("get", "ds:v0", "-o", str(out))
     assert (out / "a.txt").read_text() == "alpha"
-    assert "1 files verified" in run_cli("verify", "ds")
+    assert "1 file verified" in run_cli("verify", "ds")
     run_cli("alias", "ds:v0", "golden")
     log = run_cli("log", "ds")
     assert "alias.moved" in log and "golden" in log
@@ -171,12 +171,12 @@ def test_push_without_to_blobs_copies_the_blobs(run_cli, tmp_path) -> None:  # t
     got = tmp_path / "got"
     invoke("--store", str(target), "-p", "p", "get", "model:prod", "-o", str(got))
     assert (got / "m.bin").read_bytes() == b"model"
-    assert "1 files verified" in invoke("--store", str(target), "-p", "p", "verify", "ds").stdout
+    assert "1 file verified" in invoke("--store", str(target), "-p", "p", "verify", "ds").stdout
     # and pulled back into a third store, read with its default blob store too
     third = tmp_path / "third"
     pulled = invoke("--store", str(third), "pull", "--from", str(target)).stdout
     assert "2 versions" in pulled and re.search(r"; [1-9]\d* blobs", pulled), pulled
-    assert "1 files verified" in invoke("--store", str(third), "verify", "p/model:prod").stdout
+    assert "1 file verified" in invoke("--store", str(third), "verify", "p/model:prod").stdout
 
 
 def test_push_to_a_fresh_directory_in_a_real_process(history, tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 import lineage
 from lineage.cli import cli
-from lineage.columns import cells, left, right, widest
+from lineage.columns import cells, counted, left, right, widest
 
 
 @pytest.mark.parametrize(
@@ -116,3 +116,9 @@ def test_wide_names_line_up_in_every_listing(workdir: Path) -> None:
         "    data.csv" + " " * 40 + "4 B",
         "    数据/订单.csv" + " " * 35 + "4 B",
     ]
+
+
+def test_counted_says_one_in_the_singular_and_groups_thousands() -> None:
+    assert counted(1, "file") == "1 file"
+    assert counted(0, "file") == "0 files" and counted(2, "dead end") == "2 dead ends"
+    assert counted(10_000, "version") == "10,000 versions"  # as "printed the nearest 10,000"

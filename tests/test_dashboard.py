@@ -6,6 +6,7 @@ import html
 import importlib.resources
 import re
 import time
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
@@ -220,6 +221,43 @@ async def test_the_index_counts_the_runs_of_every_project_of_runs_alone_in_one_s
     assert [(name, sorted(arg)) for name, arg in calls] == [
         ("count_project_runs", ["jobs-a", "jobs-b", "jobs-c"])
     ], calls
+
+
+async def test_the_index_reads_its_artifacts_in_store_calls_that_do_not_grow_with_them(
+    dash: Dashboard, backend: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every artifact's latest version, version count and aliases come in one or two store
+    round trips for them all: it was three small queries an artifact (find_alias,
+    count_versions, list_aliases), 3,000 for a project of 1,000 artifacts."""
+    graph = dash.service.graph
+    calls: Counter[str] = Counter()
+    for name in [n for n in dir(graph) if not n.startswith("_")]:
+        method = getattr(graph, name)
+        if not callable(method):
+            continue
+
+        def counted(*args: Any, _name: str = name, _method: Any = method, **kw: Any) -> Any:
+            calls[_name] += 1
+            return _method(*args, **kw)
+
+        monkeypatch.setattr(graph, name, counted)
+
+    async def index() -> tuple[str, Counter[str]]:
+        calls.clear()
+        text = (await dash.get("/")).text
+        return text, Counter(calls)
+
+    _, few = await index()
+    with lineage.init(project=PROJECT, store=backend.store, blobs=backend.blobs) as run:
+        for i in range(12):
+            logged = run.log_artifact(lineage.Artifact(f"extra-{i}", type="dataset"))
+            dash.service.set_alias(logged.ref, "golden")
+    text, many = await index()
+    assert many == few, (few, many)
+    assert not {"find_alias", "count_versions", "list_aliases"} & set(many), many
+    assert f'href="/versions/{PROJECT}/extra-11/0">extra-11:v0</a>' in text
+    assert f'href="/versions/{PROJECT}/net/1">net:v1</a>' in text  # latest, as before
+    assert "candidate" in text and "production" in text and "golden" in text
 
 
 async def test_the_runs_page_names_every_project_as_sent_in_one_store_call(

@@ -87,7 +87,9 @@ async def test_a_big_trees_page_draws_a_bounded_part_and_says_what_it_left_out(
     caption = html.unescape(
         " ".join(re.findall(r"<text[^>]*>([^<]*)</text>", figure[: figure.index("</figure>")]))
     )
-    assert f"{BOUNDS.tree_nodes:,} of {BOUNDS.count:,}+ versions shown" in caption, caption
+    said = f"drawn from the nearest {BOUNDS.tree_nodes:,} of {BOUNDS.count:,}+ versions"
+    assert said in caption, caption
+    assert "versions shown" not in caption  # it said "1,000 ... shown" over 28 nodes drawn
     assert f"{BOUNDS.tree_nodes} nodes" not in caption
     # what it left out, and how to see more: the count (bounded), the list, the CLI
     notice = re.search(r'<p class="notice bound"[^>]*id="tree-bound">(.*?)</p>', text, re.S)
@@ -192,3 +194,12 @@ async def test_search_reads_a_bounded_number_of_runs_and_says_so(backend: Any) -
         assert 'id="runs-bound"' not in text and "Runs <span" in text
     finally:
         app.state.lineage.close()
+
+
+async def test_an_artifact_of_a_thousand_versions_groups_the_thousands(big: Big) -> None:
+    project, _, rest = big.tree.base.partition("/")
+    name = rest.partition(":")[0]
+    count = big.service.count_versions(project, name)
+    assert count >= 1000
+    text = (await big.get(f"/artifacts/{project}/{name}")).text
+    assert f" · {count:,} versions</p>" in text  # was "1001 versions"

@@ -400,6 +400,8 @@ def test_cli_diff_text_and_json(tmp_path, workdir, monkeypatch) -> None:  # type
     assert "A used corpus:v0" in result.output and "B used corpus:v1" in result.output
     assert "only B used labels:v0" in result.output
     assert "~ w.bin" in result.output
+    assert "  model, 1 file, 3 B; made by " in result.output  # was "1 files"
+    assert "1 files" not in result.output and "1 runs" not in result.output
     result = runner.invoke(cli, ["-p", "nlp", "diff", "model:v0", "model:v1", "--json"])
     data = json.loads(result.output)
     assert [i["artifact"] for i in data["ancestry"]["inputs"]] == ["nlp/corpus", "nlp/labels"]

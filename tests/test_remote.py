@@ -281,6 +281,43 @@ def test_sync_retries_under_the_same_budget(workdir: Path, monkeypatch: pytest.M
     assert f"{ENV} must be a number of seconds" in result.output
 
 
+def _open_files() -> list[str]:
+    """What this process holds open under the working directory (its stores' files)."""
+    fds = Path("/proc/self/fd")
+    held = []
+    for fd in fds.iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:  # the listing's own fd, closed by now
+            continue
+        if target.startswith(str(Path.cwd())):
+            held.append(target)
+    return sorted(held)
+
+
+def test_sync_to_a_server_that_fails_closes_the_local_store(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sync whose server cannot be reached says so, and leaves the local store closed: it
+    held the SQLite database (and its WAL) open until the process ended."""
+    from click.testing import CliRunner
+
+    from lineage.cli import cli
+    from lineage.client import _close_all
+
+    with lineage.init(project="p", mode="offline") as run:
+        run.log({"loss": 0.1})
+    _close_all()  # the SDK's stores: SQLite holds a closed connection's file while another is open
+    assert _open_files() == []
+    monkeypatch.setenv(ENV, "0.2")
+    gone = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    result = CliRunner().invoke(cli, ["sync", "--to", gone])
+    assert result.exit_code == 6, result.output  # StoreUnavailable
+    assert result.output.startswith(f"error: lineage server {gone} unreachable"), result.output
+    assert result.exception is not None  # held by the runner, and with it the failed frames
+    assert _open_files() == []
+
+
 def test_a_killed_upload_leaves_no_version_and_resumes(remote: Remote, workdir: Path) -> None:
     import os
     import signal

@@ -510,3 +510,10 @@ def test_a_twenty_stage_tree_of_hundreds_of_versions_renders(workdir: Path, back
     assert len(plan.path) == 21
     assert len(svg_nodes(svg)) == len(plan.nodes)
     assert len(svg_nodes(everything)) == 321
+
+
+def test_a_group_of_one_says_one(surgery: Builder) -> None:
+    """A group of one hidden version says "version", not "versions"."""
+    [group] = tree_plan(surgery, highlight="production", collapse=6).groups
+    assert group.hidden == (ref("policy:v9"),)
+    assert group.label == "+1 more model version"

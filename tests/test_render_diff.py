@@ -60,7 +60,7 @@ def test_each_node_is_coloured_by_its_side(tmp_path: Path, workdir: Path) -> Non
     folded = diff_dot(*views, context=0)
     behind = nx.ancestors(g, "p/model:v0")
     assert len(behind) == 3 and set(fills(folded)) == set(g) - behind
-    assert "earlier shared history\\n1 versions, 2 runs" in folded
+    assert "earlier shared history\\n1 version, 2 runs" in folded
     svg = render_diff(api, a, b).decode()
     root = ET.fromstring(svg)  # well-formed, with the legend
     assert root.tag.endswith("svg") and "only in A (model:v1)" in svg

@@ -294,9 +294,9 @@ def ternary_tree(levels: int) -> Subgraph:
 
 
 def count(label: str) -> int:
-    found = re.fullmatch(r"\+(\d+) more[^\n]*(?:\n\((\d+) more beyond\))?", label)
+    found = re.fullmatch(r"\+([\d,]+) more[^\n]*(?:\n\(([\d,]+) more beyond\))?", label)
     assert found, label
-    return int(found[1]) + int(found[2] or 0)
+    return int(found[1].replace(",", "")) + int((found[2] or "0").replace(",", ""))
 
 
 def test_a_tree_too_large_to_draw_folds_into_groups_that_add_up() -> None:
@@ -389,3 +389,48 @@ def test_the_command_says_what_the_picture_leaves_out(demo: DemoResult, tmp_path
     whole = CliRunner().invoke(cli, [*store, "render", demo.final, "-o", str(tmp_path / "w.svg")])
     assert whole.exit_code == 0, whole.output
     assert len(whole.output.splitlines()) == 1
+
+
+def test_an_upstream_picture_never_folds_the_way_to_its_root() -> None:
+    """A chain of fine-tunings, each reading one of the datasets a single run prepared: the
+    prepare run is a hub near the root, and folding the datasets it made (more than
+    ``collapse`` siblings) took the chain's runs with them, drawing "model -> +2 more dataset
+    versions -> model" in the middle of the way to the root. Every run and model of the chain
+    is drawn."""
+    from lineage.records import CONSUMED_BY, PRODUCED
+
+    def node(record: VersionRecord | RunRecord) -> Node:
+        if isinstance(record, RunRecord):
+            return Node(id=record.id, kind="run", ref=None, run=record)
+        return Node(id=record.id, kind="artifact_version", ref=record.ref, version=record)
+
+    def made(name: str, type_: str, index: int) -> VersionRecord:
+        return VersionRecord(
+            project="p", name=name, type=type_, index=index, digest=f"{index:064x}", size=1,
+            file_count=1,
+        )  # fmt: skip
+
+    stages = 10
+    prep = RunRecord(id="prep", project="p", name="prepare", job_type="prepare")
+    # the newest datasets (folded first) are read furthest from the root
+    data = [made("data", "dataset", stages - 1 - i) for i in range(stages)]
+    models = [made("model", "model", i) for i in range(stages + 1)]
+    runs = [
+        RunRecord(id=f"ft{i}", project="p", name=f"ft-{i}", job_type="ft") for i in range(stages)
+    ]
+    edges = [Edge(source="prep", target=d.id, kind=PRODUCED) for d in data]
+    for i, run in enumerate(runs):  # model i + data i -> ft i -> model i+1
+        edges += [
+            Edge(source=models[i].id, target=run.id, kind=CONSUMED_BY),
+            Edge(source=data[i].id, target=run.id, kind=CONSUMED_BY),
+            Edge(source=run.id, target=models[i + 1].id, kind=PRODUCED),
+        ]
+    records: list[VersionRecord | RunRecord] = [prep, *data, *models, *runs]
+    graph = Subgraph(nodes=tuple(node(r) for r in records), edges=tuple(edges), root=models[-1].id)
+    found = view.classify(graph, store=NoLookups(), mode="upstream", depth=None)
+    plan = render.build(found, collapse=5)
+    chain = {r.id for r in runs} | {m.id for m in models}
+    assert chain <= plan.shown(), sorted(chain - plan.shown())
+    drawn = {(e.source, e.target) for e in plan.edges}
+    for i, run in enumerate(runs):
+        assert {(models[i].id, run.id), (run.id, models[i + 1].id)} <= drawn

@@ -69,11 +69,18 @@ def test_gives_up_after_the_attempts_naming_the_server(flaky: Callable[..., Flak
 def test_gives_up_at_the_deadline(flaky: Callable[..., Flaky]) -> None:
     down = server(flaky, [500] * 1000)
     policy = Retry(attempts=1000, first_delay=0.05, max_delay=0.05, jitter=0, deadline=0.5)
-    started = time.monotonic()
-    with pytest.raises(StoreUnavailable):
-        send(get(down.url), url=down.url, policy=policy)
-    assert time.monotonic() - started < 2
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        time.sleep(seconds)
+
+    with pytest.raises(StoreUnavailable) as caught:
+        send(get(down.url), url=down.url, policy=policy, sleep=sleep)
     assert 3 <= len(down.requests) < 20
+    assert len(waits) == len(down.requests) - 1  # a wait between attempts, none after the last
+    assert sum(waits) <= policy.deadline  # the last wait cut short at the deadline
+    assert f"{len(down.requests)} attempts in" in str(caught.value)
 
 
 def test_an_unreachable_server_is_retried_then_named() -> None:

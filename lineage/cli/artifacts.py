@@ -9,8 +9,17 @@ from pathlib import Path
 import click
 
 from lineage import sent
-from lineage.cli.main import Context, cli, emit_json, errors, pass_ctx, run_label, size, when
-from lineage.columns import left, widest
+from lineage.cli.main import (
+    Context,
+    cli,
+    emit_json,
+    errors,
+    pass_ctx,
+    run_label,
+    size,
+    when,
+)
+from lineage.columns import counted, left, widest
 from lineage.errors import InvalidInput, NotFound
 from lineage.locations import is_location
 from lineage.made import artifact_times
@@ -121,7 +130,7 @@ def show(ctx: Context, ref: str, files: bool, as_json: bool, as_of: str | None =
     if shown != record.ref:
         click.echo(f"  ref          {record.ref}")
     click.echo(f"  digest       {record.digest}")
-    click.echo(f"  size         {size(record.size)} in {record.file_count} files")
+    click.echo(f"  size         {size(record.size)} in {counted(record.file_count, 'file')}")
     click.echo(f"  aliases      {', '.join(record.aliases) or '-'}")
     by = f" by run {record.created_by}" if record.created_by else " (no run made it: observed)"
     made = " (its OpenLineage event's time)" if record.event_at is not None else ""
@@ -159,7 +168,9 @@ def get(ctx: Context, ref: str, file: str | None, root: Path | None) -> None:
         click.echo(f"{sent.full_label(version.record)}: {one.path} ({size(one.size)}) in {path}")
         return
     path = version.download(root)
-    click.echo(f"{sent.full_label(version.record)}: {version.record.file_count} files in {path}")
+    click.echo(
+        f"{sent.full_label(version.record)}: {counted(version.record.file_count, 'file')} in {path}"
+    )
 
 
 @cli.command()
@@ -170,7 +181,9 @@ def verify(ctx: Context, ref: str) -> None:
     """Re-hash every byte of a version and name each file that does not match."""
     version = _version(ctx, ref)
     version.verify()
-    click.echo(f"{sent.full_label(version.record)}: {version.record.file_count} files verified")
+    click.echo(
+        f"{sent.full_label(version.record)}: {counted(version.record.file_count, 'file')} verified"
+    )
 
 
 @cli.command("log")

@@ -10,6 +10,7 @@ import click
 
 from lineage import sent
 from lineage.cli.main import Context, cli, errors, pass_ctx, size
+from lineage.columns import counted
 from lineage.diff import KeyChange, LineageDiff, Side
 from lineage.records import Node
 
@@ -53,7 +54,7 @@ def _side(letter: str, side: Side, project: str | None) -> str:
         v = side.version
         aliases = [a for a in v.aliases if a != "latest"]
         shown = sent.version_label(v, project) + (f" [{', '.join(aliases)}]" if aliases else "")
-        return f"{letter}  {shown}  {v.type}, {v.file_count} files, {size(v.size)}" + (
+        return f"{letter}  {shown}  {v.type}, {counted(v.file_count, 'file')}, {size(v.size)}" + (
             f"; made by {made}" if made else ""
         )
     return f"{letter}  run {made}"
@@ -85,7 +86,7 @@ def diff_lines(d: LineageDiff) -> list[str]:
         if f.same and not f.unchanged:
             out.append("files: none on either side")
         elif f.same:
-            out.append(f"files: same ({f.unchanged} files)")
+            out.append(f"files: same ({counted(f.unchanged, 'file')})")
         else:
             out.append(
                 f"files: {len(f.changed)} changed, {len(f.added)} added, "
@@ -128,7 +129,7 @@ def diff_lines(d: LineageDiff) -> list[str]:
         out.append("merge base: none (no common ancestor)")
     for letter, chain in (("A", anc.chain_a), ("B", anc.chain_b)):
         since = "since the merge base" if anc.merge_bases else "upstream"
-        out.append(f"{letter}: {len(chain)} run{'s' if len(chain) != 1 else ''} {since}")
+        out.append(f"{letter}: {counted(len(chain), 'run')} {since}")
         for step in chain:
             consumed = ", ".join(short(r) for r in step.consumed) or "nothing"
             produced = ", ".join(short(r) for r in step.produced)

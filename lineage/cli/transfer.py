@@ -6,6 +6,7 @@ import click
 
 from lineage.cli.main import Context, cli, errors, pass_ctx, size
 from lineage.client import check_store
+from lineage.columns import counted
 from lineage.errors import InvalidInput
 
 
@@ -32,12 +33,19 @@ def _copy(ctx: Context, other: str, other_blobs: str | None, *, pushing: bool) -
             blobs = (
                 f"blobs not copied: both stores read them from {src.blobs.url}"
                 if shared
-                else f"{report.blobs} blobs ({size(report.blob_bytes)}) copied to {dst.blobs.url}"
+                else f"{counted(report.blobs, 'blob')} ({size(report.blob_bytes)}) copied to "
+                f"{dst.blobs.url}"
             )
-            click.echo(
-                f"{name}: {report.runs} runs, {report.versions} versions, {report.edges} edges, "
-                f"{report.events} events new; {blobs}"
-            )
+            made = [
+                counted(n, noun)
+                for n, noun in (
+                    (report.runs, "run"),
+                    (report.versions, "version"),
+                    (report.edges, "edge"),
+                    (report.events, "event"),
+                )
+            ]
+            click.echo(f"{name}: {', '.join(made)} new; {blobs}")
     finally:
         src.close()
         dst.close()
@@ -90,18 +98,15 @@ def sync(ctx: Context, to: str, token: str | None) -> None:
     if home is None:
         raise InvalidInput(f"sync sends a local store, not {store}")
     check_store(store)
-    local = open_stores(store, ctx.blobs)
-    remote = RemoteService(to, token=token)
-    try:
+    # closed on every way out: a server that cannot be reached, or lost in the middle
+    with open_stores(store, ctx.blobs) as local, RemoteService(to, token=token) as remote:
         projects = [ctx.project] if ctx.project else local.graph.list_projects()
         for project in projects:
             report = sync_project(local, remote, project, state_path(home, to), click.echo)
+            runs, versions = counted(report.runs, "run"), counted(report.versions, "version")
             click.echo(
-                f"{project}: {report.runs} runs, {report.versions} versions, {report.edges} inputs"
-                f" and {report.blobs} blobs ({size(report.blob_bytes)}) sent to {to}"
+                f"{project}: {runs}, {versions}, {counted(report.edges, 'input')} and "
+                f"{counted(report.blobs, 'blob')} ({size(report.blob_bytes)}) sent to {to}"
             )
             for old, new in sorted(report.renumbered.items()):
                 click.echo(f"  {old} is {new} on the server")
-    finally:
-        local.close()
-        remote.close()

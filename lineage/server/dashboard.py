@@ -409,15 +409,18 @@ def _index_data(svc: Service, first: str | None = None) -> dict[str, Any]:
     if first is not None:
         listed = [first, *(p for p in listed if p != first)]
     projects: dict[str, dict[str, list[dict[str, Any]]]] = {p: {} for p in listed}
-    for artifact in svc.artifacts():  # three small queries each, whatever its versions
-        key = (artifact.project, artifact.name)
+    artifacts = svc.artifacts()
+    # each one's count, latest and aliases: one or two store round trips for them all
+    summaries = svc.artifact_summaries((a.project, a.name) for a in artifacts)
+    for artifact in artifacts:
+        count, aliases = summaries.get((artifact.project, artifact.name), (0, []))
         by_type = projects.setdefault(artifact.project, {})
         by_type.setdefault(artifact.type, []).append(
             {
                 "artifact": artifact,
-                "latest": svc.latest(*key),
-                "count": svc.count_versions(*key),
-                "aliases": [alias for alias, _ in svc.aliases(*key) if alias != "latest"],
+                "latest": next((v for alias, v in aliases if alias == "latest"), None),
+                "count": count,
+                "aliases": [alias for alias, _ in aliases if alias != "latest"],
             }
         )
     # a project of runs alone (an OpenLineage namespace of jobs): how many, and a link to them

@@ -31,8 +31,16 @@ class Stores:
     cache: StatCache
 
     def close(self) -> None:
-        self.graph.close()
-        self.cache.close()
+        try:
+            self.graph.close()
+        finally:
+            self.cache.close()
+
+    def __enter__(self) -> Stores:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _scheme(url: str) -> str:

@@ -222,6 +222,14 @@ class GraphStore(Protocol):
         """An artifact's aliases, by name, each with the version it names."""
         ...
 
+    def artifact_summaries(
+        self, keys: Collection[tuple[str, str]]
+    ) -> dict[tuple[str, str], tuple[int, list[tuple[str, VersionRecord]]]]:
+        """Of each artifact of ``keys`` (project, name): :meth:`count_versions` (live ones)
+        and :meth:`list_aliases`, for all of them in one or two round trips (an artifact
+        that is not stored: 0 and no alias)."""
+        ...
+
     def set_alias(
         self, project: str, name: str, alias: str, index: int | None, event: Event | None
     ) -> None:

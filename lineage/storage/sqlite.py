@@ -759,6 +759,44 @@ class SQLiteGraphStore:
         versions = codec.decode_versions(rows)
         return [(row[alias], version) for row, version in zip(rows, versions, strict=True)]
 
+    def artifact_summaries(
+        self, keys: Collection[tuple[str, str]]
+    ) -> dict[tuple[str, str], tuple[int, list[tuple[str, VersionRecord]]]]:
+        wanted = list(dict.fromkeys(keys))
+        given = json.dumps([list(key) for key in wanted])
+        keyed = (
+            "(SELECT json_extract(value, '$[0]') AS p, json_extract(value, '$[1]') AS n "
+            "FROM json_each(?)) k"
+        )
+        db = self._db()
+        snapshot = not db.in_transaction  # the counts and the aliases of one moment
+        if snapshot:
+            db.execute("BEGIN")
+        try:
+            counts = db.execute(
+                f"SELECT k.p, k.n, (SELECT count(*) FROM versions WHERE project = k.p "
+                f"AND name = k.n AND state = 'committed') FROM {keyed}",
+                (given,),
+            ).fetchall()
+            rows = db.execute(
+                f"SELECT {_VERSION_COLUMNS}, h.alias FROM {keyed} JOIN aliases h "
+                "ON h.project = k.p AND h.name = k.n JOIN versions v "
+                "ON v.project = h.project AND v.name = h.name AND v.idx = h.idx "
+                "JOIN artifacts a ON a.project = v.project AND a.name = v.name "
+                "ORDER BY h.alias",
+                (given,),
+            ).fetchall()
+        finally:
+            if snapshot:
+                db.execute("COMMIT")
+        found: dict[tuple[str, str], tuple[int, list[tuple[str, VersionRecord]]]] = {
+            (p, n): (count, []) for p, n, count in counts
+        }
+        alias = len(VERSION_FIELDS)  # the column after the version's
+        for row, version in zip(rows, codec.decode_versions(rows), strict=True):
+            found[version.project, version.name][1].append((row[alias], version))
+        return found
+
     def set_alias(
         self, project: str, name: str, alias: str, index: int | None, event: Event | None
     ) -> None:

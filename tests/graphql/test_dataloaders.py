@@ -112,3 +112,35 @@ async def test_answers_are_right(make_server: Callable[..., Server], service: Se
         assert run["config"] == {"i": index} and run["id"] == node["createdBy"]["id"]
         assert run["consumed"] == [{"ref": "p/data:v0", "aliases": ["latest"]}]
         assert node["usedBy"] == [] and node["artifact"]["name"] == "model"
+
+
+async def test_run_counts_of_many_projects_are_one_store_call(
+    make_server: Callable[..., Server], service: Service
+) -> None:
+    """``totalCount`` of each listed project's runs: one ``count_project_runs`` for them all
+    (it was a ``count_runs`` a project); a filter of its own is counted apart, and right."""
+    for project, runs in (("a", 3), ("b", 1), ("c", 0), ("d", 5)):
+        for i in range(runs):
+            run = service.start_run(project=project, job_type="train" if i else "prep")
+            if project == "c" or runs == 0:
+                continue
+            service.finish_run(run.id)
+    service.start_run(project="c", job_type="prep")  # a project with a running run
+    query = """{ projects { name all: runs(first: 1) { totalCount }
+                 trained: runs(jobType: "train", first: 1) { totalCount } } }"""
+    counting = CountingGraph(service.graph)
+    server = make_server(service=Service(counting, service.blobs))  # type: ignore[arg-type]
+    for _ in range(2):  # the second time, a query text the server has seen before
+        counting.calls.clear()
+        data = await server.data(query)
+        got = {
+            p["name"]: (p["all"]["totalCount"], p["trained"]["totalCount"])
+            for p in data["projects"]
+        }
+        assert got == {"a": (3, 2), "b": (1, 0), "c": (1, 0), "d": (5, 4)}
+        assert counting.calls["count_runs"] == 0, counting.calls
+        assert counting.calls["count_project_runs"] == 2, counting.calls  # one a filter
+    for _ in range(2):
+        counting.calls.clear()
+        await server.data("{ projects { runs(first: 1) { nodes { id } } } }")
+        assert "count_project_runs" not in counting.calls  # not asked for, not counted

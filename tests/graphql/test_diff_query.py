@@ -9,6 +9,7 @@ import pytest
 from serving import Server
 
 import lineage
+from lineage.server.app import create_app
 
 pytestmark = pytest.mark.anyio
 
@@ -30,6 +31,7 @@ query($a: String!, $b: String!) {
       chainB { run { id name } consumed produced }
       inputs { artifact a { ref } b { ref } }
     }
+    unlisted
     json
   }
 }
@@ -87,10 +89,26 @@ async def test_diff_query_matches_the_sdk(server: Server, backend: Any, workdir:
         {"path": "lr", "keys": ["lr"], "change": "CHANGED", "a": 0.1, "b": 0.2}
     ]
     assert got["description"] == {"change": "CHANGED", "a": "lr 0.1", "b": "lr 0.2"}
-    assert got["ancestry"]["mergeBases"] == []
+    assert got["ancestry"]["mergeBases"] == [] and got["unlisted"] == []
     assert got["ancestry"]["inputs"] == [
         {"artifact": "nlp/corpus", "a": [{"ref": "nlp/corpus:v0"}], "b": [{"ref": "nlp/corpus:v1"}]}
     ]
     assert [s["run"]["id"] for s in got["ancestry"]["chainB"]][-1] == got["made"]["bRun"]
     bad = await server.graphql(QUERY, {"a": a, "b": "nlp/model:v7"})
     assert bad["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+
+
+async def test_diff_query_names_the_versions_whose_files_are_not_compared(
+    backend: Any, workdir: Path
+) -> None:
+    """A server whose blob store lacks the two file lists (a graph copied without its blobs)
+    says which versions' files it did not compare, as the dashboard and the CLI say it."""
+    a, b = _history(backend, workdir)
+    app = create_app(backend.store, str(workdir / "other-blobs"))
+    try:
+        got = (await Server(app).data(QUERY, {"a": a, "b": b}))["diff"]
+    finally:
+        app.state.lineage.close()
+    assert got["files"] is None
+    assert got["unlisted"] == [a, b] == got["json"]["unlisted"]
+    assert got["made"]["config"] == [{"path": "opt.lr", "change": "CHANGED", "a": 0.1, "b": 0.2}]

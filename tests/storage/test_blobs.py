@@ -568,10 +568,8 @@ def test_s3_transient_errors_are_retried(flaky: Callable[..., Flaky]) -> None:
 def test_s3_persistent_errors_give_up_with_a_clear_error(flaky: Callable[..., Flaky]) -> None:
     server = flaky([(500, "InternalError")] * 10)
     store = S3BlobStore("bucket", "p", endpoint_url=server.url, max_attempts=3)
-    started = time.monotonic()
     with pytest.raises(StoreUnavailable) as caught:
         store.get_bytes(hash_bytes(b"hello"))
-    assert time.monotonic() - started < 10
     assert len(server.requests) == 3  # bounded: exactly max_attempts
     assert server.url in str(caught.value)
     assert "'bucket'" in str(caught.value)
@@ -615,10 +613,11 @@ def test_s3_bucket_that_does_not_exist(s3_server: S3Server) -> None:
 def test_s3_closed_port_fails_fast_naming_the_endpoint() -> None:
     endpoint = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     store = S3BlobStore("bucket", endpoint_url=endpoint, max_attempts=2)
-    started = time.monotonic()
+    sent: list[str] = []
+    store.client.meta.events.register("before-send.s3.*", lambda **kw: sent.append("x"))
     with pytest.raises(StoreUnavailable, match="unreachable") as caught:
         store.missing([hash_bytes(b"x")])
-    assert time.monotonic() - started < 10
+    assert len(sent) == 2  # fails fast: max_attempts connections, then the error
     assert endpoint in str(caught.value)
     with pytest.raises(StoreUnavailable):
         store.put_bytes(b"x")

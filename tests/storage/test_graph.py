@@ -221,6 +221,24 @@ def test_list_aliases(graph: GraphStore) -> None:
     assert graph.list_aliases("p", "none") == []
 
 
+def test_artifact_summaries_are_counts_and_aliases_of_many(graph: GraphStore) -> None:
+    graph.create_run(run("r1"))
+    for i in range(3):
+        graph.commit_version(new("m", D[i], "r1"))
+        graph.commit_version(new("mm", D[10 + i], "r1"))  # "p/mm/..." must not match "p/m/"
+    graph.commit_version(new("other", D[20], "r1"))
+    graph.set_alias("p", "m", "prod", 0, None)
+    deleted = Event(project="p", target="p/mm:v2", kind="version.deleted", at=2.0)
+    graph.delete_version("p/mm:v2", deleted)
+    keys = [("p", "m"), ("p", "mm"), ("p", "none"), ("q", "m")]
+    summaries = graph.artifact_summaries(keys)
+    for key in keys:
+        want = (graph.count_versions(*key), graph.list_aliases(*key))
+        assert summaries.get(key, (0, [])) == want, key
+    assert summaries[("p", "mm")][0] == 2 and "other" not in {n for _, n in summaries}
+    assert graph.artifact_summaries([]) == {}
+
+
 def test_delete_is_a_tombstone(graph: GraphStore) -> None:
     graph.create_run(run("r1"))
     graph.commit_version(new("m", D[0], "r1"))

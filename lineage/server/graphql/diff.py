@@ -165,6 +165,10 @@ class LineageDiff:
     description: KeyChange | None
     made: MadeDiff
     ancestry: AncestryDiff
+    unlisted: list[str] = strawberry.field(
+        description="The versions whose file list (manifest) the blob store lacks: their "
+        "files are not compared (`files` is null); the rest is."
+    )
 
     @field("The whole diff as JSON: what `lineage diff --json` prints.")
     def json(self) -> JSON:
@@ -190,5 +194,6 @@ def lineage_diff(d: core.LineageDiff) -> LineageDiff:
             code=_keys(m.code),
         ),
         ancestry=_ancestry(d.ancestry),
+        unlisted=list(d.unlisted),
         source=d.to_json(),
     )

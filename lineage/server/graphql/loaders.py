@@ -109,6 +109,12 @@ class Loaders:
         graph = self.service.graph
         return DataLoader(self._each(lambda key: graph.get_artifact(*key), inline=self.inline))
 
+    @functools.cached_property
+    def run_counts(self) -> DataLoader[tuple[str, str | None, str | None], int]:
+        """How many runs each (project, job_type, state) holds: the projects of a listing
+        counted in one store call (``count_project_runs``), not one call a project."""
+        return DataLoader(functools.partial(_run_counts, self.service))
+
     @property
     def runs(self) -> DataLoader[str, RunRecord | None]:
         """Runs by id."""
@@ -183,6 +189,19 @@ async def _versions(graph: GraphStore, inline: bool, ids: list[str]) -> list[Ver
     else:
         found = await call(graph.get_versions, ids)
     return [found.get(i) for i in ids]
+
+
+async def _run_counts(
+    service: Service, keys: list[tuple[str, str | None, str | None]]
+) -> list[int]:
+    filters: dict[tuple[str | None, str | None], list[str]] = defaultdict(list)
+    for project, job_type, state in keys:
+        filters[job_type, state].append(project)
+    counts = {}
+    for (job_type, state), projects in filters.items():
+        found = await call(service.count_project_runs, projects, job_type=job_type, state=state)
+        counts.update({(p, job_type, state): n for p, n in found.items()})
+    return [counts.get(key, 0) for key in keys]
 
 
 async def _expand(

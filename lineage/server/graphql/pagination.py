@@ -10,12 +10,21 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 import strawberry
+from strawberry.types.nodes import SelectedField, Selection
 
 from lineage.cursors import cursor, cursor_key
 from lineage.errors import InvalidInput
 from lineage.server.graphql.loaders import Context
 
-__all__ = ["DEFAULT_PAGE", "Connection", "PageEdge", "PageInfo", "keyset_page", "paginate"]
+__all__ = [
+    "DEFAULT_PAGE",
+    "Connection",
+    "PageEdge",
+    "PageInfo",
+    "asks",
+    "keyset_page",
+    "paginate",
+]
 
 DEFAULT_PAGE = 50
 
@@ -104,3 +113,16 @@ async def keyset_page(
         ),
         count=count,
     )
+
+
+def asks(info: strawberry.Info[Any, Any], name: str) -> bool:
+    """Whether the query selects ``name`` on the field being resolved (directly or through
+    fragments): a connection's ``totalCount`` is counted only when asked for."""
+
+    def within(selections: Sequence[Selection]) -> bool:
+        return any(
+            s.name == name if isinstance(s, SelectedField) else within(s.selections)
+            for s in selections
+        )
+
+    return any(within(field.selections) for field in info.selected_fields)

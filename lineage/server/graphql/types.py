@@ -24,7 +24,13 @@ from lineage.records import CodeVersion as CodeRecord
 from lineage.records import Event as EventRecord
 from lineage.server.graphql import bulk
 from lineage.server.graphql.loaders import Context, call
-from lineage.server.graphql.pagination import DEFAULT_PAGE, Connection, keyset_page, paginate
+from lineage.server.graphql.pagination import (
+    DEFAULT_PAGE,
+    Connection,
+    asks,
+    keyset_page,
+    paginate,
+)
 
 __all__ = [
     "LONG",
@@ -601,9 +607,14 @@ async def run_page(
         info.context.loaders.runs.prime_many({r.id: r for r in found})
         return found
 
+    # asked for before the page is fetched, so that the projects of a listing (Query.projects
+    # { runs { totalCount } }) are counted together, in one store call
+    counts = info.context.loaders.run_counts
+    key = (project, job_type, state_value)
+    counted = counts.load(key) if asks(info, "totalCount") else None
+
     async def count() -> int:
-        counted: int = await call(service.count_runs, project, job_type=job_type, state=state_value)
-        return counted
+        return await (counts.load(key) if counted is None else counted)
 
     return await keyset_page(
         fetch, lambda r: [r.started_at, r.id], lambda r: Run(record=r), count,

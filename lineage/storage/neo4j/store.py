@@ -728,6 +728,28 @@ class Neo4jGraphStore:
             (row["alias"], versions[row["version"]]) for row in rows if row["version"] in versions
         ]
 
+    def artifact_summaries(
+        self, keys: Collection[tuple[str, str]]
+    ) -> dict[tuple[str, str], tuple[int, list[tuple[str, VersionRecord]]]]:
+        # an alias key is project/name/alias and names hold no '/': the prefix is exact
+        rows = self._rows(
+            "UNWIND $keys AS k "
+            "CALL (k) { MATCH (v:ArtifactVersion {project: k[0], name: k[1]}) "
+            "WHERE v.state = 'committed' RETURN count(v) AS n } "
+            "CALL (k) { MATCH (l:Alias) WHERE l.key STARTS WITH k[0] + '/' + k[1] + '/' "
+            "WITH l ORDER BY l.alias RETURN collect([l.alias, l.version]) AS aliases } "
+            "RETURN k[0] AS project, k[1] AS name, n, aliases",
+            keys=[list(key) for key in dict.fromkeys(keys)],
+        )
+        versions = self.get_versions({v for row in rows for _, v in row["aliases"]})
+        return {
+            (row["project"], row["name"]): (
+                row["n"],
+                [(alias, versions[v]) for alias, v in row["aliases"] if v in versions],
+            )
+            for row in rows
+        }
+
     def set_alias(
         self, project: str, name: str, alias: str, index: int | None, event: Event | None
     ) -> None:
