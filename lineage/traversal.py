@@ -20,6 +20,7 @@ from __future__ import annotations
 import gc
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from itertools import starmap
 
 from lineage.errors import InvalidInput
 from lineage.records import (
@@ -269,9 +270,11 @@ def derived_answer(
     """A derivation tree: its versions as nodes, ``(a, b, run)`` triples as derived edges,
     both sorted. ``triples`` is sorted in place."""
     triples.sort()
-    nodes = [version_node(ref, versions[ref]) for ref in sorted(versions)]
-    edges = [derived_edge(a, b, run) for a, b, run in triples]
-    return Subgraph(nodes=tuple(nodes), edges=tuple(edges), truncated=truncated, root=root)
+    refs = sorted(versions)
+    # map and starmap call the constructors without a loop of bytecode around them
+    nodes = tuple(map(version_node, refs, map(versions.__getitem__, refs)))
+    edges = tuple(starmap(derived_edge, triples))
+    return Subgraph(nodes=nodes, edges=edges, truncated=truncated, root=root)
 
 
 @contextmanager
