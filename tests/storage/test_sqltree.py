@@ -6,10 +6,17 @@ record (``get_versions``), whichever of those shortcuts a version takes or not."
 from __future__ import annotations
 
 import dataclasses
+import gc
+import json
+import sqlite3
+from collections.abc import Collection
 from pathlib import Path
+
+import pytest
 
 from lineage.records import ArtifactRecord, Edge, Event, RunRecord, VersionRecord
 from lineage.storage.sqlite import SQLiteGraphStore
+from lineage.storage.sqltree import _ROW, _json_ids, tree_rows
 
 
 def version(project: str, name: str, index: int, **fields: object) -> VersionRecord:
@@ -149,3 +156,63 @@ def test_a_root_without_a_record_still_has_its_tree(tmp_path: Path) -> None:
     records, triples, truncated = graph.tree_rows("p/m:v0", None)
     assert records == {v.id: v for v in made} and not truncated
     assert sorted(triples) == [("p/m:v0", "p/m:v1", "r1"), ("p/m:v0", "q/n:v0", "r1")]
+
+
+def test_ids_go_to_sqlite_as_json_whatever_they_hold() -> None:
+    """The frontier is joined into a JSON array by hand when no id needs escaping."""
+    plain = ["p/m:v0", "p/m-1.x_y:v12", "é/ü:v3"]
+    assert _json_ids(plain) == '["p/m:v0","p/m-1.x_y:v12","é/ü:v3"]'
+    for odd in ['p/"m":v0', "p/m\\n:v1", "p/m\n:v2", "p/m\x00:v3", "p/m\u2028:v4"]:
+        assert json.loads(_json_ids([*plain, odd])) == [*plain, odd], odd
+
+
+def test_ids_that_need_escaping_walk_the_same_tree(tmp_path: Path) -> None:
+    graph = SQLiteGraphStore(tmp_path / "graph.db")
+    made = [version("p", 'm"x\\', 1, created_by="r1"), version("p", "m\tx", 0, created_by="r1")]
+    graph.import_records(
+        runs=[RunRecord(id="r1", project="p", name="run")],
+        artifacts=[ArtifactRecord(project="p", name=v.name, type="model") for v in made],
+        versions=[version("p", 'm"x\\', 0), *made],
+        edges=edges('p/m"x\\:v0', "r1", *(v.id for v in made)),
+    )
+    records, triples, _ = graph.tree_rows('p/m"x\\:v0', None)
+    assert {v.id: v for v in made}.items() <= records.items() and len(records) == 3
+    assert sorted(triples) == sorted(('p/m"x\\:v0', v.id, "r1") for v in made)
+
+
+def test_the_walks_function_lets_go_of_the_walk(tmp_path: Path) -> None:
+    """SQLite hands the rows to a Python function of the walk's, which holds the whole walk:
+    the connection keeps it only while a tree is walked, even one that fails."""
+    graph = SQLiteGraphStore(tmp_path / "graph.db")
+    graph.import_records(
+        runs=[RunRecord(id="r1", project="p", name="run")],
+        artifacts=[ArtifactRecord(project="p", name="m", type="model")],
+        versions=[version("p", "m", 0), version("p", "m", 1, created_by="r1")],
+        edges=edges("p/m:v0", "r1", "p/m:v1"),
+    )
+    db = graph._db()
+
+    def walks() -> list[object]:
+        gc.collect()
+        return [
+            f
+            for f in gc.get_objects()
+            if getattr(f, "__qualname__", "") == "tree_rows.<locals>.on_row"
+        ]
+
+    call = f"SELECT {_ROW}(0, 'r1', NULL, NULL, 0, NULL, 0, 0, '{{}}', 0.0, NULL, NULL)"
+    records, _, _ = graph.tree_rows("p/m:v0", None)
+    assert set(records) == {"p/m:v0", "p/m:v1"}
+    assert walks() == []
+    with pytest.raises(sqlite3.OperationalError):  # no function, or one that is None
+        db.execute(call)
+
+    def failing(ids: Collection[str]) -> dict[str, VersionRecord]:
+        assert len(walks()) == 1  # the function is there while the walk is on
+        raise RuntimeError("the root's read failed")
+
+    with pytest.raises(RuntimeError, match="root's read failed"):
+        tree_rows(db, "p/m:v0", None, failing)
+    assert walks() == []
+    assert not db.in_transaction  # and its read snapshot is over
+    assert set(graph.tree_rows("p/m:v0", None)[0]) == {"p/m:v0", "p/m:v1"}
