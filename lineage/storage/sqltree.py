@@ -100,7 +100,10 @@ def tree_rows(
     add, met, keep, grow, note = triples.append, seen.add, found.append, frontier.append, runs.add
     limited = generations is not None
 
-    def on_row(at: int, run: str, out: str | None, *fields: Any) -> None:
+    def on_row(
+        at: int, run: str, out: str | None, n: str | None, index: int, digest: str | None,
+        size: int, files: int, meta: str, made: float, when: float | None, odd: int | None,
+    ) -> None:  # fmt: skip
         # a row of _LEVEL, handed over by SQLite as it makes it (the module's docstring)
         if limited:
             note(run)
@@ -110,8 +113,8 @@ def tree_rows(
         if out not in seen:
             met(out)
             grow(out)
-            if fields[2] is not None:  # the digest: None for a version without a record
-                keep((run, out, *fields))
+            if digest is not None:  # None: a version without a record
+                keep((run, out, n, index, digest, size, files, meta, made, when, odd))
 
     db.execute("BEGIN")  # one read snapshot for every level
     try:
