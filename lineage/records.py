@@ -8,9 +8,9 @@ fully qualified ref ``project/name:vN``. Edges point downstream, in the directio
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, ParamSpec, TypeVar
 
 __all__ = [
     "CONSUMED_BY",
@@ -223,9 +223,13 @@ class Subgraph:
 # compares them with the constructors).
 
 _new = object.__new__
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 class _VersionRecord:
+    """``VersionRecord(...)`` with every field given (as ``version_record``)."""
+
     __slots__ = VersionRecord.__slots__
 
     def __init__(
@@ -265,6 +269,8 @@ class _VersionRecord:
 
 
 class _DerivedEdge:
+    """``Edge(source=source, target=target, kind=DERIVED, run=run)`` (as ``derived_edge``)."""
+
     __slots__ = Edge.__slots__
 
     def __init__(self, source: str, target: str, run: str) -> None:
@@ -276,6 +282,9 @@ class _DerivedEdge:
 
 
 class _VersionNode:
+    """``Node(id=ref, kind="artifact_version", ref=ref, version=version)``, ``ref`` being
+    ``version.id``, which the caller has at hand (as ``version_node``)."""
+
     __slots__ = Node.__slots__
 
     def __init__(self, ref: str, version: VersionRecord) -> None:
@@ -288,6 +297,8 @@ class _VersionNode:
 
 
 class _RunNode:
+    """``Node(id=run.id, kind="run", run=run)`` (as ``run_node``)."""
+
     __slots__ = Node.__slots__
 
     def __init__(self, run: RunRecord) -> None:
@@ -299,42 +310,20 @@ class _RunNode:
         self.__class__ = Node  # type: ignore[assignment]
 
 
-if TYPE_CHECKING:  # what calling each one gives
+def _becoming(real: type[T]) -> Callable[[Callable[P, object]], Callable[P, T]]:
+    """Types a twin class as what its instances become: ``real``."""
 
-    def version_record(
-        project: str,
-        name: str,
-        type: str,
-        index: int,
-        digest: str,
-        size: int,
-        file_count: int,
-        metadata: Mapping[str, Any],
-        description: str | None,
-        aliases: tuple[str, ...],
-        created_by: str | None,
-        created_at: float,
-        state: str,
-        tags: tuple[str, ...] = (),
-        event_at: float | None = None,
-    ) -> VersionRecord:
-        """``VersionRecord(...)`` with every field given."""
+    def typed(twin: Callable[P, object]) -> Callable[P, T]:
+        return twin  # type: ignore[return-value]
 
-    def derived_edge(source: str, target: str, run: str) -> Edge:
-        """``Edge(source=source, target=target, kind=DERIVED, run=run)``."""
+    return typed
 
-    def version_node(ref: str, version: VersionRecord) -> Node:
-        """``Node(id=ref, kind="artifact_version", ref=ref, version=version)``; ``ref`` is
-        ``version.id``, which the caller has at hand."""
 
-    def run_node(run: RunRecord) -> Node:
-        """``Node(id=run.id, kind="run", run=run)``."""
-
-else:  # called straight: a wrapping function would cost a second call each
-    version_record = _VersionRecord
-    derived_edge = _DerivedEdge
-    version_node = _VersionNode
-    run_node = _RunNode
+# called straight (a wrapping function would cost a second call each), typed as what they give
+version_record = _becoming(VersionRecord)(_VersionRecord)
+derived_edge = _becoming(Edge)(_DerivedEdge)
+version_node = _becoming(Node)(_VersionNode)
+run_node = _becoming(Node)(_RunNode)
 
 
 def run_record(
