@@ -11,6 +11,7 @@ import json
 import sqlite3
 from collections.abc import Collection
 from pathlib import Path
+from types import FunctionType
 
 import pytest
 
@@ -197,7 +198,7 @@ def test_the_walks_function_lets_go_of_the_walk(tmp_path: Path) -> None:
         return [
             f
             for f in gc.get_objects()
-            if getattr(f, "__qualname__", "") == "tree_rows.<locals>.on_row"
+            if type(f) is FunctionType and f.__qualname__ == "tree_rows.<locals>.on_row"
         ]
 
     call = f"SELECT {_ROW}(0, 'r1', NULL, NULL, 0, NULL, 0, 0, '{{}}', 0.0, NULL, NULL)"
