@@ -352,11 +352,13 @@ class SQLiteGraphStore:
                 # of WAL, not every 4 MB: one logged run writes ~17 pages in 3 transactions
                 db.execute(f"PRAGMA wal_autocheckpoint={_CHECKPOINT}")
                 db.execute("PRAGMA foreign_keys=OFF")
+                rows = sqltree.install(db)  # the tree walk's function: once a connection
             except sqlite3.Error as exc:
                 raise StoreUnavailable(
                     f"cannot open the SQLite store at {self.path}: {exc}", url=self.url
                 ) from exc
             self._local.db = db
+            self._local.rows = rows
             with self._lock:
                 self._connections.append(db)
         return db
@@ -902,7 +904,8 @@ class SQLiteGraphStore:
         """The derivation tree under a version, one query per generation, in one snapshot
         (:mod:`lineage.storage.sqltree`): the walk, the records and the derived edges of
         ``lineage.traversal``'s generic path in one pass."""
-        return sqltree.tree_rows(self._db(), root, generations, self.get_versions)
+        db = self._db()
+        return sqltree.tree_rows(db, root, generations, self.get_versions, self._local.rows)
 
     # events --------------------------------------------------------------------------------
 

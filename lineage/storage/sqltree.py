@@ -38,9 +38,9 @@ from typing import Any
 from lineage.records import VersionRecord, version_record
 from lineage.storage.codec import loads_many
 
-__all__ = ["tree_rows"]
+__all__ = ["RowSink", "install", "tree_rows"]
 
-# the walk's function: on the connection while a tree is walked on it, and only then
+# the function _LEVEL hands its rows to: RowSink.row, registered once a connection
 _ROW = "lineage_tree_row"
 # the rows of a generation, each handed to _ROW: ? (1) = the frontier as a JSON array,
 # (2), (3) = the root's project and name. The 100,000-run tree's 130,000 rows: 0.36 s
@@ -88,37 +88,19 @@ def tree_rows(
     root: str,
     generations: int | None,
     get_versions: Callable[[Collection[str]], dict[str, VersionRecord]],
+    rows: RowSink,
 ) -> tuple[dict[str, VersionRecord], list[tuple[str, str, str]], bool]:
     """``GraphStore.tree_rows`` on a connection: ``(records by id, (version, output, run)
-    triples, truncated)``. ``get_versions`` reads the root's record (in the same snapshot)."""
+    triples, truncated)``. ``get_versions`` reads the root's record (in the same snapshot);
+    ``rows`` is the connection's (:func:`install`)."""
     triples: list[tuple[str, str, str]] = []
-    seen = {root}  # versions, with a record or not (the walk goes on either way)
     runs: set[str] = set()  # the runs met: they matter at the depth limit only
     # each new version that has a record: (run, output, then _LEVEL's fields from the name)
     found: list[Row] = []
-    frontier = parents = [root]
-    add, met, keep, grow, note = triples.append, seen.add, found.append, frontier.append, runs.add
-    limited = generations is not None
-
-    def on_row(
-        at: int, run: str, out: str | None, n: str | None, index: int, digest: str | None,
-        size: int, files: int, meta: str, made: float, when: float | None, odd: int | None,
-    ) -> None:  # fmt: skip
-        # a row of _LEVEL, handed over by SQLite as it makes it (the module's docstring)
-        if limited:
-            note(run)
-        if out is None:  # a run without outputs
-            return
-        add((parents[at], out, run))
-        if out not in seen:
-            met(out)
-            grow(out)
-            if digest is not None:  # None: a version without a record
-                keep((run, out, n, index, digest, size, files, meta, made, when, odd))
-
+    frontier = [root]
     db.execute("BEGIN")  # one read snapshot for every level
     try:
-        db.create_function(_ROW, 12, on_row)
+        rows.start(root, triples, found, runs if generations is not None else None)
         versions = get_versions([root])
         top = versions.get(root)
         project, name = (top.project, top.name) if top is not None else (None, None)
@@ -134,9 +116,7 @@ def tree_rows(
                     elif out is not None:
                         triples.append((frontier[at], out, run))
                 break
-            parents = frontier
-            frontier = []
-            grow = frontier.append
+            frontier = rows.generation(frontier)
             db.execute(_LEVEL, (ids, project, name)).fetchone()
             done += 1
         odd = _odd_fields(db, [row[_ODD] for row in found if row[_ODD] is not None])
@@ -152,11 +132,73 @@ def tree_rows(
         for ref, alias in db.execute(_ALIASES_OF, (keys,)):
             aliases.setdefault(ref, []).append(alias)
     finally:
-        db.create_function(_ROW, 12, None)  # it holds the whole walk
+        rows.stop()
         db.execute("COMMIT")
     records = _records(found, odd, project, name, types, aliases)
     records.update(versions)  # the root's: one, where the other way round copies them all
     return records, triples, truncated
+
+
+class RowSink:
+    """What SQLite hands each row of ``_LEVEL`` to, on one connection, pointed at one walk
+    at a time (``start`` ... ``stop``). The function is registered once a connection
+    (:func:`install`): redefining one expires every statement prepared on the connection,
+    and fails while one of them is running (a cursor read halfway)."""
+
+    def __init__(self) -> None:
+        self.stop()
+
+    def start(
+        self,
+        root: str,
+        triples: list[tuple[str, str, str]],
+        found: list[Row],
+        runs: set[str] | None,
+    ) -> None:
+        """Point at a walk from ``root``: its triples, its kept rows, and the runs met
+        (None: not needed, no depth limit)."""
+        self.seen = {root}  # versions, with a record or not (the walk goes on either way)
+        self.met = self.seen.add
+        self.add, self.keep = triples.append, found.append
+        self.note = None if runs is None else runs.add
+
+    def generation(self, frontier: list[str]) -> list[str]:
+        """The next generation's rows come from ``frontier``: the list they add to."""
+        self.parents: list[str] = frontier
+        following: list[str] = []
+        self.grow = following.append
+        return following
+
+    def stop(self) -> None:
+        """Let go of the walk."""
+        self.start("", [], [], None)
+        self.generation([])
+
+    def row(
+        self, at: int, run: str, out: str | None, n: str | None, index: int,
+        digest: str | None, size: int, files: int, meta: str, made: float,
+        when: float | None, odd: int | None,
+    ) -> None:  # fmt: skip
+        """A row of ``_LEVEL``, handed over by SQLite as it makes it (the module's
+        docstring)."""
+        if self.note is not None:
+            self.note(run)
+        if out is None:  # a run without outputs
+            return
+        self.add((self.parents[at], out, run))
+        if out not in self.seen:
+            self.met(out)
+            self.grow(out)
+            if digest is not None:  # None: a version without a record
+                self.keep((run, out, n, index, digest, size, files, meta, made, when, odd))
+
+
+def install(db: sqlite3.Connection) -> RowSink:
+    """Register on a new connection the function ``_LEVEL`` hands its rows to: the
+    :class:`RowSink` that ``tree_rows`` on this connection takes."""
+    rows = RowSink()
+    db.create_function(_ROW, 12, rows.row)
+    return rows
 
 
 def _json_ids(ids: list[str]) -> str:

@@ -6,18 +6,15 @@ record (``get_versions``), whichever of those shortcuts a version takes or not."
 from __future__ import annotations
 
 import dataclasses
-import gc
 import json
-import sqlite3
 from collections.abc import Collection
 from pathlib import Path
-from types import FunctionType
 
 import pytest
 
 from lineage.records import ArtifactRecord, Edge, Event, RunRecord, VersionRecord
 from lineage.storage.sqlite import SQLiteGraphStore
-from lineage.storage.sqltree import _ROW, _json_ids, tree_rows
+from lineage.storage.sqltree import RowSink, _json_ids, tree_rows
 
 
 def version(project: str, name: str, index: int, **fields: object) -> VersionRecord:
@@ -181,9 +178,28 @@ def test_ids_that_need_escaping_walk_the_same_tree(tmp_path: Path) -> None:
     assert sorted(triples) == sorted(('p/m"x\\:v0', v.id, "r1") for v in made)
 
 
-def test_the_walks_function_lets_go_of_the_walk(tmp_path: Path) -> None:
-    """SQLite hands the rows to a Python function of the walk's, which holds the whole walk:
-    the connection keeps it only while a tree is walked, even one that fails."""
+def test_a_tree_is_walked_beside_a_cursor_read_halfway(tmp_path: Path) -> None:
+    """SQLite hands the rows to a function registered once a connection: redefining it for
+    each walk would fail while a statement of the connection is running."""
+    graph = SQLiteGraphStore(tmp_path / "graph.db")
+    graph.import_records(
+        runs=[RunRecord(id="r1", project="p", name="run")],
+        artifacts=[ArtifactRecord(project="p", name="m", type="model")],
+        versions=[version("p", "m", 0), version("p", "m", 1, created_by="r1")],
+        edges=edges("p/m:v0", "r1", "p/m:v1"),
+    )
+    halfway = graph._db().execute("SELECT id FROM versions ORDER BY id")
+    assert halfway.fetchone() == ("p/m:v0",)
+    for _ in range(2):
+        records, triples, _ = graph.tree_rows("p/m:v0", None)
+        assert set(records) == {"p/m:v0", "p/m:v1"}
+        assert triples == [("p/m:v0", "p/m:v1", "r1")]
+    assert halfway.fetchone() == ("p/m:v1",)
+
+
+def test_the_row_sink_lets_go_of_the_walk(tmp_path: Path) -> None:
+    """The connection's sink holds a walk while it walks, and nothing after it, even after
+    a walk that fails."""
     graph = SQLiteGraphStore(tmp_path / "graph.db")
     graph.import_records(
         runs=[RunRecord(id="r1", project="p", name="run")],
@@ -192,28 +208,21 @@ def test_the_walks_function_lets_go_of_the_walk(tmp_path: Path) -> None:
         edges=edges("p/m:v0", "r1", "p/m:v1"),
     )
     db = graph._db()
+    sink: RowSink = graph._local.rows
 
-    def walks() -> list[object]:
-        gc.collect()
-        return [
-            f
-            for f in gc.get_objects()
-            if type(f) is FunctionType and f.__qualname__ == "tree_rows.<locals>.on_row"
-        ]
+    def empty() -> bool:
+        return not (sink.seen - {""}) and not sink.parents and sink.note is None
 
-    call = f"SELECT {_ROW}(0, 'r1', NULL, NULL, 0, NULL, 0, 0, '{{}}', 0.0, NULL, NULL)"
-    records, _, _ = graph.tree_rows("p/m:v0", None)
+    records, _, _ = graph.tree_rows("p/m:v0", 5)
     assert set(records) == {"p/m:v0", "p/m:v1"}
-    assert walks() == []
-    with pytest.raises(sqlite3.OperationalError):  # no function, or one that is None
-        db.execute(call)
+    assert empty()
 
     def failing(ids: Collection[str]) -> dict[str, VersionRecord]:
-        assert len(walks()) == 1  # the function is there while the walk is on
+        assert sink.seen == {"p/m:v0"}  # pointed at this walk
         raise RuntimeError("the root's read failed")
 
     with pytest.raises(RuntimeError, match="root's read failed"):
-        tree_rows(db, "p/m:v0", None, failing)
-    assert walks() == []
+        tree_rows(db, "p/m:v0", None, failing, sink)
+    assert empty()
     assert not db.in_transaction  # and its read snapshot is over
     assert set(graph.tree_rows("p/m:v0", None)[0]) == {"p/m:v0", "p/m:v1"}
