@@ -178,9 +178,8 @@ def test_ids_that_need_escaping_walk_the_same_tree(tmp_path: Path) -> None:
     assert sorted(triples) == sorted(('p/m"x\\:v0', v.id, "r1") for v in made)
 
 
-def test_a_tree_is_walked_beside_a_cursor_read_halfway(tmp_path: Path) -> None:
-    """SQLite hands the rows to a function registered once a connection: redefining it for
-    each walk would fail while a statement of the connection is running."""
+def one_run(tmp_path: Path) -> SQLiteGraphStore:
+    """A store where run r1 made p/m:v1 from p/m:v0."""
     graph = SQLiteGraphStore(tmp_path / "graph.db")
     graph.import_records(
         runs=[RunRecord(id="r1", project="p", name="run")],
@@ -188,6 +187,13 @@ def test_a_tree_is_walked_beside_a_cursor_read_halfway(tmp_path: Path) -> None:
         versions=[version("p", "m", 0), version("p", "m", 1, created_by="r1")],
         edges=edges("p/m:v0", "r1", "p/m:v1"),
     )
+    return graph
+
+
+def test_a_tree_is_walked_beside_a_cursor_read_halfway(tmp_path: Path) -> None:
+    """SQLite hands the rows to a function registered once a connection: redefining it for
+    each walk would fail while a statement of the connection is running."""
+    graph = one_run(tmp_path)
     halfway = graph._db().execute("SELECT id FROM versions ORDER BY id")
     assert halfway.fetchone() == ("p/m:v0",)
     for _ in range(2):
@@ -200,13 +206,7 @@ def test_a_tree_is_walked_beside_a_cursor_read_halfway(tmp_path: Path) -> None:
 def test_the_row_sink_lets_go_of_the_walk(tmp_path: Path) -> None:
     """The connection's sink holds a walk while it walks, and nothing after it, even after
     a walk that fails."""
-    graph = SQLiteGraphStore(tmp_path / "graph.db")
-    graph.import_records(
-        runs=[RunRecord(id="r1", project="p", name="run")],
-        artifacts=[ArtifactRecord(project="p", name="m", type="model")],
-        versions=[version("p", "m", 0), version("p", "m", 1, created_by="r1")],
-        edges=edges("p/m:v0", "r1", "p/m:v1"),
-    )
+    graph = one_run(tmp_path)
     db = graph._db()
     sink: RowSink = graph._local.rows
 
