@@ -340,9 +340,9 @@ class LocalBlobStore:
             logger.warning("replayed %d blobs from a journal of %s", rewritten, self.root)
         return rewritten
 
-    def put_bytes_unsynced(self, blobs: Sequence[tuple[str, bytes]]) -> list[str]:
-        """Store small ``(digest, data)`` blobs without waiting for the disk; the digests
-        of those written (missing, or a file that held other bytes: a power loss's damage).
+    def put_bytes_unsynced(self, blobs: Sequence[tuple[str, bytes]]) -> None:
+        """Store small ``(digest, data)`` blobs without waiting for the disk: each one
+        missing, or whose file holds other bytes (a power loss's damage), is written.
 
         Each is in its own file when this returns, seen by every reader, and durable only
         after the next :meth:`sync`: for a caller that keeps the bytes durable elsewhere
@@ -350,12 +350,9 @@ class LocalBlobStore:
         digests are the caller's: it hashed ``data`` itself.
         """
         with self._os_errors():
-            written = []
             for digest, data in blobs:
                 if not self._holds(digest, data):
                     self._publish_unsynced(digest, data)
-                    written.append(digest)
-            return written
 
     def sync(self) -> None:
         """Make every blob stored so far durable: one ``syncfs`` of the store's file system."""

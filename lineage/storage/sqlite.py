@@ -427,6 +427,20 @@ class SQLiteGraphStore:
             raise
         db.execute("RELEASE write")
 
+    @contextmanager
+    def _snapshot(self) -> Iterator[sqlite3.Connection]:
+        """This thread's connection, its reads within the block in one read transaction
+        (or in the transaction already open)."""
+        db = self._db()
+        if db.in_transaction:
+            yield db
+            return
+        db.execute("BEGIN")
+        try:
+            yield db
+        finally:
+            db.execute("COMMIT")
+
     def close(self) -> None:
         with self._lock:
             for db in self._connections:
@@ -770,11 +784,7 @@ class SQLiteGraphStore:
             "(SELECT json_extract(value, '$[0]') AS p, json_extract(value, '$[1]') AS n "
             "FROM json_each(?)) k"
         )
-        db = self._db()
-        snapshot = not db.in_transaction  # the counts and the aliases of one moment
-        if snapshot:
-            db.execute("BEGIN")
-        try:
+        with self._snapshot() as db:  # the counts and the aliases of one moment
             counts = db.execute(
                 f"SELECT k.p, k.n, (SELECT count(*) FROM versions WHERE project = k.p "
                 f"AND name = k.n AND state = 'committed') FROM {keyed}",
@@ -788,9 +798,6 @@ class SQLiteGraphStore:
                 "ORDER BY h.alias",
                 (given,),
             ).fetchall()
-        finally:
-            if snapshot:
-                db.execute("COMMIT")
         found: dict[tuple[str, str], tuple[int, list[tuple[str, VersionRecord]]]] = {
             (p, n): (count, []) for p, n, count in counts
         }
@@ -1085,17 +1092,10 @@ class SQLiteGraphStore:
     ) -> dict[tuple[str, str, str], VersionRecord]:
         """The committed version of each ``(project, name, digest)`` that has one (of several,
         the lowest index: what ``commit_version`` finds), in one statement."""
-        db = self._db()
         keys = json.dumps([list(key) for key in dict.fromkeys(wanted)])
-        snapshot = not db.in_transaction  # one for both reads: the epochs, then the versions
-        if snapshot:
-            db.execute("BEGIN")
-        try:
+        with self._snapshot() as db:  # one for both reads: the epochs, then the versions
             epochs = _by_digest(db.execute(_NEWEST_OF, (keys,)))
             rows = db.execute(_BY_DIGEST, (epochs,)).fetchall()
-        finally:
-            if snapshot:
-                db.execute("COMMIT")
         # newest first: the lowest index of a (project, name, digest) is written last
         return {(v.project, v.name, v.digest): v for v in codec.decode_versions(rows)}
 
