@@ -158,6 +158,14 @@ async def test_a_query_seen_before_answers_as_the_first_time(service: Service) -
     for document, variables, name, who in asks:
         first = await ask(document, variables, name, who)
         again = await ask(document, variables, name, who)
+        if isinstance(first, tuple) and first[0] is None and isinstance(again, tuple):
+            # A non-null root field failed: graphql-core cancels the operation's other root
+            # fields (gather_with_cancel), so which of their errors made it in first is a race
+            # on either path. Every error either answer holds is one the other could hold.
+            fewer, more = sorted((first[1], again[1]), key=len)
+            assert again[0] is None and again[2] == first[2], (document[:40], variables)
+            assert fewer and all(error in more for error in fewer), (document[:40], variables)
+            continue
         assert again == first, (document[:40], variables, name, who)
     codes = {
         (document[:12], who.scope): [e["extensions"]["code"] for e in answer[1]]
