@@ -87,7 +87,8 @@ def diff_dot(a: View, b: View, *, context: int | None = 1) -> str:
 
     lines = [
         "digraph diff {",
-        f"\tgraph {_attrs({'rankdir': 'LR', 'fontname': 'Helvetica', 'nodesep': 0.2, 'ranksep': 0.35})}",  # noqa: E501
+        # top to bottom, as every other picture: left to right, a 20-stage side was 4,487 px wide
+        f"\tgraph {_attrs({'rankdir': 'TB', 'fontname': 'Helvetica', 'nodesep': 0.2, 'ranksep': 0.3})}",  # noqa: E501
         f"\tnode {_attrs({'fontname': 'Helvetica', 'fontsize': 11, 'style': 'filled'})}",
         f"\tedge {_attrs({'arrowsize': 0.6})}",
     ]

@@ -188,6 +188,26 @@ def test_the_demo_derivation_tree_fits_too(demo: DemoResult, tmp_path: Path) -> 
     to_png(tmp_path / "models.svg", "demo-tree-without-evaluations.png")
 
 
+def test_the_demo_diff_picture_fits_a_laptop_screen(demo: DemoResult, tmp_path: Path) -> None:
+    """Both upstreams in one picture, top to bottom as every other picture: drawn left to
+    right, the deepest model against the noisy stage-12 branch was 4,487 x 578 px."""
+    api = api_of(demo)
+    deepest = api.artifact_version("policy:latest").ref  # stage 20
+    for a in (demo.final, deepest):
+        svg = draw(demo, tmp_path / "diff.svg", "--diff", a, "policy:v57")
+        width, height = size_px(svg)
+        assert width <= 1400 and height > width, (a, width, height)
+        groups = node_groups(svg)
+        # every version of A's side since the merge base is drawn, and both ends
+        found = api.diff(a, "policy:v57").ancestry
+        assert found.chain_a
+        assert {a, "surgery/policy:v57", *found.merge_bases} <= set(groups)
+        for step in found.chain_a:
+            assert {step.run.id, *step.consumed, *step.produced} <= set(groups), step.run.name
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    (SCREENSHOTS / "demo-diff.svg").write_bytes(svg)
+
+
 # hide datasets, hide evaluations, depth ----------------------------------------------------------
 
 
