@@ -27,10 +27,8 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
-
-import httpx
 
 from lineage.errors import (
     DigestMismatch,
@@ -44,7 +42,9 @@ from lineage.errors import (
     UnsupportedScheme,
 )
 from lineage.hashing import CHUNK
-from lineage.storage.http import ResponseStream
+
+if TYPE_CHECKING:
+    import httpx  # imported where a reference is fetched: httpx brings click, rich, pygments
 
 __all__ = ["S3_ATTEMPTS", "SCHEMES", "Located", "check", "locate", "open_reference"]
 
@@ -252,6 +252,8 @@ def _locate_s3(uri: str, max_objects: int) -> list[Located]:
 
 
 def _locate_http(uri: str) -> Located:
+    import httpx
+
     try:
         response = httpx.head(uri, follow_redirects=True, timeout=30)
     except httpx.HTTPError as exc:
@@ -306,6 +308,10 @@ def open_reference(
             raise DigestMismatch(f"{name}: {uri} changed since it was logged", path=name)
         return cast(BinaryIO, io.BufferedReader(_S3Body(response["Body"], uri, name), CHUNK))
     if scheme in ("http", "https"):
+        import httpx
+
+        from lineage.storage.http import ResponseStream
+
         client = httpx.Client(follow_redirects=True, timeout=60)
         response = client.send(client.build_request("GET", uri), stream=True)
         if response.status_code >= 400:
@@ -357,6 +363,8 @@ def check(
             return f"{name}: {uri} is {head['ContentLength']} bytes, logged {size}"
         return None
     if scheme in ("http", "https"):
+        import httpx
+
         try:
             response = httpx.head(uri, follow_redirects=True, timeout=30)
         except httpx.HTTPError as exc:

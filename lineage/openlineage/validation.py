@@ -25,18 +25,12 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from functools import cache
 from importlib import resources
-from typing import Any
-
-import jsonschema
-import referencing
-import referencing.jsonschema
-
-try:  # the compiled validator: ~300x faster; jsonschema still words every refusal
-    import jsonschema_rs
-except ImportError:  # pragma: no cover - a dependency; without it, jsonschema alone
-    jsonschema_rs = None  # type: ignore[assignment]
+from typing import TYPE_CHECKING, Any
 
 from lineage.errors import InvalidInput
+
+if TYPE_CHECKING:  # both imported where first used: the writer process checks no event
+    import jsonschema
 
 __all__ = [
     "MAX_DATASETS",
@@ -86,6 +80,10 @@ def _schemas() -> dict[str, dict[str, Any]]:
 @cache
 def _validator(name: str) -> jsonschema.protocols.Validator:
     """The validator of one event kind (``RunEvent``...) or of one facet schema."""
+    import jsonschema
+    import referencing
+    import referencing.jsonschema
+
     schemas = _schemas()
     registry: referencing.Registry[Any] = referencing.Registry().with_resources(
         (s["$id"], referencing.jsonschema.DRAFT202012.create_resource(s)) for s in schemas.values()
@@ -103,7 +101,9 @@ def _compiled(name: str) -> Any:
     """The compiled validator of one event kind or facet schema (jsonschema-rs, its
     ``$ref``s resolved once), or None without it. Used only to pass valid events quickly:
     whatever it refuses is checked again by :func:`_validator`, which names the field."""
-    if jsonschema_rs is None:
+    try:  # the compiled validator: ~300x faster; jsonschema still words every refusal
+        import jsonschema_rs
+    except ImportError:  # pragma: no cover - a dependency; without it, jsonschema alone
         return None
     schemas = _schemas()
     registry = jsonschema_rs.Registry([(s["$id"], s) for s in schemas.values()])
@@ -160,11 +160,19 @@ def check_event(raw: object) -> dict[str, Any]:
     _fix_time(event)
     errors = sorted(_errors(kind, event), key=lambda e: e.path)
     if errors:
-        error = jsonschema.exceptions.best_match(errors)
+        error = _best(errors)
         raise InvalidEvent(_message(error), field=_where(error.absolute_path))
     _check_names(event)
     _check_facets(event)
     return event
+
+
+def _best(errors: list[jsonschema.ValidationError]) -> jsonschema.ValidationError:
+    from jsonschema.exceptions import best_match
+
+    found = best_match(errors)
+    assert found is not None  # never called with no error
+    return found
 
 
 def _copied(value: Any) -> Any:
@@ -252,7 +260,7 @@ def _check_facets(event: dict[str, Any]) -> None:
                 continue
             errors = _errors(schema, {name: facet})
             if errors:
-                error = jsonschema.exceptions.best_match(errors)
+                error = _best(errors)
                 raise InvalidEvent(_message(error), field=f"{where}.{_where(error.absolute_path)}")
 
 
