@@ -93,6 +93,12 @@ def _download(
     progress: bool | None,
     ref: str | None,
 ) -> Path:
+    if root.exists() and not root.is_dir():  # mkdir would say "File exists", and no more
+        raise Conflict(
+            f"{root} is a file: a version downloads into a folder (one file of it: "
+            "version.file(PATH).download(TARGET), lineage get REF PATH -o TARGET)",
+            path=str(root),
+        )
     root.mkdir(parents=True, exist_ok=True)
     real_root = root.resolve()
     entries = list(manifest)

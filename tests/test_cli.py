@@ -332,3 +332,24 @@ def test_usage_errors_are_one_line_and_exit_2(history) -> None:  # type: ignore[
     assert "--bogus" in one_error_line(invoke("--store", store, "runs", "--bogus", code=2))
     assert invoke("--help").stdout.startswith("Usage")
     assert invoke("runs", "--help").stdout.startswith("Usage")
+
+
+def test_ls_counts_in_words_and_says_what_matched_nothing(history) -> None:  # type: ignore[no-untyped-def]
+    store, blobs = history
+    listing = invoke("ls", "--store", store, "--blobs", blobs, "-p", "p").stdout
+    assert "   1 version   latest v0" in listing and "1 versions" not in listing
+    nothing = invoke("ls", "--store", store, "-p", "p", "--type", "checkpoint").stdout
+    assert nothing == "no artifacts in project p, of type checkpoint\n"
+    assert invoke("ls", "--store", store, "--type", "x").stdout.startswith("no artifacts in any")
+
+
+def test_get_into_a_file_says_a_version_downloads_into_a_folder(history, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    store, blobs = history
+    target = tmp_path / "model.bin"
+    target.write_bytes(b"mine")
+    result = invoke("get", "model:prod", "--store", store, "--blobs", blobs, "-p", "p",
+                    "-o", str(target), code=4)  # fmt: skip
+    line = one_error_line(result)
+    assert f"{target} is a file: a version downloads into a folder" in line, line
+    assert "lineage get REF PATH -o TARGET" in line
+    assert target.read_bytes() == b"mine"  # nothing changed

@@ -62,8 +62,9 @@ def ls(ctx: Context, type_: str | None, as_json: bool) -> None:
             ]
         )
         return
-    if not artifacts:
-        click.echo("no artifacts")
+    if not artifacts:  # says what was asked, as `lineage runs` does
+        where = [f"in project {ctx.project}" if ctx.project else "in any project"]
+        click.echo("no artifacts " + ", ".join(where + [f"of type {type_}"] * bool(type_)))
         return
     # a dataset from OpenLineage by its name as sent (lineage.sent), the columns after the
     # longest name (up to a point: a 4,000-character name does not push every row over)
@@ -72,7 +73,7 @@ def ls(ctx: Context, type_: str | None, as_json: bool) -> None:
     for name, (artifact, versions, latest, aliases) in zip(names, listing, strict=True):
         click.echo(
             f"{left(name, width)} {left(artifact.type, 10)} "
-            f"{len(versions):>4} versions  latest "
+            f"{len(versions):>4} {'version ' if len(versions) == 1 else 'versions'}  latest "
             f"{'v' + str(latest.index) if latest else '-':<5} "
             f"{size(latest.size) if latest else '':>10}  {' '.join(aliases)}"
         )
