@@ -28,7 +28,7 @@ from lineage.storage.blobs import BlobStore
 if TYPE_CHECKING:
     from lineage.remote import RemoteService
 
-__all__ = ["Client", "check_store", "is_remote", "store_url"]
+__all__ = ["Client", "check_store", "is_remote", "offline_server", "store_url"]
 
 _lock = threading.Lock()
 _shared: dict[tuple[str, str | None, str | None], Client] = {}
@@ -46,6 +46,14 @@ def _resolve(store: str | None, mode: str | None) -> str:
     if mode == "offline" and is_remote(store):
         return DEFAULT_STORE
     return store
+
+
+def offline_server(store: str | None = None, mode: str | None = None) -> str | None:
+    """The server that offline mode logs in place of (None: not offline, or no server)."""
+    wanted = store or os.environ.get("LINEAGE_STORE")
+    if wanted is None or not is_remote(wanted) or is_remote(_resolve(store, mode)):
+        return None
+    return wanted
 
 
 def store_url(store: str | None = None, mode: str | None = None) -> str:

@@ -30,7 +30,7 @@ from types import FrameType, TracebackType
 from typing import Any, NoReturn
 
 from lineage.artifact import Artifact
-from lineage.client import Client
+from lineage.client import Client, offline_server
 from lineage.errors import (
     Conflict,
     InvalidInput,
@@ -70,10 +70,16 @@ class Run:
     """
 
     def __init__(
-        self, record: RunRecord, client: Client, *, openlineage: bool | None = None
+        self,
+        record: RunRecord,
+        client: Client,
+        *,
+        openlineage: bool | None = None,
+        offline_for: str | None = None,
     ) -> None:
         self._record = record
         self._client = client
+        self._offline_for = offline_for  # the server an offline run logs in place of
         self._pid = os.getpid()
         self._outcome: tuple[str, str | None] | None = None  # what __exit__ could not record
         _exits.watch(self)
@@ -153,7 +159,18 @@ class Run:
         ``role="base"`` marks a base model of a merge (``lineage model-card`` lists them)."""
         self._check_active()
         target = ref.ref if isinstance(ref, ArtifactVersion) else ref
-        record = self._client.service.use(self.id, target, role)
+        try:
+            record = self._client.service.use(self.id, target, role)
+        except NotFound as error:
+            if self._offline_for is None:
+                raise
+            # a version the server holds but this store never saw: say why it is missing here
+            raise type(error)(
+                f"{error.message} (offline: this run logs into {self._client.url}, which "
+                f"knows only what was logged offline and the versions of {self._offline_for} "
+                "that a run resolved online before, by version (name:v3): aliases stay there)",
+                **error.context,
+            ) from None
         return ArtifactVersion(record, self._client)
 
     def _check_type(self, artifact: Artifact) -> None:
@@ -446,7 +463,7 @@ def init(
         pid=os.getpid(),
     )
     _exits.install()
-    run = Run(record, client, openlineage=openlineage)
+    run = Run(record, client, openlineage=openlineage, offline_for=offline_server(store, mode))
     previous: Run | None = getattr(_exits.current, "run", None)
     _exits.current.run = run
     if previous is not None and previous.state == "running" and previous._pid == os.getpid():

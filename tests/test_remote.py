@@ -205,6 +205,36 @@ def test_offline_mode_logs_locally(remote: Remote, monkeypatch: pytest.MonkeyPat
     assert online.runs("p") == []
 
 
+def test_offline_use_of_what_the_local_store_does_not_know_says_why(
+    remote: Remote, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Offline, a version resolved online is consumed by its version; an alias (the server's)
+    or a version never seen here is refused saying the run is offline and what it knows."""
+    monkeypatch.setenv("LINEAGE_STORE", remote.url)
+    online = {"token": remote.write, "mode": "online"}
+    Path("w.bin").write_bytes(b"base")
+    with lineage.init(project="p", job_type="pretrain", **online) as run:  # type: ignore[arg-type]
+        art = lineage.Artifact("policy", type="model")
+        art.add_file("w.bin")
+        run.log_artifact(art, aliases=["golden"])
+    with lineage.init(project="p", job_type="probe", **online) as run:  # type: ignore[arg-type]
+        run.use_artifact("policy:golden")  # resolved online: remembered locally, as v0
+
+    with lineage.init(project="p", job_type="finetune", mode="offline") as offline:
+        assert offline.use_artifact("policy:v0").ref == "p/policy:v0"
+        for ref in ("policy:golden", "other:v0"):
+            with pytest.raises(lineage.NotFound) as caught:
+                offline.use_artifact(ref)
+            said = str(caught.value)
+            assert "(offline: this run logs into .lineage" in said, said
+            assert f"the versions of {remote.url} that a run resolved online before" in said
+    # a run that is not offline says nothing of it
+    with lineage.init(project="p", store=".lineage") as local:
+        with pytest.raises(lineage.NotFound) as caught:
+            local.use_artifact("other:v0")
+        assert "offline" not in str(caught.value)
+
+
 def test_offline_then_sync(remote: Remote, monkeypatch: pytest.MonkeyPatch) -> None:
     from click.testing import CliRunner
 
