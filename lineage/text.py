@@ -11,7 +11,7 @@ from collections.abc import Callable, Collection
 from lineage.columns import counted, left
 from lineage.modelcard import edge_kind
 from lineage.records import Node, VersionRecord
-from lineage.view import ALIVE, View, outcome_types
+from lineage.view import ALIVE, TRUNCATED, View, outcome_types
 
 __all__ = ["lineage_lines", "path_lines", "print_view", "summary", "tree_lines"]
 
@@ -70,14 +70,20 @@ def lineage_lines(view: View) -> list[str]:
         if root_node is not None and root_node.kind == "run"
         else _version_text(view, root)
     )
+    # a side with no run says so (unless depth stopped the walk at the root: "truncated")
+    cut = view.state(root) == TRUNCATED
     if view.mode != "both":
-        return [head, *_generations(view, root, upstream=view.mode != "downstream")]
+        upstream = view.mode != "downstream"
+        lines = _generations(view, root, upstream=upstream)
+        said = [] if cut else [f"  nothing {'upstream' if upstream else 'downstream'}"]
+        return [head, *(lines or said)]
+    said = [] if cut else ["    nothing"]
     return [
         head,
         "  upstream",
-        *_generations(view, root, upstream=True),
+        *(_generations(view, root, upstream=True) or said),
         "  downstream",
-        *_generations(view, root, upstream=False),
+        *(_generations(view, root, upstream=False) or said),
     ]
 
 

@@ -67,6 +67,17 @@ def test_both_prints_the_upstream_and_the_downstream_half(
     assert "(evaluate)" in down and "scores:v1" in down
 
 
+def test_a_side_with_no_run_says_nothing_is_there(backend: Any, history: dict[str, str]) -> None:
+    """A dead end's downstream printed a heading over nothing (or nothing at all)."""
+    out = _cli(backend, "-p", "churn", "lineage", history["eval2"], "--both", "--depth", "1")
+    assert out.splitlines()[3:5] == ["  downstream", "    nothing"], out
+    out = _cli(backend, "-p", "churn", "lineage", history["eval2"], "--down")
+    assert out.splitlines()[:2] == ["scores:v2  (dead end)", "  nothing downstream"], out
+    # a walk that depth stopped at the root says "truncated", not "nothing"
+    out = _cli(backend, "-p", "churn", "lineage", history["m1"], "--depth", "0")
+    assert "nothing" not in out and "(truncated)" in out.splitlines()[0]
+
+
 def test_a_depth_cut_leaf_is_truncated_never_a_dead_end(
     backend: Any, history: dict[str, str]
 ) -> None:
