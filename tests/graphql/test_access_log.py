@@ -57,6 +57,9 @@ def logger() -> Iterator[logging.Logger]:
 def written(logger: logging.Logger, call: object) -> str:
     """What ``call(logger-like)`` writes to the logger's one handler, each call with its
     arguments of CALLS."""
+    # pytest puts its capture handlers on the logger for each test: uvicorn's handler alone
+    logger.handlers[:] = [h for h in logger.handlers if type(h) is logging.StreamHandler]
+    assert len(logger.handlers) == 1
     stream = io.StringIO()
     logger.handlers[0].stream = stream  # type: ignore[attr-defined]
     for args in CALLS:
@@ -74,7 +77,13 @@ def test_the_same_lines_as_the_logger(logger: logging.Logger, colors: bool) -> N
     assert expected.count("\n") == len(CALLS)
     assert ('"POST /graphql HTTP/1.1" 200 OK' in expected) is not colors
     assert written(logger, access.info) == expected
+    handler = logger.handlers[0]
+    formatted = []
+    format_ = handler.format
+    handler.format = lambda record: formatted.append(record) or format_(record)  # type: ignore[method-assign]
     assert written(logger, access.info) == expected  # every line kept now
+    assert formatted == []
+    assert written(logger, logger.info) == expected and len(formatted) == len(CALLS)
     assert access.hasHandlers()
 
 
