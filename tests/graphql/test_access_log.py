@@ -10,7 +10,6 @@ import logging.config
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from copy import deepcopy
 from pathlib import Path
@@ -181,15 +180,9 @@ def test_lineage_server_logs_each_answer(tmp_path: Path) -> None:
         server = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=log)
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(600):
-            try:
-                if httpx.get(f"{url}/healthz", timeout=5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert server.poll() is None
-            time.sleep(0.1)
-        with httpx.Client(base_url=url, timeout=30) as client:
+        transport = httpx.HTTPTransport(retries=8)  # connections retried until it listens
+        with httpx.Client(base_url=url, timeout=30, transport=transport) as client:
+            assert client.get("/healthz").status_code == 200
             for _ in range(3):
                 answer = client.post("/graphql", json={"query": "{ __typename }"})
                 assert answer.status_code == 200
@@ -202,6 +195,7 @@ def test_lineage_server_logs_each_answer(tmp_path: Path) -> None:
         server.wait(timeout=60)
     lines = out.read_text().splitlines()
     expected = [
+        '"GET /healthz HTTP/1.1" 200 OK',
         '"POST /graphql HTTP/1.1" 200 OK',
         '"POST /graphql HTTP/1.1" 200 OK',
         '"POST /graphql HTTP/1.1" 200 OK',
@@ -213,4 +207,5 @@ def test_lineage_server_logs_each_answer(tmp_path: Path) -> None:
     answered = [line for line in lines if ' - "' in line][-len(expected) :]
     assert [line.partition(" - ")[2] for line in answered] == expected, lines
     assert all(line.startswith("INFO:     127.0.0.1:") for line in answered), lines
-    assert len({line.partition(" - ")[0] for line in answered[:6]}) == 1  # one connection
+    assert len({line.partition(" - ")[0] for line in answered[:7]}) == 1  # one connection
+    assert answered[7].partition(" - ")[0] != answered[0].partition(" - ")[0]
