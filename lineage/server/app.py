@@ -304,11 +304,15 @@ def _media_type(header: str) -> str:
     return parse_content_type(header)[0]
 
 
+# made once: ``json.dumps`` with arguments makes an encoder a call
+_ENCODER = json.JSONEncoder(separators=(",", ":"), check_circular=False)
+
+
 def _encode(answer: object) -> bytes:
     """A GraphQL answer as strawberry's view encodes it (``json.dumps``, compact: NaN and
     the infinities as JavaScript writes them, which orjson would turn into null). An answer
     is a tree, so the encoder's check for cycles is skipped."""
-    return json.dumps(answer, separators=(",", ":"), check_circular=False).encode()
+    return _ENCODER.encode(answer).encode()
 
 
 @functools.cache

@@ -26,7 +26,11 @@ dropped) and the connection is closed after the refusal, or at once if an answer
 
 from __future__ import annotations
 
+from typing import Any
+
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+from lineage.server.accesslog import AccessLog
 
 __all__ = ["HTTP", "LOOP", "MAX_HEAD", "MAX_HEADERS", "HttpProtocol"]
 
@@ -41,7 +45,8 @@ class _Refused(Exception):
 
 
 class HttpProtocol(HttpToolsProtocol):
-    """uvicorn's ``httptools`` protocol with the refusals of the module docstring."""
+    """uvicorn's ``httptools`` protocol with the refusals of the module docstring, and its
+    access log written by :class:`~lineage.server.accesslog.AccessLog`."""
 
     _received = 0  # bytes received since the current request's head began
     _parsed = 0  # bytes of the request's target and header fields (trailers included)
@@ -49,6 +54,10 @@ class HttpProtocol(HttpToolsProtocol):
     _hosts = 0
     _in_head = True  # the next bytes are (part of) a request head
     _refusal: tuple[int, str] | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.access_logger = _access_log(self.access_logger)  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
         if self._refusal is not None:
@@ -135,3 +144,14 @@ class HttpProtocol(HttpToolsProtocol):
     def _refuse(self, status: int, message: str) -> None:
         self._refusal = (status, message)
         raise _Refused(message)
+
+
+_ACCESS_LOGS: dict[str, AccessLog] = {}
+
+
+def _access_log(logger: Any) -> AccessLog:
+    """One :class:`AccessLog` a logger, shared by the connections (its lines with it)."""
+    found = _ACCESS_LOGS.get(logger.name)
+    if found is None or found.logger is not logger:
+        found = _ACCESS_LOGS[logger.name] = AccessLog(logger)
+    return found
