@@ -75,6 +75,10 @@ class _Deferred:
         self.pending: dict[str, bytes] = {}
         self.started: list[Future[str]] = []  # start_flush's, waited for by flush
         self.staging = Staging.of(graph, blobs) if graph is not None else None
+        # staged blobs whose files an event's success started writing (_files_pool), and
+        # those writes: waited for by flush, before the commit
+        self.writing: dict[str, bytes] = {}
+        self.written: list[Future[None]] = []
         if self.staging is not None:
             self.staging.recover_once()  # outside the group's transaction
 
@@ -101,7 +105,11 @@ class _Deferred:
 
     @contextlib.contextmanager
     def undone_on_error(self) -> Iterator[None]:
-        """What the block adds is forgotten if it raises."""
+        """What the block adds is forgotten if it raises. Where blobs are staged, the files
+        of what it added start being written once it succeeds (an event's manifests): a
+        thread writes them while the group maps its other events and writes its rows, and
+        :meth:`flush` waits for it. Creating a file is ~50-200 us of the kernel's time here,
+        two files an event: a fifth of a group's time when the group's own thread did it."""
         before = set(self.pending)
         try:
             yield
@@ -109,6 +117,12 @@ class _Deferred:
             for digest in set(self.pending) - before:
                 del self.pending[digest]
             raise
+        if self.staging is not None:
+            added = [(d, data) for d, data in self.pending.items() if d not in before]
+            added = [(d, data) for d, data in added if d not in self.writing]
+            if added:
+                self.writing.update(added)
+                self.written.append(_files_pool().submit(self.staging.write, added))
 
     def start_flush(self) -> None:
         """Start storing the pending blobs in the background (:meth:`flush` waits for
@@ -124,9 +138,14 @@ class _Deferred:
         for future in started:
             future.result()
         if self.staging is not None:  # as durable as the commit, in its transaction
+            written, self.written = self.written, []
+            writing, self.writing = self.writing, {}
+            for future in written:
+                future.result()
             staged, self.pending = list(self.pending.items()), {}
             if staged:
-                self.staging.put(staged)
+                self.staging.write([(d, data) for d, data in staged if d not in writing])
+                self.staging.stage(staged)
             return
         pending, self.pending = list(self.pending.values()), {}
         many = getattr(self.blobs, "put_bytes_many", None)
@@ -140,6 +159,15 @@ class _Deferred:
 
 
 _pool: ThreadPoolExecutor | None = None
+_files: ThreadPoolExecutor | None = None
+
+
+def _files_pool() -> ThreadPoolExecutor:
+    """One thread writing staged blobs' files (a group's, in the order its events mapped)."""
+    global _files
+    if _files is None:
+        _files = ThreadPoolExecutor(1, thread_name_prefix="lineage-staged-files")
+    return _files
 
 
 def _flush_pool() -> ThreadPoolExecutor:

@@ -114,9 +114,22 @@ class Staging:
     def put(self, blobs: Sequence[tuple[str, bytes]]) -> None:
         """Store ``(digest, data)`` blobs unsynced and stage them in the caller's
         transaction; call :meth:`committed` once it is committed."""
+        self.write(blobs)
+        self.stage(blobs)
+
+    def write(self, blobs: Sequence[tuple[str, bytes]]) -> None:
+        """Store ``(digest, data)`` blobs unsynced, in any thread; :meth:`stage` them in the
+        transaction that names them, once written."""
         if not self._recovered:
-            raise RuntimeError("Staging.put before recover_once(): call it outside a transaction")
-        self.blobs.put_bytes_unsynced(blobs)
+            raise RuntimeError("Staging before recover_once(): call it outside a transaction")
+        if blobs:
+            self.blobs.put_bytes_unsynced(blobs)
+
+    def stage(self, blobs: Sequence[tuple[str, bytes]]) -> None:
+        """Stage blobs :meth:`write` stored in the caller's transaction; call
+        :meth:`committed` once it is committed."""
+        if not self._recovered:
+            raise RuntimeError("Staging before recover_once(): call it outside a transaction")
         self.graph.stage_blobs(blobs)
 
     def recover_once(self) -> None:
