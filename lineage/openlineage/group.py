@@ -33,6 +33,7 @@ from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Seq
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol, cast, runtime_checkable
 
+from lineage.manifest import Encoded, remember_encoded, store_encoded
 from lineage.openlineage.ingest import Ingested, ingest
 from lineage.openlineage.plan import ingest_planned
 from lineage.service import Service
@@ -96,6 +97,18 @@ class _Deferred:
         if self.staging is not None:
             self.staging.committed()
 
+    def put_encoded(self, encoded: Encoded) -> None:
+        """A manifest encoded and hashed already (:func:`lineage.manifest.encode`), its
+        blobs deferred as :meth:`put_bytes` defers them, without hashing them again."""
+        if self.staging is None:
+            if self.missing([encoded.digest]):
+                store_encoded(self, encoded)
+            return
+        for digest, page in encoded.pages:
+            self.pending.setdefault(digest, page)
+        remember_encoded(encoded)
+        self.pending.setdefault(encoded.digest, encoded.root)
+
     def put_bytes(self, data: bytes) -> str:
         from lineage.hashing import hash_bytes
 
@@ -138,10 +151,10 @@ class _Deferred:
         for future in started:
             future.result()
         if self.staging is not None:  # as durable as the commit, in its transaction
-            written, self.written = self.written, []
+            files, self.written = self.written, []
             writing, self.writing = self.writing, {}
-            for future in written:
-                future.result()
+            for file in files:
+                file.result()
             staged, self.pending = list(self.pending.items()), {}
             if staged:
                 self.staging.write([(d, data) for d, data in staged if d not in writing])

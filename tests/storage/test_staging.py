@@ -97,7 +97,7 @@ def test_manifests_are_written_before_the_commit_and_staged_in_it(
 
     blobs.put_bytes_unsynced = watched
     ingest_group(service, sent)
-    assert seen == [{}]
+    assert seen and all(runs_seen == {} for runs_seen in seen)  # one write an event, or a group
     assert sorted(reader.get_runs(runs)) == runs
     staged = {digest: data for _, digest, data in reader.staged_blobs()}
     named = version_blobs(service)
