@@ -76,10 +76,7 @@ class _Deferred:
         self.pending: dict[str, bytes] = {}
         self.started: list[Future[str]] = []  # start_flush's, waited for by flush
         self.staging = Staging.of(graph, blobs) if graph is not None else None
-        # staged blobs whose files an event's success started writing (_files_pool), and
-        # those writes: waited for by flush, before the commit
-        self.writing: dict[str, bytes] = {}
-        self.written: list[Future[None]] = []
+        self.writing: set[str] = set()  # staged blobs given to staging.write_soon
         if self.staging is not None:
             self.staging.recover_once()  # outside the group's transaction
 
@@ -118,11 +115,9 @@ class _Deferred:
 
     @contextlib.contextmanager
     def undone_on_error(self) -> Iterator[None]:
-        """What the block adds is forgotten if it raises. Where blobs are staged, the files
-        of what it added start being written once it succeeds (an event's manifests): a
-        thread writes them while the group maps its other events and writes its rows, and
-        :meth:`flush` waits for it. Creating a file is ~50-200 us of the kernel's time here,
-        two files an event: a fifth of a group's time when the group's own thread did it."""
+        """What the block adds is forgotten if it raises. Where blobs are staged, what it
+        added is given to the staging's writer once it succeeds (an event's manifests:
+        written by the writer's files process while the group goes on, where it has one)."""
         before = set(self.pending)
         try:
             yield
@@ -131,11 +126,17 @@ class _Deferred:
                 del self.pending[digest]
             raise
         if self.staging is not None:
-            added = [(d, data) for d, data in self.pending.items() if d not in before]
-            added = [(d, data) for d, data in added if d not in self.writing]
+            added = [
+                (d, data)
+                for d, data in self.pending.items()
+                if d not in before and d not in self.writing
+            ]
             if added:
-                self.writing.update(added)
-                self.written.append(_files_pool().submit(self.staging.write, added))
+                try:
+                    self.staging.write_soon(added)
+                except Exception:  # noqa: BLE001 - left pending: flush writes them (or raises)
+                    return
+                self.writing.update(d for d, _ in added)
 
     def start_flush(self) -> None:
         """Start storing the pending blobs in the background (:meth:`flush` waits for
@@ -151,13 +152,11 @@ class _Deferred:
         for future in started:
             future.result()
         if self.staging is not None:  # as durable as the commit, in its transaction
-            files, self.written = self.written, []
-            writing, self.writing = self.writing, {}
-            for file in files:
-                file.result()
+            writing, self.writing = self.writing, set()
             staged, self.pending = list(self.pending.items()), {}
+            self.staging.write_soon([(d, data) for d, data in staged if d not in writing])
+            self.staging.written()  # every file there before the commit that names it
             if staged:
-                self.staging.write([(d, data) for d, data in staged if d not in writing])
                 self.staging.stage(staged)
             return
         pending, self.pending = list(self.pending.values()), {}
@@ -172,15 +171,6 @@ class _Deferred:
 
 
 _pool: ThreadPoolExecutor | None = None
-_files: ThreadPoolExecutor | None = None
-
-
-def _files_pool() -> ThreadPoolExecutor:
-    """One thread writing staged blobs' files (a group's, in the order its events mapped)."""
-    global _files
-    if _files is None:
-        _files = ThreadPoolExecutor(1, thread_name_prefix="lineage-staged-files")
-    return _files
 
 
 def _flush_pool() -> ThreadPoolExecutor:

@@ -306,6 +306,7 @@ def _serve(sock: socket.socket) -> None:
     from lineage.server.auth import refused_writers
     from lineage.service import Service
     from lineage.storage import open_blobs, open_graph
+    from lineage.storage.staging import Staging
 
     buffer = bytearray()
     config = _receive(sock, buffer)
@@ -321,6 +322,9 @@ def _serve(sock: socket.socket) -> None:
     try:
         service = Service(graph, opened := open_blobs(blobs))
         writer = GroupWriter(service, lambda senders: refused_writers(graph, senders))
+        staging = Staging.of(graph, opened)
+        if staging is not None:  # the manifests' files written on the other core
+            staging.use_files_process()
         sock.sendall(_frame("ready"))
         pending = [item for message in config[1:] for item in message]
         while True:
@@ -354,6 +358,7 @@ def _retire(graph: Any, blobs: Any) -> None:
     staging = Staging.of(graph, blobs)
     try:
         if staging is not None:
+            staging.close()
             staging.retire()
     except Exception as error:  # noqa: BLE001 - left staged, for the next writer
         logger.warning("cannot retire the staged blobs: %s", error)
