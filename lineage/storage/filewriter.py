@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import pickle
 import signal
-import struct
 import sys
 
-__all__ = ["LENGTH", "serve"]
+from lineage.storage.staging import LENGTH
 
-LENGTH = struct.Struct(">I")
+__all__ = ["serve"]
 
 
 def serve(root: str) -> None:

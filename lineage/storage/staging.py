@@ -35,6 +35,7 @@ import logging
 import pickle
 import select
 import sqlite3
+import struct
 import subprocess
 import sys
 import threading
@@ -44,7 +45,6 @@ from collections.abc import Iterable, Sequence
 from typing import Protocol, runtime_checkable
 
 from lineage.errors import LineageError
-from lineage.storage.filewriter import LENGTH
 
 __all__ = [
     "RETIRE_SECONDS",
@@ -269,6 +269,9 @@ def recover_stale(graph: object, blobs: object) -> None:
         staging.recover(before=time.time() - STALE_SECONDS)
     except (LineageError, OSError, sqlite3.Error) as error:
         logger.warning("cannot recover the staged blobs of %s: %s", blobs, error)
+
+
+LENGTH = struct.Struct(">I")  # a frame's length, then its pickle (lineage.storage.filewriter)
 
 
 class _Gone(OSError):
