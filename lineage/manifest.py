@@ -137,14 +137,26 @@ def encode(entries: Iterable[Entry]) -> Encoded:
     return Encoded(hash_bytes(root), root, tuple(pages), tuple(groups))
 
 
+def encode_one(entry: Entry) -> Encoded:
+    """``encode([entry])``: a manifest of one entry is one page, whatever its path's hash."""
+    root, pages = _encode_pages([[entry]])
+    return Encoded(hash_bytes(root), root, tuple(pages), ([entry],))
+
+
 def store_encoded(blobs: BlobStore, encoded: Encoded) -> str:
     """Store the pages of an :func:`encode` result (only those the store lacks), then its
     root; return the digest."""
     by_digest = dict(encoded.pages)
     for digest in blobs.missing(by_digest):
         blobs.put_bytes(by_digest[digest])
-    _written.remember(zip((d for d, _ in encoded.pages), encoded.groups, strict=True))
+    remember_encoded(encoded)
     return blobs.put_bytes(encoded.root)
+
+
+def remember_encoded(encoded: Encoded) -> None:
+    """Keep the entries of an encoded manifest's pages in this process's memory, as storing
+    it does (:func:`read_page` reads them there)."""
+    _written.remember(zip((d for d, _ in encoded.pages), encoded.groups, strict=True))
 
 
 def write_manifest(blobs: BlobStore, entries: Iterable[Entry]) -> str:

@@ -214,7 +214,7 @@ def _quick_json(value: dict[str, Any]) -> dict[str, Any] | None:
     try:
         plain = _quick(value, 0)
         text = json.dumps(plain, ensure_ascii=False)
-    except (_NotQuick, ValueError, RecursionError):
+    except (_NotQuick, TypeError, ValueError, RecursionError):
         return None
     # ASCII: the text check_json measures, and no lone surrogate
     if not text.isascii() or len(text) > MAX_METADATA_BYTES:
@@ -223,18 +223,35 @@ def _quick_json(value: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _quick(value: Any, depth: int) -> Any:
+    # a leaf is copied where it is met, not in a call of its own: most values are leaves
     if depth > MAX_METADATA_DEPTH:
         raise _NotQuick
     kind = type(value)
-    if kind is str or kind is int or kind is float or kind is bool or value is None:
-        return value
+    if depth >= MAX_METADATA_DEPTH and (kind is dict or kind is list) and value:
+        raise _NotQuick  # its items are deeper than allowed, leaves too
     if kind is dict:
-        for key in value:
+        out = {}
+        for key in sorted(value):  # mixed key types raise TypeError: not quick
             if type(key) is not str:
                 raise _NotQuick
-        return {key: _quick(value[key], depth + 1) for key in sorted(value)}
+            item = value[key]
+            kind = type(item)
+            if kind is str or kind is int or kind is float or kind is bool or item is None:
+                out[key] = item
+            else:
+                out[key] = _quick(item, depth + 1)
+        return out
     if kind is list:
-        return [_quick(item, depth + 1) for item in value]
+        items = []
+        for item in value:
+            kind = type(item)
+            if kind is str or kind is int or kind is float or kind is bool or item is None:
+                items.append(item)
+            else:
+                items.append(_quick(item, depth + 1))
+        return items
+    if kind is str or kind is int or kind is float or kind is bool or value is None:
+        return value
     raise _NotQuick
 
 

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 import lineage
-from lineage.names import check_json
+from lineage.errors import InvalidMetadata
+from lineage.names import MAX_METADATA_DEPTH, check_json
 
 
 class Scalar:
@@ -106,6 +107,59 @@ def env(backend, workdir, monkeypatch):  # type: ignore[no-untyped-def]
     monkeypatch.setenv("LINEAGE_STORE", backend.store)
     monkeypatch.setenv("LINEAGE_BLOBS", backend.blobs)
     return backend
+
+
+def _by_the_full_check(value: object) -> object:
+    """check_json's answer when its quick pass is left out: the full pass's."""
+    try:
+        return ("kept", json.dumps(check_json(_Mapping(value), "metadata")))
+    except InvalidMetadata as error:
+        return ("refused", str(error))
+
+
+class _Mapping(dict):  # type: ignore[type-arg]
+    """A dict that is not exactly a dict: check_json takes its full pass."""
+
+
+def test_the_quick_pass_answers_as_the_full_one() -> None:
+    """Plain JSON takes a quick pass (exact types, one encoding): the same values kept, in
+    the same key order, the same refusals, around the depth limit (a leaf one level too deep
+    is refused, as a dict is) and on random documents with odd keys and values."""
+    import random
+
+    def chain(depth: int, leaf: object) -> object:
+        for _ in range(depth):
+            leaf = {"k": leaf}
+        return leaf
+
+    rnd = random.Random(15)
+
+    def document(depth: int) -> object:
+        draw = rnd.random()
+        if depth > MAX_METADATA_DEPTH + 2 or draw < 0.4:
+            return rnd.choice([1, 2.5, "x", True, None, "é", 10**30, (1, 2), -0.0, ""])
+        if draw < 0.7:
+            keys = [rnd.choice("gfedcba") if rnd.random() > 0.05 else 7 for _ in range(3)]
+            return {key: document(depth + 1) for key in keys[: rnd.randint(0, 3)]}
+        return [document(depth + 1) for _ in range(rnd.randint(0, 3))]
+
+    near = [
+        chain(depth, leaf)
+        for depth in range(MAX_METADATA_DEPTH - 2, MAX_METADATA_DEPTH + 3)
+        for leaf in (1, "x", None, {}, [], [1], {"a": 1})
+    ]
+    cases = [*near, *({"top": document(0)} for _ in range(2000))]
+    answers = [(_by_the_full_check(case), case) for case in cases]
+    for full, case in answers:
+        try:
+            quick: object = ("kept", json.dumps(check_json(case, "metadata")))
+        except InvalidMetadata as error:
+            quick = ("refused", str(error))
+        assert quick == full, case
+    outcomes = {full[0] for full, _ in answers}  # type: ignore[index]
+    assert outcomes == {"kept", "refused"}
+    assert _by_the_full_check(chain(MAX_METADATA_DEPTH + 1, 1))[0] == "refused"
+    assert _by_the_full_check(chain(MAX_METADATA_DEPTH, 1))[0] == "kept"
 
 
 def test_a_diverged_run_logs_nan_and_reads_it_back(env) -> None:  # type: ignore[no-untyped-def]

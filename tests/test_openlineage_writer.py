@@ -43,8 +43,9 @@ def run_event(kind: str = "START", run: str | None = None, job: str = "etl.load"
     }
 
 
-def writers_of(pid: int) -> list[int]:
-    """The pids of ``pid``'s children that are OpenLineage writer processes."""
+def writers_of(pid: int, module: bytes = b"lineage.openlineage.writer") -> list[int]:
+    """The pids of ``pid``'s children that are OpenLineage writer processes (or run
+    another ``module``)."""
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -55,7 +56,7 @@ def writers_of(pid: int) -> list[int]:
         except OSError:
             continue
         parent = int(stat.rpartition(")")[2].split()[1])
-        if parent == pid and b"lineage.openlineage.writer" in command:
+        if parent == pid and module in command:
             found.append(int(entry))
     return found
 
@@ -114,8 +115,10 @@ def test_events_are_written_by_a_child_that_stops_with_the_server(served: Served
     assert writers_of(served.pid) == [child]  # one child for the server's life
     assert served.runs() == {run}
     assert served.service.graph.get_runs([run])[run].state == "finished"
+    (files,) = writers_of(child, b"lineage.storage.filewriter")  # its manifests' files
     served.process.stop()
     assert gone(child), "the writer outlived the server"
+    assert gone(files), "the writer's files process outlived it"
 
 
 def test_a_writer_that_dies_is_started_again(served: Served) -> None:

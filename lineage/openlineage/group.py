@@ -33,6 +33,7 @@ from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Seq
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol, cast, runtime_checkable
 
+from lineage.manifest import Encoded, remember_encoded, store_encoded
 from lineage.openlineage.ingest import Ingested, ingest
 from lineage.openlineage.plan import ingest_planned
 from lineage.service import Service
@@ -75,6 +76,7 @@ class _Deferred:
         self.pending: dict[str, bytes] = {}
         self.started: list[Future[str]] = []  # start_flush's, waited for by flush
         self.staging = Staging.of(graph, blobs) if graph is not None else None
+        self.writing: set[str] = set()  # staged blobs given to staging.write_soon
         if self.staging is not None:
             self.staging.recover_once()  # outside the group's transaction
 
@@ -92,6 +94,18 @@ class _Deferred:
         if self.staging is not None:
             self.staging.committed()
 
+    def put_encoded(self, encoded: Encoded) -> None:
+        """A manifest encoded and hashed already (:func:`lineage.manifest.encode`), its
+        blobs deferred as :meth:`put_bytes` defers them, without hashing them again."""
+        if self.staging is None:
+            if self.missing([encoded.digest]):
+                store_encoded(self, encoded)
+            return
+        for digest, page in encoded.pages:
+            self.pending.setdefault(digest, page)
+        remember_encoded(encoded)
+        self.pending.setdefault(encoded.digest, encoded.root)
+
     def put_bytes(self, data: bytes) -> str:
         from lineage.hashing import hash_bytes
 
@@ -101,7 +115,9 @@ class _Deferred:
 
     @contextlib.contextmanager
     def undone_on_error(self) -> Iterator[None]:
-        """What the block adds is forgotten if it raises."""
+        """What the block adds is forgotten if it raises. Where blobs are staged, what it
+        added is given to the staging's writer once it succeeds (an event's manifests:
+        written by the writer's files process while the group goes on, where it has one)."""
         before = set(self.pending)
         try:
             yield
@@ -109,6 +125,18 @@ class _Deferred:
             for digest in set(self.pending) - before:
                 del self.pending[digest]
             raise
+        if self.staging is not None:
+            added = [
+                (d, data)
+                for d, data in self.pending.items()
+                if d not in before and d not in self.writing
+            ]
+            if added:
+                try:
+                    self.staging.write_soon(added)
+                except Exception:  # noqa: BLE001 - left pending: flush writes them (or raises)
+                    return
+                self.writing.update(d for d, _ in added)
 
     def start_flush(self) -> None:
         """Start storing the pending blobs in the background (:meth:`flush` waits for
@@ -124,9 +152,12 @@ class _Deferred:
         for future in started:
             future.result()
         if self.staging is not None:  # as durable as the commit, in its transaction
+            writing, self.writing = self.writing, set()
             staged, self.pending = list(self.pending.items()), {}
+            self.staging.write_soon([(d, data) for d, data in staged if d not in writing])
+            self.staging.written()  # every file there before the commit that names it
             if staged:
-                self.staging.put(staged)
+                self.staging.stage(staged)
             return
         pending, self.pending = list(self.pending.values()), {}
         many = getattr(self.blobs, "put_bytes_many", None)

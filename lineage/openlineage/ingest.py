@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lineage.errors import InvalidMetadata, InvalidName
-from lineage.manifest import Encoded, Entry, encode, store_encoded
+from lineage.manifest import Encoded, Entry, encode_one, store_encoded
 from lineage.names import check_json, check_name
 from lineage.openlineage.naming import internal_name, location
 from lineage.openlineage.validation import InvalidEvent, event_kind, event_time, run_id
@@ -122,7 +122,7 @@ class _Dataset:
         self.project = internal_name(self.namespace)
         self.artifact = internal_name(self.name)
         self.facets: Mapping[str, Any] = item.get("facets") or {}
-        self._encoded: dict[str, Encoded] = {}  # by identity, as JSON
+        self._encoded: dict[str | None, Encoded] = {}  # by run
         own = {"namespace": self.namespace, "name": self.name, "facets": self.facets}
         for extra in ("inputFacets", "outputFacets"):
             if item.get(extra):
@@ -178,27 +178,33 @@ class _Dataset:
             out["schema"] = fields
         return out
 
-    def encoded(self, identity: Mapping[str, Any]) -> Encoded:
-        """The version's reference manifest: one entry naming the dataset's location, its
-        identity as the entry's version. Encoded once an identity (a group's read-ahead and
-        its write ask for the same one)."""
-        text = json.dumps(identity, sort_keys=True, separators=(",", ":"))
-        found = self._encoded.get(text)
+    def encoded(self, run: str | None) -> Encoded:
+        """The reference manifest of the version ``run`` makes of this dataset (None: one
+        observed as an input): one entry naming the dataset's location, its
+        :meth:`identity` as the entry's version. Encoded once a run (a group's read-ahead
+        and its write ask for the same one)."""
+        found = self._encoded.get(run)
         if found is None:
+            text = json.dumps(self.identity(run), sort_keys=True, separators=(",", ":"))
             uri = self.location or ("openlineage:" + json.dumps([self.namespace, self.name]))
             entry = Entry(path="dataset", size=0, uri=uri, version_id=text)
-            found = self._encoded[text] = encode([entry])
+            found = self._encoded[run] = encode_one(entry)
         return found
 
-    def digest(self, identity: Mapping[str, Any]) -> str:
-        """The digest of the version's reference manifest (nothing stored)."""
-        return self.encoded(identity).digest
+    def digest(self, run: str | None) -> str:
+        """The digest of the reference manifest of :meth:`encoded` (nothing stored)."""
+        return self.encoded(run).digest
 
-    def manifest(self, service: Service, identity: Mapping[str, Any]) -> str:
-        """The digest of the version's reference manifest, stored if new."""
-        encoded = self.encoded(identity)
-        if service.blobs.missing([encoded.digest]):
-            return store_encoded(service.blobs, encoded)
+    def manifest(self, service: Service, run: str | None) -> str:
+        """The digest of the reference manifest of :meth:`encoded`, stored if new (a
+        group's deferred blobs take it as it is: no second hashing)."""
+        encoded = self.encoded(run)
+        blobs: Any = service.blobs
+        put_encoded = getattr(blobs, "put_encoded", None)
+        if put_encoded is not None:
+            put_encoded(encoded)
+        elif blobs.missing([encoded.digest]):
+            return store_encoded(blobs, encoded)
         return encoded.digest
 
     def find(self, service: Service, digest: str) -> VersionRecord | None:
@@ -225,7 +231,7 @@ class _Dataset:
         """The version an input names, or one made by no run, recorded as seen (``empty``:
         the artifact has no version yet; ``newer``: it has one made after ``at``, which
         keeps ``latest``)."""
-        digest = self.manifest(service, self.identity(None))
+        digest = self.manifest(service, None)
         found = None if empty else self.find(service, digest)
         if found is not None:
             return found
@@ -376,7 +382,7 @@ class _Run:
         made = set() if self.fresh else {e.target for e in self.graph.expand([self.id], "down")}
         found = []
         for dataset in self.outputs:
-            digest = dataset.manifest(self.service, dataset.identity(self.id))
+            digest = dataset.manifest(self.service, self.id)
             version, created = self.graph.commit_version(
                 NewVersion(
                     project=dataset.project,

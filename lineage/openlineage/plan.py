@@ -257,7 +257,7 @@ class _Plan:
         made = set(self.downs[event.id])
         found = []
         for dataset in event.outputs:
-            digest = dataset.manifest(self.service, dataset.identity(event.id))
+            digest = dataset.manifest(self.service, event.id)
             key = (dataset.project, dataset.artifact)
             artifact = self.artifact(key)
             if artifact is not None:
@@ -348,7 +348,7 @@ class _Plan:
         self, dataset: _Dataset, at: float, *, empty: bool, newer: bool = False
     ) -> VersionRecord:
         key = (dataset.project, dataset.artifact)
-        digest = dataset.manifest(self.service, dataset.identity(None))
+        digest = dataset.manifest(self.service, None)
         found = None if empty else self.with_digest(key, digest)
         if found is not None:
             return found
@@ -413,13 +413,13 @@ def _foreseen(
     newest: list[tuple[str | None, str, str]] = []
     for run in runs:
         for dataset in run.outputs:
-            digest = dataset.digest(dataset.identity(run.id))
+            digest = dataset.digest(run.id)
             digests.append((dataset.location, dataset.project, dataset.artifact, digest))
         for dataset in run.inputs:
             if dataset.named_version is None:
                 newest.append((dataset.location, dataset.project, dataset.artifact))
             else:
-                digest = dataset.digest(dataset.identity(None))
+                digest = dataset.digest(None)
                 digests.append((dataset.location, dataset.project, dataset.artifact, digest))
     return digests, newest
 

@@ -7,17 +7,19 @@ interval, so a single event costs the server ~2.2 ms of CPU and the machine's se
 stays half idle (bench/README.md). :class:`ProcessWriter` has the same interface and hands
 the groups to a child process (``python -m lineage.openlineage.writer``) over a socket pair:
 the loop parses, checks and answers requests; the child maps and writes the groups on the
-other core, with a store and blob store of its own opened on the same URLs.
+other core, with a store and blob store of its own opened on the same URLs. Over a local
+blob store the child has the manifests' files written by a process of its own in turn
+(:mod:`lineage.storage.filewriter`), while it goes on with the group.
 
 Semantics are the thread writer's: the events that arrive while a group is written make the
 next group; ``await store(event)`` returns once the event is committed, or raises the error
 that refused it (nothing of it stored); a write token revoked since it was known is refused
 in the child, before its group. The child starts with the first event (the request waits
-for it, ~0.5 s once); if it cannot start, or the store cannot be opened there, the writer
-says why once and the thread writer takes the events. If the child dies, the events it held
-are answered ``StoreUnavailable`` (their senders retry: the OpenLineage client does on 5xx)
-and the next event starts a new one. The child exits when the server closes the socket (or
-dies), after the group it is writing.
+for it, a fraction of a second once); if it cannot start, or the store cannot be opened
+there, the writer says why once and the thread writer takes the events. If the child dies,
+the events it held are answered ``StoreUnavailable`` (their senders retry: the OpenLineage
+client does on 5xx) and the next event starts a new one. The child exits when the server
+closes the socket (or dies), after the group it is writing.
 
 Frames both ways: a 4-byte big-endian length, then a pickle (our two processes only, over a
 socket pair no one else holds). To the child: first ``(store, blobs)``, then lists of
@@ -306,6 +308,7 @@ def _serve(sock: socket.socket) -> None:
     from lineage.server.auth import refused_writers
     from lineage.service import Service
     from lineage.storage import open_blobs, open_graph
+    from lineage.storage.staging import Staging
 
     buffer = bytearray()
     config = _receive(sock, buffer)
@@ -321,6 +324,9 @@ def _serve(sock: socket.socket) -> None:
     try:
         service = Service(graph, opened := open_blobs(blobs))
         writer = GroupWriter(service, lambda senders: refused_writers(graph, senders))
+        staging = Staging.of(graph, opened)
+        if staging is not None:  # the manifests' files written on the other core
+            staging.use_files_process()
         sock.sendall(_frame("ready"))
         pending = [item for message in config[1:] for item in message]
         while True:
@@ -354,6 +360,7 @@ def _retire(graph: Any, blobs: Any) -> None:
     staging = Staging.of(graph, blobs)
     try:
         if staging is not None:
+            staging.close()
             staging.retire()
     except Exception as error:  # noqa: BLE001 - left staged, for the next writer
         logger.warning("cannot retire the staged blobs: %s", error)

@@ -30,8 +30,14 @@ manifest that is neither in its own database nor durable in its file.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import pickle
+import select
 import sqlite3
+import struct
+import subprocess
+import sys
 import threading
 import time
 import weakref
@@ -96,6 +102,7 @@ class Staging:
         self._retirer: threading.Thread | None = None
         self._dirty = False
         self._recovered = False
+        self._files: _FilesProcess | None = None
 
     @classmethod
     def of(cls, graph: object, blobs: object) -> Staging | None:
@@ -114,10 +121,71 @@ class Staging:
     def put(self, blobs: Sequence[tuple[str, bytes]]) -> None:
         """Store ``(digest, data)`` blobs unsynced and stage them in the caller's
         transaction; call :meth:`committed` once it is committed."""
+        self.write_soon(blobs)
+        self.written()
+        self.stage(blobs)
+
+    def write_soon(self, blobs: Sequence[tuple[str, bytes]]) -> None:
+        """Have ``(digest, data)`` blobs stored unsynced by the time :meth:`written`
+        returns: by the files process where there is one (:meth:`use_files_process`), else
+        at once, in the calling thread."""
         if not self._recovered:
-            raise RuntimeError("Staging.put before recover_once(): call it outside a transaction")
+            raise RuntimeError("Staging before recover_once(): call it outside a transaction")
+        if not blobs:
+            return
+        files = self._files
+        if files is not None:
+            try:
+                if files.ready():  # until it has started: in-thread
+                    files.send(blobs)
+                    return
+            except (OSError, ValueError) as error:  # gone (or its pipe closed)
+                self._files_lost(error)
         self.blobs.put_bytes_unsynced(blobs)
+
+    def written(self) -> None:
+        """Wait until every blob given to :meth:`write_soon` is in its file; raise what
+        refused one (then none of them is to be staged: the caller's transaction fails)."""
+        files = self._files
+        if files is not None:
+            try:
+                files.wait()
+            except _Gone as error:
+                self._files_lost(error)
+                raise
+
+    def stage(self, blobs: Sequence[tuple[str, bytes]]) -> None:
+        """Stage ``(digest, data)`` blobs, :meth:`written` already, in the caller's
+        transaction; call :meth:`committed` once it is committed."""
+        if not self._recovered:
+            raise RuntimeError("Staging before recover_once(): call it outside a transaction")
         self.graph.stage_blobs(blobs)
+
+    def use_files_process(self) -> None:
+        """Have the blobs' files written by a process of its own from now on (the server's
+        OpenLineage writer: creating a file costs the kernel 50-200 us here, two an event,
+        which that process spends on the other core while the group goes on); if it cannot
+        start, or dies, they are written in the calling thread, as before."""
+        root = getattr(self.blobs, "root", None)
+        if self._files is None and root is not None:
+            try:
+                self._files = _FilesProcess(str(root))
+            except OSError as error:
+                logger.warning(
+                    "the blob files process did not start (%s): writing in-thread", error
+                )
+
+    def close(self) -> None:
+        """Stop the files process, if any (after the blobs it was given)."""
+        files, self._files = self._files, None
+        if files is not None:
+            files.close()
+
+    def _files_lost(self, error: Exception) -> None:
+        logger.warning("the blob files process stopped (%s): writing in-thread", error)
+        files, self._files = self._files, None
+        if files is not None:
+            files.kill()
 
     def recover_once(self) -> None:
         """Recover every blob staged so far, once in this process's life of the pair (the
@@ -201,3 +269,87 @@ def recover_stale(graph: object, blobs: object) -> None:
         staging.recover(before=time.time() - STALE_SECONDS)
     except (LineageError, OSError, sqlite3.Error) as error:
         logger.warning("cannot recover the staged blobs of %s: %s", blobs, error)
+
+
+LENGTH = struct.Struct(">I")  # a frame's length, then its pickle (lineage.storage.filewriter)
+
+
+class _Gone(OSError):
+    """The files process is gone."""
+
+
+class _FilesProcess:
+    """``python -m lineage.storage.filewriter ROOT``: writes the lists of ``(digest, data)``
+    it reads on its stdin into the local blob store at ROOT, unsynced, each answered on its
+    stdout (None, or what refused it). Frames: a 4-byte big-endian length, then a pickle.
+    It ends when its stdin does (the writer ended, or died)."""
+
+    def __init__(self, root: str) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "lineage.storage.filewriter", root],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        self.sent = 0
+        self.opened = False  # its first answer: the store opened (or why not)
+
+    def ready(self) -> bool:
+        """Whether it has opened the store (False while it starts: no wait)."""
+        if not self.opened:
+            stdout = self.process.stdout
+            assert stdout is not None
+            if not select.select([stdout], [], [], 0)[0]:
+                return False
+            refused = self._answer()
+            if refused is not None:
+                raise _Gone(refused)
+            self.opened = True
+        return True
+
+    def send(self, blobs: Sequence[tuple[str, bytes]]) -> None:
+        data = pickle.dumps(list(blobs), protocol=pickle.HIGHEST_PROTOCOL)
+        stdin = self.process.stdin
+        assert stdin is not None
+        stdin.write(LENGTH.pack(len(data)) + data)
+        stdin.flush()
+        self.sent += 1
+
+    def wait(self) -> None:
+        """Read the answers of everything sent; raise the first refusal among them."""
+        refused = None
+        while self.sent:
+            answer = self._answer()
+            self.sent -= 1
+            refused = refused or answer
+        if refused is not None:
+            raise OSError(refused)
+
+    def _answer(self) -> str | None:
+        stdout = self.process.stdout
+        assert stdout is not None
+        head = stdout.read(LENGTH.size)
+        if len(head) < LENGTH.size:
+            raise _Gone(f"the blob files process ended (exit {self.process.poll()})")
+        (size,) = LENGTH.unpack(head)
+        answer: str | None = pickle.loads(stdout.read(size))
+        return answer
+
+    def close(self) -> None:
+        """Stop it once it has written what it was given (it reads the end of its stdin)."""
+        self._close_pipes()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def kill(self) -> None:
+        with contextlib.suppress(OSError):
+            self.process.kill()
+        self.process.wait()
+        self._close_pipes()
+
+    def _close_pipes(self) -> None:
+        for pipe in (self.process.stdin, self.process.stdout):
+            if pipe is not None:
+                with contextlib.suppress(OSError):
+                    pipe.close()

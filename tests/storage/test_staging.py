@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -97,11 +98,66 @@ def test_manifests_are_written_before_the_commit_and_staged_in_it(
 
     blobs.put_bytes_unsynced = watched
     ingest_group(service, sent)
-    assert seen == [{}]
+    assert seen and all(runs_seen == {} for runs_seen in seen)  # one write an event, or a group
     assert sorted(reader.get_runs(runs)) == runs
     staged = {digest: data for _, digest, data in reader.staged_blobs()}
     named = version_blobs(service)
     assert named and named.items() <= staged.items()
+    reader.close()
+
+
+def test_a_files_process_writes_the_files_and_one_that_dies_leaves_them_to_the_writer(
+    tmp_path: Path, no_retirement: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The server's writer has its manifests' files written by a process of its own
+    (use_files_process): the same files and staged rows as written in-thread, every file
+    there before the commit. Killed, the next groups write them in-thread, saying so once."""
+    service = open_pair(tmp_path)
+    stage = Staging.of(service.graph, service.blobs)
+    assert stage is not None
+    stage.recover_once()
+    stage.use_files_process()
+    files = stage._files
+    assert files is not None
+    deadline = time.monotonic() + 60
+    while not files.ready():  # until then a group writes in-thread, without waiting
+        assert time.monotonic() < deadline, "the files process did not start"
+        time.sleep(0.02)
+    reader = SQLiteGraphStore(tmp_path / "store" / "lineage.db")
+    blobs: Any = service.blobs
+    sent = events("f", 3)
+    runs = sorted({event["run"]["runId"] for event in sent})
+    published: list[tuple[set[str], dict[str, Any]]] = []
+    published_items: list[list[tuple[str, bytes]]] = []
+    stage_rows = service.graph.stage_blobs  # type: ignore[attr-defined]
+
+    def staged(items: list[tuple[str, bytes]]) -> None:  # in the transaction, at its end
+        present = {d for d, data in items if blobs.path(d).read_bytes() == data}
+        published.append((present, reader.get_runs(runs)))
+        published_items.append(items)
+        stage_rows(items)
+
+    service.graph.stage_blobs = staged  # type: ignore[attr-defined]
+    before = [*(p for p in blobs.root.rglob("*") if p.is_file())]
+    assert all(isinstance(r, object) for r in ingest_group(service, sent))
+    ((present, seen),) = published
+    assert present == {d for d, _ in published_items[0]}
+    assert seen == {}  # every file written before the commit
+    named = version_blobs(service)
+    assert named and set(named) <= present
+    staged_rows = {digest: data for _, digest, data in reader.staged_blobs()}
+    assert named.items() <= staged_rows.items()
+    assert not [p for p in before if not p.exists()]
+
+    files.process.kill()  # a files process gone: the writer writes them itself
+    files.process.wait()
+    results = ingest_group(service, events("g", 2))
+    assert not [r for r in results if isinstance(r, Exception)]
+    assert stage._files is None
+    assert len(published) == 2 and published[1][0] == {d for d, _ in published_items[1]}
+    assert "blob files process stopped" in caplog.text
+    assert set(version_blobs(service)) > set(named)
+    stage.close()
     reader.close()
 
 
