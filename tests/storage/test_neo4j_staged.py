@@ -144,6 +144,43 @@ def test_a_dead_writers_blobs_are_restored_and_no_other_store_loses_its_own(
     other.graph.close()
 
 
+def test_a_group_that_fails_makes_its_files_durable_before_its_events_go_alone(
+    uri: str, tmp_path: Path, no_retirement: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The group's write fails after its manifests were written unsynced and staged (its
+    transaction rolled back, the nodes with it): the files are synced before its events
+    are stored one by one, whose blob store takes a file already there as stored."""
+    service = open_pair(uri, tmp_path / "blobs")
+    graph: Any = service.graph
+    blobs: Any = service.blobs
+    order: list[str] = []
+    sync, put = blobs.sync, blobs.put_bytes
+
+    def failing(**parts: Any) -> Any:
+        order.append("write")
+        raise RuntimeError("the group's write failed")
+
+    def synced() -> None:
+        order.append("sync")
+        sync()
+
+    def stored(data: bytes) -> str:
+        order.append("put")
+        return str(put(data))
+
+    monkeypatch.setattr(graph, "write_planned", failing)
+    monkeypatch.setattr(blobs, "sync", synced)
+    monkeypatch.setattr(blobs, "put_bytes", stored)
+    results = ingest_group(service, events("x", 2))
+    assert not [r for r in results if isinstance(r, Exception)]
+    assert order[:2] == ["write", "sync"]
+    assert "write" not in order[1:]  # each event alone: not set-based
+    named = version_blobs(service)
+    assert named and {d: blobs.get_bytes(d) for d in named} == named
+    assert staged(service) == {}  # rolled back with the group
+    service.graph.close()
+
+
 def test_each_blob_store_has_its_own_staging(uri: str, tmp_path: Path) -> None:
     graph = Neo4jGraphStore(uri)
     one, two = LocalBlobStore(tmp_path / "one"), LocalBlobStore(tmp_path / "two")
