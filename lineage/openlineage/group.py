@@ -140,9 +140,31 @@ class _Deferred:
 
     def start_flush(self) -> None:
         """Start storing the pending blobs in the background (:meth:`flush` waits for
-        them): Neo4j's group has them fsynced while its write statement runs."""
+        them): Neo4j's group has them fsynced while its write statement runs; or, where
+        they can be staged, stage them now (sent with that statement)."""
+        if self.staging is not None:
+            self._stage()
+            return
         pending, self.pending = list(self.pending.values()), {}
         self.started += [_flush_pool().submit(self.blobs.put_bytes, data) for data in pending]
+
+    def _stage(self) -> None:
+        """Stage the pending blobs in the group's transaction, each in its file first (those
+        an event's success gave the staging's writer already, and the rest)."""
+        assert self.staging is not None
+        writing, self.writing = self.writing, set()
+        staged, self.pending = list(self.pending.items()), {}
+        self.staging.write_soon([(d, data) for d, data in staged if d not in writing])
+        self.staging.written()  # every file there before the commit that names it
+        if staged:
+            self.staging.stage(staged)
+
+    def abandoned(self) -> None:
+        """The group's transaction did not commit: the files it wrote unsynced are made
+        durable (one sync), so that a blob store that finds one there later (its events
+        stored alone) can rely on it."""
+        if self.staging is not None:
+            self.staging.blobs.sync()
 
     def flush(self, pool: ThreadPoolExecutor) -> None:
         """Store every pending blob durably: with one sync where the store journals small
@@ -152,12 +174,7 @@ class _Deferred:
         for future in started:
             future.result()
         if self.staging is not None:  # as durable as the commit, in its transaction
-            writing, self.writing = self.writing, set()
-            staged, self.pending = list(self.pending.items()), {}
-            self.staging.write_soon([(d, data) for d, data in staged if d not in writing])
-            self.staging.written()  # every file there before the commit that names it
-            if staged:
-                self.staging.stage(staged)
+            self._stage()
             return
         pending, self.pending = list(self.pending.values()), {}
         many = getattr(self.blobs, "put_bytes_many", None)
@@ -235,7 +252,7 @@ def _all_or_each(
     event fails, none of the group is committed and each is stored again alone, as it
     would be without a group (each store call its own transaction, retried by the driver
     when transient), so a failing event never takes its neighbours down."""
-    blobs = _Deferred(service.blobs)
+    blobs = _Deferred(service.blobs, graph)
     grouped = _grouped(service, blobs)
     try:
         with graph.transaction():
@@ -245,10 +262,12 @@ def _all_or_each(
                 out = ingest_planned(grouped, events, blobs)
             else:
                 out = [ingest(grouped, event) for event in events]
-            blobs.flush(_flush_pool())  # durable before the commit that names them
+            blobs.flush(_flush_pool())  # durable before the commit that names them (or in it)
+        blobs.committed()
         return out
     except Exception:  # noqa: BLE001 - nothing of the group is stored: each again, alone
         logger.info("a group of %d events failed; each is stored alone", len(events))
+        blobs.abandoned()
     return [_one(lambda e=event: ingest(service, e)) for event in events]  # type: ignore[misc]
 
 

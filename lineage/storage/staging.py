@@ -106,16 +106,22 @@ class Staging:
 
     @classmethod
     def of(cls, graph: object, blobs: object) -> Staging | None:
-        """The staging of ``graph`` for ``blobs``; None unless both stores can stage."""
+        """The staging of ``graph`` for ``blobs``; None unless both stores can stage. A
+        graph store shared by many blob stores (Neo4j: a server) stages each one's blobs
+        apart: its ``staging_for(url)`` is the graph side for the blob store at ``url``."""
         # not isinstance(..., Protocol): a runtime protocol check costs ~50 us a call
-        if not all(callable(getattr(graph, name, None)) for name in _GRAPH_CALLS):
-            return None
         if not all(callable(getattr(blobs, name, None)) for name in _BLOB_CALLS):
+            return None
+        scoped = getattr(graph, "staging_for", None)
+        if not callable(scoped) and not all(
+            callable(getattr(graph, name, None)) for name in _GRAPH_CALLS
+        ):
             return None
         with _instances_lock:
             found = _instances.get(graph)
             if found is None or found.blobs is not blobs:
-                found = _instances[graph] = cls(graph, blobs)  # type: ignore[arg-type]
+                stages = scoped(blobs.url) if callable(scoped) else graph  # type: ignore[attr-defined]
+                found = _instances[graph] = cls(stages, blobs)  # type: ignore[arg-type]
             return found
 
     def put(self, blobs: Sequence[tuple[str, bytes]]) -> None:

@@ -5,6 +5,7 @@ store is what SQLite stores of the same groups (lineage checked with networkx)."
 from __future__ import annotations
 
 import collections
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,20 +30,24 @@ RUNS = 6  # runs a group of the workload
 
 
 class Wire:
-    """Messages the driver sends by tag, and round trips (flushes of its outbox)."""
+    """Messages the driver sends by tag, and round trips (flushes of its outbox), from the
+    thread that made it (not the staged blobs' retirer, a second later in its own)."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.sent: collections.Counter[bytes] = collections.Counter()
         self.trips = 0
         append, flush = Outbox.append_message, Outbox.flush
+        mine = threading.get_ident()
 
         def appended(outbox: Outbox, tag: bytes, *args: Any) -> Any:
-            self.sent[tag] += 1
+            if threading.get_ident() == mine:
+                self.sent[tag] += 1
             return append(outbox, tag, *args)
 
         def flushed(outbox: Outbox) -> Any:
             sent = flush(outbox)
-            self.trips += bool(sent)
+            if threading.get_ident() == mine:
+                self.trips += bool(sent)
             return sent
 
         monkeypatch.setattr(Outbox, "append_message", appended)

@@ -73,6 +73,9 @@ SCHEMA: dict[str, LiteralString] = {
     "FOR (n:Token) REQUIRE n.digest IS UNIQUE",
     "counter_name": "CREATE CONSTRAINT counter_name IF NOT EXISTS "
     "FOR (n:Counter) REQUIRE n.name IS UNIQUE",
+    # a blob store's staged blobs (lineage.storage.neo4j.staged), oldest first
+    "staged_scope": "CREATE INDEX staged_scope IF NOT EXISTS "
+    "FOR (n:StagedBlob) ON (n.scope, n.seq)",
     "run_project": "CREATE INDEX run_project IF NOT EXISTS FOR (n:Run) ON (n.project)",
     "run_state": "CREATE INDEX run_state IF NOT EXISTS FOR (n:Run) ON (n.state)",
     "run_parent": "CREATE INDEX run_parent IF NOT EXISTS FOR (n:Run) ON (n.parent)",

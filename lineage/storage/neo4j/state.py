@@ -35,6 +35,7 @@ from lineage.storage.codec import (
     VERSION_UPDATES_ON_IMPORT,
 )
 from lineage.storage.neo4j.cypher import LOCK, VERSION_ROW, fields_list
+from lineage.storage.neo4j.staged import CREATE as STAGE
 
 __all__ = [
     "READ",
@@ -154,10 +155,13 @@ _LOCATIONS: LiteralString = (
 )
 
 
+_STAGED: LiteralString = "CALL () { " + STAGE + " RETURN count(s) AS staged } "
+
+
 # every part always there (an empty list writes nothing): one text, planned once; a text per
 # combination of parts was planned again for each new one, ~0.1-0.5 s on a busy server
 WRITE: LiteralString = (
-    _REPLAN + _RUNS + _VERSIONS + _EDGES + _CHANGED + _LOCATIONS + "RETURN runs, versions"
+    _REPLAN + _RUNS + _VERSIONS + _EDGES + _CHANGED + _LOCATIONS + _STAGED + "RETURN runs, versions"
 )
 
 

@@ -103,6 +103,8 @@ from lineage.storage.neo4j.filter import (
     where_cypher,
 )
 from lineage.storage.neo4j.group import GroupCommit, Write, write_group
+from lineage.storage.neo4j.staged import CREATE as STAGE
+from lineage.storage.neo4j.staged import StagedBlobs, scope_of
 from lineage.storage.neo4j.state import (
     READ,
     READ_UNLOCKED,
@@ -135,6 +137,11 @@ class _Open:
     session: neo4j.Session
     tx: neo4j.Transaction
     later: list[tuple[str, list[Mapping[str, Any]]]] = dataclasses.field(default_factory=list)
+    # blobs staged in it and not yet sent (lineage.storage.neo4j.staged): with its next
+    # write statement, else before its commit; not at all if it wrote nothing (no version
+    # of it names them: a duplicate event's group is its read alone)
+    staged: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    wrote: bool = False
 
 
 class Neo4jGraphStore:
@@ -282,6 +289,9 @@ class Neo4jGraphStore:
         with self._writing():
             try:
                 yield
+                staged, tx.staged = tx.staged, []
+                if staged and tx.wrote:
+                    tx.tx.run(STAGE, staged=staged).consume()
                 tx.tx.commit()
             except BaseException:
                 if not tx.tx.closed():
@@ -324,9 +334,12 @@ class Neo4jGraphStore:
         """This thread's transaction of :meth:`transaction`, if one is open."""
         return cast("_Open | None", getattr(self._tx_local(), "open", None))
 
-    def _write(self, work: Callable[[neo4j.ManagedTransaction], T]) -> T:
+    def _write(self, work: Callable[[neo4j.ManagedTransaction], T], *, locks: bool = False) -> T:
+        """``work`` in this thread's open transaction, else in a write of its own; ``locks``:
+        it only reads, after taking write locks (within a transaction, it writes nothing)."""
         open_tx = self._open()
         if open_tx is not None:
+            open_tx.wrote |= not locks
             return work(cast(neo4j.ManagedTransaction, open_tx.tx))
         with self._writing(), self._session() as session:
             return session.execute_write(work)
@@ -358,6 +371,7 @@ class Neo4jGraphStore:
         open_tx = self._open()
         if open_tx is None:
             return self._group.submit(write)
+        open_tx.wrote = True
         [(result, error)] = write_group(cast(neo4j.ManagedTransaction, open_tx.tx), [write])
         if error is not None:
             raise error
@@ -1351,7 +1365,7 @@ class Neo4jGraphStore:
                 keys=wanted,
             )
 
-        rows = self._write(work) if self._open() is not None else self._read(work)
+        rows = self._write(work, locks=True) if self._open() is not None else self._read(work)
         return {(p, n): (t, i, top, at) for p, n, t, i, top, at in rows}
 
     def versions_with_digests(
@@ -1384,6 +1398,26 @@ class Neo4jGraphStore:
                     rows=rows,
                 ).consume()
             )
+
+    # staged blobs (lineage.storage.neo4j.staged, lineage.storage.staging) -----------------
+
+    def staging_for(self, url: str) -> StagedBlobs:
+        """The graph side of :class:`~lineage.storage.staging.Staging` for the blob store at
+        ``url`` on this machine: its blobs staged apart from other blob stores'."""
+        return StagedBlobs(self, scope_of(url))
+
+    def stage_rows(self, rows: list[dict[str, Any]]) -> None:
+        """Staged-blob rows created in this thread's open transaction, with its next write
+        statement or before its commit; outside a transaction, at once."""
+        open_tx = self._open()
+        if open_tx is not None:
+            open_tx.staged += rows
+        elif rows:
+            self._write(lambda tx: tx.run(STAGE, staged=rows).consume())
+
+    def run_write(self, query: LiteralString, params: dict[str, Any]) -> list[neo4j.Record]:
+        """One statement in this thread's open transaction, else in a write of its own."""
+        return self._write(lambda tx: list(tx.run(query, params)))
 
     # a group of OpenLineage events in two statements (lineage.storage.neo4j.state) ----------
 
@@ -1419,7 +1453,7 @@ class Neo4jGraphStore:
         def work(tx: neo4j.ManagedTransaction) -> neo4j.Record:
             return tx.run(query, params).single(strict=True)
 
-        found = self._write(work) if self._open() is not None else self._read(work)
+        found = self._write(work, locks=True) if self._open() is not None else self._read(work)
         locations = {uri: (project, name) for uri, project, name in found["locations"]}
         artifacts = {(p, n): (t, i, top, at) for p, n, t, i, top, at in found["artifacts"]}
         return GroupRead(
@@ -1476,7 +1510,11 @@ class Neo4jGraphStore:
             ],
             "locations": location_rows,
         }
+        open_tx = self._open()  # the blobs staged in it so far go with the write
+        params["staged"] = open_tx.staged if open_tx is not None else []
         found = self._write(lambda tx: tx.run(WRITE, params).single(strict=True))
+        if open_tx is not None:
+            open_tx.staged = []
         return {"runs": found["runs"], "versions": found["versions"]}
 
 
