@@ -86,7 +86,8 @@ def test_get_into_an_existing_file(stores: tuple[str, str]) -> None:
         cli_error(stores, "get", "ds:v0", "-o", "taken", code=Conflict.exit_code),
         process_error(stores, "get", "ds:v0", "-o", "taken", code=Conflict.exit_code),
     ):
-        assert error == "error: taken: File exists"
+        assert error.startswith("error: taken is a file: a version downloads into a folder")
+        assert "lineage get REF PATH -o TARGET" in error  # how to get one file instead
     assert Path("taken").read_text() == "mine"
 
 
@@ -125,7 +126,9 @@ def test_sdk_download_names_the_path(stores: tuple[str, str]) -> None:
     store, blobs = stores
     Path("taken").write_text("mine")
     version = lineage.Api(store=store, blobs=blobs, project="p").artifact_version("ds:v0")
-    with pytest.raises(Conflict, match=r"^taken: File exists$") as caught:
+    with pytest.raises(
+        Conflict, match=r"^taken is a file: a version downloads into a folder"
+    ) as caught:
         version.download(Path("taken"))
     assert caught.value.path == "taken"  # type: ignore[attr-defined]
     with pytest.raises(NotFound, match="Not a directory") as missing:
