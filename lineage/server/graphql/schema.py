@@ -48,6 +48,7 @@ from lineage.server.graphql.execution import LeanExecutor
 from lineage.server.graphql.loaders import Context
 from lineage.server.graphql.mutations import Mutation
 from lineage.server.graphql.queries import Query
+from lineage.server.graphql.resolvers import lean_resolvers
 from lineage.server.graphql.types import LONG, Long
 
 __all__ = [
@@ -316,8 +317,9 @@ def build_schema(
     time linear in its size.
     The depth and alias rules are built once, not per request as those extensions do, so
     that the validation of a query text seen before comes from a cache.
-    ``lean``: plain fields are executed by :class:`LeanExecutor` (False: by strawberry's
-    own executor, field by field; the answers are the same).
+    ``lean``: plain fields are executed by :class:`LeanExecutor`, and fields whose arguments
+    are scalars are resolved without strawberry's wrapper (:func:`lean_resolvers`); False:
+    strawberry's own executor and resolvers, field by field. The answers are the same.
     """
     rules: list[type[ASTValidationRule]] = [
         _shape_rule(
@@ -348,6 +350,8 @@ def build_schema(
         execution_context_class=LeanExecutor if lean else None,
     )
     built.valid = valid
+    if lean:
+        lean_resolvers(built)
     return built
 
 
