@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
+import warnings
 import weakref
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +45,24 @@ query Shapes($ref: String!, $yes: Boolean!, $no: Boolean!) {
 fragment Graph on LineageGraph { truncated edges { kind source } nodes { id } }
 fragment V on ArtifactVersion { __typename ref index size fileCount metadata aliases createdAt }
 """
+
+
+@contextlib.asynccontextmanager
+async def siblings_dropped() -> AsyncIterator[None]:
+    """Around a query whose non-null root field fails: graphql-core cancels the other root
+    fields' tasks (gather_with_cancel), some before they started, and the coroutines those
+    held are dropped unawaited, each warning "never awaited" when the collector frees it,
+    in whatever test is running then (strawberry's own executor as ours: 9-45 such warnings
+    in 300 asks of SHAPES on a missing ref). They are freed here, under a filter for that
+    warning alone: the answers are what the tests check."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message=r"coroutine .* was never awaited", category=RuntimeWarning
+        )
+        yield
+        for _ in range(3):  # the tasks graphql-core settles in the background
+            await asyncio.sleep(0)
+        gc.collect()
 
 
 def _history(service: Service) -> None:
@@ -82,7 +103,8 @@ async def test_same_answers(service: Service) -> None:
     assert data["lineage"]["again"][0].keys() == {"id", "label", "state"}
     assert "run" not in data["lineage"]["nodes"][0]
 
-    data, errors = await _both(service, *documents[0][:1], {"ref": "p/model:v99"})
+    async with siblings_dropped():
+        data, errors = await _both(service, *documents[0][:1], {"ref": "p/model:v99"})
     assert data is None and errors[0]["extensions"]["code"] == "NOT_FOUND"
 
 
@@ -145,12 +167,13 @@ async def test_a_query_seen_before_answers_as_the_first_time(service: Service) -
 
     async def ask(document: str, variables: dict[str, Any], name: str | None, who: Principal):
         try:
-            result = await schema.execute(
-                document,
-                variable_values=variables,
-                operation_name=name,
-                context_value=Context(service=service, principal=who),
-            )
+            async with siblings_dropped():
+                result = await schema.execute(
+                    document,
+                    variable_values=variables,
+                    operation_name=name,
+                    context_value=Context(service=service, principal=who),
+                )
         except Exception as error:
             return type(error).__name__
         return result.data, [e.formatted for e in result.errors or ()], result.extensions
