@@ -22,13 +22,13 @@ import time
 import uuid
 from pathlib import Path
 
-from lineage.openlineage.writer import _frame, _frames
+from lineage.framing import frame, frames
 from lineage.server.app import open_service
 
 
 def _answer(sock: socket.socket, buffer: bytearray) -> object:
     while True:
-        found = list(_frames(buffer))
+        found = list(frames(buffer))
         if found:
             return found[0]
         data = sock.recv(1 << 16)
@@ -62,9 +62,9 @@ def start_and_store(store: str, blobs: str, flags: list[str]) -> tuple[float, fl
         )
         theirs.close()
         buffer = bytearray()
-        ours.sendall(_frame((store, blobs)))
+        ours.sendall(frame((store, blobs)))
         assert _answer(ours, buffer) == "ready"
-        ours.sendall(_frame([(1, event, None)]))
+        ours.sendall(frame([(1, event, None)]))
         assert _answer(ours, buffer) == [(1, None)]  # stored
         wall = time.perf_counter() - started
         ours.close()  # the child reads the end and exits

@@ -21,7 +21,7 @@ the events it held are answered ``StoreUnavailable`` (their senders retry: the O
 client does on 5xx) and the next event starts a new one. The child exits when the server
 closes the socket (or dies), after the group it is writing.
 
-Frames both ways: a 4-byte big-endian length, then a pickle (our two processes only, over a
+Frames both ways (:mod:`lineage.framing`): a 4-byte length, then a pickle (our two processes, over a
 socket pair no one else holds). To the child: first ``(store, blobs)``, then lists of
 ``(seq, event, sender)``; from the child: ``"ready"`` or an error message, then lists of
 ``(seq, refusal)``, ``refusal`` None for stored, else an error as ``(class, message, fields)``.
@@ -38,13 +38,13 @@ import os
 import pickle
 import signal
 import socket
-import struct
 import subprocess
 import sys
-from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any
 
 from lineage.errors import LineageError, StoreUnavailable
+from lineage.framing import frame, frames
 from lineage.openlineage.group import MAX_GROUP, GroupWriter
 from lineage.storage import local_dir
 
@@ -52,7 +52,6 @@ __all__ = ["ProcessWriter", "wanted"]
 
 logger = logging.getLogger(__name__)
 
-_LENGTH = struct.Struct(">I")
 _START_SECONDS = 60.0  # for the child to import lineage and open the stores
 _STOP_SECONDS = 10.0  # for the child to finish its group once the socket is closed
 Error = tuple[str, str, dict[str, Any]]  # an exception's class (module:qualname), message, fields
@@ -71,24 +70,6 @@ def wanted(store: str) -> bool:
             "LINEAGE_OPENLINEAGE_WRITER=%r is neither 'process' nor 'thread': ignored", choice
         )
     return local_dir(store) is not None
-
-
-def _frame(value: Any) -> bytes:
-    data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-    return _LENGTH.pack(len(data)) + data
-
-
-def _frames(buffer: bytearray) -> Iterator[Any]:
-    """The whole frames at the start of ``buffer``, removed from it."""
-    start = 0
-    while len(buffer) - start >= _LENGTH.size:
-        (size,) = _LENGTH.unpack_from(buffer, start)
-        end = start + _LENGTH.size + size
-        if len(buffer) < end:
-            break
-        yield pickle.loads(buffer[start + _LENGTH.size : end])
-        start = end
-    del buffer[:start]
 
 
 def _error(error: BaseException) -> Error:
@@ -138,7 +119,7 @@ class _Channel(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
-        for message in _frames(self.buffer):
+        for message in frames(self.buffer):
             if not self.ready.done():
                 self.ready.set_result(message)
                 continue
@@ -209,7 +190,7 @@ class ProcessWriter:
             numbered.append((self._seq, event, sender))
         assert channel.transport is not None
         for start in range(0, len(numbered), MAX_GROUP):  # frames of a group's size at most
-            channel.transport.write(_frame(numbered[start : start + MAX_GROUP]))
+            channel.transport.write(frame(numbered[start : start + MAX_GROUP]))
         return futures
 
     async def _ready(self) -> _Channel | None:
@@ -244,7 +225,7 @@ class ProcessWriter:
             loop = asyncio.get_running_loop()
             _, channel = await loop.connect_accepted_socket(lambda: _Channel(self._lost), ours)
             assert channel.transport is not None
-            channel.transport.write(_frame((self.store_url, self.blobs_url)))
+            channel.transport.write(frame((self.store_url, self.blobs_url)))
             answer = await asyncio.wait_for(asyncio.shield(channel.ready), _START_SECONDS)
         except TimeoutError:
             answer = f"not ready after {_START_SECONDS:.0f} s"
@@ -318,7 +299,7 @@ def _serve(sock: socket.socket) -> None:
     try:
         graph = open_graph(store)
     except Exception as error:  # noqa: BLE001 - said to the server, which writes in a thread
-        sock.sendall(_frame(f"cannot open {store}: {error}"))
+        sock.sendall(frame(f"cannot open {store}: {error}"))
         return
     opened: Any = None
     try:
@@ -327,7 +308,7 @@ def _serve(sock: socket.socket) -> None:
         staging = Staging.of(graph, opened)
         if staging is not None:  # the manifests' files written on the other core
             staging.use_files_process()
-        sock.sendall(_frame("ready"))
+        sock.sendall(frame("ready"))
         pending = [item for message in config[1:] for item in message]
         while True:
             if not pending:
@@ -345,7 +326,7 @@ def _serve(sock: socket.socket) -> None:
                 (seq, None if not isinstance(result, BaseException) else _error(result))
                 for (seq, _, _), result in zip(group, results, strict=True)
             ]
-            sock.sendall(_frame(refusals))
+            sock.sendall(frame(refusals))
             pending += [item for message in _receive(sock, buffer, wait=False) for item in message]
     finally:
         _retire(graph, opened)
@@ -378,7 +359,7 @@ def _receive(sock: socket.socket, buffer: bytearray, *, wait: bool = True) -> li
         if not data:
             return messages
         buffer += data
-        messages += _frames(buffer)
+        messages += frames(buffer)
         if messages:
             wait = False
             sock.setblocking(False)

@@ -2,9 +2,9 @@
 
 ``python -m lineage.storage.filewriter ROOT`` opens the local blob store at ROOT, answers
 ``None`` (or why it cannot), then reads lists of ``(digest, data)`` on its stdin and stores
-each unsynced (``put_bytes_unsynced``), answering ``None`` or what refused it on its stdout.
-Frames both ways: a 4-byte big-endian length, then a pickle (two processes of ours, over
-pipes no one else holds). It ends when its stdin does: its writer ended, or died.
+each unsynced (``put_bytes_unsynced``), answering ``None`` or what refused it on its stdout,
+in :mod:`lineage.framing`'s frames both ways. It ends when its stdin does: its writer
+ended, or died.
 
 Creating a file costs this machine's kernel 50-200 us (bench/README.md), two files an
 OpenLineage event: spent here, on the other core, while the writer's group goes on.
@@ -12,11 +12,10 @@ OpenLineage event: spent here, on the other core, while the writer's group goes 
 
 from __future__ import annotations
 
-import pickle
 import signal
 import sys
 
-from lineage.storage.staging import LENGTH
+from lineage.framing import frame, read_frame
 
 __all__ = ["serve"]
 
@@ -28,9 +27,8 @@ def serve(root: str) -> None:
 
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
 
-    def answer(value: object) -> None:
-        data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-        stdout.write(LENGTH.pack(len(data)) + data)
+    def answer(value: str | None) -> None:
+        stdout.write(frame(value))
         stdout.flush()
 
     try:
@@ -40,11 +38,10 @@ def serve(root: str) -> None:
         return
     answer(None)
     while True:
-        head = stdin.read(LENGTH.size)
-        if len(head) < LENGTH.size:
+        try:
+            items = read_frame(stdin)
+        except EOFError:
             return  # the writer closed our stdin: it is done (or gone)
-        (size,) = LENGTH.unpack(head)
-        items = pickle.loads(stdin.read(size))
         try:
             blobs.put_bytes_unsynced(items)
         except Exception as error:  # noqa: BLE001 - answered to the writer, whose group fails

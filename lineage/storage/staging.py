@@ -23,8 +23,10 @@ gone). So a committed version never names a
 manifest that is neither in its own database nor durable in its file.
 
 >>> staging = Staging.of(graph, blobs)   # None unless both stores can
+>>> staging.write_soon([(digest, data)])  # its file, unsynced (or by the files process)
 >>> with graph.transaction():
-...     staging.put([(digest, data)])
+...     staging.written()                # every file there before the commit
+...     staging.stage([(digest, data)])
 >>> staging.committed()                  # retired about a second later
 """
 
@@ -32,10 +34,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import pickle
 import select
 import sqlite3
-import struct
 import subprocess
 import sys
 import threading
@@ -45,6 +45,7 @@ from collections.abc import Iterable, Sequence
 from typing import Protocol, runtime_checkable
 
 from lineage.errors import LineageError
+from lineage.framing import frame, read_frame
 
 __all__ = [
     "RETIRE_SECONDS",
@@ -123,13 +124,6 @@ class Staging:
                 stages = scoped(blobs.url) if callable(scoped) else graph  # type: ignore[attr-defined]
                 found = _instances[graph] = cls(stages, blobs)  # type: ignore[arg-type]
             return found
-
-    def put(self, blobs: Sequence[tuple[str, bytes]]) -> None:
-        """Store ``(digest, data)`` blobs unsynced and stage them in the caller's
-        transaction; call :meth:`committed` once it is committed."""
-        self.write_soon(blobs)
-        self.written()
-        self.stage(blobs)
 
     def write_soon(self, blobs: Sequence[tuple[str, bytes]]) -> None:
         """Have ``(digest, data)`` blobs stored unsynced by the time :meth:`written`
@@ -277,9 +271,6 @@ def recover_stale(graph: object, blobs: object) -> None:
         logger.warning("cannot recover the staged blobs of %s: %s", blobs, error)
 
 
-LENGTH = struct.Struct(">I")  # a frame's length, then its pickle (lineage.storage.filewriter)
-
-
 class _Gone(OSError):
     """The files process is gone."""
 
@@ -287,8 +278,8 @@ class _Gone(OSError):
 class _FilesProcess:
     """``python -m lineage.storage.filewriter ROOT``: writes the lists of ``(digest, data)``
     it reads on its stdin into the local blob store at ROOT, unsynced, each answered on its
-    stdout (None, or what refused it). Frames: a 4-byte big-endian length, then a pickle.
-    It ends when its stdin does (the writer ended, or died)."""
+    stdout (None, or what refused it), in :mod:`lineage.framing`'s frames. It ends when its
+    stdin does (the writer ended, or died)."""
 
     def __init__(self, root: str) -> None:
         self.process = subprocess.Popen(
@@ -313,10 +304,9 @@ class _FilesProcess:
         return True
 
     def send(self, blobs: Sequence[tuple[str, bytes]]) -> None:
-        data = pickle.dumps(list(blobs), protocol=pickle.HIGHEST_PROTOCOL)
         stdin = self.process.stdin
         assert stdin is not None
-        stdin.write(LENGTH.pack(len(data)) + data)
+        stdin.write(frame(list(blobs)))
         stdin.flush()
         self.sent += 1
 
@@ -331,13 +321,11 @@ class _FilesProcess:
             raise OSError(refused)
 
     def _answer(self) -> str | None:
-        stdout = self.process.stdout
-        assert stdout is not None
-        head = stdout.read(LENGTH.size)
-        if len(head) < LENGTH.size:
-            raise _Gone(f"the blob files process ended (exit {self.process.poll()})")
-        (size,) = LENGTH.unpack(head)
-        answer: str | None = pickle.loads(stdout.read(size))
+        assert self.process.stdout is not None
+        try:
+            answer: str | None = read_frame(self.process.stdout)
+        except EOFError:
+            raise _Gone(f"the blob files process ended (exit {self.process.poll()})") from None
         return answer
 
     def close(self) -> None:
