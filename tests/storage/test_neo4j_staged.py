@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_staging import damage, events, version_blobs
+from test_staging import damage, events, runs_seen_at_each_write, version_blobs
 
 from lineage.hashing import hash_bytes
 from lineage.openlineage.group import ingest_group
@@ -71,17 +71,11 @@ def test_manifests_are_written_before_the_commit_and_staged_in_it(
     blobs: Any = service.blobs
     sent = events("w", 3)
     runs = sorted({event["run"]["runId"] for event in sent})
-    seen: list[dict[str, Any]] = []
-    written = blobs.put_bytes_unsynced
-
-    def watched(items: list[tuple[str, bytes]]) -> None:
-        seen.append(reader.get_runs(runs))
-        written(items)
+    seen = runs_seen_at_each_write(blobs, reader, runs)
 
     def synced(data: bytes) -> str:
         raise AssertionError("a manifest of the group was stored durably on its own")
 
-    blobs.put_bytes_unsynced = watched
     monkeypatch.setattr(blobs, "put_bytes", synced)
     ingest_group(service, sent)
     assert seen and all(s == {} for s in seen)

@@ -57,6 +57,20 @@ def version_blobs(service: Service) -> dict[str, bytes]:
     return {digest: service.blobs.get_bytes(digest) for digest in wanted}
 
 
+def runs_seen_at_each_write(blobs: Any, reader: Any, runs: list[str]) -> list[dict[str, Any]]:
+    """What ``reader`` (another connection) sees of ``runs`` at each unsynced write of
+    ``blobs``: a list filled as the writes come."""
+    seen: list[dict[str, Any]] = []
+    written = blobs.put_bytes_unsynced
+
+    def watched(items: list[tuple[str, bytes]]) -> None:
+        seen.append(reader.get_runs(runs))
+        written(items)
+
+    blobs.put_bytes_unsynced = watched
+    return seen
+
+
 @pytest.fixture
 def no_retirement(monkeypatch: pytest.MonkeyPatch) -> None:
     """Staged blobs stay staged (the retirer sleeps for an hour): a writer that dies first."""
@@ -89,14 +103,7 @@ def test_manifests_are_written_before_the_commit_and_staged_in_it(
     blobs: Any = service.blobs
     sent = events("w", 3)
     runs = sorted({event["run"]["runId"] for event in sent})
-    seen: list[dict[str, Any]] = []
-    written = blobs.put_bytes_unsynced
-
-    def watched(items: list[tuple[str, bytes]]) -> None:
-        seen.append(reader.get_runs(runs))
-        written(items)
-
-    blobs.put_bytes_unsynced = watched
+    seen = runs_seen_at_each_write(blobs, reader, runs)
     ingest_group(service, sent)
     assert seen and all(runs_seen == {} for runs_seen in seen)  # one write an event, or a group
     assert sorted(reader.get_runs(runs)) == runs
