@@ -34,7 +34,10 @@ Goal (issue 11): >= 1,000 events/s into SQLite; Neo4j no slower than half that.
 
 Without ``--neo4j`` a Neo4j is started from ``storage/neo4j`` (tests/neo4j_process.py). With
 ``--warm-up RUNS`` each lineage server is sent that many runs untimed before its cells
-(:func:`warm_up`), else 20.
+(:func:`warm_up`), else 20. ``--warm-up auto`` (Neo4j started here): 1,000 runs, then cells of
+single events at 8 clients until the JVM's CPU an event stops falling (:func:`warm_until_flat`):
+a young JVM's JIT compiler takes a third to a half of its CPU for thousands of events, which a
+long-running database server has long finished (bench/README.md, fourteenth session).
 """
 
 from __future__ import annotations
@@ -276,6 +279,47 @@ def bench_async(url: str, token: str, runs: int, concurrent: int) -> float:
     return len(events) / seconds
 
 
+def machine_busy(since: tuple[int, int] | None = None) -> Any:
+    """The machine's CPU ticks so far ``(busy, total)`` (/proc/stat), or, given an earlier
+    reading, the share of the CPUs' time that was busy since: under 100% at the goal's cell,
+    the writer's groups wait (on Neo4j, on the disk) rather than run out of cores."""
+    ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = ticks[3] + ticks[4]  # idle, iowait
+    now = (sum(ticks) - idle, sum(ticks))
+    if since is None:
+        return now
+    return (now[0] - since[0]) / max(1, now[1] - since[1])
+
+
+AUTO = -1  # --warm-up auto
+
+
+def _warm_up_runs(text: str) -> int:
+    return AUTO if text == "auto" else int(text)
+
+
+def warm_until_flat(url: str, token: str, jvm: int, runs: int = 300, most: int = 40) -> None:
+    """Cells of ``runs`` single-event runs at 8 clients, untimed, until the JVM's CPU an
+    event is no longer falling: three cells in a row none of which went 10% below the lowest
+    of the cells before them (one cell's figure swings with the machine's load), ``most``
+    cells at most. Each cell's figure is printed: how long a young Neo4j takes to reach what
+    a long-running one spends (its JIT compiler's work)."""
+    seen: list[float] = []
+    start = time.perf_counter()
+    while len(seen) < most:
+        before = cpu_seconds(jvm)
+        bench_openlineage(url, token, runs, 8)
+        seen.append((cpu_seconds(jvm) - before) / (2 * runs))
+        if len(seen) >= 6 and min(seen[-3:]) > 0.9 * min(seen[:-3]):
+            break
+    print(
+        f"neo4j  warm until flat: {len(seen) * runs * 2:,} single events in "
+        f"{time.perf_counter() - start:.0f} s; the JVM's CPU an event, cell by cell (ms): "
+        + " ".join(f"{1000 * x:.2f}" for x in seen),
+        flush=True,
+    )
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of a process and its child processes so far (Linux: /proc;
     the workers of ``--workers``)."""
@@ -423,14 +467,27 @@ class _Cells:
         self.batch: list[float] = []
         self.sdk: list[float] = []
         self.cpu: list[float] = []
+        self.jvm_cpu: list[float] = []
+        self.busy: list[float] = []
         self.batch_cpu: list[float] = []
 
     def measure(
-        self, url: str, token: str, pid: int, args: Any, clients: int, scratch: Path
+        self,
+        url: str,
+        token: str,
+        pid: int,
+        args: Any,
+        clients: int,
+        scratch: Path,
+        jvm: int | None = None,
     ) -> None:
-        before = cpu_seconds(pid)
+        before, machine = cpu_seconds(pid), machine_busy()
+        jvm_before = cpu_seconds(jvm) if jvm else 0.0
         self.single.append(bench_openlineage(url, token, args.runs, clients))
         self.cpu.append((cpu_seconds(pid) - before) / (2 * args.runs))
+        self.busy.append(machine_busy(since=machine))
+        if jvm:
+            self.jvm_cpu.append((cpu_seconds(jvm) - jvm_before) / (2 * args.runs))
         before = cpu_seconds(pid)
         self.batch.append(bench_batch(url, token, args.runs, clients))
         self.batch_cpu.append((cpu_seconds(pid) - before) / (2 * args.runs))
@@ -454,6 +511,12 @@ class _Cells:
             f"(server CPU {1000 * statistics.median(self.batch_cpu):.2f} ms/event); "
             f"SDK {sdk_runs:5.1f} runs/s; single/SDK runs {ol / 2 / sdk_runs:5.1f}x"
             f"{of_floor}; load {os.getloadavg()[0]:.1f}; "
+            + (
+                f"Neo4j's JVM CPU {1000 * statistics.median(self.jvm_cpu):.2f} ms/event; "
+                if self.jvm_cpu
+                else ""
+            )
+            + f"machine busy {100 * statistics.median(self.busy):.0f}% (single); "
             f"rounds {' '.join(f'{x:.0f}' for x in self.single)}, "
             f"batch {' '.join(f'{x:.0f}' for x in self.batch)}",
             flush=True,
@@ -491,11 +554,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--warm-up",
-        type=int,
+        type=_warm_up_runs,
         default=0,
-        metavar="RUNS",
+        metavar="RUNS|auto",
         help="runs sent untimed to each lineage server first, so that Neo4j's JVM is measured "
-        "warm (e.g. 2000: 4,000 events; default 0: only 20 runs, as before)",
+        "warm (e.g. 2000: 4,000 events; default 0: only 20 runs, as before); auto: 1,000, then "
+        "single events until the JVM's CPU an event stops falling",
     )
     parser.add_argument(
         "--floor",
@@ -582,16 +646,23 @@ def main(argv: list[str] | None = None) -> int:
                 assert server.process is not None
                 servers[writer] = (server, server.process.pid, token)
                 if args.warm_up:
-                    warmed = warm_up(server.url, token, args.warm_up)
-                    print(f"{kind:6} warm-up: {args.warm_up:,} runs in {warmed:.1f} s", flush=True)
+                    runs = 1000 if args.warm_up == AUTO else args.warm_up
+                    warmed = warm_up(server.url, token, runs)
+                    print(f"{kind:6} warm-up: {runs:,} runs in {warmed:.1f} s", flush=True)
+                    if args.warm_up == AUTO and kind == "neo4j" and neo is not None:
+                        assert neo.pid is not None
+                        warm_until_flat(server.url, token, neo.pid)
                 else:
                     bench_openlineage(server.url, token, 20, 1)  # query plans, connections
             os.environ.pop("LINEAGE_OPENLINEAGE_WRITER", None)
+            jvm = neo.pid if kind == "neo4j" and neo is not None else None
             for clients in (1, 8):
                 cells = {w: _Cells() for w in writers}
                 for _ in range(args.rounds):  # the writers' rounds alternated
                     for writer, (server, pid, token) in servers.items():
-                        cells[writer].measure(server.url, token, pid, args, clients, scratch)
+                        cells[writer].measure(
+                            server.url, token, pid, args, clients, scratch, jvm=jvm
+                        )
                 for writer, (server, pid, token) in servers.items():
                     cells[writer].report(
                         f"{kind:6} workers={args.workers} writer={writer}", args, clients, floor
