@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from lineage.cli import cli
 from lineage.cli.demo import run_demo
 from lineage.openlineage import check_event, ingest
+from lineage.openlineage.group import ingest_group
 from lineage.openlineage.validation import _validator
 from lineage.server.app import open_service
 from lineage.service import Service
@@ -45,12 +46,15 @@ def warehouse_events() -> list[dict[str, Any]]:
 
 
 def graph_of(service: Service, key: dict[str, str] | None = None) -> nx.DiGraph:
-    """Every run and its inputs and outputs; versions named by ``key`` (id -> original ref)."""
+    """Every run and its inputs and outputs, versions with their size and aliases; versions
+    named by ``key`` (id -> original ref)."""
     key = key or {}
     g = nx.DiGraph()
     for run in service.runs():
         g.add_node(run.id, state=run.state, name=run.name)
         inputs, outputs = service.run_io(run.id)
+        for v in [*inputs, *outputs]:
+            g.add_node(key.get(v.id, v.id), size=v.size, aliases=sorted(v.aliases))
         for v in inputs:
             g.add_edge(key.get(v.id, v.id), run.id)
         for v in outputs:
@@ -142,7 +146,11 @@ def test_import_rebuilds_the_same_graph(
     service = open_service(store, blobs)
     try:
         after = graph_of(service, original_refs(service))
-        assert nx.utils.graphs_equal(before, after)  # nodes, edges, run states and names
+        versions = [before.nodes[n] for n in before.nodes if "size" in before.nodes[n]]
+        assert any(v["size"] > 0 for v in versions)
+        assert any(set(v["aliases"]) - {"latest"} for v in versions)  # base, best, production
+        # nodes, edges, run states and names, versions' sizes and aliases
+        assert nx.utils.graphs_equal(before, after), _differences(before, after)
         assert set(before.edges) == set(after.edges) and len(before.edges) > 40
         # every version comes back under its own ref (same project, name and index)
         refs = original_refs(service)
@@ -155,6 +163,43 @@ def test_import_rebuilds_the_same_graph(
         )
     finally:
         service.graph.close()
+
+
+@pytest.mark.parametrize("backend_name", ["sqlite", "neo4j"])
+def test_the_servers_groups_rebuild_the_same_graph(
+    exported: tuple[Path, nx.DiGraph],
+    backend_name: str,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+) -> None:
+    """The export sent to a server's OpenLineage endpoint (its groups, set-based: another
+    path than ``lineage import``'s) comes back the same, sizes and aliases too."""
+    out, before = exported
+    if backend_name == "sqlite":
+        store = str(tmp_path / "fresh")
+    else:
+        neo = request.getfixturevalue("neo4j_server")
+        neo.wipe()
+        store = neo.uri
+    events = [check_event(json.loads(line)) for line in out.read_text().splitlines()]
+    service = open_service(store, str(tmp_path / "blobs"))
+    try:
+        for start in range(0, len(events), 8):
+            results = ingest_group(service, events[start : start + 8])
+            assert not [r for r in results if isinstance(r, Exception)], results
+        after = graph_of(service, original_refs(service))
+        assert nx.utils.graphs_equal(before, after), _differences(before, after)
+    finally:
+        service.graph.close()
+
+
+def _differences(before: nx.DiGraph, after: nx.DiGraph) -> list[Any]:
+    """The nodes whose attributes differ, as they were and as they came back."""
+    return [
+        (n, before.nodes[n], after.nodes.get(n))
+        for n in before.nodes
+        if before.nodes[n] != after.nodes.get(n)
+    ]
 
 
 def test_import_refuses_a_bad_file_and_stores_nothing(tmp_path: Path) -> None:

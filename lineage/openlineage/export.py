@@ -7,8 +7,8 @@ name, the runId, the job, run and dataset facets. Everything else goes out under
 project (the namespace) and name; a dataset's ``version`` facet is its version's ref.
 
 A ``lineage`` facet on runs and datasets carries what OpenLineage has no field for (the run
-id and state, the version's ref, digest, type, size and the time it was made: its producing
-event's time, else when it was stored), so that :func:`lineage.openlineage.
+id and state, the version's ref, digest, type, size, aliases and the time it was made: its
+producing event's time, else when it was stored), so that :func:`lineage.openlineage.
 ingest` of the events rebuilds the same graph in another store: ``lineage export
 --openlineage`` then ``lineage import``.
 """
@@ -64,6 +64,7 @@ def _dataset(version: VersionRecord) -> dict[str, Any]:
         digest=version.digest,
         type=version.type,
         size=version.size,
+        aliases=sorted(version.aliases),
         eventTime=_time(version.made_at),  # when it was made, which its run's events need not say
     )
     return {"namespace": namespace, "name": name, "facets": facets}

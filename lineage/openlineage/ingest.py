@@ -11,7 +11,8 @@ The mapping (Marquez's, with artifact versions):
   (no bytes: a one-entry manifest naming the dataset's location) identified by the
   ``version`` facet where present, else by the schema facet and the producing run (without
   a schema facet, by the producing run); the dataset's facets are the version's metadata,
-  under ``openlineage``;
+  under ``openlineage``; the ``lineage`` facet of lineage's own export gives the version
+  its type, its size and its aliases (moved to it, as they stood where it was exported);
 - a version keeps the time it was made, ``event_at``: the ``eventTime`` of the earliest
   event that produced (or observed) it, whatever order the events arrive in (its
   ``created_at`` is when it was stored: for a replayed or late event, later). A version the
@@ -44,7 +45,7 @@ from typing import Any
 
 from lineage.errors import InvalidMetadata, InvalidName
 from lineage.manifest import Encoded, Entry, encode_one, store_encoded
-from lineage.names import check_json, check_name
+from lineage.names import check_alias, check_json, check_name
 from lineage.openlineage.naming import internal_name, location
 from lineage.openlineage.validation import InvalidEvent, event_kind, event_time, run_id
 from lineage.records import (
@@ -213,6 +214,42 @@ class _Dataset:
                 return version
         return None
 
+    @property
+    def size(self) -> int:
+        """The version's size that lineage's own export wrote in its ``lineage`` facet (the
+        bytes of the version it exported), else 0: a reference names no bytes of its own."""
+        facet = self.facets.get("lineage")
+        size = facet.get("size") if isinstance(facet, Mapping) else None
+        if isinstance(size, int) and not isinstance(size, bool) and 0 <= size < 2**63:
+            return size
+        return 0
+
+    @property
+    def aliases(self) -> tuple[str, ...]:
+        """The aliases that lineage's own export wrote in its ``lineage`` facet, but
+        ``latest`` (it moves by itself) and any that is not a valid alias."""
+        facet = self.facets.get("lineage")
+        given = facet.get("aliases") if isinstance(facet, Mapping) else None
+        out: list[str] = []
+        for alias in given if isinstance(given, list) else ():
+            try:
+                alias = check_alias(alias)
+            except InvalidName:
+                continue
+            if alias != "latest" and alias not in out:
+                out.append(alias)
+        return tuple(out)
+
+    def aliased(self, service: Service, version: VersionRecord) -> VersionRecord:
+        """``version`` with the :attr:`aliases` it had where it was exported: an alias that
+        another version holds here moves to it, as it stood in the exporting store."""
+        if version.state != "committed":
+            return version
+        for alias in self.aliases:
+            if alias not in version.aliases:
+                version = service.set_alias(version.id, alias)
+        return version
+
     def made_at(self, at: float) -> float:
         """When the version an event at ``at`` names was made: the time lineage's own export
         wrote in its ``lineage`` facet (a version made before the run's event), else ``at``."""
@@ -234,7 +271,7 @@ class _Dataset:
         digest = self.manifest(service, None)
         found = None if empty else self.find(service, digest)
         if found is not None:
-            return found
+            return self.aliased(service, found)
         made = self.made_at(at)
         index = (
             0
@@ -247,7 +284,7 @@ class _Dataset:
             type=self.type,
             index=index,
             digest=digest,
-            size=0,
+            size=self.size,
             file_count=1,
             metadata=self.metadata,
             created_at=at,
@@ -255,7 +292,7 @@ class _Dataset:
             event_at=made,
         )
         service.graph.import_records(versions=[version])
-        return version
+        return self.aliased(service, version)
 
 
 class _Run:
@@ -389,7 +426,7 @@ class _Run:
                     name=dataset.artifact,
                     type=dataset.type,
                     digest=digest,
-                    size=0,
+                    size=dataset.size,
                     file_count=1,
                     metadata=dataset.metadata,
                     run_id=self.id,
@@ -401,7 +438,7 @@ class _Run:
                 version = self._merge_metadata(version, dataset)
                 if version.id not in made and not self.service.reaches(self.id, version.id, "up"):
                     self.graph.add_edges([Edge(source=self.id, target=version.id, kind=PRODUCED)])
-            found.append(version)
+            found.append(dataset.aliased(self.service, version))
         return found
 
     def _inputs(self, run: RunRecord, outputs: set[str]) -> list[VersionRecord]:
