@@ -207,16 +207,17 @@ class _Dataset:
         return self.encoded(run).digest
 
     def manifest(self, service: Service, run: str | None) -> str:
-        """The digest of the reference manifest of :meth:`encoded`, stored if new (a
-        group's deferred blobs take it as it is: no second hashing)."""
+        """The digest of the reference manifest of :meth:`encoded`, stored (a group's
+        deferred blobs take it as it is: no second hashing). Put even when its files are
+        there: a group that failed may have left them unsynced, and a put makes them
+        durable (lineage.storage.local), where a look would trust them."""
         encoded = self.encoded(run)
         blobs: Any = service.blobs
         put_encoded = getattr(blobs, "put_encoded", None)
         if put_encoded is not None:
             put_encoded(encoded)
-        elif blobs.missing([encoded.digest]):
-            return store_encoded(blobs, encoded)
-        return encoded.digest
+            return encoded.digest
+        return store_encoded(blobs, encoded, every_page=True)
 
     def find(self, service: Service, digest: str) -> VersionRecord | None:
         for version in service.graph.list_versions(self.project, self.artifact):
