@@ -18,6 +18,7 @@ from test_staging import damage, events, runs_seen_at_each_write, version_blobs
 
 from lineage.hashing import hash_bytes
 from lineage.openlineage.group import ingest_group
+from lineage.server.app import open_service
 from lineage.service import Service
 from lineage.storage import open_stores, staging
 from lineage.storage.local import LocalBlobStore
@@ -168,6 +169,13 @@ def test_a_recovery_neo4j_refuses_is_a_warning_and_the_stores_open(
     assert {d: reader.blobs.get_bytes(d) for d in expected} == expected
     assert set(staged(Service(reader.graph, reader.blobs))) >= set(expected)  # still staged
     reader.close()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="lineage.storage.staging"):
+        server = open_service(uri, str(tmp_path / "blobs"))  # a server starting on them
+    [warning] = [r for r in caplog.records if r.name == "lineage.storage.staging"]
+    assert "ConstraintValidationFailed" in warning.getMessage()
+    assert version_blobs(server) == expected
+    server.graph.close()
 
 
 def test_a_group_that_fails_makes_its_files_durable_before_its_events_go_alone(
