@@ -143,11 +143,12 @@ def encode_one(entry: Entry) -> Encoded:
     return Encoded(hash_bytes(root), root, tuple(pages), ([entry],))
 
 
-def store_encoded(blobs: BlobStore, encoded: Encoded) -> str:
-    """Store the pages of an :func:`encode` result (only those the store lacks), then its
-    root; return the digest."""
+def store_encoded(blobs: BlobStore, encoded: Encoded, *, every_page: bool = False) -> str:
+    """Store the pages of an :func:`encode` result (only those the store lacks; with
+    ``every_page``, each one: a put makes a file that may be unsynced durable, where a look
+    would trust it), then its root; return the digest."""
     by_digest = dict(encoded.pages)
-    for digest in blobs.missing(by_digest):
+    for digest in by_digest if every_page else blobs.missing(by_digest):
         blobs.put_bytes(by_digest[digest])
     remember_encoded(encoded)
     return blobs.put_bytes(encoded.root)

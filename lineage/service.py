@@ -28,6 +28,7 @@ from lineage.errors import (
     CycleError,
     IntegrityError,
     InvalidInput,
+    NotFound,
     RunNotActive,
     RunNotFound,
     VersionNotFound,
@@ -205,7 +206,8 @@ class Service:
     ) -> RunRecord | VersionRecord:
         """Add and remove tags of a run (by id) or a version (by ref), logged in the event
         log (``tags.changed``, old and new tags, who). A run id wins over a ref that reads
-        the same (``name`` alone is ``name:latest``)."""
+        the same (``name`` alone is ``name:latest``); a bare word that is neither is a
+        NotFound saying both misses (a ref with ':' or '/' is never a run's id)."""
         added = [check_name(t, "tag") for t in add]
         removed = {check_name(t, "tag") for t in remove}
         run = self.graph.get_runs([target]).get(target) if ":" not in target else None
@@ -214,7 +216,16 @@ class Service:
         if run is not None:
             current = run.tags
         else:
-            version = self.resolve(target, default_project, include_deleted=True)
+            try:
+                version = self.resolve(target, default_project, include_deleted=True)
+            except NotFound as error:
+                if ":" in target or "/" in target:
+                    raise
+                raise NotFound(
+                    f"no run has the id {target!r}, and as a version's ref (name:latest): "
+                    f"{error.message}",
+                    target=target,
+                ) from None
             current = version.tags
         tags = tuple(dict.fromkeys([*(t for t in current if t not in removed), *added]))
         if len(tags) > MAX_TAGS:

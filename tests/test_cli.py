@@ -84,7 +84,54 @@ def test_errors_are_one_line_with_exit_codes(run_cli) -> None:  # type: ignore[n
 
 def test_runs_and_stale(run_cli) -> None:  # type: ignore[no-untyped-def]
     out = run_cli("runs", "--stale")
-    assert out.count("finished") == 2 and "marked crashed" not in out
+    assert out.count("finished") == 2 and "no runs marked crashed" in out
+
+
+def test_runs_stale_says_what_it_marked_on_stderr(run_cli) -> None:  # type: ignore[no-untyped-def]
+    """``--stale`` says on stderr how many runs it marked crashed, and which, or that it
+    marked none; stdout is the table (or the JSON) alone, as without it."""
+    runner = CliRunner()
+
+    def stale(*more: str) -> Result:
+        result = runner.invoke(cli, ["runs", "--stale", *more], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return result
+
+    none = stale()
+    assert none.stderr == "no runs marked crashed: every running run of this host is alive\n"
+    assert none.stdout == run_cli("runs")
+    code = (  # two at once: a lineage.init would reap a run whose process died before it
+        "import os, sys, lineage\n"
+        "run = lineage.init(project='p', job_type='train')\n"
+        "print(run.id, flush=True)\n"
+        "sys.stdin.read()\n"
+        "os._exit(9)\n"
+    )
+    dead = []
+    processes = []
+    for _ in range(2):
+        process = subprocess.Popen(
+            [sys.executable, "-c", code],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=os.environ,
+        )
+        processes.append(process)
+        assert process.stdout is not None
+        dead.append(process.stdout.readline().strip())
+    for process in processes:
+        process.communicate("")
+        assert process.returncode == 9
+    assert all(dead)
+    marked = stale("--json")
+    assert sorted(r["id"] for r in json.loads(marked.stdout) if r["state"] == "crashed") == sorted(
+        dead
+    )
+    first, *rest = marked.stderr.splitlines()
+    assert first == "marked 2 runs crashed (their process is gone):", marked.stderr
+    assert sorted(line.split()[0] for line in rest) == sorted(dead)
+    assert stale().stderr.startswith("no runs marked crashed")  # once only
 
 
 def test_empty_keys_are_stored_as_written_and_filters_agree(run_cli) -> None:  # type: ignore[no-untyped-def]

@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from lineage.cli import cli
 from lineage.cli.demo import run_demo
 from lineage.openlineage import check_event, ingest
+from lineage.openlineage.group import ingest_group
 from lineage.openlineage.validation import _validator
 from lineage.server.app import open_service
 from lineage.service import Service
@@ -45,17 +46,54 @@ def warehouse_events() -> list[dict[str, Any]]:
 
 
 def graph_of(service: Service, key: dict[str, str] | None = None) -> nx.DiGraph:
-    """Every run and its inputs and outputs; versions named by ``key`` (id -> original ref)."""
+    """Every run and its inputs and outputs, with what lineage knows of them (an imported
+    version's metadata beside the ``openlineage`` facets it came with); versions named by
+    ``key`` (id -> original ref)."""
     key = key or {}
     g = nx.DiGraph()
     for run in service.runs():
-        g.add_node(run.id, state=run.state, name=run.name)
+        g.add_node(
+            run.id,
+            state=run.state,
+            name=run.name,
+            job_type=run.job_type,
+            config=run.config,
+            summary=run.summary,
+            tags=run.tags,
+            notes=run.notes,
+            user=run.user,
+            host=run.host,
+            code=run.code,
+            error=run.error,
+        )
         inputs, outputs = service.run_io(run.id)
+        for v in [*inputs, *outputs]:
+            g.add_node(
+                key.get(v.id, v.id),
+                size=v.size,
+                aliases=sorted(v.aliases),
+                type=v.type,
+                metadata={k: m for k, m in v.metadata.items() if k != "openlineage"},
+                description=v.description,
+                tags=v.tags,
+            )
         for v in inputs:
             g.add_edge(key.get(v.id, v.id), run.id)
         for v in outputs:
             g.add_edge(run.id, key.get(v.id, v.id))
+    # the store's filters see the facts too (SQLite's leaves, Neo4j's flattened properties)
+    g.graph["runs found"] = {
+        f: sorted(r.id for r in service.find_runs(filter=f)) for f in RUN_FILTERS
+    }
+    g.graph["versions found"] = {
+        f: sorted(key.get(v.id, v.id) for v in service.find_versions(filter=f))
+        for f in VERSION_FILTERS
+    }
     return g
+
+
+RUN_FILTERS = ["config.features >= 6", "summary.loss > 0", "tag = round3"]
+VERSION_FILTERS = ["metadata.stage = 1", "tag = candidate", "size > 100"]
 
 
 def original_refs(service: Service) -> dict[str, str]:
@@ -75,6 +113,10 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, nx.DiGraph
     try:
         for event in warehouse_events():
             ingest(service, check_event(event))
+        first = service.runs()[0]
+        service.tag(first.id, add=["round3", "keep"])
+        service.graph.update_run(first.id, {"notes": "the first stage"})
+        service.tag("surgery/policy:v1", add=["candidate"])
         before = graph_of(service)
     finally:
         service.graph.close()
@@ -142,11 +184,28 @@ def test_import_rebuilds_the_same_graph(
     service = open_service(store, blobs)
     try:
         after = graph_of(service, original_refs(service))
-        assert nx.utils.graphs_equal(before, after)  # nodes, edges, run states and names
+        versions = [before.nodes[n] for n in before.nodes if "size" in before.nodes[n]]
+        assert any(v["size"] > 0 for v in versions)
+        assert any(set(v["aliases"]) - {"latest"} for v in versions)  # base, best, production
+        assert any(v["metadata"] for v in versions) and any(v["tags"] for v in versions)
+        runs = [before.nodes[n] for n in before.nodes if "config" in before.nodes[n]]
+        assert any(r["config"] and r["summary"] and r["code"] for r in runs)
+        assert any(r["tags"] and r["notes"] for r in runs)
+        assert all(before.graph["runs found"].values())
+        assert all(before.graph["versions found"].values())
+        # nodes, edges, run facts and versions' (sizes, aliases, metadata, tags too)
+        assert nx.utils.graphs_equal(before, after), _differences(before, after)
         assert set(before.edges) == set(after.edges) and len(before.edges) > 40
         # every version comes back under its own ref (same project, name and index)
         refs = original_refs(service)
         assert all(new == old for new, old in refs.items()), refs
+        # the facts are the records' own, not kept twice in the facets they came in
+        for run in service.runs():
+            assert not {"config", "summary", "tags"} & set(run.facets["run"]["lineage"])
+        for artifact in service.artifacts():
+            for v in service.versions(artifact.project, artifact.name):
+                came = v.metadata["openlineage"]["facets"]["lineage"]
+                assert "ref" in came and not {"metadata", "tags"} & set(came)
         again = runner.invoke(cli, args)  # a second import changes nothing
         assert again.exit_code == 0, again.output
         assert nx.utils.graphs_equal(graph_of(service, original_refs(service)), after)
@@ -155,6 +214,45 @@ def test_import_rebuilds_the_same_graph(
         )
     finally:
         service.graph.close()
+
+
+@pytest.mark.parametrize("backend_name", ["sqlite", "neo4j"])
+def test_the_servers_groups_rebuild_the_same_graph(
+    exported: tuple[Path, nx.DiGraph],
+    backend_name: str,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+) -> None:
+    """The export sent to a server's OpenLineage endpoint (its groups, set-based: another
+    path than ``lineage import``'s) comes back the same, sizes and aliases too."""
+    out, before = exported
+    if backend_name == "sqlite":
+        store = str(tmp_path / "fresh")
+    else:
+        neo = request.getfixturevalue("neo4j_server")
+        neo.wipe()
+        store = neo.uri
+    events = [check_event(json.loads(line)) for line in out.read_text().splitlines()]
+    service = open_service(store, str(tmp_path / "blobs"))
+    try:
+        for start in range(0, len(events), 8):
+            results = ingest_group(service, events[start : start + 8])
+            assert not [r for r in results if isinstance(r, Exception)], results
+        after = graph_of(service, original_refs(service))
+        assert nx.utils.graphs_equal(before, after), _differences(before, after)
+    finally:
+        service.graph.close()
+
+
+def _differences(before: nx.DiGraph, after: nx.DiGraph) -> list[Any]:
+    """The attributes that differ, node by node: as they were, as they came back."""
+    out = []
+    for n in before.nodes:
+        was, now = before.nodes[n], after.nodes.get(n) or {}
+        keys = sorted(k for k in {*was, *now} if was.get(k) != now.get(k))
+        if keys:
+            out.append((n, {k: (was.get(k), now.get(k)) for k in keys}))
+    return out
 
 
 def test_import_refuses_a_bad_file_and_stores_nothing(tmp_path: Path) -> None:

@@ -80,6 +80,39 @@ def test_tags_are_logged_with_who_and_found_by_filters(history) -> None:  # type
     assert _cli("tag", "model:v0", "bad tag!", code=2)
 
 
+def _error(*args: str, code: int) -> str:
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    assert result.exit_code == code, result.output
+    assert result.stdout == "" and result.stderr.count("\n") == 1, result.output
+    return result.stderr
+
+
+@pytest.mark.neo4j
+def test_a_target_that_is_nothing_says_what_was_looked_for(history) -> None:  # type: ignore[no-untyped-def]
+    """A bare word is a run id or an artifact's latest version: missing as both, the error
+    says both and where to find valid targets; a ref (with ':' or '/') is a version only,
+    and its miss says how to find versions, and that runs go by id."""
+    bare = _error("tag", "nosuchrun", "x", code=3)
+    assert bare == (
+        "error: no run has the id 'nosuchrun', and as a version's ref (name:latest): no "
+        "artifact 'nosuchrun' in project 'p'; `lineage runs` lists the runs (a run is "
+        "tagged by its id), `lineage ls` the artifacts (a version by its ref, name:vN)\n"
+    )
+    ref = _error("tag", "model:v9", "x", code=3)
+    assert ref.startswith("error: p/model:v9 does not exist; nearest versions of p/model: ")
+    assert ref.endswith(
+        "; `lineage runs` lists the runs (a run is tagged by its id), `lineage ls` the "
+        "artifacts (a version by its ref, name:vN)\n"
+    )
+    other = _error("tag", "q/model:v0", "x", code=3)
+    assert other.startswith("error: no artifact 'model' in project 'q'; `lineage runs`")
+    assert "no run" not in ref + other  # a ref is never a run's id
+    api = lineage.Api()  # the SDK (and GraphQL) say both misses too, without the CLI's hints
+    with pytest.raises(lineage.NotFound, match=r"^no run has the id 'nosuchrun', and as[^`]*$"):
+        api.tag("nosuchrun", add=["x"])
+    assert history[0] in _cli("tag", history[0], "x")  # the same word, a run's id: tagged
+
+
 def test_a_store_from_before_tags_and_users_opens(tmp_path: Path) -> None:
     """The additive schema change: the columns are added to an existing SQLite store."""
     path = tmp_path / "old.db"

@@ -8,7 +8,7 @@ import click
 
 from lineage import sent
 from lineage.cli.find import print_runs
-from lineage.cli.main import Context, cli, emit_json, errors, pass_ctx, run_label, size, when
+from lineage.cli.main import Context, cli, emit_json, errors, pass_ctx, size, when
 from lineage.errors import InvalidInput, RunNotFound
 from lineage.records import RUN_STATES, RunRecord, VersionRecord
 
@@ -33,9 +33,9 @@ def runs(
 ) -> None:
     """List runs (and reap dead ones with --stale)."""
     api = ctx.reader
-    if stale:
-        for run in api.reap_stale():
-            click.echo(f"marked crashed: {run_label(run)}", err=as_json)
+    if stale:  # said on stderr: stdout is the table (or the JSON) alone
+        for line in stale_lines(api.reap_stale()):
+            click.echo(line, err=True)
     if filter_ is not None or order_by is not None:
         found = api.runs(
             ctx.project, job_type=job_type, state=state, filter=filter_, order_by=order_by
@@ -52,6 +52,23 @@ def runs(
     where = [f"in project {ctx.project}" if ctx.project else "in any project"]
     where += [f"of job type {job_type}"] * bool(job_type) + [f"in state {state}"] * bool(state)
     print_runs(found, False, "no runs " + ", ".join(where))  # as `lineage find` lists them
+
+
+# runs named one a line by --stale; past them, how many more
+STALE_SHOWN = 20
+
+
+def stale_lines(reaped: list[RunRecord]) -> list[str]:
+    """What ``--stale`` says of the runs it marked crashed: how many, and which."""
+    if not reaped:
+        return ["no runs marked crashed: every running run of this host is alive"]
+    noun = "run" if len(reaped) == 1 else "runs"
+    lines = [f"marked {len(reaped)} {noun} crashed (their process is gone):"]
+    lines += [f"  {run.id}  {run.project}/{run.name}" for run in reaped[:STALE_SHOWN]]
+    if len(reaped) > STALE_SHOWN:
+        more = len(reaped) - STALE_SHOWN
+        lines.append(f"  and {more} more (`lineage runs --state crashed` lists them)")
+    return lines
 
 
 @cli.command("run")

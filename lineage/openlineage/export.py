@@ -6,15 +6,17 @@ or ``ABORT`` event at its end, both with the versions it consumed (inputs) and p
 name, the runId, the job, run and dataset facets. Everything else goes out under its
 project (the namespace) and name; a dataset's ``version`` facet is its version's ref.
 
-A ``lineage`` facet on runs and datasets carries what OpenLineage has no field for (the run
-id and state, the version's ref, digest, type, size and the time it was made: its producing
-event's time, else when it was stored), so that :func:`lineage.openlineage.
+A ``lineage`` facet on runs and datasets carries what OpenLineage has no field for (the run's
+id, state, config, summary, tags, notes, user, host, code and error; the version's ref,
+digest, type, size, aliases, metadata, description, tags and the time it was made: its
+producing event's time, else when it was stored), so that :func:`lineage.openlineage.
 ingest` of the events rebuilds the same graph in another store: ``lineage export
 --openlineage`` then ``lineage import``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
@@ -64,9 +66,21 @@ def _dataset(version: VersionRecord) -> dict[str, Any]:
         digest=version.digest,
         type=version.type,
         size=version.size,
+        aliases=sorted(version.aliases),
         eventTime=_time(version.made_at),  # when it was made, which its run's events need not say
+        **_given(
+            # what it came with through OpenLineage is the facets above
+            metadata={k: v for k, v in version.metadata.items() if k != "openlineage"},
+            description=version.description,
+            tags=list(version.tags),
+        ),
     )
     return {"namespace": namespace, "name": name, "facets": facets}
+
+
+def _given(**facts: Any) -> dict[str, Any]:
+    """The facts that say something (no empty ones: an import's default)."""
+    return {key: value for key, value in facts.items() if value}
 
 
 def _job(run: RunRecord) -> tuple[dict[str, Any], dict[str, Any], str]:
@@ -101,7 +115,21 @@ def run_events(
 ) -> list[dict[str, Any]]:
     """The events of one run: ``START``, and its end if it ended."""
     job, run_facets, run_id = _job(run)
-    run_facets["lineage"] = _facet(id=run.id, project=run.project, state=run.state)
+    run_facets["lineage"] = _facet(
+        id=run.id,
+        project=run.project,
+        state=run.state,
+        **_given(
+            config=dict(run.config),
+            summary=dict(run.summary),
+            tags=list(run.tags),
+            notes=run.notes,
+            user=run.user,
+            host=run.host,
+            code=dataclasses.asdict(run.code) if run.code is not None else None,
+            error=run.error,
+        ),
+    )
     datasets = {
         "inputs": [_dataset(v) for v in inputs],
         "outputs": [_dataset(v) for v in outputs],

@@ -97,9 +97,8 @@ class _Deferred:
     def put_encoded(self, encoded: Encoded) -> None:
         """A manifest encoded and hashed already (:func:`lineage.manifest.encode`), its
         blobs deferred as :meth:`put_bytes` defers them, without hashing them again."""
-        if self.staging is None:
-            if self.missing([encoded.digest]):
-                store_encoded(self, encoded)
+        if self.staging is None:  # put even if there: the store makes a young file durable
+            store_encoded(self, encoded, every_page=True)
             return
         for digest, page in encoded.pages:
             self.pending.setdefault(digest, page)

@@ -11,7 +11,11 @@ The mapping (Marquez's, with artifact versions):
   (no bytes: a one-entry manifest naming the dataset's location) identified by the
   ``version`` facet where present, else by the schema facet and the producing run (without
   a schema facet, by the producing run); the dataset's facets are the version's metadata,
-  under ``openlineage``;
+  under ``openlineage``; the ``lineage`` facet of lineage's own export gives the version
+  its type, size, description, its own metadata (beside ``openlineage``), its tags and its
+  aliases (moved to it, as they stood where it was exported), and the run its config,
+  summary, tags, notes, user, host, code and error: each one that is not valid is left
+  out, as an emitter's facet may say anything;
 - a version keeps the time it was made, ``event_at``: the ``eventTime`` of the earliest
   event that produced (or observed) it, whatever order the events arrive in (its
   ``created_at`` is when it was stored: for a replayed or late event, later). A version the
@@ -42,9 +46,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from lineage.errors import InvalidMetadata, InvalidName
+from lineage.errors import InvalidInput, InvalidMetadata, InvalidName
 from lineage.manifest import Encoded, Entry, encode_one, store_encoded
-from lineage.names import check_json, check_name
+from lineage.names import check_alias, check_json, check_name, check_text
 from lineage.openlineage.naming import internal_name, location
 from lineage.openlineage.validation import InvalidEvent, event_kind, event_time, run_id
 from lineage.records import (
@@ -52,11 +56,12 @@ from lineage.records import (
     PRODUCED,
     RUN_STATES,
     ArtifactRecord,
+    CodeVersion,
     Edge,
     RunRecord,
     VersionRecord,
 )
-from lineage.service import Service
+from lineage.service import MAX_TAGS, MAX_TEXT, Service
 from lineage.storage.graph import NewVersion
 
 __all__ = ["STATES", "Ingested", "bound", "dataset_ref", "ingest"]
@@ -123,14 +128,20 @@ class _Dataset:
         self.artifact = internal_name(self.name)
         self.facets: Mapping[str, Any] = item.get("facets") or {}
         self._encoded: dict[str | None, Encoded] = {}  # by run
-        own = {"namespace": self.namespace, "name": self.name, "facets": self.facets}
+        # kept as they came, but the facts lineage's export carried: they are the version's
+        facets = _without(self.facets, ("metadata", "description", "tags"))
+        own = {"namespace": self.namespace, "name": self.name, "facets": facets}
         for extra in ("inputFacets", "outputFacets"):
             if item.get(extra):
                 own[extra] = item[extra]
+        given = _given(self.facets)
+        mine = _json(given.get("metadata"), "metadata") or {}
         try:
-            self.metadata = check_json({"openlineage": own}, "dataset facets")
+            self.metadata = check_json({**mine, "openlineage": own}, "dataset facets")
         except InvalidMetadata as error:
             raise InvalidEvent(str(error), field=f"{where}.facets") from None
+        self.description = _text(given.get("description"), "description")
+        self.tags = _tags(given.get("tags"))
 
     @property
     def named_version(self) -> str | None:
@@ -196,22 +207,64 @@ class _Dataset:
         return self.encoded(run).digest
 
     def manifest(self, service: Service, run: str | None) -> str:
-        """The digest of the reference manifest of :meth:`encoded`, stored if new (a
-        group's deferred blobs take it as it is: no second hashing)."""
+        """The digest of the reference manifest of :meth:`encoded`, stored (a group's
+        deferred blobs take it as it is: no second hashing). Put even when its files are
+        there: a group that failed may have left them unsynced, and a put makes them
+        durable (lineage.storage.local), where a look would trust them."""
         encoded = self.encoded(run)
         blobs: Any = service.blobs
         put_encoded = getattr(blobs, "put_encoded", None)
         if put_encoded is not None:
             put_encoded(encoded)
-        elif blobs.missing([encoded.digest]):
-            return store_encoded(blobs, encoded)
-        return encoded.digest
+            return encoded.digest
+        return store_encoded(blobs, encoded, every_page=True)
 
     def find(self, service: Service, digest: str) -> VersionRecord | None:
         for version in service.graph.list_versions(self.project, self.artifact):
             if version.digest == digest and version.state == "committed":
                 return version
         return None
+
+    @property
+    def size(self) -> int:
+        """The version's size that lineage's own export wrote in its ``lineage`` facet (the
+        bytes of the version it exported), else 0: a reference names no bytes of its own."""
+        facet = self.facets.get("lineage")
+        size = facet.get("size") if isinstance(facet, Mapping) else None
+        if isinstance(size, int) and not isinstance(size, bool) and 0 <= size < 2**63:
+            return size
+        return 0
+
+    @property
+    def aliases(self) -> tuple[str, ...]:
+        """The aliases that lineage's own export wrote in its ``lineage`` facet, but
+        ``latest`` (it moves by itself) and any that is not a valid alias."""
+        facet = self.facets.get("lineage")
+        given = facet.get("aliases") if isinstance(facet, Mapping) else None
+        out: list[str] = []
+        for alias in given if isinstance(given, list) else ():
+            try:
+                alias = check_alias(alias)
+            except InvalidName:
+                continue
+            if alias != "latest" and alias not in out:
+                out.append(alias)
+        return tuple(out)
+
+    def aliased(self, service: Service, version: VersionRecord) -> VersionRecord:
+        """``version`` with the :attr:`aliases` and :attr:`tags` it had where it was
+        exported: an alias that another version holds here moves to it, as it stood in the
+        exporting store; tags are added."""
+        if version.state != "committed":
+            return version
+        for alias in self.aliases:
+            if alias not in version.aliases:
+                version = service.set_alias(version.id, alias)
+        if set(self.tags) - set(version.tags):
+            tagged = service.tag(version.id, add=self.tags)
+            assert isinstance(tagged, VersionRecord)
+            version = tagged
+        return version
 
     def made_at(self, at: float) -> float:
         """When the version an event at ``at`` names was made: the time lineage's own export
@@ -234,7 +287,7 @@ class _Dataset:
         digest = self.manifest(service, None)
         found = None if empty else self.find(service, digest)
         if found is not None:
-            return found
+            return self.aliased(service, found)
         made = self.made_at(at)
         index = (
             0
@@ -247,15 +300,16 @@ class _Dataset:
             type=self.type,
             index=index,
             digest=digest,
-            size=0,
+            size=self.size,
             file_count=1,
             metadata=self.metadata,
+            description=self.description,
             created_at=at,
             aliases=() if newer else ("latest",),
             event_at=made,
         )
         service.graph.import_records(versions=[version])
-        return version
+        return self.aliased(service, version)
 
 
 class _Run:
@@ -288,7 +342,7 @@ class _Run:
                 "name": self.job["name"],
                 "facets": self.job.get("facets") or {},
             },
-            "run": dict(run_facets),
+            "run": _without(run_facets, RUN_FACTS),  # kept, but the facts: the run's
             "eventTime": event["eventTime"],
             "producer": event.get("producer"),
         }
@@ -301,6 +355,8 @@ class _Run:
         failure = run_facets.get("errorMessage")
         message = failure.get("message") if isinstance(failure, Mapping) else None
         self.error = str(message)[:65536] if message else None
+        self.facts = run_facts(run_facets)
+        self.given_error = self.facts.pop("error", None)  # how it ended, as lineage said
 
     def store(self) -> Ingested:
         datasets = [*self.outputs, *self.inputs]
@@ -345,10 +401,20 @@ class _Run:
             state=self.state,
             started_at=self.at,
             finished_at=self.at if terminal else None,
-            error=self.error if self.state == "failed" else None,
+            error=self.ended_error(),
             parent=self.parent,
             facets=self.facets,
+            **self.facts,
         )
+
+    def ended_error(self) -> str | None:
+        """The error of the run as this event ends it: what lineage's export said of it,
+        else the ``errorMessage`` facet of a failure."""
+        if self.state == "running":
+            return None
+        if self.given_error is not None:
+            return str(self.given_error)
+        return self.error if self.state == "failed" else None
 
     def _update(self, run: RunRecord) -> RunRecord:
         changes = self.changes(run)
@@ -373,7 +439,7 @@ class _Run:
             if (not ended or later) and (run.state != self.state or run.finished_at != self.at):
                 changes["state"] = self.state
                 changes["finished_at"] = self.at
-                changes["error"] = self.error if self.state == "failed" else None
+                changes["error"] = self.ended_error()
         if self.parent is not None and run.parent is None:
             changes["parent"] = self.parent
         return changes
@@ -389,9 +455,10 @@ class _Run:
                     name=dataset.artifact,
                     type=dataset.type,
                     digest=digest,
-                    size=0,
+                    size=dataset.size,
                     file_count=1,
                     metadata=dataset.metadata,
+                    description=dataset.description,
                     run_id=self.id,
                     at=self.at,
                     event_at=dataset.made_at(self.at),
@@ -401,7 +468,7 @@ class _Run:
                 version = self._merge_metadata(version, dataset)
                 if version.id not in made and not self.service.reaches(self.id, version.id, "up"):
                     self.graph.add_edges([Edge(source=self.id, target=version.id, kind=PRODUCED)])
-            found.append(version)
+            found.append(dataset.aliased(self.service, version))
         return found
 
     def _inputs(self, run: RunRecord, outputs: set[str]) -> list[VersionRecord]:
@@ -484,6 +551,97 @@ def _lineage_facet(facets: Mapping[str, Any], key: str, default: Any) -> Any:
         return check_name(value, key) if value is not None else default
     except InvalidName:
         return default
+
+
+RUN_FACTS = ("config", "summary", "tags", "notes", "user", "host", "code", "error")
+
+
+def _without(facets: Mapping[str, Any], facts: Sequence[str]) -> dict[str, Any]:
+    """``facets`` with a ``lineage`` facet that holds none of ``facts`` (kept elsewhere:
+    not twice, which would double a store's leaves and flattened keys)."""
+    out = dict(facets)
+    given = _given(facets)
+    if any(fact in given for fact in facts):
+        out["lineage"] = {k: v for k, v in given.items() if k not in facts}
+    return out
+
+
+def run_facts(run_facets: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of a run that lineage's own export gave in its ``lineage`` run facet
+    (config, summary, tags, notes, user, host, code, error), each as a run is checked when it
+    starts; one that is not valid is left out."""
+    given = _given(run_facets)
+    facts: dict[str, Any] = {}
+    for key in ("config", "summary"):
+        if (document := _json(given.get(key), key)) is not None:
+            facts[key] = document
+    if tags := _tags(given.get("tags")):
+        facts["tags"] = tags
+    for key in ("notes", "user", "host", "error"):
+        if (text := _text(given.get(key), key)) is not None:
+            facts[key] = text
+    if (code := _code(given.get("code"))) is not None:
+        facts["code"] = code
+    return facts
+
+
+def _given(facets: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The ``lineage`` facet (what lineage's own export writes); empty when there is none."""
+    facet = facets.get("lineage")
+    return facet if isinstance(facet, Mapping) else {}
+
+
+def _json(value: Any, what: str) -> dict[str, Any] | None:
+    if not isinstance(value, Mapping):
+        return None
+    try:
+        return check_json(value, what)
+    except InvalidInput:
+        return None
+
+
+def _text(value: Any, what: str) -> str | None:
+    if not isinstance(value, str) or len(value) > MAX_TEXT:
+        return None
+    try:
+        check_text(value, what)
+    except InvalidInput:
+        return None
+    return value
+
+
+def _tags(value: Any) -> tuple[str, ...]:
+    out: list[str] = []
+    for tag in value if isinstance(value, list) else ():
+        try:
+            tag = check_name(tag, "tag")
+        except InvalidName:
+            continue
+        if tag not in out:
+            out.append(tag)
+    return tuple(out[:MAX_TAGS])
+
+
+def _code(value: Any) -> CodeVersion | None:
+    if not isinstance(value, Mapping):
+        return None
+    commit, dirty, command = value.get("commit"), value.get("dirty"), value.get("command", [])
+    optional = [value.get("remote"), value.get("script")]
+    if not (
+        isinstance(commit, str)
+        and isinstance(dirty, bool)
+        and all(part is None or isinstance(part, str) for part in optional)
+        and isinstance(command, list)
+        and all(isinstance(arg, str) for arg in command)
+    ):
+        return None
+    try:
+        check_text([commit, *optional, *command], "code")
+    except InvalidInput:
+        return None
+    return CodeVersion(
+        commit=commit, dirty=dirty, remote=optional[0], script=optional[1], command=tuple(command)
+    )
 
 
 def _seconds(text: Any) -> float:

@@ -220,6 +220,8 @@ class _Plan:
     def event(self, event: _Run) -> Ingested:
         """Map ``event`` onto the state (raises what refuses it, or _Fallback)."""
         datasets = [*event.outputs, *event.inputs]
+        if any(dataset.aliases or dataset.tags for dataset in datasets):
+            raise _Fallback  # aliases and tags as lineage's export gave them: by the service
         for dataset in datasets:
             dataset.check(self.locations, self.artifact_record)
         run, fresh = self._run(event)
@@ -281,7 +283,8 @@ class _Plan:
                     at = max(at, artifact[3])
             version = VersionRecord(
                 project=key[0], name=key[1], type=dataset.type, index=index, digest=digest,
-                size=0, file_count=1, metadata=dataset.metadata, aliases=("latest",),
+                size=dataset.size, file_count=1, metadata=dataset.metadata, aliases=("latest",),
+                description=dataset.description,
                 created_by=event.id, created_at=at, event_at=dataset.made_at(event.at),
             )  # fmt: skip
             self._made(version)
@@ -362,7 +365,8 @@ class _Plan:
             index = stored
         version = VersionRecord(
             project=key[0], name=key[1], type=dataset.type, index=index, digest=digest,
-            size=0, file_count=1, metadata=dataset.metadata, created_at=at,
+            size=dataset.size, file_count=1, metadata=dataset.metadata, created_at=at,
+            description=dataset.description,
             aliases=() if newer else ("latest",), event_at=dataset.made_at(at),
         )  # fmt: skip
         self._made(version)

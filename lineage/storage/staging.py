@@ -261,14 +261,16 @@ def recover_stale(graph: object, blobs: object) -> None:
     """Blobs a writer staged and did not live to sync made durable in the blob store (a
     crash's or a power loss's leftovers), by whoever opens the pair next (``open_stores``,
     the server's ``open_service``): those staged more than :data:`STALE_SECONDS` ago. A
-    store that cannot be written (read-only) is read as it is, with a warning."""
+    store that cannot be written (a read-only file or folder, a Neo4j that refuses the
+    write: its staging raises a LineageError) is read as it is, with a warning."""
     staging = Staging.of(graph, blobs)
     if staging is None:
         return
     try:
         staging.recover(before=time.time() - STALE_SECONDS)
     except (LineageError, OSError, sqlite3.Error) as error:
-        logger.warning("cannot recover the staged blobs of %s: %s", blobs, error)
+        url = getattr(blobs, "url", blobs)
+        logger.warning("cannot recover the staged blobs of %s: %s", url, error)
 
 
 class _Gone(OSError):

@@ -7,15 +7,18 @@ writers whose blob stores another's sync does not cover."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
 from typing import Any
 
+import neo4j
 import pytest
 from test_staging import damage, events, runs_seen_at_each_write, version_blobs
 
 from lineage.hashing import hash_bytes
 from lineage.openlineage.group import ingest_group
+from lineage.server.app import open_service
 from lineage.service import Service
 from lineage.storage import open_stores, staging
 from lineage.storage.local import LocalBlobStore
@@ -136,6 +139,43 @@ def test_a_dead_writers_blobs_are_restored_and_no_other_store_loses_its_own(
     assert staged(other) == theirs
     reader.close()
     other.graph.close()
+
+
+def test_a_recovery_neo4j_refuses_is_a_warning_and_the_stores_open(
+    uri: str,
+    tmp_path: Path,
+    no_retirement: None,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Neo4j refuses to forget a dead writer's staged blobs (something else linked their
+    nodes, and a DELETE of a node with relationships is refused: a ClientError of the
+    server's own): the command opening the stores warns, as over SQLite, and reads on,
+    its manifests restored all the same."""
+    first = open_pair(uri, tmp_path / "blobs")
+    ingest_group(first, events("r", 2))
+    expected = version_blobs(first)
+    assert staged(first)
+    damage(first.blobs, list(staged(first)))  # type: ignore[arg-type]
+    first.graph.close()
+    with neo4j.GraphDatabase.driver(uri) as driver:
+        driver.execute_query("MATCH (s:StagedBlob) CREATE (s)-[:SEEN_BY]->(:Audit)")
+    monkeypatch.setattr(staging, "STALE_SECONDS", -1.0)
+    with caplog.at_level(logging.WARNING, logger="lineage.storage.staging"):
+        reader = open_stores(uri, str(tmp_path / "blobs"))
+    [warning] = [r for r in caplog.records if r.name == "lineage.storage.staging"]
+    assert "cannot recover the staged blobs" in warning.getMessage()
+    assert "ConstraintValidationFailed" in warning.getMessage()
+    assert {d: reader.blobs.get_bytes(d) for d in expected} == expected
+    assert set(staged(Service(reader.graph, reader.blobs))) >= set(expected)  # still staged
+    reader.close()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="lineage.storage.staging"):
+        server = open_service(uri, str(tmp_path / "blobs"))  # a server starting on them
+    [warning] = [r for r in caplog.records if r.name == "lineage.storage.staging"]
+    assert "ConstraintValidationFailed" in warning.getMessage()
+    assert version_blobs(server) == expected
+    server.graph.close()
 
 
 def test_a_group_that_fails_makes_its_files_durable_before_its_events_go_alone(

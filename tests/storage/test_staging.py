@@ -22,7 +22,7 @@ from test_openlineage_group import job_events
 from lineage.errors import DigestMismatch
 from lineage.hashing import hash_bytes
 from lineage.manifest import manifest_digests
-from lineage.openlineage import check_event
+from lineage.openlineage import check_event, ingest
 from lineage.openlineage.group import ingest_group
 from lineage.server.auth import create_token
 from lineage.service import Service
@@ -307,6 +307,25 @@ def test_a_damaged_file_already_there_is_written_again(tmp_path: Path, no_retire
         path.write_bytes(b"")
     ingest_group(second, sent)
     assert {d: second.blobs.get_bytes(d) for d in expected} == expected
+
+
+def test_an_event_stored_alone_makes_a_failed_groups_unsynced_manifests_durable(
+    tmp_path: Path,
+) -> None:
+    """A group that failed leaves its manifests' files unsynced and staged nowhere; the same
+    events stored one by one (``lineage import``) find them there and make them durable
+    (a fsync each, lineage.storage.local) instead of trusting them."""
+    sent = events("g", 2)
+    scratch = open_pair(tmp_path / "scratch")
+    ingest_group(scratch, sent)
+    manifests = version_blobs(scratch)
+    service = open_pair(tmp_path / "real")
+    blobs: Any = service.blobs
+    blobs.put_bytes_unsynced(list(manifests.items()))  # the failed group's leftovers
+    for event in sent:
+        ingest(service, event)
+    assert version_blobs(service) == manifests
+    assert blobs.dedup_synced >= len(manifests) and blobs.dedup_trusted == 0
 
 
 def test_restore_refuses_bytes_that_are_not_their_digest(tmp_path: Path) -> None:

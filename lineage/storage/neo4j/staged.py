@@ -16,14 +16,23 @@ written: a node whose ``seq`` is at most the newest committed one read before a 
 file that the sync covered.
 
 >>> staged = StagedBlobs(store, "host:/data/blobs")   # store.staging_for(blobs_url)
+
+What the server or the driver refuses (a reader's account, a database that refuses writes, a
+node something else linked) is a :class:`~lineage.errors.LineageError` naming it, as every
+failure of the staging is: whoever opens the stores warns and reads on (``recover_stale``).
 """
 
 from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, LiteralString
+
+from neo4j.exceptions import DriverError, Neo4jError
+
+from lineage.errors import LineageError
 
 if TYPE_CHECKING:
     from lineage.storage.neo4j.store import Neo4jGraphStore
@@ -69,7 +78,8 @@ class StagedBlobs:
             "RETURN s.seq AS seq, s.digest AS digest, s.data AS data ORDER BY s.seq"
         )
         upto = time.time_ns() if before is None else int(before * 1e9)
-        rows = self.store.run_write(query, {"scope": self.scope, "before": upto})
+        with self._refused("read"):
+            rows = self.store.run_write(query, {"scope": self.scope, "before": upto})
         return [(row["seq"], row["digest"], bytes(row["data"])) for row in rows]
 
     def last_staged(self) -> int:
@@ -77,7 +87,8 @@ class StagedBlobs:
         query: LiteralString = (
             "MATCH (s:StagedBlob {scope: $scope}) RETURN coalesce(max(s.seq), 0) AS last"
         )
-        rows = self.store.run_write(query, {"scope": self.scope})
+        with self._refused("read"):
+            rows = self.store.run_write(query, {"scope": self.scope})
         last: Any = rows[0]["last"]
         return int(last)
 
@@ -85,7 +96,19 @@ class StagedBlobs:
         """Forget this scope's staged blobs up to ``seq`` ``upto`` (the blob store holds
         them durably)."""
         query: LiteralString = "MATCH (s:StagedBlob {scope: $scope}) WHERE s.seq <= $upto DELETE s"
-        self.store.run_write(query, {"scope": self.scope, "upto": upto})
+        with self._refused("forget"):
+            self.store.run_write(query, {"scope": self.scope, "upto": upto})
 
     def close_thread(self) -> None:
         """Nothing held by a thread (the driver's sessions are a call's)."""
+
+    @contextmanager
+    def _refused(self, doing: str) -> Iterator[None]:
+        """The driver's errors as lineage's (a LineageError naming the server's code)."""
+        try:
+            yield
+        except (Neo4jError, DriverError) as exc:
+            code = getattr(exc, "code", None) or type(exc).__name__
+            message = " ".join(str(getattr(exc, "message", None) or exc).split())
+            text = f"{self.store!r} refused to {doing} the staged blobs of {self.scope}"
+            raise LineageError(f"{text}: {code}: {message}") from exc
