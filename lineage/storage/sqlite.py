@@ -14,7 +14,7 @@ import sqlite3
 import threading
 import time
 from collections import Counter
-from collections.abc import Collection, Iterable, Iterator, KeysView, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, KeysView, Mapping, Sequence
 from contextlib import contextmanager
 from itertools import chain
 from pathlib import Path
@@ -288,6 +288,7 @@ class SQLiteGraphStore:
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._closing: list[Callable[[], None]] = []
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db().executescript("BEGIN IMMEDIATE;" + SCHEMA + "COMMIT;")
         self._migrate()
@@ -441,7 +442,17 @@ class SQLiteGraphStore:
         finally:
             db.execute("COMMIT")
 
+    def before_close(self, call: Callable[[], None]) -> None:
+        """Have ``call`` run when :meth:`close` starts, before any connection closes: a
+        thread of this store's user that holds a connection of its own (the staged blobs'
+        retirer) ends first. Closing a connection another thread is using crashes the
+        process (sqlite3's C library), where Neo4j's driver raises."""
+        self._closing.append(call)
+
     def close(self) -> None:
+        closing, self._closing = self._closing, []
+        for call in closing:
+            call()
         with self._lock:
             for db in self._connections:
                 db.close()

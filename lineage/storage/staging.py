@@ -101,6 +101,7 @@ class Staging:
         self.blobs = blobs
         self._lock = threading.Lock()
         self._retirer: threading.Thread | None = None
+        self._stopping = threading.Event()
         self._dirty = False
         self._recovered = False
         self._files: _FilesProcess | None = None
@@ -123,6 +124,9 @@ class Staging:
             if found is None or found.blobs is not blobs:
                 stages = scoped(blobs.url) if callable(scoped) else graph  # type: ignore[attr-defined]
                 found = _instances[graph] = cls(stages, blobs)  # type: ignore[arg-type]
+                closing = getattr(graph, "before_close", None)
+                if callable(closing):  # its retirer done before the store's connections go
+                    closing(found.stop)
             return found
 
     def write_soon(self, blobs: Sequence[tuple[str, bytes]]) -> None:
@@ -208,10 +212,26 @@ class Staging:
                 )
                 self._retirer.start()
 
+    def stop(self) -> None:
+        """End the retirer, waiting for a retirement under way (the graph store is closing:
+        a retirer left running would use a connection closed under it, which for SQLite is
+        a crash of the process, not an error). What is staged and not yet retired stays
+        staged, for the next writer or command to recover, as a crash leaves it. The files
+        process stops too."""
+        self._stopping.set()
+        with self._lock:
+            retirer = self._retirer
+        if retirer is not None and retirer is not threading.current_thread():
+            retirer.join()
+        self.close()
+
     def _retire_later(self) -> None:
         try:
             while True:
-                time.sleep(RETIRE_SECONDS)
+                if self._stopping.wait(RETIRE_SECONDS):  # stop(): no retirement begins
+                    with self._lock:
+                        self._retirer = None
+                    return
                 with self._lock:
                     if not self._dirty:
                         self._retirer = None

@@ -116,6 +116,36 @@ def test_retirement_syncs_before_it_forgets(
     service.graph.close()
 
 
+def test_closing_the_store_waits_for_its_retirer(
+    uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store closed while its retirer is in a retirement: close waits for it, and the
+    staged nodes are forgotten (it closed the driver under the retirer, which logged a
+    DriverError and left them for a recovery)."""
+    monkeypatch.setattr(staging, "RETIRE_SECONDS", 0.02)
+    service = open_pair(uri, tmp_path / "blobs")
+    blobs: Any = service.blobs
+    syncing, go_on = threading.Event(), threading.Event()
+    real_sync = blobs.sync
+    failures: list[str] = []
+    monkeypatch.setattr(staging.logger, "exception", lambda *a, **k: failures.append(a[0]))
+
+    def sync() -> None:
+        syncing.set()
+        assert go_on.wait(30)
+        real_sync()
+
+    monkeypatch.setattr(blobs, "sync", sync)
+    ingest_group(service, events("closing", 3))
+    assert syncing.wait(30)
+    threading.Timer(0.2, go_on.set).start()
+    service.graph.close()
+    assert go_on.is_set() and failures == []
+    again = open_pair(uri, tmp_path / "blobs")
+    assert staged(again) == {}
+    again.graph.close()
+
+
 def test_a_dead_writers_blobs_are_restored_and_no_other_store_loses_its_own(
     uri: str, tmp_path: Path, no_retirement: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -210,6 +210,39 @@ def test_retirement_syncs_before_it_forgets(
     assert rows_at_sync and rows_at_sync[0] > 0
 
 
+def test_closing_the_store_waits_for_its_retirer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The graph store closed while the retirer is between its sync and its forgetting (a
+    server's shutdown, a command's end a second after its last group): close waits for it,
+    the staged rows are forgotten, and nothing uses a closed connection. It closed them
+    under the retirer: the rows stayed, and a retirer in the middle of a statement crashed
+    the process (bench_openlineage --in-process: a segmentation fault)."""
+    monkeypatch.setattr(staging, "RETIRE_SECONDS", 0.02)
+    service = open_pair(tmp_path)
+    blobs: Any = service.blobs
+    syncing, go_on = threading.Event(), threading.Event()
+    real_sync = blobs.sync
+    failures: list[str] = []
+    monkeypatch.setattr(staging.logger, "exception", lambda *a, **k: failures.append(a[0]))
+
+    def sync() -> None:  # the real syncfs, once the test has started to close the store
+        syncing.set()
+        assert go_on.wait(30)
+        real_sync()
+
+    monkeypatch.setattr(blobs, "sync", sync)
+    ingest_group(service, events("closing", 3))
+    assert syncing.wait(30)  # the retirer is in its retirement
+    threading.Timer(0.2, go_on.set).start()  # the close below is already waiting by then
+    service.graph.close()
+    assert go_on.is_set()  # close returned after the retirement, not before
+    assert failures == []
+    reopened = SQLiteGraphStore(tmp_path / "store" / "lineage.db")
+    assert reopened.staged_blobs() == []  # forgotten: durable in the blob store
+    reopened.close()
+
+
 def open_connections(path: Path) -> int:
     """File descriptors of this process open on the database file ``path``."""
     fds = Path("/proc/self/fd")

@@ -171,6 +171,7 @@ class Neo4jGraphStore:
     ) -> None:
         self.url = url
         self._shown = _redact(url)
+        self._closing: list[Callable[[], None]] = []
         user = user or os.environ.get("NEO4J_USER")
         password = password or os.environ.get("NEO4J_PASSWORD")
         self._database = database or os.environ.get("NEO4J_DATABASE") or None
@@ -450,7 +451,16 @@ class Neo4jGraphStore:
         rows: list[list[Any]] = record["rows"]
         return rows
 
+    def before_close(self, call: Callable[[], None]) -> None:
+        """Have ``call`` run when :meth:`close` starts, while the driver is still open (the
+        staged blobs' retirer ends first, its last retirement done, instead of failing on a
+        closed driver)."""
+        self._closing.append(call)
+
     def close(self) -> None:
+        closing, self._closing = self._closing, []
+        for call in closing:
+            call()
         helper: ThreadPoolExecutor | None = self.__dict__.get("_helper_pool")
         if helper is not None:
             helper.shutdown()
