@@ -162,6 +162,16 @@ def test_export_is_valid_openlineage(exported: tuple[Path, nx.DiGraph]) -> None:
     assert warehouse[1]["inputs"][0]["name"] == "raw.games"
 
 
+def fresh_store(backend_name: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty graph store of that backend to import into: a new SQLite folder, or the
+    session's Neo4j wiped."""
+    if backend_name == "sqlite":
+        return str(tmp_path / "fresh")
+    neo = request.getfixturevalue("neo4j_server")
+    neo.wipe()
+    return str(neo.uri)
+
+
 @pytest.mark.parametrize("backend_name", ["sqlite", "neo4j"])
 def test_import_rebuilds_the_same_graph(
     exported: tuple[Path, nx.DiGraph],
@@ -170,12 +180,7 @@ def test_import_rebuilds_the_same_graph(
     tmp_path: Path,
 ) -> None:
     out, before = exported
-    if backend_name == "sqlite":
-        store = str(tmp_path / "fresh")
-    else:
-        neo = request.getfixturevalue("neo4j_server")
-        neo.wipe()
-        store = neo.uri
+    store = fresh_store(backend_name, request, tmp_path)
     blobs = str(tmp_path / "blobs")
     runner = CliRunner()
     args = ["--store", store, "--blobs", blobs, "import", str(out)]
@@ -226,12 +231,7 @@ def test_the_servers_groups_rebuild_the_same_graph(
     """The export sent to a server's OpenLineage endpoint (its groups, set-based: another
     path than ``lineage import``'s) comes back the same, sizes and aliases too."""
     out, before = exported
-    if backend_name == "sqlite":
-        store = str(tmp_path / "fresh")
-    else:
-        neo = request.getfixturevalue("neo4j_server")
-        neo.wipe()
-        store = neo.uri
+    store = fresh_store(backend_name, request, tmp_path)
     events = [check_event(json.loads(line)) for line in out.read_text().splitlines()]
     service = open_service(store, str(tmp_path / "blobs"))
     try:
