@@ -229,8 +229,7 @@ class _Dataset:
     def size(self) -> int:
         """The version's size that lineage's own export wrote in its ``lineage`` facet (the
         bytes of the version it exported), else 0: a reference names no bytes of its own."""
-        facet = self.facets.get("lineage")
-        size = facet.get("size") if isinstance(facet, Mapping) else None
+        size = _given(self.facets).get("size")
         if isinstance(size, int) and not isinstance(size, bool) and 0 <= size < 2**63:
             return size
         return 0
@@ -239,8 +238,7 @@ class _Dataset:
     def aliases(self) -> tuple[str, ...]:
         """The aliases that lineage's own export wrote in its ``lineage`` facet, but
         ``latest`` (it moves by itself) and any that is not a valid alias."""
-        facet = self.facets.get("lineage")
-        given = facet.get("aliases") if isinstance(facet, Mapping) else None
+        given = _given(self.facets).get("aliases")
         out: list[str] = []
         for alias in given if isinstance(given, list) else ():
             try:
@@ -269,8 +267,7 @@ class _Dataset:
     def made_at(self, at: float) -> float:
         """When the version an event at ``at`` names was made: the time lineage's own export
         wrote in its ``lineage`` facet (a version made before the run's event), else ``at``."""
-        facet = self.facets.get("lineage")
-        made = facet.get("eventTime") if isinstance(facet, Mapping) else None
+        made = _given(self.facets).get("eventTime")
         if isinstance(made, str):
             try:
                 return _seconds(made)
@@ -545,8 +542,7 @@ def version_changes(version: VersionRecord, dataset: _Dataset, at: float) -> dic
 
 def _lineage_facet(facets: Mapping[str, Any], key: str, default: Any) -> Any:
     """A name in the ``lineage`` facet (what lineage's export writes), if it is a valid one."""
-    facet = facets.get("lineage")
-    value = facet.get(key) if isinstance(facet, Mapping) else None
+    value = _given(facets).get(key)
     try:
         return check_name(value, key) if value is not None else default
     except InvalidName:
