@@ -374,6 +374,14 @@ async def test_version_page(dash: Dashboard) -> None:
     assert sorted("dead" in c.split() for c in tree) == [False, True]
     assert "dead" in page.states["tree"][f"{PROJECT}/report:v0"]
     assert {"lineage", "tree"} <= page.ids
+    # its tags, as `lineage show`, --json and GraphQL give them
+    assert '<dd class="tags">-</dd>' in text
+    dash.service.tag(record.ref, add=["round3", "gold"])
+    tagged = (await dash.get(f"/versions/{PROJECT}/net/1")).text
+    assert (
+        '<dd class="tags"><span class="pill">round3</span><span class="pill">gold</span></dd>'
+        in tagged
+    )
 
 
 async def test_leaf_version_has_no_tree_picture(dash: Dashboard) -> None:

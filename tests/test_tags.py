@@ -68,6 +68,10 @@ def test_tags_are_logged_with_who_and_found_by_filters(history) -> None:  # type
     ]
     # the CLI: tag, find, runs --filter, and a bad filter refused (exit 2, nothing changed)
     assert "p/model:v0: tags gold" in _cli("tag", "model:v0", "gold")
+    # shown as the SDK and --json give them (the text view left them out)
+    assert "\n  tags         gold\n" in _cli("show", "model:v0")
+    assert json.loads(_cli("show", "model:v0", "--json"))["version"]["tags"] == ["gold"]
+    assert "  tags  " not in _cli("show", "model:v1")
     assert _cli("find", "--versions", "tag", "=", "gold").startswith("p/model:v0 ")
     found = json.loads(_cli("find", "config.lr < 1e-4 and tag = round3", "--json"))
     assert [r["id"] for r in found] == [history[0]] and found[0]["user"] == me

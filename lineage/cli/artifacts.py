@@ -133,6 +133,8 @@ def show(ctx: Context, ref: str, files: bool, as_json: bool, as_of: str | None =
     click.echo(f"  digest       {record.digest}")
     click.echo(f"  size         {size(record.size)} in {counted(record.file_count, 'file')}")
     click.echo(f"  aliases      {', '.join(record.aliases) or '-'}")
+    if record.tags:  # as `lineage run` shows a run's, and --json a version's
+        click.echo(f"  tags         {', '.join(record.tags)}")
     by = f" by run {record.created_by}" if record.created_by else " (no run made it: observed)"
     made = " (its OpenLineage event's time)" if record.event_at is not None else ""
     click.echo(f"  created      {when(record.made_at)}{by}{made}")
