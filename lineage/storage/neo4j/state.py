@@ -6,13 +6,17 @@ reads, then writes what they made. Through the protocol calls (``find_locations`
 ``add_locations``) that is about fifteen statements, each a Bolt round trip and, on a busy
 server, a few milliseconds. Here both halves are one statement each:
 
-- :data:`READ`: the storage locations the group names, then (their artifacts added) each
-  artifact's write lock, in key order, as ``commit_version`` takes it, and only after the
-  locks (a subquery of its own: an Apply runs it whole first) its type, next index and
-  newest version; the versions the plan will look for by digest (its outputs, its inputs
-  that name a version) and the newest versions of the artifacts its other inputs bind to
-  (what the plan would otherwise read one artifact at a time); the group's runs and the
-  edges that enter and leave them.
+- :data:`READ`: the storage locations the group names, then the write lock of each artifact
+  the group writes (its outputs', by name or location), in key order, as ``commit_version``
+  takes it, and only after the locks (a subquery of its own: an Apply runs it whole first)
+  each named artifact's type, next index and newest version. Its inputs are read unlocked,
+  so that another group that reads them goes on beside it (two lanes of
+  :class:`~lineage.openlineage.group.GroupWriter`); an input the plan makes a version of is
+  locked by the write, which finds a version another writer made meanwhile (the plan's
+  ``_Stale``: the group is stored again event by event). Then the versions the plan will
+  look for by digest (its outputs, its inputs that name a version) and the newest versions
+  of the artifacts its other inputs bind to (what the plan would otherwise read one
+  artifact at a time); the group's runs and the edges that enter and leave them.
 - :data:`WRITE`: the new runs, the versions with their artifacts (created, or their
   next index moved past the versions) and aliases, the edges of each kind, the changed
   runs and the new locations; each a ``CALL () {...}`` subquery, in that order, the
@@ -42,6 +46,8 @@ __all__ = [
     "READ_UNLOCKED",
     "WRITE",
     "GroupRead",
+    "forced",
+    "replanning",
     "version_aliases",
     "version_artifacts",
 ]
@@ -52,54 +58,84 @@ def _map(var: str, fields: tuple[str, ...]) -> LiteralString:
     return text
 
 
-# Planned once, kept however the store grows: their seeks are on unique keys and the plan
-# stays the best one, and planning a statement this long takes 0.2-2 s on a busy 2-CPU
-# machine (the store growing from empty, Neo4j would plan them again every 10 s or so)
+# Planned once, kept however the store grows: planning a statement this long takes 0.2-2 s
+# on a busy 2-CPU machine (the store growing from empty, Neo4j would plan them again every
+# 10 s or so). But a plan made while the store was nearly empty can scan whole indexes where
+# it should seek (a scan of an empty index costs nothing), and kept, each of its lookups
+# grows with the store: a group of 256 events went from 1,000 to 130 events/s
+# (bench/README.md). The hints (USING INDEX) pin the index, not the seek; so the writer
+# plans them again, ``replan=force``, at its groups 1, 4, 16, 64, ... (:func:`replanning`),
+# which replaces the kept plan: a handful of plans in a writer's life.
 _REPLAN: LiteralString = "CYPHER replan=skip "
+_FORCE: LiteralString = "CYPHER replan=force "
+
+
+def replanning(count: int) -> bool:
+    """Whether a writer's ``count``-th group (from 1) plans its statements again: at the
+    powers of 4."""
+    return count > 0 and count & (count - 1) == 0 and (count.bit_length() - 1) % 2 == 0
+
+
+def forced(query: LiteralString) -> LiteralString:
+    """``query`` (one of this module's) planned again when it runs."""
+    assert query.startswith(_REPLAN)
+    return _FORCE + query[len(_REPLAN) :]
 
 
 def _read(lock: bool) -> LiteralString:
+    # what the group writes (its outputs, by key or location), locked in key order
     locking: LiteralString = (
-        "CALL (keys) { UNWIND keys AS key MATCH (a:Artifact {key: key}) " + LOCK + " "
-        "RETURN count(a) AS locked } "
+        "CALL (locations) { "
+        "UNWIND [x IN locations WHERE x[0] IN $lock_uris | x[1] + '/' + x[2]] + $lock_keys "
+        "AS key WITH DISTINCT key ORDER BY key "
+        "MATCH (a:Artifact {key: key}) USING INDEX a:Artifact(key) "
+        + LOCK
+        + " RETURN count(a) AS locked } "
         if lock
         else ""
     )
     query: LiteralString = (
-        _REPLAN + "CALL () { UNWIND $uris AS uri MATCH (l:Location {uri: uri}) "
+        _REPLAN + "CALL () { UNWIND $uris AS uri "
+        "MATCH (l:Location {uri: uri}) USING INDEX l:Location(uri) "
         "RETURN collect([l.uri, l.project, l.name]) AS locations } "
         "CALL (locations) { UNWIND [x IN locations | x[1] + '/' + x[2]] + $keys AS key "
         "WITH DISTINCT key ORDER BY key RETURN collect(key) AS keys } "
         + locking
-        + "CALL (keys) { UNWIND keys AS key MATCH (a:Artifact {key: key}) "
-        "WHERE a.project IS NOT NULL "
+        + "CALL (keys) { UNWIND keys AS key "
+        "MATCH (a:Artifact {key: key}) USING INDEX a:Artifact(key) WHERE a.project IS NOT NULL "
         "OPTIONAL MATCH (p:ArtifactVersion {id: key + ':v' + toString(a.next_index - 1)}) "
+        "USING INDEX p:ArtifactVersion(id) "
         "RETURN collect([a.project, a.name, a.type, a.next_index, p.index, p.created_at]) "
         "AS artifacts } "
         # the key a dataset is stored under: its location's artifact, else its own
         "CALL (locations, keys) { UNWIND $digests AS row "
         "WITH row, [x IN locations WHERE x[0] = row[0] | x[1] + '/' + x[2]] AS at "
         "WITH DISTINCT coalesce(at[0], row[1]) AS key, row[2] AS digest "
-        "MATCH (a:Artifact {key: key}) WHERE a.project IS NOT NULL "
+        "MATCH (a:Artifact {key: key}) USING INDEX a:Artifact(key) WHERE a.project IS NOT NULL "
         "CALL (a, digest) { MATCH (v:ArtifactVersion {digest: digest}) "
+        "USING INDEX v:ArtifactVersion(digest) "
         "WHERE v.project = a.project AND v.name = a.name AND v.state = 'committed' "
         "RETURN v ORDER BY v.index LIMIT 1 } "
         "RETURN collect(" + VERSION_ROW + ") AS digested } "
         "CALL (locations, keys) { UNWIND $newest AS row "
         "WITH row, [x IN locations WHERE x[0] = row[0] | x[1] + '/' + x[2]] AS at "
         "WITH DISTINCT coalesce(at[0], row[1]) AS key "
-        "MATCH (a:Artifact {key: key}) WHERE a.project IS NOT NULL "
+        "MATCH (a:Artifact {key: key}) USING INDEX a:Artifact(key) WHERE a.project IS NOT NULL "
         "CALL (a) { MATCH (v:ArtifactVersion {project: a.project, name: a.name}) "
+        "USING INDEX v:ArtifactVersion(project, name) "
         "WHERE v.state = 'committed' "
         "WITH v ORDER BY v.index DESC LIMIT $scan "
         "RETURN collect(" + VERSION_ROW + ") AS versions } "
         "RETURN collect([a.project, a.name, versions]) AS newest } "
-        "CALL () { UNWIND $ids AS id MATCH (r:Run {id: id}) WHERE r.project IS NOT NULL "
+        "CALL () { UNWIND $ids AS id MATCH (r:Run {id: id}) USING INDEX r:Run(id) "
+        "WHERE r.project IS NOT NULL "
         "RETURN collect(" + fields_list("r", RUN_FIELDS) + ") AS runs } "
         "CALL () { UNWIND $ids AS id MATCH (n:Run {id: id})<-[:CONSUMED_BY]-(m) "
+        "USING INDEX n:Run(id) "
         "WHERE n.project IS NOT NULL "
         "RETURN collect([m.id, n.id]) AS ups } "
         "CALL () { UNWIND $ids AS id MATCH (n:Run {id: id})-[:PRODUCED]->(m) "
+        "USING INDEX n:Run(id) "
         "WHERE n.project IS NOT NULL "
         "RETURN collect([n.id, m.id]) AS downs } "
         "RETURN locations, artifacts, digested, newest, runs, ups, downs"
@@ -126,7 +162,8 @@ _VERSIONS: LiteralString = (
     "CALL () { UNWIND $artifacts AS row MERGE (a:Artifact {key: row.key}) "
     "ON CREATE SET a.project = row.project, a.name = row.name, a.type = row.type, "
     "a.created_at = row.created_at, a.next_index = 0 " + LOCK + " RETURN count(a) AS locked } "
-    "CALL () { UNWIND $artifacts AS row MATCH (a:Artifact {key: row.key}) "
+    "CALL () { UNWIND $artifacts AS row "
+    "MATCH (a:Artifact {key: row.key}) USING INDEX a:Artifact(key) "
     "WITH a, row, a.next_index AS current "
     "SET a.next_index = CASE WHEN current > row.top THEN current ELSE row.top + 1 END "
     "RETURN count(a) AS moved } "
@@ -146,7 +183,7 @@ _EDGES: LiteralString = (
     "MERGE (t:Run {id: p[1]}) MERGE (s)-[:CONSUMED_BY]->(t) RETURN count(*) AS used } "
 )
 _CHANGED: LiteralString = (
-    "CALL () { UNWIND $changed AS row MATCH (r:Run {id: row.id}) "
+    "CALL () { UNWIND $changed AS row MATCH (r:Run {id: row.id}) USING INDEX r:Run(id) "
     "WHERE r.project IS NOT NULL SET r += row.props RETURN count(r) AS changed } "
 )
 _LOCATIONS: LiteralString = (

@@ -110,6 +110,8 @@ from lineage.storage.neo4j.state import (
     READ_UNLOCKED,
     WRITE,
     GroupRead,
+    forced,
+    replanning,
     version_aliases,
     version_artifacts,
 )
@@ -142,6 +144,7 @@ class _Open:
     # of it names them: a duplicate event's group is its read alone)
     staged: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     wrote: bool = False
+    replan: bool = False  # its group's statements planned again (state.replanning)
 
 
 class Neo4jGraphStore:
@@ -158,6 +161,10 @@ class Neo4jGraphStore:
     # a first page walks its order's index unless one and-ed comparison on a key of the
     # filter holds for fewer nodes than this (find_runs; tests move it to try both plans)
     broad = 2000
+    # OpenLineage groups written at once (lineage.openlineage.group.GroupWriter): a group's
+    # transaction locks only what it writes, and the database server does the work while
+    # the writer maps the next group
+    group_lanes = 2
 
     def __init__(
         self,
@@ -1440,6 +1447,8 @@ class Neo4jGraphStore:
         digests: Collection[tuple[str | None, str, str, str]] = (),
         newest: Collection[tuple[str | None, str, str]] = (),
         scan: int = 64,
+        writes: Collection[tuple[str, str]] | None = None,
+        write_uris: Collection[str] = (),
     ) -> GroupRead:
         """What :meth:`find_locations` of ``uris``, :meth:`artifact_states` of ``keys`` and
         of the artifacts at those locations, :meth:`get_runs` of ``ids`` and the ``(source,
@@ -1450,7 +1459,13 @@ class Neo4jGraphStore:
         committed version of each ``digest`` (``versions_with_digests``) and the ``scan``
         newest committed versions of each of ``newest`` (``list_versions``), of the
         artifacts that exist."""
-        query = READ if self._open() is not None else READ_UNLOCKED
+        open_tx = self._open()
+        query = READ if open_tx is not None else READ_UNLOCKED
+        self._groups = getattr(self, "_groups", 0) + 1  # a race here only moves a replan
+        if replanning(self._groups):
+            query = forced(query)
+            if open_tx is not None:
+                open_tx.replan = True
         params = {
             "uris": list(dict.fromkeys(uris)),
             "keys": sorted({f"{p}/{n}" for p, n in keys}),
@@ -1458,6 +1473,8 @@ class Neo4jGraphStore:
             "digests": [[u, f"{p}/{n}", d] for u, p, n, d in dict.fromkeys(digests)],
             "newest": [[u, f"{p}/{n}"] for u, p, n in dict.fromkeys(newest)],
             "scan": scan,
+            "lock_keys": sorted({f"{p}/{n}" for p, n in (keys if writes is None else writes)}),
+            "lock_uris": list(dict.fromkeys(uris if writes is None else write_uris)),
         }
 
         def work(tx: neo4j.ManagedTransaction) -> neo4j.Record:
@@ -1522,7 +1539,8 @@ class Neo4jGraphStore:
         }
         open_tx = self._open()  # the blobs staged in it so far go with the write
         params["staged"] = open_tx.staged if open_tx is not None else []
-        found = self._write(lambda tx: tx.run(WRITE, params).single(strict=True))
+        query = forced(WRITE) if open_tx is not None and open_tx.replan else WRITE
+        found = self._write(lambda tx: tx.run(query, params).single(strict=True))
         if open_tx is not None:
             open_tx.staged = []
         return {"runs": found["runs"], "versions": found["versions"]}
