@@ -580,7 +580,8 @@ def main(argv: list[str] | None = None) -> int:
         "--writers",
         default="process",
         help="the server's OpenLineage writer, or several (process,thread): one server each, "
-        "their rounds alternated (LINEAGE_OPENLINEAGE_WRITER)",
+        "their rounds alternated (LINEAGE_OPENLINEAGE_WRITER); thread:2, groups "
+        "written at once (LINEAGE_OPENLINEAGE_LANES)",
     )
     parser.add_argument(
         "--no-sdk", action="store_true", help="leave out the SDK baseline (a quicker run)"
@@ -635,7 +636,10 @@ def main(argv: list[str] | None = None) -> int:
                 service = open_service(where, f"{blobs}-{writer}")
                 token = create_token(service, "write", "bench")
                 service.graph.close()
-                os.environ["LINEAGE_OPENLINEAGE_WRITER"] = writer  # the server inherits it
+                # the server inherits them; thread:2, groups written at once
+                kind_of, _, lanes = writer.partition(":")
+                os.environ["LINEAGE_OPENLINEAGE_WRITER"] = kind_of
+                os.environ["LINEAGE_OPENLINEAGE_LANES"] = lanes
                 server: ServerProcess | WorkersServer
                 if args.workers > 1:
                     server = WorkersServer(
@@ -657,6 +661,7 @@ def main(argv: list[str] | None = None) -> int:
                 else:
                     bench_openlineage(server.url, token, 20, 1)  # query plans, connections
             os.environ.pop("LINEAGE_OPENLINEAGE_WRITER", None)
+            os.environ.pop("LINEAGE_OPENLINEAGE_LANES", None)
             jvm = neo.pid if kind == "neo4j" and neo is not None else None
             for clients in (1, 8):
                 cells = {w: _Cells() for w in writers}
@@ -679,6 +684,7 @@ def main(argv: list[str] | None = None) -> int:
                         )
         finally:
             os.environ.pop("LINEAGE_OPENLINEAGE_WRITER", None)
+            os.environ.pop("LINEAGE_OPENLINEAGE_LANES", None)
             for server, _, _ in servers.values():
                 server.stop()
     if neo is not None:

@@ -29,6 +29,7 @@ import asyncio
 import contextlib
 import copy
 import logging
+import os
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol, cast, runtime_checkable
@@ -46,6 +47,9 @@ __all__ = ["JOURNAL_MIN", "MAX_GROUP", "SET_BASED", "GroupWriter", "Transactiona
 logger = logging.getLogger(__name__)
 
 MAX_GROUP = 256  # events in one transaction
+# events pending before a second group is written beside one in flight: a group's fixed cost
+# (~5 ms of CPU over Neo4j, its three round trips) is worth sharing out
+LANE_MIN = int(os.environ.get("LINEAGE_LANE_MIN", "4"))
 # a store that reads and writes a group set-based (SQLite) takes it so (lineage.openlineage.plan)
 SET_BASED = True
 _FLUSH_THREADS = 8  # manifests written at once: concurrent fsyncs share the journal's commits
@@ -284,7 +288,7 @@ def _one(store: Callable[[], Ingested]) -> Ingested | Exception:
 
 
 class GroupWriter:
-    """Events from concurrent requests, written in groups by a thread of its own.
+    """Events from concurrent requests, written in groups by threads of its own.
 
     ``await writer.store(event)`` returns once the event is committed (or raises what
     refused it). Used from one event loop. ``recheck``, when given, is called in the
@@ -292,22 +296,35 @@ class GroupWriter:
     server's: the write token each came with) and returns those it now refuses, with their
     errors: their events get that error and store nothing; the others are written.
 
-    One long-lived thread, not a pool's: a group is handed over through a C queue (no
+    Long-lived threads, not a pool's: a group is handed over through a C queue (no
     ``Condition`` in Python), and the store's per-thread connection (SQLite's, with its
     prepared statements) is always the same one; a fifth less server CPU an event than
     anyio's worker threads (bench/README.md).
+
+    ``lanes`` groups are written at once (the graph store's ``group_lanes``, else one): over
+    Neo4j, whose transactions lock only what they write, a second group is mapped while the
+    first waits on the database. A group takes the events that arrived, in order, up to the
+    first that :func:`clashes` with a group in flight (the same run, or a dataset one of
+    them writes); that one waits for the next group, and so does everything after it.
     """
 
     def __init__(
         self,
         service: Service,
         recheck: Callable[[set[Any]], Mapping[Any, Exception]] | None = None,
+        lanes: int | None = None,
     ) -> None:
         self.service = service
         self.recheck = recheck
-        self._thread = ThreadPoolExecutor(1, thread_name_prefix="lineage-openlineage")
+        if lanes is None:
+            lanes = int(getattr(service.graph, "group_lanes", 1))
+            if given := os.environ.get("LINEAGE_OPENLINEAGE_LANES", "").strip():
+                lanes = int(given) if given.isdigit() else lanes
+        self.lanes = max(1, lanes)
+        self._thread = ThreadPoolExecutor(self.lanes, thread_name_prefix="lineage-openlineage")
         self._pending: list[tuple[Mapping[str, Any], asyncio.Future[Ingested], Hashable]] = []
-        self._writing: asyncio.Task[None] | None = None
+        self._flying: list[Claims] = []  # what the groups being written claim
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def store(self, event: Mapping[str, Any], sender: Hashable = None) -> Ingested:
         future: asyncio.Future[Ingested] = asyncio.get_running_loop().create_future()
@@ -327,37 +344,62 @@ class GroupWriter:
         return list(await asyncio.gather(*futures, return_exceptions=True))  # type: ignore[arg-type]
 
     async def aclose(self) -> None:
-        """Wait for the group being written (the server's shutdown)."""
+        """Wait for the groups being written (the server's shutdown)."""
         await asyncio.to_thread(self._thread.shutdown, True)
 
     def _start(self) -> None:
-        if self._writing is None or self._writing.done():
-            self._writing = asyncio.get_running_loop().create_task(self._write())
+        """Groups of what is pending set writing, while a lane is free and the first
+        pending event clashes with no group in flight."""
+        while self._pending and len(self._flying) < self.lanes:
+            if self._flying and len(self._pending) < LANE_MIN:
+                return  # too few to be worth a transaction beside the one in flight
+            if len(self._flying) == 0 and self.lanes == 1:
+                group, claims = self._pending[:MAX_GROUP], Claims.everything()
+            else:
+                group, claims = self._next()
+            if not group:
+                return
+            del self._pending[: len(group)]
+            self._flying.append(claims)
+            task = asyncio.get_running_loop().create_task(self._write(group, claims))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
-    async def _write(self) -> None:
-        while self._pending:
-            group = self._pending[:MAX_GROUP]
-            del self._pending[:MAX_GROUP]
-            try:
-                results = await asyncio.get_running_loop().run_in_executor(
-                    self._thread, self.write, [(e, s) for e, _, s in group]
-                )
-            except BaseException as error:  # the whole group failed: nothing of it stored
-                for _, future, _ in group:
-                    if not future.done():
-                        future.set_exception(
-                            error if isinstance(error, Exception) else RuntimeError(str(error))
-                        )
-                if not isinstance(error, Exception):
-                    raise
+    def _next(self) -> tuple[list[Any], Claims]:
+        claims = Claims()
+        group = []
+        for item in self._pending[:MAX_GROUP]:
+            its = Claims.of(item[0])
+            if any(its.clashes(flying) for flying in self._flying):
+                break
+            claims.add(its)
+            group.append(item)
+        return group, claims
+
+    async def _write(self, group: list[Any], claims: Claims) -> None:
+        try:
+            results = await asyncio.get_running_loop().run_in_executor(
+                self._thread, self.write, [(e, s) for e, _, s in group]
+            )
+        except BaseException as error:  # the whole group failed: nothing of it stored
+            for _, future, _ in group:
+                if not future.done():
+                    future.set_exception(
+                        error if isinstance(error, Exception) else RuntimeError(str(error))
+                    )
+            if not isinstance(error, Exception):
+                raise
+            return
+        finally:
+            self._flying.remove(claims)
+            self._start()
+        for (_, future, _), result in zip(group, results, strict=True):
+            if future.done():
                 continue
-            for (_, future, _), result in zip(group, results, strict=True):
-                if future.done():
-                    continue
-                if isinstance(result, Exception):
-                    future.set_exception(result)
-                else:
-                    future.set_result(result)
+            if isinstance(result, Exception):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
 
     def write(
         self, group: Sequence[tuple[Mapping[str, Any], Hashable]]
@@ -371,3 +413,53 @@ class GroupWriter:
         kept = [event for event, sender in group if sender not in refused]
         stored = iter(ingest_group(self.service, kept) if kept else [])
         return [refused[sender] if sender in refused else next(stored) for _, sender in group]
+
+
+class Claims:
+    """What a group of events may write (``mine``: its runs, the datasets it outputs) and
+    read (``shared``: its inputs), by the names the events give; ``whole``: anything (an
+    event that is not a run's, or not read as one)."""
+
+    __slots__ = ("mine", "shared", "whole")
+
+    def __init__(self) -> None:
+        self.mine: set[Any] = set()
+        self.shared: set[Any] = set()
+        self.whole = False
+
+    @classmethod
+    def everything(cls) -> Claims:
+        claims = cls()
+        claims.whole = True
+        return claims
+
+    @classmethod
+    def of(cls, event: Mapping[str, Any]) -> Claims:
+        claims = cls()
+        try:
+            run = event["run"]
+            claims.mine.add(("run", run["runId"]))
+            parent = (run.get("facets") or {}).get("parent")
+            if parent:
+                claims.mine.add(("run", parent["run"]["runId"]))
+            for kind, into in (("outputs", claims.mine), ("inputs", claims.shared)):
+                for dataset in event.get(kind) or ():
+                    into.add((dataset["namespace"], dataset["name"]))
+        except (KeyError, TypeError, AttributeError):
+            claims.whole = True  # a DatasetEvent, a JobEvent: alone in its lane
+        return claims
+
+    def add(self, other: Claims) -> None:
+        self.mine |= other.mine
+        self.shared |= other.shared
+        self.whole |= other.whole
+
+    def clashes(self, other: Claims) -> bool:
+        """Whether the two may touch one thing that either writes."""
+        if self.whole or other.whole:
+            return True
+        return not (
+            self.mine.isdisjoint(other.mine)
+            and self.mine.isdisjoint(other.shared)
+            and other.mine.isdisjoint(self.shared)
+        )

@@ -127,18 +127,27 @@ class _Plan:
         ids = list(dict.fromkeys(run.id for run in runs))
         keys: list[Key] = []
         uris: list[str] = []
-        for run in runs:
-            for dataset in (*run.outputs, *run.inputs):
-                keys.append((dataset.project, dataset.artifact))
-                if (uri := dataset.location) is not None:
-                    uris.append(uri)
+        writes = (0, 0)  # how many of keys and of uris are outputs' (they come first)
+        for outputs in (True, False):
+            for run in runs:
+                for dataset in run.outputs if outputs else run.inputs:
+                    keys.append((dataset.project, dataset.artifact))
+                    if (uri := dataset.location) is not None:
+                        uris.append(uri)
+            if outputs:
+                writes = (len(keys), len(uris))
         graph = self.graph
         self.by_digest: dict[tuple[str, str, str], VersionRecord | None] = {}
         self.recent: dict[Key, list[VersionRecord]] = {}
         read = getattr(graph, "group_state", None)  # all of it in one statement (Neo4j)
         if read is not None:
             digests, newest = _foreseen(runs)
-            state = read(uris, keys, ids, digests=digests, newest=newest, scan=_SCAN)
+            # locked: what the group writes (an input it must make a version of is locked
+            # by the write, and a clash with another writer's version found there: _Stale)
+            state = read(
+                uris, keys, ids, digests=digests, newest=newest, scan=_SCAN,
+                writes=keys[: writes[0]], write_uris=uris[: writes[1]],
+            )  # fmt: skip
             self.locations, found, runs_found = state.locations, state.artifacts, state.runs
             up, down = state.ups, state.downs
             keys.extend(self.locations.values())
