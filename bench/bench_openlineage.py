@@ -636,10 +636,12 @@ def main(argv: list[str] | None = None) -> int:
                 service = open_service(where, f"{blobs}-{writer}")
                 token = create_token(service, "write", "bench")
                 service.graph.close()
-                # the server inherits them; thread:2, groups written at once
-                kind_of, _, lanes = writer.partition(":")
+                # the server inherits them; thread:2, groups written at once; thread:2:6,
+                # the second once 6 events wait
+                kind_of, lanes, least = ([*writer.split(":"), "", ""])[:3]
                 os.environ["LINEAGE_OPENLINEAGE_WRITER"] = kind_of
                 os.environ["LINEAGE_OPENLINEAGE_LANES"] = lanes
+                os.environ["LINEAGE_LANE_MIN"] = least or "4"
                 server: ServerProcess | WorkersServer
                 if args.workers > 1:
                     server = WorkersServer(
@@ -662,6 +664,7 @@ def main(argv: list[str] | None = None) -> int:
                     bench_openlineage(server.url, token, 20, 1)  # query plans, connections
             os.environ.pop("LINEAGE_OPENLINEAGE_WRITER", None)
             os.environ.pop("LINEAGE_OPENLINEAGE_LANES", None)
+            os.environ.pop("LINEAGE_LANE_MIN", None)
             jvm = neo.pid if kind == "neo4j" and neo is not None else None
             for clients in (1, 8):
                 cells = {w: _Cells() for w in writers}
@@ -685,6 +688,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             os.environ.pop("LINEAGE_OPENLINEAGE_WRITER", None)
             os.environ.pop("LINEAGE_OPENLINEAGE_LANES", None)
+            os.environ.pop("LINEAGE_LANE_MIN", None)
             for server, _, _ in servers.values():
                 server.stop()
     if neo is not None:
