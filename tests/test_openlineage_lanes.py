@@ -7,7 +7,6 @@ one input keep one of them."""
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 import time
 import uuid
@@ -268,7 +267,7 @@ def test_two_groups_making_one_inputs_first_version_keep_one(
 
     def one(k: int) -> None:
         e = event(tag, runs[k], "COMPLETE", 0, ["fresh/input"], [f"out/{k}"])
-        results[k] = ingest_group(service, [check_event(json.loads(json.dumps(e)))])[0]
+        results[k] = ingest_group(service, [check_event(e)])[0]
 
     threads = [threading.Thread(target=one, args=(k,)) for k in range(2)]
     try:

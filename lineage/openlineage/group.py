@@ -304,7 +304,7 @@ class GroupWriter:
     ``lanes`` groups are written at once (the graph store's ``group_lanes``, else one): over
     Neo4j, whose transactions lock only what they write, a second group is mapped while the
     first waits on the database. A group takes the events that arrived, in order, up to the
-    first that :func:`clashes` with a group in flight (the same run, or a dataset one of
+    first that :meth:`Claims.clashes` with a group in flight (the same run, or a dataset one of
     them writes); that one waits for the next group, and so does everything after it.
     """
 
@@ -353,10 +353,7 @@ class GroupWriter:
         while self._pending and len(self._flying) < self.lanes:
             if self._flying and len(self._pending) < LANE_MIN:
                 return  # too few to be worth a transaction beside the one in flight
-            if len(self._flying) == 0 and self.lanes == 1:
-                group, claims = self._pending[:MAX_GROUP], Claims.everything()
-            else:
-                group, claims = self._next()
+            group, claims = self._next()
             if not group:
                 return
             del self._pending[: len(group)]
@@ -426,12 +423,6 @@ class Claims:
         self.mine: set[Any] = set()
         self.shared: set[Any] = set()
         self.whole = False
-
-    @classmethod
-    def everything(cls) -> Claims:
-        claims = cls()
-        claims.whole = True
-        return claims
 
     @classmethod
     def of(cls, event: Mapping[str, Any]) -> Claims:

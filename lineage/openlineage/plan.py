@@ -125,17 +125,10 @@ class _Plan:
     def load(self, runs: Sequence[_Run]) -> None:
         """The state ``runs`` read, in a few statements."""
         ids = list(dict.fromkeys(run.id for run in runs))
-        keys: list[Key] = []
-        uris: list[str] = []
-        writes = (0, 0)  # how many of keys and of uris are outputs' (they come first)
-        for outputs in (True, False):
-            for run in runs:
-                for dataset in run.outputs if outputs else run.inputs:
-                    keys.append((dataset.project, dataset.artifact))
-                    if (uri := dataset.location) is not None:
-                        uris.append(uri)
-            if outputs:
-                writes = (len(keys), len(uris))
+        written = [dataset for run in runs for dataset in run.outputs]
+        datasets = written + [dataset for run in runs for dataset in run.inputs]
+        keys: list[Key] = [(dataset.project, dataset.artifact) for dataset in datasets]
+        uris = [uri for dataset in datasets if (uri := dataset.location) is not None]
         graph = self.graph
         self.by_digest: dict[tuple[str, str, str], VersionRecord | None] = {}
         self.recent: dict[Key, list[VersionRecord]] = {}
@@ -146,7 +139,8 @@ class _Plan:
             # by the write, and a clash with another writer's version found there: _Stale)
             state = read(
                 uris, keys, ids, digests=digests, newest=newest, scan=_SCAN,
-                writes=keys[: writes[0]], write_uris=uris[: writes[1]],
+                writes=keys[: len(written)],
+                write_uris=[uri for dataset in written if (uri := dataset.location) is not None],
             )  # fmt: skip
             self.locations, found, runs_found = state.locations, state.artifacts, state.runs
             up, down = state.ups, state.downs

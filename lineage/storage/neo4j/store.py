@@ -178,6 +178,7 @@ class Neo4jGraphStore:
     ) -> None:
         self.url = url
         self._shown = _redact(url)
+        self._groups = 0  # groups read (group_state): when to plan its statements again
         self._closing: list[Callable[[], None]] = []
         user = user or os.environ.get("NEO4J_USER")
         password = password or os.environ.get("NEO4J_PASSWORD")
@@ -1461,7 +1462,7 @@ class Neo4jGraphStore:
         artifacts that exist."""
         open_tx = self._open()
         query = READ if open_tx is not None else READ_UNLOCKED
-        self._groups = getattr(self, "_groups", 0) + 1  # a race here only moves a replan
+        self._groups += 1  # a race here only moves a replan
         if replanning(self._groups):
             query = forced(query)
             if open_tx is not None:
