@@ -34,6 +34,7 @@ from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Seq
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol, cast, runtime_checkable
 
+from lineage.errors import LineageError
 from lineage.manifest import Encoded, remember_encoded, store_encoded
 from lineage.openlineage.ingest import Ingested, ingest
 from lineage.openlineage.plan import ingest_planned
@@ -268,8 +269,13 @@ def _all_or_each(
             blobs.flush(_flush_pool())  # durable before the commit that names them (or in it)
         blobs.committed()
         return out
-    except Exception:  # noqa: BLE001 - nothing of the group is stored: each again, alone
-        logger.info("a group of %d events failed; each is stored alone", len(events))
+    except Exception as error:  # noqa: BLE001 - nothing of the group is stored: each again, alone
+        # an event refused fails the group by design; anything else (a deadlock, another
+        # writer's version) costs a group's throughput, and an operator should hear of it
+        level = logging.INFO if isinstance(error, LineageError) else logging.WARNING
+        logger.log(
+            level, "a group of %d events failed (%r); each is stored alone", len(events), error
+        )
         blobs.abandoned()
     return [_one(lambda e=event: ingest(service, e)) for event in events]  # type: ignore[misc]
 

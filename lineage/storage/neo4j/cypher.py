@@ -105,10 +105,10 @@ LOCK: LiteralString = "SET a._lock = true REMOVE a._lock"
 # Reads return ONE record holding a list of positional rows: the driver's cost per record
 # dominates a big answer (a lineage of 100,000 records), the server's does not.
 RUNS: LiteralString = "RETURN collect(" + fields_list("r", RUN_FIELDS) + ") AS rows"
-# the hint keeps a plan cached for good (replan=skip: lineage.storage.neo4j.state) on the
-# index whatever the store held when it was planned
+# the hint keeps a plan cached for good (replan=skip: lineage.storage.neo4j.state) on a seek
+# of the index whatever the store held when it was planned
 _ALIASES_OF_V: LiteralString = (
-    "COLLECT { MATCH (l:Alias {version: v.id}) USING INDEX l:Alias(version) RETURN l.alias }"
+    "COLLECT { MATCH (l:Alias {version: v.id}) USING INDEX SEEK l:Alias(version) RETURN l.alias }"
 )
 # a version ``v``'s fields in VERSION_FIELDS order, its artifact ``a``'s type, the aliases
 # that point at it (for one version)

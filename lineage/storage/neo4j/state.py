@@ -63,9 +63,12 @@ def _map(var: str, fields: tuple[str, ...]) -> LiteralString:
 # 10 s or so). But a plan made while the store was nearly empty can scan whole indexes where
 # it should seek (a scan of an empty index costs nothing), and kept, each of its lookups
 # grows with the store: a group of 256 events went from 1,000 to 130 events/s
-# (bench/README.md). The hints (USING INDEX) pin the index, not the seek; so the writer
-# plans them again, ``replan=force``, at its groups 1, 4, 16, 64, ... (:func:`replanning`),
-# which replaces the kept plan: a handful of plans in a writer's life.
+# (bench/README.md). Hence the hints: USING INDEX SEEK, as USING INDEX alone pins the index
+# and not the seek (plans made on a store of ~9,000 versions still scanned the whole
+# ArtifactVersion(digest) and Run(id) indexes once a row: batches of 50 at 250 events/s
+# where seeks give 1,000). And the writer plans them again, ``replan=force``, at its groups
+# 1, 4, 16, 64, ... (:func:`replanning`), which replaces the kept plan: a handful of plans
+# in a writer's life, for whatever else a plan of the empty store chose.
 _REPLAN: LiteralString = "CYPHER replan=skip "
 _FORCE: LiteralString = "CYPHER replan=force "
 
@@ -88,7 +91,7 @@ def _read(lock: bool) -> LiteralString:
         "CALL (locations) { "
         "UNWIND [x IN locations WHERE x[0] IN $lock_uris | x[1] + '/' + x[2]] + $lock_keys "
         "AS key WITH DISTINCT key ORDER BY key "
-        "MATCH (a:Artifact {key: key}) USING INDEX a:Artifact(key) "
+        "MATCH (a:Artifact {key: key}) USING INDEX SEEK a:Artifact(key) "
         + LOCK
         + " RETURN count(a) AS locked } "
         if lock
@@ -96,46 +99,49 @@ def _read(lock: bool) -> LiteralString:
     )
     query: LiteralString = (
         _REPLAN + "CALL () { UNWIND $uris AS uri "
-        "MATCH (l:Location {uri: uri}) USING INDEX l:Location(uri) "
+        "MATCH (l:Location {uri: uri}) USING INDEX SEEK l:Location(uri) "
         "RETURN collect([l.uri, l.project, l.name]) AS locations } "
         "CALL (locations) { UNWIND [x IN locations | x[1] + '/' + x[2]] + $keys AS key "
         "WITH DISTINCT key ORDER BY key RETURN collect(key) AS keys } "
         + locking
         + "CALL (keys) { UNWIND keys AS key "
-        "MATCH (a:Artifact {key: key}) USING INDEX a:Artifact(key) WHERE a.project IS NOT NULL "
+        "MATCH (a:Artifact {key: key}) USING INDEX SEEK a:Artifact(key) "
+        "WHERE a.project IS NOT NULL "
         "OPTIONAL MATCH (p:ArtifactVersion {id: key + ':v' + toString(a.next_index - 1)}) "
-        "USING INDEX p:ArtifactVersion(id) "
+        "USING INDEX SEEK p:ArtifactVersion(id) "
         "RETURN collect([a.project, a.name, a.type, a.next_index, p.index, p.created_at]) "
         "AS artifacts } "
         # the key a dataset is stored under: its location's artifact, else its own
         "CALL (locations, keys) { UNWIND $digests AS row "
         "WITH row, [x IN locations WHERE x[0] = row[0] | x[1] + '/' + x[2]] AS at "
         "WITH DISTINCT coalesce(at[0], row[1]) AS key, row[2] AS digest "
-        "MATCH (a:Artifact {key: key}) USING INDEX a:Artifact(key) WHERE a.project IS NOT NULL "
+        "MATCH (a:Artifact {key: key}) USING INDEX SEEK a:Artifact(key) "
+        "WHERE a.project IS NOT NULL "
         "CALL (a, digest) { MATCH (v:ArtifactVersion {digest: digest}) "
-        "USING INDEX v:ArtifactVersion(digest) "
+        "USING INDEX SEEK v:ArtifactVersion(digest) "
         "WHERE v.project = a.project AND v.name = a.name AND v.state = 'committed' "
         "RETURN v ORDER BY v.index LIMIT 1 } "
         "RETURN collect(" + VERSION_ROW + ") AS digested } "
         "CALL (locations, keys) { UNWIND $newest AS row "
         "WITH row, [x IN locations WHERE x[0] = row[0] | x[1] + '/' + x[2]] AS at "
         "WITH DISTINCT coalesce(at[0], row[1]) AS key "
-        "MATCH (a:Artifact {key: key}) USING INDEX a:Artifact(key) WHERE a.project IS NOT NULL "
+        "MATCH (a:Artifact {key: key}) USING INDEX SEEK a:Artifact(key) "
+        "WHERE a.project IS NOT NULL "
         "CALL (a) { MATCH (v:ArtifactVersion {project: a.project, name: a.name}) "
-        "USING INDEX v:ArtifactVersion(project, name) "
+        "USING INDEX SEEK v:ArtifactVersion(project, name) "
         "WHERE v.state = 'committed' "
         "WITH v ORDER BY v.index DESC LIMIT $scan "
         "RETURN collect(" + VERSION_ROW + ") AS versions } "
         "RETURN collect([a.project, a.name, versions]) AS newest } "
-        "CALL () { UNWIND $ids AS id MATCH (r:Run {id: id}) USING INDEX r:Run(id) "
+        "CALL () { UNWIND $ids AS id MATCH (r:Run {id: id}) USING INDEX SEEK r:Run(id) "
         "WHERE r.project IS NOT NULL "
         "RETURN collect(" + fields_list("r", RUN_FIELDS) + ") AS runs } "
         "CALL () { UNWIND $ids AS id MATCH (n:Run {id: id})<-[:CONSUMED_BY]-(m) "
-        "USING INDEX n:Run(id) "
+        "USING INDEX SEEK n:Run(id) "
         "WHERE n.project IS NOT NULL "
         "RETURN collect([m.id, n.id]) AS ups } "
         "CALL () { UNWIND $ids AS id MATCH (n:Run {id: id})-[:PRODUCED]->(m) "
-        "USING INDEX n:Run(id) "
+        "USING INDEX SEEK n:Run(id) "
         "WHERE n.project IS NOT NULL "
         "RETURN collect([n.id, m.id]) AS downs } "
         "RETURN locations, artifacts, digested, newest, runs, ups, downs"
@@ -163,7 +169,7 @@ _VERSIONS: LiteralString = (
     "ON CREATE SET a.project = row.project, a.name = row.name, a.type = row.type, "
     "a.created_at = row.created_at, a.next_index = 0 " + LOCK + " RETURN count(a) AS locked } "
     "CALL () { UNWIND $artifacts AS row "
-    "MATCH (a:Artifact {key: row.key}) USING INDEX a:Artifact(key) "
+    "MATCH (a:Artifact {key: row.key}) USING INDEX SEEK a:Artifact(key) "
     "WITH a, row, a.next_index AS current "
     "SET a.next_index = CASE WHEN current > row.top THEN current ELSE row.top + 1 END "
     "RETURN count(a) AS moved } "
@@ -183,7 +189,7 @@ _EDGES: LiteralString = (
     "MERGE (t:Run {id: p[1]}) MERGE (s)-[:CONSUMED_BY]->(t) RETURN count(*) AS used } "
 )
 _CHANGED: LiteralString = (
-    "CALL () { UNWIND $changed AS row MATCH (r:Run {id: row.id}) USING INDEX r:Run(id) "
+    "CALL () { UNWIND $changed AS row MATCH (r:Run {id: row.id}) USING INDEX SEEK r:Run(id) "
     "WHERE r.project IS NOT NULL SET r += row.props RETURN count(r) AS changed } "
 )
 _LOCATIONS: LiteralString = (
