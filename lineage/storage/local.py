@@ -18,11 +18,12 @@ written unsynced (``put_bytes_unsynced``, a staged group's manifest) whose trans
 failed, or whose writer died before its sync, is seen by every reader and lost by a power
 loss, and nothing else will sync it. So a put that finds its blob's file there trusts it only
 when it is older than the kernel's writeback window (:func:`writeback_seconds`: by then the
-kernel wrote it back by itself). A younger one is made durable: ``put_bytes`` and
-``put_stream`` fsync it and its folder, ``put_bytes_many`` adds it to the batch's journal;
-a young file of ``put_bytes`` or ``put_bytes_many`` that holds other bytes (a power loss's
-damage: they hold the bytes, a compare is cheap) is written again. ``put_files`` needs none
-of it: its ``syncfs`` covers every file.
+kernel wrote it back by itself). A younger one is made durable: ``put_bytes`` fsyncs it
+and its folder, ``put_bytes_many`` adds it to the batch's journal; a young file of either
+that holds other bytes (a power loss's damage: they hold the bytes, a compare is cheap) is
+written again. ``put_stream`` compares a young file with its own copy, fsynced already (read
+back from the page cache: young hits are few), and replaces it where they differ.
+``put_files`` needs none of it: its ``syncfs`` covers every file.
 The store counts both kinds of hits (``dedup_synced``, ``dedup_trusted``).
 
 A file costs two opens, its reads and writes, a ``fchmod``, a ``stat`` and a ``rename``; a
@@ -528,6 +529,10 @@ class LocalBlobStore:
         if young is None:
             self._rename_durably(temp, final)
             return
+        if young and not _same_bytes(temp, final):
+            # damaged by a power loss: replaced by this put's copy, durable, the right bytes
+            self._rename_durably(temp, final)
+            return
         _unlink(temp)  # already stored: left as it is (a second put changes nothing)
         if young:  # maybe not durable yet
             _fsync(final)
@@ -634,6 +639,20 @@ def _clone(src: int, dst: int) -> bool:
             return False
         raise
     return True
+
+
+def _same_bytes(one: str, other: str) -> bool:
+    """Whether two files hold the same bytes (sizes first, then 1 MiB at a time)."""
+    try:
+        if os.path.getsize(one) != os.path.getsize(other):
+            return False
+        with open(one, "rb") as a, open(other, "rb") as b:
+            while chunk := a.read(1 << 20):
+                if chunk != b.read(len(chunk)):
+                    return False
+            return True
+    except FileNotFoundError:
+        return False
 
 
 def _fsync(path: str) -> None:

@@ -2,8 +2,9 @@
 there trusts it only once the kernel's writeback has had time to make it durable; a younger
 file (one written unsynced by a staged group that never committed, say) is made durable
 first: fsynced with its folder (``put_bytes``, ``put_stream``), or journalled
-(``put_bytes_many``); written again if a power loss damaged it (the puts that hold the bytes
-in memory). The store counts both kinds of hits."""
+(``put_bytes_many``); written again if a power loss damaged it (compared with the bytes the
+put holds, in memory or in its own fsynced copy).
+The store counts both kinds of hits."""
 
 from __future__ import annotations
 
@@ -97,15 +98,19 @@ def test_put_bytes_many_journals_a_young_hit_and_trusts_an_old_one(tmp_path: Pat
 def test_a_young_file_a_power_loss_damaged_is_written_again(tmp_path: Path) -> None:
     store = LocalBlobStore(tmp_path / "blobs")
     one, many = unsynced(store, b"one manifest"), unsynced(store, b"a group's manifest")
-    for digest in (one, many):  # cut short, as a power loss may leave an unsynced file
+    streamed = unsynced(store, b"an upload")
+    for digest in (one, many, streamed):  # cut short, as a power loss may leave an unsynced file
         path = store.path(digest)
         os.chmod(path, 0o644)
         path.write_bytes(path.read_bytes()[:3])
     assert store.put_bytes(b"one manifest") == one
     assert store.put_bytes_many([b"a group's manifest"]) == [many]
     assert hits(store) == (0, 0)  # misses: written
+    assert store.put_stream(io.BytesIO(b"an upload")) == (streamed, 9)
+    assert hits(store) == (0, 0)  # not a hit: the damaged file replaced by the put's copy
     assert store.get_bytes(one) == b"one manifest"
     assert store.get_bytes(many) == b"a group's manifest"
+    assert store.get_bytes(streamed) == b"an upload"
 
 
 def test_the_writeback_window_is_the_kernels(tmp_path: Path) -> None:
