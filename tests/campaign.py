@@ -191,10 +191,9 @@ def check_store(tally: Tally, service: Service, *, gc: bool = True) -> None:
     for digest, path in blob_files(blobs.root):
         tally.check(hash_file(path) == digest, f"blob {digest} does not hash to its name")
     graph = service.graph
-    runs = {run.id for run in graph.list_runs()}
+    runs, listed = _nodes(graph)
     versions = []
-    for artifact in graph.list_artifacts():
-        found = graph.list_versions(artifact.project, artifact.name, include_deleted=True)
+    for artifact, found in listed:
         versions.extend(found)
         indexes = sorted(v.index for v in found)
         tally.check(
@@ -211,10 +210,8 @@ def check_store(tally: Tally, service: Service, *, gc: bool = True) -> None:
         # request's version and its edge (one transaction) between the reads above and the
         # edges' read. Nodes are never removed (deleted versions stay listed), so nodes read
         # after the edges are all an edge committed before may name.
-        known |= {run.id for run in graph.list_runs()}
-        for artifact in graph.list_artifacts():
-            found = graph.list_versions(artifact.project, artifact.name, include_deleted=True)
-            known |= {v.id for v in found}
+        runs, listed = _nodes(graph)
+        known |= runs | {v.id for _, found in listed for v in found}
     for edge in edges:
         tally.check(
             edge.source in known and edge.target in known,
@@ -229,6 +226,16 @@ def check_store(tally: Tally, service: Service, *, gc: bool = True) -> None:
         left = sorted(path.name for path in tmp.iterdir())
         tally.check(left == [], f"gc left {len(left)} temporary files: {left[:5]}")
         _check_versions(tally, service, [v for v in versions if v.state != "deleted"])
+
+
+def _nodes(graph: Any) -> tuple[set[str], list[tuple[Any, list[Any]]]]:
+    """The ids of every run, and every artifact with all its versions (deleted ones too)."""
+    runs = {run.id for run in graph.list_runs()}
+    listed = [
+        (artifact, graph.list_versions(artifact.project, artifact.name, include_deleted=True))
+        for artifact in graph.list_artifacts()
+    ]
+    return runs, listed
 
 
 def _check_versions(tally: Tally, service: Service, versions: list[Any]) -> None:

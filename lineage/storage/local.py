@@ -40,6 +40,7 @@ import ctypes
 import ctypes.util
 import errno
 import fcntl
+import filecmp
 import logging
 import os
 import stat
@@ -642,16 +643,9 @@ def _clone(src: int, dst: int) -> bool:
 
 
 def _same_bytes(one: str, other: str) -> bool:
-    """Whether two files hold the same bytes (sizes first, then 1 MiB at a time)."""
     try:
-        if os.path.getsize(one) != os.path.getsize(other):
-            return False
-        with open(one, "rb") as a, open(other, "rb") as b:
-            while chunk := a.read(1 << 20):
-                if chunk != b.read(len(chunk)):
-                    return False
-            return True
-    except FileNotFoundError:
+        return filecmp.cmp(one, other, shallow=False)
+    except FileNotFoundError:  # deleted meanwhile: written again
         return False
 
 
