@@ -1,8 +1,8 @@
 """Two OpenLineage groups written at once over Neo4j (``GroupWriter`` lanes): a group's
 transaction locks only what it writes, so a second one goes on beside it; groups in flight
 never share a run or a dataset one of them writes; the graph is the one the events make
-written one group at a time, in order; and two groups that both make the first version of
-one input keep one of them."""
+written one group at a time, in order; and two groups that both make one version of an
+input keep one of them."""
 
 from __future__ import annotations
 
@@ -242,23 +242,41 @@ def test_a_group_locks_what_it_writes_not_what_it_reads(neo4j_server: Any, tmp_p
         other.graph.close()
 
 
-def test_two_groups_making_one_inputs_first_version_keep_one(
-    neo4j_server: Any, tmp_path: Any
+def _version_facet(dataset: dict[str, Any], version: str) -> None:
+    dataset["facets"] = {
+        "version": {
+            "_producer": PRODUCER,
+            "_schemaURL": "https://openlineage.io/spec/facets/1-0-1/DatasetVersionDatasetFacet.json",
+            "datasetVersion": version,
+        }
+    }
+
+
+def test_two_groups_making_one_inputs_next_version_keep_one(
+    neo4j_server: Any, tmp_path: Any, caplog: Any
 ) -> None:
-    """Two groups read an input no one has written yet, unlocked, and both plan its first
-    version; the second to write finds the first's version (its group's state was stale)
-    and its events are stored again alone: one version of the input, both runs consume
-    it, both outputs are there."""
+    """Two groups read an input they both name at a version no one has stored (its artifact
+    exists: the reads take no lock on it) and both plan that version; the second to write
+    finds the first's version (its group's state was stale) and its event is stored again
+    alone: two versions of the input, both runs consume the second, both outputs are
+    there. Both groups pass the barrier before either writes, and the log names the stale
+    group: this is the path the test is about, not a fallback after a failure."""
     neo4j_server.wipe()
     service = open_service(neo4j_server.uri, str(tmp_path / "blobs"))
     graph: Any = service.graph
     tag = uuid.uuid4().hex[:8]
     project = internal_name(f"s3://lake-{tag}")
+    first = event(tag, str(uuid.uuid4()), "COMPLETE", 0, [], ["fresh/input"])
+    _version_facet(first["outputs"][0], "1")
+    assert not isinstance(ingest_group(service, [check_event(first)])[0], Exception)
     both = threading.Barrier(2, timeout=30)
+    passed: list[int] = []
     planned = graph.write_planned
 
     def write_planned(**kwargs: Any) -> Any:
-        both.wait()  # both groups have read and planned before either writes
+        if len(passed) < 2:  # the two groups; the stale one's event stored alone after them
+            both.wait()  # both groups have read and planned before either writes
+            passed.append(1)
         return planned(**kwargs)
 
     graph.write_planned = write_planned
@@ -266,6 +284,63 @@ def test_two_groups_making_one_inputs_first_version_keep_one(
     results: dict[int, Any] = {}
 
     def one(k: int) -> None:
+        e = event(tag, runs[k], "COMPLETE", 1, ["fresh/input"], [f"out/{k}"])
+        _version_facet(e["inputs"][0], "2")
+        results[k] = ingest_group(service, [check_event(e)])[0]
+
+    threads = [threading.Thread(target=one, args=(k,)) for k in range(2)]
+    try:
+        with caplog.at_level("INFO", logger="lineage.openlineage.group"):
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(60)
+        del graph.write_planned
+        assert [isinstance(results[k], Exception) for k in range(2)] == [False, False], results
+        assert len(passed) == 2  # neither barrier broke
+        assert [r.getMessage() for r in caplog.records if "_Stale" in r.getMessage()], [
+            r.getMessage() for r in caplog.records
+        ]
+        inputs = service.versions(project, internal_name("fresh/input"))
+        assert [v.index for v in inputs] == [0, 1]
+        consumers = {e.target for e in graph.expand([inputs[1].id], "down")}
+        assert set(runs) <= consumers
+        for k in range(2):
+            assert len(service.versions(project, internal_name(f"out/{k}"))) == 1
+    finally:
+        service.graph.close()
+
+
+def test_two_groups_making_one_inputs_first_version_keep_one(
+    neo4j_server: Any, tmp_path: Any
+) -> None:
+    """Two groups read an input no one has written yet and each would make its first
+    version. Neo4j does not let both plan it: the first group's read holds the input's
+    index entry (a locking seek, the READ being a statement that writes) until it commits,
+    and the second reads after that, finding the first's version. Whatever the order, one
+    version of the input, both runs consume it, both outputs are there, and neither group
+    fails."""
+    neo4j_server.wipe()
+    service = open_service(neo4j_server.uri, str(tmp_path / "blobs"))
+    graph: Any = service.graph
+    tag = uuid.uuid4().hex[:8]
+    project = internal_name(f"s3://lake-{tag}")
+    writing = threading.Event()
+    planned = graph.write_planned
+
+    def write_planned(**kwargs: Any) -> Any:
+        if not writing.is_set():  # the first group to write waits while the second reads
+            writing.set()
+            time.sleep(1)
+        return planned(**kwargs)
+
+    graph.write_planned = write_planned
+    runs = [str(uuid.uuid4()) for _ in range(2)]
+    results: dict[int, Any] = {}
+
+    def one(k: int) -> None:
+        if k:
+            writing.wait(30)
         e = event(tag, runs[k], "COMPLETE", 0, ["fresh/input"], [f"out/{k}"])
         results[k] = ingest_group(service, [check_event(e)])[0]
 
@@ -275,8 +350,8 @@ def test_two_groups_making_one_inputs_first_version_keep_one(
             t.start()
         for t in threads:
             t.join(60)
-        assert [isinstance(results[k], Exception) for k in range(2)] == [False, False], results
         del graph.write_planned
+        assert [isinstance(results[k], Exception) for k in range(2)] == [False, False], results
         inputs = service.versions(project, internal_name("fresh/input"))
         assert [v.index for v in inputs] == [0]
         consumers = {e.target for e in graph.expand([inputs[0].id], "down")}

@@ -13,7 +13,11 @@ server, a few milliseconds. Here both halves are one statement each:
   so that another group that reads them goes on beside it (two lanes of
   :class:`~lineage.openlineage.group.GroupWriter`); an input the plan makes a version of is
   locked by the write, which finds a version another writer made meanwhile (the plan's
-  ``_Stale``: the group is stored again event by event). Then the versions the plan will
+  ``_Stale``: the group is stored again event by event). An input no one has stored yet is
+  the exception: the statement writes (the locks), so Neo4j seeks the unique indexes with
+  ``NodeUniqueIndexSeek(Locking)``, which holds a key it did not find until the commit; a
+  second group naming the same new input waits for the first's commit, then finds its
+  version (tests/test_openlineage_lanes.py). Then the versions the plan will
   look for by digest (its outputs, its inputs that name a version) and the newest versions
   of the artifacts its other inputs bind to (what the plan would otherwise read one
   artifact at a time); the group's runs and the edges that enter and leave them.
