@@ -252,6 +252,35 @@ def _version_facet(dataset: dict[str, Any], version: str) -> None:
     }
 
 
+def _two_groups(
+    service: Service, tag: str, version: str | None, before: Any = None
+) -> tuple[list[str], Any]:
+    """Two runs, each a group of one COMPLETE reading ``fresh/input`` (at ``version``, if
+    given) and writing ``out/k``, stored from two threads; ``before(k)`` runs in thread k
+    first. Neither group fails; returns the run ids and the input's versions."""
+    runs = [str(uuid.uuid4()) for _ in range(2)]
+    results: dict[int, Any] = {}
+
+    def one(k: int) -> None:
+        if before is not None:
+            before(k)
+        e = event(tag, runs[k], "COMPLETE", 1, ["fresh/input"], [f"out/{k}"])
+        if version is not None:
+            _version_facet(e["inputs"][0], version)
+        results[k] = ingest_group(service, [check_event(e)])[0]
+
+    threads = [threading.Thread(target=one, args=(k,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert [isinstance(results.get(k), Exception) for k in range(2)] == [False, False], results
+    project = internal_name(f"s3://lake-{tag}")
+    for k in range(2):
+        assert len(service.versions(project, internal_name(f"out/{k}"))) == 1
+    return runs, service.versions(project, internal_name("fresh/input"))
+
+
 def test_two_groups_making_one_inputs_next_version_keep_one(
     neo4j_server: Any, tmp_path: Any, caplog: Any
 ) -> None:
@@ -265,7 +294,6 @@ def test_two_groups_making_one_inputs_next_version_keep_one(
     service = open_service(neo4j_server.uri, str(tmp_path / "blobs"))
     graph: Any = service.graph
     tag = uuid.uuid4().hex[:8]
-    project = internal_name(f"s3://lake-{tag}")
     first = event(tag, str(uuid.uuid4()), "COMPLETE", 0, [], ["fresh/input"])
     _version_facet(first["outputs"][0], "1")
     assert not isinstance(ingest_group(service, [check_event(first)])[0], Exception)
@@ -280,34 +308,17 @@ def test_two_groups_making_one_inputs_next_version_keep_one(
         return planned(**kwargs)
 
     graph.write_planned = write_planned
-    runs = [str(uuid.uuid4()) for _ in range(2)]
-    results: dict[int, Any] = {}
-
-    def one(k: int) -> None:
-        e = event(tag, runs[k], "COMPLETE", 1, ["fresh/input"], [f"out/{k}"])
-        _version_facet(e["inputs"][0], "2")
-        results[k] = ingest_group(service, [check_event(e)])[0]
-
-    threads = [threading.Thread(target=one, args=(k,)) for k in range(2)]
     try:
         with caplog.at_level("INFO", logger="lineage.openlineage.group"):
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join(60)
-        del graph.write_planned
-        assert [isinstance(results[k], Exception) for k in range(2)] == [False, False], results
+            runs, inputs = _two_groups(service, tag, "2")
         assert len(passed) == 2  # neither barrier broke
         assert [r.getMessage() for r in caplog.records if "_Stale" in r.getMessage()], [
             r.getMessage() for r in caplog.records
         ]
-        inputs = service.versions(project, internal_name("fresh/input"))
         assert [v.index for v in inputs] == [0, 1]
-        consumers = {e.target for e in graph.expand([inputs[1].id], "down")}
-        assert set(runs) <= consumers
-        for k in range(2):
-            assert len(service.versions(project, internal_name(f"out/{k}"))) == 1
+        assert set(runs) <= {e.target for e in graph.expand([inputs[1].id], "down")}
     finally:
+        del graph.write_planned
         service.graph.close()
 
 
@@ -323,8 +334,6 @@ def test_two_groups_making_one_inputs_first_version_keep_one(
     neo4j_server.wipe()
     service = open_service(neo4j_server.uri, str(tmp_path / "blobs"))
     graph: Any = service.graph
-    tag = uuid.uuid4().hex[:8]
-    project = internal_name(f"s3://lake-{tag}")
     writing = threading.Event()
     planned = graph.write_planned
 
@@ -335,30 +344,14 @@ def test_two_groups_making_one_inputs_first_version_keep_one(
         return planned(**kwargs)
 
     graph.write_planned = write_planned
-    runs = [str(uuid.uuid4()) for _ in range(2)]
-    results: dict[int, Any] = {}
-
-    def one(k: int) -> None:
-        if k:
-            writing.wait(30)
-        e = event(tag, runs[k], "COMPLETE", 0, ["fresh/input"], [f"out/{k}"])
-        results[k] = ingest_group(service, [check_event(e)])[0]
-
-    threads = [threading.Thread(target=one, args=(k,)) for k in range(2)]
     try:
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(60)
-        del graph.write_planned
-        assert [isinstance(results[k], Exception) for k in range(2)] == [False, False], results
-        inputs = service.versions(project, internal_name("fresh/input"))
+        runs, inputs = _two_groups(
+            service, uuid.uuid4().hex[:8], None, lambda k: k and writing.wait(30)
+        )
         assert [v.index for v in inputs] == [0]
-        consumers = {e.target for e in graph.expand([inputs[0].id], "down")}
-        assert set(runs) <= consumers
-        for k in range(2):
-            assert len(service.versions(project, internal_name(f"out/{k}"))) == 1
+        assert set(runs) <= {e.target for e in graph.expand([inputs[0].id], "down")}
     finally:
+        del graph.write_planned
         service.graph.close()
 
 
