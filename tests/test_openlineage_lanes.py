@@ -17,6 +17,7 @@ import networkx as nx
 import pytest
 
 from lineage.openlineage import check_event, internal_name, run_id
+from lineage.openlineage.export import VERSION_FACET
 from lineage.openlineage.group import Claims, GroupWriter, ingest_group
 from lineage.server.app import open_service
 from lineage.service import Service
@@ -246,7 +247,7 @@ def _version_facet(dataset: dict[str, Any], version: str) -> None:
     dataset["facets"] = {
         "version": {
             "_producer": PRODUCER,
-            "_schemaURL": "https://openlineage.io/spec/facets/1-0-1/DatasetVersionDatasetFacet.json",
+            "_schemaURL": VERSION_FACET,
             "datasetVersion": version,
         }
     }
@@ -345,8 +346,9 @@ def test_two_groups_making_one_inputs_first_version_keep_one(
 
     graph.write_planned = write_planned
     try:
+        # the second thread starts its group once the first is in its write
         runs, inputs = _two_groups(
-            service, uuid.uuid4().hex[:8], None, lambda k: k and writing.wait(30)
+            service, uuid.uuid4().hex[:8], None, lambda k: writing.wait(30) if k else None
         )
         assert [v.index for v in inputs] == [0]
         assert set(runs) <= {e.target for e in graph.expand([inputs[0].id], "down")}
